@@ -1,0 +1,2 @@
+/* diag.c - placeholder; being written. */
+#include "spec.h"

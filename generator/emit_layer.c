@@ -1,0 +1,2 @@
+/* emit_layer.c - placeholder; being written. */
+#include "spec.h"

@@ -1,0 +1,157 @@
+/* spec.h - the validated network description (the IR) that every emitter reads.
+ *
+ * Data flow:  YAML file --yaml_tree--> node tree (with line:col)
+ *                       --validate-->  dn_spec (this file; fully checked, offsets resolved)
+ *                       --emit------>  C source
+ *
+ * Contract: a dn_spec produced by dn_spec_load() is valid. Emitters never
+ * re-check user input; anything unexpected in a dn_spec is an internal bug.
+ */
+#ifndef DNGEN_SPEC_H
+#define DNGEN_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define DN_NAME_MAX 63                 /* longest C identifier accepted for a name */
+#define DN_MAX_LAYERS 64               /* more layers than this is rejected */
+#define DN_MAX_PARAMS ((size_t)1 << 28) /* total parameter count limit */
+#define DN_MAX_UNITS (1 << 24)          /* per-layer width / input size limit */
+
+/* X-macro tables: adding an activation or loss is one line here.
+ * X(ENUM_SUFFIX, "yaml spelling") */
+#define DN_ACTIVATIONS(X) \
+    X(RELU, "relu")       \
+    X(TANH, "tanh")       \
+    X(SIGMOID, "sigmoid") \
+    X(LINEAR, "linear")   \
+    X(SOFTMAX, "softmax")
+
+#define DN_LOSSES(X)                    \
+    X(CROSS_ENTROPY, "cross_entropy")   \
+    X(MSE, "mse")
+
+#define DN_OPTIMIZERS(X) \
+    X(ADAM, "adam")      \
+    X(ADAMW, "adamw")
+
+typedef enum {
+#define X(e, s) DN_ACT_##e,
+    DN_ACTIVATIONS(X)
+#undef X
+    DN_ACT_COUNT
+} dn_act;
+
+typedef enum {
+#define X(e, s) DN_LOSS_##e,
+    DN_LOSSES(X)
+#undef X
+    DN_LOSS_COUNT
+} dn_loss;
+
+typedef enum {
+#define X(e, s) DN_OPT_##e,
+    DN_OPTIMIZERS(X)
+#undef X
+    DN_OPT_COUNT
+} dn_opt;
+
+/* Spelling of an enum value as written in YAML ("relu", "mse", ...). */
+const char *dn_act_name(dn_act a);
+const char *dn_loss_name(dn_loss l);
+const char *dn_opt_name(dn_opt o);
+
+/* 1-based position of a YAML node in the spec file. */
+typedef struct {
+    int line;
+    int col;
+} dn_loc;
+
+/* One dense layer: y = act(x W^T + b), then dropout. W is [units, in] row-major. */
+typedef struct {
+    char name[DN_NAME_MAX + 1]; /* C identifier, unique in the spec */
+    int in;                     /* fan-in: previous layer's units or the input size */
+    int units;                  /* fan-out */
+    dn_act act;
+    double dropout;             /* PyTorch p in [0,1); 0 = no dropout */
+    size_t w_off;               /* offset (floats) of W in the flat parameter buffer */
+    size_t b_off;               /* offset (floats) of b */
+    dn_loc loc;                 /* where the layer's mapping starts */
+} dn_layer;
+
+typedef struct {
+    dn_opt type;
+    double lr, beta1, beta2, eps, weight_decay;
+} dn_optimizer;
+
+typedef struct {
+    int batch_size;  /* >= 1 */
+    int epochs;      /* >= 1 */
+    uint64_t seed;
+    dn_loss loss;
+    dn_optimizer opt;
+} dn_train;
+
+typedef struct {
+    char format[16];   /* "idx" */
+    char dir[4096];    /* default data directory, as written in the spec */
+    double mean, std;  /* normalization on the [0,1] pixel scale; std > 0 */
+} dn_data;
+
+typedef struct {
+    char name[DN_NAME_MAX + 1]; /* model name: C identifier, prefixes generated symbols */
+    char path[4096];            /* spec file path as given (for banners and diagnostics) */
+    uint64_t hash;              /* FNV-1a 64 of the spec file's bytes */
+    int input;                  /* input size */
+    double input_dropout;       /* dropout on the input, [0,1) */
+    int n_layers;               /* 1..DN_MAX_LAYERS */
+    dn_layer layers[DN_MAX_LAYERS];
+    size_t n_params;            /* total floats in the flat parameter buffer */
+    dn_train train;
+    dn_data data;
+} dn_spec;
+
+/* Parameter buffer layout (PyTorch state_dict order):
+ *   layers[0].W, layers[0].b, layers[1].W, layers[1].b, ...
+ * w_off/b_off/n_params are filled by validation. */
+
+/* ---- diagnostics ---------------------------------------------------------- */
+
+typedef enum { DN_NOTE, DN_WARNING, DN_ERROR } dn_severity;
+
+/* Collects diagnostics in compiler form: "file:line:col: error: message".
+ * Printing goes to `out` (stderr in the CLI, a memory stream in tests).
+ * After `max_errors` errors further errors are counted but not printed. */
+typedef struct {
+    FILE *out;
+    const char *file;  /* name printed in front of each diagnostic */
+    int n_errors;
+    int n_warnings;
+    int max_errors;    /* 0 = default (20) */
+} dn_diag;
+
+void dn_diag_init(dn_diag *d, FILE *out, const char *file);
+/* Reports one diagnostic at loc (line 0 = no location: "file: error: ..."). */
+void dn_diag_report(dn_diag *d, dn_severity sev, dn_loc loc, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ---- front end entry points ----------------------------------------------- */
+
+/* Loads, validates and lays out a spec from YAML text.
+ * `path` is used only in diagnostics and recorded in spec->path.
+ * Returns 0 when the spec is valid (warnings may have been reported),
+ * -1 when any error was reported through `d` (spec contents then undefined). */
+int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec, dn_diag *d);
+
+/* Reads the file at `path` and calls dn_spec_parse. An unreadable file is
+ * reported as an error without location and returns -2. */
+int dn_spec_load(const char *path, dn_spec *spec, dn_diag *d);
+
+/* 64-bit FNV-1a of bytes (used for the spec hash). */
+uint64_t dn_fnv1a64(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,2 @@
+/* yaml_tree.c - placeholder; being written. */
+#include "spec.h"

@@ -1,0 +1,2 @@
+/* dn_adam.c - placeholder; being written. */
+#include "dn_runtime.h"

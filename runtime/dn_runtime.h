@@ -1,0 +1,258 @@
+/* dn_runtime.h - the small runtime that dngen-generated trainers link.
+ *
+ * Everything here is independent of the network spec: the counter-based PRNG,
+ * IDX dataset loading, Adam, safetensors checkpoint I/O, atomic file writes,
+ * and the trainer driver (CLI, epoch loop, metrics). Generated code describes
+ * its network with a dn_model and calls dn_main().
+ *
+ * Standalone output (`dngen --standalone`) pastes this header and every
+ * runtime .c file into the generated file, with their `#include "dn_runtime.h"`
+ * lines removed. Hence: file-local helpers in runtime .c files must carry a
+ * per-file prefix (no two files may define the same static name), and every
+ * runtime .c must compile as part of one translation unit.
+ *
+ * Error convention: functions that can fail return 0 on success and -1 on
+ * failure, after writing one line (no trailing newline) into `err`, naming the
+ * file and what is wrong and where, e.g.
+ *   "data/train-images-idx3-ubyte.gz: file is 1000 bytes, header says 47040016"
+ */
+#ifndef DN_RUNTIME_H
+#define DN_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DN_ERR_MAX 512 /* size of the err buffers passed around */
+
+/* ---- Philox4x32-10 counter-based PRNG -------------------------------------
+ * Salmon et al., "Parallel random numbers: as easy as 1, 2, 3" (SC'11).
+ * dn_philox4x32_10 is the exact Random123 function (checked against its
+ * known-answer vectors). */
+typedef struct {
+    uint32_t v[4];
+} dn_u32x4;
+
+static inline uint32_t dn_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi) {
+    uint64_t p = (uint64_t)a * b;
+    *hi = (uint32_t)(p >> 32);
+    return (uint32_t)p;
+}
+
+static inline dn_u32x4 dn_philox4x32_10(dn_u32x4 c, uint32_t k0, uint32_t k1) {
+    for (int r = 0; r < 10; r++) {
+        uint32_t hi0, hi1;
+        uint32_t lo0 = dn_mulhilo32(0xD2511F53u, c.v[0], &hi0);
+        uint32_t lo1 = dn_mulhilo32(0xCD9E8D57u, c.v[2], &hi1);
+        dn_u32x4 n = {{hi1 ^ c.v[1] ^ k0, lo1, hi0 ^ c.v[3] ^ k1, lo0}};
+        c = n;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return c;
+}
+
+/* Random streams. Every random number dngen uses is word (i % 4) of
+ *   philox4x32_10(ctr = {i / 4, a, b, (domain << 24) | (c & 0xffffff)},
+ *                 key = {seed & 0xffffffff, seed >> 32})
+ * so it is a pure function of (seed, domain, a, b, c, i): the same whatever
+ * the thread count or schedule. */
+enum {
+    DN_RNG_DROPOUT = 1, /* a = row in batch, b = optimizer step, c = slot (0 input, 1+k layer k), i = unit */
+    DN_RNG_INIT = 2,    /* a = tensor index, b = 0, c = 0, i = element */
+    DN_RNG_SHUFFLE = 3, /* a = epoch (0-based), b = 0, c = 0, i = position */
+    DN_RNG_SPLIT = 4,   /* validation split: a = 0, b = 0, c = 0, i = position */
+    DN_RNG_NOISE = 5,   /* gaussian noise: a = row, b = step, c = slot, i = unit */
+    DN_RNG_MC = 6,      /* MC-dropout at inference: a = row, b = pass, c = slot, i = unit */
+    DN_RNG_TEST = 7     /* synthetic data and gradient checks */
+};
+
+static inline uint32_t dn_rand_u32(uint64_t seed, uint32_t domain, uint32_t a, uint32_t b,
+                                   uint32_t c, uint32_t i) {
+    dn_u32x4 ctr = {{i >> 2, a, b, (domain << 24) | (c & 0xffffffu)}};
+    dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+    return r.v[i & 3];
+}
+
+/* Dropout: unit is dropped iff its random word < dn_dropout_threshold(p),
+ * i.e. with probability floor(p * 2^32) / 2^32. */
+static inline uint32_t dn_dropout_threshold(double p) {
+    return (uint32_t)(p * 4294967296.0);
+}
+
+/* Uniform in [0, 1) from a random word. */
+static inline double dn_u32_to_unit(uint32_t w) { return w * (1.0 / 4294967296.0); }
+
+/* Fisher-Yates shuffle of perm[0..n) (filled with 0..n-1 first) for `epoch`:
+ * for i = n-1 .. 1: j = (rand(i) * (i+1)) >> 32; swap(perm[i], perm[j]). */
+void dn_shuffle(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t epoch);
+
+/* ---- IDX datasets (MNIST format) ------------------------------------------ */
+
+typedef struct {
+    int ndim;              /* 1..4 */
+    uint32_t dims[4];
+    size_t count;          /* product of dims */
+    uint8_t *data;         /* count unsigned bytes (only type 0x08 is accepted) */
+} dn_idx;
+
+/* Loads `path`; if it does not exist, tries `path.gz`. Gzip is detected by
+ * content (magic 1f 8b), not by name. Checks magic, type, that the product of
+ * the dimensions cannot overflow, and that the payload length equals the
+ * header's product exactly. Without zlib (DN_NO_ZLIB) a gzip file is an error. */
+int dn_idx_load(const char *path, dn_idx *out, char *err);
+void dn_idx_free(dn_idx *idx);
+
+typedef struct {
+    uint32_t n;         /* samples */
+    uint32_t features;  /* rows * cols of one image */
+    uint8_t *images;    /* [n, features] */
+    uint8_t *labels;    /* [n] */
+} dn_dataset;
+
+/* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
+ * (PREFIX "train" or "t10k"); checks that counts agree, that labels are
+ * < n_classes and features == expected_features (0 = any). */
+int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_features,
+                    int n_classes, dn_dataset *ds, char *err);
+void dn_dataset_free(dn_dataset *ds);
+
+/* Writes normalized rows: x[r*features + k] = (img[idx[r]][k]/255 - mean)/std. */
+void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float mean, float std,
+                       float *x, int32_t *y);
+
+/* ---- Adam ----------------------------------------------------------------- */
+
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    int decoupled; /* 0: torch.optim.Adam (L2 added to the gradient); 1: AdamW */
+} dn_adam;
+
+/* One step of Adam over n parameters, as torch.optim.Adam / AdamW do it;
+ * `t` is the 1-based step number after this update. Elementwise, so any
+ * OpenMP split gives identical results. */
+void dn_adam_step(const dn_adam *cfg, float *p, const float *g, float *m, float *v, size_t n,
+                  int64_t t);
+
+/* ---- safetensors ---------------------------------------------------------- */
+
+/* A tensor to write: F32, little-endian, C order. */
+typedef struct {
+    const char *name;
+    int ndim;            /* 0..4 */
+    int64_t shape[4];
+    const float *data;
+} dn_st_tensor;
+
+typedef struct {
+    const char *key;
+    const char *value;
+} dn_st_meta;
+
+/* Writes a safetensors file atomically (temp file beside it, fsync, rename,
+ * fsync of the directory). On failure the previous file is untouched. */
+int dn_st_write(const char *path, const dn_st_tensor *t, int n, const dn_st_meta *meta,
+                int n_meta, char *err);
+
+typedef struct dn_st_file dn_st_file;
+
+/* Reads and validates a whole safetensors file: header length sane and within
+ * the file, JSON well-formed, dtypes known, shapes consistent with offsets,
+ * offsets inside the data area, no overlaps. */
+int dn_st_open(const char *path, dn_st_file **out, char *err);
+void dn_st_close(dn_st_file *f);
+
+typedef struct {
+    const char *name;
+    const char *dtype;     /* "F32", "F64", "I64", ... as in the file */
+    int ndim;
+    int64_t shape[8];
+    const void *data;      /* raw little-endian bytes inside the file image */
+    size_t nbytes;
+} dn_st_info;
+
+int dn_st_count(const dn_st_file *f);
+const dn_st_info *dn_st_get(const dn_st_file *f, int i);
+const dn_st_info *dn_st_find(const dn_st_file *f, const char *name); /* NULL if absent */
+const char *dn_st_meta_get(const dn_st_file *f, const char *key);    /* NULL if absent */
+
+/* ---- atomic output files -------------------------------------------------- */
+
+/* Writes `len` bytes to `path` atomically (temp file in the same directory,
+ * fsync, rename, directory fsync). On any failure the temp file is removed,
+ * the old file (if any) is unchanged, and -1 is returned with err set. */
+int dn_write_file_atomic(const char *path, const void *data, size_t len, char *err);
+
+/* ---- the model interface: what generated code provides -------------------- */
+
+enum { DN_LOSS_CE = 0, DN_LOSS_MSE = 1 };
+
+typedef struct {
+    const char *name;   /* PyTorch state_dict name: "fc1.weight" */
+    int ndim;           /* 2 for weights [out, in], 1 for biases [out] */
+    int64_t shape[2];
+    size_t offset;      /* floats into the flat parameter buffer (PyTorch layout) */
+    size_t count;
+    int fan_in;         /* init bound is 1/sqrt(fan_in) */
+} dn_tensor_info;
+
+typedef struct {
+    int n;              /* rows in this batch: 1..max_batch given to workspace_size */
+    const float *x;     /* [n, n_inputs] normalized inputs */
+    const int32_t *y;   /* [n] class labels in [0, n_outputs) */
+    uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
+    uint64_t step;      /* 0-based optimizer step */
+} dn_batch;
+
+typedef struct {
+    int batch_size, epochs;
+    uint64_t seed;
+    float lr, beta1, beta2, eps, weight_decay;
+    int decoupled_wd;             /* adamw */
+    const char *data_dir;
+    float norm_mean, norm_std;
+} dn_defaults;
+
+typedef struct dn_model {
+    const char *name;             /* spec name */
+    const char *dngen_version;
+    const char *spec_hash;        /* 16 lowercase hex digits */
+    const char *spec_path;
+    int n_inputs, n_outputs;
+    size_t n_params;
+    int n_tensors;
+    const dn_tensor_info *tensors;
+    int loss;                     /* DN_LOSS_CE or DN_LOSS_MSE */
+    dn_defaults defaults;
+
+    /* Bytes of scratch memory needed for batches of up to max_batch rows.
+     * Callers pass a 64-byte-aligned block of at least this size. */
+    size_t (*workspace_size)(int max_batch);
+
+    /* PyTorch nn.Linear default init into params, from DN_RNG_INIT streams. */
+    void (*init)(float *params, uint64_t seed);
+
+    /* Train-mode forward (dropout on), loss, backward. Overwrites grads
+     * (n_params floats) with d(mean loss over the batch)/d(params). Returns
+     * the SUM over rows of the per-row loss; adds argmax hits to *correct. */
+    double (*train_step)(const float *params, float *grads, void *ws, const dn_batch *b,
+                         int *correct);
+
+    /* Eval-mode forward (dropout off). Writes probabilities (softmax output)
+     * or raw outputs to out [n, n_outputs] when out != NULL. Returns the sum
+     * of per-row losses when b->y != NULL (else 0); adds hits to *correct
+     * when both are non-NULL. */
+    double (*eval)(const float *params, void *ws, const dn_batch *b, float *out, int *correct);
+} dn_model;
+
+/* The trainer CLI: `train`, `eval`, `gradcheck`, `--help`, `--version`.
+ * Returns the process exit status. */
+int dn_main(const dn_model *m, int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+/* dn_safetensors.c - placeholder; being written. */
+#include "dn_runtime.h"

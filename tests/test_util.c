@@ -1,0 +1,2 @@
+/* test_util.c - placeholder */
+typedef int test_util_placeholder;
