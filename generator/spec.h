@@ -102,6 +102,7 @@ typedef struct {
 typedef struct {
     char name[DN_NAME_MAX + 1]; /* model name: C identifier, prefixes generated symbols */
     char path[4096];            /* spec file path as given (for banners and diagnostics) */
+    char description[1024];     /* optional free text (`description:`); emitters must escape it */
     uint64_t hash;              /* FNV-1a 64 of the spec file's bytes */
     int input;                  /* input size */
     double input_dropout;       /* dropout on the input, [0,1) */
