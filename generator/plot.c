@@ -1,0 +1,2 @@
+/* plot.c - placeholder; being written. */
+#include "plot.h"
