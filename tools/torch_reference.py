@@ -1,0 +1,487 @@
+#!/usr/bin/python3
+"""Write the PyTorch reference fixtures that dngen's generated trainers are tested against.
+
+For every case this writes, into the output directory (default tests/fixtures):
+
+  <case>.yaml          the dngen spec of the network
+  <case>.safetensors   PyTorch's numbers for that network:
+      init.<param>     initial weights (torch.manual_seed + nn.Linear default init),
+                       PyTorch state_dict names and layouts (W [out, in], b [out])
+      x [n, in] F32, y [n] I64
+      eval.logits      [n, out] pre-activation output of the last layer, dropout off
+      eval.loss        [] mean loss over the batch, dropout off
+      mask.<slot>      [n, units] F32 0/1: dngen's dropout keep masks (mask.input for
+                       input dropout, mask.<layer name> for a layer's dropout)
+      train.logits, train.loss, grad.<param>
+                       train mode with exactly those masks; gradients of the mean loss
+      adam10.<param>   weights after 10 optimizer steps on the same batch, dropout off
+      adam10.loss      [10] the loss before each of the 10 steps
+      metadata         case, seed (dngen seed of the masks), step (optimizer step of the
+                       masks), torch_version, torch_seed
+
+dngen's dropout masks are reproduced bit-exactly here. Every random word dngen uses is
+(runtime/dn_runtime.h, dn_rand_u32):
+
+    word(seed, domain, a, b, c, i) = philox4x32_10(
+        ctr = [i >> 2, a, b, (domain << 24) | (c & 0xffffff)],
+        key = [seed & 0xffffffff, seed >> 32])[i & 3]
+
+For dropout, domain = 1 (DN_RNG_DROPOUT), a = row in the batch, b = optimizer step,
+c = slot (0 = input dropout, 1 + k = dropout after layer k, k 0-based), i = unit.
+A unit is dropped iff word < uint32(p * 4294967296.0); survivors are scaled by 1/(1-p),
+applied here as `h = h * mask / (1 - p)` after the activation (on x for the input slot).
+
+The Philox implementation is checked against Random123's known-answer vectors before
+anything is written.
+
+Only needed to regenerate the fixtures; the build and CI never run it. Run with Debian's
+PyTorch:
+
+    /usr/bin/python3 tools/torch_reference.py            # from the repository root
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ---- Philox4x32-10 and dngen's random streams --------------------------------------------
+
+PHILOX_M0 = 0xD2511F53
+PHILOX_M1 = 0xCD9E8D57
+PHILOX_W0 = 0x9E3779B9
+PHILOX_W1 = 0xBB67AE85
+MASK32 = 0xFFFFFFFF
+
+DN_RNG_DROPOUT = 1
+
+DEFAULT_KAT = "/work/shared/reference/random123-kat_vectors.txt"
+
+# The three philox4x32 10 lines of Random123's tests/kat_vectors (D. E. Shaw Research,
+# BSD-3-Clause), used when the vector file is not available.
+BUILTIN_KAT = [
+    ([0x00000000, 0x00000000, 0x00000000, 0x00000000], [0x00000000, 0x00000000],
+     [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+    ([0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF], [0xFFFFFFFF, 0xFFFFFFFF],
+     [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+    ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+     [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+]
+
+
+def philox4x32_10(c0, c1, c2, c3, k0, k1):
+    """Philox4x32 with 10 rounds, elementwise over numpy arrays.
+
+    c0..c3: counter words (anything broadcastable to uint32 arrays); k0, k1: key words
+    (Python ints). Returns the four output words as uint32 arrays.
+    """
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint32) for c in (c0, c1, c2, c3))
+    c0, c1, c2, c3 = np.broadcast_arrays(c0, c1, c2, c3)
+    k0 &= MASK32
+    k1 &= MASK32
+    for _ in range(10):
+        p0 = np.uint64(PHILOX_M0) * c0.astype(np.uint64)
+        p1 = np.uint64(PHILOX_M1) * c2.astype(np.uint64)
+        hi0 = (p0 >> np.uint64(32)).astype(np.uint32)
+        lo0 = p0.astype(np.uint32)  # keeps the low 32 bits
+        hi1 = (p1 >> np.uint64(32)).astype(np.uint32)
+        lo1 = p1.astype(np.uint32)
+        c0, c1, c2, c3 = (hi1 ^ c1 ^ np.uint32(k0), lo1,
+                          hi0 ^ c3 ^ np.uint32(k1), lo0)
+        k0 = (k0 + PHILOX_W0) & MASK32
+        k1 = (k1 + PHILOX_W1) & MASK32
+    return c0, c1, c2, c3
+
+
+def load_kat(path):
+    """The philox4x32 10 known-answer vectors: from `path` if it exists, else built in."""
+    if not path or not os.path.exists(path):
+        return BUILTIN_KAT, "built-in copy"
+    vectors = []
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if fields[:2] != ["philox4x32", "10"]:
+                continue
+            words = [int(w, 16) for w in fields[2:]]
+            if len(words) != 10:
+                raise ValueError(f"{path}: malformed philox4x32 10 line: {line.strip()}")
+            vectors.append((words[0:4], words[4:6], words[6:10]))
+    if not vectors:
+        raise ValueError(f"{path}: no 'philox4x32 10' lines")
+    return vectors, path
+
+
+def check_philox(kat_path):
+    """Raises if philox4x32_10 disagrees with any known-answer vector; returns the count."""
+    vectors, source = load_kat(kat_path)
+    for ctr, key, expected in vectors:
+        got = [int(w) for w in philox4x32_10(*ctr, key[0], key[1])]
+        if got != expected:
+            raise AssertionError(
+                f"philox4x32_10 KAT mismatch ({source}): ctr={ctr} key={key} "
+                f"got {[hex(w) for w in got]} expected {[hex(w) for w in expected]}")
+    return len(vectors), source
+
+
+def dn_rand_u32(seed, domain, a, b, c, i):
+    """dngen's dn_rand_u32, elementwise: a, b, c, i may be arrays (broadcast together)."""
+    a, b, c, i = np.broadcast_arrays(*(np.asarray(v, dtype=np.uint32) for v in (a, b, c, i)))
+    c3 = (np.uint32(domain) << np.uint32(24)) | (c & np.uint32(0xFFFFFF))
+    words = philox4x32_10(i >> np.uint32(2), a, b, c3, seed & MASK32, (seed >> 32) & MASK32)
+    return np.choose((i & np.uint32(3)).astype(np.intp), words)
+
+
+def dropout_threshold(p):
+    """dn_dropout_threshold: (uint32_t)(p * 4294967296.0) for a double p in [0, 1)."""
+    t = int(float(p) * 4294967296.0)  # truncation, as the C conversion does
+    assert 0 <= t <= MASK32
+    return t
+
+
+def dropout_mask(seed, step, slot, n_rows, n_units, p):
+    """dngen's keep mask [n_rows, n_units] (float32 0/1) for one dropout slot.
+
+    Vectorized: one Philox call per group of 4 units yields all 4 words of the group.
+    """
+    groups = (n_units + 3) // 4
+    g = np.arange(groups, dtype=np.uint32)[None, :]
+    r = np.arange(n_rows, dtype=np.uint32)[:, None]
+    c3 = np.uint32((DN_RNG_DROPOUT << 24) | (slot & 0xFFFFFF))
+    w = philox4x32_10(g, r, np.uint32(step), c3, seed & MASK32, (seed >> 32) & MASK32)
+    words = np.stack(w, axis=-1).reshape(n_rows, groups * 4)[:, :n_units]
+    return (words >= np.uint32(dropout_threshold(p))).astype(np.float32)
+
+
+# ---- safetensors ---------------------------------------------------------------------------
+
+_ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
+              np.dtype(np.int64): "I64", np.dtype(np.int32): "I32", np.dtype(np.uint8): "U8"}
+_ST_NUMPY = {v: k for k, v in _ST_DTYPES.items()}
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes `tensors` (list of (name, numpy array)) and string `metadata` to `path`.
+
+    Layout: u64 little-endian header length, JSON header padded with spaces to a multiple
+    of 8 bytes, then the tensors' little-endian bytes back to back in the given order.
+    The file is written to a temporary name and renamed into place.
+    """
+    header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
+    blobs = []
+    offset = 0
+    for name, arr in tensors:
+        arr = np.array(arr, order="C", copy=False)  # (ascontiguousarray would make 0-d 1-d)
+        dtype = _ST_DTYPES[arr.dtype]
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for data in blobs:
+            f.write(data)
+    os.replace(tmp, path)
+
+
+def read_safetensors(path):
+    """Reads a safetensors file; returns (metadata dict, {name: numpy array})."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    base = 8 + n
+    meta = header.pop("__metadata__", {})
+    out = {}
+    for name, info in header.items():
+        b, e = info["data_offsets"]
+        dtype = _ST_NUMPY[info["dtype"]].newbyteorder("<")
+        out[name] = np.frombuffer(raw[base + b:base + e], dtype=dtype).reshape(info["shape"])
+    return meta, out
+
+
+# ---- the networks --------------------------------------------------------------------------
+
+ACTIVATIONS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda z: z,
+    "softmax": lambda z: torch.softmax(z, dim=1),
+}
+
+
+class SpecNet(nn.Module):
+    """A dense network as a dngen spec describes it; parameters named <layer>.weight/bias."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        fan_in = spec["input"]
+        for layer in spec["layers"]:
+            self.add_module(layer["name"], nn.Linear(fan_in, layer["units"]))
+            fan_in = layer["units"]
+
+    def forward(self, x, masks=None):
+        """Returns (logits, output): the last layer's pre-activation and its activation.
+
+        `masks` maps slot names (input, <layer>) to 0/1 keep masks; None = dropout off.
+        """
+        h = x
+        p_in = self.spec.get("input_dropout", 0.0)
+        if masks is not None and p_in > 0:
+            h = h * masks["input"] / (1 - p_in)
+        layers = self.spec["layers"]
+        for k, layer in enumerate(layers):
+            z = getattr(self, layer["name"])(h)
+            if k == len(layers) - 1:
+                return z, ACTIVATIONS[layer["activation"]](z)
+            h = ACTIVATIONS[layer["activation"]](z)
+            p = layer.get("dropout", 0.0)
+            if masks is not None and p > 0:
+                h = h * masks[layer["name"]] / (1 - p)
+        raise AssertionError("no layers")
+
+
+def loss_fn(spec, logits, output, y):
+    """Mean loss over the batch: cross entropy on the logits, or MSE against one-hot y."""
+    if spec["loss"] == "cross_entropy":
+        return F.cross_entropy(logits, y)
+    target = F.one_hot(y, num_classes=output.shape[1]).to(output.dtype)
+    return F.mse_loss(output, target)  # mean over rows and outputs
+
+
+def make_optimizer(spec, params):
+    o = spec["optimizer"]
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o["type"]]
+    return cls(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
+               weight_decay=o["weight_decay"], foreach=False)
+
+
+# ---- the cases -----------------------------------------------------------------------------
+
+def _opt(kind="adam", lr=0.01, wd=0.0):
+    return {"type": kind, "lr": lr, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": wd}
+
+
+def _small_ce_layers(dropout):
+    rates = [0.3, 0.5, 0.0, 0.0] if dropout else [0.0] * 4
+    shapes = [("fc1", 6, "tanh"), ("fc2", 5, "sigmoid"), ("fc3", 4, "relu"), ("out", 3, "softmax")]
+    return [{"name": n, "units": u, "activation": a, "dropout": p}
+            for (n, u, a), p in zip(shapes, rates)]
+
+
+CASES = {
+    "small_ce": {
+        "doc": "input dropout, tanh/sigmoid/relu hidden layers with dropout, softmax + cross entropy",
+        "input": 7, "input_dropout": 0.2, "layers": _small_ce_layers(True),
+        "loss": "cross_entropy", "optimizer": _opt(), "n": 5,
+        "seed": 12345678901,  # above 2^32: exercises the second Philox key word
+        "torch_seed": 1, "x_range": 1.0,
+    },
+    "small_mse": {
+        "doc": "relu hidden layer with dropout, linear output, MSE against one-hot labels",
+        "input": 6, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 5, "activation": "relu", "dropout": 0.25},
+                   {"name": "fc2", "units": 4, "activation": "linear", "dropout": 0.0}],
+        "loss": "mse", "optimizer": _opt(), "n": 5, "seed": 7, "torch_seed": 2, "x_range": 1.0,
+    },
+    "small_adamw": {
+        "doc": "small_ce without dropout, AdamW with decoupled weight decay 0.01",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _opt("adamw", wd=0.01), "n": 5, "seed": 3,
+        "torch_seed": 3, "x_range": 1.0,
+    },
+    "small_l2": {
+        "doc": "small_ce without dropout, Adam with coupled L2 weight decay 0.01",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _opt("adam", wd=0.01), "n": 5, "seed": 4,
+        "torch_seed": 4, "x_range": 1.0,
+    },
+    "seed_mlp": {
+        "doc": "the seed article's DropoutNet: 784-256-128-10, relu, dropout 0.5/0.3",
+        "input": 784, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 256, "activation": "relu", "dropout": 0.5},
+                   {"name": "fc2", "units": 128, "activation": "relu", "dropout": 0.3},
+                   {"name": "fc3", "units": 10, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt(lr=0.001), "n": 4, "seed": 42,
+        "torch_seed": 42, "x_range": 1.0,
+    },
+}
+
+MASK_STEP = 0   # optimizer step the masks are drawn for
+ADAM_STEPS = 10
+
+
+def _num(v):
+    """A float as YAML: shortest repr that round-trips (1e-08 -> 1.0e-8)."""
+    if v == 0:
+        return "0.0"
+    s = repr(float(v))
+    if "e" in s:
+        mant, exp = s.split("e")
+        if "." not in mant:
+            mant += ".0"
+        return f"{mant}e{int(exp)}"
+    return s
+
+
+def spec_yaml(name, case):
+    """The dngen spec (YAML text) of a case."""
+    lines = [f"# {name}: {case['doc']}.",
+             "# Written by tools/torch_reference.py with the fixture "
+             f"tests/fixtures/{name}.safetensors.",
+             f"name: {name}"]
+    if case["input_dropout"] > 0:
+        lines.append(f"input: {{size: {case['input']}, dropout: {_num(case['input_dropout'])}}}")
+    else:
+        lines.append(f"input: {case['input']}")
+    lines.append("layers:")
+    for layer in case["layers"]:
+        item = f"  - {{name: {layer['name']}, units: {layer['units']}, activation: {layer['activation']}"
+        if layer["dropout"] > 0:
+            item += f", dropout: {_num(layer['dropout'])}"
+        lines.append(item + "}")
+    o = case["optimizer"]
+    lines += ["train:",
+              f"  batch_size: {case['n']}",
+              "  epochs: 1",
+              f"  seed: {case['seed']}",
+              f"  loss: {case['loss']}",
+              f"  optimizer: {{type: {o['type']}, lr: {_num(o['lr'])}, "
+              f"betas: [{_num(o['betas'][0])}, {_num(o['betas'][1])}], eps: {_num(o['eps'])}, "
+              f"weight_decay: {_num(o['weight_decay'])}}}"]
+    if case["input"] == 784:
+        lines += ["data:", "  format: idx", "  dir: data/fashion-mnist",
+                  "  normalize: {mean: 0.5, std: 0.5}"]
+    return "\n".join(lines) + "\n"
+
+
+def case_masks(case):
+    """dngen's masks for every dropout slot: {slot name: [n, units] float32 0/1}."""
+    n = case["n"]
+    masks = {}
+    if case["input_dropout"] > 0:
+        masks["input"] = dropout_mask(case["seed"], MASK_STEP, 0, n, case["input"],
+                                      case["input_dropout"])
+    for k, layer in enumerate(case["layers"]):
+        if layer["dropout"] > 0:
+            masks[layer["name"]] = dropout_mask(case["seed"], MASK_STEP, 1 + k, n,
+                                                layer["units"], layer["dropout"])
+    return masks
+
+
+def _np(t):
+    return t.detach().cpu().numpy().copy()
+
+
+def build_case(name, case):
+    """Runs PyTorch on one case; returns (list of (tensor name, array), metadata)."""
+    torch.manual_seed(case["torch_seed"])
+    model = SpecNet(case)
+    gen = torch.Generator().manual_seed(case["torch_seed"] + 1000)
+    n = case["n"]
+    n_out = case["layers"][-1]["units"]
+    x = (torch.rand(n, case["input"], generator=gen) * 2 - 1) * case["x_range"]
+    y = torch.randint(0, n_out, (n,), generator=gen, dtype=torch.int64)
+    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    out = [(f"init.{k}", _np(v)) for k, v in init.items()]
+    out += [("x", _np(x)), ("y", _np(y))]
+
+    # Eval mode: dropout off.
+    with torch.no_grad():
+        logits, output = model(x)
+        loss = loss_fn(case, logits, output, y)
+    out += [("eval.logits", _np(logits)), ("eval.loss", _np(loss))]
+
+    # Train mode with dngen's masks.
+    masks_np = case_masks(case)
+    masks = {k: torch.from_numpy(v) for k, v in masks_np.items()}
+    out += [(f"mask.{k}", v) for k, v in masks_np.items()]
+    model.zero_grad()
+    logits, output = model(x, masks)
+    loss = loss_fn(case, logits, output, y)
+    loss.backward()
+    out += [("train.logits", _np(logits)), ("train.loss", _np(loss))]
+    out += [(f"grad.{k}", _np(p.grad)) for k, p in model.named_parameters()]
+
+    # ADAM_STEPS optimizer steps on the same batch, dropout off.
+    model.load_state_dict(init)
+    opt = make_optimizer(case, model.parameters())
+    losses = []
+    for _ in range(ADAM_STEPS):
+        opt.zero_grad()
+        logits, output = model(x)
+        loss = loss_fn(case, logits, output, y)
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    out += [(f"adam{ADAM_STEPS}.{k}", _np(v)) for k, v in model.state_dict().items()]
+    out.append((f"adam{ADAM_STEPS}.loss", np.array(losses, dtype=np.float32)))
+
+    meta = {"case": name, "seed": case["seed"], "step": MASK_STEP,
+            "torch_version": torch.__version__, "torch_seed": case["torch_seed"],
+            "generator": "tools/torch_reference.py"}
+    for arr_name, arr in out:
+        assert arr.dtype in (np.float32, np.int64), (arr_name, arr.dtype)
+    return out, meta
+
+
+def self_check_masks():
+    """dropout_mask must agree with the scalar definition (dn_rand_u32 per unit)."""
+    seed, step, slot, p = 0x0123456789ABCDEF, 5, 2, 0.3
+    m = dropout_mask(seed, step, slot, 3, 11, p)
+    thr = dropout_threshold(p)
+    for r in range(3):
+        for u in range(11):
+            w = int(dn_rand_u32(seed, DN_RNG_DROPOUT, r, step, slot, u))
+            assert m[r, u] == (1.0 if w >= thr else 0.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out-dir", default="tests/fixtures", help="where to write (default %(default)s)")
+    ap.add_argument("--kat", default=DEFAULT_KAT,
+                    help="Random123 kat_vectors file (default %(default)s; built-in copy if absent)")
+    ap.add_argument("--case", action="append", choices=sorted(CASES),
+                    help="only this case (repeatable; default all)")
+    args = ap.parse_args()
+
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    count, source = check_philox(args.kat)
+    print(f"philox4x32_10: {count} known-answer vectors pass ({source})")
+    self_check_masks()
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    for name in args.case or list(CASES):
+        case = CASES[name]
+        tensors, meta = build_case(name, case)
+        st_path = os.path.join(args.out_dir, f"{name}.safetensors")
+        write_safetensors(st_path, tensors, meta)
+        back_meta, back = read_safetensors(st_path)
+        assert back_meta == {k: str(v) for k, v in meta.items()}
+        for t_name, arr in tensors:
+            assert np.array_equal(back[t_name], arr), t_name
+        with open(os.path.join(args.out_dir, f"{name}.yaml"), "w") as f:
+            f.write(spec_yaml(name, case))
+        kept = {k[5:]: f"{int(v.sum())}/{v.size}" for k, v in tensors if k.startswith("mask.")}
+        print(f"{st_path}: {len(tensors)} tensors, {os.path.getsize(st_path)} bytes, "
+              f"eval.loss {dict(tensors)['eval.loss']:.6f}, train.loss "
+              f"{dict(tensors)['train.loss']:.6f}, kept {kept}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
