@@ -1,2 +1,539 @@
-/* validate.c - placeholder; being written. */
-#include "spec.h"
+/* validate.c - YAML tree -> validated dn_spec (the front end's last step).
+ *
+ * One function per section of the spec language (top level, input, layers,
+ * train, optimizer, data). Each reports every problem it finds through the
+ * dn_diag and keeps going, so one run shows all errors of a file. Rules
+ * that span sections (output layer vs loss, parameter layout) run last and
+ * only on parts that were valid, so one mistake is not reported twice.
+ * docs/spec.md describes the language these functions accept. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yaml_get.h"
+#include "yaml_tree.h"
+
+/* ---- enum spellings ------------------------------------------------------- */
+
+static const char *const act_names[] = {
+#define X(e, s) s,
+    DN_ACTIVATIONS(X)
+#undef X
+};
+static const char *const loss_names[] = {
+#define X(e, s) s,
+    DN_LOSSES(X)
+#undef X
+};
+static const char *const opt_names[] = {
+#define X(e, s) s,
+    DN_OPTIMIZERS(X)
+#undef X
+};
+
+const char *dn_act_name(dn_act a) {
+    return (unsigned)a < DN_ACT_COUNT ? act_names[a] : "invalid";
+}
+const char *dn_loss_name(dn_loss l) {
+    return (unsigned)l < DN_LOSS_COUNT ? loss_names[l] : "invalid";
+}
+const char *dn_opt_name(dn_opt o) {
+    return (unsigned)o < DN_OPT_COUNT ? opt_names[o] : "invalid";
+}
+
+uint64_t dn_fnv1a64(const void *data, size_t len) {
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* ---- validation context --------------------------------------------------- */
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Where each layer's values sit in the file, for rules checked later. */
+typedef struct {
+    const dn_ynode *map;     /* the layer mapping (NULL if the item was not one) */
+    const dn_ynode *name;    /* `name` value, NULL when defaulted */
+    const dn_ynode *units;   /* `units` value */
+    const dn_ynode *act;     /* `activation` value */
+    int name_ok, units_ok, act_ok;
+} layer_src;
+
+typedef struct {
+    dn_diag *d;
+    dn_spec *s;
+    int input_ok;
+    int layers_ok;               /* layers present, count in range */
+    layer_src src[DN_MAX_LAYERS];
+    const dn_ynode *loss;        /* `loss` value, NULL when defaulted */
+    int loss_ok;
+} vctx;
+
+/* Values a missing section or key takes (see docs/spec.md). */
+static void set_defaults(dn_spec *s) {
+    s->train.batch_size = 64;
+    s->train.epochs = 5;
+    s->train.seed = 42;
+    s->train.loss = DN_LOSS_CROSS_ENTROPY;
+    s->train.opt.type = DN_OPT_ADAM;
+    s->train.opt.lr = 0.001;
+    s->train.opt.beta1 = 0.9;
+    s->train.opt.beta2 = 0.999;
+    s->train.opt.eps = 1e-8;
+    s->train.opt.weight_decay = 0.0;
+    memcpy(s->data.format, "idx", 4);
+    memcpy(s->data.dir, "data/fashion-mnist", sizeof "data/fashion-mnist");
+    s->data.mean = 0.5;
+    s->data.std = 0.5;
+}
+
+/* Raw text of a scalar node, for "got ..." parts of range messages. */
+static const char *raw(const dn_ynode *n, char buf[DN_YTEXT_BUF]) {
+    return dn_yquote(n->text, n->len, buf);
+}
+
+/* Reads a number that must lie in [lo, hi) ("must be in [0, 1), got 1"). */
+static int get_fraction(vctx *v, const dn_ynode *n, const char *key, double *out) {
+    char q[DN_YTEXT_BUF];
+    double x;
+    if (dn_yget_number(v->d, n, key, &x))
+        return -1;
+    if (!(x >= 0.0 && x < 1.0)) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "%s must be in [0, 1), got %s", key, raw(n, q));
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Reads a number that must be > 0 (strict) or >= 0. */
+static int get_positive(vctx *v, const dn_ynode *n, const char *key, int strict, double *out) {
+    char q[DN_YTEXT_BUF];
+    double x;
+    if (dn_yget_number(v->d, n, key, &x))
+        return -1;
+    if (strict ? !(x > 0.0) : !(x >= 0.0)) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "%s must be %s 0, got %s", key, strict ? ">" : ">=",
+                       raw(n, q));
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Reads an int-sized integer in [lo, hi]. */
+static int get_int(vctx *v, const dn_ynode *n, const char *key, int lo, int hi, int *out) {
+    long long x;
+    if (dn_yget_int(v->d, n, key, lo, hi, &x))
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+/* ---- input ---------------------------------------------------------------- */
+
+/* `input: N` or `input: {size: N, dropout: p}`. Sets input / input_dropout
+ * and v->input_ok when the size is valid. */
+static void check_input(vctx *v, const dn_ynode *n) {
+    static const char *const keys[] = {"size", "dropout"};
+    dn_yfield f[COUNT(keys)];
+    char q[DN_YTEXT_BUF];
+    if (n->kind == DN_Y_SCALAR) {
+        v->input_ok = get_int(v, n, "input", 1, DN_MAX_UNITS, &v->s->input) == 0;
+        return;
+    }
+    if (n->kind == DN_Y_SEQ) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "expected an integer or a mapping, got a sequence");
+        return;
+    }
+    if (dn_ymap_fields(v->d, n, "in input", keys, COUNT(keys), f))
+        return;
+    if (dn_yrequire(v->d, n, &f[0], "size", "in input") == 0)
+        v->input_ok = get_int(v, f[0].value, "input size", 1, DN_MAX_UNITS, &v->s->input) == 0;
+    if (f[1].value && get_fraction(v, f[1].value, "input dropout", &v->s->input_dropout) == 0 &&
+        v->s->input_dropout > 0.5)
+        dn_diag_report(v->d, DN_WARNING, f[1].value->loc, "input dropout %s is unusually high",
+                       raw(f[1].value, q));
+}
+
+/* ---- layers --------------------------------------------------------------- */
+
+/* `dropout` of layer i: in [0, 1), and 0 on the output layer. */
+static void check_layer_dropout(vctx *v, const dn_ynode *n, dn_layer *l, int is_last) {
+    char q[DN_YTEXT_BUF];
+    if (get_fraction(v, n, "dropout", &l->dropout))
+        return;
+    if (is_last && l->dropout > 0.0)
+        dn_diag_report(v->d, DN_ERROR, n->loc,
+                       "dropout is not allowed on the output layer, got %s", raw(n, q));
+    else if (l->dropout > 0.8)
+        dn_diag_report(v->d, DN_WARNING, n->loc, "dropout %s is unusually high", raw(n, q));
+}
+
+/* One layer mapping {name, units, activation, dropout} into layers[i];
+ * records node positions in v->src[i]. `is_last` marks the output layer. */
+static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
+    static const char *const keys[] = {"name", "units", "activation", "dropout"};
+    dn_yfield f[COUNT(keys)];
+    dn_layer *l = &v->s->layers[i];
+    layer_src *src = &v->src[i];
+    snprintf(l->name, sizeof l->name, "fc%d", i + 1);
+    l->loc = n->loc;
+    if (dn_ymap_fields(v->d, n, "in layer", keys, COUNT(keys), f))
+        return;
+    src->map = n;
+    src->name = f[0].value;
+    src->units = f[1].value;
+    src->act = f[2].value;
+    src->name_ok = !f[0].value || dn_yget_ident(v->d, f[0].value, "layer name", l->name) == 0;
+    if (dn_yrequire(v->d, n, &f[1], "units", "in layer") == 0)
+        src->units_ok = get_int(v, f[1].value, "units", 1, DN_MAX_UNITS, &l->units) == 0;
+    if (dn_yrequire(v->d, n, &f[2], "activation", "in layer") == 0) {
+        int a = 0;
+        src->act_ok = dn_yget_enum(v->d, f[2].value, "activation", act_names, COUNT(act_names),
+                                   &a) == 0;
+        if (src->act_ok)
+            l->act = (dn_act)a;
+        if (src->act_ok && l->act == DN_ACT_SOFTMAX && !is_last) {
+            dn_diag_report(v->d, DN_ERROR, f[2].value->loc,
+                           "softmax is only allowed on the output layer");
+            src->act_ok = 0;
+        }
+    }
+    if (f[3].value)
+        check_layer_dropout(v, f[3].value, l, is_last);
+}
+
+/* Layer names (given or default fcN) must be unique: error at the later
+ * one, note at the earlier. */
+static void check_layer_names(vctx *v) {
+    for (int i = 1; i < v->s->n_layers; i++) {
+        const layer_src *a = &v->src[i];
+        if (!a->map || !a->name_ok)
+            continue;
+        for (int j = 0; j < i; j++) {
+            const layer_src *b = &v->src[j];
+            if (!b->map || !b->name_ok || strcmp(v->s->layers[i].name, v->s->layers[j].name))
+                continue;
+            const char *name = v->s->layers[i].name;
+            dn_diag_report(v->d, DN_ERROR, a->name ? a->name->loc : a->map->loc,
+                           "duplicate layer name '%s'", name);
+            if (b->name)
+                dn_diag_report(v->d, DN_NOTE, b->name->loc, "'%s' first used here", name);
+            else
+                dn_diag_report(v->d, DN_NOTE, b->map->loc, "layer %d is named '%s' by default",
+                               j + 1, name);
+            break;
+        }
+    }
+}
+
+/* `layers`: a non-empty sequence of at most DN_MAX_LAYERS layer mappings. */
+static void check_layers(vctx *v, const dn_ynode *n) {
+    if (dn_yexpect(v->d, n, DN_Y_SEQ))
+        return;
+    if (n->n_items == 0) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "layers must not be empty");
+        return;
+    }
+    if (n->n_items > DN_MAX_LAYERS) {
+        dn_diag_report(v->d, DN_ERROR, n->items[DN_MAX_LAYERS]->loc,
+                       "too many layers (%zu, at most %d)", n->n_items, DN_MAX_LAYERS);
+        return;
+    }
+    v->s->n_layers = (int)n->n_items;
+    v->layers_ok = 1;
+    for (int i = 0; i < v->s->n_layers; i++)
+        check_layer(v, n->items[i], i, i == v->s->n_layers - 1);
+    check_layer_names(v);
+}
+
+/* ---- train ---------------------------------------------------------------- */
+
+/* `betas: [b1, b2]`, each in [0, 1). */
+static void check_betas(vctx *v, const dn_ynode *n, dn_optimizer *o) {
+    if (dn_yexpect(v->d, n, DN_Y_SEQ))
+        return;
+    if (n->n_items != 2) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "betas must have exactly 2 numbers, got %zu",
+                       n->n_items);
+        return;
+    }
+    get_fraction(v, n->items[0], "betas[0]", &o->beta1);
+    get_fraction(v, n->items[1], "betas[1]", &o->beta2);
+}
+
+/* `optimizer`: a mapping {type, lr, betas, eps, weight_decay}, or just the
+ * type as a scalar (`optimizer: adamw`). */
+static void check_optimizer(vctx *v, const dn_ynode *n, dn_optimizer *o) {
+    static const char *const keys[] = {"type", "lr", "betas", "eps", "weight_decay"};
+    dn_yfield f[COUNT(keys)];
+    char q[DN_YTEXT_BUF];
+    int t;
+    if (n->kind == DN_Y_SCALAR) {
+        if (dn_yget_enum(v->d, n, "optimizer", opt_names, COUNT(opt_names), &t) == 0)
+            o->type = (dn_opt)t;
+        return;
+    }
+    if (dn_ymap_fields(v->d, n, "in optimizer", keys, COUNT(keys), f))
+        return;
+    if (f[0].value && dn_yget_enum(v->d, f[0].value, "optimizer", opt_names, COUNT(opt_names),
+                                   &t) == 0)
+        o->type = (dn_opt)t;
+    if (f[1].value && get_positive(v, f[1].value, "lr", 1, &o->lr) == 0 && o->lr > 0.1)
+        dn_diag_report(v->d, DN_WARNING, f[1].value->loc, "lr %s is unusually high",
+                       raw(f[1].value, q));
+    if (f[2].value)
+        check_betas(v, f[2].value, o);
+    if (f[3].value)
+        get_positive(v, f[3].value, "eps", 1, &o->eps);
+    if (f[4].value)
+        get_positive(v, f[4].value, "weight_decay", 0, &o->weight_decay);
+}
+
+/* `train`: {batch_size, epochs, seed, loss, optimizer}; absent keys keep
+ * their defaults. Records the loss node for the output-layer check. */
+static void check_train(vctx *v, const dn_ynode *n) {
+    static const char *const keys[] = {"batch_size", "epochs", "seed", "loss", "optimizer"};
+    dn_yfield f[COUNT(keys)];
+    dn_train *t = &v->s->train;
+    char q[DN_YTEXT_BUF];
+    if (dn_ymap_fields(v->d, n, "in train", keys, COUNT(keys), f))
+        return;
+    if (f[0].value && get_int(v, f[0].value, "batch_size", 1, 65536, &t->batch_size) == 0 &&
+        t->batch_size > 4096)
+        dn_diag_report(v->d, DN_WARNING, f[0].value->loc, "batch_size %s is unusually large",
+                       raw(f[0].value, q));
+    if (f[1].value)
+        get_int(v, f[1].value, "epochs", 1, 1000000, &t->epochs);
+    if (f[2].value)
+        dn_yget_u64(v->d, f[2].value, "seed", &t->seed);
+    if (f[3].value) {
+        int l;
+        v->loss = f[3].value;
+        v->loss_ok = dn_yget_enum(v->d, f[3].value, "loss", loss_names, COUNT(loss_names), &l) == 0;
+        if (v->loss_ok)
+            t->loss = (dn_loss)l;
+    }
+    if (f[4].value)
+        check_optimizer(v, f[4].value, &t->opt);
+}
+
+/* ---- data ----------------------------------------------------------------- */
+
+/* `normalize: {mean, std}`: mean finite, std > 0. */
+static void check_normalize(vctx *v, const dn_ynode *n) {
+    static const char *const keys[] = {"mean", "std"};
+    dn_yfield f[COUNT(keys)];
+    if (dn_ymap_fields(v->d, n, "in normalize", keys, COUNT(keys), f))
+        return;
+    if (f[0].value)
+        dn_yget_number(v->d, f[0].value, "mean", &v->s->data.mean);
+    if (f[1].value)
+        get_positive(v, f[1].value, "std", 1, &v->s->data.std);
+}
+
+/* `data`: {format, dir, normalize}; format is "idx", dir a non-empty path. */
+static void check_data(vctx *v, const dn_ynode *n) {
+    static const char *const keys[] = {"format", "dir", "normalize"};
+    static const char *const formats[] = {"idx"};
+    dn_yfield f[COUNT(keys)];
+    int fmt;
+    if (dn_ymap_fields(v->d, n, "in data", keys, COUNT(keys), f))
+        return;
+    if (f[0].value && dn_yget_enum(v->d, f[0].value, "data format", formats, COUNT(formats),
+                                   &fmt) == 0)
+        memcpy(v->s->data.format, formats[fmt], strlen(formats[fmt]) + 1);
+    if (f[1].value)
+        dn_yget_string(v->d, f[1].value, "dir", v->s->data.dir, sizeof v->s->data.dir, 0);
+    if (f[2].value)
+        check_normalize(v, f[2].value);
+}
+
+/* ---- cross-section rules -------------------------------------------------- */
+
+/* Explains where the loss came from, after an output/loss mismatch. */
+static void note_loss_origin(vctx *v) {
+    if (v->loss)
+        dn_diag_report(v->d, DN_NOTE, v->loss->loc, "loss is set to %s here",
+                       dn_loss_name(v->s->train.loss));
+    else
+        dn_diag_report(v->d, DN_NOTE, (dn_loc){0, 0},
+                       "cross_entropy is the default loss; set train.loss to mse for other outputs");
+}
+
+/* The output layer must suit the loss: cross_entropy needs softmax and
+ * >= 2 units; mse needs linear, sigmoid or tanh. Errors at the output
+ * layer's activation / units values. */
+static void check_output_vs_loss(vctx *v) {
+    if (!v->layers_ok || (v->loss && !v->loss_ok))
+        return;
+    const dn_layer *out = &v->s->layers[v->s->n_layers - 1];
+    const layer_src *src = &v->src[v->s->n_layers - 1];
+    if (v->s->train.loss == DN_LOSS_CROSS_ENTROPY) {
+        if (src->act_ok && out->act != DN_ACT_SOFTMAX) {
+            dn_diag_report(v->d, DN_ERROR, src->act->loc,
+                           "loss cross_entropy needs a softmax output layer, got activation '%s'",
+                           dn_act_name(out->act));
+            note_loss_origin(v);
+        }
+        if (src->units_ok && out->units < 2)
+            dn_diag_report(v->d, DN_ERROR, src->units->loc,
+                           "loss cross_entropy needs at least 2 output units, got %d", out->units);
+    } else if (src->act_ok && out->act != DN_ACT_LINEAR && out->act != DN_ACT_SIGMOID &&
+               out->act != DN_ACT_TANH) {
+        dn_diag_report(v->d, DN_ERROR, src->act->loc,
+                       "loss mse needs a linear, sigmoid or tanh output layer, got activation '%s'",
+                       dn_act_name(out->act));
+        note_loss_origin(v);
+    }
+}
+
+/* Fills in/w_off/b_off/n_params in state_dict order (W then b per layer)
+ * when the input and every width are valid. The total may not exceed
+ * DN_MAX_PARAMS; the error sits at the layer that crosses the limit.
+ * Widths are <= 2^24, so units * in <= 2^48 fits in uint64_t; the running
+ * total stays <= DN_MAX_PARAMS + 2^48 + 2^24, also far below 2^64. */
+static void layout_params(vctx *v) {
+    if (!v->input_ok || !v->layers_ok)
+        return;
+    for (int i = 0; i < v->s->n_layers; i++)
+        if (!v->src[i].units_ok)
+            return;
+    uint64_t total = 0;
+    int in = v->s->input;
+    for (int i = 0; i < v->s->n_layers; i++) {
+        dn_layer *l = &v->s->layers[i];
+        l->in = in;
+        l->w_off = (size_t)total;
+        total += (uint64_t)l->units * (uint64_t)l->in;
+        l->b_off = (size_t)total;
+        total += (uint64_t)l->units;
+        if (total > (uint64_t)DN_MAX_PARAMS) {
+            dn_diag_report(v->d, DN_ERROR, l->loc,
+                           "too many parameters: layer '%s' brings the total to %llu "
+                           "(at most %zu)",
+                           l->name, (unsigned long long)total, DN_MAX_PARAMS);
+            return;
+        }
+        in = l->units;
+    }
+    v->s->n_params = (size_t)total;
+}
+
+/* ---- top level ------------------------------------------------------------ */
+
+/* The root mapping: {name, description, input, layers, train, data}. */
+static void check_top(vctx *v, const dn_ynode *root) {
+    static const char *const keys[] = {"name", "description", "input", "layers", "train", "data"};
+    dn_yfield f[COUNT(keys)];
+    const char *where = "at top level";
+    if (dn_ymap_fields(v->d, root, where, keys, COUNT(keys), f))
+        return;
+    if (dn_yrequire(v->d, root, &f[0], "name", where) == 0)
+        dn_yget_ident(v->d, f[0].value, "model name", v->s->name);
+    if (f[1].value)
+        dn_yget_string(v->d, f[1].value, "description", v->s->description,
+                       sizeof v->s->description, 1);
+    if (dn_yrequire(v->d, root, &f[2], "input", where) == 0)
+        check_input(v, f[2].value);
+    if (dn_yrequire(v->d, root, &f[3], "layers", where) == 0)
+        check_layers(v, f[3].value);
+    if (f[4].value)
+        check_train(v, f[4].value);
+    if (f[5].value)
+        check_data(v, f[5].value);
+    check_output_vs_loss(v);
+    layout_params(v);
+}
+
+/* ---- entry points --------------------------------------------------------- */
+
+/* Copies path into spec->path, truncating overly long paths. */
+static void set_path(dn_spec *spec, const char *path) {
+    size_t n = path ? strlen(path) : 0;
+    if (n >= sizeof spec->path)
+        n = sizeof spec->path - 1;
+    if (n)
+        memcpy(spec->path, path, n);
+    spec->path[n] = '\0';
+}
+
+int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec, dn_diag *d) {
+    int errors_before = d->n_errors;
+    memset(spec, 0, sizeof *spec);
+    set_path(spec, path);
+    spec->hash = dn_fnv1a64(text, len);
+    set_defaults(spec);
+    dn_ynode *root = dn_yaml_load(text, len, d);
+    if (root) {
+        vctx *v = calloc(1, sizeof *v);
+        if (!v) {
+            dn_diag_report(d, DN_ERROR, (dn_loc){0, 0}, "out of memory");
+        } else {
+            v->d = d;
+            v->s = spec;
+            check_top(v, root);
+            free(v);
+        }
+        dn_ynode_free(root);
+    }
+    return d->n_errors > errors_before ? -1 : 0;
+}
+
+/* Spec files are small; anything bigger than this is not a spec. */
+#define DN_SPEC_MAX_BYTES ((size_t)16 << 20)
+
+/* Reads a whole file into a malloc'd buffer. Returns NULL and sets *why
+ * (a short reason for the diagnostic) on failure. */
+static char *read_file(const char *path, size_t *len, const char **why) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    *why = "out of memory";
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = cap < DN_SPEC_MAX_BYTES ? realloc(buf, cap * 2) : NULL;
+        if (!nb) {
+            if (cap >= DN_SPEC_MAX_BYTES)
+                *why = "file is too large for a spec";
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    if (buf && ferror(f)) {
+        *why = "read error";
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+int dn_spec_load(const char *path, dn_spec *spec, dn_diag *d) {
+    size_t len = 0;
+    const char *why = NULL;
+    char *text = read_file(path, &len, &why);
+    if (!text) {
+        dn_diag_report(d, DN_ERROR, (dn_loc){0, 0}, "cannot read spec: %s", why);
+        return -2;
+    }
+    int rc = dn_spec_parse(text, len, path, spec, d);
+    free(text);
+    return rc;
+}
