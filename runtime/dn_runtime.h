@@ -188,7 +188,7 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
 
 /* ---- the model interface: what generated code provides -------------------- */
 
-enum { DN_LOSS_CE = 0, DN_LOSS_MSE = 1 };
+enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
 
 typedef struct {
     const char *name;   /* PyTorch state_dict name: "fc1.weight" */
@@ -225,7 +225,7 @@ typedef struct dn_model {
     size_t n_params;
     int n_tensors;
     const dn_tensor_info *tensors;
-    int loss;                     /* DN_LOSS_CE or DN_LOSS_MSE */
+    int loss;                     /* DN_MODEL_LOSS_CE or DN_MODEL_LOSS_MSE */
     dn_defaults defaults;
 
     /* Bytes of scratch memory needed for batches of up to max_batch rows.
