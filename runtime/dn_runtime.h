@@ -28,6 +28,15 @@ extern "C" {
 
 #define DN_ERR_MAX 512 /* size of the err buffers passed around */
 
+/* Header-defined helpers: `static inline`, marked unused so that a file that
+ * includes (or, standalone, pastes) this header and skips some of them
+ * compiles warning-free under clang too. */
+#if defined(__GNUC__)
+#define DN_INLINE DN_INLINE __attribute__((unused))
+#else
+#define DN_INLINE static inline
+#endif
+
 /* ---- Philox4x32-10 counter-based PRNG -------------------------------------
  * Salmon et al., "Parallel random numbers: as easy as 1, 2, 3" (SC'11).
  * dn_philox4x32_10 is the exact Random123 function (checked against its
@@ -36,13 +45,13 @@ typedef struct {
     uint32_t v[4];
 } dn_u32x4;
 
-static inline uint32_t dn_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi) {
+DN_INLINE uint32_t dn_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi) {
     uint64_t p = (uint64_t)a * b;
     *hi = (uint32_t)(p >> 32);
     return (uint32_t)p;
 }
 
-static inline dn_u32x4 dn_philox4x32_10(dn_u32x4 c, uint32_t k0, uint32_t k1) {
+DN_INLINE dn_u32x4 dn_philox4x32_10(dn_u32x4 c, uint32_t k0, uint32_t k1) {
     for (int r = 0; r < 10; r++) {
         uint32_t hi0, hi1;
         uint32_t lo0 = dn_mulhilo32(0xD2511F53u, c.v[0], &hi0);
@@ -70,7 +79,7 @@ enum {
     DN_RNG_TEST = 7     /* synthetic data and gradient checks */
 };
 
-static inline uint32_t dn_rand_u32(uint64_t seed, uint32_t domain, uint32_t a, uint32_t b,
+DN_INLINE uint32_t dn_rand_u32(uint64_t seed, uint32_t domain, uint32_t a, uint32_t b,
                                    uint32_t c, uint32_t i) {
     dn_u32x4 ctr = {{i >> 2, a, b, (domain << 24) | (c & 0xffffffu)}};
     dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
@@ -79,12 +88,12 @@ static inline uint32_t dn_rand_u32(uint64_t seed, uint32_t domain, uint32_t a, u
 
 /* Dropout: unit is dropped iff its random word < dn_dropout_threshold(p),
  * i.e. with probability floor(p * 2^32) / 2^32. */
-static inline uint32_t dn_dropout_threshold(double p) {
+DN_INLINE uint32_t dn_dropout_threshold(double p) {
     return (uint32_t)(p * 4294967296.0);
 }
 
 /* Uniform in [0, 1) from a random word. */
-static inline double dn_u32_to_unit(uint32_t w) { return w * (1.0 / 4294967296.0); }
+DN_INLINE double dn_u32_to_unit(uint32_t w) { return w * (1.0 / 4294967296.0); }
 
 /* Fisher-Yates shuffle of perm[0..n) (filled with 0..n-1 first) for `epoch`:
  * for i = n-1 .. 1: j = (rand(i) * (i+1)) >> 32; swap(perm[i], perm[j]). */
