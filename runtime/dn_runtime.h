@@ -32,7 +32,7 @@ extern "C" {
  * includes (or, standalone, pastes) this header and skips some of them
  * compiles warning-free under clang too. */
 #if defined(__GNUC__)
-#define DN_INLINE DN_INLINE __attribute__((unused))
+#define DN_INLINE static inline __attribute__((unused))
 #else
 #define DN_INLINE static inline
 #endif
