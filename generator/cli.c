@@ -1,4 +1,147 @@
-/* cli.c - placeholder; being written. */
-#include "spec.h"
+/* cli.c - the dngen command line: parse options, run the passes, write output.
+ *
+ *   load + validate (validate.c) -> emit (emit.c) -> write atomically (runtime dn_io.c)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-int dngen_main(int argc, char **argv, FILE *out, FILE *err) { (void)argc; (void)argv; (void)out; fprintf(err, "not yet\n"); return 2; }
+#include "dn_runtime.h"
+#include "emit.h"
+#include "plot.h"
+#include "spec.h"
+#include "version.h"
+
+typedef struct {
+    const char *spec;   /* input path */
+    const char *output; /* -o argument; "-" is stdout */
+    int check_only;
+    int standalone;
+} cli_opts;
+
+static void print_usage(FILE *f) {
+    fprintf(f,
+            "usage: dngen SPEC.yaml -o OUT.c [--standalone]\n"
+            "       dngen SPEC.yaml --check\n"
+            "       dngen plot RUN.csv... -o CHART.svg [--metric acc|loss|both]\n"
+            "       dngen --help | --version\n");
+}
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "dngen %s - generate a specialized C trainer from a YAML network spec\n\n", DNGEN_VERSION);
+    print_usage(f);
+    fprintf(f,
+            "\noptions:\n"
+            "  -o FILE         write the generated C to FILE ('-' for standard output);\n"
+            "                  FILE is replaced atomically, and left untouched on any error\n"
+            "  --standalone    include the runtime, so that\n"
+            "                    cc -O2 -march=native -fopenmp OUT.c -o model -lz -lm\n"
+            "                  builds the trainer with nothing else present\n"
+            "  --check         validate the spec only\n"
+            "  --help          this text\n"
+            "  --version       print the version\n"
+            "\nsubcommands:\n"
+            "  plot            draw training curves from trainer metrics CSV files ('dngen plot --help')\n"
+            "\nexit status: 0 success, 1 the spec is invalid, 2 usage or I/O error\n"
+            "spec reference: docs/spec.md\n");
+}
+
+/* Parses argv into o. Returns -1 after printing a usage error, 1 when
+ * --help/--version was handled, 0 to go on. */
+static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) {
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(out);
+            return 1;
+        } else if (strcmp(a, "--version") == 0) {
+            fprintf(out, "dngen %s\n", DNGEN_VERSION);
+            return 1;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(err, "dngen: %s needs a file name\n", a);
+                return -1;
+            }
+            o->output = argv[++i];
+        } else if (strcmp(a, "--check") == 0) {
+            o->check_only = 1;
+        } else if (strcmp(a, "--standalone") == 0) {
+            o->standalone = 1;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(err, "dngen: unknown option '%s'\n", a);
+            print_usage(err);
+            return -1;
+        } else if (o->spec) {
+            fprintf(err, "dngen: more than one spec given ('%s' and '%s')\n", o->spec, a);
+            return -1;
+        } else {
+            o->spec = a;
+        }
+    }
+    if (!o->spec) {
+        fprintf(err, "dngen: no spec file given\n");
+        print_usage(err);
+        return -1;
+    }
+    if (!o->output && !o->check_only) {
+        fprintf(err, "dngen: no output given: use -o OUT.c (or -o - for standard output, --check to validate only)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the generated text to o->output. Returns an exit status. */
+static int write_output(const cli_opts *o, const dn_buf *text, FILE *out, FILE *err) {
+    if (strcmp(o->output, "-") == 0) {
+        if (fwrite(text->data, 1, text->len, out) != text->len || fflush(out) != 0) {
+            fprintf(err, "dngen: error writing to standard output\n");
+            return DNGEN_EXIT_USAGE;
+        }
+        return DNGEN_EXIT_OK;
+    }
+    char msg[DN_ERR_MAX];
+    if (dn_write_file_atomic(o->output, text->data, text->len, msg) != 0) {
+        fprintf(err, "dngen: %s\n", msg);
+        return DNGEN_EXIT_USAGE;
+    }
+    return DNGEN_EXIT_OK;
+}
+
+int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
+    if (argc >= 2 && strcmp(argv[1], "plot") == 0) return dngen_plot_main(argc - 1, argv + 1, out, err);
+
+    cli_opts o;
+    int r = parse_args(argc, argv, &o, out, err);
+    if (r != 0) return r > 0 ? DNGEN_EXIT_OK : DNGEN_EXIT_USAGE;
+
+    dn_spec *spec = calloc(1, sizeof *spec);
+    if (!spec) {
+        fprintf(err, "dngen: out of memory\n");
+        return DNGEN_EXIT_USAGE;
+    }
+    dn_diag d;
+    dn_diag_init(&d, err, o.spec);
+    int status = DNGEN_EXIT_OK;
+    r = dn_spec_load(o.spec, spec, &d);
+    if (r == -2) {
+        status = DNGEN_EXIT_USAGE; /* unreadable file */
+    } else if (r != 0) {
+        fprintf(err, "%s: %d error%s\n", o.spec, d.n_errors, d.n_errors == 1 ? "" : "s");
+        status = DNGEN_EXIT_INVALID_SPEC;
+    } else if (!o.check_only) {
+        dn_buf text = {0};
+        dn_emit_opts eo = {.standalone = o.standalone};
+        if (dn_emit_trainer(spec, &eo, &text) != 0) {
+            fprintf(err, "dngen: internal error: out of memory or missing embedded template\n");
+            status = DNGEN_EXIT_USAGE;
+        } else {
+            status = write_output(&o, &text, out, err);
+        }
+        dn_buf_free(&text);
+    }
+    free(spec);
+    return status;
+}

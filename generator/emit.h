@@ -1,0 +1,87 @@
+/* emit.h - turns a validated dn_spec into the C source of a trainer.
+ *
+ * emit.c        drives: template expansion, banner, runtime, model-level code
+ *               (buffers, init, train step, eval, the dn_model descriptor);
+ * emit_layer.c  writes the per-layer kernels (forward, weight and input
+ *               gradients) with every size a literal constant;
+ * emit_buf.c    the output buffer and the escaping of text from the spec.
+ *
+ * Emitters trust the dn_spec completely (see spec.h).
+ */
+#ifndef DNGEN_EMIT_H
+#define DNGEN_EMIT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec.h"
+
+/* ---- output buffer --------------------------------------------------------- */
+
+/* Growable text buffer. On allocation failure `oom` is set and further writes
+ * are dropped; check it once at the end. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int indent; /* levels of 4 spaces applied by dn_buf_line */
+    int oom;
+} dn_buf;
+
+void dn_buf_free(dn_buf *b);
+void dn_buf_append(dn_buf *b, const char *s, size_t n);
+void dn_buf_printf(dn_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* One line: indentation, the formatted text, newline. */
+void dn_buf_line(dn_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* An empty line. */
+void dn_buf_blank(dn_buf *b);
+
+/* Appends `s` so that it is inert inside a C block comment: no comment
+ * terminator, no control characters, no trigraph or line splice. Newlines
+ * become "\n" + `newline_prefix`. */
+void dn_buf_comment_text(dn_buf *b, const char *s, const char *newline_prefix);
+
+/* Appends `s` as the contents of a C string literal (without the quotes):
+ * printable ASCII except backslash, quote and '?' as is, the rest as octal escapes. */
+void dn_buf_c_string(dn_buf *b, const char *s);
+
+/* ---- emitters ---------------------------------------------------------------- */
+
+typedef struct {
+    int standalone; /* paste the runtime into the output */
+} dn_emit_opts;
+
+/* Writes the complete trainer source for `s` into `out` (appending).
+ * Returns 0, or -1 when out of memory or an embedded file is missing
+ * (both internal failures). */
+int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out);
+
+/* Per-layer kernels of layer k (emit_layer.c). */
+void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k);
+
+/* Name of the C expression for the activation's derivative in terms of the
+ * activation's output `a` (emit_layer.c); e.g. "(a > 0.0f ? 1.0f : 0.0f)". */
+const char *dn_act_derivative(dn_act act);
+
+/* Dropout constants exactly as the runtime defines them: units whose random
+ * word is below the threshold are dropped; survivors are scaled by
+ * 1/(1-p) computed in float, as PyTorch does. */
+uint32_t dn_dropout_threshold_of(double p);
+float dn_dropout_scale(double p);
+
+/* A C float literal that reads back as exactly x ("2.0f", "1.42857146f"). */
+void dn_float_literal(char *dst, size_t n, float x);
+
+/* Human text for a dropout rate, shortest form that round-trips ("0.5"). */
+void dn_format_rate(char *dst, size_t n, double p);
+
+#endif
