@@ -98,10 +98,21 @@ static void emit_runtime(dn_buf *b, const dn_emit_opts *o) {
 
 /* The name of the buffer holding layer k's output as the next layer sees it. */
 static void layer_output(char *dst, size_t n, const dn_spec *s, int k, int train) {
-    if (k < 0)
-        snprintf(dst, n, "%s", train && s->input_dropout > 0 ? "bf.in_h" : "bt->x");
-    else
-        snprintf(dst, n, "bf.%s_%s", s->layers[k].name, train && s->layers[k].dropout > 0 ? "h" : "a");
+    double p = k < 0 ? s->input_dropout : s->layers[k].dropout;
+    const char *a = k < 0 ? "bt->x" : NULL, *h = k < 0 ? "bf.in_h" : NULL;
+    char abuf[80], hbuf[80];
+    if (k >= 0) {
+        snprintf(abuf, sizeof abuf, "bf.%s_a", s->layers[k].name);
+        snprintf(hbuf, sizeof hbuf, "bf.%s_h", s->layers[k].name);
+        a = abuf;
+        h = hbuf;
+    }
+    if (p <= 0)
+        snprintf(dst, n, "%s", a);
+    else if (train)
+        snprintf(dst, n, "%s", h);
+    else /* eval: dropout output only for MC dropout */
+        snprintf(dst, n, "(mc ? %s : %s)", h, a);
 }
 
 static void emit_buffers(dn_buf *b, const dn_spec *s) {
@@ -284,12 +295,13 @@ static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
             dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, bf.%s_mask, bf.%s_h, n,", s->name,
                         L->name, in, L->w_off, L->b_off, L->name, L->name, L->name);
         else if (L->dropout > 0)
-            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, NULL, NULL, n, 0, 0);", s->name,
-                        L->name, in, L->w_off, L->b_off, L->name);
+            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, mc ? bf.%s_mask : NULL,", s->name,
+                        L->name, in, L->w_off, L->b_off, L->name, L->name);
         else
             dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, n);", s->name, L->name, in,
                         L->w_off, L->b_off, L->name);
         if (L->dropout > 0 && train) dn_buf_line(b, "        bt->seed, bt->step);");
+        if (L->dropout > 0 && !train) dn_buf_line(b, "        mc ? bf.%s_h : NULL, n, bt->seed, bt->step);", L->name);
     }
 }
 
@@ -346,9 +358,13 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "%s_buffers bf;", m);
     dn_buf_line(b, "const int n = bt->n;");
     dn_buf_line(b, "%s_bind(ws, n, &bf);", m);
+    dn_buf_line(b, "const int mc = bt->mc_dropout;");
+    dn_buf_line(b, "(void)mc;");
     dn_buf_line(b, "DN_OMP(omp parallel)");
     dn_buf_line(b, "{");
     b->indent++;
+    if (s->input_dropout > 0)
+        dn_buf_line(b, "if (mc) %s_input_dropout(bt->x, bf.in_mask, bf.in_h, n, bt->seed, bt->step);", m);
     emit_forward_calls(b, s, 0);
     dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);", m, last_layer(s)->name);
     b->indent--;

@@ -214,6 +214,7 @@ typedef struct {
     const int32_t *y;   /* [n] class labels in [0, n_outputs) */
     uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
     uint64_t step;      /* 0-based optimizer step */
+    int mc_dropout;     /* eval only: keep dropout on (MC dropout), masks from (seed, step) */
 } dn_batch;
 
 typedef struct {
@@ -250,7 +251,7 @@ typedef struct dn_model {
     double (*train_step)(const float *params, float *grads, void *ws, const dn_batch *b,
                          int *correct);
 
-    /* Eval-mode forward (dropout off). Writes probabilities (softmax output)
+    /* Eval-mode forward (dropout off, unless b->mc_dropout). Writes probabilities (softmax output)
      * or raw outputs to out [n, n_outputs] when out != NULL. Returns the sum
      * of per-row losses when b->y != NULL (else 0); adds hits to *correct
      * when both are non-NULL. */
