@@ -366,9 +366,9 @@ static void join_names(const char *const *names, size_t count, char *buf, size_t
     }
 }
 
-/* "unknown <thing> 'x'[; did you mean 'y'?] (allowed: ...)". `thing`
- * includes any context ("key 'x' in layer" is built by the caller). */
-static void report_unknown(dn_diag *d, dn_loc loc, const char *what, const char *word,
+/* "unknown <what> 'x'[ <where>][; did you mean 'y'?] (allowed: ...)".
+ * Returns the suggestion made, or NULL. */
+static const char *report_unknown(dn_diag *d, dn_loc loc, const char *what, const char *word,
                            size_t word_len, const char *where, const char *const *names,
                            size_t count) {
     char q[DN_YTEXT_BUF], allowed[512], hint[SUGGEST_MAX_LEN + 32] = "";
@@ -378,6 +378,7 @@ static void report_unknown(dn_diag *d, dn_loc loc, const char *what, const char 
     join_names(names, count, allowed, sizeof allowed);
     dn_diag_report(d, DN_ERROR, loc, "unknown %s '%s'%s%s%s (allowed: %s)", what,
                    dn_yquote(word, word_len, q), where[0] ? " " : "", where, hint, allowed);
+    return s;
 }
 
 /* Index of the scalar's text in names, or -1. */
@@ -407,7 +408,7 @@ int dn_ymap_fields(dn_diag *d, const dn_ynode *map, const char *where,
                    const char *const *allowed, size_t n_allowed, dn_yfield *fields) {
     char q[DN_YTEXT_BUF];
     for (size_t i = 0; i < n_allowed; i++)
-        fields[i].key = fields[i].value = NULL;
+        fields[i].key = fields[i].value = fields[i].misspelled = NULL;
     if (dn_yexpect(d, map, DN_Y_MAP))
         return -1;
     for (size_t p = 0; p < map->n_pairs; p++) {
@@ -418,7 +419,11 @@ int dn_ymap_fields(dn_diag *d, const dn_ynode *map, const char *where,
         }
         int i = find_name(k, allowed, n_allowed);
         if (i < 0) {
-            report_unknown(d, k->loc, "key", k->text, k->len, where, allowed, n_allowed);
+            const char *s = report_unknown(d, k->loc, "key", k->text, k->len, where, allowed,
+                                           n_allowed);
+            for (size_t j = 0; s && j < n_allowed; j++)
+                if (allowed[j] == s && !fields[j].misspelled)
+                    fields[j].misspelled = k;
         } else if (fields[i].key) {
             dn_diag_report(d, DN_ERROR, k->loc, "duplicate key '%s'", dn_yquote(k->text, k->len, q));
             dn_diag_report(d, DN_NOTE, fields[i].key->loc, "'%s' first defined here", q);
@@ -434,6 +439,8 @@ int dn_yrequire(dn_diag *d, const dn_ynode *map, const dn_yfield *f, const char 
                 const char *where) {
     if (f->value)
         return 0;
+    if (f->misspelled) /* "did you mean '<key>'?" already said it */
+        return -1;
     dn_diag_report(d, DN_ERROR, map->loc, "missing required key '%s' %s", key, where);
     return -1;
 }

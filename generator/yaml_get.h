@@ -62,10 +62,12 @@ int dn_is_c_keyword(const char *s);
  * alignment distance, at most 1 for words of <= 3 chars, else 2), or NULL. */
 const char *dn_ysuggest(const char *word, const char *const *names, size_t count);
 
-/* One recognised key of a mapping: both NULL when the key is absent. */
+/* One recognised key of a mapping: key/value NULL when the key is absent;
+ * misspelled is an unknown key for which this one was suggested. */
 typedef struct {
     const dn_ynode *key;
     const dn_ynode *value;
+    const dn_ynode *misspelled;
 } dn_yfield;
 
 /* Sorts the pairs of mapping `map` into fields[i] by allowed[i]. Reports
@@ -77,7 +79,8 @@ int dn_ymap_fields(dn_diag *d, const dn_ynode *map, const char *where,
                    const char *const *allowed, size_t n_allowed, dn_yfield *fields);
 
 /* Reports "missing required key 'units' in layer" at the mapping when
- * field f is absent. Returns 0 when present. */
+ * field f is absent, unless a misspelling of it was already reported.
+ * Returns 0 when present, -1 when absent. */
 int dn_yrequire(dn_diag *d, const dn_ynode *map, const dn_yfield *f, const char *key,
                 const char *where);
 
