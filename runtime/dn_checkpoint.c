@@ -1,2 +1,440 @@
-/* dn_checkpoint.c - placeholder; being written. */
+/* dn_checkpoint.c - model-aware checkpoints on top of the safetensors API.
+ *
+ * A checkpoint holds the weights under their PyTorch state_dict names and
+ * shapes ([out, in] weights, [out] biases), so
+ *   model.load_state_dict(safetensors.torch.load_file(path), strict=False)
+ * works. A full training state adds the Adam moments as
+ *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>
+ * and the run's position and settings as metadata (see cp_add_state_meta).
+ */
 #include "dn_runtime.h"
+#include "dn_train.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CP_FORMAT "dngen-checkpoint-1"
+#define CP_EXP_AVG "optimizer.exp_avg."
+#define CP_EXP_AVG_SQ "optimizer.exp_avg_sq."
+#define CP_MAX_META 24
+#define CP_META_VALUE 48
+
+/* Formats one error line into err (DN_ERR_MAX bytes). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void cp_errf(char *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, DN_ERR_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- saving ---------------------------------------------------------------- */
+
+/* Metadata under construction; values that are not static strings live in
+ * buf. */
+typedef struct {
+    dn_st_meta items[CP_MAX_META];
+    char buf[CP_MAX_META][CP_META_VALUE];
+    int n;
+} cp_meta;
+
+/* Appends key = static string value. */
+static void cp_meta_str(cp_meta *mt, const char *key, const char *value) {
+    mt->items[mt->n].key = key;
+    mt->items[mt->n].value = value;
+    mt->n++;
+}
+
+/* Appends key = formatted value. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void cp_meta_fmt(cp_meta *mt, const char *key, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(mt->buf[mt->n], CP_META_VALUE, fmt, ap);
+    va_end(ap);
+    cp_meta_str(mt, key, mt->buf[mt->n]);
+}
+
+/* Adds the training-state keys. Floats use %.9g and doubles %.17g, which
+ * read back bit-exactly. */
+static void cp_add_state_meta(cp_meta *mt, const dn_train_state *st) {
+    cp_meta_fmt(mt, "step", "%" PRId64, st->step);
+    cp_meta_fmt(mt, "epoch", "%" PRId64, st->epoch);
+    cp_meta_fmt(mt, "batch", "%" PRId64, st->batch);
+    cp_meta_fmt(mt, "seed", "%" PRIu64, st->seed);
+    cp_meta_fmt(mt, "batch_size", "%d", st->batch_size);
+    cp_meta_fmt(mt, "shuffle", "%d", st->shuffle ? 1 : 0);
+    cp_meta_fmt(mt, "n_train", "%" PRIu32, st->n_train);
+    cp_meta_fmt(mt, "epoch_loss_sum", "%.17g", st->loss_sum);
+    cp_meta_fmt(mt, "epoch_correct", "%" PRId64, st->correct);
+    cp_meta_fmt(mt, "epoch_seen", "%" PRId64, st->seen);
+    cp_meta_str(mt, "optimizer", st->adam.decoupled ? "adamw" : "adam");
+    cp_meta_fmt(mt, "lr", "%.9g", (double)st->adam.lr);
+    cp_meta_fmt(mt, "beta1", "%.9g", (double)st->adam.beta1);
+    cp_meta_fmt(mt, "beta2", "%.9g", (double)st->adam.beta2);
+    cp_meta_fmt(mt, "eps", "%.9g", (double)st->adam.eps);
+    cp_meta_fmt(mt, "weight_decay", "%.9g", (double)st->adam.weight_decay);
+}
+
+/* Describes tensor k of the model, under name `name`, with data from buf. */
+static dn_st_tensor cp_tensor(const dn_tensor_info *ti, const char *name, const float *buf) {
+    dn_st_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    t.ndim = ti->ndim;
+    for (int d = 0; d < ti->ndim && d < 2; d++)
+        t.shape[d] = ti->shape[d];
+    t.data = buf + ti->offset;
+    return t;
+}
+
+/* Builds "<prefix><name>" for every model tensor into one malloc'd block;
+ * names[k] points into it. Returns the block, or NULL when out of memory. */
+static char *cp_prefixed_names(const dn_model *m, const char *prefix, const char **names) {
+    size_t total = 0, plen = strlen(prefix);
+    for (int k = 0; k < m->n_tensors; k++)
+        total += plen + strlen(m->tensors[k].name) + 1;
+    char *block = malloc(total ? total : 1);
+    if (!block)
+        return NULL;
+    char *p = block;
+    for (int k = 0; k < m->n_tensors; k++) {
+        size_t len = strlen(m->tensors[k].name);
+        memcpy(p, prefix, plen);
+        memcpy(p + plen, m->tensors[k].name, len + 1);
+        names[k] = p;
+        p += plen + len + 1;
+    }
+    return block;
+}
+
+int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const float *exp_avg,
+                 const float *exp_avg_sq, const dn_train_state *st, char *err) {
+    int nt = m->n_tensors, full = st != NULL;
+    dn_st_tensor *t = calloc((size_t)nt * 3, sizeof *t);
+    const char **names = calloc((size_t)nt * 2 + 1, sizeof *names);
+    char *avg_block = NULL, *sq_block = NULL;
+    int rc = -1;
+    if (!t || !names)
+        goto oom;
+    for (int k = 0; k < nt; k++)
+        t[k] = cp_tensor(&m->tensors[k], m->tensors[k].name, params);
+    if (full) {
+        avg_block = cp_prefixed_names(m, CP_EXP_AVG, names);
+        sq_block = cp_prefixed_names(m, CP_EXP_AVG_SQ, names + nt);
+        if (!avg_block || !sq_block)
+            goto oom;
+        for (int k = 0; k < nt; k++) {
+            t[nt + k] = cp_tensor(&m->tensors[k], names[k], exp_avg);
+            t[2 * nt + k] = cp_tensor(&m->tensors[k], names[nt + k], exp_avg_sq);
+        }
+    }
+    cp_meta mt;
+    mt.n = 0;
+    cp_meta_str(&mt, "format", CP_FORMAT);
+    cp_meta_str(&mt, "dngen_version", m->dngen_version);
+    cp_meta_str(&mt, "model", m->name);
+    cp_meta_str(&mt, "spec_hash", m->spec_hash);
+    if (full)
+        cp_add_state_meta(&mt, st);
+    rc = dn_st_write(path, t, full ? 3 * nt : nt, mt.items, mt.n, err);
+    goto done;
+oom:
+    cp_errf(err, "%s: out of memory while preparing the checkpoint", path);
+done:
+    free(avg_block);
+    free(sq_block);
+    free(names);
+    free(t);
+    return rc;
+}
+
+/* ---- loading --------------------------------------------------------------- */
+
+/* Index of the model tensor called name, or -1. */
+static int cp_model_tensor(const dn_model *m, const char *name) {
+    for (int k = 0; k < m->n_tensors; k++)
+        if (strcmp(m->tensors[k].name, name) == 0)
+            return k;
+    return -1;
+}
+
+/* A list of tensor names for an error message: "'a', 'b', ...". */
+typedef struct {
+    char text[DN_ERR_MAX / 2];
+    int count;
+} cp_names;
+
+/* Adds 'name' to the list; once the text is full, it ends with ", ...". */
+static void cp_names_add(cp_names *l, const char *name) {
+    size_t len = l->count ? strlen(l->text) : 0, cap = sizeof l->text;
+    if (l->count++ == 0)
+        l->text[0] = '\0';
+    if (len >= 3 && strcmp(l->text + len - 3, "...") == 0)
+        return;
+    int w = snprintf(l->text + len, cap - len, "%s'%s'", len ? ", " : "", name);
+    if (w < 0 || (size_t)w >= cap - len - 5)
+        snprintf(l->text + len, cap - len, "%s...", len ? ", " : "");
+}
+
+/* Fails, naming them, when the file has tensors that are neither model
+ * tensors nor optimizer.* entries. */
+static int cp_check_unknown(const dn_model *m, const dn_st_file *f, const char *path, char *err) {
+    cp_names bad = {.count = 0};
+    int n = dn_st_count(f);
+    for (int i = 0; i < n; i++) {
+        const char *name = dn_st_get(f, i)->name;
+        if (cp_model_tensor(m, name) < 0 && strncmp(name, "optimizer.", 10) != 0)
+            cp_names_add(&bad, name);
+    }
+    if (!bad.count)
+        return 0;
+    cp_errf(err, "%s: unexpected tensor%s %s (not %s of model '%s')", path,
+            bad.count > 1 ? "s" : "", bad.text, bad.count > 1 ? "parameters" : "a parameter",
+            m->name);
+    return -1;
+}
+
+/* Formats a shape as "[a, b]". */
+static void cp_shape_text(const int64_t *shape, int ndim, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[len++] = '[';
+    for (int d = 0; d < ndim && len < cap; d++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, d ? ", " : "", shape[d]);
+    if (len + 2 <= cap) {
+        buf[len++] = ']';
+        buf[len] = '\0';
+    } else {
+        buf[cap - 1] = '\0';
+    }
+}
+
+/* Checks dtype and shape of file tensor `in` against model tensor ti. */
+static int cp_check_tensor(const dn_tensor_info *ti, const dn_st_info *in, const char *path,
+                           char *err) {
+    if (strcmp(in->dtype, "F32") != 0) {
+        cp_errf(err, "%s: tensor '%s' has dtype %s, model expects F32", path, in->name, in->dtype);
+        return -1;
+    }
+    int same = in->ndim == ti->ndim;
+    for (int d = 0; same && d < ti->ndim; d++)
+        same = in->shape[d] == ti->shape[d];
+    if (!same) {
+        char have[160], want[64];
+        cp_shape_text(in->shape, in->ndim < 8 ? in->ndim : 8, have, sizeof have);
+        cp_shape_text(ti->shape, ti->ndim, want, sizeof want);
+        cp_errf(err, "%s: tensor '%s' has shape %s, model expects %s", path, in->name, have, want);
+        return -1;
+    }
+    if (in->nbytes != ti->count * 4) {
+        cp_errf(err, "%s: tensor '%s' holds %zu bytes, expected %zu", path, in->name, in->nbytes,
+                ti->count * 4);
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies count little-endian F32 values from possibly unaligned bytes. */
+static void cp_copy_f32le(float *dst, const void *src, size_t count) {
+    const unsigned char *p = src;
+    for (size_t k = 0; k < count; k++, p += 4) {
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                     (uint32_t)p[3] << 24;
+        memcpy(&dst[k], &u, 4);
+    }
+}
+
+/* Loads every model tensor, named "<prefix><name>", into buf (at the
+ * tensor's offset). Missing tensors are reported together. */
+static int cp_load_group(const dn_model *m, const dn_st_file *f, const char *path,
+                         const char *prefix, float *buf, char *err) {
+    char name[512];
+    cp_names missing = {.count = 0};
+    for (int k = 0; k < m->n_tensors; k++) {
+        snprintf(name, sizeof name, "%s%s", prefix, m->tensors[k].name);
+        if (!dn_st_find(f, name))
+            cp_names_add(&missing, name);
+    }
+    if (missing.count) {
+        cp_errf(err, "%s: missing tensor%s %s", path, missing.count > 1 ? "s" : "", missing.text);
+        return -1;
+    }
+    for (int k = 0; k < m->n_tensors; k++) {
+        snprintf(name, sizeof name, "%s%s", prefix, m->tensors[k].name);
+        const dn_st_info *in = dn_st_find(f, name);
+        if (cp_check_tensor(&m->tensors[k], in, path, err) != 0)
+            return -1;
+        cp_copy_f32le(buf + m->tensors[k].offset, in->data, m->tensors[k].count);
+    }
+    return 0;
+}
+
+/* Compares the file's spec_hash with the model's. A mismatch (or, when
+ * strict, an absent hash) is an error when strict, else a warning. */
+static int cp_check_hash(const dn_model *m, const dn_st_file *f, const char *path, int strict,
+                         char *warn, char *err) {
+    const char *hash = dn_st_meta_get(f, "spec_hash");
+    const char *model = dn_st_meta_get(f, "model");
+    if (!hash) {
+        if (!strict)
+            return 0;
+        cp_errf(err, "%s: no 'spec_hash' metadata; not a checkpoint written by a dngen trainer",
+                path);
+        return -1;
+    }
+    if (strcmp(hash, m->spec_hash) == 0 || (!strict && !warn))
+        return 0;
+    cp_errf(strict ? err : warn,
+            "%s: written by model '%s' with spec hash %s, this trainer's spec hash is %s%s", path,
+            model ? model : "?", hash, m->spec_hash,
+            strict ? "; a run can only be resumed by the trainer that saved it" : "");
+    return strict ? -1 : 0;
+}
+
+/* Reads metadata key as a whole decimal integer in [lo, hi]. */
+static int cp_meta_i64(const dn_st_file *f, const char *path, const char *key, int64_t lo,
+                       int64_t hi, int64_t *v, char *err) {
+    const char *s = dn_st_meta_get(f, key);
+    if (!s) {
+        cp_errf(err, "%s: metadata '%s' is missing", path, key);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || x < lo || x > hi || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))) {
+        cp_errf(err, "%s: metadata '%s' is '%s', expected an integer in [%" PRId64 ", %" PRId64 "]",
+                path, key, s, lo, hi);
+        return -1;
+    }
+    *v = (int64_t)x;
+    return 0;
+}
+
+/* Reads metadata key as a finite number. */
+static int cp_meta_f64(const dn_st_file *f, const char *path, const char *key, double *v,
+                       char *err) {
+    const char *s = dn_st_meta_get(f, key);
+    if (!s) {
+        cp_errf(err, "%s: metadata '%s' is missing", path, key);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(x)) {
+        cp_errf(err, "%s: metadata '%s' is '%s', expected a finite number", path, key, s);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Reads metadata key as an unsigned 64-bit integer (digits only). */
+static int cp_meta_u64(const dn_st_file *f, const char *path, const char *key, uint64_t *v,
+                       char *err) {
+    const char *s = dn_st_meta_get(f, key);
+    if (!s) {
+        cp_errf(err, "%s: metadata '%s' is missing", path, key);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno != 0 || !(s[0] >= '0' && s[0] <= '9') || *end != '\0') {
+        cp_errf(err, "%s: metadata '%s' is '%s', expected an unsigned integer", path, key, s);
+        return -1;
+    }
+    *v = (uint64_t)x;
+    return 0;
+}
+
+/* Reads the Adam settings of a training state. */
+static int cp_read_adam(const dn_st_file *f, const char *path, dn_adam *a, char *err) {
+    const char *opt = dn_st_meta_get(f, "optimizer");
+    if (!opt || (strcmp(opt, "adam") != 0 && strcmp(opt, "adamw") != 0)) {
+        cp_errf(err, "%s: metadata 'optimizer' is '%s', expected adam or adamw", path,
+                opt ? opt : "(missing)");
+        return -1;
+    }
+    double lr, b1, b2, eps, wd;
+    if (cp_meta_f64(f, path, "lr", &lr, err) || cp_meta_f64(f, path, "beta1", &b1, err) ||
+        cp_meta_f64(f, path, "beta2", &b2, err) || cp_meta_f64(f, path, "eps", &eps, err) ||
+        cp_meta_f64(f, path, "weight_decay", &wd, err))
+        return -1;
+    a->decoupled = strcmp(opt, "adamw") == 0;
+    a->lr = (float)lr;
+    a->beta1 = (float)b1;
+    a->beta2 = (float)b2;
+    a->eps = (float)eps;
+    a->weight_decay = (float)wd;
+    return 0;
+}
+
+/* Reads the training-state metadata into *st. */
+static int cp_read_state(const dn_st_file *f, const char *path, dn_train_state *st, char *err) {
+    int64_t bs, shuffle, n_train;
+    if (cp_meta_i64(f, path, "step", 0, INT64_MAX, &st->step, err) ||
+        cp_meta_i64(f, path, "epoch", 0, INT64_MAX, &st->epoch, err) ||
+        cp_meta_i64(f, path, "batch", 0, INT64_MAX, &st->batch, err) ||
+        cp_meta_u64(f, path, "seed", &st->seed, err) ||
+        cp_meta_i64(f, path, "batch_size", 1, INT32_MAX, &bs, err) ||
+        cp_meta_i64(f, path, "shuffle", 0, 1, &shuffle, err) ||
+        cp_meta_i64(f, path, "n_train", 1, UINT32_MAX, &n_train, err) ||
+        cp_meta_f64(f, path, "epoch_loss_sum", &st->loss_sum, err) ||
+        cp_meta_i64(f, path, "epoch_correct", 0, INT64_MAX, &st->correct, err) ||
+        cp_meta_i64(f, path, "epoch_seen", 0, INT64_MAX, &st->seen, err) ||
+        cp_read_adam(f, path, &st->adam, err))
+        return -1;
+    st->batch_size = (int)bs;
+    st->shuffle = (int)shuffle;
+    st->n_train = (uint32_t)n_train;
+    return 0;
+}
+
+/* Resume-only part: format, state metadata and Adam moments. */
+static int cp_load_resume(const dn_model *m, const dn_st_file *f, const char *path,
+                          float *exp_avg, float *exp_avg_sq, dn_train_state *st, char *err) {
+    const char *format = dn_st_meta_get(f, "format");
+    if (!format || strcmp(format, CP_FORMAT) != 0) {
+        cp_errf(err, "%s: metadata 'format' is '%s', expected '%s'", path,
+                format ? format : "(missing)", CP_FORMAT);
+        return -1;
+    }
+    if (!dn_st_meta_get(f, "step")) {
+        cp_errf(err, "%s: holds weights only, not a training state (save one with --checkpoint-every)",
+                path);
+        return -1;
+    }
+    if (cp_read_state(f, path, st, err) != 0 ||
+        cp_load_group(m, f, path, CP_EXP_AVG, exp_avg, err) != 0 ||
+        cp_load_group(m, f, path, CP_EXP_AVG_SQ, exp_avg_sq, err) != 0)
+        return -1;
+    return 0;
+}
+
+int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_avg,
+                 float *exp_avg_sq, dn_train_state *st, char *warn, char *err) {
+    int resume = exp_avg != NULL;
+    dn_st_file *f = NULL;
+    if (warn)
+        warn[0] = '\0';
+    if (dn_st_open(path, &f, err) != 0)
+        return -1;
+    int rc = -1;
+    if (cp_check_unknown(m, f, path, err) == 0 && cp_load_group(m, f, path, "", params, err) == 0 &&
+        cp_check_hash(m, f, path, resume, warn, err) == 0 &&
+        (!resume || cp_load_resume(m, f, path, exp_avg, exp_avg_sq, st, err) == 0))
+        rc = 0;
+    dn_st_close(f);
+    return rc;
+}

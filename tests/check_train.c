@@ -1,15 +1,954 @@
-/* check_train.c - placeholder; being written. */
-#include <check.h>
-#include <stdlib.h>
+/* check_train.c - the trainer driver (dn_main) on a hand-written toy model.
+ *
+ * The toy is softmax regression, 8 inputs -> 3 classes, with dropout on the
+ * inputs (p = 0.25, masks from DN_RNG_DROPOUT) so that seed and step matter,
+ * and per-row gradients summed in row order after an OpenMP loop so that the
+ * thread count must not matter. Hooks make it return NaN, raise a signal or
+ * compute a wrong gradient at chosen steps.
+ *
+ * Every dn_main call runs in a forked child with stdout/stderr redirected
+ * to files, like a real process; the data set is a synthetic, linearly
+ * separable IDX set written by the tests (100 train / 30 test samples, so
+ * batch 32 gives 4 steps per epoch, the last one of 4 rows).
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "dn_runtime.h"
+#include "dn_train.h"
 
-START_TEST(test_placeholder) { ck_assert_int_eq(1 + 1, 2); }
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- the toy model ---------------------------------------------------------- */
+
+#define TOY_IN 8
+#define TOY_OUT 3
+#define TOY_NP (TOY_IN * TOY_OUT + TOY_OUT)
+#define TOY_P_DROP 0.25
+
+static const dn_tensor_info toy_tensors[] = {
+    {"fc.weight", 2, {TOY_OUT, TOY_IN}, 0, TOY_IN * TOY_OUT, TOY_IN},
+    {"fc.bias", 1, {TOY_OUT, 0}, TOY_IN * TOY_OUT, TOY_OUT, TOY_IN},
+};
+
+static int64_t toy_nan_step = -1;   /* train_step returns NaN at this step */
+static int64_t toy_raise_step = -1; /* train_step raises toy_raise_sig at this step */
+static int toy_raise_sig = SIGTERM;
+static int toy_grad_bug;            /* scale the bias gradient by 1.1 */
+
+/* Workspace for n rows: per-row gradients, losses and hits. */
+static size_t toy_ws_size(int max_batch) {
+    return (size_t)max_batch * (TOY_NP * sizeof(float) + sizeof(double) + sizeof(int)) + 64;
+}
+
+static void toy_init(float *params, uint64_t seed) {
+    float bound = 1.0f / sqrtf((float)TOY_IN);
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < toy_tensors[t].count; i++) {
+            double u = dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_INIT, (uint32_t)t, 0, 0, (uint32_t)i));
+            params[toy_tensors[t].offset + i] = (float)((2 * u - 1) * bound);
+        }
+}
+
+/* One row: forward (dropout on the inputs when `train`), loss, hit and, if
+ * g != NULL, the row's gradient of its loss. */
+static void toy_row(const float *p, const float *x, int y, const dn_batch *b, int row, int train,
+                    float *g, double *loss, int *hit, float *prob_out) {
+    float xin[TOY_IN], z[TOY_OUT], prob[TOY_OUT];
+    uint32_t thr = dn_dropout_threshold(TOY_P_DROP);
+    for (int k = 0; k < TOY_IN; k++) {
+        int keep = !train ||
+                   dn_rand_u32(b->seed, DN_RNG_DROPOUT, (uint32_t)row, (uint32_t)b->step, 0, (uint32_t)k) >= thr;
+        xin[k] = keep ? x[k] * (train ? (float)(1.0 / (1.0 - TOY_P_DROP)) : 1.0f) : 0.0f;
+    }
+    int best = 0;
+    for (int c = 0; c < TOY_OUT; c++) {
+        z[c] = p[TOY_IN * TOY_OUT + c];
+        for (int k = 0; k < TOY_IN; k++)
+            z[c] += p[c * TOY_IN + k] * xin[k];
+        if (z[c] > z[best])
+            best = c;
+    }
+    float sum = 0;
+    for (int c = 0; c < TOY_OUT; c++)
+        sum += (prob[c] = expf(z[c] - z[best]));
+    for (int c = 0; c < TOY_OUT; c++) {
+        prob[c] /= sum;
+        if (prob_out)
+            prob_out[c] = prob[c];
+    }
+    *loss = y >= 0 ? (double)(logf(sum) + z[best] - z[y]) : 0.0;
+    *hit = best == y;
+    for (int c = 0; g && c < TOY_OUT; c++) {
+        float dz = prob[c] - (c == y ? 1.0f : 0.0f);
+        for (int k = 0; k < TOY_IN; k++)
+            g[c * TOY_IN + k] = dz * xin[k];
+        g[TOY_IN * TOY_OUT + c] = dz;
+    }
+}
+
+static double toy_train_step(const float *params, float *grads, void *ws, const dn_batch *b,
+                             int *correct) {
+    if ((int64_t)b->step == toy_raise_step)
+        raise(toy_raise_sig);
+    float *g = ws;
+    double *loss = (double *)(void *)(g + (size_t)b->n * TOY_NP + 2);
+    int *hit = (int *)(loss + b->n);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int r = 0; r < b->n; r++)
+        toy_row(params, b->x + (size_t)r * TOY_IN, b->y[r], b, r, 1, g + (size_t)r * TOY_NP,
+                &loss[r], &hit[r], NULL);
+    double total = 0;
+    for (int j = 0; j < TOY_NP; j++)
+        grads[j] = 0;
+    for (int r = 0; r < b->n; r++) {
+        total += loss[r];
+        *correct += hit[r];
+        for (int j = 0; j < TOY_NP; j++)
+            grads[j] += g[(size_t)r * TOY_NP + j] / (float)b->n;
+    }
+    if (toy_grad_bug)
+        for (int c = 0; c < TOY_OUT; c++)
+            grads[TOY_IN * TOY_OUT + c] *= 1.1f;
+    if ((int64_t)b->step == toy_nan_step) {
+        grads[3] = NAN;
+        return NAN;
+    }
+    return total;
+}
+
+static double toy_eval(const float *params, void *ws, const dn_batch *b, float *out, int *correct) {
+    (void)ws;
+    double total = 0;
+    for (int r = 0; r < b->n; r++) {
+        double loss;
+        int hit;
+        toy_row(params, b->x + (size_t)r * TOY_IN, b->y ? b->y[r] : -1, b, r, 0, NULL, &loss, &hit,
+                out ? out + (size_t)r * TOY_OUT : NULL);
+        total += loss;
+        if (correct && b->y)
+            *correct += hit;
+    }
+    return b->y ? total : 0.0;
+}
+
+static const dn_model toy_model = {
+    .name = "toy",
+    .dngen_version = "0.1.0",
+    .spec_hash = "0123456789abcdef",
+    .spec_path = "specs/toy.yaml",
+    .n_inputs = TOY_IN,
+    .n_outputs = TOY_OUT,
+    .n_params = TOY_NP,
+    .n_tensors = 2,
+    .tensors = toy_tensors,
+    .loss = 0,
+    .defaults = {.batch_size = 32, .epochs = 3, .seed = 7, .lr = 0.05f, .beta1 = 0.9f,
+                 .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0, .decoupled_wd = 0,
+                 .data_dir = "data", .norm_mean = 0.5f, .norm_std = 0.5f},
+    .workspace_size = toy_ws_size,
+    .init = toy_init,
+    .train_step = toy_train_step,
+    .eval = toy_eval,
+};
+
+/* ---- scratch files and synthetic data ------------------------------------------ */
+
+static char g_dir[1024];  /* this test's scratch directory */
+
+/* Path of `name` inside the scratch directory (ring of static buffers). */
+static const char *P(const char *name) {
+    static char ring[16][1200];
+    static int next;
+    char *p = ring[next++ % 16];
+    snprintf(p, sizeof ring[0], "%s/%s", g_dir, name);
+    return p;
+}
+
+/* printf into a ring of static buffers, for argv entries. */
+static const char *F(const char *fmt, ...) {
+    static char ring[16][64];
+    static int next;
+    char *p = ring[next++ % 16];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, sizeof ring[0], fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void write_bytes(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert(fwrite(data, 1, len, f) == len);
+    ck_assert(fclose(f) == 0);
+}
+
+/* Writes DIR/PREFIX-{images-idx3,labels-idx1}-ubyte: n 2x4 images whose
+ * class c (random) has pixels 2c and 2c+1 bright: linearly separable. */
+static void write_idx_set(const char *dir, const char *prefix, uint32_t n, uint32_t salt) {
+    unsigned char *img = malloc(16 + (size_t)n * TOY_IN), lab[8 + 1024];
+    ck_assert(img != NULL && n <= 1024);
+    put_be32(img, 0x803);
+    put_be32(img + 4, n);
+    put_be32(img + 8, 2);
+    put_be32(img + 12, 4);
+    put_be32(lab, 0x801);
+    put_be32(lab + 4, n);
+    for (uint32_t i = 0; i < n; i++) {
+        int c = (int)(dn_rand_u32(salt, DN_RNG_TEST, 9, 0, 0, i) % TOY_OUT);
+        lab[8 + i] = (unsigned char)c;
+        for (int k = 0; k < TOY_IN; k++) {
+            uint32_t v = dn_rand_u32(salt, DN_RNG_TEST, 10, i, 0, (uint32_t)k) % 80;
+            if (k / 2 == c)
+                v += 170;
+            img[16 + (size_t)i * TOY_IN + (size_t)k] = (unsigned char)v;
+        }
+    }
+    char path[1300];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    write_bytes(path, img, 16 + (size_t)n * TOY_IN);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    write_bytes(path, lab, 8 + n);
+    free(img);
+}
+
+/* Creates a fresh scratch directory DNGEN_TEST_TMP/train_<name> (left in
+ * place afterwards for inspection) with data/ (train 100,
+ * t10k 30) and notest/ (train 100 only). */
+static void setup(const char *name) {
+    char cmd[1200];
+    snprintf(g_dir, sizeof g_dir, "%s/train_%s", DNGEN_TEST_TMP, name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    ck_assert(system(cmd) == 0);
+    ck_assert_msg(mkdir(g_dir, 0777) == 0, "mkdir %s: %s", g_dir, strerror(errno));
+    ck_assert(mkdir(P("data"), 0777) == 0 || errno == EEXIST);
+    ck_assert(mkdir(P("notest"), 0777) == 0 || errno == EEXIST);
+    write_idx_set(P("data"), "train", 100, 1);
+    write_idx_set(P("data"), "t10k", 30, 2);
+    write_idx_set(P("notest"), "train", 100, 1);
+    unlink(P("notest/t10k-images-idx3-ubyte"));
+}
+
+/* Whole file as a NUL-terminated malloc'd string (NULL if unreadable). */
+static char *slurp(const char *path, size_t *len_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
+        len += got;
+        if (cap - len - 1 == 0) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return buf;
+}
+
+/* ---- running dn_main ------------------------------------------------------------ */
+
+typedef struct {
+    int status;  /* exit status; 1000 + signal if killed */
+    char *out;   /* captured stdout */
+    char *err;   /* captured stderr */
+} run_result;
+
+static void run_free(run_result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* Runs dn_main(&toy_model, {"toy", args..., NULL}) in a child process. */
+static run_result run_v(const char *first, va_list ap) {
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = "toy";
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        ck_assert(argc < 63);
+        argv[argc++] = a;
+    }
+    argv[argc] = NULL;
+    char out_path[1200], err_path[1200];
+    snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
+            _exit(99);
+        int rc = dn_main(&toy_model, argc, (char **)argv);
+        fflush(NULL);
+        _exit(rc);
+    }
+    int ws = 0;
+    ck_assert(waitpid(pid, &ws, 0) == pid);
+    run_result r;
+    r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 1000 + WTERMSIG(ws);
+    r.out = slurp(out_path, NULL);
+    r.err = slurp(err_path, NULL);
+    ck_assert(r.out && r.err);
+    return r;
+}
+
+/* run(args..., NULL) */
+static run_result run(const char *first, ...) {
+    va_list ap;
+    va_start(ap, first);
+    run_result r = run_v(first, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Runs, expects `status`, frees the output. */
+static void run_expect(int status, const char *first, ...) {
+    va_list ap;
+    va_start(ap, first);
+    run_result r = run_v(first, ap);
+    va_end(ap);
+    ck_assert_msg(r.status == status, "exit %d, expected %d; stderr: %s", r.status, status, r.err);
+    run_free(&r);
+}
+
+static int file_equal(const char *a, const char *b) {
+    size_t la, lb;
+    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    int same = x && y && la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int matches(const char *text, const char *pattern) {
+    regex_t re;
+    ck_assert(regcomp(&re, pattern, REG_EXTENDED | REG_NEWLINE | REG_NOSUB) == 0);
+    int ok = regexec(&re, text, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+static int count_lines_starting(const char *text, const char *prefix) {
+    int n = 0;
+    size_t len = strlen(prefix);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        n += strncmp(l, prefix, len) == 0;
+    return n;
+}
+
+/* The last "test_acc X" value in text (-1 when absent). */
+static double last_test_acc(const char *text) {
+    double acc = -1;
+    for (const char *p = strstr(text, "test_acc "); p; p = strstr(p + 1, "test_acc "))
+        acc = strtod(p + 9, NULL);
+    return acc;
+}
+
+/* Copies text without the " time ...s" part of epoch lines. */
+static char *strip_times(const char *text) {
+    char *out = malloc(strlen(text) + 1), *o = out;
+    ck_assert(out != NULL);
+    for (const char *p = text; *p;) {
+        if (strncmp(p, " time ", 6) == 0) {
+            p = strchr(p, '\n');
+            if (!p)
+                break;
+        }
+        *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Copies a metrics CSV without its last column (seconds). */
+static char *strip_seconds(const char *csv) {
+    char *out = malloc(strlen(csv) + 1), *o = out;
+    ck_assert(out != NULL);
+    for (const char *line = csv; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        const char *comma = line + len;
+        while (comma > line && *comma != ',')
+            comma--;
+        memcpy(o, line, (size_t)(comma - line));
+        o += comma - line;
+        *o++ = '\n';
+        line += len + (nl ? 1 : 0);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+START_TEST(test_help_version) {
+    setup("help");
+    run_result r = run("--help", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "Usage: toy COMMAND"));
+    ck_assert_ptr_nonnull(strstr(r.out, "gradcheck"));
+    ck_assert_ptr_nonnull(strstr(r.out, "Exit status:"));
+    ck_assert_ptr_nonnull(strstr(r.out, "  3        input file error"));
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+
+    r = run("--version", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "toy (dngen 0.1.0, spec specs/toy.yaml 0123456789abcdef)\n");
+    run_free(&r);
+
+    r = run("train", "--help", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "Usage: toy train [OPTIONS]"));
+    ck_assert(matches(r.out, "^  --epochs N +epochs to train \\(default 3\\)$"));
+    ck_assert(matches(r.out, "^  --batch-size N +rows per batch \\(default 32\\)$"));
+    ck_assert(matches(r.out, "^  --lr X .*\\(default 0.05\\)$"));
+    ck_assert(matches(r.out, "^  --resume CKPT "));
+    ck_assert(matches(r.out, "^  4 +output write error"));
+    run_free(&r);
+
+    r = run("eval", "--help", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(matches(r.out, "^  --weights FILE "));
+    ck_assert(matches(r.out, "^  --batch-size N +rows per batch \\(default 1000\\)$"));
+    ck_assert(!matches(r.out, "--epochs"));
+    run_free(&r);
+
+    r = run(NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_ptr_nonnull(strstr(r.err, "Usage: toy COMMAND"));
+    run_free(&r);
+}
+END_TEST
+
+/* One bad command line and the exact stderr it must produce. */
+typedef struct {
+    const char *args[6];
+    const char *message;
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {{"train", "--epochs", "x"}, "toy: --epochs: expected an integer >= 1, got 'x'\n"},
+    {{"train", "--epochs", "0"}, "toy: --epochs: expected an integer >= 1, got '0'\n"},
+    {{"train", "--epochs", "1.5"}, "toy: --epochs: expected an integer >= 1, got '1.5'\n"},
+    {{"train", "--epochs", " 3"}, "toy: --epochs: expected an integer >= 1, got ' 3'\n"},
+    {{"train", "--epochs=99999999999"}, "toy: --epochs: expected an integer >= 1, got '99999999999'\n"},
+    {{"train", "--epochs"}, "toy: --epochs: missing value N\n"},
+    {{"train", "--batch-size", "0"}, "toy: --batch-size: expected an integer in [1, 1048576], got '0'\n"},
+    {{"train", "--lr", "-1"}, "toy: --lr: expected a number > 0, got '-1'\n"},
+    {{"train", "--lr", "abc"}, "toy: --lr: expected a number > 0, got 'abc'\n"},
+    {{"train", "--lr", "nan"}, "toy: --lr: expected a number > 0, got 'nan'\n"},
+    {{"train", "--lr", "1e99"}, "toy: --lr: expected a number > 0, got '1e99'\n"},
+    {{"train", "--seed", "-1"}, "toy: --seed: expected an integer in [0, 18446744073709551615], got '-1'\n"},
+    {{"train", "--seed", "18446744073709551616"},
+     "toy: --seed: expected an integer in [0, 18446744073709551615], got '18446744073709551616'\n"},
+    {{"train", "--threads", "0"}, "toy: --threads: expected an integer in [1, 1024], got '0'\n"},
+    {{"train", "--max-steps", "0"}, "toy: --max-steps: expected an integer >= 1, got '0'\n"},
+    {{"train", "--checkpoint-every", "-5"}, "toy: --checkpoint-every: expected an integer >= 1, got '-5'\n"},
+    {{"train", "--save", ""}, "toy: --save: expected a non-empty value, got ''\n"},
+    {{"train", "--no-shuffle=1"}, "toy: --no-shuffle: takes no value, got '1'\n"},
+    {{"train", "--bogus"}, "toy: train: unknown option '--bogus' (try 'toy train --help')\n"},
+    {{"train", "stray"}, "toy: train: unexpected argument 'stray' (try 'toy train --help')\n"},
+    {{"eval", "--epochs", "3"}, "toy: eval: unknown option '--epochs' (try 'toy eval --help')\n"},
+    {{"eval"}, "toy: eval: --weights FILE is required\n"},
+    {{"gradcheck", "--samples", "0"}, "toy: --samples: expected an integer in [1, 1000000], got '0'\n"},
+    {{"train", "--init", "a", "--resume", "b"}, "toy: train: --init and --resume cannot be used together\n"},
+    {{"train", "--checkpoint-every", "3"}, "toy: train: --checkpoint-every needs --save FILE\n"},
+    {{"fly"}, "toy: unknown command 'fly' (expected train, eval or gradcheck; try 'toy --help')\n"},
+    {{"--version", "x"}, "toy: --version: unexpected argument 'x'\n"},
+};
+
+START_TEST(test_bad_arguments) {
+    setup("badargs");
+    const bad_case *c = &bad_cases[_i];
+    run_result r = run(c->args[0], c->args[1], c->args[2], c->args[3], c->args[4], c->args[5]);
+    ck_assert_msg(r.status == 2, "case %d: exit %d", _i, r.status);
+    ck_assert_str_eq(r.err, c->message);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(test_input_errors) {
+    setup("inputs");
+    run_result r = run("train", "--data", P("nonexistent"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert(matches(r.err, "^toy: .*nonexistent.*\n$"));
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+
+    /* A test set that exists but is broken is an error, not "no test set". */
+    ck_assert(mkdir(P("broken"), 0777) == 0 || errno == EEXIST);
+    write_idx_set(P("broken"), "train", 100, 1);
+    write_bytes(P("broken/t10k-images-idx3-ubyte"), "junk", 4);
+    run_expect(3, "train", "--data", P("broken"), NULL);
+    run_expect(3, "eval", "--weights", P("nofile.safetensors"), "--data", P("data"), NULL);
+    run_expect(3, "train", "--data", P("data"), "--init", P("nofile.safetensors"), NULL);
+    run_expect(3, "train", "--data", P("data"), "--resume", P("nofile.safetensors"), NULL);
+    /* Output errors: a --save or --metrics path in a missing directory. */
+    run_expect(4, "train", "--data", P("data"), "--epochs", "1", "--save", P("no/dir/w.st"), NULL);
+    run_expect(4, "train", "--data", P("data"), "--epochs", "1", "--metrics", P("no/dir/m.csv"), NULL);
+}
+END_TEST
+
+START_TEST(test_learns) {
+    setup("learns");
+    run_result r = run("train", "--data", P("data"), "--epochs", "15", NULL);
+    ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+    double acc = last_test_acc(r.out);
+    ck_assert_msg(acc >= 0.9, "test accuracy %.4f after 15 epochs:\n%s", acc, r.out);
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch "), 15);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(test_output_format) {
+    setup("format");
+    run_result r = run("train", "--data", P("data"), "--epochs", "2", "--threads", "1", NULL);
+    ck_assert_int_eq(r.status, 0);
+    const char *line = "[0-9]+\\.[0-9]{4}";
+    char pat[512];
+    ck_assert(matches(r.out, "^training toy: 27 parameters, 100 train / 30 test samples, batch 32, "
+                             "2 epochs, seed 7, 1 threads$"));
+    for (int e = 1; e <= 2; e++) {
+        snprintf(pat, sizeof pat, "^epoch %d: train_loss %s train_acc %s test_acc %s time [0-9]+\\.[0-9]{2}s$",
+                 e, line, line, line);
+        ck_assert_msg(matches(r.out, pat), "no line for epoch %d in:\n%s", e, r.out);
+    }
+    ck_assert_int_eq(count_lines_starting(r.out, ""), 3);
+    run_free(&r);
+
+    r = run("train", "--data", P("notest"), "--epochs", "1", "--seed", "9", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(matches(r.out, "^training toy: 27 parameters, 100 train / 0 test samples, batch 32, "
+                             "1 epochs, seed 9, [0-9]+ threads$"));
+    ck_assert(matches(r.out, "^epoch 1: train_loss [0-9.]+ train_acc [0-9.]+ time [0-9.]+s$"));
+    run_free(&r);
+
+    r = run("train", "--data", P("data"), "--epochs", "2", "--quiet", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+}
+END_TEST
+
+/* Metrics: steps per epoch with the last partial batch, test columns. */
+START_TEST(test_metrics_and_partial_batch) {
+    setup("metrics");
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), NULL);
+    char *csv = slurp(P("m.csv"), NULL);
+    ck_assert_ptr_nonnull(csv);
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n"
+                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3}\n"
+                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+\n$"));
+    free(csv);
+
+    run_expect(0, "train", "--data", P("notest"), "--epochs", "1", "--metrics", P("n.csv"), NULL);
+    csv = slurp(P("n.csv"), NULL);
+    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+\n$"));
+    free(csv);
+
+    /* Batch sizes around the sample count: ceil(100 / B) steps per epoch. */
+    static const int sizes[][2] = {{50, 2}, {33, 4}, {99, 2}, {100, 1}, {128, 1}, {1, 100}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        run_expect(0, "train", "--data", P("data"), "--epochs", "1", "--batch-size",
+                   F("%d", sizes[k][0]), "--metrics", P("b.csv"), "--no-shuffle", NULL);
+        csv = slurp(P("b.csv"), NULL);
+        char pat[64];
+        snprintf(pat, sizeof pat, "^1,%d,", sizes[k][1]);
+        ck_assert_msg(matches(csv, pat), "batch %d: %s", sizes[k][0], csv);
+        free(csv);
+    }
+}
+END_TEST
+
+START_TEST(test_max_steps) {
+    setup("maxsteps");
+    run_result r = run("train", "--data", P("data"), "--epochs", "5", "--max-steps", "6",
+                       "--metrics", P("m.csv"), "--save", P("w.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch "), 2);
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch 2: "), 1);
+    run_free(&r);
+    char *csv = slurp(P("m.csv"), NULL);
+    ck_assert(matches(csv, "\n1,4,[^\n]*\n2,6,[^\n]*\n$"));
+    free(csv);
+    ck_assert(access(P("w.st"), F_OK) == 0);
+    /* Stopping exactly at an epoch end does not start (or report) the next. */
+    r = run("train", "--data", P("data"), "--epochs", "5", "--max-steps", "8", NULL);
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch "), 2);
+    run_free(&r);
+}
+END_TEST
+
+START_TEST(test_save_eval_roundtrip) {
+    setup("roundtrip");
+    run_result r = run("train", "--data", P("data"), "--epochs", "4", "--save", P("w.st"),
+                       "--metrics", P("m.csv"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    double train_acc = last_test_acc(r.out);
+    run_free(&r);
+    char *csv = slurp(P("m.csv"), NULL);
+    const char *row = strstr(csv, "\n4,");
+    ck_assert_ptr_nonnull(row);
+    double csv_loss = 0;
+    ck_assert(sscanf(row, "\n4,%*d,%*f,%*f,%lf", &csv_loss) == 1);
+    free(csv);
+    for (int k = 0; k < 2; k++) {
+        r = k ? run("eval", "--weights", P("w.st"), "--data", P("data"), "--batch-size", "7", NULL)
+              : run("eval", "--weights", P("w.st"), "--data", P("data"), NULL);
+        ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+        ck_assert(matches(r.out, "^test_loss [0-9]+\\.[0-9]{4} test_acc [01]\\.[0-9]{4}\n$"));
+        double loss = strtod(r.out + 10, NULL);
+        ck_assert_double_eq_tol(last_test_acc(r.out), train_acc, 1e-9);
+        ck_assert_double_eq_tol(loss, csv_loss, 1e-4);
+        run_free(&r);
+    }
+    /* --init from the saved weights starts where training ended. */
+    r = run("train", "--data", P("data"), "--epochs", "1", "--init", P("w.st"), "--lr", "1e-9", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_double_eq_tol(last_test_acc(r.out), train_acc, 1e-9);
+    run_free(&r);
+}
+END_TEST
+
+/* Writes a weights file with the given tensors (data: zeros). */
+static void write_weights(const char *path, const dn_st_tensor *t, int n, const char *hash) {
+    dn_st_meta meta[1] = {{"spec_hash", hash}};
+    char err[DN_ERR_MAX];
+    ck_assert_msg(dn_st_write(path, t, n, meta, hash ? 1 : 0, err) == 0, "%s", err);
+}
+
+/* eval --weights and train --init with path both fail with `message`. */
+static void expect_load_error(const char *path, const char *message) {
+    char want[2048];
+    snprintf(want, sizeof want, "toy: %s: %s\n", path, message);
+    run_result r = run("eval", "--weights", path, "--data", P("data"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_str_eq(r.err, want);
+    run_free(&r);
+    r = run("train", "--init", path, "--data", P("data"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_str_eq(r.err, want);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+}
+
+START_TEST(test_load_rejects) {
+    setup("rejects");
+    static const float zeros[64];
+    dn_st_tensor w = {"fc.weight", 2, {3, 8}, zeros}, b = {"fc.bias", 1, {3}, zeros};
+    dn_st_tensor w_bad = {"fc.weight", 2, {4, 8}, zeros}, b_bad = {"fc.bias", 2, {3, 1}, zeros};
+    dn_st_tensor extra = {"extra.w", 1, {2}, zeros}, extra2 = {"head.bias", 1, {2}, zeros};
+    dn_st_tensor opt = {"optimizer.exp_avg.fc.bias", 1, {3}, zeros};
+
+    dn_st_tensor only_w[] = {w};
+    write_weights(P("missing.st"), only_w, 1, NULL);
+    expect_load_error(P("missing.st"), "missing tensor 'fc.bias'");
+    write_weights(P("empty.st"), NULL, 0, NULL);
+    expect_load_error(P("empty.st"), "missing tensors 'fc.weight', 'fc.bias'");
+
+    dn_st_tensor with_extra[] = {w, extra, b};
+    write_weights(P("extra.st"), with_extra, 3, NULL);
+    expect_load_error(P("extra.st"), "unexpected tensor 'extra.w' (not a parameter of model 'toy')");
+    dn_st_tensor with_extras[] = {w, extra, b, extra2};
+    write_weights(P("extras.st"), with_extras, 4, NULL);
+    expect_load_error(P("extras.st"),
+                      "unexpected tensors 'extra.w', 'head.bias' (not parameters of model 'toy')");
+
+    dn_st_tensor shaped[] = {w_bad, b};
+    write_weights(P("shape.st"), shaped, 2, NULL);
+    expect_load_error(P("shape.st"), "tensor 'fc.weight' has shape [4, 8], model expects [3, 8]");
+    dn_st_tensor shaped_b[] = {w, b_bad};
+    write_weights(P("shapeb.st"), shaped_b, 2, NULL);
+    expect_load_error(P("shapeb.st"), "tensor 'fc.bias' has shape [3, 1], model expects [3]");
+
+    /* PyTorch-made files (no metadata) and stray optimizer.* tensors load;
+     * a different spec hash only warns. */
+    dn_st_tensor ok[] = {b, w, opt};
+    write_weights(P("ok.st"), ok, 3, NULL);
+    run_result r = run("eval", "--weights", P("ok.st"), "--data", P("data"), NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+    write_weights(P("other.st"), ok, 2, "fedcba9876543210");
+    r = run("eval", "--weights", P("other.st"), "--data", P("data"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(matches(r.err, "^toy: warning: .*other.st: written by model '\\?' with spec hash "
+                             "fedcba9876543210, this trainer's spec hash is 0123456789abcdef\n$"));
+    run_free(&r);
+
+    /* A weights-only file cannot be resumed. */
+    r = run("train", "--resume", P("ok.st"), "--data", P("data"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "no 'spec_hash' metadata; not a checkpoint written by a dngen trainer"));
+    run_free(&r);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "1", "--save", P("wo.st"), NULL);
+    r = run("train", "--resume", P("wo.st"), "--data", P("data"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "holds weights only, not a training state"));
+    run_free(&r);
+}
+END_TEST
+
+/* Reference: one uninterrupted 3-epoch run (12 steps). */
+static void reference_run(char **out, char **csv) {
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", "--save", P("ref.st"),
+                       "--metrics", P("ref.csv"), NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    *out = strip_times(r.out);
+    char *raw = slurp(P("ref.csv"), NULL);
+    *csv = strip_seconds(raw);
+    free(raw);
+    run_free(&r);
+}
+
+/* Resumes state.st to the end and checks weights, epoch lines and metrics
+ * against the reference. */
+static void resume_and_compare(const char *ref_out, const char *ref_csv, int k) {
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", "--save", P("final.st"),
+                       "--metrics", P("run.csv"), "--resume", P("state.st"), NULL);
+    ck_assert_msg(r.status == 0, "resume after step %d: %s", k, r.err);
+    ck_assert_msg(file_equal(P("final.st"), P("ref.st")),
+                  "stopped after step %d: final weights differ from the uninterrupted run", k);
+    char *out = strip_times(r.out);
+    const char *line = strchr(out, '\n') + 1; /* skip the header line */
+    ck_assert_msg(strstr(ref_out, line) != NULL, "step %d: resumed epoch lines\n%s\nnot in\n%s", k,
+                  line, ref_out);
+    free(out);
+    char *raw = slurp(P("run.csv"), NULL);
+    char *csv = strip_seconds(raw);
+    ck_assert_msg(strcmp(csv, ref_csv) == 0, "step %d: metrics\n%s\nvs\n%s", k, csv, ref_csv);
+    free(raw);
+    free(csv);
+    run_free(&r);
+}
+
+START_TEST(test_resume_bit_identical) {
+    setup("resume");
+    char *ref_out, *ref_csv;
+    reference_run(&ref_out, &ref_csv);
+    /* Mid-epoch, epoch boundaries (4, 8), the last partial batch (11 -> 12). */
+    static const int stops[] = {1, 3, 4, 5, 8, 11, 12};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        int k = stops[i];
+        run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--save", P("state.st"),
+                   "--checkpoint-every", "1000", "--max-steps", F("%d", k), "--metrics", P("run.csv"),
+                   NULL);
+        resume_and_compare(ref_out, ref_csv, k);
+    }
+    /* A crash (SIGKILL in the 8th step) leaves the periodic checkpoint of
+     * step 6 and the metrics of epoch 1; resuming from them still ends
+     * identical. */
+    toy_raise_step = 7;
+    toy_raise_sig = SIGKILL;
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", "--save", P("state.st"),
+                       "--checkpoint-every", "3", "--metrics", P("run.csv"), NULL);
+    ck_assert_int_eq(r.status, 1000 + SIGKILL);
+    run_free(&r);
+    toy_raise_step = -1;
+    resume_and_compare(ref_out, ref_csv, 6);
+    free(ref_out);
+    free(ref_csv);
+}
+END_TEST
+
+START_TEST(test_resume_refuses_other_runs) {
+    setup("refuse");
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--save", P("s.st"),
+               "--checkpoint-every", "100", "--max-steps", "5", NULL);
+    struct {
+        const char *opt, *val, *needle;
+    } cases[] = {
+        {"--batch-size", "16", "run was saved with --batch-size 32, the command line gives 16; a "
+                               "different batch size cannot continue the same run\n"},
+        {"--seed", "8", "run was saved with --seed 7, the command line gives 8"},
+        {"--no-shuffle", NULL, "run was saved without --no-shuffle"},
+        {"--data", P("data2"), "run was saved with 100 training samples"},
+    };
+    ck_assert(mkdir(P("data2"), 0777) == 0 || errno == EEXIST);
+    write_idx_set(P("data2"), "train", 90, 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_result r = cases[i].val
+                           ? run("train", "--data", P("data"), "--resume", P("s.st"), cases[i].opt,
+                                 cases[i].val, NULL)
+                           : run("train", "--data", P("data"), "--resume", P("s.st"), cases[i].opt, NULL);
+        ck_assert_int_eq(r.status, 3);
+        ck_assert_msg(strstr(r.err, cases[i].needle) != NULL, "%s", r.err);
+        run_free(&r);
+    }
+    /* A state saved by another spec is refused. */
+    dn_model other = toy_model;
+    other.spec_hash = "fedcba9876543210";
+    float p[TOY_NP] = {0};
+    dn_train_state st;
+    memset(&st, 0, sizeof st);
+    st.seed = 7;
+    st.batch_size = 32;
+    st.shuffle = 1;
+    st.n_train = 100;
+    char err[DN_ERR_MAX];
+    ck_assert(dn_ckpt_save(&other, P("o.st"), p, p, p, &st, err) == 0);
+    run_result r = run("train", "--data", P("data"), "--resume", P("o.st"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "spec hash fedcba9876543210, this trainer's spec hash is "
+                                        "0123456789abcdef; a run can only be resumed"));
+    run_free(&r);
+    /* ... and the same state under the right hash is accepted. */
+    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, p, p, &st, err) == 0);
+    run_expect(0, "train", "--data", P("data"), "--resume", P("o.st"), "--epochs", "1", NULL);
+}
+END_TEST
+
+START_TEST(test_threads_identical) {
+    setup("threads");
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--threads", "1", "--save",
+               P("t1.st"), "--checkpoint-every", "3", "--batch-size", "20", NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--threads", "2", "--save",
+               P("t2.st"), "--checkpoint-every", "3", "--batch-size", "20", NULL);
+    ck_assert(file_equal(P("t1.st"), P("t2.st")));
+    /* ... and the seed does matter. */
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--threads", "2", "--save",
+               P("t3.st"), "--checkpoint-every", "3", "--batch-size", "20", "--seed", "8", NULL);
+    ck_assert(!file_equal(P("t1.st"), P("t3.st")));
+}
+END_TEST
+
+START_TEST(test_nan_stops) {
+    setup("nan");
+    run_expect(0, "train", "--data", P("data"), "--save", P("before.st"), "--checkpoint-every", "2",
+               "--max-steps", "4", NULL);
+    toy_nan_step = 5; /* the 6th step */
+    run_result r = run("train", "--data", P("data"), "--save", P("w.st"), "--checkpoint-every", "2",
+                       "--metrics", P("m.csv"), NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "toy: step 6: loss is nan, gradient of 'fc.weight' is not finite; "
+                            "stopping (last checkpoint kept)\n");
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch "), 1);
+    run_free(&r);
+    /* The checkpoint is the one from step 4, not a NaN-poisoned one. */
+    ck_assert(file_equal(P("w.st"), P("before.st")));
+    char *csv = slurp(P("m.csv"), NULL);
+    ck_assert(matches(csv, "\n1,4,[^\n]*\n$"));
+    free(csv);
+}
+END_TEST
+
+START_TEST(test_signal_saves_state) {
+    setup("signal");
+    char *ref_out, *ref_csv;
+    reference_run(&ref_out, &ref_csv);
+    toy_raise_step = 5; /* SIGTERM arrives during the 6th step */
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", "--save", P("state.st"),
+                       "--metrics", P("run.csv"), NULL);
+    ck_assert_int_eq(r.status, 143);
+    char want[1400];
+    snprintf(want, sizeof want, "toy: interrupted at step 6; state saved to %s\n", P("state.st"));
+    ck_assert_str_eq(r.err, want);
+    run_free(&r);
+    toy_raise_step = -1;
+    resume_and_compare(ref_out, ref_csv, 6);
+
+    /* SIGINT at an epoch's last step: the epoch is reported first. */
+    toy_raise_step = 3;
+    toy_raise_sig = SIGINT;
+    r = run("train", "--data", P("data"), "--epochs", "3", "--save", P("state.st"), "--metrics",
+            P("run.csv"), NULL);
+    ck_assert_int_eq(r.status, 130);
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch 1: "), 1);
+    run_free(&r);
+    toy_raise_step = -1;
+    resume_and_compare(ref_out, ref_csv, 4);
+
+    /* Without --save the run still stops, saying nothing was saved. */
+    toy_raise_step = 2;
+    r = run("train", "--data", P("data"), NULL);
+    ck_assert_int_eq(r.status, 130);
+    ck_assert_str_eq(r.err, "toy: interrupted at step 3; no --save given, state not saved\n");
+    run_free(&r);
+    free(ref_out);
+    free(ref_csv);
+}
+END_TEST
+
+START_TEST(test_gradcheck) {
+    setup("gradcheck");
+    run_result r = run("gradcheck", "--seed", "3", NULL);
+    ck_assert_msg(r.status == 0, "%s%s", r.out, r.err);
+    ck_assert(matches(r.out, "^fc\\.weight +worst_rel_err [0-9]\\.[0-9]e[-+][0-9]+  ok$"));
+    ck_assert(matches(r.out, "^fc\\.bias +worst_rel_err [0-9]\\.[0-9]e[-+][0-9]+  ok$"));
+    ck_assert_int_eq(count_lines_starting(r.out, ""), 2);
+    run_free(&r);
+
+    toy_grad_bug = 1;
+    r = run("gradcheck", "--samples", "5", NULL);
+    ck_assert_int_eq(r.status, 1);
+    ck_assert(matches(r.out, "^fc\\.weight +worst_rel_err [^ ]+  ok$"));
+    ck_assert(matches(r.out, "^fc\\.bias +worst_rel_err [^ ]+  FAIL$"));
+    ck_assert_str_eq(r.err, "toy: gradcheck: 1 of 2 tensors above relative error 2e-02\n");
+    run_free(&r);
+}
 END_TEST
 
 int main(void) {
     Suite *s = suite_create("check_train");
-    TCase *tc = tcase_create("placeholder");
-    tcase_add_test(tc, test_placeholder);
-    suite_add_tcase(s, tc);
+    TCase *cli = tcase_create("cli");
+    tcase_add_test(cli, test_help_version);
+    tcase_add_loop_test(cli, test_bad_arguments, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(cli, test_input_errors);
+    suite_add_tcase(s, cli);
+
+    TCase *train = tcase_create("train");
+    tcase_set_timeout(train, 120);
+    tcase_add_test(train, test_learns);
+    tcase_add_test(train, test_output_format);
+    tcase_add_test(train, test_metrics_and_partial_batch);
+    tcase_add_test(train, test_max_steps);
+    tcase_add_test(train, test_save_eval_roundtrip);
+    tcase_add_test(train, test_load_rejects);
+    tcase_add_test(train, test_threads_identical);
+    tcase_add_test(train, test_nan_stops);
+    tcase_add_test(train, test_gradcheck);
+    suite_add_tcase(s, train);
+
+    TCase *resume = tcase_create("resume");
+    tcase_set_timeout(resume, 120);
+    tcase_add_test(resume, test_resume_bit_identical);
+    tcase_add_test(resume, test_resume_refuses_other_runs);
+    tcase_add_test(resume, test_signal_saves_state);
+    suite_add_tcase(s, resume);
+
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

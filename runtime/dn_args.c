@@ -1,0 +1,393 @@
+/* dn_args.c - the trainer's command line: option table, strict number
+ * parsing, help and version text. */
+#include "dn_runtime.h"
+#include "dn_train.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    AR_INT,      /* int in [lo, hi] */
+    AR_I64,      /* int64_t in [lo, hi] */
+    AR_U64,      /* any uint64_t */
+    AR_POSREAL,  /* finite float > 0 */
+    AR_STR,      /* non-empty string */
+    AR_FLAG      /* no value; stores (int)lo */
+} ar_kind;
+
+#define AR_TRAIN (1u << DN_CMD_TRAIN)
+#define AR_EVAL (1u << DN_CMD_EVAL)
+#define AR_GRAD (1u << DN_CMD_GRADCHECK)
+
+typedef struct {
+    const char *name;   /* "--epochs" */
+    ar_kind kind;
+    unsigned cmds;      /* commands that take it (AR_* mask) */
+    size_t offset;      /* field in dn_opts */
+    int64_t lo, hi;     /* integer range (AR_INT, AR_I64); value for AR_FLAG */
+    const char *metavar;
+    const char *help;
+} ar_option;
+
+#define AR_OFF(field) offsetof(dn_opts, field)
+
+static const ar_option ar_options[] = {
+    {"--data", AR_STR, AR_TRAIN | AR_EVAL, AR_OFF(data_dir), 0, 0, "DIR",
+     "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"},
+    {"--epochs", AR_INT, AR_TRAIN, AR_OFF(epochs), 1, INT32_MAX, "N", "epochs to train"},
+    {"--batch-size", AR_INT, AR_TRAIN | AR_EVAL, AR_OFF(batch_size), 1, 1 << 20, "N",
+     "rows per batch"},
+    {"--lr", AR_POSREAL, AR_TRAIN, AR_OFF(lr), 0, 0, "X", "Adam learning rate"},
+    {"--seed", AR_U64, AR_TRAIN | AR_GRAD, AR_OFF(seed), 0, 0, "N",
+     "seed of init, shuffling and dropout"},
+    {"--threads", AR_INT, AR_TRAIN | AR_EVAL, AR_OFF(threads), 1, 1024, "N",
+     "OpenMP threads (results do not depend on it)"},
+    {"--save", AR_STR, AR_TRAIN, AR_OFF(save), 0, 0, "FILE",
+     "write weights (.safetensors) at the end, or checkpoints"},
+    {"--init", AR_STR, AR_TRAIN, AR_OFF(init), 0, 0, "FILE", "start from these weights"},
+    {"--metrics", AR_STR, AR_TRAIN, AR_OFF(metrics), 0, 0, "FILE",
+     "write per-epoch metrics as CSV (rewritten each epoch)"},
+    {"--no-shuffle", AR_FLAG, AR_TRAIN, AR_OFF(shuffle), 0, 0, NULL,
+     "visit training samples in file order"},
+    {"--max-steps", AR_I64, AR_TRAIN, AR_OFF(max_steps), 1, INT64_MAX, "N",
+     "stop after N optimizer steps in total"},
+    {"--checkpoint-every", AR_I64, AR_TRAIN, AR_OFF(checkpoint_every), 1, INT64_MAX, "N",
+     "save the full training state to --save every N steps and at the end"},
+    {"--resume", AR_STR, AR_TRAIN, AR_OFF(resume), 0, 0, "CKPT",
+     "continue the run saved in CKPT (same --batch-size, --seed, shuffling)"},
+    {"--quiet", AR_FLAG, AR_TRAIN, AR_OFF(quiet), 1, 0, NULL, "print nothing on stdout"},
+    {"--weights", AR_STR, AR_EVAL, AR_OFF(weights), 0, 0, "FILE",
+     "weights to evaluate (required)"},
+    {"--samples", AR_INT, AR_GRAD, AR_OFF(samples), 1, 1000000, "K",
+     "coordinates checked per tensor"},
+};
+
+#define AR_N_OPTIONS (sizeof ar_options / sizeof ar_options[0])
+
+static const char *const ar_cmd_names[] = {"", "train", "eval", "gradcheck", "", ""};
+
+/* Fills the defaults every command starts from. */
+static void ar_set_defaults(const dn_model *m, const char *prog, dn_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->prog = prog;
+    o->data_dir = m->defaults.data_dir ? m->defaults.data_dir : "data";
+    o->epochs = m->defaults.epochs;
+    o->batch_size = m->defaults.batch_size;
+    o->lr = m->defaults.lr;
+    o->seed = m->defaults.seed;
+    o->shuffle = 1;
+    o->samples = 20;
+}
+
+/* Basename of argv[0] ("trainer" when absent). */
+static const char *ar_prog_name(int argc, char **argv) {
+    if (argc < 1 || !argv[0] || !argv[0][0])
+        return "trainer";
+    const char *slash = strrchr(argv[0], '/');
+    return slash && slash[1] ? slash + 1 : argv[0];
+}
+
+/* Parses all of s as a decimal integer. Returns 0, or -1 on any junk,
+ * emptiness or int64 overflow. */
+static int ar_parse_i64(const char *s, int64_t *v) {
+    if (!(isdigit((unsigned char)s[0]) || ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
+        return -1;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = (int64_t)x;
+    return 0;
+}
+
+/* Parses all of s as an unsigned decimal integer (digits only). */
+static int ar_parse_u64(const char *s, uint64_t *v) {
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = (uint64_t)x;
+    return 0;
+}
+
+/* Parses all of s as a finite float > 0. */
+static int ar_parse_posreal(const char *s, float *v) {
+    if (!(isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '+'))
+        return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(x) || x <= 0 || x > FLT_MAX || (float)x <= 0)
+        return -1;
+    *v = (float)x;
+    return 0;
+}
+
+/* Prints "PROG: NAME: expected ..., got 'VAL'" for a value of option op. */
+static void ar_bad_value(const dn_opts *o, const ar_option *op, const char *val) {
+    char want[96];
+    switch (op->kind) {
+    case AR_INT:
+    case AR_I64:
+        if (op->hi >= INT32_MAX)
+            snprintf(want, sizeof want, "an integer >= %" PRId64, op->lo);
+        else
+            snprintf(want, sizeof want, "an integer in [%" PRId64 ", %" PRId64 "]", op->lo, op->hi);
+        break;
+    case AR_U64:
+        snprintf(want, sizeof want, "an integer in [0, %" PRIu64 "]", UINT64_MAX);
+        break;
+    case AR_POSREAL:
+        snprintf(want, sizeof want, "a number > 0");
+        break;
+    default:
+        snprintf(want, sizeof want, "a non-empty value");
+        break;
+    }
+    fprintf(stderr, "%s: %s: expected %s, got '%s'\n", o->prog, op->name, want, val);
+}
+
+/* Stores val into the field of op. Returns 0, or -1 if val is invalid. */
+static int ar_store(dn_opts *o, const ar_option *op, const char *val) {
+    char *field = (char *)o + op->offset;
+    int64_t i;
+    switch (op->kind) {
+    case AR_INT:
+    case AR_I64:
+        if (ar_parse_i64(val, &i) != 0 || i < op->lo || i > op->hi)
+            return -1;
+        if (op->kind == AR_INT)
+            *(int *)(void *)field = (int)i;
+        else
+            *(int64_t *)(void *)field = i;
+        return 0;
+    case AR_U64:
+        return ar_parse_u64(val, (uint64_t *)(void *)field);
+    case AR_POSREAL:
+        return ar_parse_posreal(val, (float *)(void *)field);
+    case AR_STR:
+        if (!val[0])
+            return -1;
+        *(const char **)(void *)field = val;
+        return 0;
+    case AR_FLAG:
+        *(int *)(void *)field = (int)op->lo;
+        return 0;
+    }
+    return -1;
+}
+
+/* Finds option `name` (the part before any '='), or NULL. */
+static const ar_option *ar_find(const char *name, size_t len) {
+    for (size_t k = 0; k < AR_N_OPTIONS; k++)
+        if (strlen(ar_options[k].name) == len && strncmp(ar_options[k].name, name, len) == 0)
+            return &ar_options[k];
+    return NULL;
+}
+
+/* Parses argv[2..] for command o->cmd: "--opt VAL", "--opt=VAL", flags and
+ * --help. Returns DN_EXIT_OK or DN_EXIT_USAGE (message printed). */
+static int ar_parse_command_args(int argc, char **argv, dn_opts *o) {
+    const char *cmd = ar_cmd_names[o->cmd];
+    for (int k = 2; k < argc; k++) {
+        const char *arg = argv[k];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            o->help = 1;
+            return DN_EXIT_OK;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "%s: %s: unexpected argument '%s' (try '%s %s --help')\n", o->prog, cmd,
+                    arg, o->prog, cmd);
+            return DN_EXIT_USAGE;
+        }
+        const char *eq = strchr(arg, '=');
+        const ar_option *op = ar_find(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        if (!op || !(op->cmds & (1u << o->cmd))) {
+            fprintf(stderr, "%s: %s: unknown option '%s' (try '%s %s --help')\n", o->prog, cmd, arg,
+                    o->prog, cmd);
+            return DN_EXIT_USAGE;
+        }
+        const char *val = NULL;
+        if (op->kind == AR_FLAG) {
+            if (eq) {
+                fprintf(stderr, "%s: %s: takes no value, got '%s'\n", o->prog, op->name, eq + 1);
+                return DN_EXIT_USAGE;
+            }
+        } else if (eq) {
+            val = eq + 1;
+        } else if (k + 1 < argc) {
+            val = argv[++k];
+        } else {
+            fprintf(stderr, "%s: %s: missing value %s\n", o->prog, op->name, op->metavar);
+            return DN_EXIT_USAGE;
+        }
+        if (ar_store(o, op, val) != 0) {
+            ar_bad_value(o, op, val);
+            return DN_EXIT_USAGE;
+        }
+        if (op->offset == AR_OFF(batch_size))
+            o->batch_size_given = 1;
+    }
+    return DN_EXIT_OK;
+}
+
+/* Checks combinations that single options cannot express. */
+static int ar_check_combinations(const dn_opts *o) {
+    if (o->help)
+        return DN_EXIT_OK;
+    if (o->cmd == DN_CMD_EVAL && !o->weights) {
+        fprintf(stderr, "%s: eval: --weights FILE is required\n", o->prog);
+        return DN_EXIT_USAGE;
+    }
+    if (o->cmd == DN_CMD_TRAIN && o->init && o->resume) {
+        fprintf(stderr, "%s: train: --init and --resume cannot be used together\n", o->prog);
+        return DN_EXIT_USAGE;
+    }
+    if (o->cmd == DN_CMD_TRAIN && o->checkpoint_every && !o->save) {
+        fprintf(stderr, "%s: train: --checkpoint-every needs --save FILE\n", o->prog);
+        return DN_EXIT_USAGE;
+    }
+    return DN_EXIT_OK;
+}
+
+/* Maps argv[1] to a command. Returns DN_EXIT_OK or DN_EXIT_USAGE. */
+static int ar_parse_command(int argc, char **argv, dn_opts *o) {
+    if (argc < 2) {
+        o->cmd = DN_CMD_NONE;
+        return DN_EXIT_OK;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0)
+        o->cmd = DN_CMD_HELP;
+    else if (strcmp(c, "--version") == 0)
+        o->cmd = DN_CMD_VERSION;
+    else if (strcmp(c, "train") == 0)
+        o->cmd = DN_CMD_TRAIN;
+    else if (strcmp(c, "eval") == 0)
+        o->cmd = DN_CMD_EVAL;
+    else if (strcmp(c, "gradcheck") == 0)
+        o->cmd = DN_CMD_GRADCHECK;
+    else {
+        fprintf(stderr, "%s: unknown command '%s' (expected train, eval or gradcheck; try '%s --help')\n",
+                o->prog, c, o->prog);
+        return DN_EXIT_USAGE;
+    }
+    if ((o->cmd == DN_CMD_HELP || o->cmd == DN_CMD_VERSION) && argc > 2) {
+        fprintf(stderr, "%s: %s: unexpected argument '%s'\n", o->prog, c, argv[2]);
+        return DN_EXIT_USAGE;
+    }
+    return DN_EXIT_OK;
+}
+
+int dn_opts_parse(const dn_model *m, int argc, char **argv, dn_opts *o) {
+    ar_set_defaults(m, ar_prog_name(argc, argv), o);
+    int rc = ar_parse_command(argc, argv, o);
+    if (rc == DN_EXIT_OK && o->cmd >= DN_CMD_TRAIN && o->cmd <= DN_CMD_GRADCHECK)
+        rc = ar_parse_command_args(argc, argv, o);
+    if (rc == DN_EXIT_OK)
+        rc = ar_check_combinations(o);
+    return rc;
+}
+
+/* Formats the default of option op for command cmd (from d) into buf; "" when it has none. */
+static void ar_default_text(const ar_option *op, dn_cmd cmd, const dn_opts *d, char *buf,
+                            size_t cap) {
+    const char *field = (const char *)d + op->offset;
+    buf[0] = '\0';
+    if (op->offset == AR_OFF(batch_size) && cmd == DN_CMD_EVAL)
+        snprintf(buf, cap, "%d", DN_EVAL_BATCH);
+    else if (op->kind == AR_INT && op->offset != AR_OFF(threads))
+        snprintf(buf, cap, "%d", *(const int *)(const void *)field);
+    else if (op->kind == AR_U64)
+        snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)(const void *)field);
+    else if (op->kind == AR_POSREAL)
+        snprintf(buf, cap, "%g", (double)*(const float *)(const void *)field);
+    else if (op->kind == AR_STR && *(const char *const *)(const void *)field)
+        snprintf(buf, cap, "%s", *(const char *const *)(const void *)field);
+}
+
+/* Prints the option lines of command cmd. */
+static void ar_print_options(const dn_model *m, dn_cmd cmd, FILE *out) {
+    dn_opts d;
+    ar_set_defaults(m, "", &d);
+    for (size_t k = 0; k < AR_N_OPTIONS; k++) {
+        const ar_option *op = &ar_options[k];
+        if (!(op->cmds & (1u << cmd)))
+            continue;
+        char left[48], def[160];
+        snprintf(left, sizeof left, "%s%s%s", op->name, op->metavar ? " " : "",
+                 op->metavar ? op->metavar : "");
+        ar_default_text(op, cmd, &d, def, sizeof def);
+        fprintf(out, "  %-24s %s", left, op->help);
+        if (def[0])
+            fprintf(out, " (default %s)", def);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-24s %s\n", "--help", "show this help");
+}
+
+/* The exit-status table shared by all help pages. */
+static void ar_print_exit_statuses(FILE *out) {
+    fputs("Exit status:\n"
+          "  0        success\n"
+          "  1        training diverged (loss NaN/Inf) or gradcheck failed\n"
+          "  2        usage error (bad command, option or value)\n"
+          "  3        input file error (data, weights, checkpoint)\n"
+          "  4        output write error (checkpoint, metrics, stdout)\n"
+          "  130/143  interrupted by SIGINT/SIGTERM (state saved when --save is given)\n",
+          out);
+}
+
+/* Usage line and summary of each command. */
+static void ar_print_command_usage(const char *prog, dn_cmd cmd, FILE *out) {
+    if (cmd == DN_CMD_TRAIN)
+        fprintf(out, "Usage: %s train [OPTIONS]\nTrain the network with Adam; prints one line per epoch.\n", prog);
+    else if (cmd == DN_CMD_EVAL)
+        fprintf(out, "Usage: %s eval --weights FILE [OPTIONS]\n"
+                     "Evaluate weights on the test set (t10k-*); prints test_loss and test_acc.\n", prog);
+    else
+        fprintf(out, "Usage: %s gradcheck [OPTIONS]\n"
+                     "Compare train_step's gradients with central finite differences\n"
+                     "on random data; one line per tensor.\n", prog);
+}
+
+void dn_print_help(const dn_model *m, const char *prog, dn_cmd cmd, FILE *out) {
+    if (cmd == DN_CMD_TRAIN || cmd == DN_CMD_EVAL || cmd == DN_CMD_GRADCHECK) {
+        ar_print_command_usage(prog, cmd, out);
+        fputs("\nOptions:\n", out);
+        ar_print_options(m, cmd, out);
+        fputc('\n', out);
+        ar_print_exit_statuses(out);
+        return;
+    }
+    fprintf(out,
+            "Usage: %s COMMAND [OPTIONS]\n"
+            "Trainer for model '%s' (%d inputs, %d outputs, %zu parameters),\n"
+            "generated by dngen %s from %s.\n\n"
+            "Commands:\n"
+            "  train      train the network\n"
+            "  eval       evaluate saved weights on the test set\n"
+            "  gradcheck  check gradients against finite differences\n\n"
+            "Options:\n"
+            "  --help     show this help ('%s COMMAND --help' for a command's options)\n"
+            "  --version  show the dngen version and spec hash\n\n",
+            prog, m->name, m->n_inputs, m->n_outputs, m->n_params, m->dngen_version, m->spec_path,
+            prog);
+    ar_print_exit_statuses(out);
+}
+
+void dn_print_version(const dn_model *m, FILE *out) {
+    fprintf(out, "%s (dngen %s, spec %s %s)\n", m->name, m->dngen_version, m->spec_path,
+            m->spec_hash);
+}

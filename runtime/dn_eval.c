@@ -1,0 +1,273 @@
+/* dn_eval.c - shared driver helpers, the `eval` command and `gradcheck`. */
+#include "dn_runtime.h"
+#include "dn_train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define EV_GRAD_ROWS 4         /* rows of the random gradcheck batch */
+#define EV_GRAD_STEP 1e-2      /* finite-difference step, relative to max(|p|, 1) */
+#define EV_GRAD_FLOOR 1e-3     /* denominator floor of the relative error */
+#define EV_GRAD_TOL 2e-2       /* largest accepted relative error (float model) */
+
+void *dn_alloc_aligned(size_t bytes) {
+    if (bytes > SIZE_MAX - 64)
+        return NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0)
+        rounded = 64;
+    void *p = aligned_alloc(64, rounded);
+    if (p)
+        memset(p, 0, rounded);
+    return p;
+}
+
+double dn_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int dn_apply_threads(int threads) {
+#ifdef _OPENMP
+    if (threads > 0)
+        omp_set_num_threads(threads);
+    return omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
+
+void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_dataset *ds,
+                     const uint32_t *order, int batch, float *x, int32_t *y, double *loss,
+                     double *acc) {
+    double loss_sum = 0;
+    int64_t hits = 0;
+    for (uint32_t start = 0; start < ds->n; start += (uint32_t)batch) {
+        uint32_t left = ds->n - start;
+        int rows = left < (uint32_t)batch ? (int)left : batch;
+        dn_dataset_gather(ds, order + start, rows, m->defaults.norm_mean, m->defaults.norm_std,
+                          x, y);
+        dn_batch b = {.n = rows, .x = x, .y = y};
+        int correct = 0;
+        loss_sum += m->eval(params, ws, &b, NULL, &correct);
+        hits += correct;
+    }
+    *loss = ds->n ? loss_sum / ds->n : 0.0;
+    *acc = ds->n ? (double)hits / ds->n : 0.0;
+}
+
+uint32_t *dn_identity_order(uint32_t n) {
+    uint32_t *p = malloc((n ? n : 1) * sizeof *p);
+    for (uint32_t i = 0; p && i < n; i++)
+        p[i] = i;
+    return p;
+}
+
+/* ---- eval ------------------------------------------------------------------ */
+
+/* Buffers of one eval run. */
+typedef struct {
+    float *params, *x;
+    int32_t *y;
+    uint32_t *order;
+    void *ws;
+} ev_buffers;
+
+static void ev_free(ev_buffers *b) {
+    free(b->params);
+    free(b->x);
+    free(b->y);
+    free(b->order);
+    free(b->ws);
+}
+
+/* Allocates the buffers for batches of `batch` rows over n samples. */
+static int ev_alloc(const dn_model *m, int batch, uint32_t n, ev_buffers *b) {
+    memset(b, 0, sizeof *b);
+    b->params = dn_alloc_aligned(m->n_params * sizeof(float));
+    b->x = dn_alloc_aligned((size_t)batch * (size_t)m->n_inputs * sizeof(float));
+    b->y = dn_alloc_aligned((size_t)batch * sizeof(int32_t));
+    b->order = dn_identity_order(n);
+    b->ws = dn_alloc_aligned(m->workspace_size(batch));
+    return b->params && b->x && b->y && b->order && b->ws ? 0 : -1;
+}
+
+int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
+    char err[DN_ERR_MAX], warn[DN_ERR_MAX];
+    dn_apply_threads(o->threads);
+    int batch = o->batch_size_given ? o->batch_size : DN_EVAL_BATCH;
+    dn_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, &ds, err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return DN_EXIT_INPUT;
+    }
+    if (ds.n == 0) {
+        fprintf(stderr, "%s: %s: the test set (t10k-*) has no samples\n", o->prog, o->data_dir);
+        dn_dataset_free(&ds);
+        return DN_EXIT_INPUT;
+    }
+    if ((uint32_t)batch > ds.n)
+        batch = (int)ds.n;
+    ev_buffers b;
+    int rc = DN_EXIT_OK;
+    if (ev_alloc(m, batch, ds.n, &b) != 0) {
+        fprintf(stderr, "%s: out of memory\n", o->prog);
+        rc = DN_EXIT_FAIL;
+    } else if (dn_ckpt_load(m, o->weights, b.params, NULL, NULL, NULL, warn, err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        rc = DN_EXIT_INPUT;
+    } else {
+        if (warn[0])
+            fprintf(stderr, "%s: warning: %s\n", o->prog, warn);
+        double loss, acc;
+        dn_eval_dataset(m, b.params, b.ws, &ds, b.order, batch, b.x, b.y, &loss, &acc);
+        printf("test_loss %.4f test_acc %.4f\n", loss, acc);
+    }
+    ev_free(&b);
+    dn_dataset_free(&ds);
+    return rc;
+}
+
+/* ---- gradcheck ------------------------------------------------------------- */
+
+/* Random batch and buffers for gradcheck. */
+typedef struct {
+    float *params, *grads, *analytic, *x;
+    int32_t y[EV_GRAD_ROWS];
+    void *ws;
+    dn_batch batch;
+} ev_grad;
+
+/* Mean loss of the fixed batch at the current params (same dropout masks
+ * every call: seed and step do not change). */
+static double ev_loss(const dn_model *m, ev_grad *g) {
+    int correct = 0;
+    return m->train_step(g->params, g->grads, g->ws, &g->batch, &correct) / EV_GRAD_ROWS;
+}
+
+/* Central difference of the mean loss in params[k] with step about h. */
+static double ev_numeric(const dn_model *m, ev_grad *g, size_t k, double h) {
+    float p = g->params[k];
+    float up = (float)(p + h), down = (float)(p - h);
+    g->params[k] = up;
+    double lu = ev_loss(m, g);
+    g->params[k] = down;
+    double ld = ev_loss(m, g);
+    g->params[k] = p;
+    return (lu - ld) / ((double)up - (double)down);
+}
+
+static double ev_rel_err(double a, double n) {
+    double den = fabs(a) + fabs(n);
+    return fabs(a - n) / (den > EV_GRAD_FLOOR ? den : EV_GRAD_FLOOR);
+}
+
+/* Checks up to `samples` coordinates of tensor t. A coordinate whose
+ * numeric derivative changes between steps h and h/2 by more than half the
+ * tolerance sits at a kink (ReLU) or in float round-off; it is skipped and
+ * another one drawn. Stores the worst error and counts; returns 0 if every
+ * checked coordinate passed and at least one was checked. */
+static int ev_check_tensor(const dn_model *m, ev_grad *g, int t, int samples, uint64_t seed,
+                           double *worst, int *checked, int *skipped) {
+    const dn_tensor_info *ti = &m->tensors[t];
+    int exhaustive = ti->count <= (size_t)samples;
+    size_t tries = exhaustive ? ti->count : (size_t)samples * 4;
+    *worst = 0;
+    *checked = *skipped = 0;
+    for (size_t j = 0; j < tries && *checked < samples; j++) {
+        uint32_t w = dn_rand_u32(seed, DN_RNG_TEST, 2, (uint32_t)t, 0, (uint32_t)j);
+        size_t k = ti->offset + (exhaustive ? j : (size_t)(((uint64_t)w * ti->count) >> 32));
+        double p = fabs((double)g->params[k]);
+        double h = EV_GRAD_STEP * (p > 1 ? p : 1);
+        double n1 = ev_numeric(m, g, k, h), n2 = ev_numeric(m, g, k, h / 2);
+        double a = g->analytic[k];
+        if (!isfinite(a)) {
+            *worst = INFINITY;
+            (*checked)++;
+            continue;
+        }
+        if (!isfinite(n1) || ev_rel_err(n1, n2) > EV_GRAD_TOL / 2) {
+            (*skipped)++;
+            continue;
+        }
+        double e = ev_rel_err(a, n1);
+        if (e > *worst)
+            *worst = e;
+        (*checked)++;
+    }
+    return *checked > 0 && *worst <= EV_GRAD_TOL ? 0 : -1;
+}
+
+/* Fills the random batch: inputs uniform in [-1, 1) from DN_RNG_TEST a=0,
+ * labels from a=1; dropout seed = seed, step 0. */
+static void ev_fill_batch(const dn_model *m, ev_grad *g, uint64_t seed) {
+    size_t nx = (size_t)EV_GRAD_ROWS * (size_t)m->n_inputs;
+    for (size_t i = 0; i < nx; i++)
+        g->x[i] = (float)(2.0 * dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_TEST, 0, 0, 0, (uint32_t)i)) - 1.0);
+    for (int r = 0; r < EV_GRAD_ROWS; r++) {
+        uint32_t w = dn_rand_u32(seed, DN_RNG_TEST, 1, 0, 0, (uint32_t)r);
+        g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)m->n_outputs) >> 32);
+    }
+    dn_batch b = {.n = EV_GRAD_ROWS, .x = g->x, .y = g->y, .seed = seed, .step = 0};
+    g->batch = b;
+}
+
+/* Prints one line per tensor; returns the number of failed tensors. */
+static int ev_check_all(const dn_model *m, ev_grad *g, const dn_opts *o) {
+    int failed = 0, width = 12;
+    for (int t = 0; t < m->n_tensors; t++)
+        if ((int)strlen(m->tensors[t].name) > width)
+            width = (int)strlen(m->tensors[t].name);
+    for (int t = 0; t < m->n_tensors; t++) {
+        double worst;
+        int checked, skipped;
+        int bad = ev_check_tensor(m, g, t, o->samples, o->seed, &worst, &checked, &skipped) != 0;
+        failed += bad;
+        printf("%-*s  worst_rel_err %.1e  %s", width, m->tensors[t].name, worst, bad ? "FAIL" : "ok");
+        if (skipped || !checked)
+            printf("  (%d checked, %d skipped: kink or round-off)", checked, skipped);
+        putchar('\n');
+    }
+    return failed;
+}
+
+int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o) {
+    ev_grad g;
+    memset(&g, 0, sizeof g);
+    g.params = dn_alloc_aligned(m->n_params * sizeof(float));
+    g.grads = dn_alloc_aligned(m->n_params * sizeof(float));
+    g.analytic = dn_alloc_aligned(m->n_params * sizeof(float));
+    g.x = dn_alloc_aligned((size_t)EV_GRAD_ROWS * (size_t)m->n_inputs * sizeof(float));
+    g.ws = dn_alloc_aligned(m->workspace_size(EV_GRAD_ROWS));
+    int rc = DN_EXIT_OK;
+    if (!g.params || !g.grads || !g.analytic || !g.x || !g.ws) {
+        fprintf(stderr, "%s: out of memory\n", o->prog);
+        rc = DN_EXIT_FAIL;
+    } else {
+        m->init(g.params, o->seed);
+        ev_fill_batch(m, &g, o->seed);
+        int correct = 0;
+        m->train_step(g.params, g.analytic, g.ws, &g.batch, &correct);
+        int failed = ev_check_all(m, &g, o);
+        if (failed) {
+            fprintf(stderr, "%s: gradcheck: %d of %d tensors above relative error %.0e\n", o->prog,
+                    failed, m->n_tensors, EV_GRAD_TOL);
+            rc = DN_EXIT_FAIL;
+        }
+    }
+    free(g.params);
+    free(g.grads);
+    free(g.analytic);
+    free(g.x);
+    free(g.ws);
+    return rc;
+}
