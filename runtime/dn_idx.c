@@ -20,7 +20,8 @@ enum { idx_inbuf_size = 1 << 16 };
 
 /* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). */
 #if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 2, 3)))
+static void idx_errf(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 #endif
 static void idx_errf(char *err, const char *fmt, ...) {
     if (!err)
@@ -99,8 +100,8 @@ static long long idx_gz_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
         if (idx_gz_fill(s, 1, err) != 0)
             return -1;
         if (s->zs.avail_in == 0) {
-            idx_errf(err, "%s: truncated gzip data (unexpected end of file at byte %llu)",
-                     s->path, (unsigned long long)s->file_read);
+            idx_errf(err, "%s: truncated gzip data (unexpected end of file at byte %llu)", s->path,
+                     (unsigned long long)s->file_read);
             return -1;
         }
         size_t want = n - done > (1u << 30) ? (1u << 30) : n - done;
@@ -211,8 +212,8 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
     if (got < 0)
         return -1;
     if (got < 4) {
-        idx_errf(err, "%s: truncated header: file has %lld bytes, the IDX header needs 4",
-                 s->path, got);
+        idx_errf(err, "%s: truncated header: file has %lld bytes, the IDX header needs 4", s->path,
+                 got);
         return -1;
     }
     if (h[0] != 0 || h[1] != 0) {
@@ -226,8 +227,7 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
         return -1;
     }
     if (h[3] < 1 || h[3] > 4) {
-        idx_errf(err, "%s: number of dimensions %d at byte 3 is out of range 1..4", s->path,
-                 h[3]);
+        idx_errf(err, "%s: number of dimensions %d at byte 3 is out of range 1..4", s->path, h[3]);
         return -1;
     }
     out->ndim = h[3];
@@ -367,9 +367,8 @@ static char *idx_join(const char *dir, const char *prefix, const char *kind) {
 
 /* Checks the loaded image/label pair against each other and the caller's
  * expectations; fills ds->n and ds->features. */
-static int idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipath,
-                          const char *lpath, uint32_t expected_features, int n_classes,
-                          dn_dataset *ds, char *err) {
+static int idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipath, const char *lpath,
+                          uint32_t expected_features, int n_classes, dn_dataset *ds, char *err) {
     if (im->ndim != 3) {
         idx_errf(err, "%s: images must be 3-d (n, rows, cols), got %d-d", ipath, im->ndim);
         return -1;
@@ -402,8 +401,8 @@ static int idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipath,
     return 0;
 }
 
-int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_features,
-                    int n_classes, dn_dataset *ds, char *err) {
+int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_features, int n_classes,
+                    dn_dataset *ds, char *err) {
     memset(ds, 0, sizeof *ds);
     dn_idx im = {0}, lb = {0};
     char *ipath = idx_join(dir, prefix, "images-idx3-ubyte");

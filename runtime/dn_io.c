@@ -13,7 +13,8 @@
 
 /* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). */
 #if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 2, 3)))
+static void io_errf(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 #endif
 static void io_errf(char *err, const char *fmt, ...) {
     if (!err)

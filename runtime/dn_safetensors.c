@@ -23,13 +23,14 @@ typedef struct {
 } sft_dtype;
 
 static const sft_dtype sft_dtypes[] = {
-    {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
-    {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"U64", 8}, {"U32", 4}, {"U16", 2},
+    {"F64", 8}, {"F32", 4}, {"F16", 2},  {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2},
+    {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"U64", 8},  {"U32", 4}, {"U16", 2},
 };
 
 /* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). */
 #if defined(__GNUC__) || defined(__clang__)
-__attribute__((format(printf, 2, 3)))
+static void sft_errf(char *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 #endif
 static void sft_errf(char *err, const char *fmt, ...) {
     if (!err)
@@ -177,7 +178,7 @@ static size_t sft_tensor_bytes(const dn_st_tensor *t) {
 /* Checks the writer's inputs: names and metadata valid UTF-8 and unique,
  * shapes valid; fills bytes[i] and returns the total data size. */
 static int sft_check_inputs(const char *path, const dn_st_tensor *t, int n, const dn_st_meta *meta,
-                           int n_meta, size_t *bytes, size_t *total, char *err) {
+                            int n_meta, size_t *bytes, size_t *total, char *err) {
     *total = 0;
     for (int i = 0; i < n; i++) {
         if (!t[i].name || !sft_valid_utf8(t[i].name) || !strcmp(t[i].name, "__metadata__")) {
@@ -215,7 +216,7 @@ static int sft_check_inputs(const char *path, const dn_st_tensor *t, int n, cons
 
 /* Builds the JSON header, padded with spaces to a multiple of 8 bytes. */
 static void sft_build_header(sft_buf *h, const dn_st_tensor *t, int n, const size_t *bytes,
-                            const dn_st_meta *meta, int n_meta) {
+                             const dn_st_meta *meta, int n_meta) {
     sft_puts(h, "{");
     if (n_meta > 0) {
         sft_puts(h, "\"__metadata__\":{");
@@ -269,8 +270,8 @@ static void sft_store_f32(unsigned char *dst, const float *src, size_t count) {
     }
 }
 
-int dn_st_write(const char *path, const dn_st_tensor *t, int n, const dn_st_meta *meta,
-                int n_meta, char *err) {
+int dn_st_write(const char *path, const dn_st_tensor *t, int n, const dn_st_meta *meta, int n_meta,
+                char *err) {
     if (n < 0 || n_meta < 0 || (n > 0 && !t) || (n_meta > 0 && !meta)) {
         sft_errf(err, "%s: invalid tensor or metadata list", path);
         return -1;
@@ -315,11 +316,11 @@ typedef struct {
 } sft_entry;
 
 struct dn_st_file {
-    unsigned char *mem;  /* allocation holding the file image */
+    unsigned char *mem; /* allocation holding the file image */
     sft_entry *t;
     int n, cap;
     char **mkey, **mval;
-    size_t *moff;        /* file offsets of metadata keys */
+    size_t *moff; /* file offsets of metadata keys */
     int n_meta, mcap;
 };
 
@@ -531,7 +532,8 @@ static int sft_uint(sft_parser *ps, uint64_t *out, const char *what) {
     }
     if (ps->pos - at > 1 && ps->s[at] == '0')
         return sft_syntax(ps, at, "leading zero in integer");
-    if (ps->pos < ps->n && (ps->s[ps->pos] == '.' || ps->s[ps->pos] == 'e' || ps->s[ps->pos] == 'E'))
+    if (ps->pos < ps->n &&
+        (ps->s[ps->pos] == '.' || ps->s[ps->pos] == 'e' || ps->s[ps->pos] == 'E'))
         return sft_syntax(ps, at, "only integers are allowed");
     *out = v;
     return 0;
@@ -578,8 +580,8 @@ static void sft_fmt_dims(char *buf, size_t cap, const uint64_t *d, int n) {
 
 /* Checks one tensor's shape against its offsets and the data area, then
  * fills e->info's data pointer and size. */
-static int sft_check_tensor(sft_parser *ps, sft_entry *e, const sft_dtype *dt, const uint64_t *shape,
-                           const uint64_t *offs) {
+static int sft_check_tensor(sft_parser *ps, sft_entry *e, const sft_dtype *dt,
+                            const uint64_t *shape, const uint64_t *offs) {
     uint64_t bytes = dt->size;
     int overflow = 0;
     for (int d = 0; d < e->info.ndim; d++) {
@@ -598,15 +600,17 @@ static int sft_check_tensor(sft_parser *ps, sft_entry *e, const sft_dtype *dt, c
             snprintf(size, sizeof size, "size overflows");
         else
             snprintf(size, sizeof size, "%llu bytes", (unsigned long long)bytes);
-        sft_errf(ps->err, "%s: tensor '%s': data_offsets [%llu, %llu] do not match shape %s of %s (%s)",
-                ps->path, e->info.name, (unsigned long long)offs[0], (unsigned long long)offs[1],
-                dims, dt->name, size);
+        sft_errf(ps->err,
+                 "%s: tensor '%s': data_offsets [%llu, %llu] do not match shape %s of %s (%s)",
+                 ps->path, e->info.name, (unsigned long long)offs[0], (unsigned long long)offs[1],
+                 dims, dt->name, size);
         return -1;
     }
     if (offs[1] > ps->data_size) {
-        sft_errf(ps->err, "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data area (%zu bytes)",
-                ps->path, e->info.name, (unsigned long long)offs[0], (unsigned long long)offs[1],
-                ps->data_size);
+        sft_errf(ps->err,
+                 "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data area (%zu bytes)",
+                 ps->path, e->info.name, (unsigned long long)offs[0], (unsigned long long)offs[1],
+                 ps->data_size);
         return -1;
     }
     for (int d = 0; d < e->info.ndim; d++)
@@ -628,7 +632,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
     size_t obj_at = ps->pos;
     if (sft_peek(ps) != '{') {
         sft_errf(ps->err, "%s: tensor '%s': expected an object at byte %zu", ps->path, e->info.name,
-                ps->pos + 8);
+                 ps->pos + 8);
         return -1;
     }
     ps->pos++;
@@ -643,7 +647,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
             rc = sft_string(ps, &val, &vat);
             if (rc == 0 && !(dt = sft_find_dtype(val))) {
                 sft_errf(ps->err, "%s: tensor '%s': unknown dtype \"%s\" at byte %zu", ps->path,
-                        e->info.name, val, vat + 8);
+                         e->info.name, val, vat + 8);
                 rc = -1;
             }
         } else if (rc == 0 && !strcmp(key, "shape") && !have_shape) {
@@ -653,7 +657,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
             rc = sft_uint_array(ps, offs, 2, &n_offs, "data_offsets");
         } else if (rc == 0) {
             sft_errf(ps->err, "%s: tensor '%s': unexpected or repeated key \"%s\" at byte %zu",
-                    ps->path, e->info.name, key, kat + 8);
+                     ps->path, e->info.name, key, kat + 8);
             rc = -1;
         }
         free(key);
@@ -666,8 +670,10 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
     }
     if (!dt || !have_shape || n_offs != 2) {
         sft_errf(ps->err, "%s: tensor '%s' at byte %zu: %s", ps->path, e->info.name, obj_at + 8,
-                !dt ? "missing \"dtype\"" : !have_shape ? "missing \"shape\""
-                : n_offs < 0 ? "missing \"data_offsets\"" : "data_offsets must have 2 entries");
+                 !dt           ? "missing \"dtype\""
+                 : !have_shape ? "missing \"shape\""
+                 : n_offs < 0  ? "missing \"data_offsets\""
+                               : "data_offsets must have 2 entries");
         return -1;
     }
     return sft_check_tensor(ps, e, dt, shape, offs);
@@ -706,7 +712,7 @@ static int sft_metadata(sft_parser *ps, dn_st_file *f) {
             return -1;
         if (sft_peek(ps) != '"') {
             sft_errf(ps->err, "%s: __metadata__ value for '%s' at byte %zu must be a string",
-                    ps->path, f->mkey[i], ps->pos + 8);
+                     ps->path, f->mkey[i], ps->pos + 8);
             return -1;
         }
         if (sft_string(ps, &f->mval[i], &vat) != 0)
@@ -795,7 +801,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
         for (int j = 0; j < i; j++)
             if (!strcmp(f->mkey[i], f->mkey[j])) {
                 sft_errf(err, "%s: duplicate __metadata__ key '%s' at byte %zu", path, f->mkey[i],
-                        f->moff[i] + 8);
+                         f->moff[i] + 8);
                 return -1;
             }
     if (f->n < 2)
@@ -812,7 +818,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
     for (int i = 1; i < f->n && rc == 0; i++)
         if (!strcmp(s[i]->info.name, s[i - 1]->info.name)) {
             sft_errf(err, "%s: duplicate tensor name '%s' at byte %zu", path, s[i]->info.name,
-                    s[i]->off + 8);
+                     s[i]->off + 8);
             rc = -1;
         }
     qsort(s, (size_t)f->n, sizeof *s, sft_cmp_range);
@@ -822,9 +828,9 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
             continue;
         if (prev && s[i]->begin < prev->end) {
             sft_errf(err, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", path,
-                    prev->info.name, (unsigned long long)prev->begin,
-                    (unsigned long long)prev->end, s[i]->info.name,
-                    (unsigned long long)s[i]->begin, (unsigned long long)s[i]->end);
+                     prev->info.name, (unsigned long long)prev->begin,
+                     (unsigned long long)prev->end, s[i]->info.name,
+                     (unsigned long long)s[i]->begin, (unsigned long long)s[i]->end);
             rc = -1;
         }
         if (!prev || s[i]->end > prev->end)
@@ -840,7 +846,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
  * limit before allocating, and places the image so the data area is 64-byte
  * aligned. Sets *hdr (JSON text), *hlen, *data, *data_size. */
 static int sft_read_file(const char *path, dn_st_file *f, const unsigned char **hdr, size_t *hlen,
-                        const unsigned char **data, size_t *data_size, char *err) {
+                         const unsigned char **data, size_t *data_size, char *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         sft_errf(err, "%s: cannot open: %s", path, strerror(errno));
@@ -866,11 +872,10 @@ static int sft_read_file(const char *path, dn_st_file *f, const unsigned char **
     for (int k = 7; k >= 0; k--)
         n = n << 8 | len8[k];
     if (n > sft_max_header || n > (uint64_t)size - 8) {
-        sft_errf(err, "%s: header length %llu exceeds %s (%llu bytes)", path,
-                (unsigned long long)n,
-                n > sft_max_header ? "the limit" : "the file's remaining size",
-                n > sft_max_header ? (unsigned long long)sft_max_header
-                                  : (unsigned long long)size - 8);
+        sft_errf(err, "%s: header length %llu exceeds %s (%llu bytes)", path, (unsigned long long)n,
+                 n > sft_max_header ? "the limit" : "the file's remaining size",
+                 n > sft_max_header ? (unsigned long long)sft_max_header
+                                    : (unsigned long long)size - 8);
         goto done;
     }
     size_t rest = size - 8;
@@ -883,7 +888,7 @@ static int sft_read_file(const char *path, dn_st_file *f, const unsigned char **
     unsigned char *img = f->mem + pad;
     if (fread(img, 1, rest, fp) != rest || getc(fp) != EOF) {
         sft_errf(err, "%s: read error or file changed while reading%s%s", path,
-                ferror(fp) ? ": " : "", ferror(fp) ? strerror(errno) : "");
+                 ferror(fp) ? ": " : "", ferror(fp) ? strerror(errno) : "");
         goto done;
     }
     *hdr = img;
