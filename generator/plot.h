@@ -10,7 +10,8 @@ int dngen_plot_main(int argc, char **argv, FILE *out, FILE *err);
 
 /* ---- metrics CSV reader (plot_csv.c) ---------------------------------------
  * A metrics file is a header line naming its columns, then one row per epoch.
- * Columns are found by name; unknown columns are ignored (never parsed). An
+ * Columns are found by name; unknown and unrequested columns are ignored
+ * (never parsed), and their order does not matter. An
  * empty field means "missing" (stored as NaN). CRLF or LF line endings, a
  * trailing newline or not, a UTF-8 byte order mark, blank lines and spaces
  * around fields are accepted. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #ifndef DNGEN_TEST_TMP
@@ -979,6 +980,47 @@ START_TEST(test_many_runs) {
 }
 END_TEST
 
+/* Replays the fuzz seed corpus (and any crash reproducers added to it) through
+ * the reader under every column selection, checking the reader's contract. */
+START_TEST(test_fuzz_corpus_replay) {
+#ifdef DNGEN_SOURCE_DIR
+    static const unsigned masks[3][2] = {{ACC_MASK, ACC_MASK}, {0x3f, 0}, {0x3f, 0x0f}};
+    DIR *d = opendir(DNGEN_SOURCE_DIR "/tests/fuzz/corpus/csv");
+    ck_assert_ptr_nonnull(d);
+    int files = 0;
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/csv/%s", DNGEN_SOURCE_DIR, e->d_name);
+        size_t len;
+        char *data = read_all(path, &len);
+        ck_assert_ptr_nonnull(data);
+        for (int k = 0; k < 3; k++) {
+            dngen_plot_metrics m;
+            char err[512];
+            int rc = dngen_plot_csv_parse(e->d_name, data, len, masks[k][0], masks[k][1], &m, err,
+                                          sizeof err);
+            if (rc == 0) {
+                ck_assert_uint_ge(m.n, 1);
+                for (size_t i = 1; i < m.n; i++)
+                    ck_assert(m.epoch[i] > m.epoch[i - 1]);
+            } else {
+                ck_assert_int_eq(rc, -1);
+                ck_assert_msg(err[0] && !strchr(err, '\n'), "%s: bad message", e->d_name);
+                ck_assert_ptr_null(m.epoch);
+            }
+            dngen_plot_metrics_free(&m);
+        }
+        free(data);
+        files++;
+    }
+    closedir(d);
+    ck_assert_int_ge(files, 5);
+#endif
+}
+END_TEST
+
 /* The checker itself must reject what it is meant to catch. */
 START_TEST(test_xml_checker) {
     ck_assert(xml_check("<a><b x=\"1\"/>t &amp; u</a>") == NULL);
@@ -1035,6 +1077,7 @@ static Suite *plot_suite(void) {
     tcase_add_test(tc, test_parse_nul_bytes);
     tcase_add_test(tc, test_parse_oversized_buffer);
     tcase_add_test(tc, test_render_extreme_ranges);
+    tcase_add_test(tc, test_fuzz_corpus_replay);
     suite_add_tcase(s, tc);
     return s;
 }
