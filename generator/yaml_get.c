@@ -5,7 +5,6 @@
  * decimal digits, a number only if it matches the decimal/exponent grammar.
  * There are no booleans or nulls: "~" is just the text "~". */
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
