@@ -173,6 +173,7 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
 static void emit_bw_tile(dn_buf *b, int in, int out, int nv, const char *i0) {
     dn_buf_line(b, "{");
     b->indent++;
+    for (int o = 0; o < BW_OB; o++) dn_buf_line(b, "const int u%d = o0 + (%d < nu ? %d : nu - 1);", o, o, o);
     for (int o = 0; o < BW_OB; o++) {
         dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
         for (int v = 0; v < nv; v++) dn_buf_printf(b, "c%d%d = {0}%s", o, v, v + 1 < nv ? ", " : ";\n");
@@ -213,7 +214,6 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k) {
     b->indent++;
     dn_buf_line(b, "const int o0 = (t / %d) * %d, job = t %% %d;", jobs, BW_OB, jobs);
     dn_buf_line(b, "const int nu = %d - o0 < %d ? %d - o0 : %d;", out, BW_OB, out, BW_OB);
-    for (int o = 0; o < BW_OB; o++) dn_buf_line(b, "const int u%d = o0 + (%d < nu ? %d : nu - 1);", o, o, o);
     dn_buf_line(b, "if (job == 0)");
     dn_buf_line(b, "    for (int u = 0; u < nu; u++) {");
     dn_buf_line(b, "        float sum = 0.0f;");
@@ -283,6 +283,7 @@ static void emit_bx_tile(dn_buf *b, const dn_layer *L, const dn_layer *prev, int
     int in = L->in, out = L->units;
     dn_buf_line(b, "{");
     b->indent++;
+    emit_clamped_ptrs(b, "d", "d", "r0", "n", BX_RB, out, 0);
     for (int r = 0; r < BX_RB; r++) {
         dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
         for (int v = 0; v < nv; v++) dn_buf_printf(b, "c%d%d = {0}%s", r, v, v + 1 < nv ? ", " : ";\n");
@@ -333,7 +334,6 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     b->indent++;
     dn_buf_line(b, "const int job = t / row_blocks, r0 = (t %% row_blocks) * %d;", BX_RB);
     dn_buf_line(b, "const int nr = n - r0 < %d ? n - r0 : %d;", BX_RB, BX_RB);
-    emit_clamped_ptrs(b, "d", "d", "r0", "n", BX_RB, out, 0);
     if (full > 0) {
         dn_buf_line(b, "if (job < %d) {", full);
         b->indent++;

@@ -1,0 +1,318 @@
+/* probe.c - test harness compiled together with one generated trainer.
+ *
+ * The test suite builds it as
+ *   cc ... -DDN_PROBE_SOURCE='"gen.c"' -DDN_PROBE_MODEL=<name>_model probe.c libdnrt.a
+ * so the generated file is part of this translation unit and its dn_model is
+ * reachable. Commands (exit 0 = pass, 1 = mismatch, 2 = usage/setup error):
+ *
+ *   probe fixture FILE.safetensors [--adam]
+ *       compares eval outputs and loss, train-mode loss and every gradient
+ *       (dropout masks from dngen's Philox streams) with the PyTorch fixture;
+ *       with --adam also the weights after 10 Adam steps (spec without dropout).
+ *   probe dropout P
+ *       for a spec `input: {size: N, dropout: P}` + one linear unit + mse:
+ *       checks drop rate, preserved mean, eval identity, 1 vs 2 threads.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define main dn_generated_main
+#include DN_PROBE_SOURCE
+#undef main
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int main(int argc, char **argv);
+
+static const dn_model *const M = &DN_PROBE_MODEL;
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static void *probe_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) {
+        fprintf(stderr, "probe: out of memory\n");
+        exit(2);
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+/* The fixture tensor `name`, which must have `count` elements of dtype. */
+static const dn_st_info *need(const dn_st_file *f, const char *name, const char *dtype, size_t count) {
+    const dn_st_info *t = dn_st_find(f, name);
+    size_t elem = strcmp(dtype, "I64") == 0 ? 8 : 4;
+    if (!t || strcmp(t->dtype, dtype) != 0 || t->nbytes != count * elem) {
+        fprintf(stderr, "probe: fixture tensor '%s' missing or not %zu x %s\n", name, count, dtype);
+        exit(2);
+    }
+    return t;
+}
+
+static void copy_f32(float *dst, const dn_st_info *t) { memcpy(dst, t->data, t->nbytes); }
+
+/* Worst relative difference of got vs want, relative to max(|want|, floor). */
+static double worst_rel(const float *got, const float *want, size_t n, double floor, size_t *where) {
+    double worst = 0;
+    *where = 0;
+    for (size_t i = 0; i < n; i++) {
+        double den = fabs((double)want[i]);
+        if (den < floor) den = floor;
+        double e = fabs((double)got[i] - (double)want[i]) / den;
+        if (!(e <= worst)) { /* also catches NaN */
+            worst = e != e ? INFINITY : e;
+            *where = i;
+        }
+    }
+    return worst;
+}
+
+/* Compares got with want (n floats): at least `frac` of the elements within
+ * `tol` and all within `tol_all`, relative to max(|want|, floor). Prints one
+ * line; returns 1 on mismatch. */
+static int compare_most(const char *what, const float *got, const float *want, size_t n, double floor, double tol,
+                        double tol_all, double frac) {
+    size_t where = 0, over = 0;
+    double err = worst_rel(got, want, n, floor, &where);
+    for (size_t i = 0; i < n; i++) {
+        double den = fabs((double)want[i]) > floor ? fabs((double)want[i]) : floor;
+        over += !(fabs((double)got[i] - (double)want[i]) / den <= tol);
+    }
+    int ok = err <= tol_all && (double)(n - over) >= frac * (double)n;
+    printf("%-24s worst_rel %.2e at %zu (got %.9g, want %.9g), %zu of %zu over %.0e %s\n", what, err, where,
+           (double)got[where], (double)want[where], over, n, tol, ok ? "ok" : "MISMATCH");
+    return ok ? 0 : 1;
+}
+
+/* Compares got with want (n floats) and prints one line: worst relative
+ * error (relative to max(|want|, floor)) and where. Returns 1 on mismatch. */
+static int compare(const char *what, const float *got, const float *want, size_t n, double floor, double tol) {
+    return compare_most(what, got, want, n, floor, tol, tol, 1.0);
+}
+
+/* Max |x| over n floats (used to scale the floor of relative errors). */
+static double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)x[i]) > m) m = fabs((double)x[i]);
+    return m;
+}
+
+/* ---- fixture ----------------------------------------------------------------- */
+
+typedef struct {
+    dn_st_file *f;
+    int n;
+    float *params, *x, *want;
+    int32_t *y;
+    void *ws;
+    uint64_t seed, step;
+} fixture;
+
+static void fixture_open(fixture *fx, const char *path) {
+    char err[DN_ERR_MAX];
+    if (dn_st_open(path, &fx->f, err) != 0) {
+        fprintf(stderr, "probe: %s\n", err);
+        exit(2);
+    }
+    const dn_st_info *yt = dn_st_find(fx->f, "y");
+    if (!yt) {
+        fprintf(stderr, "probe: fixture has no 'y'\n");
+        exit(2);
+    }
+    fx->n = (int)(yt->nbytes / 8);
+    fx->params = probe_alloc(M->n_params * sizeof(float));
+    fx->want = probe_alloc(M->n_params * sizeof(float));
+    fx->x = probe_alloc((size_t)fx->n * (size_t)M->n_inputs * sizeof(float));
+    fx->y = probe_alloc((size_t)fx->n * sizeof(int32_t));
+    fx->ws = probe_alloc(M->workspace_size(fx->n));
+    copy_f32(fx->x, need(fx->f, "x", "F32", (size_t)fx->n * (size_t)M->n_inputs));
+    const int64_t *y64 = yt->data;
+    for (int i = 0; i < fx->n; i++) fx->y[i] = (int32_t)y64[i];
+    const char *s = dn_st_meta_get(fx->f, "seed"), *st = dn_st_meta_get(fx->f, "step");
+    fx->seed = s ? strtoull(s, NULL, 10) : 0;
+    fx->step = st ? strtoull(st, NULL, 10) : 0;
+}
+
+/* Loads `prefix.<param>` for every parameter into dst. */
+static void load_params(const fixture *fx, const char *prefix, float *dst) {
+    for (int t = 0; t < M->n_tensors; t++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s.%s", prefix, M->tensors[t].name);
+        copy_f32(dst + M->tensors[t].offset, need(fx->f, name, "F32", M->tensors[t].count));
+    }
+}
+
+/* Expected eval output per row: softmax of the fixture's logits (cross-entropy
+ * models) or the logits themselves (mse with a linear output). */
+static void expected_outputs(const fixture *fx, float *out) {
+    size_t no = (size_t)M->n_outputs;
+    const dn_st_info *lg = need(fx->f, "eval.logits", "F32", (size_t)fx->n * no);
+    const float *z = lg->data;
+    for (int r = 0; r < fx->n; r++) {
+        const float *zr = z + (size_t)r * no;
+        if (M->loss != DN_MODEL_LOSS_CE) {
+            memcpy(out + (size_t)r * no, zr, no * sizeof(float));
+            continue;
+        }
+        double mx = zr[0], sum = 0;
+        for (size_t o = 1; o < no; o++) mx = zr[o] > mx ? zr[o] : mx;
+        for (size_t o = 0; o < no; o++) sum += exp(zr[o] - mx);
+        for (size_t o = 0; o < no; o++) out[(size_t)r * no + o] = (float)(exp(zr[o] - mx) / sum);
+    }
+}
+
+static float scalar(const fixture *fx, const char *name) {
+    const dn_st_info *t = need(fx->f, name, "F32", 1);
+    return *(const float *)t->data;
+}
+
+static int check_eval(const fixture *fx) {
+    size_t no = (size_t)M->n_outputs;
+    float *got = probe_alloc((size_t)fx->n * no * sizeof(float));
+    float *want = probe_alloc((size_t)fx->n * no * sizeof(float));
+    dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
+    load_params(fx, "init", fx->params);
+    float loss = (float)(M->eval(fx->params, fx->ws, &b, got, NULL) / fx->n);
+    expected_outputs(fx, want);
+    int bad = compare("eval outputs", got, want, (size_t)fx->n * no, 1e-3, 1e-5);
+    float wl = scalar(fx, "eval.loss");
+    bad |= compare("eval loss", &loss, &wl, 1, 1e-6, 1e-5);
+    free(got);
+    free(want);
+    return bad;
+}
+
+static int check_train(const fixture *fx) {
+    float *grads = probe_alloc(M->n_params * sizeof(float));
+    dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
+    load_params(fx, "init", fx->params);
+    float loss = (float)(M->train_step(fx->params, grads, fx->ws, &b, NULL) / fx->n);
+    float wl = scalar(fx, "train.loss");
+    int bad = compare("train loss (dropout on)", &loss, &wl, 1, 1e-6, 1e-5);
+    load_params(fx, "grad", fx->want);
+    for (int t = 0; t < M->n_tensors; t++) {
+        const dn_tensor_info *ti = &M->tensors[t];
+        char what[128];
+        snprintf(what, sizeof what, "grad %s", ti->name);
+        double floor = 1e-2 * max_abs(fx->want + ti->offset, ti->count) + 1e-12;
+        bad |= compare(what, grads + ti->offset, fx->want + ti->offset, ti->count, floor, 1e-4);
+    }
+    free(grads);
+    return bad;
+}
+
+/* 10 Adam steps on the fixture batch, as torch.optim.Adam/AdamW with the
+ * spec's settings; the model must have no dropout (the fixture's run had it off). */
+static int check_adam(const fixture *fx) {
+    size_t n = M->n_params;
+    float *g = probe_alloc(n * sizeof(float)), *m = probe_alloc(n * sizeof(float)),
+          *v = probe_alloc(n * sizeof(float));
+    const dn_defaults *d = &M->defaults;
+    dn_adam cfg = {d->lr, d->beta1, d->beta2, d->eps, d->weight_decay, d->decoupled_wd};
+    load_params(fx, "init", fx->params);
+    const dn_st_info *lt = need(fx->f, "adam10.loss", "F32", 10);
+    const float *wl = lt->data;
+    int bad = 0;
+    for (int t = 0; t < 10; t++) {
+        dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
+        float loss = (float)(M->train_step(fx->params, g, fx->ws, &b, NULL) / fx->n);
+        char what[64];
+        snprintf(what, sizeof what, "adam step %d loss", t + 1);
+        bad |= compare(what, &loss, &wl[t], 1, 1e-6, 1e-5);
+        dn_adam_step(&cfg, fx->params, g, m, v, n, t + 1);
+    }
+    load_params(fx, "adam10", fx->want);
+    for (int t = 0; t < M->n_tensors; t++) {
+        const dn_tensor_info *ti = &M->tensors[t];
+        char what[128];
+        snprintf(what, sizeof what, "adam10 %s", ti->name);
+        /* Adam divides by sqrt(v) + eps: a coordinate whose gradient is near
+         * eps (1e-8) turns a rounding-level gradient difference into a visible
+         * step difference in any implementation. Hence: 99.9% of the weights
+         * within 1e-5, all within 1e-3. */
+        bad |= compare_most(what, fx->params + ti->offset, fx->want + ti->offset, ti->count, 1e-2, 1e-5, 1e-3, 0.999);
+    }
+    free(g);
+    free(m);
+    free(v);
+    return bad;
+}
+
+static int cmd_fixture(const char *path, int adam) {
+    fixture fx;
+    fixture_open(&fx, path);
+    int bad = adam ? check_adam(&fx) : (check_eval(&fx) | check_train(&fx));
+    dn_st_close(fx.f);
+    return bad;
+}
+
+/* ---- dropout statistics -------------------------------------------------------- */
+
+/* Output of the single linear unit for rows of all-ones input with W = 1, b = 0:
+ * the sum of the input dropout scale factors, i.e. kept * 1/(1-p). */
+static void run_mc(int threads, int n, uint64_t step, float *out) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    size_t in = (size_t)M->n_inputs;
+    float *params = probe_alloc(M->n_params * sizeof(float)), *x = probe_alloc((size_t)n * in * sizeof(float));
+    void *ws = probe_alloc(M->workspace_size(n));
+    for (size_t i = 0; i < in; i++) params[M->tensors[0].offset + i] = 1.0f;
+    for (size_t i = 0; i < (size_t)n * in; i++) x[i] = 1.0f;
+    dn_batch b = {.n = n, .x = x, .y = NULL, .seed = 2024, .step = step, .mc_dropout = step != UINT64_MAX};
+    M->eval(params, ws, &b, out, NULL);
+    free(params);
+    free(x);
+    free(ws);
+}
+
+static int cmd_dropout(double p) {
+    const int n = 256;
+    const size_t in = (size_t)M->n_inputs;
+    float *o1 = probe_alloc((size_t)n * sizeof(float)), *o2 = probe_alloc((size_t)n * sizeof(float));
+    int bad = 0;
+    double kept = 0, total = 0, mean = 0;
+    for (uint64_t step = 0; step < 4; step++) {
+        run_mc(1, n, step, o1);
+        run_mc(2, n, step, o2);
+        if (memcmp(o1, o2, (size_t)n * sizeof(float)) != 0) {
+            printf("MISMATCH: outputs differ between 1 and 2 threads at step %llu\n", (unsigned long long)step);
+            bad = 1;
+        }
+        for (int r = 0; r < n; r++) {
+            kept += o1[r] * (1.0 - p);
+            mean += o1[r];
+        }
+        total += (double)n * (double)in;
+    }
+    double rate = 1.0 - kept / total, sigma = sqrt(p * (1 - p) / total);
+    double mean_ratio = mean / total; /* E = 1: each unit contributes 1 in expectation */
+    printf("drop rate %.5f (p %.3f, 4 sigma %.5f)  mean ratio %.5f\n", rate, p, 4 * sigma, mean_ratio);
+    if (fabs(rate - p) > 4 * sigma) bad = 1;
+    if (fabs(mean_ratio - 1.0) > 4 * sigma / (1.0 - p)) bad = 1;
+    run_mc(2, n, UINT64_MAX, o1); /* eval: dropout must be the identity */
+    for (int r = 0; r < n; r++)
+        if (o1[r] != (float)in) {
+            printf("MISMATCH: eval output %g, want %zu (dropout must be the identity)\n", o1[r], in);
+            bad = 1;
+            break;
+        }
+    free(o1);
+    free(o2);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    (void)dn_generated_main;
+    if (argc >= 3 && strcmp(argv[1], "fixture") == 0)
+        return cmd_fixture(argv[2], argc >= 4 && strcmp(argv[3], "--adam") == 0);
+    if (argc == 3 && strcmp(argv[1], "dropout") == 0) return cmd_dropout(strtod(argv[2], NULL));
+    fprintf(stderr, "usage: probe fixture FILE [--adam] | probe dropout P\n");
+    return 2;
+}
