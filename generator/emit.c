@@ -289,7 +289,7 @@ static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
         dn_buf_line(b, "%s_input_dropout(bt->x, bf.in_mask, bf.in_h, n, bt->seed, bt->step);", s->name);
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
-        char in[96];
+        char in[256];
         layer_output(in, sizeof in, s, k - 1, train);
         if (L->dropout > 0 && train)
             dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, bf.%s_mask, bf.%s_h, n,", s->name,
@@ -325,13 +325,13 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", m, last->name, last->name);
     for (int k = s->n_layers - 1; k >= 0; k--) {
         const dn_layer *L = &s->layers[k];
-        char in[96];
+        char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
         dn_buf_line(b, "%s_%s_backward_w(bf.%s_d, %s, grads + %zu, grads + %zu, n);", m, L->name, L->name, in, L->w_off,
                     L->b_off);
         if (k > 0) {
             const dn_layer *P = &s->layers[k - 1];
-            char mask[96];
+            char mask[256];
             if (P->dropout > 0)
                 snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
             else
