@@ -140,6 +140,21 @@ typedef struct {
     int decoupled; /* 0: torch.optim.Adam (L2 added to the gradient); 1: AdamW */
 } dn_adam;
 
+/* The per-step coefficients of Adam in float32, as PyTorch applies them:
+ * per element (fma = one rounding; L2 only for Adam with weight decay,
+ * shrink != 1 only for AdamW):
+ *   p' = p * shrink;  g' = l2 ? fma(p', wd, g) : g
+ *   m = fma(g', omb1, m * b1);  v = fma(omb2 * g', g', v * b2)
+ *   p = p' + (neg_step * m) / (sqrt(v) / bc2_sqrt + eps)
+ * Generated trainers apply this inside their weight-gradient kernels. */
+typedef struct {
+    float b1, omb1, b2, omb2, eps, neg_step, bc2_sqrt, wd, shrink;
+    int l2;
+} dn_adam_coef;
+
+/* Coefficients for 1-based step t. */
+void dn_adam_coefs(const dn_adam *cfg, int64_t t, dn_adam_coef *c);
+
 /* One step of Adam over n parameters, as torch.optim.Adam / AdamW do it;
  * `t` is the 1-based step number after this update. Elementwise, so any
  * OpenMP split gives identical results. */
@@ -256,6 +271,15 @@ typedef struct dn_model {
      * of per-row losses when b->y != NULL (else 0); adds hits to *correct
      * when both are non-NULL. */
     double (*eval)(const float *params, void *ws, const dn_batch *b, float *out, int *correct);
+
+    /* train_step with Adam fused in: the gradient of each weight tile is
+     * applied (coefficients c, moments m and v laid out like params) while it
+     * is still in registers; no gradient buffer exists. Same results as
+     * train_step followed by dn_adam_step, up to FMA rounding. If the loss of
+     * any row is not finite, nothing is updated and the (non-finite) loss is
+     * returned. May be NULL: then use train_step and dn_adam_step. */
+    double (*train_step_adam)(float *params, float *m, float *v, const dn_adam_coef *c, void *ws,
+                              const dn_batch *b, int *correct);
 } dn_model;
 
 /* The trainer CLI: `train`, `eval`, `gradcheck`, `--help`, `--version`.
