@@ -42,31 +42,39 @@ static double adam_as_typed(float f) {
     return (double)f;
 }
 
-void dn_adam_step(const dn_adam *cfg, float *p, const float *g, float *m, float *v, size_t n,
-                  int64_t t) {
+void dn_adam_coefs(const dn_adam *cfg, int64_t t, dn_adam_coef *c) {
     const double lr = adam_as_typed(cfg->lr), b1 = adam_as_typed(cfg->beta1);
     const double b2 = adam_as_typed(cfg->beta2), wd = adam_as_typed(cfg->weight_decay);
     const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
-    const float f_b1 = (float)b1, f_omb1 = (float)(1.0 - b1);
-    const float f_b2 = (float)b2, f_omb2 = (float)(1.0 - b2);
-    const float f_eps = (float)adam_as_typed(cfg->eps);
-    const float f_neg_step = (float)(-(lr / bc1)), f_bc2_sqrt = (float)sqrt(bc2);
-    const int l2 = cfg->weight_decay != 0.0f && !cfg->decoupled;
-    const float f_wd = (float)wd;
-    const float f_shrink =
-        (cfg->weight_decay != 0.0f && cfg->decoupled) ? (float)(1.0 - lr * wd) : 1.0f;
+    c->b1 = (float)b1;
+    c->omb1 = (float)(1.0 - b1);
+    c->b2 = (float)b2;
+    c->omb2 = (float)(1.0 - b2);
+    c->eps = (float)adam_as_typed(cfg->eps);
+    c->neg_step = (float)(-(lr / bc1));
+    c->bc2_sqrt = (float)sqrt(bc2);
+    c->wd = (float)wd;
+    c->l2 = cfg->weight_decay != 0.0f && !cfg->decoupled;
+    /* AdamW: p *= 1 - lr * wd (exactly 1.0f otherwise) */
+    c->shrink = (cfg->weight_decay != 0.0f && cfg->decoupled) ? (float)(1.0 - lr * wd) : 1.0f;
+}
+
+void dn_adam_step(const dn_adam *cfg, float *p, const float *g, float *m, float *v, size_t n,
+                  int64_t t) {
+    dn_adam_coef c;
+    dn_adam_coefs(cfg, t, &c);
     const long long nn = (long long)n;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (nn > 32768)
 #endif
     for (long long i = 0; i < nn; i++) {
-        float pi = p[i] * f_shrink; /* AdamW: p *= 1 - lr * wd (exact for 1.0f) */
-        float gi = l2 ? adam_madd(pi, f_wd, g[i]) : g[i];
-        float mi = adam_madd(gi, f_omb1, m[i] * f_b1);
-        float vi = adam_madd(f_omb2 * gi, gi, v[i] * f_b2);
-        float denom = sqrtf(vi) / f_bc2_sqrt + f_eps;
+        float pi = p[i] * c.shrink;
+        float gi = c.l2 ? adam_madd(pi, c.wd, g[i]) : g[i];
+        float mi = adam_madd(gi, c.omb1, m[i] * c.b1);
+        float vi = adam_madd(c.omb2 * gi, gi, v[i] * c.b2);
+        float denom = sqrtf(vi) / c.bc2_sqrt + c.eps;
         m[i] = mi;
         v[i] = vi;
-        p[i] = pi + (f_neg_step * mi) / denom;
+        p[i] = pi + (c.neg_step * mi) / denom;
     }
 }
