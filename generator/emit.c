@@ -348,6 +348,62 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
     dn_buf_blank(b);
 }
 
+/* The training step with Adam fused into the weight-gradient kernels. Per
+ * layer, top down: the input gradient first (it reads the weights before
+ * their update; its omp for ends in a barrier), then the fused update. */
+static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
+    const char *m = s->name;
+    const dn_layer *last = last_layer(s);
+    dn_buf_line(b, "/* True when every row's loss is finite (every thread computes the same). */");
+    dn_buf_line(b, "static int %s_rows_finite(const %s_buffers *bf, int n) {", m, m);
+    dn_buf_line(b, "    for (int r = 0; r < n; r++)");
+    dn_buf_line(b, "        if (!isfinite(bf->rowloss[r])) return 0;");
+    dn_buf_line(b, "    return 1;");
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+    dn_buf_line(b, "/* Forward with dropout, loss, then per layer the input gradient and the");
+    dn_buf_line(b, " * weight gradient with Adam applied tile by tile (no gradient buffer).");
+    dn_buf_line(b, " * A non-finite loss leaves params, m and v untouched. */");
+    dn_buf_line(b, "static double %s_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,", m);
+    dn_buf_line(b, "        void *ws, const dn_batch *bt, int *correct) {");
+    b->indent++;
+    dn_buf_line(b, "%s_buffers bf;", m);
+    dn_buf_line(b, "const int n = bt->n;");
+    dn_buf_line(b, "%s_bind(ws, n, &bf);", m);
+    dn_buf_line(b, "DN_OMP(omp parallel)");
+    dn_buf_line(b, "{");
+    b->indent++;
+    emit_forward_calls(b, s, 1);
+    dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", m, last->name, last->name);
+    dn_buf_line(b, "if (%s_rows_finite(&bf, n)) {", m);
+    b->indent++;
+    for (int k = s->n_layers - 1; k >= 0; k--) {
+        const dn_layer *L = &s->layers[k];
+        char in[256];
+        layer_output(in, sizeof in, s, k - 1, 1);
+        if (k > 0) {
+            const dn_layer *P = &s->layers[k - 1];
+            char mask[256];
+            if (P->dropout > 0)
+                snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
+            else
+                snprintf(mask, sizeof mask, "NULL");
+            dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.%s_d, %s, bf.%s_a, n);", m, L->name, L->name,
+                        L->w_off, P->name, mask, P->name);
+        }
+        dn_buf_line(b, "%s_%s_backward_w_adam(bf.%s_d, %s, params + %zu, params + %zu, m + %zu, v + %zu, ac, n);", m,
+                    L->name, L->name, in, L->w_off, L->b_off, L->w_off, L->w_off);
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "return %s_sum_rows(&bf, n, correct);", m);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
 static void emit_eval(dn_buf *b, const dn_spec *s) {
     const char *m = s->name;
     dn_buf_line(b, "/* ==== evaluation (dropout off) ==== */");
@@ -453,6 +509,7 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, ".init = %s_init,", s->name);
     dn_buf_line(b, ".train_step = %s_train_step,", s->name);
     dn_buf_line(b, ".eval = %s_eval,", s->name);
+    dn_buf_line(b, ".train_step_adam = %s_train_step_adam,", s->name);
     b->indent--;
     dn_buf_line(b, "};");
 }
@@ -465,6 +522,7 @@ static void emit_model(dn_buf *b, const dn_spec *s) {
     for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k);
     emit_loss(b, s);
     emit_train_step(b, s);
+    emit_train_step_adam(b, s);
     emit_eval(b, s);
     emit_tensors(b, s);
     emit_descriptor(b, s);

@@ -170,7 +170,7 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
 /* ---- backward_w --------------------------------------------------------------- */
 
 /* One dW tile of BW_OB units x nv vectors starting at column i0 (a C expression). */
-static void emit_bw_tile(dn_buf *b, int in, int out, int nv, const char *i0) {
+static void emit_bw_tile(dn_buf *b, int in, int out, int nv, const char *i0, int adam) {
     dn_buf_line(b, "{");
     b->indent++;
     for (int o = 0; o < BW_OB; o++) dn_buf_line(b, "const int u%d = o0 + (%d < nu ? %d : nu - 1);", o, o, o);
@@ -191,23 +191,46 @@ static void emit_bw_tile(dn_buf *b, int in, int out, int nv, const char *i0) {
     dn_buf_line(b, "}");
     for (int o = 0; o < BW_OB; o++) {
         dn_buf_line(b, "if (%d < nu) {", o);
-        for (int v = 0; v < nv; v++)
-            dn_buf_line(b, "    dn_store8(dw + (size_t)(o0 + %d) * %d + %s + %d, c%d%d);", o, in, i0, 8 * v, o, v);
+        b->indent++;
+        if (adam) dn_buf_line(b, "float grad[8];");
+        for (int v = 0; v < nv; v++) {
+            char at[96];
+            snprintf(at, sizeof at, "(size_t)(o0 + %d) * %d + %s + %d", o, in, i0, 8 * v);
+            if (adam) {
+                dn_buf_line(b, "dn_store8(grad, c%d%d);", o, v);
+                dn_buf_line(b, "dn_adam8(w + %s, m + %s, v + %s, grad, ac);", at, at, at);
+            } else {
+                dn_buf_line(b, "dn_store8(dw + %s, c%d%d);", at, o, v);
+            }
+        }
+        b->indent--;
         dn_buf_line(b, "}");
     }
     b->indent--;
     dn_buf_line(b, "}");
 }
 
-static void emit_backward_w(dn_buf *b, const dn_spec *s, int k) {
+/* The weight-gradient kernel; with `adam` the variant that applies Adam to
+ * each gradient tile instead of storing it. */
+static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, out = L->units;
     int full = in / (8 * BW_NV), rem_v = (in % (8 * BW_NV)) / 8, tail = in % 8;
     int jobs = full + (rem_v || tail ? 1 : 0), oblocks = (out + BW_OB - 1) / BW_OB;
-    dn_buf_line(b, "/* Weight gradients: dw [%d, %d] = d^T x, db [%d] = column sums of d.", out, in, out);
-    dn_buf_line(b, " * d [n, %d], x [n, %d] (this layer's input). Each element sums rows in order. */", out, in);
-    dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", s->name, L->name);
-    dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
+    if (adam) {
+        dn_buf_line(b, "/* Weight gradients as above, each tile applied at once by Adam to w [%d, %d] and", out, in);
+        dn_buf_line(b, " * bias [%d]; m and v hold the moments of w followed by those of bias. */", out);
+        dn_buf_line(b, "static void %s_%s_backward_w_adam(const float *restrict d, const float *restrict x,", s->name,
+                    L->name);
+        dn_buf_line(b, "        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,");
+        dn_buf_line(b, "        const dn_adam_coef *ac, int n) {");
+    } else {
+        dn_buf_line(b, "/* Weight gradients: dw [%d, %d] = d^T x, db [%d] = column sums of d.", out, in, out);
+        dn_buf_line(b, " * d [n, %d], x [n, %d] (this layer's input). Each element sums rows in order. */", out, in);
+        dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", s->name,
+                    L->name);
+        dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
+    }
     b->indent++;
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d; t++) {", oblocks * jobs);
@@ -218,13 +241,17 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_line(b, "    for (int u = 0; u < nu; u++) {");
     dn_buf_line(b, "        float sum = 0.0f;");
     dn_buf_line(b, "        for (int r = 0; r < n; r++) sum += d[(size_t)r * %d + o0 + u];", out);
-    dn_buf_line(b, "        db[o0 + u] = sum;");
+    if (adam)
+        dn_buf_line(b, "        dn_adam1(&bias[o0 + u], &m[%d + o0 + u], &v[%d + o0 + u], sum, ac);", out * in,
+                    out * in);
+    else
+        dn_buf_line(b, "        db[o0 + u] = sum;");
     dn_buf_line(b, "    }");
     if (full > 0) {
         dn_buf_line(b, "if (job < %d) {", full);
         b->indent++;
         dn_buf_line(b, "const int i0 = job * %d;", 8 * BW_NV);
-        emit_bw_tile(b, in, out, BW_NV, "i0");
+        emit_bw_tile(b, in, out, BW_NV, "i0", adam);
         b->indent--;
         dn_buf_line(b, "}");
     }
@@ -234,7 +261,7 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k) {
         if (rem_v) {
             char i0[32];
             snprintf(i0, sizeof i0, "%d", full * 8 * BW_NV);
-            emit_bw_tile(b, in, out, rem_v, i0);
+            emit_bw_tile(b, in, out, rem_v, i0, adam);
         }
         if (tail) {
             dn_buf_line(b, "for (int u = 0; u < nu; u++)");
@@ -242,7 +269,12 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k) {
             dn_buf_line(b, "        float sum = 0.0f;");
             dn_buf_line(b, "        for (int r = 0; r < n; r++)");
             dn_buf_line(b, "            sum += d[(size_t)r * %d + o0 + u] * x[(size_t)r * %d + i];", out, in);
-            dn_buf_line(b, "        dw[(size_t)(o0 + u) * %d + i] = sum;", in);
+            if (adam)
+                dn_buf_line(b, "        dn_adam1(&w[(size_t)(o0 + u) * %d + i], &m[(size_t)(o0 + u) * %d + i],", in, in);
+            if (adam)
+                dn_buf_line(b, "                 &v[(size_t)(o0 + u) * %d + i], sum, ac);", in);
+            else
+                dn_buf_line(b, "        dw[(size_t)(o0 + u) * %d + i] = sum;", in);
             dn_buf_line(b, "    }");
         }
         b->indent--;
@@ -386,6 +418,7 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k) {
                 L->dropout > 0 ? ", dropout " : "", L->dropout > 0 ? rate : "");
     dn_buf_blank(b);
     emit_forward(b, s, k);
-    emit_backward_w(b, s, k);
+    emit_backward_w(b, s, k, 0);
+    emit_backward_w(b, s, k, 1);
     if (k > 0) emit_backward_x(b, s, k);
 }

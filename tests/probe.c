@@ -205,6 +205,8 @@ static int check_train(const fixture *fx) {
     return bad;
 }
 
+static int compare_adam10(const fixture *fx, const char *label);
+
 /* 10 Adam steps on the fixture batch, as torch.optim.Adam/AdamW with the
  * spec's settings; the model must have no dropout (the fixture's run had it off). */
 static int check_adam(const fixture *fx) {
@@ -225,20 +227,38 @@ static int check_adam(const fixture *fx) {
         bad |= compare(what, &loss, &wl[t], 1, 1e-6, 1e-5);
         dn_adam_step(&cfg, fx->params, g, m, v, n, t + 1);
     }
+    bad |= compare_adam10(fx, "adam10");
+    /* The fused kernels (train_step_adam) from the same start. */
+    load_params(fx, "init", fx->params);
+    memset(m, 0, n * sizeof(float));
+    memset(v, 0, n * sizeof(float));
+    for (int t = 0; t < 10; t++) {
+        dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = (uint64_t)t, .mc_dropout = 0};
+        dn_adam_coef c;
+        dn_adam_coefs(&cfg, t + 1, &c);
+        M->train_step_adam(fx->params, m, v, &c, fx->ws, &b, NULL);
+    }
+    bad |= compare_adam10(fx, "fused adam10");
+    free(g);
+    free(m);
+    free(v);
+    return bad;
+}
+
+/* Compares fx->params with the fixture's weights after 10 Adam steps. */
+static int compare_adam10(const fixture *fx, const char *label) {
+    int bad = 0;
     load_params(fx, "adam10", fx->want);
     for (int t = 0; t < M->n_tensors; t++) {
         const dn_tensor_info *ti = &M->tensors[t];
         char what[128];
-        snprintf(what, sizeof what, "adam10 %s", ti->name);
+        snprintf(what, sizeof what, "%s %s", label, ti->name);
         /* Adam divides by sqrt(v) + eps: a coordinate whose gradient is near
          * eps (1e-8) turns a rounding-level gradient difference into a visible
          * step difference in any implementation. Hence: 99.9% of the weights
          * within 1e-5, all within 1e-3. */
         bad |= compare_most(what, fx->params + ti->offset, fx->want + ti->offset, ti->count, 1e-2, 1e-5, 1e-3, 0.999);
     }
-    free(g);
-    free(m);
-    free(v);
     return bad;
 }
 
