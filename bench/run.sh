@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The benchmark: everything measured in one run on this machine, so the
+# figures can be compared as ratios (the machine may be shared and noisy).
+#
+#   bench/run.sh [--epochs N] [--quick]
+#
+# Measures: the FP32 FMA peak; the generated seed trainer (specs/mlp.yaml and
+# specs/mlp_nodropout.yaml) on Fashion-MNIST with 1 and 2 threads (seconds per
+# epoch as the trainer reports it, whole-run peak RSS); the training step and
+# eval in isolation (GFLOP/s, % of peak) for the seed net and a wide one;
+# dngen's own run time and the trainer's compile time; and, when Debian's
+# python3-torch is installed, the seed's PyTorch model at its best thread
+# setting. Writes bench/results.csv and bench/results.svg and prints a table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --epochs) epochs=$2; shift 2 ;;
+    --quick) epochs=1; quick=1; shift ;;
+    *) echo "usage: bench/run.sh [--epochs N] [--quick]" >&2; exit 2 ;;
+  esac
+done
+: "${quick:=0}"
+data=/usr/share/datasets/fashion-mnist
+out=build-bench
+csv=bench/results.csv
+
+tools/deps.sh --data
+cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$out" -j"$(nproc)" --target dngen dnrt >/dev/null
+CFLAGS="-std=c11 -O2 -march=native -fopenmp -Iruntime"
+LIBS="$out/runtime/libdnrt.a -lz -lm"
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(gcc --version | head -1)"
+echo "kind,config,threads,value,unit" > "$csv"
+row() { echo "$1,$2,$3,$4,$5" >> "$csv"; }
+
+# ---- peak ----
+gcc -O2 -march=native -fopenmp bench/peak_flops.c -o "$out/peak_flops"
+peak1=$("$out/peak_flops" 1 | awk '{print $3}')
+peak2=$("$out/peak_flops" 2 | awk '{print $3}')
+row peak fma 1 "$peak1" GFLOP/s
+row peak fma 2 "$peak2" GFLOP/s
+
+# ---- generator and compile times ----
+"$out/dngen" specs/mlp.yaml -o "$out/mlp.c"
+"$out/dngen" specs/mlp_nodropout.yaml -o "$out/mlp_nodropout.c"
+t0=$(date +%s.%N)
+for _ in $(seq 50); do "$out/dngen" specs/mlp.yaml -o "$out/mlp_again.c"; done
+t1=$(date +%s.%N)
+row tool dngen_ms 1 "$(echo "($t1 - $t0) * 1000 / 50" | bc -l | xargs printf '%.2f')" ms
+t0=$(date +%s.%N)
+cc $CFLAGS "$out/mlp.c" -o "$out/mlp" $LIBS
+t1=$(date +%s.%N)
+row tool compile_s 1 "$(echo "$t1 - $t0" | bc -l | xargs printf '%.2f')" s
+cc $CFLAGS "$out/mlp_nodropout.c" -o "$out/mlp_nodropout" $LIBS
+
+# ---- whole epochs on Fashion-MNIST ----
+# sec/epoch: the mean of the trainer's per-epoch "time" (training only, no eval).
+for net in mlp mlp_nodropout; do
+  for th in 1 2; do
+    log=$(/usr/bin/time -f "rss_kb %M" "$out/$net" train --data "$data" --epochs "$epochs" --threads "$th" 2>&1)
+    sec=$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "time") {t += $(i + 1); n++}} END {printf "%.3f", t / n}')
+    rss=$(echo "$log" | awk '/^rss_kb/ {printf "%.1f", $2 / 1024}')
+    acc=$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "test_acc") a = $(i + 1)} END {print a}')
+    row epoch "$net" "$th" "$sec" s/epoch
+    row rss "$net" "$th" "$rss" MB
+    row test_acc "$net" "$th" "$acc" fraction
+  done
+done
+
+# ---- kernels in isolation (step_bench: median of 5 rounds) ----
+bench_one() { # net spec threads [args...]
+  local net=$1 spec=$2 th=$3; shift 3
+  "$out/dngen" "$spec" -o "$out/sb_$net.c"
+  cc $CFLAGS -DDN_BENCH_SOURCE="\"$out/sb_$net.c\"" -DDN_BENCH_MODEL="${net}_model" bench/step_bench.c \
+    -o "$out/sb_$net" $LIBS
+  "$out/sb_$net" --threads "$th" "$@" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p'
+}
+cat > "$out/wide.yaml" <<'EOF'
+name: wide
+input: 784
+layers:
+  - {units: 2048, activation: relu, dropout: 0.5}
+  - {units: 2048, activation: relu, dropout: 0.3}
+  - {units: 10, activation: softmax}
+EOF
+for th in 1 2; do
+  row step_gflops mlp "$th" "$(bench_one mlp specs/mlp.yaml "$th")" GFLOP/s
+  row eval_gflops mlp "$th" "$(bench_one mlp specs/mlp.yaml "$th" --eval --batch 1000 --steps 10)" GFLOP/s
+  row step_gflops wide "$th" "$(bench_one wide "$out/wide.yaml" "$th" --steps 10)" GFLOP/s
+done
+
+# ---- PyTorch, when installed ----
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  for dd in --dropout --no-dropout; do
+    net=mlp; [ "$dd" = --no-dropout ] && net=mlp_nodropout
+    for th in 1 2; do
+      res=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_seed.py "$dd" --threads "$th" --epochs "$epochs" \
+            --data-dir "$data" | grep "^RESULT")
+      row torch_epoch "$net" "$th" "$(echo "$res" | sed -n 's/.*sec_per_epoch=\([0-9.]*\).*/\1/p')" s/epoch
+      row torch_rss "$net" "$th" "$(echo "$res" | sed -n 's/.*peak_rss_mb=\([0-9.]*\).*/\1/p')" MB
+    done
+  done
+fi
+
+# ---- table ----
+get() { awk -F, -v k="$1" -v c="$2" -v t="$3" '$1 == k && $2 == c && $3 == t {print $4}' "$csv"; }
+echo
+printf '%-14s %-8s %12s %12s %10s %9s %10s\n' net threads "dngen s/ep" "torch s/ep" speedup "GFLOP/s" "% of peak"
+for net in mlp mlp_nodropout; do
+  for th in 1 2; do
+    s=$(get epoch "$net" "$th"); ts=$(get torch_epoch "$net" "$th")
+    peak=$peak1; [ "$th" = 2 ] && peak=$peak2
+    gf=$(echo "60.4 / $s" | bc -l)
+    sp="-"; [ -n "$ts" ] && sp=$(printf '%.1fx' "$(echo "$ts / $s" | bc -l)")
+    printf '%-14s %-8s %12.3f %12s %10s %9.1f %9.0f%%\n' "$net" "$th" "$s" "${ts:--}" "$sp" "$gf" \
+      "$(echo "100 * $gf / $peak" | bc -l)"
+  done
+done
+echo
+echo "peak FMA: $peak1 GFLOP/s (1 thread), $peak2 (2 threads)"
+echo "training step alone (seed net, batch 64): $(get step_gflops mlp 1) GFLOP/s on 1 thread, $(get step_gflops mlp 2) on 2"
+echo "eval alone (batch 1000): $(get eval_gflops mlp 1) / $(get eval_gflops mlp 2) GFLOP/s; wide 784-2048-2048-10 step: $(get step_gflops wide 1) / $(get step_gflops wide 2)"
+echo "peak RSS, seed trainer, 2 threads: $(get rss mlp 2) MB (PyTorch: $(get torch_rss mlp 2) MB)"
+echo "dngen on the seed spec: $(get tool dngen_ms 1) ms; compiling the trainer at -O2: $(get tool compile_s 1) s"
+echo "(60.4 GFLOP per epoch = 1.007 MFLOP per sample x 60000; see PERF-NOTES)"
+
+# ---- chart: seconds per epoch, dngen vs PyTorch ----
+awk -F, '
+  BEGIN { n = 0 }
+  ($1 == "epoch" || $1 == "torch_epoch") { lab[n] = ($1 == "epoch" ? "dngen " : "PyTorch ") $2 " " $3 "t"; v[n] = $4; if ($4 > mx) mx = $4; n++ }
+  END {
+    w = 760; bh = 26; h = 60 + n * (bh + 8)
+    printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"13\">\n", w, h
+    printf "<text x=\"10\" y=\"22\" font-size=\"16\">Seconds per Fashion-MNIST epoch (shorter is better)</text>\n"
+    for (i = 0; i < n; i++) {
+      y = 40 + i * (bh + 8); len = (w - 330) * v[i] / mx
+      col = (lab[i] ~ /^dngen/) ? "#2a7ab9" : "#d9822b"
+      printf "<text x=\"10\" y=\"%d\">%s</text>\n", y + 18, lab[i]
+      printf "<rect x=\"230\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n", y, len, bh, col
+      printf "<text x=\"%.1f\" y=\"%d\">%.2f s</text>\n", 236 + len, y + 18, v[i]
+    }
+    print "</svg>"
+  }' "$csv" > bench/results.svg
+echo "wrote $csv and bench/results.svg"
