@@ -34,13 +34,14 @@ static void print_help(FILE *f) {
     print_usage(f);
     fprintf(f,
             "\noptions:\n"
-            "  -o FILE         write the generated C to FILE ('-' for standard output);\n"
+            "  -o FILE, --output FILE\n"
+            "                  write the generated C to FILE ('-' for standard output);\n"
             "                  FILE is replaced atomically, and left untouched on any error\n"
             "  --standalone    include the runtime, so that\n"
             "                    cc -O2 -march=native -fopenmp OUT.c -o model -lz -lm\n"
             "                  builds the trainer with nothing else present\n"
             "  --check         validate the spec only\n"
-            "  --help          this text\n"
+            "  -h, --help      this text\n"
             "  --version       print the version\n"
             "\nsubcommands:\n"
             "  plot            draw training curves from trainer metrics CSV files ('dngen plot --help')\n"
