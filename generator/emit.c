@@ -99,7 +99,7 @@ static void emit_runtime(dn_buf *b, const dn_emit_opts *o) {
 /* The name of the buffer holding layer k's output as the next layer sees it. */
 static void layer_output(char *dst, size_t n, const dn_spec *s, int k, int train) {
     double p = k < 0 ? s->input_dropout : s->layers[k].dropout;
-    const char *a = k < 0 ? "bt->x" : NULL, *h = k < 0 ? "bf.in_h" : NULL;
+    const char *a = k < 0 ? "bt->x" : NULL, *h = k < 0 ? "bf.input_h" : NULL;
     char abuf[80], hbuf[80];
     if (k >= 0) {
         snprintf(abuf, sizeof abuf, "bf.%s_a", s->layers[k].name);
@@ -121,7 +121,7 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     dn_buf_blank(b);
     dn_buf_line(b, "typedef struct {");
     b->indent++;
-    if (s->input_dropout > 0) dn_buf_line(b, "float *in_mask, *in_h; /* [n, %d] input dropout */", s->input);
+    if (s->input_dropout > 0) dn_buf_line(b, "float *input_mask, *input_h; /* [n, %d] input dropout */", s->input);
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
         dn_buf_line(b, "float *%s_a; /* [n, %d] activation */", L->name, L->units);
@@ -141,8 +141,8 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "size_t off = 0;");
     dn_buf_line(b, "const size_t rows = (size_t)n;");
     if (s->input_dropout > 0) {
-        dn_buf_line(b, "bf->in_mask = dn_carve(base, &off, rows * %d);", s->input);
-        dn_buf_line(b, "bf->in_h = dn_carve(base, &off, rows * %d);", s->input);
+        dn_buf_line(b, "bf->input_mask = dn_carve(base, &off, rows * %d);", s->input);
+        dn_buf_line(b, "bf->input_h = dn_carve(base, &off, rows * %d);", s->input);
     }
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
@@ -286,7 +286,7 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
 /* Calls of the forward kernels; train selects dropout. */
 static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
     if (train && s->input_dropout > 0)
-        dn_buf_line(b, "%s_input_dropout(bt->x, bf.in_mask, bf.in_h, n, bt->seed, bt->step);", s->name);
+        dn_buf_line(b, "%s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", s->name);
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
         char in[256];
@@ -420,7 +420,7 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "{");
     b->indent++;
     if (s->input_dropout > 0)
-        dn_buf_line(b, "if (mc) %s_input_dropout(bt->x, bf.in_mask, bf.in_h, n, bt->seed, bt->step);", m);
+        dn_buf_line(b, "if (mc) %s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", m);
     emit_forward_calls(b, s, 0);
     dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);", m, last_layer(s)->name);
     b->indent--;

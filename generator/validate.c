@@ -191,6 +191,10 @@ static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
     src->units = f[1].value;
     src->act = f[2].value;
     src->name_ok = !f[0].value || dn_yget_ident(v->d, f[0].value, "layer name", l->name) == 0;
+    if (f[0].value && src->name_ok && strcmp(l->name, "input") == 0) {
+        dn_diag_report(v->d, DN_ERROR, f[0].value->loc, "layer name 'input' is reserved for the input");
+        src->name_ok = 0;
+    }
     if (dn_yrequire(v->d, n, &f[1], "units", "in layer") == 0)
         src->units_ok = get_int(v, f[1].value, "units", 1, DN_MAX_UNITS, &l->units) == 0;
     if (dn_yrequire(v->d, n, &f[2], "activation", "in layer") == 0) {
@@ -428,6 +432,16 @@ static void layout_params(vctx *v) {
 
 /* ---- top level ------------------------------------------------------------ */
 
+/* Generated symbols are "<model>_..."; the runtime pasted beside them owns
+ * every identifier that starts with dn_ or DN_, so a model may not be called
+ * dn or dn_anything. */
+static void check_model_name(vctx *v, const dn_ynode *n) {
+    const char *s = v->s->name;
+    if ((s[0] == 'd' || s[0] == 'D') && (s[1] == 'n' || s[1] == 'N') && (s[2] == '\0' || s[2] == '_'))
+        dn_diag_report(v->d, DN_ERROR, n->loc, "model name '%s' is reserved: names starting with 'dn_' belong "
+                       "to the dngen runtime", s);
+}
+
 /* The root mapping: {name, description, input, layers, train, data}. */
 static void check_top(vctx *v, const dn_ynode *root) {
     static const char *const keys[] = {"name", "description", "input", "layers", "train", "data"};
@@ -435,8 +449,9 @@ static void check_top(vctx *v, const dn_ynode *root) {
     const char *where = "at top level";
     if (dn_ymap_fields(v->d, root, where, keys, COUNT(keys), f))
         return;
-    if (dn_yrequire(v->d, root, &f[0], "name", where) == 0)
-        dn_yget_ident(v->d, f[0].value, "model name", v->s->name);
+    if (dn_yrequire(v->d, root, &f[0], "name", where) == 0 &&
+        dn_yget_ident(v->d, f[0].value, "model name", v->s->name) == 0)
+        check_model_name(v, f[0].value);
     if (f[1].value)
         dn_yget_string(v->d, f[1].value, "description", v->s->description,
                        sizeof v->s->description, 1);

@@ -107,6 +107,12 @@ static const spec_case cases[] = {
     {"name_keyword", "name: int\ninput: 4\n" L, "t.yaml:1:7: error: model name 'int' is a C keyword\n"},
     {"name_c23_keyword", "name: bool\ninput: 4\n" L,
      "t.yaml:1:7: error: model name 'bool' is a C keyword\n"},
+    {"name_reserved_dn", "name: dn\ninput: 4\n" L,
+     "t.yaml:1:7: error: model name 'dn' is reserved: names starting with 'dn_' belong to the dngen "
+     "runtime\n"},
+    {"name_reserved_dn_prefix", "name: DN_net\ninput: 4\n" L,
+     "t.yaml:1:7: error: model name 'DN_net' is reserved: names starting with 'dn_' belong to the "
+     "dngen runtime\n"},
     {"name_too_long",
      "name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\ninput: 4\n" L,
      "t.yaml:1:7: error: model name "
@@ -210,6 +216,8 @@ static const spec_case cases[] = {
      "not starting with a digit\n"},
     {"layer_name_keyword", H LAY("name: for, units: 3, activation: relu", OUT2),
      "t.yaml:4:12: error: layer name 'for' is a C keyword\n"},
+    {"layer_name_input", H LAY("name: input, units: 3, activation: relu", OUT2),
+     "t.yaml:4:12: error: layer name 'input' is reserved for the input\n"},
     {"layer_name_dup", H LAY("name: a, units: 3, activation: relu", "name: a, " OUT2),
      "t.yaml:5:12: error: duplicate layer name 'a'\n"
      "t.yaml:4:12: note: 'a' first used here\n"},
