@@ -282,6 +282,30 @@ typedef struct dn_model {
                               const dn_batch *b, int *correct);
 } dn_model;
 
+/* ---- the inference interface: what `dngen --inference` output provides ---- */
+
+typedef struct dn_infer_model {
+    const char *name;           /* spec name */
+    const char *dngen_version;
+    const char *spec_hash;      /* 16 lowercase hex digits */
+    const char *weights_hash;   /* FNV-1a 64 of the weights file, 16 hex digits */
+    int n_inputs, n_outputs;
+    int loss;                   /* DN_MODEL_LOSS_CE: outputs are probabilities; MSE: raw outputs */
+    int has_dropout;            /* the network has dropout, so MC dropout is possible */
+    float norm_mean, norm_std;  /* inputs given as pixels 0..255 become (x/255 - mean)/std */
+
+    /* Bytes of scratch for batches of up to max_batch rows (64-byte aligned block). */
+    size_t (*workspace_size)(int max_batch);
+
+    /* Eval-mode forward of n rows of normalized inputs x [n, n_inputs] with
+     * the built-in weights; out [n, n_outputs]. With mc != 0 dropout stays on,
+     * masks from (seed, pass) exactly as in training at step `pass`. */
+    void (*predict)(void *ws, const float *x, int n, float *out, int mc, uint64_t seed, uint64_t pass);
+} dn_infer_model;
+
+/* The inference CLI of generated predict programs. Returns the exit status. */
+int dn_predict_main(const dn_infer_model *m, int argc, char **argv);
+
 /* The trainer CLI: `train`, `eval`, `gradcheck`, `--help`, `--version`.
  * Returns the process exit status. */
 int dn_main(const dn_model *m, int argc, char **argv);

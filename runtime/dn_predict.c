@@ -1,0 +1,2 @@
+/* dn_predict.c - placeholder; being written. */
+#include "dn_runtime.h"
