@@ -47,6 +47,7 @@ static int64_t toy_nan_step = -1;   /* train_step returns NaN at this step */
 static int64_t toy_raise_step = -1; /* train_step raises toy_raise_sig at this step */
 static int toy_raise_sig = SIGTERM;
 static int toy_grad_bug;            /* scale the bias gradient by 1.1 */
+static FILE *toy_trace;             /* when set: "step row pixel*8" per row trained */
 
 /* Workspace for n rows: per-row gradients, losses and hits. */
 static size_t toy_ws_size(int max_batch) {
@@ -103,6 +104,12 @@ static double toy_train_step(const float *params, float *grads, void *ws, const 
                              int *correct) {
     if ((int64_t)b->step == toy_raise_step)
         raise(toy_raise_sig);
+    for (int r = 0; toy_trace && r < b->n; r++) {
+        fprintf(toy_trace, "%d %d", (int)b->step, r);
+        for (int k = 0; k < TOY_IN; k++) /* undo the (px/255 - 0.5)/0.5 normalization */
+            fprintf(toy_trace, " %d", (int)lrintf((b->x[r * TOY_IN + k] * 0.5f + 0.5f) * 255.0f));
+        fputc('\n', toy_trace);
+    }
     float *g = ws;
     double *loss = (double *)(void *)(g + (size_t)b->n * TOY_NP + 2);
     int *hit = (int *)(loss + b->n);
@@ -205,8 +212,21 @@ static void write_bytes(const char *path, const void *data, size_t len) {
     ck_assert(fclose(f) == 0);
 }
 
-/* Writes DIR/PREFIX-{images-idx3,labels-idx1}-ubyte: n 2x4 images whose
- * class c (random) has pixels 2c and 2c+1 bright: linearly separable. */
+/* Pixels (img, n x 8) and labels of the synthetic set `salt`: image i has
+ * class c (random) and pixels 2c, 2c+1 bright, so it is linearly separable. */
+static void make_samples(uint32_t n, uint32_t salt, unsigned char *img, unsigned char *lab) {
+    for (uint32_t i = 0; i < n; i++) {
+        int c = (int)(dn_rand_u32(salt, DN_RNG_TEST, 9, 0, 0, i) % TOY_OUT);
+        lab[i] = (unsigned char)c;
+        for (int k = 0; k < TOY_IN; k++) {
+            uint32_t v = dn_rand_u32(salt, DN_RNG_TEST, 10, i, 0, (uint32_t)k) % 80;
+            img[(size_t)i * TOY_IN + (size_t)k] = (unsigned char)(k / 2 == c ? v + 170 : v);
+        }
+    }
+}
+
+/* Writes DIR/PREFIX-{images-idx3,labels-idx1}-ubyte with n samples of set
+ * `salt` as 2x4 images. */
 static void write_idx_set(const char *dir, const char *prefix, uint32_t n, uint32_t salt) {
     unsigned char *img = malloc(16 + (size_t)n * TOY_IN), lab[8 + 1024];
     ck_assert(img != NULL && n <= 1024);
@@ -216,16 +236,7 @@ static void write_idx_set(const char *dir, const char *prefix, uint32_t n, uint3
     put_be32(img + 12, 4);
     put_be32(lab, 0x801);
     put_be32(lab + 4, n);
-    for (uint32_t i = 0; i < n; i++) {
-        int c = (int)(dn_rand_u32(salt, DN_RNG_TEST, 9, 0, 0, i) % TOY_OUT);
-        lab[8 + i] = (unsigned char)c;
-        for (int k = 0; k < TOY_IN; k++) {
-            uint32_t v = dn_rand_u32(salt, DN_RNG_TEST, 10, i, 0, (uint32_t)k) % 80;
-            if (k / 2 == c)
-                v += 170;
-            img[16 + (size_t)i * TOY_IN + (size_t)k] = (unsigned char)v;
-        }
-    }
+    make_samples(n, salt, img + 16, lab + 8);
     char path[1300];
     snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
     write_bytes(path, img, 16 + (size_t)n * TOY_IN);
@@ -612,6 +623,79 @@ START_TEST(test_max_steps) {
 }
 END_TEST
 
+/* Sample index of each trained row, from a trace of `steps` steps: rows[]
+ * gets them in order, per_step[s] the row count of step s. Returns rows. */
+static int read_trace(const char *path, int *rows, int max_rows, int *per_step, int steps) {
+    unsigned char img[100 * TOY_IN], lab[100];
+    make_samples(100, 1, img, lab);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int n = 0, step, row, px[TOY_IN];
+    memset(per_step, 0, (size_t)steps * sizeof *per_step);
+    while (fscanf(f, "%d %d %d %d %d %d %d %d %d %d", &step, &row, &px[0], &px[1], &px[2], &px[3],
+                  &px[4], &px[5], &px[6], &px[7]) == 10) {
+        ck_assert(n < max_rows && step >= 0 && step < steps && row == per_step[step]);
+        per_step[step]++;
+        int found = -1;
+        for (int i = 0; i < 100 && found < 0; i++) {
+            int same = 1;
+            for (int k = 0; k < TOY_IN; k++)
+                same &= img[i * TOY_IN + k] == px[k];
+            if (same)
+                found = i;
+        }
+        ck_assert_msg(found >= 0, "trace row %d of step %d is no training sample", row, step);
+        rows[n++] = found;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Batches follow dn_shuffle(seed, epoch), the last partial batch included,
+ * and --no-shuffle keeps file order. */
+START_TEST(test_batch_order) {
+    setup("order");
+    for (int shuffle = 1; shuffle >= 0; shuffle--) {
+        toy_trace = fopen(P("trace.txt"), "w");
+        ck_assert_ptr_nonnull(toy_trace);
+        if (shuffle)
+            run_expect(0, "train", "--data", P("data"), "--max-steps", "6", "--seed", "5", NULL);
+        else
+            run_expect(0, "train", "--data", P("data"), "--max-steps", "6", "--no-shuffle", NULL);
+        fclose(toy_trace);
+        toy_trace = NULL;
+        int rows[200], per_step[6];
+        ck_assert_int_eq(read_trace(P("trace.txt"), rows, 200, per_step, 6), 164);
+        static const int want_rows[6] = {32, 32, 32, 4, 32, 32};
+        uint32_t perm[100];
+        for (int s = 0; s < 6; s++)
+            ck_assert_int_eq(per_step[s], want_rows[s]);
+        for (int e = 0; e < 2; e++) {
+            dn_shuffle(perm, 100, 5, (uint32_t)e);
+            for (int i = 0; i < (e ? 64 : 100); i++)
+                ck_assert_int_eq(rows[e * 100 + i], shuffle ? (int)perm[i] : i);
+        }
+    }
+}
+END_TEST
+
+/* The first step is Adam's with t = 1: every weight with a non-zero
+ * gradient moves by lr (m_hat / sqrt(v_hat) = sign(g)). */
+START_TEST(test_first_step_is_adam) {
+    setup("adam");
+    run_expect(0, "train", "--data", P("data"), "--max-steps", "1", "--lr", "0.01", "--save",
+               P("w.st"), NULL);
+    float init[TOY_NP], after[TOY_NP];
+    toy_init(init, 7);
+    char err[DN_ERR_MAX];
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    for (int j = 0; j < TOY_NP; j++) {
+        double d = fabs((double)after[j] - init[j]);
+        ck_assert_msg(d == 0 || fabs(d - 0.01) < 1e-5, "param %d moved by %g", j, d);
+    }
+}
+END_TEST
+
 START_TEST(test_save_eval_roundtrip) {
     setup("roundtrip");
     run_result r = run("train", "--data", P("data"), "--epochs", "4", "--save", P("w.st"),
@@ -935,6 +1019,8 @@ int main(void) {
     tcase_add_test(train, test_output_format);
     tcase_add_test(train, test_metrics_and_partial_batch);
     tcase_add_test(train, test_max_steps);
+    tcase_add_test(train, test_batch_order);
+    tcase_add_test(train, test_first_step_is_adam);
     tcase_add_test(train, test_save_eval_roundtrip);
     tcase_add_test(train, test_load_rejects);
     tcase_add_test(train, test_threads_identical);
