@@ -365,6 +365,23 @@ static void tr_report_nonfinite(const tr_run *r, const dn_train_state *st, doubl
     fprintf(stderr, "; stopping%s\n", r->o->save ? " (last checkpoint kept)" : "");
 }
 
+/* Forward, backward and Adam step t = step + 1 on batch b: fused when the
+ * model provides train_step_adam, else train_step then dn_adam_step. Returns
+ * the batch's loss sum; when it is not finite, nothing has been updated. */
+static double tr_train_batch(tr_run *r, const dn_train_state *st, const dn_batch *b, int *correct) {
+    const dn_model *m = r->m;
+    if (m->train_step_adam) {
+        dn_adam_coef c;
+        dn_adam_coefs(&st->adam, st->step + 1, &c);
+        return m->train_step_adam(r->params, r->exp_avg, r->exp_avg_sq, &c, r->ws, b, correct);
+    }
+    double loss = m->train_step(r->params, r->grads, r->ws, b, correct);
+    if (isfinite(loss))
+        dn_adam_step(&st->adam, r->params, r->grads, r->exp_avg, r->exp_avg_sq, m->n_params,
+                     st->step + 1);
+    return loss;
+}
+
 /* One optimizer step on batch st->batch of the epoch's permutation. */
 static int tr_step(tr_run *r, dn_train_state *st) {
     const dn_model *m = r->m;
@@ -375,13 +392,15 @@ static int tr_step(tr_run *r, dn_train_state *st) {
                       m->defaults.norm_std, r->x, r->y);
     dn_batch b = {.n = rows, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step};
     int correct = 0;
-    double loss = m->train_step(r->params, r->grads, r->ws, &b, &correct);
+    double loss = tr_train_batch(r, st, &b, &correct);
     if (!isfinite(loss)) {
+        if (m->train_step_adam) { /* the fused step left no gradients to inspect */
+            int ignored = 0;
+            m->train_step(r->params, r->grads, r->ws, &b, &ignored);
+        }
         tr_report_nonfinite(r, st, loss);
         return DN_EXIT_FAIL;
     }
-    dn_adam_step(&st->adam, r->params, r->grads, r->exp_avg, r->exp_avg_sq, m->n_params,
-                 st->step + 1);
     st->step++;
     st->batch++;
     st->loss_sum += loss;

@@ -153,6 +153,25 @@ static double toy_eval(const float *params, void *ws, const dn_batch *b, float *
     return b->y ? total : 0.0;
 }
 
+/* The fused variant: toy_train_step, then Adam from the coefficients c
+ * with the same arithmetic as dn_adam_step; nothing changes on a
+ * non-finite loss. */
+static double toy_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *c,
+                                  void *ws, const dn_batch *b, int *correct) {
+    float g[TOY_NP];
+    double loss = toy_train_step(params, g, ws, b, correct);
+    if (!isfinite(loss))
+        return loss;
+    for (int i = 0; i < TOY_NP; i++) {
+        float p = params[i] * c->shrink;
+        float gi = c->l2 ? (float)((double)p * c->wd + g[i]) : g[i];
+        m[i] = (float)((double)gi * c->omb1 + (double)(m[i] * c->b1));
+        v[i] = (float)((double)(c->omb2 * gi) * gi + (double)(v[i] * c->b2));
+        params[i] = p + (c->neg_step * m[i]) / (sqrtf(v[i]) / c->bc2_sqrt + c->eps);
+    }
+    return loss;
+}
+
 static const dn_model toy_model = {
     .name = "toy",
     .dngen_version = "0.1.0",
@@ -172,6 +191,9 @@ static const dn_model toy_model = {
     .train_step = toy_train_step,
     .eval = toy_eval,
 };
+
+static dn_model toy_fused_model; /* toy_model with train_step_adam */
+static const dn_model *toy_active = &toy_model; /* what run() trains */
 
 /* ---- scratch files and synthetic data ------------------------------------------ */
 
@@ -301,7 +323,7 @@ static void run_free(run_result *r) {
     free(r->err);
 }
 
-/* Runs dn_main(&toy_model, {"toy", args..., NULL}) in a child process. */
+/* Runs dn_main(toy_active, {"toy", args..., NULL}) in a child process. */
 static run_result run_v(const char *first, va_list ap) {
     const char *argv[64];
     int argc = 0;
@@ -320,7 +342,7 @@ static run_result run_v(const char *first, va_list ap) {
     if (pid == 0) {
         if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
             _exit(99);
-        int rc = dn_main(&toy_model, argc, (char **)argv);
+        int rc = dn_main(toy_active, argc, (char **)argv);
         fflush(NULL);
         _exit(rc);
     }
@@ -841,6 +863,7 @@ static void resume_and_compare(const char *ref_out, const char *ref_csv, int k) 
 
 START_TEST(test_resume_bit_identical) {
     setup("resume");
+    toy_active = _i ? &toy_fused_model : &toy_model;
     char *ref_out, *ref_csv;
     reference_run(&ref_out, &ref_csv);
     /* Mid-epoch, epoch boundaries (4, 8), the last partial batch (11 -> 12). */
@@ -926,11 +949,17 @@ START_TEST(test_threads_identical) {
     run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--threads", "2", "--save",
                P("t3.st"), "--checkpoint-every", "3", "--batch-size", "20", "--seed", "8", NULL);
     ck_assert(!file_equal(P("t1.st"), P("t3.st")));
+    /* The fused train_step_adam path gives the same weights and moments. */
+    toy_active = &toy_fused_model;
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--threads", "2", "--save",
+               P("t4.st"), "--checkpoint-every", "3", "--batch-size", "20", NULL);
+    ck_assert(file_equal(P("t1.st"), P("t4.st")));
 }
 END_TEST
 
 START_TEST(test_nan_stops) {
     setup("nan");
+    toy_active = _i ? &toy_fused_model : &toy_model;
     run_expect(0, "train", "--data", P("data"), "--save", P("before.st"), "--checkpoint-every", "2",
                "--max-steps", "4", NULL);
     toy_nan_step = 5; /* the 6th step */
@@ -1006,6 +1035,8 @@ START_TEST(test_gradcheck) {
 END_TEST
 
 int main(void) {
+    toy_fused_model = toy_model;
+    toy_fused_model.train_step_adam = toy_train_step_adam;
     Suite *s = suite_create("check_train");
     TCase *cli = tcase_create("cli");
     tcase_add_test(cli, test_help_version);
@@ -1024,13 +1055,13 @@ int main(void) {
     tcase_add_test(train, test_save_eval_roundtrip);
     tcase_add_test(train, test_load_rejects);
     tcase_add_test(train, test_threads_identical);
-    tcase_add_test(train, test_nan_stops);
+    tcase_add_loop_test(train, test_nan_stops, 0, 2); /* plain, fused */
     tcase_add_test(train, test_gradcheck);
     suite_add_tcase(s, train);
 
     TCase *resume = tcase_create("resume");
     tcase_set_timeout(resume, 120);
-    tcase_add_test(resume, test_resume_bit_identical);
+    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 2); /* plain, fused */
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
     suite_add_tcase(s, resume);
