@@ -528,34 +528,45 @@ static void emit_model(dn_buf *b, const dn_spec *s) {
     emit_descriptor(b, s);
 }
 
-/* Expands the template: marker lines become sections, @MODEL@ the model name. */
-int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out) {
-    const dn_embedded_file *tpl = dn_embedded_find("templates/trainer.c.in");
-    if (!tpl) return -1;
-    const char *p = tpl->data;
-    while (*p) {
+typedef void (*model_emitter)(dn_buf *b, const dn_spec *s, const void *extra);
+
+/* Expands the embedded template `name`: marker lines become sections (the
+ * model section from `model`), @MODEL@ becomes the model name. */
+static int expand(const char *name, const dn_spec *s, const dn_emit_opts *o, model_emitter model,
+                  const void *extra, dn_buf *out) {
+    const dn_embedded_file *tpl = dn_embedded_find(name), *pre = dn_embedded_find("templates/prelude.c.in");
+    if (!tpl || !pre) return -1;
+    for (const char *p = tpl->data; *p;) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
-        if (strncmp(p, "/*@dngen banner@*/", 18) == 0)
+        const char *at = strstr(p, "@MODEL@");
+        if (strncmp(p, "/*@dngen banner@*/", 18) == 0) {
             emit_banner(out, s, o);
-        else if (strncmp(p, "/*@dngen runtime@*/", 19) == 0)
+            dn_buf_blank(out);
+        } else if (strncmp(p, "/*@dngen runtime@*/", 19) == 0) {
             emit_runtime(out, o);
-        else if (strncmp(p, "/*@dngen model@*/", 17) == 0)
-            emit_model(out, s);
-        else {
-            const char *at = strstr(p, "@MODEL@");
-            if (at && at < p + n) {
-                dn_buf_append(out, p, (size_t)(at - p));
-                dn_buf_append(out, s->name, strlen(s->name));
-                dn_buf_append(out, at + 7, n - (size_t)(at + 7 - p));
-            } else {
-                dn_buf_append(out, p, n);
-            }
-            p += n;
-            continue;
+            dn_buf_blank(out);
+        } else if (strncmp(p, "/*@dngen prelude@*/", 19) == 0) {
+            dn_buf_append(out, pre->data, pre->len);
+        } else if (strncmp(p, "/*@dngen model@*/", 17) == 0) {
+            model(out, s, extra);
+        } else if (at && at < p + n) {
+            dn_buf_append(out, p, (size_t)(at - p));
+            dn_buf_append(out, s->name, strlen(s->name));
+            dn_buf_append(out, at + 7, n - (size_t)(at + 7 - p));
+        } else {
+            dn_buf_append(out, p, n);
         }
-        if (p[n - 1] == '\n' && strncmp(p, "/*@dngen model@*/", 17) != 0) dn_buf_append(out, "\n", 1);
         p += n;
     }
     return out->oom ? -1 : 0;
+}
+
+static void emit_trainer_model(dn_buf *b, const dn_spec *s, const void *extra) {
+    (void)extra;
+    emit_model(b, s);
+}
+
+int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out) {
+    return expand("templates/trainer.c.in", s, o, emit_trainer_model, NULL, out);
 }
