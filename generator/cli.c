@@ -12,17 +12,22 @@
 #include "plot.h"
 #include "spec.h"
 #include "version.h"
+#include "weights.h"
 
 typedef struct {
     const char *spec;   /* input path */
     const char *output; /* -o argument; "-" is stdout */
     int check_only;
     int standalone;
+    int inference;       /* --inference: predictor with built-in weights */
+    const char *weights; /* --weights FILE */
+    dn_target target;    /* --target */
 } cli_opts;
 
 static void print_usage(FILE *f) {
     fprintf(f,
-            "usage: dngen SPEC.yaml -o OUT.c [--standalone]\n"
+            "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target native|x86-64-v3|generic]\n"
+            "       dngen SPEC.yaml --inference --weights W.safetensors -o PREDICT.c\n"
             "       dngen SPEC.yaml --check\n"
             "       dngen plot RUN.csv... -o CHART.svg [--metric acc|loss|both]\n"
             "       dngen --help | --version\n");
@@ -37,6 +42,11 @@ static void print_help(FILE *f) {
             "  -o FILE, --output FILE\n"
             "                  write the generated C to FILE ('-' for standard output);\n"
             "                  FILE is replaced atomically, and left untouched on any error\n"
+            "  --inference     emit an inference-only program with the weights of --weights\n"
+            "                  built in (always standalone; link it with -static)\n"
+            "  --weights FILE  trained weights (safetensors, e.g. from `train --save`)\n"
+            "  --target T      native (default), x86-64-v3 or generic: the -march in the\n"
+            "                  build command written at the top of the output\n"
             "  --standalone    include the runtime, so that\n"
             "                    cc -O2 -march=native -fopenmp OUT.c -o model -lz -lm\n"
             "                  builds the trainer with nothing else present\n"
@@ -71,6 +81,26 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
             o->check_only = 1;
         } else if (strcmp(a, "--standalone") == 0) {
             o->standalone = 1;
+        } else if (strcmp(a, "--inference") == 0) {
+            o->inference = 1;
+        } else if (strcmp(a, "--weights") == 0 || strcmp(a, "--target") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(err, "dngen: %s needs an argument\n", a);
+                return -1;
+            }
+            const char *v = argv[++i];
+            if (a[2] == 'w') {
+                o->weights = v;
+            } else if (strcmp(v, "native") == 0) {
+                o->target = DN_TARGET_NATIVE;
+            } else if (strcmp(v, "x86-64-v3") == 0) {
+                o->target = DN_TARGET_X86_64_V3;
+            } else if (strcmp(v, "generic") == 0) {
+                o->target = DN_TARGET_GENERIC;
+            } else {
+                fprintf(err, "dngen: unknown --target '%s' (native, x86-64-v3, generic)\n", v);
+                return -1;
+            }
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(err, "dngen: unknown option '%s'\n", a);
             print_usage(err);
@@ -85,6 +115,10 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
     if (!o->spec) {
         fprintf(err, "dngen: no spec file given\n");
         print_usage(err);
+        return -1;
+    }
+    if (o->inference != (o->weights != NULL)) {
+        fprintf(err, "dngen: --inference and --weights FILE go together\n");
         return -1;
     }
     if (!o->output && !o->check_only) {
@@ -134,13 +168,18 @@ int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
         status = DNGEN_EXIT_INVALID_SPEC;
     } else if (!o.check_only) {
         dn_buf text = {0};
-        dn_emit_opts eo = {.standalone = o.standalone};
-        if (dn_emit_trainer(spec, &eo, &text) != 0) {
+        dn_emit_opts eo = {.standalone = o.standalone, .target = o.target};
+        dn_weights w = {0};
+        if (o.inference && dn_weights_load(o.weights, spec, &w, err) != 0) {
+            status = DNGEN_EXIT_USAGE;
+        } else if ((o.inference ? dn_emit_predictor(spec, w.params, w.hash, &eo, &text)
+                                : dn_emit_trainer(spec, &eo, &text)) != 0) {
             fprintf(err, "dngen: internal error: out of memory or missing embedded template\n");
             status = DNGEN_EXIT_USAGE;
         } else {
             status = write_output(&o, &text, out, err);
         }
+        dn_weights_free(&w);
         dn_buf_free(&text);
     }
     free(spec);

@@ -55,11 +55,19 @@ static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
                   dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
     dn_buf_printf(b, " *   batch %d, %d epochs, seed %" PRIu64 ".\n *\n", s->train.batch_size, s->train.epochs,
                   s->train.seed);
-    if (o->standalone)
-        dn_buf_printf(b, " * Build:  cc -O2 -march=native -fopenmp %s.c -o %s -lz -lm\n", s->name, s->name);
-    else
-        dn_buf_printf(b, " * Build:  cc -O2 -march=native -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
+    static const char *const march[] = {"-march=native", "-march=x86-64-v3", "-march=x86-64"};
+    if (o->inference) {
+        dn_buf_printf(b, " * Inference only: trained weights built in, eval mode (dropout only for --mc).\n");
+        dn_buf_printf(b, " * Build:  cc -O2 %s -static %s_predict.c -o %s_predict -lz -lm\n", march[o->target],
                       s->name, s->name);
+        dn_buf_printf(b, " * Run:    ./%s_predict IMAGES.idx [--format text|csv|json] [--top K] [--mc N]\n */", s->name);
+        return;
+    }
+    if (o->standalone)
+        dn_buf_printf(b, " * Build:  cc -O2 %s -fopenmp %s.c -o %s -lz -lm\n", march[o->target], s->name, s->name);
+    else
+        dn_buf_printf(b, " * Build:  cc -O2 %s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
+                      march[o->target], s->name, s->name);
     dn_buf_printf(b, " * Run:    ./%s train --data DIR     (./%s --help lists everything)\n */", s->name, s->name);
 }
 
@@ -519,7 +527,7 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
 static void emit_model(dn_buf *b, const dn_spec *s) {
     emit_buffers(b, s);
     emit_input_dropout(b, s);
-    for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k);
+    for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k, 0);
     emit_loss(b, s);
     emit_train_step(b, s);
     emit_train_step_adam(b, s);
@@ -565,6 +573,77 @@ static int expand(const char *name, const dn_spec *s, const dn_emit_opts *o, mod
 static void emit_trainer_model(dn_buf *b, const dn_spec *s, const void *extra) {
     (void)extra;
     emit_model(b, s);
+}
+
+/* The trained parameters as one const array, 8 per line, exact ("%.9g"). */
+static void emit_weights(dn_buf *b, const dn_spec *s, const float *params) {
+    dn_buf_line(b, "/* ==== trained parameters: %zu floats, PyTorch state_dict order and layout ==== */",
+                s->n_params);
+    dn_buf_blank(b);
+    dn_buf_line(b, "static const float %s_weights[%zu] = {", s->name, s->n_params);
+    for (size_t i = 0; i < s->n_params; i++) {
+        char lit[40];
+        snprintf(lit, sizeof lit, "%.9g", (double)params[i]);
+        if (!strpbrk(lit, ".en")) strcat(lit, ".0");
+        dn_buf_printf(b, "%s%sf,%s", i % 8 == 0 ? "    " : "", lit, i % 8 == 7 || i + 1 == s->n_params ? "\n" : " ");
+    }
+    dn_buf_line(b, "};");
+    dn_buf_blank(b);
+}
+
+/* The predict entry point and the dn_infer_model descriptor. */
+static void emit_infer_descriptor(dn_buf *b, const dn_spec *s, uint64_t weights_hash) {
+    const char *m = s->name;
+    int dropout = s->input_dropout > 0;
+    for (int k = 0; k < s->n_layers; k++) dropout |= s->layers[k].dropout > 0;
+    char mean[40], std[40];
+    dn_float_literal(mean, sizeof mean, (float)s->data.mean);
+    dn_float_literal(std, sizeof std, (float)s->data.std);
+    dn_buf_line(b, "static void %s_predict(void *ws, const float *x, int n, float *out, int mc, uint64_t seed,", m);
+    dn_buf_line(b, "        uint64_t pass) {");
+    dn_buf_line(b, "    const dn_batch bt = {.n = n, .x = x, .y = NULL, .seed = seed, .step = pass, .mc_dropout = mc};");
+    dn_buf_line(b, "    %s_eval(%s_weights, ws, &bt, out, NULL);", m, m);
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+    dn_buf_line(b, "static const dn_infer_model %s_infer = {", m);
+    dn_buf_line(b, "    .name = \"%s\",", m);
+    dn_buf_line(b, "    .dngen_version = \"%s\",", DNGEN_VERSION);
+    dn_buf_line(b, "    .spec_hash = \"%016" PRIx64 "\",", s->hash);
+    dn_buf_line(b, "    .weights_hash = \"%016" PRIx64 "\",", weights_hash);
+    dn_buf_line(b, "    .n_inputs = %d,", s->input);
+    dn_buf_line(b, "    .n_outputs = %d,", last_layer(s)->units);
+    dn_buf_line(b, "    .loss = %s,", s->train.loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
+    dn_buf_line(b, "    .has_dropout = %d,", dropout);
+    dn_buf_line(b, "    .norm_mean = %s,", mean);
+    dn_buf_line(b, "    .norm_std = %s,", std);
+    dn_buf_line(b, "    .workspace_size = %s_workspace_size,", m);
+    dn_buf_line(b, "    .predict = %s_predict,", m);
+    dn_buf_line(b, "};");
+}
+
+typedef struct {
+    const float *params;
+    uint64_t hash;
+} predictor_input;
+
+static void emit_predictor_model(dn_buf *b, const dn_spec *s, const void *extra) {
+    const predictor_input *in = extra;
+    emit_buffers(b, s);
+    emit_input_dropout(b, s);
+    for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k, 1);
+    emit_loss(b, s);
+    emit_eval(b, s);
+    emit_weights(b, s, in->params);
+    emit_infer_descriptor(b, s, in->hash);
+}
+
+int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
+                      dn_buf *out) {
+    dn_emit_opts po = *o;
+    po.standalone = 1;
+    po.inference = 1;
+    predictor_input in = {params, weights_hash};
+    return expand("templates/predict.c.in", s, &po, emit_predictor_model, &in, out);
 }
 
 int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out) {

@@ -56,8 +56,12 @@ void dn_buf_c_string(dn_buf *b, const char *s);
 
 /* ---- emitters ---------------------------------------------------------------- */
 
+typedef enum { DN_TARGET_NATIVE, DN_TARGET_X86_64_V3, DN_TARGET_GENERIC } dn_target;
+
 typedef struct {
-    int standalone; /* paste the runtime into the output */
+    int standalone;   /* paste the runtime into the output */
+    int inference;    /* an inference-only program (see dn_emit_predictor) */
+    dn_target target; /* the -march the banner's build command uses */
 } dn_emit_opts;
 
 /* Writes the complete trainer source for `s` into `out` (appending).
@@ -65,8 +69,15 @@ typedef struct {
  * (both internal failures). */
 int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out);
 
-/* Per-layer kernels of layer k (emit_layer.c). */
-void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k);
+/* Writes an inference-only program for `s` with the trained parameters
+ * `params` (s->n_params floats, spec layout; file hash `weights_hash`) as const
+ * data: eval mode, dropout kept only for MC dropout, no backward pass, no
+ * optimizer; always standalone. Returns 0, or -1 as dn_emit_trainer. */
+int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
+                      dn_buf *out);
+
+/* Per-layer kernels of layer k (emit_layer.c); forward only with `forward_only`. */
+void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only);
 
 /* Name of the C expression for the activation's derivative in terms of the
  * activation's output `a` (emit_layer.c); e.g. "(a > 0.0f ? 1.0f : 0.0f)". */

@@ -410,7 +410,7 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_blank(b);
 }
 
-void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k) {
+void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only) {
     const dn_layer *L = &s->layers[k];
     char rate[32];
     dn_format_rate(rate, sizeof rate, L->dropout);
@@ -418,6 +418,7 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k) {
                 L->dropout > 0 ? ", dropout " : "", L->dropout > 0 ? rate : "");
     dn_buf_blank(b);
     emit_forward(b, s, k);
+    if (forward_only) return;
     emit_backward_w(b, s, k, 0);
     emit_backward_w(b, s, k, 1);
     if (k > 0) emit_backward_x(b, s, k);

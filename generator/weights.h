@@ -1,0 +1,21 @@
+/* weights.h - trained weights for `dngen --inference`. */
+#ifndef DNGEN_WEIGHTS_H
+#define DNGEN_WEIGHTS_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "spec.h"
+
+typedef struct {
+    float *params; /* n floats in the spec's parameter layout (PyTorch order) */
+    size_t n;
+    uint64_t hash; /* FNV-1a 64 of the file's bytes */
+} dn_weights;
+
+/* Loads the safetensors file at path and checks it against the spec (names,
+ * F32, shapes, finite values; `optimizer.*` tensors ignored, others
+ * rejected). Returns 0, or -1 after one line on err naming file and tensor. */
+int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err);
+void dn_weights_free(dn_weights *w);
+
+#endif
