@@ -111,7 +111,8 @@ static double toy_train_step(const float *params, float *grads, void *ws, const 
         fputc('\n', toy_trace);
     }
     float *g = ws;
-    double *loss = (double *)(void *)(g + (size_t)b->n * TOY_NP + 2);
+    size_t loss_at = ((size_t)b->n * TOY_NP * sizeof(float) + 7) & ~(size_t)7;
+    double *loss = (double *)(void *)((char *)ws + loss_at);
     int *hit = (int *)(loss + b->n);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
@@ -343,8 +344,7 @@ static run_result run_v(const char *first, va_list ap) {
         if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
             _exit(99);
         int rc = dn_main(toy_active, argc, (char **)argv);
-        fflush(NULL);
-        _exit(rc);
+        exit(rc); /* not _exit: LeakSanitizer checks at exit */
     }
     int ws = 0;
     ck_assert(waitpid(pid, &ws, 0) == pid);
