@@ -44,6 +44,10 @@ static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
         dn_buf_printf(b, " *   %-12s dense %6d -> %-6d %-8s", L->name, L->in, L->units, dn_act_name(L->act));
+        if (L->noise > 0) {
+            dn_format_rate(rate, sizeof rate, L->noise);
+            dn_buf_printf(b, " noise %s", rate);
+        }
         if (L->dropout > 0) {
             dn_format_rate(rate, sizeof rate, L->dropout);
             dn_buf_printf(b, " dropout %s", rate);
@@ -106,7 +110,7 @@ static void emit_runtime(dn_buf *b, const dn_emit_opts *o) {
 
 /* The name of the buffer holding layer k's output as the next layer sees it. */
 static void layer_output(char *dst, size_t n, const dn_spec *s, int k, int train) {
-    double p = k < 0 ? s->input_dropout : s->layers[k].dropout;
+    int p = k < 0 ? s->input_dropout > 0 : dn_layer_stochastic(&s->layers[k]);
     const char *a = k < 0 ? "bt->x" : NULL, *h = k < 0 ? "bf.input_h" : NULL;
     char abuf[80], hbuf[80];
     if (k >= 0) {
@@ -115,7 +119,7 @@ static void layer_output(char *dst, size_t n, const dn_spec *s, int k, int train
         a = abuf;
         h = hbuf;
     }
-    if (p <= 0)
+    if (!p)
         snprintf(dst, n, "%s", a);
     else if (train)
         snprintf(dst, n, "%s", h);
@@ -133,8 +137,8 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
         dn_buf_line(b, "float *%s_a; /* [n, %d] activation */", L->name, L->units);
-        if (L->dropout > 0) dn_buf_line(b, "float *%s_mask, *%s_h; /* [n, %d] dropout scale, output */", L->name,
-                                        L->name, L->units);
+        if (L->dropout > 0) dn_buf_line(b, "float *%s_mask; /* [n, %d] dropout scale */", L->name, L->units);
+        if (dn_layer_stochastic(L)) dn_buf_line(b, "float *%s_h; /* [n, %d] output in training */", L->name, L->units);
         dn_buf_line(b, "float *%s_d; /* [n, %d] gradient wrt the pre-activation */", L->name, L->units);
     }
     dn_buf_line(b, "float *rowloss, *hits; /* [n] per-row loss and argmax hit */");
@@ -155,10 +159,8 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
         dn_buf_line(b, "bf->%s_a = dn_carve(base, &off, rows * %d);", L->name, L->units);
-        if (L->dropout > 0) {
-            dn_buf_line(b, "bf->%s_mask = dn_carve(base, &off, rows * %d);", L->name, L->units);
-            dn_buf_line(b, "bf->%s_h = dn_carve(base, &off, rows * %d);", L->name, L->units);
-        }
+        if (L->dropout > 0) dn_buf_line(b, "bf->%s_mask = dn_carve(base, &off, rows * %d);", L->name, L->units);
+        if (dn_layer_stochastic(L)) dn_buf_line(b, "bf->%s_h = dn_carve(base, &off, rows * %d);", L->name, L->units);
         dn_buf_line(b, "bf->%s_d = dn_carve(base, &off, rows * %d);", L->name, L->units);
     }
     dn_buf_line(b, "bf->rowloss = dn_carve(base, &off, rows);");
@@ -297,19 +299,20 @@ static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
         dn_buf_line(b, "%s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", s->name);
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
-        char in[256];
+        char in[256], extra[512] = "";
         layer_output(in, sizeof in, s, k - 1, train);
-        if (L->dropout > 0 && train)
-            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, bf.%s_mask, bf.%s_h, n,", s->name,
-                        L->name, in, L->w_off, L->b_off, L->name, L->name, L->name);
-        else if (L->dropout > 0)
-            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, mc ? bf.%s_mask : NULL,", s->name,
-                        L->name, in, L->w_off, L->b_off, L->name, L->name);
+        const char *nm = L->name;
+        if (dn_layer_stochastic(L) && train)
+            snprintf(extra, sizeof extra, "%s%s%s bf.%s_h, n, bt->seed, bt->step", L->dropout > 0 ? " bf." : "",
+                     L->dropout > 0 ? nm : "", L->dropout > 0 ? "_mask," : "", nm);
+        else if (dn_layer_stochastic(L))
+            snprintf(extra, sizeof extra, "%s%s%s mc ? bf.%s_h : NULL, n, bt->seed, bt->step",
+                     L->dropout > 0 ? " mc ? bf." : "", L->dropout > 0 ? nm : "", L->dropout > 0 ? "_mask : NULL," : "",
+                     nm);
         else
-            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a, n);", s->name, L->name, in,
-                        L->w_off, L->b_off, L->name);
-        if (L->dropout > 0 && train) dn_buf_line(b, "        bt->seed, bt->step);");
-        if (L->dropout > 0 && !train) dn_buf_line(b, "        mc ? bf.%s_h : NULL, n, bt->seed, bt->step);", L->name);
+            snprintf(extra, sizeof extra, " n");
+        dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a,", s->name, nm, in, L->w_off, L->b_off, nm);
+        dn_buf_line(b, "       %s);", extra);
     }
 }
 
@@ -595,7 +598,7 @@ static void emit_weights(dn_buf *b, const dn_spec *s, const float *params) {
 static void emit_infer_descriptor(dn_buf *b, const dn_spec *s, uint64_t weights_hash) {
     const char *m = s->name;
     int dropout = s->input_dropout > 0;
-    for (int k = 0; k < s->n_layers; k++) dropout |= s->layers[k].dropout > 0;
+    for (int k = 0; k < s->n_layers; k++) dropout |= dn_layer_stochastic(&s->layers[k]);
     char mean[40], std[40];
     dn_float_literal(mean, sizeof mean, (float)s->data.mean);
     dn_float_literal(std, sizeof std, (float)s->data.std);

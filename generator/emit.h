@@ -76,6 +76,10 @@ int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out);
 int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
                       dn_buf *out);
 
+/* True when layer L's output is randomized in training (dropout or noise),
+ * so it has an output buffer h beside its activation a. */
+int dn_layer_stochastic(const dn_layer *L);
+
 /* Per-layer kernels of layer k (emit_layer.c); forward only with `forward_only`. */
 void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only);
 

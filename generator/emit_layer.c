@@ -97,7 +97,9 @@ static void emit_forward_tile(dn_buf *b, int in) {
     }
 }
 
-/* Bias, activation and (in training) dropout for the rows of one tile. */
+int dn_layer_stochastic(const dn_layer *L) { return L->dropout > 0 || L->noise > 0; }
+
+/* Bias, activation and (in training) noise and dropout for the rows of one tile. */
 static void emit_forward_epilogue(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k];
     int out = L->units;
@@ -113,15 +115,22 @@ static void emit_forward_epilogue(dn_buf *b, const dn_spec *s, int k) {
         dn_buf_line(b, "    dn_dropout4(seed, step, %d, (uint32_t)row, (uint32_t)o0, %" PRIu32 "u, %s, m);", k + 1,
                     dn_dropout_threshold_of(L->dropout), scale);
     }
+    if (L->noise > 0) {
+        dn_buf_line(b, "float g[4] = {0};");
+        dn_buf_line(b, "if (h) dn_gauss4(seed, step, %d, (uint32_t)row, (uint32_t)o0, g);", k + 1);
+    }
     dn_buf_line(b, "for (int c = 0; c < %s; c++) {", nc);
     b->indent++;
     dn_buf_line(b, "const float v = z[r][c] + bias[o0 + c];");
     dn_buf_line(b, "const float y = %s;", act_expr(L->act));
     dn_buf_line(b, "a[row * %d + o0 + c] = y;", out);
-    if (L->dropout > 0) {
+    if (dn_layer_stochastic(L)) {
+        char sigma[40];
+        dn_float_literal(sigma, sizeof sigma, (float)L->noise);
         dn_buf_line(b, "if (h) {");
-        dn_buf_line(b, "    mask[row * %d + o0 + c] = m[c];", out);
-        dn_buf_line(b, "    h[row * %d + o0 + c] = y * m[c];", out);
+        if (L->dropout > 0) dn_buf_line(b, "    mask[row * %d + o0 + c] = m[c];", out);
+        dn_buf_line(b, "    h[row * %d + o0 + c] = %s%s%s%s;", out, L->noise > 0 ? "(y + " : "y",
+                    L->noise > 0 ? sigma : "", L->noise > 0 ? " * g[c])" : "", L->dropout > 0 ? " * m[c]" : "");
         dn_buf_line(b, "}");
     }
     b->indent--;
@@ -133,17 +142,21 @@ static void emit_forward_epilogue(dn_buf *b, const dn_spec *s, int k) {
 static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, out = L->units, cblocks = (out + FWD_CB - 1) / FWD_CB;
-    char rate[32];
+    char rate[32], sigma[32];
     dn_format_rate(rate, sizeof rate, L->dropout);
-    dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d]%s%s%s.", dn_act_name(L->act), out,
-                L->dropout > 0 ? "; in training h = a * mask, mask = 0 or 1/(1 - " : "",
-                L->dropout > 0 ? rate : "", L->dropout > 0 ? ") per unit\n * (pass h = NULL for eval)" : "");
+    dn_format_rate(sigma, sizeof sigma, L->noise);
+    dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d].", dn_act_name(L->act), out);
+    if (dn_layer_stochastic(L))
+        dn_buf_line(b, " * In training h = %s%s%s%s%s%s (pass h = NULL for eval).", L->noise > 0 ? "(a + " : "a",
+                    L->noise > 0 ? sigma : "", L->noise > 0 ? " N(0,1))" : "",
+                    L->dropout > 0 ? " * mask, mask = 0 or 1/(1 - " : "", L->dropout > 0 ? rate : "",
+                    L->dropout > 0 ? ") per unit" : "");
     dn_buf_line(b, " * x [n, %d], w [%d, %d], bias [%d]. Tiles of %d rows x %d units. */", in, out, in, out,
                 FWD_RB, FWD_CB);
     dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", s->name, L->name);
-    dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s int n%s) {",
-                L->dropout > 0 ? " float *restrict mask, float *restrict h," : "",
-                L->dropout > 0 ? ", uint64_t seed, uint64_t step" : "");
+    dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s int n%s) {",
+                L->dropout > 0 ? " float *restrict mask," : "", dn_layer_stochastic(L) ? " float *restrict h," : "",
+                dn_layer_stochastic(L) ? ", uint64_t seed, uint64_t step" : "");
     b->indent++;
     dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", FWD_RB - 1, FWD_RB);
     dn_buf_line(b, "DN_OMP(omp for schedule(static))");
@@ -414,8 +427,11 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only)
     const dn_layer *L = &s->layers[k];
     char rate[32];
     dn_format_rate(rate, sizeof rate, L->dropout);
-    dn_buf_line(b, "/* ==== %s: dense %d -> %d, %s%s%s ==== */", L->name, L->in, L->units, dn_act_name(L->act),
-                L->dropout > 0 ? ", dropout " : "", L->dropout > 0 ? rate : "");
+    char sigma[32];
+    dn_format_rate(sigma, sizeof sigma, L->noise);
+    dn_buf_line(b, "/* ==== %s: dense %d -> %d, %s%s%s%s%s ==== */", L->name, L->in, L->units, dn_act_name(L->act),
+                L->noise > 0 ? ", noise " : "", L->noise > 0 ? sigma : "", L->dropout > 0 ? ", dropout " : "",
+                L->dropout > 0 ? rate : "");
     dn_buf_blank(b);
     emit_forward(b, s, k);
     if (forward_only) return;

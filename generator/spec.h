@@ -75,6 +75,7 @@ typedef struct {
     int units;                  /* fan-out */
     dn_act act;
     double dropout;             /* PyTorch p in [0,1); 0 = no dropout */
+    double noise;               /* std of Gaussian noise added to the output in training; 0 = none */
     size_t w_off;               /* offset (floats) of W in the flat parameter buffer */
     size_t b_off;               /* offset (floats) of b */
     dn_loc loc;                 /* where the layer's mapping starts */

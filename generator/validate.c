@@ -175,10 +175,22 @@ static void check_layer_dropout(vctx *v, const dn_ynode *n, dn_layer *l, int is_
         dn_diag_report(v->d, DN_WARNING, n->loc, "dropout %s is unusually high", raw(n, q));
 }
 
-/* One layer mapping {name, units, activation, dropout} into layers[i];
+/* The `noise` of a layer: std >= 0 of the Gaussian noise added to its output
+ * in training; not on the output layer. */
+static void check_layer_noise(vctx *v, const dn_ynode *n, dn_layer *l, int is_last) {
+    char q[DN_YTEXT_BUF];
+    if (get_positive(v, n, "noise", 0, &l->noise))
+        return;
+    if (is_last && l->noise > 0.0)
+        dn_diag_report(v->d, DN_ERROR, n->loc, "noise is not allowed on the output layer, got %s", raw(n, q));
+    else if (l->noise > 1.0)
+        dn_diag_report(v->d, DN_WARNING, n->loc, "noise %s is unusually high", raw(n, q));
+}
+
+/* One layer mapping {name, units, activation, dropout, noise} into layers[i];
  * records node positions in v->src[i]. `is_last` marks the output layer. */
 static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
-    static const char *const keys[] = {"name", "units", "activation", "dropout"};
+    static const char *const keys[] = {"name", "units", "activation", "dropout", "noise"};
     dn_yfield f[COUNT(keys)];
     dn_layer *l = &v->s->layers[i];
     layer_src *src = &v->src[i];
@@ -211,6 +223,8 @@ static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
     }
     if (f[3].value)
         check_layer_dropout(v, f[3].value, l, is_last);
+    if (f[4].value)
+        check_layer_noise(v, f[4].value, l, is_last);
 }
 
 /* Layer names (given or default fcN) must be unique: error at the later

@@ -74,7 +74,8 @@ enum {
     DN_RNG_INIT = 2,    /* a = tensor index, b = 0, c = 0, i = element */
     DN_RNG_SHUFFLE = 3, /* a = epoch (0-based), b = 0, c = 0, i = position */
     DN_RNG_SPLIT = 4,   /* validation split: a = 0, b = 0, c = 0, i = position */
-    DN_RNG_NOISE = 5,   /* gaussian noise: a = row, b = step, c = slot, i = unit */
+    DN_RNG_NOISE = 5,   /* gaussian noise: a = row, b = step, c = slot, i = 2*unit and 2*unit+1
+                           (Box-Muller: sqrt(-2 ln((w0+1)/2^32)) cos(2 pi w1/2^32)) */
     DN_RNG_MC = 6,      /* MC-dropout at inference: a = row, b = pass, c = slot, i = unit */
     DN_RNG_TEST = 7     /* synthetic data and gradient checks */
 };

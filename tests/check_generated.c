@@ -163,6 +163,50 @@ START_TEST(test_dropout_statistics) {
 }
 END_TEST
 
+/* ---- gradient checks ----------------------------------------------------------- */
+
+/* Specs covering every activation, both losses, input dropout, dropout and
+ * noise on hidden layers, and widths that exercise every tile remainder. */
+static const char *const gradcheck_specs[] = {
+    "name: g1\ninput: {size: 13, dropout: 0.2}\nlayers:\n"
+    "  - {units: 29, activation: tanh, dropout: 0.3}\n"
+    "  - {units: 9, activation: sigmoid, noise: 0.2, dropout: 0.5}\n"
+    "  - {units: 6, activation: relu, noise: 0.1}\n"
+    "  - {units: 5, activation: softmax}\n",
+    "name: g2\ninput: 37\nlayers:\n"
+    "  - {units: 33, activation: relu, dropout: 0.25}\n"
+    "  - {units: 4, activation: linear}\n"
+    "train: {loss: mse}\n",
+    "name: g3\ninput: 8\nlayers:\n"
+    "  - {units: 16, activation: linear, noise: 0.5}\n"
+    "  - {units: 3, activation: sigmoid}\n"
+    "train: {loss: mse}\n",
+    "name: g4\ninput: 5\nlayers:\n"
+    "  - {units: 11, activation: sigmoid}\n"
+    "  - {units: 2, activation: tanh}\n"
+    "train: {loss: mse, optimizer: adamw}\n",
+    "name: g5\ninput: 50\nlayers:\n"
+    "  - {units: 25, activation: tanh, dropout: 0.1}\n"
+    "  - {units: 10, activation: softmax}\n",
+};
+
+/* The trainer's own `gradcheck` (central differences with the dropout masks
+ * and noise fixed) passes for every spec above. */
+START_TEST(test_gradcheck) {
+    const char *dir = tu_dir("gradcheck");
+    char spec[4096], cmd[8192];
+    snprintf(spec, sizeof spec, "%s/g.yaml", dir);
+    tu_write(spec, gradcheck_specs[_i]);
+    ck_assert_int_eq(tu_build_trainer(spec, dir, "g", "", ""), 0);
+    snprintf(cmd, sizeof cmd, "%s/g gradcheck --samples 30", dir);
+    char *out = expect_run(0, cmd);
+    printf("spec %d:\n%s", _i, out);
+    ck_assert_ptr_nonnull(strstr(out, "ok"));
+    ck_assert_ptr_null(strstr(out, "FAIL"));
+    free(out);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------- */
 
 static Suite *generated_suite(void) {
@@ -177,6 +221,11 @@ static Suite *generated_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_fixture_forward_backward, 0, 5);
     tcase_add_loop_test(tc, test_fixture_adam10, 0, 5);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("gradcheck");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_gradcheck, 0, (int)(sizeof gradcheck_specs / sizeof gradcheck_specs[0]));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dropout");

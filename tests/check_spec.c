@@ -206,7 +206,7 @@ static const spec_case cases[] = {
     {"dropout_warn", HIDDEN("dropout: 0.9"), "t.yaml:4:43: warning: dropout 0.9 is unusually high\n"},
     {"layer_unknown_key", H LAY("unit: 3, activation: relu", OUT2),
      "t.yaml:4:6: error: unknown key 'unit' in layer; did you mean 'units'? "
-     "(allowed: name, units, activation, dropout)\n"},
+     "(allowed: name, units, activation, dropout, noise)\n"},
     {"layer_duplicate_key",
      H "layers:\n  - units: 3\n    activation: relu\n    units: 4\n  - {units: 2, activation: softmax}\n",
      "t.yaml:6:5: error: duplicate key 'units'\n"
@@ -216,6 +216,10 @@ static const spec_case cases[] = {
      "not starting with a digit\n"},
     {"layer_name_keyword", H LAY("name: for, units: 3, activation: relu", OUT2),
      "t.yaml:4:12: error: layer name 'for' is a C keyword\n"},
+    {"layer_noise_negative", H LAY("units: 3, activation: relu, noise: -0.1", OUT2),
+     "t.yaml:4:41: error: noise must be >= 0, got -0.1\n"},
+    {"layer_noise_output", H LAY("units: 3, activation: relu", OUT2 ", noise: 0.1"),
+     "t.yaml:5:44: error: noise is not allowed on the output layer, got 0.1\n"},
     {"layer_name_input", H LAY("name: input, units: 3, activation: relu", OUT2),
      "t.yaml:4:12: error: layer name 'input' is reserved for the input\n"},
     {"layer_name_dup", H LAY("name: a, units: 3, activation: relu", "name: a, " OUT2),
