@@ -77,8 +77,8 @@ static void emit_forward_tile(dn_buf *b, int in) {
         b->indent++;
         for (int r = 0; r < FWD_RB; r++) dn_buf_line(b, "const dn_v8 x%dv = dn_load8(x%d + k);", r, r);
         for (int c = 0; c < FWD_CB; c++) {
-            dn_buf_line(b, "%sw = dn_load8(w%d + k);", c == 0 ? "dn_v8 " : "", c);
-            for (int r = 0; r < FWD_RB; r++) dn_buf_line(b, "c%d%d = dn_fma8(x%dv, w, c%d%d);", r, c, r, r, c);
+            dn_buf_line(b, "%swv = dn_load8(w%d + k);", c == 0 ? "dn_v8 " : "", c);
+            for (int r = 0; r < FWD_RB; r++) dn_buf_line(b, "c%d%d = dn_fma8(x%dv, wv, c%d%d);", r, c, r, r, c);
         }
         b->indent--;
         dn_buf_line(b, "}");

@@ -1,8 +1,10 @@
 /* dn_io.c - atomic file replacement (POSIX: open/write/fsync/rename). */
 #include "dn_runtime.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +136,36 @@ static int io_fill_and_close(int fd, const char *path, const void *data, size_t 
     return -1;
 }
 
+/* Removes temp files ".<base>.tmp.<pid>.<n>" in dir left by writers that
+ * died mid-write (kill -9, power loss): those whose pid no longer exists.
+ * Best effort; a live writer's temp file is never touched. */
+static void io_remove_stale_temps(const char *dir, const char *base) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t blen = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (n[0] != '.' || strncmp(n + 1, base, blen) != 0 || strncmp(n + 1 + blen, ".tmp.", 5) != 0)
+            continue;
+        char *end = NULL;
+        long pid = strtol(n + 1 + blen + 5, &end, 10);
+        if (pid <= 0 || !end || *end != '.' || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        size_t plen = strlen(dir) + strlen(n) + 2;
+        char *full = malloc(plen);
+        if (full) {
+            snprintf(full, plen, "%s/%s", dir, n);
+            unlink(full);
+            free(full);
+        }
+    }
+    closedir(d);
+}
+
 int dn_write_file_atomic(const char *path, const void *data, size_t len, char *err) {
     const char *base = NULL;
     if (!path || !*path || path[strlen(path) - 1] == '/') {
@@ -159,7 +191,10 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
     }
     if (rc != 0) {
         unlink(tmp);
-    } else if (io_fsync_dir(dir) != 0) {
+    } else {
+        io_remove_stale_temps(dir, base);
+    }
+    if (rc == 0 && io_fsync_dir(dir) != 0) {
         /* The new file is in place but its rename may not be durable. */
         io_errf(err, "%s: fsync of directory '%s' failed: %s", path, dir, strerror(errno));
         rc = -1;

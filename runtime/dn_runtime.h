@@ -208,7 +208,9 @@ const char *dn_st_meta_get(const dn_st_file *f, const char *key);    /* NULL if 
 
 /* Writes `len` bytes to `path` atomically (temp file in the same directory,
  * fsync, rename, directory fsync). On any failure the temp file is removed,
- * the old file (if any) is unchanged, and -1 is returned with err set. */
+ * the old file (if any) is unchanged, and -1 is returned with err set. A
+ * writer killed mid-write leaves its temp file behind; the next successful
+ * write of the same path removes such files of dead processes. */
 int dn_write_file_atomic(const char *path, const void *data, size_t len, char *err);
 
 /* ---- the model interface: what generated code provides -------------------- */

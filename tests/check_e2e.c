@@ -1,0 +1,190 @@
+/* check_e2e.c - generated trainers end to end on a synthetic IDX dataset:
+ * they learn, give bit-identical results at any thread count (and without
+ * OpenMP), resume to bit-identical weights, and survive kill -9. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+/* Input dropout, hidden dropout and noise: every random stream is used. */
+static const char *const spec_text =
+    "name: syn\n"
+    "input: {size: 64, dropout: 0.1}\n"
+    "layers:\n"
+    "  - {units: 48, activation: relu, dropout: 0.3, noise: 0.05}\n"
+    "  - {units: 24, activation: tanh, dropout: 0.2}\n"
+    "  - {units: 4, activation: softmax}\n"
+    "train: {batch_size: 32, epochs: 3, seed: 7}\n";
+
+static char dir[4096];
+
+/* Builds the trainer twice (with and without OpenMP) and writes the data. */
+static void setup(void) {
+    snprintf(dir, sizeof dir, "%s", tu_dir("e2e"));
+    char spec[4200], data[4200];
+    snprintf(spec, sizeof spec, "%s/syn.yaml", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    tu_write(spec, spec_text);
+    char *out = NULL;
+    tu_runf(&out, "mkdir -p '%s'", data);
+    free(out);
+    if (tu_write_synthetic_idx(data, "train", 3000, 8, 8, 4, 1) != 0 ||
+        tu_write_synthetic_idx(data, "t10k", 600, 8, 8, 4, 2) != 0 ||
+        tu_build_trainer(spec, dir, "syn", "", "") != 0 ||
+        tu_build_trainer(spec, dir, "syn_serial", "--standalone", "-fno-openmp") != 0) {
+        fprintf(stderr, "e2e setup failed\n");
+        exit(1);
+    }
+}
+
+/* Runs the trainer (binary `bin` in dir) with args; asserts exit status `want`. */
+static char *trainer(int want, const char *bin, const char *args) {
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && ./%s train --data data %s 2>&1", dir, bin, args);
+    if (st != want) fprintf(stderr, "%s %s -> %d\n%s\n", bin, args, st, out);
+    ck_assert_int_eq(st, want);
+    return out;
+}
+
+/* True when the two files in dir have the same bytes. */
+static int same_bytes(const char *a, const char *b) {
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s", dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", dir, b);
+    size_t la, lb;
+    char *x = tu_read(pa, &la), *y = tu_read(pb, &lb);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    int same = la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Last test_acc printed. */
+static double last_test_acc(const char *out) {
+    const char *p = out, *q;
+    double acc = -1;
+    while ((q = strstr(p, "test_acc ")) != NULL) {
+        acc = strtod(q + 9, NULL);
+        p = q + 9;
+    }
+    return acc;
+}
+
+START_TEST(test_learns) {
+    char *out = trainer(0, "syn", "--save w.safetensors");
+    double acc = last_test_acc(out);
+    printf("synthetic test accuracy %.4f\n", acc);
+    ck_assert_msg(acc >= 0.95, "test accuracy %.4f < 0.95\n%s", acc, out);
+    free(out);
+    /* eval on the saved weights agrees with the last epoch line */
+    char *ev = NULL;
+    ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./syn eval --weights w.safetensors --data data", dir), 0);
+    ck_assert_msg(last_test_acc(ev) == acc, "eval: %s", ev);
+    free(ev);
+}
+END_TEST
+
+START_TEST(test_threads_bit_identical) {
+    free(trainer(0, "syn", "--threads 1 --save t1.safetensors"));
+    free(trainer(0, "syn", "--threads 2 --save t2.safetensors"));
+    free(trainer(0, "syn", "--threads 3 --save t3.safetensors"));
+    free(trainer(0, "syn_serial", "--save serial.safetensors"));
+    ck_assert_msg(same_bytes("t1.safetensors", "t2.safetensors"), "1 vs 2 threads differ");
+    ck_assert_msg(same_bytes("t1.safetensors", "t3.safetensors"), "1 vs 3 threads differ");
+    ck_assert_msg(same_bytes("t1.safetensors", "serial.safetensors"), "OpenMP vs serial build differ");
+    free(trainer(0, "syn", "--threads 2 --seed 8 --save s8.safetensors"));
+    ck_assert_msg(!same_bytes("t1.safetensors", "s8.safetensors"), "the seed changes nothing");
+}
+END_TEST
+
+/* Stops after k steps (mid-epoch, at an epoch end), resumes with the same
+ * command line: the final full state equals an uninterrupted run's. */
+START_TEST(test_resume_bit_identical) {
+    const char *full = "--threads 2 --checkpoint-every 100000 --save";
+    char args[512];
+    snprintf(args, sizeof args, "%s ref.safetensors", full);
+    free(trainer(0, "syn", args));
+    const int stops[] = {1, 50, 94, 188, 200};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        snprintf(args, sizeof args, "%s r.safetensors --max-steps %d", full, stops[i]);
+        free(trainer(0, "syn", args));
+        snprintf(args, sizeof args, "%s r.safetensors --resume r.safetensors", full);
+        free(trainer(0, "syn", args));
+        ck_assert_msg(same_bytes("ref.safetensors", "r.safetensors"), "resume after step %d differs", stops[i]);
+    }
+}
+END_TEST
+
+/* kill -9 at random moments during a run that checkpoints every 5 steps;
+ * resuming each time ends with the uninterrupted run's state. */
+START_TEST(test_kill9_resume) {
+    const char *full = "--threads 2 --checkpoint-every 5 --save";
+    char args[512], *out = NULL;
+    snprintf(args, sizeof args, "%s ref9.safetensors", full);
+    free(trainer(0, "syn", args));
+    tu_runf(&out, "rm -f '%s/k.safetensors'", dir);
+    free(out);
+    srand(12345);
+    int resumed = 0;
+    for (int round = 0; round < 4; round++) {
+        char resume[64] = "";
+        char path[4200];
+        snprintf(path, sizeof path, "%s/k.safetensors", dir);
+        if (access(path, F_OK) == 0) {
+            snprintf(resume, sizeof resume, "--resume k.safetensors");
+            resumed++;
+        }
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            char cmd[8192];
+            snprintf(cmd, sizeof cmd, "cd '%s' && exec ./syn train --data data %s k.safetensors %s >/dev/null 2>&1",
+                     dir, full, resume);
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+        struct timespec ts = {0, (long)(20 + rand() % 200) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/k.safetensors", dir);
+    snprintf(args, sizeof args, "%s k.safetensors %s", full, access(path, F_OK) == 0 ? "--resume k.safetensors" : "");
+    free(trainer(0, "syn", args));
+    printf("kill -9: 4 kills, %d of them hit a run resumed from a checkpoint\n", resumed);
+    ck_assert_msg(resumed >= 2, "the kills came too early to test resuming (%d)", resumed);
+    ck_assert_msg(same_bytes("ref9.safetensors", "k.safetensors"), "killed and resumed run differs");
+    tu_runf(&out, "ls -a '%s' | grep -c '\\.tmp\\.' || true", dir);
+    ck_assert_msg(atoi(out) == 0, "temporary files left behind: %s", out);
+    free(out);
+}
+END_TEST
+
+int main(void) {
+    setup();
+    Suite *s = suite_create("e2e");
+    TCase *tc = tcase_create("e2e");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_learns);
+    tcase_add_test(tc, test_threads_bit_identical);
+    tcase_add_test(tc, test_resume_bit_identical);
+    tcase_add_test(tc, test_kill9_resume);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
