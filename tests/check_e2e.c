@@ -172,6 +172,65 @@ START_TEST(test_kill9_resume) {
 }
 END_TEST
 
+/* Class column of `predict --format csv` output (after the header). */
+static int predicted_classes(const char *csv, int *cls, int max) {
+    const char *p = strchr(csv, '\n');
+    int n = 0;
+    while (p && p[1] && n < max) {
+        int idx, c;
+        if (sscanf(p + 1, "%d,%d,", &idx, &c) != 2 || idx != n) return -1;
+        cls[n++] = c;
+        p = strchr(p + 1, '\n');
+    }
+    return n;
+}
+
+/* A static inference program built from the trained weights predicts what
+ * the trainer's eval scores, has no dynamic dependencies, and its MC-dropout
+ * output is reproducible. */
+START_TEST(test_predictor) {
+    free(trainer(0, "syn", "--save pw.safetensors"));
+    char *ev = NULL, *out = NULL;
+    ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./syn eval --weights pw.safetensors --data data", dir), 0);
+    double acc = last_test_acc(ev);
+    int st = tu_runf(&out,
+                     "cd '%s' && '%s' syn.yaml --inference --weights pw.safetensors -o predict.c && "
+                     "'%s' -std=c11 -O2 -Wall -Wextra -Wshadow -Werror -static predict.c -o predict -lz -lm 2>&1 && "
+                     "(ldd ./predict 2>&1 || true)",
+                     dir, DNGEN_EXE, DNGEN_CC);
+    ck_assert_msg(st == 0, "%s", out);
+    ck_assert_msg(strstr(out, "not a dynamic executable") != NULL, "ldd says: %s", out);
+    free(out);
+    st = tu_runf(&out, "cd '%s' && ./predict data/t10k-images-idx3-ubyte --format csv", dir);
+    ck_assert_int_eq(st, 0);
+    static int cls[600];
+    ck_assert_int_eq(predicted_classes(out, cls, 600), 600);
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/data/t10k-labels-idx1-ubyte", dir);
+    size_t ln;
+    char *labels = tu_read(lp, &ln);
+    ck_assert_ptr_nonnull(labels);
+    ck_assert_uint_eq(ln, 8 + 600);
+    int hits = 0;
+    for (int i = 0; i < 600; i++) hits += cls[i] == (unsigned char)labels[8 + i];
+    ck_assert_msg((double)hits / 600 == acc, "predict accuracy %d/600, eval %s", hits, ev);
+    free(labels);
+    free(out);
+    free(ev);
+    /* MC dropout: same seed, same output; another seed, another output */
+    char *m1 = NULL, *m2 = NULL, *m3 = NULL;
+    ck_assert_int_eq(tu_runf(&m1, "cd '%s' && ./predict data/t10k-images-idx3-ubyte --mc 8 --seed 1 --format csv", dir), 0);
+    ck_assert_int_eq(tu_runf(&m2, "cd '%s' && ./predict data/t10k-images-idx3-ubyte --mc 8 --seed 1 --format csv", dir), 0);
+    ck_assert_int_eq(tu_runf(&m3, "cd '%s' && ./predict data/t10k-images-idx3-ubyte --mc 8 --seed 2 --format csv", dir), 0);
+    ck_assert_str_eq(m1, m2);
+    ck_assert_str_ne(m1, m3);
+    ck_assert_ptr_nonnull(strstr(m1, "entropy,std"));
+    free(m1);
+    free(m2);
+    free(m3);
+}
+END_TEST
+
 int main(void) {
     setup();
     Suite *s = suite_create("e2e");
@@ -181,6 +240,7 @@ int main(void) {
     tcase_add_test(tc, test_threads_bit_identical);
     tcase_add_test(tc, test_resume_bit_identical);
     tcase_add_test(tc, test_kill9_resume);
+    tcase_add_test(tc, test_predictor);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

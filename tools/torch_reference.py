@@ -59,6 +59,7 @@ PHILOX_W1 = 0xBB67AE85
 MASK32 = 0xFFFFFFFF
 
 DN_RNG_DROPOUT = 1
+DN_RNG_NOISE = 5
 
 DEFAULT_KAT = "/work/shared/reference/random123-kat_vectors.txt"
 
@@ -158,6 +159,18 @@ def dropout_mask(seed, step, slot, n_rows, n_units, p):
     return (words >= np.uint32(dropout_threshold(p))).astype(np.float32)
 
 
+def gauss_noise(seed, step, slot, n_rows, n_units):
+    """dngen's N(0,1) noise [n_rows, n_units] (float32) for one slot: Box-Muller from the
+    DN_RNG_NOISE words 2*unit and 2*unit+1, in double, rounded to float32 (dn_gauss4)."""
+    r = np.arange(n_rows, dtype=np.uint32)[:, None]
+    u = np.arange(n_units, dtype=np.uint32)[None, :]
+    w0 = dn_rand_u32(seed, DN_RNG_NOISE, r, step, slot, 2 * u).astype(np.float64)
+    w1 = dn_rand_u32(seed, DN_RNG_NOISE, r, step, slot, 2 * u + 1).astype(np.float64)
+    u1 = (w0 + 1.0) * (1.0 / 4294967296.0)
+    u2 = w1 * (1.0 / 4294967296.0)
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)).astype(np.float32)
+
+
 # ---- safetensors ---------------------------------------------------------------------------
 
 _ST_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
@@ -232,10 +245,12 @@ class SpecNet(nn.Module):
             self.add_module(layer["name"], nn.Linear(fan_in, layer["units"]))
             fan_in = layer["units"]
 
-    def forward(self, x, masks=None):
+    def forward(self, x, masks=None, noises=None):
         """Returns (logits, output): the last layer's pre-activation and its activation.
 
         `masks` maps slot names (input, <layer>) to 0/1 keep masks; None = dropout off.
+        `noises` maps layer names to the noise added to their output (sigma * N(0,1)),
+        before dropout; None = no noise (eval).
         """
         h = x
         p_in = self.spec.get("input_dropout", 0.0)
@@ -247,6 +262,8 @@ class SpecNet(nn.Module):
             if k == len(layers) - 1:
                 return z, ACTIVATIONS[layer["activation"]](z)
             h = ACTIVATIONS[layer["activation"]](z)
+            if noises is not None and layer["name"] in noises:
+                h = h + noises[layer["name"]]
             p = layer.get("dropout", 0.0)
             if masks is not None and p > 0:
                 h = h * masks[layer["name"]] / (1 - p)
@@ -308,6 +325,15 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt("adam", wd=0.01), "n": 5, "seed": 4,
         "torch_seed": 4, "x_range": 1.0,
     },
+    "small_noise": {
+        "doc": "Gaussian noise injection on hidden layers (with and without dropout)",
+        "input": 6, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 5, "activation": "tanh", "dropout": 0.2, "noise": 0.3},
+                   {"name": "fc2", "units": 4, "activation": "relu", "dropout": 0.0, "noise": 0.1},
+                   {"name": "out", "units": 3, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt(), "n": 5, "seed": 99, "torch_seed": 5,
+        "x_range": 1.0,
+    },
     "seed_mlp": {
         "doc": "the seed article's DropoutNet: 784-256-128-10, relu, dropout 0.5/0.3",
         "input": 784, "input_dropout": 0.0,
@@ -351,6 +377,8 @@ def spec_yaml(name, case):
         item = f"  - {{name: {layer['name']}, units: {layer['units']}, activation: {layer['activation']}"
         if layer["dropout"] > 0:
             item += f", dropout: {_num(layer['dropout'])}"
+        if layer.get("noise", 0.0) > 0:
+            item += f", noise: {_num(layer['noise'])}"
         lines.append(item + "}")
     o = case["optimizer"]
     lines += ["train:",
@@ -381,6 +409,17 @@ def case_masks(case):
     return masks
 
 
+def case_noises(case):
+    """sigma * N(0,1) per layer with noise, as float32 products like the C code."""
+    out = {}
+    for k, layer in enumerate(case["layers"]):
+        sigma = layer.get("noise", 0.0)
+        if sigma > 0:
+            g = gauss_noise(case["seed"], MASK_STEP, 1 + k, case["n"], layer["units"])
+            out[layer["name"]] = np.float32(sigma) * g
+    return out
+
+
 def _np(t):
     return t.detach().cpu().numpy().copy()
 
@@ -409,8 +448,11 @@ def build_case(name, case):
     masks_np = case_masks(case)
     masks = {k: torch.from_numpy(v) for k, v in masks_np.items()}
     out += [(f"mask.{k}", v) for k, v in masks_np.items()]
+    noises_np = case_noises(case)
+    noises = {k: torch.from_numpy(v) for k, v in noises_np.items()}
+    out += [(f"noise.{k}", v) for k, v in noises_np.items()]
     model.zero_grad()
-    logits, output = model(x, masks)
+    logits, output = model(x, masks, noises)
     loss = loss_fn(case, logits, output, y)
     loss.backward()
     out += [("train.logits", _np(logits)), ("train.loss", _np(loss))]
