@@ -3,7 +3,8 @@
 # sudo). Usage: tools/deps.sh [--data]   (--data adds the Fashion-MNIST dataset)
 set -euo pipefail
 
-pkgs=(gcc clang make cmake pkg-config libyaml-dev check zlib1g-dev libomp-dev)
+pkgs=(gcc clang make cmake pkg-config libyaml-dev check zlib1g-dev libomp-dev
+      libclang-rt-14-dev) # the last: libFuzzer and sanitizer runtimes for tests/fuzz/run.sh
 if [ "${1:-}" = "--data" ]; then
   pkgs+=(dataset-fashion-mnist)
 fi
