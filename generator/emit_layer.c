@@ -7,9 +7,9 @@
  *               dropout). Register tiles of FWD_RB rows x FWD_CB units; each
  *               output sums 8 lanes over k, then the lanes in a fixed order.
  *   backward_w  dW = d^T x, db = sum over rows of d. Tiles of BW_OB units x
- *               BW_NV*8 inputs; every element sums over rows in row order.
+ *               8*nv inputs; every element sums over rows in row order.
  *   backward_x  d_prev = (d W) * mask_prev * act'(a_prev), for k > 0. Tiles
- *               of BX_RB rows x BX_NV*8 inputs; every element sums over units
+ *               of BX_RB rows x 8*nv inputs; every element sums over units
  *               in unit order.
  *
  * Tiles never change an element's order of summation: rows past n and units
@@ -23,7 +23,11 @@
 
 #include "emit.h"
 
-enum { FWD_RB = 3, FWD_CB = 4, BW_OB = 4, BW_NV = 3, BX_RB = 4, BX_NV = 3 };
+/* Tile shapes. The gradient tiles come in two widths, chosen when the
+ * trainer is compiled (DN_WIDE_TILES, see the prelude): with 32 vector
+ * registers (AVX-512VL) twice as many input columns per tile. The shape never
+ * changes an element's order of summation, so both give identical results. */
+enum { FWD_RB = 3, FWD_CB = 4, BW_OB = 4, BX_RB = 4, NV_NARROW = 3, NV_WIDE = 6 };
 
 /* Expression applying the activation to float `v`. */
 static const char *act_expr(dn_act act) {
@@ -180,6 +184,24 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_blank(b);
 }
 
+typedef void (*body_emitter)(dn_buf *b, const dn_spec *s, int k, int flag, int nv);
+static void emit_bw_body(dn_buf *b, const dn_spec *s, int k, int adam, int nv);
+static void emit_bx_body(dn_buf *b, const dn_spec *s, int k, int unused, int nv);
+
+/* Emits body(nv) for both tile widths under #if DN_WIDE_TILES, or only the
+ * narrow one when the layer is too small for wide tiles to matter. */
+static void emit_wide_switch(dn_buf *b, const dn_spec *s, int k, int flag, body_emitter body, int worth_it) {
+    if (!worth_it) {
+        body(b, s, k, flag, NV_NARROW);
+        return;
+    }
+    dn_buf_line(b, "#if DN_WIDE_TILES");
+    body(b, s, k, flag, NV_WIDE);
+    dn_buf_line(b, "#else");
+    body(b, s, k, flag, NV_NARROW);
+    dn_buf_line(b, "#endif");
+}
+
 /* ---- backward_w --------------------------------------------------------------- */
 
 /* One dW tile of BW_OB units x nv vectors starting at column i0 (a C expression). */
@@ -228,8 +250,6 @@ static void emit_bw_tile(dn_buf *b, int in, int out, int nv, const char *i0, int
 static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, out = L->units;
-    int full = in / (8 * BW_NV), rem_v = (in % (8 * BW_NV)) / 8, tail = in % 8;
-    int jobs = full + (rem_v || tail ? 1 : 0), oblocks = (out + BW_OB - 1) / BW_OB;
     if (adam) {
         dn_buf_line(b, "/* Weight gradients as above, each tile applied at once by Adam to w [%d, %d] and", out, in);
         dn_buf_line(b, " * bias [%d]; m and v hold the moments of w followed by those of bias. */", out);
@@ -245,6 +265,18 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
         dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
     }
     b->indent++;
+    emit_wide_switch(b, s, k, adam, emit_bw_body, in >= 8 * NV_WIDE);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* The task loop of the weight-gradient kernel with tiles of nv vectors. */
+static void emit_bw_body(dn_buf *b, const dn_spec *s, int k, int adam, int nv) {
+    const dn_layer *L = &s->layers[k];
+    int in = L->in, out = L->units;
+    int full = in / (8 * nv), rem_v = (in % (8 * nv)) / 8, tail = in % 8;
+    int jobs = full + (rem_v || tail ? 1 : 0), oblocks = (out + BW_OB - 1) / BW_OB;
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d; t++) {", oblocks * jobs);
     b->indent++;
@@ -263,8 +295,8 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
     if (full > 0) {
         dn_buf_line(b, "if (job < %d) {", full);
         b->indent++;
-        dn_buf_line(b, "const int i0 = job * %d;", 8 * BW_NV);
-        emit_bw_tile(b, in, out, BW_NV, "i0", adam);
+        dn_buf_line(b, "const int i0 = job * %d;", 8 * nv);
+        emit_bw_tile(b, in, out, nv, "i0", adam);
         b->indent--;
         dn_buf_line(b, "}");
     }
@@ -273,7 +305,7 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
         b->indent++;
         if (rem_v) {
             char i0[32];
-            snprintf(i0, sizeof i0, "%d", full * 8 * BW_NV);
+            snprintf(i0, sizeof i0, "%d", full * 8 * nv);
             emit_bw_tile(b, in, out, rem_v, i0, adam);
         }
         if (tail) {
@@ -295,9 +327,6 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
     }
     b->indent--;
     dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
 }
 
 /* ---- backward_x ---------------------------------------------------------------- */
@@ -362,8 +391,6 @@ static void emit_bx_tile(dn_buf *b, const dn_layer *L, const dn_layer *prev, int
 static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k], *prev = &s->layers[k - 1];
     int in = L->in, out = L->units;
-    int full = in / (8 * BX_NV), rem_v = (in % (8 * BX_NV)) / 8, tail = in % 8;
-    int jobs = full + (rem_v || tail ? 1 : 0);
     const char *deriv = dn_act_derivative(prev->act);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d] = (d W)%s%s.", prev->name, in,
                 prev->dropout > 0 ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
@@ -373,6 +400,19 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     b->indent++;
     if (prev->dropout <= 0) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    emit_wide_switch(b, s, k, 0, emit_bx_body, in >= 8 * NV_WIDE);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* The task loop of the input-gradient kernel with tiles of nv vectors. */
+static void emit_bx_body(dn_buf *b, const dn_spec *s, int k, int unused, int nv) {
+    const dn_layer *L = &s->layers[k], *prev = &s->layers[k - 1];
+    int in = L->in;
+    int full = in / (8 * nv), rem_v = (in % (8 * nv)) / 8, tail = in % 8;
+    int jobs = full + (rem_v || tail ? 1 : 0);
+    (void)unused;
     dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", BX_RB - 1, BX_RB);
     dn_buf_line(b, "DN_OMP(omp for schedule(static))");
     dn_buf_line(b, "for (int t = 0; t < %d * row_blocks; t++) {", jobs);
@@ -382,8 +422,8 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     if (full > 0) {
         dn_buf_line(b, "if (job < %d) {", full);
         b->indent++;
-        dn_buf_line(b, "const int i0 = job * %d;", 8 * BX_NV);
-        emit_bx_tile(b, L, prev, BX_NV, "i0");
+        dn_buf_line(b, "const int i0 = job * %d;", 8 * nv);
+        emit_bx_tile(b, L, prev, nv, "i0");
         b->indent--;
         dn_buf_line(b, "}");
     }
@@ -392,7 +432,7 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
         b->indent++;
         if (rem_v) {
             char i0[32];
-            snprintf(i0, sizeof i0, "%d", full * 8 * BX_NV);
+            snprintf(i0, sizeof i0, "%d", full * 8 * nv);
             emit_bx_tile(b, L, prev, rem_v, i0);
         }
         if (tail) {
@@ -406,7 +446,7 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
             dn_buf_line(b, "for (int i = 0; i < %d; i++) {", tail);
             dn_buf_line(b, "    float sum = 0.0f;");
             dn_buf_line(b, "    for (int u = 0; u < %d; u++) sum += d[row * %d + u] * w[(size_t)u * %d + %d + i];",
-                        out, out, in, in - tail);
+                        L->units, L->units, in, in - tail);
             dn_buf_line(b, "    dxr[i] = sum;");
             dn_buf_line(b, "}");
             emit_bx_fixup(b, prev, in, count);
@@ -418,9 +458,6 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     }
     b->indent--;
     dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
 }
 
 void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only) {
