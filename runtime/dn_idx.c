@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #ifndef DN_NO_ZLIB
 #include <zlib.h>
 #endif
@@ -284,11 +285,25 @@ static long long idx_count_rest(idx_src *s, char *err) {
     return (long long)total;
 }
 
-/* Reads exactly out->count payload bytes into a buffer grown only as data
- * arrives (so a lying header cannot cause a huge allocation), then checks
- * that nothing follows. */
+/* The most payload the open file can hold: its size, times deflate's
+ * largest expansion (1032:1) when gzip. A header claiming more is lying, so
+ * no allocation is ever sized from it beyond this bound. */
+static size_t idx_plausible_bytes(const idx_src *s) {
+    struct stat st;
+    if (fstat(fileno(s->f), &st) != 0 || st.st_size <= 0)
+        return (size_t)1 << 20;
+    uint64_t n = (uint64_t)st.st_size * (s->gz ? 1032u : 1u);
+    return n > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)n;
+}
+
+/* Reads exactly out->count payload bytes, then checks that nothing follows.
+ * The buffer starts at min(count, what the file can plausibly hold), which is
+ * the exact size for real data (one allocation, no copies: peak memory equals
+ * the data), and grows only as data arrives otherwise, so a lying header
+ * cannot cause a huge allocation. */
 static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
-    size_t cap = out->count < ((size_t)1 << 20) ? out->count : ((size_t)1 << 20);
+    size_t plausible = idx_plausible_bytes(s);
+    size_t cap = out->count < plausible ? out->count : plausible;
     size_t have = 0;
     uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf) {
