@@ -11,6 +11,7 @@
 #include "emit.h"
 #include "plot.h"
 #include "spec.h"
+#include "sweep.h"
 #include "version.h"
 #include "weights.h"
 
@@ -30,6 +31,7 @@ static void print_usage(FILE *f) {
             "       dngen SPEC.yaml --inference --weights W.safetensors -o PREDICT.c\n"
             "       dngen SPEC.yaml --check\n"
             "       dngen plot RUN.csv... -o CHART.svg [--metric acc|loss|both]\n"
+            "       dngen sweep SPEC.yaml --dropout 0.1,0.3,0.5 | --random K --range LO,HI [-- TRAINER-OPTIONS]\n"
             "       dngen --help | --version\n");
 }
 
@@ -147,6 +149,7 @@ static int write_output(const cli_opts *o, const dn_buf *text, FILE *out, FILE *
 
 int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
     if (argc >= 2 && strcmp(argv[1], "plot") == 0) return dngen_plot_main(argc - 1, argv + 1, out, err);
+    if (argc >= 2 && strcmp(argv[1], "sweep") == 0) return dngen_sweep_main(argc - 1, argv + 1, out, err);
 
     cli_opts o;
     int r = parse_args(argc, argv, &o, out, err);
