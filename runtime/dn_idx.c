@@ -19,20 +19,6 @@ static const uint64_t idx_max_payload = (uint64_t)1 << 34;
 static const uint64_t idx_max_excess = (uint64_t)1 << 26;
 enum { idx_inbuf_size = 1 << 16 };
 
-/* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). */
-#if defined(__GNUC__) || defined(__clang__)
-static void idx_errf(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-#endif
-static void idx_errf(char *err, const char *fmt, ...) {
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, DN_ERR_MAX, fmt, ap);
-    va_end(ap);
-}
-
 /* A byte source: a plain file, or a gzip stream (possibly multi-member)
  * decoded from it. */
 typedef struct {
@@ -61,7 +47,7 @@ static int idx_gz_fill(idx_src *s, size_t need, char *err) {
         size_t got = fread(s->inbuf + s->zs.avail_in, 1, idx_inbuf_size - s->zs.avail_in, s->f);
         if (got == 0) {
             if (ferror(s->f)) {
-                idx_errf(err, "%s: read error: %s", s->path, strerror(errno));
+                dn_errf(err, "%s: read error: %s", s->path, strerror(errno));
                 return -1;
             }
             return 0;
@@ -83,12 +69,12 @@ static int idx_gz_member_end(idx_src *s, char *err) {
     }
     if (s->zs.avail_in >= 2 && s->zs.next_in[0] == 0x1f && s->zs.next_in[1] == 0x8b) {
         if (inflateReset(&s->zs) != Z_OK) {
-            idx_errf(err, "%s: gzip reset failed", s->path);
+            dn_errf(err, "%s: gzip reset failed", s->path);
             return -1;
         }
         return 0;
     }
-    idx_errf(err, "%s: trailing garbage after gzip data at byte %llu", s->path,
+    dn_errf(err, "%s: trailing garbage after gzip data at byte %llu", s->path,
              (unsigned long long)(s->file_read - s->zs.avail_in));
     return -1;
 }
@@ -101,7 +87,7 @@ static long long idx_gz_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
         if (idx_gz_fill(s, 1, err) != 0)
             return -1;
         if (s->zs.avail_in == 0) {
-            idx_errf(err, "%s: truncated gzip data (unexpected end of file at byte %llu)", s->path,
+            dn_errf(err, "%s: truncated gzip data (unexpected end of file at byte %llu)", s->path,
                      (unsigned long long)s->file_read);
             return -1;
         }
@@ -114,7 +100,7 @@ static long long idx_gz_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
             if (idx_gz_member_end(s, err) != 0)
                 return -1;
         } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
-            idx_errf(err, "%s: corrupt gzip data: %s", s->path,
+            dn_errf(err, "%s: corrupt gzip data: %s", s->path,
                      s->zs.msg ? s->zs.msg : "inflate failed");
             return -1;
         }
@@ -132,7 +118,7 @@ static long long idx_src_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
 #endif
     size_t got = fread(dst, 1, n, s->f);
     if (got < n && ferror(s->f)) {
-        idx_errf(err, "%s: read error: %s", s->path, strerror(errno));
+        dn_errf(err, "%s: read error: %s", s->path, strerror(errno));
         return -1;
     }
     return (long long)got;
@@ -145,7 +131,7 @@ static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) 
     size_t len = strlen(path);
     char *name = malloc(len + 4);
     if (!name) {
-        idx_errf(err, "%s: out of memory", path);
+        dn_errf(err, "%s: out of memory", path);
         return -1;
     }
     memcpy(name, path, len + 1);
@@ -154,13 +140,13 @@ static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) 
         memcpy(name + len, ".gz", 4);
         s->f = fopen(name, "rb");
         if (!s->f && errno == ENOENT) {
-            idx_errf(err, "%s: no such file (nor %s)", path, name);
+            dn_errf(err, "%s: no such file (nor %s)", path, name);
             free(name);
             return -1;
         }
     }
     if (!s->f) {
-        idx_errf(err, "%s: cannot open: %s", name, strerror(errno));
+        dn_errf(err, "%s: cannot open: %s", name, strerror(errno));
         free(name);
         return -1;
     }
@@ -168,7 +154,7 @@ static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) 
     s->path = name;
     int c0 = getc(s->f), c1 = c0 == EOF ? EOF : getc(s->f);
     if (ferror(s->f)) {
-        idx_errf(err, "%s: read error: %s", name, strerror(errno));
+        dn_errf(err, "%s: read error: %s", name, strerror(errno));
         return -1;
     }
     s->gz = c0 == 0x1f && c1 == 0x8b;
@@ -176,16 +162,16 @@ static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) 
     if (!s->gz)
         return 0;
 #ifdef DN_NO_ZLIB
-    idx_errf(err, "%s: gzip support not compiled in", name);
+    dn_errf(err, "%s: gzip support not compiled in", name);
     return -1;
 #else
     s->inbuf = malloc(idx_inbuf_size);
     if (!s->inbuf) {
-        idx_errf(err, "%s: out of memory", name);
+        dn_errf(err, "%s: out of memory", name);
         return -1;
     }
     if (inflateInit2(&s->zs, 15 + 16) != Z_OK) {
-        idx_errf(err, "%s: cannot initialize zlib", name);
+        dn_errf(err, "%s: cannot initialize zlib", name);
         return -1;
     }
     s->zs_live = 1;
@@ -213,22 +199,22 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
     if (got < 0)
         return -1;
     if (got < 4) {
-        idx_errf(err, "%s: truncated header: file has %lld bytes, the IDX header needs 4", s->path,
+        dn_errf(err, "%s: truncated header: file has %lld bytes, the IDX header needs 4", s->path,
                  got);
         return -1;
     }
     if (h[0] != 0 || h[1] != 0) {
-        idx_errf(err, "%s: bad magic 0x%02x%02x at byte 0 (expected 0x0000, not an IDX file)",
+        dn_errf(err, "%s: bad magic 0x%02x%02x at byte 0 (expected 0x0000, not an IDX file)",
                  s->path, h[0], h[1]);
         return -1;
     }
     if (h[2] != 0x08) {
-        idx_errf(err, "%s: unsupported data type 0x%02x at byte 2 (only 0x08, unsigned byte)",
+        dn_errf(err, "%s: unsupported data type 0x%02x at byte 2 (only 0x08, unsigned byte)",
                  s->path, h[2]);
         return -1;
     }
     if (h[3] < 1 || h[3] > 4) {
-        idx_errf(err, "%s: number of dimensions %d at byte 3 is out of range 1..4", s->path, h[3]);
+        dn_errf(err, "%s: number of dimensions %d at byte 3 is out of range 1..4", s->path, h[3]);
         return -1;
     }
     out->ndim = h[3];
@@ -237,7 +223,7 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
     if (got < 0)
         return -1;
     if ((size_t)got < need) {
-        idx_errf(err, "%s: truncated header: file has %lld bytes, the IDX header needs %zu",
+        dn_errf(err, "%s: truncated header: file has %lld bytes, the IDX header needs %zu",
                  s->path, got + 4, need + 4);
         return -1;
     }
@@ -257,11 +243,11 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
             prod *= d;
     }
     if (overflow) {
-        idx_errf(err, "%s: dimensions %s overflow 64 bits", s->path, dims);
+        dn_errf(err, "%s: dimensions %s overflow 64 bits", s->path, dims);
         return -1;
     }
     if (prod > idx_max_payload || prod > SIZE_MAX) {
-        idx_errf(err, "%s: dimensions %s = %llu bytes exceed the limit of %llu bytes", s->path,
+        dn_errf(err, "%s: dimensions %s = %llu bytes exceed the limit of %llu bytes", s->path,
                  dims, (unsigned long long)prod, (unsigned long long)idx_max_payload);
         return -1;
     }
@@ -307,7 +293,7 @@ static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
     size_t have = 0;
     uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf) {
-        idx_errf(err, "%s: out of memory", s->path);
+        dn_errf(err, "%s: out of memory", s->path);
         return -1;
     }
     for (;;) {
@@ -316,7 +302,7 @@ static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
             goto fail;
         have += (size_t)got;
         if (have < cap) {
-            idx_errf(err, "%s: payload is %zu bytes, header says %zu", s->path, have, out->count);
+            dn_errf(err, "%s: payload is %zu bytes, header says %zu", s->path, have, out->count);
             goto fail;
         }
         if (cap == out->count)
@@ -324,7 +310,7 @@ static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
         size_t ncap = cap > out->count / 2 ? out->count : cap * 2;
         uint8_t *nb = realloc(buf, ncap);
         if (!nb) {
-            idx_errf(err, "%s: out of memory for %zu bytes", s->path, ncap);
+            dn_errf(err, "%s: out of memory for %zu bytes", s->path, ncap);
             goto fail;
         }
         buf = nb;
@@ -337,7 +323,7 @@ static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
         int many = (uint64_t)extra > idx_max_excess;
         unsigned long long total =
             (unsigned long long)out->count + (many ? idx_max_excess : (uint64_t)extra);
-        idx_errf(err, "%s: payload is %s%llu bytes, header says %zu (trailing data)", s->path,
+        dn_errf(err, "%s: payload is %s%llu bytes, header says %zu (trailing data)", s->path,
                  many ? "more than " : "", total, out->count);
         goto fail;
     }
@@ -385,28 +371,28 @@ static char *idx_join(const char *dir, const char *prefix, const char *kind) {
 static int idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipath, const char *lpath,
                           uint32_t expected_features, int n_classes, dn_dataset *ds, char *err) {
     if (im->ndim != 3) {
-        idx_errf(err, "%s: images must be 3-d (n, rows, cols), got %d-d", ipath, im->ndim);
+        dn_errf(err, "%s: images must be 3-d (n, rows, cols), got %d-d", ipath, im->ndim);
         return -1;
     }
     if (lb->ndim != 1) {
-        idx_errf(err, "%s: labels must be 1-d (n), got %d-d", lpath, lb->ndim);
+        dn_errf(err, "%s: labels must be 1-d (n), got %d-d", lpath, lb->ndim);
         return -1;
     }
     if (im->dims[0] != lb->dims[0]) {
-        idx_errf(err, "%s: %lu labels, but %s has %lu images", lpath, (unsigned long)lb->dims[0],
+        dn_errf(err, "%s: %lu labels, but %s has %lu images", lpath, (unsigned long)lb->dims[0],
                  ipath, (unsigned long)im->dims[0]);
         return -1;
     }
     uint64_t feat = (uint64_t)im->dims[1] * im->dims[2];
     if (feat > UINT32_MAX || (expected_features != 0 && feat != expected_features)) {
-        idx_errf(err, "%s: images are %lux%lu = %llu features, expected %lu", ipath,
+        dn_errf(err, "%s: images are %lux%lu = %llu features, expected %lu", ipath,
                  (unsigned long)im->dims[1], (unsigned long)im->dims[2], (unsigned long long)feat,
                  (unsigned long)expected_features);
         return -1;
     }
     for (size_t i = 0; i < lb->count; i++) {
         if ((int)lb->data[i] >= n_classes) {
-            idx_errf(err, "%s: label %d at index %zu is out of range for %d classes", lpath,
+            dn_errf(err, "%s: label %d at index %zu is out of range for %d classes", lpath,
                      lb->data[i], i, n_classes);
             return -1;
         }
@@ -424,7 +410,7 @@ int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_featu
     char *lpath = idx_join(dir, prefix, "labels-idx1-ubyte");
     int rc = -1;
     if (!ipath || !lpath)
-        idx_errf(err, "%s: out of memory", dir);
+        dn_errf(err, "%s: out of memory", dir);
     else if (dn_idx_load(ipath, &im, err) == 0 && dn_idx_load(lpath, &lb, err) == 0)
         rc = idx_check_pair(&im, &lb, ipath, lpath, expected_features, n_classes, ds, err);
     if (rc == 0) {

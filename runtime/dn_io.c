@@ -13,18 +13,16 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-/* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). */
-#if defined(__GNUC__) || defined(__clang__)
-static void io_errf(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-#endif
-static void io_errf(char *err, const char *fmt, ...) {
+void dn_errf(char *err, const char *fmt, ...) {
     if (!err)
         return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, DN_ERR_MAX, fmt, ap);
     va_end(ap);
+    for (char *c = err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 /* Splits path into a malloc'd directory ("." if none) and a pointer to the
@@ -132,7 +130,7 @@ static int io_fill_and_close(int fd, const char *path, const void *data, size_t 
     }
     if (!step)
         return 0;
-    io_errf(err, "%s: %s failed: %s", path, step, strerror(saved));
+    dn_errf(err, "%s: %s failed: %s", path, step, strerror(saved));
     return -1;
 }
 
@@ -169,24 +167,24 @@ static void io_remove_stale_temps(const char *dir, const char *base) {
 int dn_write_file_atomic(const char *path, const void *data, size_t len, char *err) {
     const char *base = NULL;
     if (!path || !*path || path[strlen(path) - 1] == '/') {
-        io_errf(err, "%s: not a file name", path ? path : "(null)");
+        dn_errf(err, "%s: not a file name", path ? path : "(null)");
         return -1;
     }
     char *dir = io_dirname(path, &base);
     if (!dir) {
-        io_errf(err, "%s: out of memory", path);
+        dn_errf(err, "%s: out of memory", path);
         return -1;
     }
     char *tmp = NULL;
     int fd = io_create_temp(dir, base, &tmp);
     if (fd < 0) {
-        io_errf(err, "%s: cannot create temporary file in '%s': %s", path, dir, strerror(errno));
+        dn_errf(err, "%s: cannot create temporary file in '%s': %s", path, dir, strerror(errno));
         free(dir);
         return -1;
     }
     int rc = io_fill_and_close(fd, path, data, len, err);
     if (rc == 0 && rename(tmp, path) != 0) {
-        io_errf(err, "%s: rename from '%s' failed: %s", path, tmp, strerror(errno));
+        dn_errf(err, "%s: rename from '%s' failed: %s", path, tmp, strerror(errno));
         rc = -1;
     }
     if (rc != 0) {
@@ -196,7 +194,7 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
     }
     if (rc == 0 && io_fsync_dir(dir) != 0) {
         /* The new file is in place but its rename may not be durable. */
-        io_errf(err, "%s: fsync of directory '%s' failed: %s", path, dir, strerror(errno));
+        dn_errf(err, "%s: fsync of directory '%s' failed: %s", path, dir, strerror(errno));
         rc = -1;
     }
     free(tmp);

@@ -204,6 +204,17 @@ const dn_st_info *dn_st_get(const dn_st_file *f, int i);
 const dn_st_info *dn_st_find(const dn_st_file *f, const char *name); /* NULL if absent */
 const char *dn_st_meta_get(const dn_st_file *f, const char *key);    /* NULL if absent */
 
+/* ---- errors ------------------------------------------------------------------ */
+
+/* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). Any
+ * control character (from a file name or a tensor name, say) becomes '?', so
+ * the message is always exactly one printable line. */
+void dn_errf(char *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* ---- atomic output files -------------------------------------------------- */
 
 /* Writes `len` bytes to `path` atomically (temp file in the same directory,

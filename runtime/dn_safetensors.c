@@ -27,20 +27,6 @@ static const sft_dtype sft_dtypes[] = {
     {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"U64", 8},  {"U32", 4}, {"U16", 2},
 };
 
-/* Formats one error line into err (DN_ERR_MAX bytes; err may be NULL). */
-#if defined(__GNUC__) || defined(__clang__)
-static void sft_errf(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-#endif
-static void sft_errf(char *err, const char *fmt, ...) {
-    if (!err)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, DN_ERR_MAX, fmt, ap);
-    va_end(ap);
-}
-
 /* Length of the valid UTF-8 sequence at s (avail bytes), or 0 if invalid
  * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
 static size_t sft_utf8_len(const unsigned char *s, size_t avail) {
@@ -182,18 +168,18 @@ static int sft_check_inputs(const char *path, const dn_st_tensor *t, int n, cons
     *total = 0;
     for (int i = 0; i < n; i++) {
         if (!t[i].name || !sft_valid_utf8(t[i].name) || !strcmp(t[i].name, "__metadata__")) {
-            sft_errf(err, "%s: tensor %d: missing, reserved or non-UTF-8 name", path, i);
+            dn_errf(err, "%s: tensor %d: missing, reserved or non-UTF-8 name", path, i);
             return -1;
         }
         for (int j = 0; j < i; j++) {
             if (!strcmp(t[i].name, t[j].name)) {
-                sft_errf(err, "%s: duplicate tensor name '%s'", path, t[i].name);
+                dn_errf(err, "%s: duplicate tensor name '%s'", path, t[i].name);
                 return -1;
             }
         }
         bytes[i] = sft_tensor_bytes(&t[i]);
         if (bytes[i] == SIZE_MAX || bytes[i] > SIZE_MAX - *total || (bytes[i] && !t[i].data)) {
-            sft_errf(err, "%s: tensor '%s': invalid shape or missing data", path, t[i].name);
+            dn_errf(err, "%s: tensor '%s': invalid shape or missing data", path, t[i].name);
             return -1;
         }
         *total += bytes[i];
@@ -201,12 +187,12 @@ static int sft_check_inputs(const char *path, const dn_st_tensor *t, int n, cons
     for (int i = 0; i < n_meta; i++) {
         if (!meta[i].key || !meta[i].value || !sft_valid_utf8(meta[i].key) ||
             !sft_valid_utf8(meta[i].value)) {
-            sft_errf(err, "%s: metadata entry %d: missing or non-UTF-8 key or value", path, i);
+            dn_errf(err, "%s: metadata entry %d: missing or non-UTF-8 key or value", path, i);
             return -1;
         }
         for (int j = 0; j < i; j++) {
             if (!strcmp(meta[i].key, meta[j].key)) {
-                sft_errf(err, "%s: duplicate metadata key '%s'", path, meta[i].key);
+                dn_errf(err, "%s: duplicate metadata key '%s'", path, meta[i].key);
                 return -1;
             }
         }
@@ -273,7 +259,7 @@ static void sft_store_f32(unsigned char *dst, const float *src, size_t count) {
 int dn_st_write(const char *path, const dn_st_tensor *t, int n, const dn_st_meta *meta, int n_meta,
                 char *err) {
     if (n < 0 || n_meta < 0 || (n > 0 && !t) || (n_meta > 0 && !meta)) {
-        sft_errf(err, "%s: invalid tensor or metadata list", path);
+        dn_errf(err, "%s: invalid tensor or metadata list", path);
         return -1;
     }
     size_t *bytes = malloc(((size_t)n + 1) * sizeof *bytes);
@@ -282,14 +268,14 @@ int dn_st_write(const char *path, const dn_st_tensor *t, int n, const dn_st_meta
     unsigned char *file = NULL;
     int rc = -1;
     if (!bytes) {
-        sft_errf(err, "%s: out of memory", path);
+        dn_errf(err, "%s: out of memory", path);
         return -1;
     }
     if (sft_check_inputs(path, t, n, meta, n_meta, bytes, &total, err) != 0)
         goto done;
     sft_build_header(&h, t, n, bytes, meta, n_meta);
     if (h.oom || total > SIZE_MAX - 8 - h.len || !(file = malloc(8 + h.len + total))) {
-        sft_errf(err, "%s: out of memory", path);
+        dn_errf(err, "%s: out of memory", path);
         goto done;
     }
     sft_store_le64(file, (uint64_t)h.len);
@@ -337,7 +323,7 @@ typedef struct {
 
 /* Reports a JSON syntax error at header position pos (as a file offset). */
 static int sft_syntax(sft_parser *ps, size_t pos, const char *what) {
-    sft_errf(ps->err, "%s: bad JSON header at byte %zu: %s", ps->path, pos + 8, what);
+    dn_errf(ps->err, "%s: bad JSON header at byte %zu: %s", ps->path, pos + 8, what);
     return -1;
 }
 
@@ -477,7 +463,7 @@ static int sft_string(sft_parser *ps, char **out, size_t *at) {
         return sft_syntax(ps, *at, "unterminated string");
     char *buf = malloc(end - ps->pos + 1), *o = buf; /* decoding never grows */
     if (!buf) {
-        sft_errf(ps->err, "%s: out of memory", ps->path);
+        dn_errf(ps->err, "%s: out of memory", ps->path);
         return -1;
     }
     while (ps->s[ps->pos] != '"') {
@@ -600,14 +586,14 @@ static int sft_check_tensor(sft_parser *ps, sft_entry *e, const sft_dtype *dt,
             snprintf(size, sizeof size, "size overflows");
         else
             snprintf(size, sizeof size, "%llu bytes", (unsigned long long)bytes);
-        sft_errf(ps->err,
+        dn_errf(ps->err,
                  "%s: tensor '%s': data_offsets [%llu, %llu] do not match shape %s of %s (%s)",
                  ps->path, e->info.name, (unsigned long long)offs[0], (unsigned long long)offs[1],
                  dims, dt->name, size);
         return -1;
     }
     if (offs[1] > ps->data_size) {
-        sft_errf(ps->err,
+        dn_errf(ps->err,
                  "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data area (%zu bytes)",
                  ps->path, e->info.name, (unsigned long long)offs[0], (unsigned long long)offs[1],
                  ps->data_size);
@@ -631,7 +617,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
     const sft_dtype *dt = NULL;
     size_t obj_at = ps->pos;
     if (sft_peek(ps) != '{') {
-        sft_errf(ps->err, "%s: tensor '%s': expected an object at byte %zu", ps->path, e->info.name,
+        dn_errf(ps->err, "%s: tensor '%s': expected an object at byte %zu", ps->path, e->info.name,
                  ps->pos + 8);
         return -1;
     }
@@ -646,7 +632,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
         if (rc == 0 && !strcmp(key, "dtype") && !dt) {
             rc = sft_string(ps, &val, &vat);
             if (rc == 0 && !(dt = sft_find_dtype(val))) {
-                sft_errf(ps->err, "%s: tensor '%s': unknown dtype \"%s\" at byte %zu", ps->path,
+                dn_errf(ps->err, "%s: tensor '%s': unknown dtype \"%s\" at byte %zu", ps->path,
                          e->info.name, val, vat + 8);
                 rc = -1;
             }
@@ -656,7 +642,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
         } else if (rc == 0 && !strcmp(key, "data_offsets") && n_offs < 0) {
             rc = sft_uint_array(ps, offs, 2, &n_offs, "data_offsets");
         } else if (rc == 0) {
-            sft_errf(ps->err, "%s: tensor '%s': unexpected or repeated key \"%s\" at byte %zu",
+            dn_errf(ps->err, "%s: tensor '%s': unexpected or repeated key \"%s\" at byte %zu",
                      ps->path, e->info.name, key, kat + 8);
             rc = -1;
         }
@@ -669,7 +655,7 @@ static int sft_tensor(sft_parser *ps, sft_entry *e) {
             return -1;
     }
     if (!dt || !have_shape || n_offs != 2) {
-        sft_errf(ps->err, "%s: tensor '%s' at byte %zu: %s", ps->path, e->info.name, obj_at + 8,
+        dn_errf(ps->err, "%s: tensor '%s' at byte %zu: %s", ps->path, e->info.name, obj_at + 8,
                  !dt           ? "missing \"dtype\""
                  : !have_shape ? "missing \"shape\""
                  : n_offs < 0  ? "missing \"data_offsets\""
@@ -697,7 +683,7 @@ static int sft_metadata(sft_parser *ps, dn_st_file *f) {
             if (o)
                 f->moff = o;
             if (!k || !v || !o) {
-                sft_errf(ps->err, "%s: out of memory", ps->path);
+                dn_errf(ps->err, "%s: out of memory", ps->path);
                 return -1;
             }
             f->mcap = ncap;
@@ -711,7 +697,7 @@ static int sft_metadata(sft_parser *ps, dn_st_file *f) {
         if (sft_expect(ps, ':') != 0)
             return -1;
         if (sft_peek(ps) != '"') {
-            sft_errf(ps->err, "%s: __metadata__ value for '%s' at byte %zu must be a string",
+            dn_errf(ps->err, "%s: __metadata__ value for '%s' at byte %zu must be a string",
                      ps->path, f->mkey[i], ps->pos + 8);
             return -1;
         }
@@ -760,7 +746,7 @@ static int sft_header(sft_parser *ps, dn_st_file *f) {
             sft_entry *e = sft_new_entry(f);
             if (!e) {
                 free(key);
-                sft_errf(ps->err, "%s: out of memory", ps->path);
+                dn_errf(ps->err, "%s: out of memory", ps->path);
                 return -1;
             }
             e->info.name = key;
@@ -800,7 +786,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
     for (int i = 0; i < f->n_meta; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(f->mkey[i], f->mkey[j])) {
-                sft_errf(err, "%s: duplicate __metadata__ key '%s' at byte %zu", path, f->mkey[i],
+                dn_errf(err, "%s: duplicate __metadata__ key '%s' at byte %zu", path, f->mkey[i],
                          f->moff[i] + 8);
                 return -1;
             }
@@ -808,7 +794,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
         return 0;
     const sft_entry **s = malloc((size_t)f->n * sizeof *s);
     if (!s) {
-        sft_errf(err, "%s: out of memory", path);
+        dn_errf(err, "%s: out of memory", path);
         return -1;
     }
     int rc = 0;
@@ -817,7 +803,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
     qsort(s, (size_t)f->n, sizeof *s, sft_cmp_name);
     for (int i = 1; i < f->n && rc == 0; i++)
         if (!strcmp(s[i]->info.name, s[i - 1]->info.name)) {
-            sft_errf(err, "%s: duplicate tensor name '%s' at byte %zu", path, s[i]->info.name,
+            dn_errf(err, "%s: duplicate tensor name '%s' at byte %zu", path, s[i]->info.name,
                      s[i]->off + 8);
             rc = -1;
         }
@@ -827,7 +813,7 @@ static int sft_cross_check(const char *path, dn_st_file *f, char *err) {
         if (s[i]->begin == s[i]->end)
             continue;
         if (prev && s[i]->begin < prev->end) {
-            sft_errf(err, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", path,
+            dn_errf(err, "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap", path,
                      prev->info.name, (unsigned long long)prev->begin,
                      (unsigned long long)prev->end, s[i]->info.name,
                      (unsigned long long)s[i]->begin, (unsigned long long)s[i]->end);
@@ -849,30 +835,30 @@ static int sft_read_file(const char *path, dn_st_file *f, const unsigned char **
                          const unsigned char **data, size_t *data_size, char *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        sft_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        dn_errf(err, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     int rc = -1;
     unsigned char len8[8];
     struct stat sb;
     if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        sft_errf(err, "%s: not a regular file", path);
+        dn_errf(err, "%s: not a regular file", path);
         goto done;
     }
     if ((uint64_t)sb.st_size > SIZE_MAX - 64) {
-        sft_errf(err, "%s: file too large", path);
+        dn_errf(err, "%s: file too large", path);
         goto done;
     }
     size_t size = (size_t)sb.st_size;
     if (size < 8 || fread(len8, 1, 8, fp) != 8) {
-        sft_errf(err, "%s: file is %zu bytes, too short for the 8-byte header length", path, size);
+        dn_errf(err, "%s: file is %zu bytes, too short for the 8-byte header length", path, size);
         goto done;
     }
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--)
         n = n << 8 | len8[k];
     if (n > sft_max_header || n > (uint64_t)size - 8) {
-        sft_errf(err, "%s: header length %llu exceeds %s (%llu bytes)", path, (unsigned long long)n,
+        dn_errf(err, "%s: header length %llu exceeds %s (%llu bytes)", path, (unsigned long long)n,
                  n > sft_max_header ? "the limit" : "the file's remaining size",
                  n > sft_max_header ? (unsigned long long)sft_max_header
                                     : (unsigned long long)size - 8);
@@ -881,13 +867,13 @@ static int sft_read_file(const char *path, dn_st_file *f, const unsigned char **
     size_t rest = size - 8;
     f->mem = malloc(rest + 64);
     if (!f->mem) {
-        sft_errf(err, "%s: out of memory for %zu bytes", path, rest);
+        dn_errf(err, "%s: out of memory for %zu bytes", path, rest);
         goto done;
     }
     size_t pad = (64 - ((uintptr_t)f->mem + (size_t)n) % 64) % 64;
     unsigned char *img = f->mem + pad;
     if (fread(img, 1, rest, fp) != rest || getc(fp) != EOF) {
-        sft_errf(err, "%s: read error or file changed while reading%s%s", path,
+        dn_errf(err, "%s: read error or file changed while reading%s%s", path,
                  ferror(fp) ? ": " : "", ferror(fp) ? strerror(errno) : "");
         goto done;
     }
@@ -905,7 +891,7 @@ int dn_st_open(const char *path, dn_st_file **out, char *err) {
     *out = NULL;
     dn_st_file *f = calloc(1, sizeof *f);
     if (!f) {
-        sft_errf(err, "%s: out of memory", path);
+        dn_errf(err, "%s: out of memory", path);
         return -1;
     }
     sft_parser ps = {0};
