@@ -13,7 +13,7 @@
  * (double)a * b + c rounded to float: the product is exact in double, so this
  * equals fmaf() except in rare double-rounding ties, vectorizes without FMA
  * hardware, and is unaffected by FP contraction. Reproduces torch 1.13
- * (AVX2) bit for bit on test data; see tools/adam_reference.py.
+ * (AVX2) bit for bit on test data; see tools/dn_adam_reference.py.
  *
  * The loop is `omp parallel for` without `simd`: sqrtf's errno path keeps
  * clang from honouring a simd request, which it reports as a warning. */
@@ -24,14 +24,14 @@
 #include <stdlib.h>
 
 /* a * b + c with one rounding of the exact product's sum (see above). */
-static inline float adam_madd(float a, float b, float c) {
+static inline float dn_adam_madd(float a, float b, float c) {
     return (float)((double)a * (double)b + (double)c);
 }
 
 /* The double nearest the shortest decimal that rounds to f: the value the
  * user most likely typed (0.9f -> 0.9), so that coefficients computed from it
  * in double match PyTorch's, which never saw a float32 hyperparameter. */
-static double adam_as_typed(float f) {
+static double dn_adam_as_typed(float f) {
     char buf[32];
     for (int prec = 1; prec < 9; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
@@ -43,14 +43,14 @@ static double adam_as_typed(float f) {
 }
 
 void dn_adam_coefs(const dn_adam *cfg, int64_t t, dn_adam_coef *c) {
-    const double lr = adam_as_typed(cfg->lr), b1 = adam_as_typed(cfg->beta1);
-    const double b2 = adam_as_typed(cfg->beta2), wd = adam_as_typed(cfg->weight_decay);
+    const double lr = dn_adam_as_typed(cfg->lr), b1 = dn_adam_as_typed(cfg->beta1);
+    const double b2 = dn_adam_as_typed(cfg->beta2), wd = dn_adam_as_typed(cfg->weight_decay);
     const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     c->b1 = (float)b1;
     c->omb1 = (float)(1.0 - b1);
     c->b2 = (float)b2;
     c->omb2 = (float)(1.0 - b2);
-    c->eps = (float)adam_as_typed(cfg->eps);
+    c->eps = (float)dn_adam_as_typed(cfg->eps);
     c->neg_step = (float)(-(lr / bc1));
     c->bc2_sqrt = (float)sqrt(bc2);
     c->wd = (float)wd;
@@ -69,9 +69,9 @@ void dn_adam_step(const dn_adam *cfg, float *p, const float *g, float *m, float 
 #endif
     for (long long i = 0; i < nn; i++) {
         float pi = p[i] * c.shrink;
-        float gi = c.l2 ? adam_madd(pi, c.wd, g[i]) : g[i];
-        float mi = adam_madd(gi, c.omb1, m[i] * c.b1);
-        float vi = adam_madd(c.omb2 * gi, gi, v[i] * c.b2);
+        float gi = c.l2 ? dn_adam_madd(pi, c.wd, g[i]) : g[i];
+        float mi = dn_adam_madd(gi, c.omb1, m[i] * c.b1);
+        float vi = dn_adam_madd(c.omb2 * gi, gi, v[i] * c.b2);
         float denom = sqrtf(vi) / c.bc2_sqrt + c.eps;
         m[i] = mi;
         v[i] = vi;

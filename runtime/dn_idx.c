@@ -13,11 +13,11 @@
 #endif
 
 /* Largest payload accepted from a header (2^34 bytes). */
-static const uint64_t idx_max_payload = (uint64_t)1 << 34;
+static const uint64_t dn_idx_max_payload = (uint64_t)1 << 34;
 /* Beyond the header's count, at most this many extra bytes are counted to
  * report the real payload size. */
-static const uint64_t idx_max_excess = (uint64_t)1 << 26;
-enum { idx_inbuf_size = 1 << 16 };
+static const uint64_t dn_idx_max_excess = (uint64_t)1 << 26;
+enum { dn_idx_inbuf_size = 1 << 16 };
 
 /* A byte source: a plain file, or a gzip stream (possibly multi-member)
  * decoded from it. */
@@ -29,22 +29,22 @@ typedef struct {
     z_stream zs;
     int zs_live;          /* inflateInit2 succeeded */
     int zs_done;          /* last member finished and nothing follows */
-    unsigned char *inbuf; /* idx_inbuf_size bytes */
+    unsigned char *inbuf; /* dn_idx_inbuf_size bytes */
     uint64_t file_read;   /* compressed bytes fread so far */
 #endif
-} idx_src;
+} dn_idx_src;
 
 #ifndef DN_NO_ZLIB
 /* Ensures at least `need` compressed bytes are buffered unless the file ends
  * first. Returns 0, or -1 with err set on a read error. */
-static int idx_gz_fill(idx_src *s, size_t need, char *err) {
+static int dn_idx_gz_fill(dn_idx_src *s, size_t need, char *err) {
     if (s->zs.avail_in >= need)
         return 0;
     if (s->zs.avail_in > 0 && s->zs.next_in != s->inbuf)
         memmove(s->inbuf, s->zs.next_in, s->zs.avail_in);
     s->zs.next_in = s->inbuf;
     while (s->zs.avail_in < need) {
-        size_t got = fread(s->inbuf + s->zs.avail_in, 1, idx_inbuf_size - s->zs.avail_in, s->f);
+        size_t got = fread(s->inbuf + s->zs.avail_in, 1, dn_idx_inbuf_size - s->zs.avail_in, s->f);
         if (got == 0) {
             if (ferror(s->f)) {
                 dn_errf(err, "%s: read error: %s", s->path, strerror(errno));
@@ -60,8 +60,8 @@ static int idx_gz_fill(idx_src *s, size_t need, char *err) {
 
 /* After a gzip member ends: starts the next member if one follows, marks the
  * stream done at end of file, and rejects anything else. Returns 0 or -1. */
-static int idx_gz_member_end(idx_src *s, char *err) {
-    if (idx_gz_fill(s, 2, err) != 0)
+static int dn_idx_gz_member_end(dn_idx_src *s, char *err) {
+    if (dn_idx_gz_fill(s, 2, err) != 0)
         return -1;
     if (s->zs.avail_in == 0) {
         s->zs_done = 1;
@@ -81,10 +81,10 @@ static int idx_gz_member_end(idx_src *s, char *err) {
 
 /* Decompresses up to n bytes into dst. Returns the count (short only at the
  * end of the data), or -1 with err set. */
-static long long idx_gz_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
+static long long dn_idx_gz_read(dn_idx_src *s, uint8_t *dst, size_t n, char *err) {
     size_t done = 0;
     while (done < n && !s->zs_done) {
-        if (idx_gz_fill(s, 1, err) != 0)
+        if (dn_idx_gz_fill(s, 1, err) != 0)
             return -1;
         if (s->zs.avail_in == 0) {
             dn_errf(err, "%s: truncated gzip data (unexpected end of file at byte %llu)", s->path,
@@ -97,7 +97,7 @@ static long long idx_gz_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
         int ret = inflate(&s->zs, Z_NO_FLUSH);
         done += want - s->zs.avail_out;
         if (ret == Z_STREAM_END) {
-            if (idx_gz_member_end(s, err) != 0)
+            if (dn_idx_gz_member_end(s, err) != 0)
                 return -1;
         } else if (ret != Z_OK && ret != Z_BUF_ERROR) {
             dn_errf(err, "%s: corrupt gzip data: %s", s->path,
@@ -111,10 +111,10 @@ static long long idx_gz_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
 
 /* Reads up to n bytes from the source. Returns the count read (short only at
  * the end of the data), or -1 with err set. */
-static long long idx_src_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
+static long long dn_idx_src_read(dn_idx_src *s, uint8_t *dst, size_t n, char *err) {
 #ifndef DN_NO_ZLIB
     if (s->gz)
-        return idx_gz_read(s, dst, n, err);
+        return dn_idx_gz_read(s, dst, n, err);
 #endif
     size_t got = fread(dst, 1, n, s->f);
     if (got < n && ferror(s->f)) {
@@ -126,7 +126,7 @@ static long long idx_src_read(idx_src *s, uint8_t *dst, size_t n, char *err) {
 
 /* Opens path (or path.gz if path does not exist) and sniffs gzip magic.
  * *opened receives a malloc'd copy of the name actually opened. */
-static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) {
+static int dn_idx_src_open(dn_idx_src *s, const char *path, char **opened, char *err) {
     memset(s, 0, sizeof *s);
     size_t len = strlen(path);
     char *name = malloc(len + 4);
@@ -165,7 +165,7 @@ static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) 
     dn_errf(err, "%s: gzip support not compiled in", name);
     return -1;
 #else
-    s->inbuf = malloc(idx_inbuf_size);
+    s->inbuf = malloc(dn_idx_inbuf_size);
     if (!s->inbuf) {
         dn_errf(err, "%s: out of memory", name);
         return -1;
@@ -179,8 +179,8 @@ static int idx_src_open(idx_src *s, const char *path, char **opened, char *err) 
 #endif
 }
 
-/* Releases everything idx_src_open acquired (safe after a failed open). */
-static void idx_src_close(idx_src *s) {
+/* Releases everything dn_idx_src_open acquired (safe after a failed open). */
+static void dn_idx_src_close(dn_idx_src *s) {
 #ifndef DN_NO_ZLIB
     if (s->zs_live)
         inflateEnd(&s->zs);
@@ -192,10 +192,10 @@ static void idx_src_close(idx_src *s) {
 }
 
 /* Reads and checks the IDX header: magic, type 0x08, ndim 1..4, and a dims
- * product that neither overflows nor exceeds idx_max_payload. */
-static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
+ * product that neither overflows nor exceeds dn_idx_max_payload. */
+static int dn_idx_read_header(dn_idx_src *s, dn_idx *out, char *err) {
     uint8_t h[20];
-    long long got = idx_src_read(s, h, 4, err);
+    long long got = dn_idx_src_read(s, h, 4, err);
     if (got < 0)
         return -1;
     if (got < 4) {
@@ -219,7 +219,7 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
     }
     out->ndim = h[3];
     size_t need = 4 * (size_t)out->ndim;
-    got = idx_src_read(s, h + 4, need, err);
+    got = dn_idx_src_read(s, h + 4, need, err);
     if (got < 0)
         return -1;
     if ((size_t)got < need) {
@@ -246,22 +246,22 @@ static int idx_read_header(idx_src *s, dn_idx *out, char *err) {
         dn_errf(err, "%s: dimensions %s overflow 64 bits", s->path, dims);
         return -1;
     }
-    if (prod > idx_max_payload || prod > SIZE_MAX) {
+    if (prod > dn_idx_max_payload || prod > SIZE_MAX) {
         dn_errf(err, "%s: dimensions %s = %llu bytes exceed the limit of %llu bytes", s->path,
-                 dims, (unsigned long long)prod, (unsigned long long)idx_max_payload);
+                 dims, (unsigned long long)prod, (unsigned long long)dn_idx_max_payload);
         return -1;
     }
     out->count = (size_t)prod;
     return 0;
 }
 
-/* Counts the bytes left in the source (at most idx_max_excess + 1).
+/* Counts the bytes left in the source (at most dn_idx_max_excess + 1).
  * Returns the count or -1 with err set. */
-static long long idx_count_rest(idx_src *s, char *err) {
+static long long dn_idx_count_rest(dn_idx_src *s, char *err) {
     uint8_t scratch[4096];
     uint64_t total = 0;
-    while (total <= idx_max_excess) {
-        long long got = idx_src_read(s, scratch, sizeof scratch, err);
+    while (total <= dn_idx_max_excess) {
+        long long got = dn_idx_src_read(s, scratch, sizeof scratch, err);
         if (got < 0)
             return -1;
         if (got == 0)
@@ -274,7 +274,7 @@ static long long idx_count_rest(idx_src *s, char *err) {
 /* The most payload the open file can hold: its size, times deflate's
  * largest expansion (1032:1) when gzip. A header claiming more is lying, so
  * no allocation is ever sized from it beyond this bound. */
-static size_t idx_plausible_bytes(const idx_src *s) {
+static size_t dn_idx_plausible_bytes(const dn_idx_src *s) {
     struct stat st;
     if (fstat(fileno(s->f), &st) != 0 || st.st_size <= 0)
         return (size_t)1 << 20;
@@ -287,8 +287,8 @@ static size_t idx_plausible_bytes(const idx_src *s) {
  * the exact size for real data (one allocation, no copies: peak memory equals
  * the data), and grows only as data arrives otherwise, so a lying header
  * cannot cause a huge allocation. */
-static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
-    size_t plausible = idx_plausible_bytes(s);
+static int dn_idx_read_payload(dn_idx_src *s, dn_idx *out, char *err) {
+    size_t plausible = dn_idx_plausible_bytes(s);
     size_t cap = out->count < plausible ? out->count : plausible;
     size_t have = 0;
     uint8_t *buf = malloc(cap ? cap : 1);
@@ -297,7 +297,7 @@ static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
         return -1;
     }
     for (;;) {
-        long long got = idx_src_read(s, buf + have, cap - have, err);
+        long long got = dn_idx_src_read(s, buf + have, cap - have, err);
         if (got < 0)
             goto fail;
         have += (size_t)got;
@@ -316,13 +316,13 @@ static int idx_read_payload(idx_src *s, dn_idx *out, char *err) {
         buf = nb;
         cap = ncap;
     }
-    long long extra = idx_count_rest(s, err);
+    long long extra = dn_idx_count_rest(s, err);
     if (extra < 0)
         goto fail;
     if (extra > 0) {
-        int many = (uint64_t)extra > idx_max_excess;
+        int many = (uint64_t)extra > dn_idx_max_excess;
         unsigned long long total =
-            (unsigned long long)out->count + (many ? idx_max_excess : (uint64_t)extra);
+            (unsigned long long)out->count + (many ? dn_idx_max_excess : (uint64_t)extra);
         dn_errf(err, "%s: payload is %s%llu bytes, header says %zu (trailing data)", s->path,
                  many ? "more than " : "", total, out->count);
         goto fail;
@@ -336,14 +336,14 @@ fail:
 
 int dn_idx_load(const char *path, dn_idx *out, char *err) {
     memset(out, 0, sizeof *out);
-    idx_src s;
+    dn_idx_src s;
     char *opened = NULL;
-    int rc = idx_src_open(&s, path, &opened, err);
+    int rc = dn_idx_src_open(&s, path, &opened, err);
     if (rc == 0)
-        rc = idx_read_header(&s, out, err);
+        rc = dn_idx_read_header(&s, out, err);
     if (rc == 0)
-        rc = idx_read_payload(&s, out, err);
-    idx_src_close(&s);
+        rc = dn_idx_read_payload(&s, out, err);
+    dn_idx_src_close(&s);
     free(opened);
     if (rc != 0)
         memset(out, 0, sizeof *out);
@@ -358,7 +358,7 @@ void dn_idx_free(dn_idx *idx) {
 }
 
 /* Builds "dir/prefix-kind" into a malloc'd string (NULL when out of memory). */
-static char *idx_join(const char *dir, const char *prefix, const char *kind) {
+static char *dn_idx_join(const char *dir, const char *prefix, const char *kind) {
     size_t n = strlen(dir) + strlen(prefix) + strlen(kind) + 3;
     char *p = malloc(n);
     if (p)
@@ -368,7 +368,7 @@ static char *idx_join(const char *dir, const char *prefix, const char *kind) {
 
 /* Checks the loaded image/label pair against each other and the caller's
  * expectations; fills ds->n and ds->features. */
-static int idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipath, const char *lpath,
+static int dn_idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipath, const char *lpath,
                           uint32_t expected_features, int n_classes, dn_dataset *ds, char *err) {
     if (im->ndim != 3) {
         dn_errf(err, "%s: images must be 3-d (n, rows, cols), got %d-d", ipath, im->ndim);
@@ -406,13 +406,13 @@ int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_featu
                     dn_dataset *ds, char *err) {
     memset(ds, 0, sizeof *ds);
     dn_idx im = {0}, lb = {0};
-    char *ipath = idx_join(dir, prefix, "images-idx3-ubyte");
-    char *lpath = idx_join(dir, prefix, "labels-idx1-ubyte");
+    char *ipath = dn_idx_join(dir, prefix, "images-idx3-ubyte");
+    char *lpath = dn_idx_join(dir, prefix, "labels-idx1-ubyte");
     int rc = -1;
     if (!ipath || !lpath)
         dn_errf(err, "%s: out of memory", dir);
     else if (dn_idx_load(ipath, &im, err) == 0 && dn_idx_load(lpath, &lb, err) == 0)
-        rc = idx_check_pair(&im, &lb, ipath, lpath, expected_features, n_classes, ds, err);
+        rc = dn_idx_check_pair(&im, &lb, ipath, lpath, expected_features, n_classes, ds, err);
     if (rc == 0) {
         ds->images = im.data;
         ds->labels = lb.data;

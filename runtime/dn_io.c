@@ -27,7 +27,7 @@ void dn_errf(char *err, const char *fmt, ...) {
 
 /* Splits path into a malloc'd directory ("." if none) and a pointer to the
  * base name inside path. Returns NULL on allocation failure. */
-static char *io_dirname(const char *path, const char **base) {
+static char *dn_io_dirname(const char *path, const char **base) {
     const char *slash = strrchr(path, '/');
     size_t dlen = slash ? (size_t)(slash - path) : 1;
     if (slash && dlen == 0)
@@ -46,7 +46,7 @@ static char *io_dirname(const char *path, const char **base) {
 
 /* Writes all len bytes to fd, retrying short writes and EINTR.
  * Returns 0, or -1 with errno set. */
-static int io_write_all(int fd, const unsigned char *p, size_t len) {
+static int dn_io_write_all(int fd, const unsigned char *p, size_t len) {
     while (len > 0) {
         size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
         ssize_t w = write(fd, p, chunk);
@@ -68,7 +68,7 @@ static int io_write_all(int fd, const unsigned char *p, size_t len) {
 /* Creates a fresh temp file ".<base>.tmp.<pid>.<n>" in dir with O_EXCL,
  * trying successive n on EEXIST. Stores its malloc'd name in *tmp_out.
  * Returns the fd, or -1 with errno set (and *tmp_out NULL). */
-static int io_create_temp(const char *dir, const char *base, char **tmp_out) {
+static int dn_io_create_temp(const char *dir, const char *base, char **tmp_out) {
     size_t cap = strlen(dir) + strlen(base) + 64;
     char *tmp = malloc(cap);
     *tmp_out = NULL;
@@ -97,7 +97,7 @@ static int io_create_temp(const char *dir, const char *base, char **tmp_out) {
 
 /* fsyncs directory dir so a rename inside it is durable. Filesystems that
  * cannot fsync directories (EINVAL, ENOTSUP) are accepted. Returns 0 or -1. */
-static int io_fsync_dir(const char *dir) {
+static int dn_io_fsync_dir(const char *dir) {
     int fd;
     do
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -115,10 +115,10 @@ static int io_fsync_dir(const char *dir) {
 
 /* Writes data to fd, fsyncs and closes it (fd is closed in every case).
  * On failure sets err naming path and the failed step; returns 0 or -1. */
-static int io_fill_and_close(int fd, const char *path, const void *data, size_t len, char *err) {
+static int dn_io_fill_and_close(int fd, const char *path, const void *data, size_t len, char *err) {
     const char *step = NULL;
     int saved = 0;
-    if (io_write_all(fd, data, len) != 0)
+    if (dn_io_write_all(fd, data, len) != 0)
         step = "write";
     else if (fsync(fd) != 0)
         step = "fsync";
@@ -137,7 +137,7 @@ static int io_fill_and_close(int fd, const char *path, const void *data, size_t 
 /* Removes temp files ".<base>.tmp.<pid>.<n>" in dir left by writers that
  * died mid-write (kill -9, power loss): those whose pid no longer exists.
  * Best effort; a live writer's temp file is never touched. */
-static void io_remove_stale_temps(const char *dir, const char *base) {
+static void dn_io_remove_stale_temps(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     if (!d)
         return;
@@ -170,19 +170,19 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
         dn_errf(err, "%s: not a file name", path ? path : "(null)");
         return -1;
     }
-    char *dir = io_dirname(path, &base);
+    char *dir = dn_io_dirname(path, &base);
     if (!dir) {
         dn_errf(err, "%s: out of memory", path);
         return -1;
     }
     char *tmp = NULL;
-    int fd = io_create_temp(dir, base, &tmp);
+    int fd = dn_io_create_temp(dir, base, &tmp);
     if (fd < 0) {
         dn_errf(err, "%s: cannot create temporary file in '%s': %s", path, dir, strerror(errno));
         free(dir);
         return -1;
     }
-    int rc = io_fill_and_close(fd, path, data, len, err);
+    int rc = dn_io_fill_and_close(fd, path, data, len, err);
     if (rc == 0 && rename(tmp, path) != 0) {
         dn_errf(err, "%s: rename from '%s' failed: %s", path, tmp, strerror(errno));
         rc = -1;
@@ -190,9 +190,9 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
     if (rc != 0) {
         unlink(tmp);
     } else {
-        io_remove_stale_temps(dir, base);
+        dn_io_remove_stale_temps(dir, base);
     }
-    if (rc == 0 && io_fsync_dir(dir) != 0) {
+    if (rc == 0 && dn_io_fsync_dir(dir) != 0) {
         /* The new file is in place but its rename may not be durable. */
         dn_errf(err, "%s: fsync of directory '%s' failed: %s", path, dir, strerror(errno));
         rc = -1;

@@ -7,9 +7,12 @@
  *
  * Standalone output (`dngen --standalone`) pastes this header and every
  * runtime .c file into the generated file, with their `#include "dn_runtime.h"`
- * lines removed. Hence: file-local helpers in runtime .c files must carry a
- * per-file prefix (no two files may define the same static name), and every
- * runtime .c must compile as part of one translation unit.
+ * lines removed. Hence every identifier a runtime file defines at file scope,
+ * static or not (functions, types, macros), starts with dn_/DN_ plus a
+ * per-file prefix (dn_idx_, dn_sft_, ...): no two files define the same name,
+ * and none can meet a generated symbol, which all start with the model name
+ * (the validator reserves dn/dn_* names). Every runtime .c must compile as
+ * part of one translation unit.
  *
  * Error convention: functions that can fail return 0 on success and -1 on
  * failure, after writing one line (no trailing newline) into `err`, naming the
