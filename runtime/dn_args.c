@@ -18,6 +18,7 @@ typedef enum {
     AR_I64,      /* int64_t in [lo, hi] */
     AR_U64,      /* any uint64_t */
     AR_POSREAL,  /* finite float > 0 */
+    AR_FRACTION, /* double in [0, 1) */
     AR_STR,      /* non-empty string */
     AR_FLAG      /* no value; stores (int)lo */
 } ar_kind;
@@ -53,7 +54,13 @@ static const ar_option ar_options[] = {
      "write weights (.safetensors) at the end, or checkpoints"},
     {"--init", AR_STR, AR_TRAIN, AR_OFF(init), 0, 0, "FILE", "start from these weights"},
     {"--metrics", AR_STR, AR_TRAIN, AR_OFF(metrics), 0, 0, "FILE",
-     "write per-epoch metrics as CSV (rewritten each epoch)"},
+     "write per-epoch metrics as CSV, or JSON Lines if FILE ends in .jsonl (rewritten each epoch)"},
+    {"--val-split", AR_FRACTION, AR_TRAIN, AR_OFF(val_split), 0, 0, "F",
+     "hold out round(F*n) training samples (chosen by --seed) for validation, 0 <= F < 1"},
+    {"--early-stopping", AR_INT, AR_TRAIN, AR_OFF(patience), 1, INT32_MAX, "P",
+     "stop after P epochs without a val_acc improvement, then keep the best epoch's weights"},
+    {"--log-steps", AR_STR, AR_TRAIN, AR_OFF(log_steps), 0, 0, "FILE",
+     "write step,epoch,loss,acc of every optimizer step as CSV"},
     {"--no-shuffle", AR_FLAG, AR_TRAIN, AR_OFF(shuffle), 0, 0, NULL,
      "visit training samples in file order"},
     {"--max-steps", AR_I64, AR_TRAIN, AR_OFF(max_steps), 1, INT64_MAX, "N",
@@ -61,10 +68,13 @@ static const ar_option ar_options[] = {
     {"--checkpoint-every", AR_I64, AR_TRAIN, AR_OFF(checkpoint_every), 1, INT64_MAX, "N",
      "save the full training state to --save every N steps and at the end"},
     {"--resume", AR_STR, AR_TRAIN, AR_OFF(resume), 0, 0, "CKPT",
-     "continue the run saved in CKPT (same --batch-size, --seed, shuffling)"},
+     "continue the run saved in CKPT (same --batch-size, --seed, shuffling, --val-split)"},
     {"--quiet", AR_FLAG, AR_TRAIN, AR_OFF(quiet), 1, 0, NULL, "print nothing on stdout"},
     {"--weights", AR_STR, AR_EVAL, AR_OFF(weights), 0, 0, "FILE",
      "weights to evaluate (required)"},
+    {"--mc", AR_INT, AR_EVAL, AR_OFF(mc), 1, 100000, "N",
+     "MC dropout: average the probabilities of N passes with dropout on"},
+    {"--mc-seed", AR_U64, AR_EVAL, AR_OFF(mc_seed), 0, 0, "S", "seed of the MC dropout masks (needs --mc)"},
     {"--samples", AR_INT, AR_GRAD, AR_OFF(samples), 1, 1000000, "K",
      "coordinates checked per tensor"},
 };
@@ -121,6 +131,19 @@ static int ar_parse_u64(const char *s, uint64_t *v) {
     return 0;
 }
 
+/* Parses all of s as a number in [0, 1). */
+static int ar_parse_fraction(const char *s, double *v) {
+    if (!(isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '+'))
+        return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !(x >= 0 && x < 1))
+        return -1;
+    *v = x;
+    return 0;
+}
+
 /* Parses all of s as a finite float > 0. */
 static int ar_parse_posreal(const char *s, float *v) {
     if (!(isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '+'))
@@ -151,6 +174,9 @@ static void ar_bad_value(const dn_opts *o, const ar_option *op, const char *val)
     case AR_POSREAL:
         snprintf(want, sizeof want, "a number > 0");
         break;
+    case AR_FRACTION:
+        snprintf(want, sizeof want, "a number in [0, 1)");
+        break;
     default:
         snprintf(want, sizeof want, "a non-empty value");
         break;
@@ -176,6 +202,8 @@ static int ar_store(dn_opts *o, const ar_option *op, const char *val) {
         return ar_parse_u64(val, (uint64_t *)(void *)field);
     case AR_POSREAL:
         return ar_parse_posreal(val, (float *)(void *)field);
+    case AR_FRACTION:
+        return ar_parse_fraction(val, (double *)(void *)field);
     case AR_STR:
         if (!val[0])
             return -1;
@@ -238,6 +266,8 @@ static int ar_parse_command_args(int argc, char **argv, dn_opts *o) {
         }
         if (op->offset == AR_OFF(batch_size))
             o->batch_size_given = 1;
+        if (op->offset == AR_OFF(mc_seed))
+            o->mc_seed_given = 1;
     }
     return DN_EXIT_OK;
 }
@@ -256,6 +286,14 @@ static int ar_check_combinations(const dn_opts *o) {
     }
     if (o->cmd == DN_CMD_TRAIN && o->checkpoint_every && !o->save) {
         fprintf(stderr, "%s: train: --checkpoint-every needs --save FILE\n", o->prog);
+        return DN_EXIT_USAGE;
+    }
+    if (o->cmd == DN_CMD_TRAIN && o->patience && !(o->val_split > 0)) {
+        fprintf(stderr, "%s: train: --early-stopping needs --val-split F with F > 0\n", o->prog);
+        return DN_EXIT_USAGE;
+    }
+    if (o->cmd == DN_CMD_EVAL && o->mc_seed_given && !o->mc) {
+        fprintf(stderr, "%s: eval: --mc-seed needs --mc N\n", o->prog);
         return DN_EXIT_USAGE;
     }
     return DN_EXIT_OK;
@@ -307,12 +345,15 @@ static void ar_default_text(const ar_option *op, dn_cmd cmd, const dn_opts *d, c
     buf[0] = '\0';
     if (op->offset == AR_OFF(batch_size) && cmd == DN_CMD_EVAL)
         snprintf(buf, cap, "%d", DN_EVAL_BATCH);
-    else if (op->kind == AR_INT && op->offset != AR_OFF(threads))
+    else if (op->kind == AR_INT && op->offset != AR_OFF(threads) &&
+             *(const int *)(const void *)field != 0) /* 0: off (--early-stopping, --mc) */
         snprintf(buf, cap, "%d", *(const int *)(const void *)field);
     else if (op->kind == AR_U64)
         snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)(const void *)field);
     else if (op->kind == AR_POSREAL)
         snprintf(buf, cap, "%g", (double)*(const float *)(const void *)field);
+    else if (op->kind == AR_FRACTION)
+        snprintf(buf, cap, "%g", *(const double *)(const void *)field);
     else if (op->kind == AR_STR && *(const char *const *)(const void *)field)
         snprintf(buf, cap, "%s", *(const char *const *)(const void *)field);
 }
@@ -352,10 +393,18 @@ static void ar_print_exit_statuses(FILE *out) {
 /* Usage line and summary of each command. */
 static void ar_print_command_usage(const char *prog, dn_cmd cmd, FILE *out) {
     if (cmd == DN_CMD_TRAIN)
-        fprintf(out, "Usage: %s train [OPTIONS]\nTrain the network with Adam; prints one line per epoch.\n", prog);
+        fprintf(out, "Usage: %s train [OPTIONS]\nTrain the network with Adam; prints one line per epoch.\n"
+                     "With --val-split the line adds val_loss, val_acc and gap = train_acc - val_acc.\n"
+                     "With --early-stopping the run ends (by it or after --epochs) with the best\n"
+                     "epoch's weights restored, evaluated and written to --save (weights only).\n"
+                     "A progress bar is drawn on stderr when it is a terminal.\n", prog);
     else if (cmd == DN_CMD_EVAL)
         fprintf(out, "Usage: %s eval --weights FILE [OPTIONS]\n"
-                     "Evaluate weights on the test set (t10k-*); prints test_loss and test_acc.\n", prog);
+                     "Evaluate weights on the test set (t10k-*); prints test_loss and test_acc.\n"
+                     "With --mc N: the mean of N dropout-on passes (masks from --mc-seed, the pass\n"
+                     "and the row within its batch), then mc_passes and the mean predictive\n"
+                     "entropy (nats) of correctly and wrongly classified samples (nan if none).\n",
+                prog);
     else
         fprintf(out, "Usage: %s gradcheck [OPTIONS]\n"
                      "Compare train_step's gradients with central finite differences\n"

@@ -6,6 +6,9 @@
  * works. A full training state adds the Adam moments as
  *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>
  * and the run's position and settings as metadata (see cp_add_state_meta).
+ * With early stopping it also holds the best epoch's weights as
+ *   best.<name>
+ * and the best-so-far bookkeeping as metadata.
  */
 #include "dn_runtime.h"
 #include "dn_train.h"
@@ -21,7 +24,8 @@
 #define CP_FORMAT "dngen-checkpoint-1"
 #define CP_EXP_AVG "optimizer.exp_avg."
 #define CP_EXP_AVG_SQ "optimizer.exp_avg_sq."
-#define CP_MAX_META 24
+#define CP_BEST "best."
+#define CP_MAX_META 32
 #define CP_META_VALUE 48
 
 /* Formats one error line into err (DN_ERR_MAX bytes). */
@@ -83,6 +87,13 @@ static void cp_add_state_meta(cp_meta *mt, const dn_train_state *st) {
     cp_meta_fmt(mt, "beta2", "%.9g", (double)st->adam.beta2);
     cp_meta_fmt(mt, "eps", "%.9g", (double)st->adam.eps);
     cp_meta_fmt(mt, "weight_decay", "%.9g", (double)st->adam.weight_decay);
+    cp_meta_fmt(mt, "val_split", "%.17g", st->val_split);
+    if (st->patience > 0) {
+        cp_meta_fmt(mt, "early_stopping", "%d", st->patience);
+        cp_meta_fmt(mt, "best_epoch", "%" PRId64, st->best_epoch);
+        cp_meta_fmt(mt, "best_val_acc", "%.17g", st->best_val_acc);
+        cp_meta_fmt(mt, "epochs_since_best", "%" PRId64, st->since_best);
+    }
 }
 
 /* Describes tensor k of the model, under name `name`, with data from buf. */
@@ -117,26 +128,39 @@ static char *cp_prefixed_names(const dn_model *m, const char *prefix, const char
     return block;
 }
 
+/* Appends the model's tensors, named "<prefix><name>", with data from buf
+ * to t (at *n) and their names to names (at *n - nt). Returns the names'
+ * block (to free) or NULL when out of memory. */
+static char *cp_add_group(const dn_model *m, const char *prefix, const float *buf, dn_st_tensor *t,
+                          const char **names, int *n) {
+    int nt = m->n_tensors;
+    char *block = cp_prefixed_names(m, prefix, names + *n - nt);
+    for (int k = 0; block && k < nt; k++)
+        t[*n + k] = cp_tensor(&m->tensors[k], names[*n - nt + k], buf);
+    if (block)
+        *n += nt;
+    return block;
+}
+
 int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const float *exp_avg,
-                 const float *exp_avg_sq, const dn_train_state *st, char *err) {
-    int nt = m->n_tensors, full = st != NULL;
-    dn_st_tensor *t = calloc((size_t)nt * 3, sizeof *t);
-    const char **names = calloc((size_t)nt * 2 + 1, sizeof *names);
-    char *avg_block = NULL, *sq_block = NULL;
+                 const float *exp_avg_sq, const float *best, const dn_train_state *st, char *err) {
+    int nt = m->n_tensors, full = st != NULL, n = nt;
+    int with_best = full && st->patience > 0 && best != NULL;
+    dn_st_tensor *t = calloc((size_t)nt * 4, sizeof *t);
+    const char **names = calloc((size_t)nt * 3 + 1, sizeof *names);
+    char *avg_block = NULL, *sq_block = NULL, *best_block = NULL;
     int rc = -1;
     if (!t || !names)
         goto oom;
     for (int k = 0; k < nt; k++)
         t[k] = cp_tensor(&m->tensors[k], m->tensors[k].name, params);
     if (full) {
-        avg_block = cp_prefixed_names(m, CP_EXP_AVG, names);
-        sq_block = cp_prefixed_names(m, CP_EXP_AVG_SQ, names + nt);
+        avg_block = cp_add_group(m, CP_EXP_AVG, exp_avg, t, names, &n);
+        sq_block = avg_block ? cp_add_group(m, CP_EXP_AVG_SQ, exp_avg_sq, t, names, &n) : NULL;
         if (!avg_block || !sq_block)
             goto oom;
-        for (int k = 0; k < nt; k++) {
-            t[nt + k] = cp_tensor(&m->tensors[k], names[k], exp_avg);
-            t[2 * nt + k] = cp_tensor(&m->tensors[k], names[nt + k], exp_avg_sq);
-        }
+        if (with_best && !(best_block = cp_add_group(m, CP_BEST, best, t, names, &n)))
+            goto oom;
     }
     cp_meta mt;
     mt.n = 0;
@@ -146,13 +170,14 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
     cp_meta_str(&mt, "spec_hash", m->spec_hash);
     if (full)
         cp_add_state_meta(&mt, st);
-    rc = dn_st_write(path, t, full ? 3 * nt : nt, mt.items, mt.n, err);
+    rc = dn_st_write(path, t, n, mt.items, mt.n, err);
     goto done;
 oom:
     cp_errf(err, "%s: out of memory while preparing the checkpoint", path);
 done:
     free(avg_block);
     free(sq_block);
+    free(best_block);
     free(names);
     free(t);
     return rc;
@@ -187,13 +212,14 @@ static void cp_names_add(cp_names *l, const char *name) {
 }
 
 /* Fails, naming them, when the file has tensors that are neither model
- * tensors nor optimizer.* entries. */
+ * tensors nor optimizer.* or best.* entries. */
 static int cp_check_unknown(const dn_model *m, const dn_st_file *f, const char *path, char *err) {
     cp_names bad = {.count = 0};
     int n = dn_st_count(f);
     for (int i = 0; i < n; i++) {
         const char *name = dn_st_get(f, i)->name;
-        if (cp_model_tensor(m, name) < 0 && strncmp(name, "optimizer.", 10) != 0)
+        if (cp_model_tensor(m, name) < 0 && strncmp(name, "optimizer.", 10) != 0 &&
+            strncmp(name, CP_BEST, strlen(CP_BEST)) != 0)
             cp_names_add(&bad, name);
     }
     if (!bad.count)
@@ -401,9 +427,39 @@ static int cp_read_state(const dn_st_file *f, const char *path, dn_train_state *
     return 0;
 }
 
-/* Resume-only part: format, state metadata and Adam moments. */
+/* Reads the optional keys: val_split (0 when absent, as in checkpoints of
+ * runs before validation splits) and the early-stopping state. */
+static int cp_read_split_state(const dn_st_file *f, const char *path, dn_train_state *st,
+                               char *err) {
+    st->val_split = 0;
+    if (dn_st_meta_get(f, "val_split") &&
+        (cp_meta_f64(f, path, "val_split", &st->val_split, err) != 0))
+        return -1;
+    if (!(st->val_split >= 0 && st->val_split < 1)) {
+        cp_errf(err, "%s: metadata 'val_split' is %.17g, expected a number in [0, 1)", path,
+                st->val_split);
+        return -1;
+    }
+    st->patience = 0;
+    st->best_epoch = st->since_best = 0;
+    st->best_val_acc = 0;
+    if (!dn_st_meta_get(f, "early_stopping"))
+        return 0;
+    int64_t patience;
+    if (cp_meta_i64(f, path, "early_stopping", 1, INT32_MAX, &patience, err) ||
+        cp_meta_i64(f, path, "best_epoch", 0, INT64_MAX, &st->best_epoch, err) ||
+        cp_meta_f64(f, path, "best_val_acc", &st->best_val_acc, err) ||
+        cp_meta_i64(f, path, "epochs_since_best", 0, INT64_MAX, &st->since_best, err))
+        return -1;
+    st->patience = (int)patience;
+    return 0;
+}
+
+/* Resume-only part: format, state metadata, Adam moments and, when the
+ * file tracks early stopping and best != NULL, the best weights. */
 static int cp_load_resume(const dn_model *m, const dn_st_file *f, const char *path,
-                          float *exp_avg, float *exp_avg_sq, dn_train_state *st, char *err) {
+                          float *exp_avg, float *exp_avg_sq, float *best, dn_train_state *st,
+                          char *err) {
     const char *format = dn_st_meta_get(f, "format");
     if (!format || strcmp(format, CP_FORMAT) != 0) {
         cp_errf(err, "%s: metadata 'format' is '%s', expected '%s'", path,
@@ -415,15 +471,17 @@ static int cp_load_resume(const dn_model *m, const dn_st_file *f, const char *pa
                 path);
         return -1;
     }
-    if (cp_read_state(f, path, st, err) != 0 ||
+    if (cp_read_state(f, path, st, err) != 0 || cp_read_split_state(f, path, st, err) != 0 ||
         cp_load_group(m, f, path, CP_EXP_AVG, exp_avg, err) != 0 ||
         cp_load_group(m, f, path, CP_EXP_AVG_SQ, exp_avg_sq, err) != 0)
+        return -1;
+    if (st->patience > 0 && best && cp_load_group(m, f, path, CP_BEST, best, err) != 0)
         return -1;
     return 0;
 }
 
 int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_avg,
-                 float *exp_avg_sq, dn_train_state *st, char *warn, char *err) {
+                 float *exp_avg_sq, float *best, dn_train_state *st, char *warn, char *err) {
     int resume = exp_avg != NULL;
     dn_st_file *f = NULL;
     if (warn)
@@ -433,7 +491,7 @@ int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_
     int rc = -1;
     if (cp_check_unknown(m, f, path, err) == 0 && cp_load_group(m, f, path, "", params, err) == 0 &&
         cp_check_hash(m, f, path, resume, warn, err) == 0 &&
-        (!resume || cp_load_resume(m, f, path, exp_avg, exp_avg_sq, st, err) == 0))
+        (!resume || cp_load_resume(m, f, path, exp_avg, exp_avg_sq, best, st, err) == 0))
         rc = 0;
     dn_st_close(f);
     return rc;

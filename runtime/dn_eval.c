@@ -1,4 +1,5 @@
-/* dn_eval.c - shared driver helpers, the `eval` command and `gradcheck`. */
+/* dn_eval.c - shared driver helpers, the `eval` command (plain and MC
+ * dropout) and `gradcheck`. */
 #include "dn_runtime.h"
 #include "dn_train.h"
 
@@ -47,12 +48,12 @@ int dn_apply_threads(int threads) {
 }
 
 void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_dataset *ds,
-                     const uint32_t *order, int batch, float *x, int32_t *y, double *loss,
-                     double *acc) {
+                     const uint32_t *order, uint32_t n, int batch, float *x, int32_t *y,
+                     double *loss, double *acc) {
     double loss_sum = 0;
     int64_t hits = 0;
-    for (uint32_t start = 0; start < ds->n; start += (uint32_t)batch) {
-        uint32_t left = ds->n - start;
+    for (uint32_t start = 0; start < n; start += (uint32_t)batch) {
+        uint32_t left = n - start;
         int rows = left < (uint32_t)batch ? (int)left : batch;
         dn_dataset_gather(ds, order + start, rows, m->defaults.norm_mean, m->defaults.norm_std,
                           x, y);
@@ -61,8 +62,8 @@ void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_
         loss_sum += m->eval(params, ws, &b, NULL, &correct);
         hits += correct;
     }
-    *loss = ds->n ? loss_sum / ds->n : 0.0;
-    *acc = ds->n ? (double)hits / ds->n : 0.0;
+    *loss = n ? loss_sum / n : 0.0;
+    *acc = n ? (double)hits / n : 0.0;
 }
 
 uint32_t *dn_identity_order(uint32_t n) {
@@ -74,31 +75,129 @@ uint32_t *dn_identity_order(uint32_t n) {
 
 /* ---- eval ------------------------------------------------------------------ */
 
-/* Buffers of one eval run. */
+/* Buffers of one eval run; out and mean only with --mc. */
 typedef struct {
-    float *params, *x;
+    float *params, *x, *out;
     int32_t *y;
     uint32_t *order;
+    double *mean;
     void *ws;
 } ev_buffers;
 
 static void ev_free(ev_buffers *b) {
     free(b->params);
     free(b->x);
+    free(b->out);
     free(b->y);
     free(b->order);
+    free(b->mean);
     free(b->ws);
 }
 
 /* Allocates the buffers for batches of `batch` rows over n samples. */
-static int ev_alloc(const dn_model *m, int batch, uint32_t n, ev_buffers *b) {
+static int ev_alloc(const dn_model *m, int batch, uint32_t n, int mc, ev_buffers *b) {
     memset(b, 0, sizeof *b);
+    size_t outs = (size_t)batch * (size_t)m->n_outputs;
     b->params = dn_alloc_aligned(m->n_params * sizeof(float));
     b->x = dn_alloc_aligned((size_t)batch * (size_t)m->n_inputs * sizeof(float));
     b->y = dn_alloc_aligned((size_t)batch * sizeof(int32_t));
     b->order = dn_identity_order(n);
     b->ws = dn_alloc_aligned(m->workspace_size(batch));
-    return b->params && b->x && b->y && b->order && b->ws ? 0 : -1;
+    if (mc) {
+        b->out = dn_alloc_aligned(outs * sizeof(float));
+        b->mean = dn_alloc_aligned(outs * sizeof(double));
+    }
+    return b->params && b->x && b->y && b->order && b->ws && (!mc || (b->out && b->mean)) ? 0 : -1;
+}
+
+/* Sums of an MC-dropout evaluation; index 1: correctly classified, 0: not. */
+typedef struct {
+    double loss_sum, entropy_sum[2];
+    int64_t count[2];
+} ev_mc_sums;
+
+/* Adds one sample, given the mean v [n_outputs] of its N passes and its
+ * label y: the loss of the mean (cross-entropy -ln v[y], with v[y] floored
+ * at FLT_MIN; or the squared error against the one-hot target, averaged over
+ * outputs), the hit of its argmax and its predictive entropy -sum v ln v. */
+static void ev_mc_sample(const dn_model *m, const double *v, int32_t y, ev_mc_sums *s) {
+    int k = m->n_outputs, best = 0;
+    for (int c = 1; c < k; c++)
+        if (v[c] > v[best])
+            best = c;
+    int hit = best == y;
+    double loss = 0, entropy = 0;
+    if (m->loss == DN_MODEL_LOSS_CE) {
+        loss = -log(v[y] > FLT_MIN ? v[y] : FLT_MIN);
+        for (int c = 0; c < k; c++)
+            if (v[c] > 0)
+                entropy -= v[c] * log(v[c]);
+    } else {
+        for (int c = 0; c < k; c++)
+            loss += (v[c] - (c == y)) * (v[c] - (c == y));
+        loss /= k;
+    }
+    s->loss_sum += loss;
+    s->entropy_sum[hit] += entropy;
+    s->count[hit]++;
+}
+
+/* The o->mc passes over the rows in b->x (pass p: dropout masks from
+ * (--mc-seed, step p, row within the batch)), then each row's mean. */
+static void ev_mc_batch(const dn_model *m, const dn_opts *o, ev_buffers *b, int rows,
+                        ev_mc_sums *s) {
+    size_t k = (size_t)m->n_outputs, count = (size_t)rows * k;
+    for (size_t i = 0; i < count; i++)
+        b->mean[i] = 0;
+    for (int p = 0; p < o->mc; p++) {
+        dn_batch bt = {.n = rows, .x = b->x, .y = NULL, .seed = o->mc_seed, .step = (uint64_t)p,
+                       .mc_dropout = 1};
+        m->eval(b->params, b->ws, &bt, b->out, NULL);
+        for (size_t i = 0; i < count; i++)
+            b->mean[i] += b->out[i];
+    }
+    for (size_t i = 0; i < count; i++)
+        b->mean[i] /= o->mc;
+    for (int r = 0; r < rows; r++)
+        ev_mc_sample(m, b->mean + (size_t)r * k, b->y[r], s);
+}
+
+/* eval --mc: prints "test_loss X test_acc Y mc_passes N" and, for
+ * cross-entropy models, "entropy_correct A entropy_wrong B". */
+static void ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *ds, int batch,
+                      ev_buffers *b) {
+    ev_mc_sums s;
+    memset(&s, 0, sizeof s);
+    for (uint32_t start = 0; start < ds->n; start += (uint32_t)batch) {
+        uint32_t left = ds->n - start;
+        int rows = left < (uint32_t)batch ? (int)left : batch;
+        dn_dataset_gather(ds, b->order + start, rows, m->defaults.norm_mean, m->defaults.norm_std,
+                          b->x, b->y);
+        ev_mc_batch(m, o, b, rows, &s);
+    }
+    printf("test_loss %.4f test_acc %.4f mc_passes %d", s.loss_sum / ds->n,
+           (double)s.count[1] / ds->n, o->mc);
+    if (m->loss == DN_MODEL_LOSS_CE)
+        printf(" entropy_correct %.4f entropy_wrong %.4f",
+               s.count[1] ? s.entropy_sum[1] / (double)s.count[1] : NAN,
+               s.count[0] ? s.entropy_sum[0] / (double)s.count[0] : NAN);
+    putchar('\n');
+}
+
+/* Loads the test set; DN_EXIT_OK or DN_EXIT_INPUT (message printed). */
+static int ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) {
+    char err[DN_ERR_MAX];
+    memset(ds, 0, sizeof *ds);
+    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
+        fprintf(stderr, "%s: %s\n", o->prog, err);
+        return DN_EXIT_INPUT;
+    }
+    if (ds->n == 0) {
+        fprintf(stderr, "%s: %s: the test set (t10k-*) has no samples\n", o->prog, o->data_dir);
+        dn_dataset_free(ds);
+        return DN_EXIT_INPUT;
+    }
+    return DN_EXIT_OK;
 }
 
 int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
@@ -106,32 +205,28 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     dn_apply_threads(o->threads);
     int batch = o->batch_size_given ? o->batch_size : DN_EVAL_BATCH;
     dn_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, &ds, err) != 0) {
-        fprintf(stderr, "%s: %s\n", o->prog, err);
-        return DN_EXIT_INPUT;
-    }
-    if (ds.n == 0) {
-        fprintf(stderr, "%s: %s: the test set (t10k-*) has no samples\n", o->prog, o->data_dir);
-        dn_dataset_free(&ds);
-        return DN_EXIT_INPUT;
-    }
+    int rc = ev_load_test(m, o, &ds);
+    if (rc != DN_EXIT_OK)
+        return rc;
     if ((uint32_t)batch > ds.n)
         batch = (int)ds.n;
     ev_buffers b;
-    int rc = DN_EXIT_OK;
-    if (ev_alloc(m, batch, ds.n, &b) != 0) {
+    if (ev_alloc(m, batch, ds.n, o->mc, &b) != 0) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         rc = DN_EXIT_FAIL;
-    } else if (dn_ckpt_load(m, o->weights, b.params, NULL, NULL, NULL, warn, err) != 0) {
+    } else if (dn_ckpt_load(m, o->weights, b.params, NULL, NULL, NULL, NULL, warn, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         rc = DN_EXIT_INPUT;
     } else {
         if (warn[0])
             fprintf(stderr, "%s: warning: %s\n", o->prog, warn);
-        double loss, acc;
-        dn_eval_dataset(m, b.params, b.ws, &ds, b.order, batch, b.x, b.y, &loss, &acc);
-        printf("test_loss %.4f test_acc %.4f\n", loss, acc);
+        if (o->mc) {
+            ev_mc_run(m, o, &ds, batch, &b);
+        } else {
+            double loss, acc;
+            dn_eval_dataset(m, b.params, b.ws, &ds, b.order, ds.n, batch, b.x, b.y, &loss, &acc);
+            printf("test_loss %.4f test_acc %.4f\n", loss, acc);
+        }
     }
     ev_free(&b);
     dn_dataset_free(&ds);

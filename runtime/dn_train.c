@@ -1,11 +1,15 @@
-/* dn_train.c - dn_main and the `train` command: data, buffers, the epoch
- * loop, metrics CSV, checkpoints, resume and signals.
+/* dn_train.c - dn_main and the `train` command: data and validation split,
+ * buffers, the epoch loop, evaluation and epoch lines, early stopping,
+ * checkpoints, resume and signals. The metrics file, step log and progress
+ * bar are written by dn_report.c; split and early-stopping bookkeeping live
+ * in dn_split.c.
  *
  * Determinism: everything random is a pure function of (seed, epoch, step),
  * the driver only adds up per-batch sums in batch order, and a checkpoint
  * holds the whole state (weights, Adam moments, step, epoch, batch cursor,
- * running epoch sums), so a resumed run ends bit-identical to an
- * uninterrupted one whatever the thread count.
+ * running epoch sums, validation split, best-so-far weights and counters),
+ * so a resumed run ends bit-identical to an uninterrupted one whatever the
+ * thread count.
  */
 #include "dn_runtime.h"
 #include "dn_train.h"
@@ -17,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define TR_CSV_HEADER "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n"
-#define TR_CSV_MAX_OLD ((long)64 << 20) /* largest metrics file kept on resume */
 
 /* ---- signals ---------------------------------------------------------------- */
 
@@ -57,13 +58,17 @@ typedef struct {
     const dn_opts *o;
     dn_dataset train, test;
     int has_test;
-    int eval_batch;             /* rows per test-eval batch */
+    int eval_batch;             /* rows per eval batch (test and validation) */
     float *params, *grads, *exp_avg, *exp_avg_sq, *x;
+    float *best;                /* --early-stopping: weights of the best epoch */
     int32_t *y;
-    uint32_t *perm, *test_order;
+    uint32_t *perm;             /* this epoch's order of the trained samples */
+    uint32_t *test_order;
     void *ws;
-    char *csv;                  /* metrics file contents */
-    size_t csv_len, csv_cap;
+    dn_split split;             /* trained and held-out samples of train */
+    dn_metrics metrics;
+    dn_steplog steplog;
+    dn_progress progress;
 } tr_run;
 
 static void tr_free(tr_run *r) {
@@ -74,12 +79,14 @@ static void tr_free(tr_run *r) {
     free(r->grads);
     free(r->exp_avg);
     free(r->exp_avg_sq);
+    free(r->best);
     free(r->x);
     free(r->y);
     free(r->perm);
     free(r->test_order);
     free(r->ws);
-    free(r->csv);
+    dn_split_free(&r->split);
+    dn_metrics_free(&r->metrics);
 }
 
 /* True if DIR/NAME or DIR/NAME.gz exists. */
@@ -117,13 +124,33 @@ static int tr_load_data(tr_run *r) {
     return DN_EXIT_OK;
 }
 
-/* Allocates parameters, gradients, Adam moments, batch buffers, the
- * permutation and the workspace. */
+/* Splits off the --val-split samples; both parts must be non-empty. */
+static int tr_make_split(tr_run *r) {
+    const dn_opts *o = r->o;
+    if (dn_split_make(r->train.n, o->val_split, o->seed, &r->split) != 0) {
+        fprintf(stderr, "%s: out of memory\n", o->prog);
+        return DN_EXIT_FAIL;
+    }
+    if (o->val_split > 0 && r->split.n_val == 0) {
+        fprintf(stderr, "%s: --val-split %g: round(%g * %" PRIu32 ") = 0 training samples would be "
+                "held out; use a larger fraction\n", o->prog, o->val_split, o->val_split, r->train.n);
+        return DN_EXIT_USAGE;
+    }
+    if (r->split.n_fit == 0) {
+        fprintf(stderr, "%s: --val-split %g would hold out all %" PRIu32 " training samples; "
+                "use a smaller fraction\n", o->prog, o->val_split, r->train.n);
+        return DN_EXIT_USAGE;
+    }
+    return DN_EXIT_OK;
+}
+
+/* Allocates parameters, gradients, Adam moments, best weights, batch
+ * buffers, the permutation and the workspace. */
 static int tr_alloc(tr_run *r) {
     const dn_model *m = r->m;
     int b = r->o->batch_size;
-    if ((uint32_t)b > r->train.n)
-        b = (int)r->train.n; /* no batch can be larger */
+    if ((uint32_t)b > r->split.n_fit)
+        b = (int)r->split.n_fit; /* no batch can be larger */
     r->eval_batch = b > DN_EVAL_BATCH ? b : DN_EVAL_BATCH;
     if (r->has_test && (uint32_t)r->eval_batch > r->test.n)
         r->eval_batch = (int)r->test.n;
@@ -133,13 +160,14 @@ static int tr_alloc(tr_run *r) {
     r->grads = dn_alloc_aligned(pbytes);
     r->exp_avg = dn_alloc_aligned(pbytes);
     r->exp_avg_sq = dn_alloc_aligned(pbytes);
+    r->best = r->o->patience ? dn_alloc_aligned(pbytes) : NULL;
     r->x = dn_alloc_aligned((size_t)rows * (size_t)m->n_inputs * sizeof(float));
     r->y = dn_alloc_aligned((size_t)rows * sizeof(int32_t));
-    r->perm = dn_identity_order(r->train.n);
+    r->perm = dn_identity_order(r->split.n_fit);
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
     if (!r->params || !r->grads || !r->exp_avg || !r->exp_avg_sq || !r->x || !r->y || !r->perm ||
-        (r->has_test && !r->test_order) || !r->ws) {
+        (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
         return DN_EXIT_FAIL;
     }
@@ -149,7 +177,7 @@ static int tr_alloc(tr_run *r) {
 /* ---- start state: fresh, --init or --resume -------------------------------- */
 
 static int64_t tr_batches_per_epoch(const tr_run *r) {
-    return ((int64_t)r->train.n + r->o->batch_size - 1) / r->o->batch_size;
+    return ((int64_t)r->split.n_fit + r->o->batch_size - 1) / r->o->batch_size;
 }
 
 /* Refuses a resume whose run differs from the command line's. */
@@ -169,13 +197,33 @@ static int tr_check_resume(const tr_run *r, const dn_train_state *saved) {
     } else if (saved->n_train != r->train.n) {
         fprintf(stderr, "%s: %s: run was saved with %" PRIu32 " training samples, %s has %" PRIu32
                 "; resume with the same data\n", p, f, saved->n_train, o->data_dir, r->train.n);
-    } else if (saved->batch > tr_batches_per_epoch(r) || saved->seen > (int64_t)r->train.n) {
+    } else if (saved->val_split != o->val_split) {
+        fprintf(stderr, "%s: %s: run was saved with --val-split %g, the command line gives %g; "
+                "resume with the same --val-split\n", p, f, saved->val_split, o->val_split);
+    } else if (saved->batch > tr_batches_per_epoch(r) || saved->seen > (int64_t)r->split.n_fit) {
         fprintf(stderr, "%s: %s: batch cursor %" PRId64 " is beyond the epoch's %" PRId64
                 " batches\n", p, f, saved->batch, tr_batches_per_epoch(r));
+    } else if (o->patience && !saved->patience) {
+        fprintf(stderr, "%s: %s: run was saved without --early-stopping, so its best epoch is "
+                "unknown; resume without --early-stopping\n", p, f);
     } else {
         return DN_EXIT_OK;
     }
     return DN_EXIT_INPUT;
+}
+
+/* Early stopping on resume: the command line's patience, the saved
+ * best-so-far state (dropped when the command line has no --early-stopping). */
+static void tr_resume_early_stopping(const tr_run *r, dn_train_state *st) {
+    const dn_opts *o = r->o;
+    if (o->patience && st->patience != o->patience)
+        fprintf(stderr, "%s: warning: %s: run was saved with --early-stopping %d, continuing with "
+                "--early-stopping %d\n", o->prog, o->resume, st->patience, o->patience);
+    st->patience = o->patience;
+    if (!o->patience) {
+        st->best_epoch = st->since_best = 0;
+        st->best_val_acc = 0;
+    }
 }
 
 /* Loads a --resume checkpoint into the run and *st. */
@@ -183,7 +231,8 @@ static int tr_resume(tr_run *r, dn_train_state *st) {
     char err[DN_ERR_MAX];
     dn_train_state saved;
     memset(&saved, 0, sizeof saved);
-    if (dn_ckpt_load(r->m, r->o->resume, r->params, r->exp_avg, r->exp_avg_sq, &saved, NULL, err) != 0) {
+    if (dn_ckpt_load(r->m, r->o->resume, r->params, r->exp_avg, r->exp_avg_sq, r->best, &saved,
+                     NULL, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -196,6 +245,7 @@ static int tr_resume(tr_run *r, dn_train_state *st) {
     dn_adam adam = st->adam; /* the command line's optimizer settings win */
     *st = saved;
     st->adam = adam;
+    tr_resume_early_stopping(r, st);
     return DN_EXIT_OK;
 }
 
@@ -214,6 +264,8 @@ static int tr_start_state(tr_run *r, dn_train_state *st) {
     st->adam.eps = m->defaults.eps;
     st->adam.weight_decay = m->defaults.weight_decay;
     st->adam.decoupled = m->defaults.decoupled_wd;
+    st->val_split = o->val_split;
+    st->patience = o->patience;
     if (o->resume)
         return tr_resume(r, st);
     if (!o->init) {
@@ -221,7 +273,7 @@ static int tr_start_state(tr_run *r, dn_train_state *st) {
         return DN_EXIT_OK;
     }
     char err[DN_ERR_MAX], warn[DN_ERR_MAX];
-    if (dn_ckpt_load(m, o->init, r->params, NULL, NULL, NULL, warn, err) != 0) {
+    if (dn_ckpt_load(m, o->init, r->params, NULL, NULL, NULL, NULL, warn, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -230,116 +282,25 @@ static int tr_start_state(tr_run *r, dn_train_state *st) {
     return DN_EXIT_OK;
 }
 
-/* ---- metrics CSV -------------------------------------------------------------- */
-
-/* Appends len bytes to the CSV buffer, growing it. Returns 0 or -1. */
-static int tr_csv_append(tr_run *r, const char *s, size_t len) {
-    if (r->csv_len + len + 1 > r->csv_cap) {
-        size_t cap = (r->csv_cap ? r->csv_cap * 2 : 4096) + len;
-        char *p = realloc(r->csv, cap);
-        if (!p)
-            return -1;
-        r->csv = p;
-        r->csv_cap = cap;
-    }
-    memcpy(r->csv + r->csv_len, s, len);
-    r->csv_len += len;
-    r->csv[r->csv_len] = '\0';
-    return 0;
-}
-
-/* Reads a whole small file into a malloc'd string; NULL if absent/unreadable. */
-static char *tr_read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && size <= TR_CSV_MAX_OLD &&
-        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[size] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
-/* Copies into the CSV buffer the rows of an existing metrics file for the
- * epochs a resumed run has completed (1..done_epochs), in increasing order,
- * so the rewritten file still covers the whole run. */
-static int tr_csv_keep_old(tr_run *r, int64_t done_epochs) {
-    char *old = tr_read_text(r->o->metrics);
-    if (!old)
-        return 0;
-    int rc = 0;
-    size_t hlen = strlen(TR_CSV_HEADER);
-    int64_t last = 0;
-    if (strncmp(old, TR_CSV_HEADER, hlen) == 0) {
-        for (char *line = old + hlen; *line && rc == 0;) {
-            char *nl = strchr(line, '\n');
-            if (!nl)
-                break; /* an unterminated last line is not a complete row */
-            char *end;
-            long long e = strtoll(line, &end, 10);
-            if (end != line && *end == ',' && e > last && e <= done_epochs) {
-                rc = tr_csv_append(r, line, (size_t)(nl - line + 1));
-                last = e;
-            }
-            line = nl + 1;
-        }
-    }
-    free(old);
+/* Opens the metrics file and the step log; on resume both keep what the
+ * saved run had written up to its state. */
+static int tr_open_outputs(tr_run *r, const dn_train_state *st) {
+    const dn_opts *o = r->o;
+    int rc = dn_metrics_open(&r->metrics, o->metrics, o->resume ? st->epoch : -1, o->prog);
+    if (rc == DN_EXIT_OK)
+        rc = dn_steplog_open(&r->steplog, o->log_steps, o->resume ? st->step : -1, o->prog);
     return rc;
-}
-
-/* Prepares the CSV buffer (header, plus old rows on resume). */
-static int tr_csv_init(tr_run *r, const dn_train_state *st) {
-    if (!r->o->metrics)
-        return DN_EXIT_OK;
-    if (tr_csv_append(r, TR_CSV_HEADER, strlen(TR_CSV_HEADER)) != 0 ||
-        (r->o->resume && tr_csv_keep_old(r, st->epoch) != 0)) {
-        fprintf(stderr, "%s: out of memory\n", r->o->prog);
-        return DN_EXIT_FAIL;
-    }
-    return DN_EXIT_OK;
-}
-
-/* Metrics of one finished (or partial) epoch. */
-typedef struct {
-    double train_loss, train_acc, test_loss, test_acc, seconds;
-} tr_epoch_result;
-
-/* Appends the epoch's row and rewrites the metrics file atomically. */
-static int tr_csv_write(tr_run *r, const dn_train_state *st, const tr_epoch_result *e) {
-    if (!r->o->metrics)
-        return DN_EXIT_OK;
-    char row[512], test[128] = ",";
-    if (r->has_test)
-        snprintf(test, sizeof test, "%.6g,%.6f", e->test_loss, e->test_acc);
-    int len = snprintf(row, sizeof row, "%" PRId64 ",%" PRId64 ",%.6g,%.6f,%s,%.3f\n",
-                       st->epoch + 1, st->step, e->train_loss, e->train_acc, test, e->seconds);
-    char err[DN_ERR_MAX];
-    if (len < 0 || (size_t)len >= sizeof row || tr_csv_append(r, row, (size_t)len) != 0) {
-        fprintf(stderr, "%s: out of memory\n", r->o->prog);
-        return DN_EXIT_FAIL;
-    }
-    if (dn_write_file_atomic(r->o->metrics, r->csv, r->csv_len, err) != 0) {
-        fprintf(stderr, "%s: %s\n", r->o->prog, err);
-        return DN_EXIT_OUTPUT;
-    }
-    return DN_EXIT_OK;
 }
 
 /* ---- the loop ------------------------------------------------------------------ */
 
-/* Saves the full training state to --save. */
+/* Saves the full training state to --save (and pushes the step log out, so
+ * that it covers at least the saved steps). */
 static int tr_save_state(tr_run *r, const dn_train_state *st) {
     char err[DN_ERR_MAX];
-    if (dn_ckpt_save(r->m, r->o->save, r->params, r->exp_avg, r->exp_avg_sq, st, err) != 0) {
+    dn_steplog_flush(&r->steplog);
+    if (dn_ckpt_save(r->m, r->o->save, r->params, r->exp_avg, r->exp_avg_sq, r->best, st, err) != 0) {
+        dn_progress_clear(&r->progress);
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_OUTPUT;
     }
@@ -348,7 +309,7 @@ static int tr_save_state(tr_run *r, const dn_train_state *st) {
 
 /* Reports a non-finite loss at the step about to be taken, naming the first
  * tensor whose gradient is not finite. */
-static void tr_report_nonfinite(const tr_run *r, const dn_train_state *st, double loss) {
+static void tr_report_nonfinite(tr_run *r, const dn_train_state *st, double loss) {
     const dn_model *m = r->m;
     const char *bad = NULL;
     for (int t = 0; t < m->n_tensors && !bad; t++)
@@ -358,6 +319,7 @@ static void tr_report_nonfinite(const tr_run *r, const dn_train_state *st, doubl
                 break;
             }
     fflush(stdout);
+    dn_progress_clear(&r->progress);
     fprintf(stderr, "%s: step %" PRId64 ": loss is %s", r->o->prog, st->step + 1,
             isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf");
     if (bad)
@@ -382,11 +344,12 @@ static double tr_train_batch(tr_run *r, const dn_train_state *st, const dn_batch
     return loss;
 }
 
-/* One optimizer step on batch st->batch of the epoch's permutation. */
+/* One optimizer step on batch st->batch of the epoch's order; then its
+ * step-log row and the progress bar. */
 static int tr_step(tr_run *r, dn_train_state *st) {
     const dn_model *m = r->m;
     int64_t start = st->batch * (int64_t)r->o->batch_size;
-    int64_t left = (int64_t)r->train.n - start;
+    int64_t left = (int64_t)r->split.n_fit - start;
     int rows = left < r->o->batch_size ? (int)left : r->o->batch_size;
     dn_dataset_gather(&r->train, r->perm + start, rows, m->defaults.norm_mean,
                       m->defaults.norm_std, r->x, r->y);
@@ -406,6 +369,8 @@ static int tr_step(tr_run *r, dn_train_state *st) {
     st->loss_sum += loss;
     st->correct += correct;
     st->seen += rows;
+    dn_steplog_row(&r->steplog, st->step, st->epoch + 1, loss / rows, (double)correct / rows);
+    dn_progress_step(&r->progress, st, r->o->epochs, tr_batches_per_epoch(r));
     return DN_EXIT_OK;
 }
 
@@ -414,6 +379,8 @@ static int tr_step(tr_run *r, dn_train_state *st) {
 static int tr_interrupted(tr_run *r, const dn_train_state *st) {
     int sig = tr_signal_caught;
     fflush(stdout);
+    dn_progress_clear(&r->progress);
+    dn_steplog_flush(&r->steplog);
     if (!r->o->save) {
         fprintf(stderr, "%s: interrupted at step %" PRId64 "; no --save given, state not saved\n",
                 r->o->prog, st->step);
@@ -436,38 +403,72 @@ static int tr_after_step(tr_run *r, const dn_train_state *st) {
     return DN_EXIT_OK;
 }
 
-/* Evaluates, prints the epoch line and writes the metrics row. */
-static int tr_report_epoch(tr_run *r, const dn_train_state *st, double seconds) {
-    tr_epoch_result e;
-    memset(&e, 0, sizeof e);
-    e.seconds = seconds;
-    e.train_loss = st->seen ? st->loss_sum / (double)st->seen : 0.0;
-    e.train_acc = st->seen ? (double)st->correct / (double)st->seen : 0.0;
+/* The epoch's results: training sums so far, validation and test passes. */
+static void tr_evaluate(tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
+    memset(e, 0, sizeof *e);
+    e->epoch = st->epoch + 1;
+    e->step = st->step;
+    e->seconds = seconds;
+    e->train_loss = st->seen ? st->loss_sum / (double)st->seen : 0.0;
+    e->train_acc = st->seen ? (double)st->correct / (double)st->seen : 0.0;
+    e->has_val = r->split.n_val > 0;
+    if (e->has_val)
+        dn_eval_dataset(r->m, r->params, r->ws, &r->train, r->split.val, r->split.n_val,
+                        r->eval_batch, r->x, r->y, &e->val_loss, &e->val_acc);
+    e->has_test = r->has_test;
     if (r->has_test)
-        dn_eval_dataset(r->m, r->params, r->ws, &r->test, r->test_order, r->eval_batch, r->x,
-                        r->y, &e.test_loss, &e.test_acc);
-    if (!r->o->quiet) {
-        printf("epoch %" PRId64 ": train_loss %.4f train_acc %.4f", st->epoch + 1, e.train_loss,
-               e.train_acc);
-        if (r->has_test)
-            printf(" test_acc %.4f", e.test_acc);
-        printf(" time %.2fs\n", e.seconds);
-        fflush(stdout);
+        dn_eval_dataset(r->m, r->params, r->ws, &r->test, r->test_order, r->test.n, r->eval_batch,
+                        r->x, r->y, &e->test_loss, &e->test_acc);
+}
+
+/* "epoch E: train_loss L train_acc A [val_loss L val_acc A gap G] [test_acc A] time Ts" */
+static void tr_print_epoch(const tr_run *r, const dn_epoch_row *e) {
+    if (r->o->quiet)
+        return;
+    printf("epoch %" PRId64 ": train_loss %.4f train_acc %.4f", e->epoch, e->train_loss, e->train_acc);
+    if (e->has_val) {
+        double gap = e->train_acc - e->val_acc;
+        printf(" val_loss %.4f val_acc %.4f gap %.4f", e->val_loss, e->val_acc,
+               fabs(gap) < 5e-5 ? 0.0 : gap); /* no "-0.0000" */
     }
-    return tr_csv_write(r, st, &e);
+    if (e->has_test)
+        printf(" test_acc %.4f", e->test_acc);
+    printf(" time %.2fs\n", e->seconds);
+    fflush(stdout);
+}
+
+/* Evaluates, prints the epoch line and writes the metrics row. */
+static int tr_report_epoch(tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
+    dn_progress_clear(&r->progress);
+    tr_evaluate(r, st, seconds, e);
+    tr_print_epoch(r, e);
+    return dn_metrics_add(&r->metrics, e, r->o->prog);
 }
 
 static int tr_max_steps_reached(const tr_run *r, const dn_train_state *st) {
     return r->o->max_steps && st->step >= r->o->max_steps;
 }
 
+/* The epoch's order of the trained samples: positions 0..n_fit-1, shuffled
+ * by dn_shuffle(seed, epoch) unless --no-shuffle, mapped to sample indices. */
+static void tr_epoch_order(tr_run *r, const dn_train_state *st) {
+    uint32_t n = r->split.n_fit;
+    if (st->shuffle)
+        dn_shuffle(r->perm, n, st->seed, (uint32_t)st->epoch);
+    else
+        for (uint32_t i = 0; i < n; i++)
+            r->perm[i] = i;
+    for (uint32_t i = 0; i < n; i++)
+        r->perm[i] = r->split.fit[r->perm[i]];
+}
+
 /* Runs the batches left in epoch st->epoch, reports it and, if it is
- * complete, moves st to the next epoch (then handles a checkpoint that fell
- * on its last step, and signals). */
+ * complete, updates early stopping and moves st to the next epoch (then
+ * handles a checkpoint that fell on its last step, and signals). */
 static int tr_epoch(tr_run *r, dn_train_state *st) {
     int64_t nb = tr_batches_per_epoch(r);
-    if (st->shuffle)
-        dn_shuffle(r->perm, r->train.n, st->seed, (uint32_t)st->epoch);
+    tr_epoch_order(r, st);
+    dn_progress_epoch(&r->progress, st);
     double t0 = dn_now_seconds();
     while (st->batch < nb && !tr_max_steps_reached(r, st)) {
         int rc = tr_step(r, st);
@@ -476,9 +477,12 @@ static int tr_epoch(tr_run *r, dn_train_state *st) {
         if (rc != DN_EXIT_OK)
             return rc;
     }
-    int rc = tr_report_epoch(r, st, dn_now_seconds() - t0);
+    dn_epoch_row e;
+    int rc = tr_report_epoch(r, st, dn_now_seconds() - t0, &e);
     if (rc != DN_EXIT_OK || st->batch < nb)
         return rc;
+    if (st->patience)
+        dn_es_update(st, st->epoch + 1, e.val_acc, r->params, r->best, r->m->n_params);
     st->epoch++;
     st->batch = 0;
     st->loss_sum = 0;
@@ -489,9 +493,12 @@ static int tr_epoch(tr_run *r, dn_train_state *st) {
     return tr_signal_caught ? tr_interrupted(r, st) : DN_EXIT_OK;
 }
 
-/* Runs epochs until --epochs, --max-steps, a failure or a signal. */
+/* Runs epochs until --epochs, early stopping, --max-steps, a failure or a
+ * signal. */
 static int tr_loop(tr_run *r, dn_train_state *st) {
     while (st->epoch < r->o->epochs) {
+        if (dn_es_exhausted(st))
+            break;
         if (tr_max_steps_reached(r, st) && st->batch == 0)
             break; /* nothing of this epoch to report */
         int rc = tr_epoch(r, st);
@@ -503,27 +510,67 @@ static int tr_loop(tr_run *r, dn_train_state *st) {
     return DN_EXIT_OK;
 }
 
-/* Final save: the full state with --checkpoint-every, else the weights. */
-static int tr_save_final(tr_run *r, const dn_train_state *st) {
-    if (!r->o->save)
-        return DN_EXIT_OK;
-    if (r->o->checkpoint_every)
-        return tr_save_state(r, st);
+/* Writes the weights alone to --save. */
+static int tr_save_weights(tr_run *r) {
     char err[DN_ERR_MAX];
-    if (dn_ckpt_save(r->m, r->o->save, r->params, NULL, NULL, NULL, err) != 0) {
+    if (dn_ckpt_save(r->m, r->o->save, r->params, NULL, NULL, NULL, NULL, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_OUTPUT;
     }
     return DN_EXIT_OK;
 }
 
+/* Final save: the full state with --checkpoint-every, else the weights. */
+static int tr_save_final(tr_run *r, const dn_train_state *st) {
+    if (!r->o->save)
+        return DN_EXIT_OK;
+    if (r->o->checkpoint_every)
+        return tr_save_state(r, st);
+    return tr_save_weights(r);
+}
+
+/* Early stopping at the end of a finished run (stopped by it, or all
+ * epochs done; not a --max-steps pause): puts the best epoch's weights back
+ * into params, says so and evaluates them on the test set. Returns 1 when it
+ * restored. */
+static int tr_restore_best(tr_run *r, const dn_train_state *st) {
+    if (!st->patience || st->best_epoch == 0 || !(dn_es_exhausted(st) || st->epoch >= r->o->epochs))
+        return 0;
+    memcpy(r->params, r->best, r->m->n_params * sizeof *r->params);
+    if (r->o->quiet)
+        return 1;
+    if (dn_es_exhausted(st))
+        printf("early stopping: no val_acc improvement for %" PRId64 " epochs;", st->since_best);
+    else
+        printf("early stopping: not triggered in %" PRId64 " epochs;", st->epoch);
+    printf(" restored epoch %" PRId64 " (val_acc %.4f)\n", st->best_epoch, st->best_val_acc);
+    if (r->has_test) {
+        double loss, acc;
+        dn_eval_dataset(r->m, r->params, r->ws, &r->test, r->test_order, r->test.n, r->eval_batch,
+                        r->x, r->y, &loss, &acc);
+        printf("restored weights: test_loss %.4f test_acc %.4f\n", loss, acc);
+    }
+    fflush(stdout);
+    return 1;
+}
+
+/* The end of a run that did not fail: the best weights (weights only) when
+ * early stopping restored them, else the usual final save. */
+static int tr_finish(tr_run *r, const dn_train_state *st) {
+    if (tr_restore_best(r, st))
+        return r->o->save ? tr_save_weights(r) : DN_EXIT_OK;
+    return tr_save_final(r, st);
+}
+
 static void tr_print_header(const tr_run *r, int threads) {
     if (r->o->quiet)
         return;
-    printf("training %s: %zu parameters, %" PRIu32 " train / %" PRIu32 " test samples, batch %d, "
-           "%d epochs, seed %" PRIu64 ", %d threads\n",
-           r->m->name, r->m->n_params, r->train.n, r->has_test ? r->test.n : 0, r->o->batch_size,
-           r->o->epochs, r->o->seed, threads);
+    printf("training %s: %zu parameters, %" PRIu32 " train / ", r->m->name, r->m->n_params,
+           r->split.n_fit);
+    if (r->split.n_val)
+        printf("%" PRIu32 " val / ", r->split.n_val);
+    printf("%" PRIu32 " test samples, batch %d, %d epochs, seed %" PRIu64 ", %d threads\n",
+           r->has_test ? r->test.n : 0, r->o->batch_size, r->o->epochs, r->o->seed, threads);
     fflush(stdout);
 }
 
@@ -534,22 +581,28 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
     r.o = o;
     dn_train_state st;
     int threads = dn_apply_threads(o->threads);
+    dn_progress_init(&r.progress, !o->quiet && isatty(STDERR_FILENO));
     int rc = tr_load_data(&r);
+    if (rc == DN_EXIT_OK)
+        rc = tr_make_split(&r);
     if (rc == DN_EXIT_OK)
         rc = tr_alloc(&r);
     if (rc == DN_EXIT_OK)
         rc = tr_start_state(&r, &st);
     if (rc == DN_EXIT_OK)
-        rc = tr_csv_init(&r, &st);
+        rc = tr_open_outputs(&r, &st);
     if (rc == DN_EXIT_OK) {
         tr_print_header(&r, threads);
         tr_signals sigs;
         tr_signals_install(&sigs);
         rc = tr_loop(&r, &st);
         if (rc == DN_EXIT_OK)
-            rc = tr_save_final(&r, &st);
+            rc = tr_finish(&r, &st);
         tr_signals_restore(&sigs);
     }
+    int log_rc = dn_steplog_close(&r.steplog, o->prog);
+    if (rc == DN_EXIT_OK)
+        rc = log_rc;
     tr_free(&r);
     return rc;
 }

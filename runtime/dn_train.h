@@ -1,5 +1,5 @@
 /* dn_train.h - declarations shared by the trainer driver files
- * (dn_args.c, dn_checkpoint.c, dn_eval.c, dn_train.c).
+ * (dn_args.c, dn_checkpoint.c, dn_eval.c, dn_split.c, dn_report.c, dn_train.c).
  *
  * Not part of the public runtime API (that is dn_runtime.h): these are the
  * driver's cross-file helpers. `dngen --standalone` pastes this header right
@@ -60,6 +60,12 @@ typedef struct {
     int64_t checkpoint_every;  /* 0: no periodic checkpoints */
     int quiet;
     int samples;               /* gradcheck coordinates per tensor */
+    double val_split;          /* --val-split F in [0, 1): held-out fraction */
+    int patience;              /* --early-stopping P; 0: off */
+    const char *log_steps;     /* --log-steps FILE: one CSV row per step */
+    int mc;                    /* eval --mc N: MC dropout passes; 0: plain eval */
+    uint64_t mc_seed;          /* eval --mc-seed S */
+    int mc_seed_given;
 } dn_opts;
 
 /* Fills *o from argv, defaults from m->defaults. Returns DN_EXIT_OK, or
@@ -88,22 +94,133 @@ typedef struct {
     int64_t correct;
     int64_t seen;
     dn_adam adam;
+    double val_split;   /* held-out fraction of the training set (0: none) */
+    /* Early stopping, tracked when patience > 0: */
+    int patience;       /* epochs without a val_acc improvement that stop the run */
+    int64_t best_epoch; /* 1-based epoch with the best val_acc so far; 0: none yet */
+    double best_val_acc;
+    int64_t since_best; /* complete epochs since best_epoch */
 } dn_train_state;
 
 /* Writes a checkpoint atomically: the weights under m->tensors' names and
  * shapes; when st != NULL also the Adam moments (exp_avg, exp_avg_sq, each
- * n_params floats) and the state as metadata. Returns 0 or -1 with err set. */
+ * n_params floats) and the state as metadata, and, when st->patience > 0,
+ * the early-stopping state with the best epoch's weights (best) as tensors
+ * best.<name>. Returns 0 or -1 with err set. */
 int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const float *exp_avg,
-                 const float *exp_avg_sq, const dn_train_state *st, char *err);
+                 const float *exp_avg_sq, const float *best, const dn_train_state *st, char *err);
 
 /* Loads weights into params (n_params floats). Every model tensor must be
  * present as F32 with its exact shape; tensors that are neither model tensors
- * nor optimizer.* are an error. With exp_avg != NULL this is a resume: the
- * moments and *st are loaded too, and a different spec hash is an error.
- * Otherwise a different spec hash only writes a warning line into warn
- * (DN_ERR_MAX bytes; "" when none). Returns 0 or -1 with err set. */
+ * nor optimizer.* / best.* are an error. With exp_avg != NULL this is a
+ * resume: the moments and *st are loaded too (st->patience > 0 when the file
+ * holds early-stopping state; then its best.* tensors go into best unless it
+ * is NULL), and a different spec hash is an error. Otherwise a different
+ * spec hash only writes a warning line into warn (DN_ERR_MAX bytes; "" when
+ * none). Returns 0 or -1 with err set. */
 int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_avg,
-                 float *exp_avg_sq, dn_train_state *st, char *warn, char *err);
+                 float *exp_avg_sq, float *best, dn_train_state *st, char *warn, char *err);
+
+/* ---- validation split and early stopping (dn_split.c) ---------------------- */
+
+/* The training set divided into the samples trained on and the held-out
+ * validation samples, both in increasing index order. */
+typedef struct {
+    uint32_t n_fit, n_val;
+    uint32_t *fit;      /* n_fit sample indices */
+    uint32_t *val;      /* n_val sample indices */
+} dn_split;
+
+/* Samples held out for fraction frac of n: round(frac * n). */
+uint32_t dn_split_count(uint32_t n, double frac);
+
+/* The split permutation of 0..n-1: Fisher-Yates as dn_shuffle, on the
+ * DN_RNG_SPLIT stream (a = b = c = 0, i = position). */
+void dn_split_perm(uint32_t *perm, uint32_t n, uint64_t seed);
+
+/* Splits n samples: the first dn_split_count(n, frac) entries of
+ * dn_split_perm are validation, the rest are trained on. Returns 0, or -1
+ * when out of memory. */
+int dn_split_make(uint32_t n, double frac, uint64_t seed, dn_split *s);
+void dn_split_free(dn_split *s);
+
+/* Early-stopping bookkeeping after complete epoch `epoch` (1-based) with
+ * validation accuracy val_acc: on a strict improvement (or the first epoch)
+ * it becomes the best and params (n floats) are copied into best; otherwise
+ * since_best grows. Returns dn_es_exhausted(st). */
+int dn_es_update(dn_train_state *st, int64_t epoch, double val_acc, const float *params,
+                 float *best, size_t n);
+
+/* True when early stopping is on and patience epochs passed without improvement. */
+int dn_es_exhausted(const dn_train_state *st);
+
+/* ---- metrics file, step log, progress bar (dn_report.c) -------------------- */
+
+/* One epoch's results (a partial epoch when --max-steps ends it). */
+typedef struct {
+    int64_t epoch, step;        /* 1-based epoch; optimizer steps done */
+    double train_loss, train_acc, test_loss, test_acc, seconds, val_loss, val_acc;
+    int has_test, has_val;
+} dn_epoch_row;
+
+/* The --metrics file, kept in memory and rewritten atomically per epoch:
+ * CSV, or JSON Lines when the name ends in ".jsonl". */
+typedef struct {
+    const char *path;           /* NULL: no metrics file */
+    int jsonl;
+    char *buf;
+    size_t len, cap;
+} dn_metrics;
+
+/* Starts the metrics text for path (NULL: none). keep_epochs >= 0 (resume):
+ * rows of an existing file for epochs 1..keep_epochs are kept. Returns
+ * DN_EXIT_OK or DN_EXIT_FAIL (out of memory, message printed). */
+int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, const char *prog);
+
+/* Appends the epoch's row and rewrites the file. Returns a DN_EXIT_* status. */
+int dn_metrics_add(dn_metrics *mt, const dn_epoch_row *e, const char *prog);
+void dn_metrics_free(dn_metrics *mt);
+
+/* The --log-steps file: "step,epoch,loss,acc", one row per optimizer step,
+ * through a buffered FILE. */
+typedef struct {
+    FILE *f;                    /* NULL: no step log */
+    const char *path;
+} dn_steplog;
+
+/* Opens path (NULL: none). keep_steps >= 0 (resume): an existing log is
+ * kept up to the row of step keep_steps and continued; else it is
+ * truncated. Returns DN_EXIT_OK or DN_EXIT_OUTPUT (message printed). */
+int dn_steplog_open(dn_steplog *l, const char *path, int64_t keep_steps, const char *prog);
+
+/* One row: step (1-based), epoch (1-based), batch mean loss and accuracy. */
+void dn_steplog_row(dn_steplog *l, int64_t step, int64_t epoch, double loss, double acc);
+
+/* Pushes buffered rows to the file (at checkpoints and signals). */
+void dn_steplog_flush(dn_steplog *l);
+
+/* Flushes and closes. Returns DN_EXIT_OK or DN_EXIT_OUTPUT (message printed). */
+int dn_steplog_close(dn_steplog *l, const char *prog);
+
+/* A one-line progress bar on stderr, redrawn at most 10 times a second. */
+typedef struct {
+    int on;                     /* stderr is a terminal and not --quiet */
+    double t0, last;            /* start of this epoch (in this process), last redraw */
+    int64_t batch0, seen0;      /* st->batch and st->seen at t0 */
+    int drawn;                  /* characters on screen */
+} dn_progress;
+
+/* on: whether to draw at all. */
+void dn_progress_init(dn_progress *p, int on);
+
+/* Marks the start (or resumed start) of an epoch. */
+void dn_progress_epoch(dn_progress *p, const dn_train_state *st);
+
+/* After a step: redraws when 0.1 s have passed since the last redraw. */
+void dn_progress_step(dn_progress *p, const dn_train_state *st, int epochs, int64_t batches);
+
+/* Erases the bar (before anything else is printed). */
+void dn_progress_clear(dn_progress *p);
 
 /* ---- shared helpers (dn_eval.c) -------------------------------------------- */
 
@@ -118,13 +235,13 @@ double dn_now_seconds(void);
  * the number of threads parallel regions will use. */
 int dn_apply_threads(int threads);
 
-/* Eval-mode pass over ds (rows in `order`, ds->n entries) in batches of up
- * to `batch` rows, through buffers x [batch * n_inputs], y [batch] and ws
+/* Eval-mode pass over the n samples order[0..n) of ds in batches of up to
+ * `batch` rows, through buffers x [batch * n_inputs], y [batch] and ws
  * (workspace_size(>= batch) bytes). Stores the mean per-row loss and the
  * accuracy. */
 void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_dataset *ds,
-                     const uint32_t *order, int batch, float *x, int32_t *y, double *loss,
-                     double *acc);
+                     const uint32_t *order, uint32_t n, int batch, float *x, int32_t *y,
+                     double *loss, double *acc);
 
 /* malloc'd array 0, 1, ..., n-1 (NULL when out of memory). */
 uint32_t *dn_identity_order(uint32_t n);

@@ -6,14 +6,18 @@
  * thread count must not matter. Hooks make it return NaN, raise a signal or
  * compute a wrong gradient at chosen steps.
  *
+ * Eval with b->mc_dropout keeps the input dropout on (masks from seed and
+ * step, as generated models do), for `eval --mc`.
+ *
  * Every dn_main call runs in a forked child with stdout/stderr redirected
- * to files, like a real process; the data set is a synthetic, linearly
+ * to files (or stderr to a pseudo-terminal), like a real process; the data set is a synthetic, linearly
  * separable IDX set written by the tests (100 train / 30 test samples, so
  * batch 32 gives 4 steps per epoch, the last one of 4 rows).
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
+#define _XOPEN_SOURCE 700 /* posix_openpt: the progress bar test needs a terminal */
 #include "dn_runtime.h"
 #include "dn_train.h"
 
@@ -26,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -145,8 +151,8 @@ static double toy_eval(const float *params, void *ws, const dn_batch *b, float *
     for (int r = 0; r < b->n; r++) {
         double loss;
         int hit;
-        toy_row(params, b->x + (size_t)r * TOY_IN, b->y ? b->y[r] : -1, b, r, 0, NULL, &loss, &hit,
-                out ? out + (size_t)r * TOY_OUT : NULL);
+        toy_row(params, b->x + (size_t)r * TOY_IN, b->y ? b->y[r] : -1, b, r, b->mc_dropout != 0,
+                NULL, &loss, &hit, out ? out + (size_t)r * TOY_OUT : NULL);
         total += loss;
         if (correct && b->y)
             *correct += hit;
@@ -324,6 +330,44 @@ static void run_free(run_result *r) {
     free(r->err);
 }
 
+static int g_tty; /* run() puts the child's stderr on a pseudo-terminal */
+
+/* A pseudo-terminal pair; the parent keeps the slave open too, so nothing
+ * written to it is lost when the child exits. */
+static void open_pty(int *master, int *slave) {
+    *master = posix_openpt(O_RDWR | O_NOCTTY);
+    ck_assert(*master >= 0 && grantpt(*master) == 0 && unlockpt(*master) == 0);
+    const char *name = ptsname(*master);
+    ck_assert_ptr_nonnull(name);
+    *slave = open(name, O_RDWR | O_NOCTTY);
+    ck_assert(*slave >= 0);
+}
+
+/* Reads what the child writes to the terminal until it exits. */
+static char *pty_collect(int master, pid_t pid, int *ws) {
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap), scratch[4096];
+    ck_assert_ptr_nonnull(buf);
+    for (int done = 0;;) {
+        struct pollfd pfd = {.fd = master, .events = POLLIN};
+        while (poll(&pfd, 1, done ? 0 : 20) > 0 && (pfd.revents & POLLIN)) {
+            ssize_t n = read(master, len + 1 < cap ? buf + len : scratch,
+                             len + 1 < cap ? cap - len - 1 : sizeof scratch);
+            if (n <= 0)
+                break;
+            if (len + 1 < cap)
+                len += (size_t)n;
+        }
+        if (done)
+            break;
+        pid_t w = waitpid(pid, ws, WNOHANG);
+        ck_assert(w == 0 || w == pid);
+        done = w == pid;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
 /* Runs dn_main(toy_active, {"toy", args..., NULL}) in a child process. */
 static run_result run_v(const char *first, va_list ap) {
     const char *argv[64];
@@ -337,21 +381,35 @@ static run_result run_v(const char *first, va_list ap) {
     char out_path[1200], err_path[1200];
     snprintf(out_path, sizeof out_path, "%s/stdout.txt", g_dir);
     snprintf(err_path, sizeof err_path, "%s/stderr.txt", g_dir);
+    int master = -1, slave = -1;
+    if (g_tty)
+        open_pty(&master, &slave);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert(pid >= 0);
     if (pid == 0) {
-        if (!freopen(out_path, "w", stdout) || !freopen(err_path, "w", stderr))
+        if (!freopen(out_path, "w", stdout) ||
+            (g_tty ? dup2(slave, STDERR_FILENO) < 0 : !freopen(err_path, "w", stderr)))
             _exit(99);
+        if (g_tty) {
+            close(master);
+            close(slave);
+        }
         int rc = dn_main(toy_active, argc, (char **)argv);
         exit(rc); /* not _exit: LeakSanitizer checks at exit */
     }
     int ws = 0;
-    ck_assert(waitpid(pid, &ws, 0) == pid);
     run_result r;
+    if (g_tty) {
+        r.err = pty_collect(master, pid, &ws);
+        close(master);
+        close(slave);
+    } else {
+        ck_assert(waitpid(pid, &ws, 0) == pid);
+        r.err = slurp(err_path, NULL);
+    }
     r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 1000 + WTERMSIG(ws);
     r.out = slurp(out_path, NULL);
-    r.err = slurp(err_path, NULL);
     ck_assert(r.out && r.err);
     return r;
 }
@@ -424,18 +482,20 @@ static char *strip_times(const char *text) {
     return out;
 }
 
-/* Copies a metrics CSV without its last column (seconds). */
+/* Copies a metrics CSV without its 7th column (seconds). */
 static char *strip_seconds(const char *csv) {
     char *out = malloc(strlen(csv) + 1), *o = out;
     ck_assert(out != NULL);
     for (const char *line = csv; *line;) {
         const char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        const char *comma = line + len;
-        while (comma > line && *comma != ',')
-            comma--;
-        memcpy(o, line, (size_t)(comma - line));
-        o += comma - line;
+        int field = 1;
+        for (size_t k = 0; k < len; k++) {
+            if (line[k] == ',')
+                field++;
+            if (field != 7)
+                *o++ = line[k];
+        }
         *o++ = '\n';
         line += len + (nl ? 1 : 0);
     }
@@ -469,12 +529,19 @@ START_TEST(test_help_version) {
     ck_assert(matches(r.out, "^  --lr X .*\\(default 0.05\\)$"));
     ck_assert(matches(r.out, "^  --resume CKPT "));
     ck_assert(matches(r.out, "^  4 +output write error"));
+    ck_assert(matches(r.out, "^  --val-split F .*\\(default 0\\)$"));
+    ck_assert(matches(r.out, "^  --early-stopping P +stop after P epochs without a val_acc improvement"));
+    ck_assert(!matches(r.out, "--early-stopping.*default"));
+    ck_assert(matches(r.out, "^  --log-steps FILE "));
+    ck_assert(matches(r.out, "^  --metrics FILE .*JSON Lines"));
     run_free(&r);
 
     r = run("eval", "--help", NULL);
     ck_assert_int_eq(r.status, 0);
     ck_assert(matches(r.out, "^  --weights FILE "));
     ck_assert(matches(r.out, "^  --batch-size N +rows per batch \\(default 1000\\)$"));
+    ck_assert(matches(r.out, "^  --mc N +MC dropout"));
+    ck_assert(matches(r.out, "^  --mc-seed S .*\\(default 0\\)$"));
     ck_assert(!matches(r.out, "--epochs"));
     run_free(&r);
 
@@ -520,6 +587,24 @@ static const bad_case bad_cases[] = {
     {{"train", "--checkpoint-every", "3"}, "toy: train: --checkpoint-every needs --save FILE\n"},
     {{"fly"}, "toy: unknown command 'fly' (expected train, eval or gradcheck; try 'toy --help')\n"},
     {{"--version", "x"}, "toy: --version: unexpected argument 'x'\n"},
+    {{"train", "--val-split", "1"}, "toy: --val-split: expected a number in [0, 1), got '1'\n"},
+    {{"train", "--val-split", "-0.1"}, "toy: --val-split: expected a number in [0, 1), got '-0.1'\n"},
+    {{"train", "--val-split", "nan"}, "toy: --val-split: expected a number in [0, 1), got 'nan'\n"},
+    {{"train", "--val-split", "0.2x"}, "toy: --val-split: expected a number in [0, 1), got '0.2x'\n"},
+    {{"train", "--val-split"}, "toy: --val-split: missing value F\n"},
+    {{"train", "--early-stopping", "0"}, "toy: --early-stopping: expected an integer >= 1, got '0'\n"},
+    {{"train", "--early-stopping", "2"}, "toy: train: --early-stopping needs --val-split F with F > 0\n"},
+    {{"train", "--early-stopping", "2", "--val-split", "0"},
+     "toy: train: --early-stopping needs --val-split F with F > 0\n"},
+    {{"train", "--log-steps", ""}, "toy: --log-steps: expected a non-empty value, got ''\n"},
+    {{"train", "--mc", "3"}, "toy: train: unknown option '--mc' (try 'toy train --help')\n"},
+    {{"eval", "--weights", "w", "--mc", "0"}, "toy: --mc: expected an integer in [1, 100000], got '0'\n"},
+    {{"eval", "--weights", "w", "--mc", "x"}, "toy: --mc: expected an integer in [1, 100000], got 'x'\n"},
+    {{"eval", "--weights", "w", "--mc-seed", "3"}, "toy: eval: --mc-seed needs --mc N\n"},
+    {{"eval", "--mc", "2", "--mc-seed", "-3"},
+     "toy: --mc-seed: expected an integer in [0, 18446744073709551615], got '-3'\n"},
+    {{"eval", "--weights", "w", "--val-split", "0.1"},
+     "toy: eval: unknown option '--val-split' (try 'toy eval --help')\n"},
 };
 
 START_TEST(test_bad_arguments) {
@@ -552,6 +637,21 @@ START_TEST(test_input_errors) {
     /* Output errors: a --save or --metrics path in a missing directory. */
     run_expect(4, "train", "--data", P("data"), "--epochs", "1", "--save", P("no/dir/w.st"), NULL);
     run_expect(4, "train", "--data", P("data"), "--epochs", "1", "--metrics", P("no/dir/m.csv"), NULL);
+    run_expect(4, "train", "--data", P("data"), "--epochs", "1", "--metrics", P("no/dir/m.jsonl"), NULL);
+    run_expect(4, "train", "--data", P("data"), "--epochs", "1", "--log-steps", P("no/dir/s.csv"), NULL);
+    /* A split that leaves either part empty (100 training samples). */
+    r = run("train", "--data", P("data"), "--val-split", "0.004", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "toy: --val-split 0.004: round(0.004 * 100) = 0 training samples would "
+                            "be held out; use a larger fraction\n");
+    run_free(&r);
+    r = run("train", "--data", P("data"), "--val-split", "0.996", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "toy: --val-split 0.996 would hold out all 100 training samples; use a "
+                            "smaller fraction\n");
+    run_free(&r);
+    run_expect(0, "train", "--data", P("data"), "--val-split", "0.006", "--epochs", "1", NULL);
+    run_expect(0, "train", "--data", P("data"), "--val-split", "0.994", "--epochs", "1", NULL);
 }
 END_TEST
 
@@ -602,14 +702,14 @@ START_TEST(test_metrics_and_partial_batch) {
     run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), NULL);
     char *csv = slurp(P("m.csv"), NULL);
     ck_assert_ptr_nonnull(csv);
-    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n"
-                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3}\n"
-                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+\n$"));
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
+                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3},,\n"
+                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+,,\n$"));
     free(csv);
 
     run_expect(0, "train", "--data", P("notest"), "--epochs", "1", "--metrics", P("n.csv"), NULL);
     csv = slurp(P("n.csv"), NULL);
-    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+\n$"));
+    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+,,\n$"));
     free(csv);
 
     /* Batch sizes around the sample count: ceil(100 / B) steps per epoch. */
@@ -710,7 +810,7 @@ START_TEST(test_first_step_is_adam) {
     float init[TOY_NP], after[TOY_NP];
     toy_init(init, 7);
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
     for (int j = 0; j < TOY_NP; j++) {
         double d = fabs((double)after[j] - init[j]);
         ck_assert_msg(d == 0 || fabs(d - 0.01) < 1e-5, "param %d moved by %g", j, d);
@@ -926,14 +1026,14 @@ START_TEST(test_resume_refuses_other_runs) {
     st.shuffle = 1;
     st.n_train = 100;
     char err[DN_ERR_MAX];
-    ck_assert(dn_ckpt_save(&other, P("o.st"), p, p, p, &st, err) == 0);
+    ck_assert(dn_ckpt_save(&other, P("o.st"), p, p, p, NULL, &st, err) == 0);
     run_result r = run("train", "--data", P("data"), "--resume", P("o.st"), NULL);
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "spec hash fedcba9876543210, this trainer's spec hash is "
                                         "0123456789abcdef; a run can only be resumed"));
     run_free(&r);
     /* ... and the same state under the right hash is accepted. */
-    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, p, p, &st, err) == 0);
+    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, p, p, NULL, &st, err) == 0);
     run_expect(0, "train", "--data", P("data"), "--resume", P("o.st"), "--epochs", "1", NULL);
 }
 END_TEST
@@ -1034,6 +1134,751 @@ START_TEST(test_gradcheck) {
 }
 END_TEST
 
+/* ---- validation split ------------------------------------------------------------ */
+
+/* The split as the brief defines it, computed here independently: Fisher-
+ * Yates on DN_RNG_SPLIT (a = b = c = 0, i = position), the first
+ * round(frac * n) entries held out. is_val[i] gets 1 for held-out samples. */
+static uint32_t ref_split(uint32_t n, double frac, uint64_t seed, unsigned char *is_val) {
+    static uint32_t perm[4096];
+    ck_assert(n <= 4096);
+    for (uint32_t i = 0; i < n; i++) {
+        perm[i] = i;
+        is_val[i] = 0;
+    }
+    for (uint32_t i = n; i-- > 1;) {
+        uint32_t w = dn_rand_u32(seed, DN_RNG_SPLIT, 0, 0, 0, i);
+        uint32_t j = (uint32_t)(((uint64_t)w * (i + 1)) >> 32), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    uint32_t k = (uint32_t)floor(frac * n + 0.5);
+    for (uint32_t i = 0; i < k; i++)
+        is_val[perm[i]] = 1;
+    return k;
+}
+
+/* dn_split_make: sizes round(F * n), the two parts disjoint, complete, in
+ * index order, the held-out part the reference's; seeds matter. */
+START_TEST(test_split_sizes) {
+    static const uint32_t ns[] = {1, 2, 3, 10, 100, 1000, 4096};
+    static const double fs[] = {0, 0.05, 0.1, 0.15, 0.25, 0.5, 0.9, 0.99};
+    static unsigned char is_val[4096];
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+        for (size_t b = 0; b < sizeof fs / sizeof fs[0]; b++) {
+            uint32_t n = ns[a];
+            dn_split s;
+            ck_assert(dn_split_make(n, fs[b], 11, &s) == 0);
+            uint32_t k = ref_split(n, fs[b], 11, is_val);
+            ck_assert_msg(s.n_val == k && s.n_fit == n - k, "n %u F %g: %u held out, want %u", n,
+                          fs[b], s.n_val, k);
+            ck_assert_uint_eq(dn_split_count(n, fs[b]), k);
+            for (uint32_t i = 0; i < s.n_val; i++)
+                ck_assert(is_val[s.val[i]] && (i == 0 || s.val[i] > s.val[i - 1]));
+            for (uint32_t i = 0; i < s.n_fit; i++)
+                ck_assert(!is_val[s.fit[i]] && (i == 0 || s.fit[i] > s.fit[i - 1]));
+            dn_split_free(&s);
+        }
+    ck_assert_uint_eq(dn_split_count(100, 0.105), 11); /* round, not truncate */
+    ck_assert_uint_eq(dn_split_count(10, 0.05), 1);    /* halves round up */
+    /* Same seed, same split; another seed, another split. */
+    dn_split s1, s2, s3;
+    ck_assert(dn_split_make(1000, 0.1, 3, &s1) == 0 && dn_split_make(1000, 0.1, 3, &s2) == 0 &&
+              dn_split_make(1000, 0.1, 4, &s3) == 0);
+    ck_assert(memcmp(s1.val, s2.val, 100 * sizeof *s1.val) == 0);
+    ck_assert(memcmp(s1.val, s3.val, 100 * sizeof *s1.val) != 0);
+    dn_split_free(&s1);
+    dn_split_free(&s2);
+    dn_split_free(&s3);
+}
+END_TEST
+
+/* Trains `steps` steps with a trace; returns the sample indices trained, in
+ * order (count in *n). */
+static void trace_split_run(const char *seed, const char *frac, int shuffle, int steps, int *rows,
+                            int *n) {
+    toy_trace = fopen(P("trace.txt"), "w");
+    ck_assert_ptr_nonnull(toy_trace);
+    if (shuffle)
+        run_expect(0, "train", "--data", P("data"), "--max-steps", F("%d", steps), "--seed", seed,
+                   "--val-split", frac, NULL);
+    else
+        run_expect(0, "train", "--data", P("data"), "--max-steps", F("%d", steps), "--seed", seed,
+                   "--val-split", frac, "--no-shuffle", NULL);
+    fclose(toy_trace);
+    toy_trace = NULL;
+    int per_step[16];
+    *n = read_trace(P("trace.txt"), rows, 400, per_step, steps);
+}
+
+/* Training visits exactly the non-held-out samples: in index order with
+ * --no-shuffle, else in the order dn_shuffle(seed, epoch) gives their
+ * positions; the split follows the seed. */
+START_TEST(test_split_training_set) {
+    setup("split");
+    unsigned char is_val[100];
+    uint32_t k = ref_split(100, 0.25, 5, is_val), fit[100], nf = 0;
+    ck_assert_uint_eq(k, 25);
+    for (uint32_t i = 0; i < 100; i++)
+        if (!is_val[i])
+            fit[nf++] = i;
+    int rows[400], n;
+    trace_split_run("5", "0.25", 0, 3, rows, &n); /* 75 samples: 32 + 32 + 11 */
+    ck_assert_int_eq(n, 75);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(rows[i], (int)fit[i]);
+    /* Shuffled, two epochs: positions permuted per epoch, never a held-out sample. */
+    trace_split_run("5", "0.25", 1, 6, rows, &n);
+    ck_assert_int_eq(n, 150);
+    uint32_t perm[75];
+    for (int e = 0; e < 2; e++) {
+        dn_shuffle(perm, 75, 5, (uint32_t)e);
+        for (int i = 0; i < 75; i++)
+            ck_assert_int_eq(rows[e * 75 + i], (int)fit[perm[i]]);
+    }
+    /* Same seed: same trace; another seed: another held-out set. */
+    int again[400], n2;
+    trace_split_run("5", "0.25", 1, 6, again, &n2);
+    ck_assert(n2 == n && memcmp(rows, again, sizeof(int) * (size_t)n) == 0);
+    unsigned char other[100];
+    ref_split(100, 0.25, 6, other);
+    ck_assert(memcmp(is_val, other, sizeof other) != 0);
+    trace_split_run("6", "0.25", 0, 3, rows, &n);
+    ck_assert_int_eq(n, 75);
+    for (int i = 0; i < n; i++)
+        ck_assert(!other[rows[i]]);
+    int same = 1;
+    for (int i = 0; i < n; i++)
+        same &= rows[i] == (int)fit[i];
+    ck_assert(!same);
+}
+END_TEST
+
+/* Field `k` (0-based) of a CSV row as a number; NAN when empty. */
+static double csv_field(const char *row, int k) {
+    for (int i = 0; i < k; i++) {
+        row = strchr(row, ',');
+        ck_assert_ptr_nonnull(row);
+        row++;
+    }
+    return *row == ',' || *row == '\n' || !*row ? NAN : strtod(row, NULL);
+}
+
+/* Value after "key " in an epoch line. */
+static double line_value(const char *line, const char *key) {
+    char k[64];
+    snprintf(k, sizeof k, " %s ", key);
+    const char *p = strstr(line, k);
+    ck_assert_msg(p != NULL, "no %s in %s", key, line);
+    return strtod(p + strlen(k), NULL);
+}
+
+/* The toy's eval-mode loss sum and hits over the samples with is_val set,
+ * with the weights of file w, as the trainer normalizes them. */
+static void toy_val_metrics(const char *w, const unsigned char *is_val, double *loss, double *acc) {
+    float p[TOY_NP];
+    char err[DN_ERR_MAX];
+    ck_assert_msg(dn_ckpt_load(&toy_model, w, p, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    unsigned char img[100 * TOY_IN], lab[100];
+    make_samples(100, 1, img, lab);
+    dn_batch b = {.n = 1};
+    double sum = 0;
+    int hits = 0, n = 0;
+    for (int i = 0; i < 100; i++) {
+        if (!is_val[i])
+            continue;
+        float x[TOY_IN];
+        for (int k = 0; k < TOY_IN; k++)
+            x[k] = ((float)img[i * TOY_IN + k] / 255.0f - 0.5f) / 0.5f;
+        double l;
+        int hit;
+        toy_row(p, x, lab[i], &b, 0, 0, NULL, &l, &hit, NULL);
+        sum += l;
+        hits += hit;
+        n++;
+    }
+    *loss = sum / n;
+    *acc = (double)hits / n;
+}
+
+/* Epoch line and metrics with a split: val_loss, val_acc and gap, the CSV's
+ * val columns, and both equal to an independent evaluation of the saved
+ * weights on the held-out samples. */
+START_TEST(test_split_report) {
+    setup("splitreport");
+    run_result r = run("train", "--data", P("data"), "--epochs", "1", "--val-split", "0.2",
+                       "--save", P("w.st"), "--metrics", P("m.csv"), "--threads", "1", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.err, ""); /* no progress bar: stderr is no terminal */
+    const char *num = "-?[0-9]+\\.[0-9]{4}";
+    char pat[512];
+    snprintf(pat, sizeof pat, "^epoch 1: train_loss %s train_acc %s val_loss %s val_acc %s gap %s "
+             "test_acc %s time [0-9]+\\.[0-9]{2}s$", num, num, num, num, num, num);
+    ck_assert_msg(matches(r.out, pat), "%s", r.out);
+    ck_assert(matches(r.out, "^training toy: 27 parameters, 80 train / 20 val / 30 test samples, "));
+    const char *line = strstr(r.out, "epoch 1:");
+    double tr_acc = line_value(line, "train_acc"), va = line_value(line, "val_acc");
+    double gap = line_value(line, "gap");
+    ck_assert_msg(fabs(gap - (tr_acc - va)) <= 1.5e-4, "gap %g, train_acc %g, val_acc %g", gap,
+                  tr_acc, va);
+    char *csv = slurp(P("m.csv"), NULL);
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
+                           "1,3,[^,]+,[01]\\.[0-9]{6},[^,]+,[^,]+,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6}\n$"));
+    const char *row = strchr(csv, '\n') + 1;
+    unsigned char is_val[100];
+    ref_split(100, 0.2, 7, is_val);
+    double want_loss, want_acc;
+    toy_val_metrics(P("w.st"), is_val, &want_loss, &want_acc);
+    ck_assert_double_eq_tol(csv_field(row, 7), want_loss, 1e-5 * want_loss + 1e-9);
+    ck_assert_double_eq_tol(csv_field(row, 8), want_acc, 1e-6);
+    ck_assert_double_eq_tol(va, want_acc, 5.1e-5);
+    ck_assert_double_eq_tol(line_value(line, "val_loss"), want_loss, 5.1e-5);
+    ck_assert_double_eq_tol(csv_field(row, 3), tr_acc, 5.1e-5);
+    free(csv);
+    run_free(&r);
+
+    /* No test set: the val part stays, test_acc goes. */
+    r = run("train", "--data", P("notest"), "--epochs", "1", "--val-split", "0.2", "--metrics",
+            P("n.csv"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert(matches(r.out, "^epoch 1: train_loss [0-9.]+ train_acc [0-9.]+ val_loss [0-9.]+ "
+                             "val_acc [0-9.]+ gap -?[0-9.]+ time [0-9.]+s$"));
+    run_free(&r);
+    csv = slurp(P("n.csv"), NULL);
+    ck_assert(matches(csv, "\n1,3,[^,]+,[^,]+,,,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6}\n$"));
+    free(csv);
+}
+END_TEST
+
+/* ---- JSON Lines metrics ------------------------------------------------------------- */
+
+static const char *const json_keys[9] = {"epoch", "step", "train_loss", "train_acc", "test_loss",
+                                         "test_acc", "seconds", "val_loss", "val_acc"};
+
+/* Parses one JSON Lines object of exactly the metrics keys, in order, whose
+ * values are JSON numbers or null (NAN). Returns the end of the line, or
+ * NULL when it is not such an object. */
+static const char *parse_json_row(const char *p, double *v) {
+    if (*p++ != '{')
+        return NULL;
+    for (int k = 0; k < 9; k++) {
+        size_t len = strlen(json_keys[k]);
+        if (k && *p++ != ',')
+            return NULL;
+        if (*p != '"' || strncmp(p + 1, json_keys[k], len) != 0 || p[len + 1] != '"' || p[len + 2] != ':')
+            return NULL;
+        p += len + 3;
+        if (strncmp(p, "null", 4) == 0) {
+            v[k] = NAN;
+            p += 4;
+            continue;
+        }
+        /* number = -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+        const char *s = p;
+        if (*p == '-')
+            p++;
+        if (*p == '0')
+            p++;
+        else if (*p >= '1' && *p <= '9')
+            while (*p >= '0' && *p <= '9')
+                p++;
+        else
+            return NULL;
+        if (*p == '.') {
+            if (!(*++p >= '0' && *p <= '9'))
+                return NULL;
+            while (*p >= '0' && *p <= '9')
+                p++;
+        }
+        if (*p == 'e' || *p == 'E') {
+            p++;
+            if (*p == '+' || *p == '-')
+                p++;
+            if (!(*p >= '0' && *p <= '9'))
+                return NULL;
+            while (*p >= '0' && *p <= '9')
+                p++;
+        }
+        v[k] = strtod(s, NULL);
+    }
+    return p[0] == '}' && p[1] == '\n' ? p + 2 : NULL;
+}
+
+/* Checks a JSONL metrics file against the CSV of the same run: one object
+ * per epoch, the same values, null where the CSV is empty. */
+static void check_jsonl_vs_csv(const char *jsonl_path, const char *csv_path, int rows) {
+    char *j = slurp(jsonl_path, NULL), *c = slurp(csv_path, NULL);
+    ck_assert(j && c);
+    const char *jp = j, *cp = strchr(c, '\n') + 1;
+    for (int r = 0; r < rows; r++) {
+        double v[9];
+        const char *next = parse_json_row(jp, v);
+        ck_assert_msg(next != NULL, "row %d is not a metrics object: %s", r, jp);
+        ck_assert_double_eq(v[0], r + 1);
+        for (int k = 0; k < 9; k++) {
+            double want = csv_field(cp, k);
+            if (k == 6)
+                continue; /* seconds differ between runs */
+            if (isnan(want))
+                ck_assert_msg(isnan(v[k]), "row %d %s: %g, CSV empty", r, json_keys[k], v[k]);
+            else
+                ck_assert_msg(v[k] == want, "row %d %s: %.9g vs CSV %.9g", r, json_keys[k], v[k], want);
+        }
+        ck_assert(v[6] >= 0);
+        jp = next;
+        cp = strchr(cp, '\n') + 1;
+    }
+    ck_assert_str_eq(jp, "");
+    free(j);
+    free(c);
+}
+
+START_TEST(test_metrics_jsonl) {
+    setup("jsonl");
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--val-split", "0.2", "--metrics",
+               P("m.jsonl"), NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--val-split", "0.2", "--metrics",
+               P("m.csv"), NULL);
+    check_jsonl_vs_csv(P("m.jsonl"), P("m.csv"), 3);
+    /* Without split or test set: nulls. */
+    run_expect(0, "train", "--data", P("notest"), "--epochs", "2", "--metrics", P("n.jsonl"), NULL);
+    run_expect(0, "train", "--data", P("notest"), "--epochs", "2", "--metrics", P("n.csv"), NULL);
+    check_jsonl_vs_csv(P("n.jsonl"), P("n.csv"), 2);
+    char *j = slurp(P("n.jsonl"), NULL);
+    ck_assert(matches(j, "^\\{\"epoch\":1,\"step\":4,\"train_loss\":[0-9.e-]+,\"train_acc\":[0-9.]+,"
+                         "\"test_loss\":null,\"test_acc\":null,\"seconds\":[0-9.]+,"
+                         "\"val_loss\":null,\"val_acc\":null\\}$"));
+    free(j);
+    /* A resumed run keeps the saved epochs' objects and drops later ones. */
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--val-split", "0.2", "--metrics",
+               P("r.jsonl"), "--save", P("s.st"), "--checkpoint-every", "100", "--max-steps", "4", NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--val-split", "0.2", "--metrics",
+               P("r.jsonl"), "--resume", P("s.st"), NULL);
+    check_jsonl_vs_csv(P("r.jsonl"), P("m.csv"), 3);
+    /* Non-finite values are null in JSON (which has no inf or nan). */
+    dn_metrics mt;
+    ck_assert_int_eq(dn_metrics_open(&mt, P("u.jsonl"), -1, "toy"), DN_EXIT_OK);
+    dn_epoch_row e = {.epoch = 1, .step = 2, .train_loss = 0.5, .train_acc = 0.25,
+                      .test_loss = INFINITY, .test_acc = 0.5, .seconds = 1, .val_loss = NAN,
+                      .val_acc = 1, .has_test = 1, .has_val = 1};
+    ck_assert_int_eq(dn_metrics_add(&mt, &e, "toy"), DN_EXIT_OK);
+    dn_metrics_free(&mt);
+    j = slurp(P("u.jsonl"), NULL);
+    ck_assert_str_eq(j, "{\"epoch\":1,\"step\":2,\"train_loss\":0.5,\"train_acc\":0.250000,"
+                        "\"test_loss\":null,\"test_acc\":0.500000,\"seconds\":1.000,"
+                        "\"val_loss\":null,\"val_acc\":1.000000}\n");
+    double v[9];
+    ck_assert_ptr_nonnull(parse_json_row(j, v));
+    free(j);
+}
+END_TEST
+
+/* A metrics CSV of the 7-column format is continued on resume, its rows
+ * padded with the two empty val columns. */
+START_TEST(test_metrics_old_csv_resume) {
+    setup("oldcsv");
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("ref.csv"), NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--save",
+               P("s.st"), "--checkpoint-every", "100", "--max-steps", "4", NULL);
+    char *csv = slurp(P("m.csv"), NULL), old[1024];
+    const char *row = strchr(csv, '\n') + 1;
+    size_t rl = strlen(row);
+    ck_assert(rl > 3 && strcmp(row + rl - 3, ",,\n") == 0);
+    snprintf(old, sizeof old, "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n%.*s\n",
+             (int)(rl - 3), row);
+    write_bytes(P("m.csv"), old, strlen(old));
+    free(csv);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--resume",
+               P("s.st"), NULL);
+    char *a = slurp(P("m.csv"), NULL), *b = slurp(P("ref.csv"), NULL);
+    char *sa = strip_seconds(a), *sb = strip_seconds(b);
+    ck_assert_str_eq(sa, sb);
+    free(a);
+    free(b);
+    free(sa);
+    free(sb);
+}
+END_TEST
+
+/* ---- early stopping ---------------------------------------------------------------------- */
+
+#define ES_ARGS "--data", P("data"), "--val-split", "0.2", "--early-stopping", "2", "--epochs", "40"
+
+/* Parses "restored epoch E (val_acc X)"; returns E. */
+static int restored_epoch(const char *out, double *val_acc) {
+    const char *p = strstr(out, "restored epoch ");
+    ck_assert_msg(p != NULL, "no 'restored epoch' in:\n%s", out);
+    int e = 0;
+    ck_assert(sscanf(p, "restored epoch %d (val_acc %lf)", &e, val_acc) == 2);
+    return e;
+}
+
+/* Loads the weights (top-level tensors) of a checkpoint. */
+static void load_weights(const char *path, float *p) {
+    char err[DN_ERR_MAX];
+    ck_assert_msg(dn_ckpt_load(&toy_model, path, p, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+}
+
+/* The toy stalls: on the separable set the validation accuracy reaches its
+ * best early and then cannot improve while the weights keep moving. The
+ * run stops exactly P epochs after the best epoch, the val_acc of every
+ * later epoch is no better, and --save gets that epoch's weights: the
+ * weights of a run paused at its end, not those of the last epoch. */
+START_TEST(test_early_stopping) {
+    setup("es");
+    run_result r = run("train", ES_ARGS, "--save", P("es.st"), "--metrics", P("es.csv"), NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.err, "");
+    double best_acc;
+    int best = restored_epoch(r.out, &best_acc);
+    int epochs = count_lines_starting(r.out, "epoch ");
+    ck_assert_msg(epochs == best + 2 && epochs < 40, "stopped after %d epochs, best %d:\n%s", epochs,
+                  best, r.out);
+    char want[128];
+    snprintf(want, sizeof want, "\nearly stopping: no val_acc improvement for 2 epochs; restored "
+             "epoch %d (val_acc %.4f)\nrestored weights: test_loss ", best, best_acc);
+    ck_assert_msg(strstr(r.out, want) != NULL, "%s", r.out);
+    char *csv = slurp(P("es.csv"), NULL);
+    int rows = 0;
+    for (const char *row = strchr(csv, '\n') + 1; *row; row = strchr(row, '\n') + 1, rows++) {
+        double va = csv_field(row, 8);
+        if (rows + 1 < best)
+            ck_assert_msg(va < best_acc + 5e-5, "epoch %d val_acc %g beats the best", rows + 1, va);
+        else if (rows + 1 == best)
+            ck_assert_double_eq_tol(va, best_acc, 5.1e-5);
+        else
+            ck_assert_msg(va <= best_acc + 5e-5, "epoch %d val_acc %g after the best", rows + 1, va);
+    }
+    ck_assert_int_eq(rows, epochs);
+    free(csv);
+    /* The restored test metrics are those of the best epoch's line. */
+    char line_start[32];
+    snprintf(line_start, sizeof line_start, "epoch %d: ", best);
+    const char *bl = strstr(r.out, line_start);
+    ck_assert_double_eq_tol(last_test_acc(r.out), line_value(bl, "test_acc"), 1e-9);
+    run_free(&r);
+
+    /* The state saved at the end of the best epoch has those weights (and
+     * they are its best.* tensors too). */
+    run_expect(0, "train", ES_ARGS, "--save", P("at_best.st"), "--checkpoint-every", "1000",
+               "--max-steps", F("%d", best * 3), NULL);
+    float restored[TOY_NP], at_best[TOY_NP], m[TOY_NP], v[TOY_NP], bw[TOY_NP], last[TOY_NP];
+    load_weights(P("es.st"), restored);
+    dn_train_state st;
+    char err[DN_ERR_MAX];
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("at_best.st"), at_best, m, v, bw, &st, NULL, err) == 0,
+                  "%s", err);
+    ck_assert(memcmp(restored, at_best, sizeof restored) == 0);
+    ck_assert(memcmp(bw, at_best, sizeof bw) == 0);
+    ck_assert(st.patience == 2 && st.best_epoch == best && st.since_best == 0 && st.epoch == best);
+    ck_assert(st.val_split == 0.2);
+    /* ... and differ from the last epoch's. */
+    run_expect(0, "train", "--data", P("data"), "--val-split", "0.2", "--epochs", F("%d", epochs),
+               "--save", P("last.st"), NULL);
+    load_weights(P("last.st"), last);
+    ck_assert(memcmp(restored, last, sizeof last) != 0);
+    /* Early stopping does not change training: without it, the same
+     * weights at the best epoch. */
+    run_expect(0, "train", "--data", P("data"), "--val-split", "0.2", "--epochs", F("%d", best),
+               "--save", P("plain.st"), NULL);
+    ck_assert(file_equal(P("plain.st"), P("es.st")));
+    /* eval reads the restored file and a state with best.* tensors. */
+    run_expect(0, "eval", "--weights", P("es.st"), "--data", P("data"), NULL);
+    run_expect(0, "eval", "--weights", P("at_best.st"), "--data", P("data"), NULL);
+
+    /* Patience never reached: restored anyway at the end; --quiet silences it. */
+    r = run("train", "--data", P("data"), "--val-split", "0.2", "--early-stopping", "50", "--epochs",
+            F("%d", epochs), "--save", P("nt.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    snprintf(want, sizeof want, "\nearly stopping: not triggered in %d epochs; restored epoch %d ",
+             epochs, best);
+    ck_assert_msg(strstr(r.out, want) != NULL, "%s", r.out);
+    ck_assert(file_equal(P("nt.st"), P("es.st")));
+    run_free(&r);
+    r = run("train", ES_ARGS, "--quiet", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.out, "");
+    run_free(&r);
+}
+END_TEST
+
+/* Early stopping resumed from any point ends bit-identical to the
+ * uninterrupted run: same restored weights, epoch lines and metrics. */
+START_TEST(test_early_stopping_resume) {
+    setup("esresume");
+    run_result r = run("train", ES_ARGS, "--save", P("ref.st"), "--metrics", P("ref.csv"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    double acc;
+    int best = restored_epoch(r.out, &acc), epochs = count_lines_starting(r.out, "epoch ");
+    char *ref_out = strip_times(r.out), *raw = slurp(P("ref.csv"), NULL);
+    char *ref_csv = strip_seconds(raw);
+    free(raw);
+    run_free(&r);
+    int total = epochs * 3; /* 80 samples, batch 32: 3 steps per epoch */
+    int stops[] = {1, 3, 4, best * 3 - 1, best * 3, best * 3 + 2, total - 3, total - 1};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        int k = stops[i];
+        ck_assert(k >= 1 && k < total);
+        run_expect(0, "train", ES_ARGS, "--save", P("state.st"), "--checkpoint-every", "1000",
+                   "--max-steps", F("%d", k), "--metrics", P("run.csv"), NULL);
+        r = run("train", ES_ARGS, "--save", P("final.st"), "--metrics", P("run.csv"), "--resume",
+                P("state.st"), NULL);
+        ck_assert_msg(r.status == 0, "resume after step %d: %s", k, r.err);
+        ck_assert_msg(file_equal(P("final.st"), P("ref.st")), "stopped after step %d: weights differ", k);
+        char *out = strip_times(r.out);
+        const char *body = strchr(out, '\n') + 1;
+        ck_assert_msg(strstr(ref_out, body) != NULL, "step %d:\n%s\nnot in\n%s", k, body, ref_out);
+        ck_assert(strstr(body, "early stopping: no val_acc improvement for 2 epochs") != NULL);
+        free(out);
+        raw = slurp(P("run.csv"), NULL);
+        char *csv = strip_seconds(raw);
+        ck_assert_msg(strcmp(csv, ref_csv) == 0, "step %d: metrics\n%s\nvs\n%s", k, csv, ref_csv);
+        free(raw);
+        free(csv);
+        run_free(&r);
+    }
+    /* SIGTERM after the best epoch: the saved state resumes to the same end. */
+    toy_raise_step = best * 3 + 1;
+    r = run("train", ES_ARGS, "--save", P("state.st"), NULL);
+    ck_assert_int_eq(r.status, 143);
+    run_free(&r);
+    toy_raise_step = -1;
+    run_expect(0, "train", ES_ARGS, "--save", P("final.st"), "--resume", P("state.st"), NULL);
+    ck_assert(file_equal(P("final.st"), P("ref.st")));
+
+    /* Refusals: another split, early stopping that was not tracked. */
+    run_expect(0, "train", ES_ARGS, "--save", P("state.st"), "--checkpoint-every", "1000",
+               "--max-steps", "4", NULL);
+    r = run("train", "--data", P("data"), "--val-split", "0.3", "--resume", P("state.st"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "run was saved with --val-split 0.2, the command line gives 0.3; "
+                                        "resume with the same --val-split\n"));
+    run_free(&r);
+    /* Another patience is allowed, with a warning; dropping early stopping too. */
+    r = run("train", "--data", P("data"), "--val-split", "0.2", "--early-stopping", "3", "--epochs",
+            "6", "--resume", P("state.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.err, "run was saved with --early-stopping 2, continuing with "
+                                        "--early-stopping 3\n"));
+    run_free(&r);
+    r = run("train", "--data", P("data"), "--val-split", "0.2", "--epochs", "6", "--resume",
+            P("state.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_null(strstr(r.out, "early stopping"));
+    run_free(&r);
+    run_expect(0, "train", "--data", P("data"), "--val-split", "0.2", "--save", P("plain.st"),
+               "--checkpoint-every", "1000", "--max-steps", "4", NULL);
+    r = run("train", ES_ARGS, "--resume", P("plain.st"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_ptr_nonnull(strstr(r.err, "run was saved without --early-stopping, so its best epoch "
+                                        "is unknown; resume without --early-stopping\n"));
+    run_free(&r);
+    free(ref_out);
+    free(ref_csv);
+}
+END_TEST
+
+/* ---- step log --------------------------------------------------------------------------- */
+
+/* Checks a step log: header, rows 1..steps, epochs, and that the
+ * row-weighted means of each epoch's loss and accuracy are the metrics'
+ * train_loss and train_acc. */
+static void check_step_log(const char *log_path, const char *csv_path, int steps) {
+    static const int rows_of[4] = {32, 32, 32, 4};
+    char *log = slurp(log_path, NULL), *csv = slurp(csv_path, NULL);
+    ck_assert(log && csv);
+    ck_assert_msg(strncmp(log, "step,epoch,loss,acc\n", 20) == 0, "%s", log);
+    ck_assert_int_eq(count_lines_starting(log, ""), steps + 1);
+    const char *row = log + 20, *mrow = strchr(csv, '\n') + 1;
+    double loss_sum = 0, hit_sum = 0;
+    for (int s = 1; s <= steps; s++) {
+        long long step, epoch;
+        double loss, acc;
+        ck_assert(sscanf(row, "%lld,%lld,%lf,%lf\n", &step, &epoch, &loss, &acc) == 4);
+        ck_assert(matches(row, "^[0-9]+,[0-9]+,[0-9.e-]+,[01]\\.[0-9]{6}$"));
+        ck_assert_int_eq(step, s);
+        ck_assert_int_eq(epoch, (s - 1) / 4 + 1);
+        int rows = rows_of[(s - 1) % 4];
+        loss_sum += loss * rows;
+        hit_sum += acc * rows;
+        ck_assert(fabs(acc * rows - floor(acc * rows + 0.5)) < 1e-4);
+        if (s % 4 == 0) {
+            ck_assert_double_eq_tol(loss_sum / 100, csv_field(mrow, 2), 1e-5);
+            ck_assert_double_eq_tol(hit_sum / 100, csv_field(mrow, 3), 1e-6);
+            loss_sum = hit_sum = 0;
+            mrow = strchr(mrow, '\n') + 1;
+        }
+        row = strchr(row, '\n') + 1;
+    }
+    free(log);
+    free(csv);
+}
+
+START_TEST(test_log_steps) {
+    setup("logsteps");
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--log-steps", P("ref.log"),
+               "--metrics", P("m.csv"), NULL);
+    check_step_log(P("ref.log"), P("m.csv"), 12);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--max-steps", "7", "--log-steps",
+               P("s.log"), "--metrics", P("m.csv"), NULL);
+    check_step_log(P("s.log"), P("m.csv"), 7);
+    /* Resumed from a pause or a crash (SIGKILL in step 8, last checkpoint
+     * at step 6): the log is cut back to the saved step and continued. */
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--max-steps", "5", "--log-steps",
+               P("r.log"), "--save", P("st.st"), "--checkpoint-every", "1000", NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--log-steps", P("r.log"),
+               "--resume", P("st.st"), NULL);
+    ck_assert(file_equal(P("r.log"), P("ref.log")));
+    toy_raise_step = 7;
+    toy_raise_sig = SIGKILL;
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", "--log-steps", P("k.log"),
+                       "--save", P("st.st"), "--checkpoint-every", "3", NULL);
+    ck_assert_int_eq(r.status, 1000 + SIGKILL);
+    run_free(&r);
+    toy_raise_step = -1;
+    r = run("train", "--data", P("data"), "--epochs", "3", "--log-steps", P("k.log"), "--resume",
+            P("st.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.err, "");
+    ck_assert(file_equal(P("k.log"), P("ref.log")));
+    run_free(&r);
+    /* A log that lost rows is continued with a warning. */
+    write_bytes(P("k.log"), "step,epoch,loss,acc\n1,1,1.0,0.5\n", 32);
+    r = run("train", "--data", P("data"), "--epochs", "3", "--log-steps", P("k.log"), "--resume",
+            P("st.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    char want[1400];
+    snprintf(want, sizeof want, "toy: warning: %s: rows of steps 2..6 are missing; the log "
+             "continues at step 7\n", P("k.log"));
+    ck_assert_str_eq(r.err, want);
+    run_free(&r);
+}
+END_TEST
+
+/* ---- progress bar ------------------------------------------------------------------------ */
+
+START_TEST(test_progress_bar) {
+    setup("progress");
+    /* stderr is a file here: nothing but errors may appear in it. */
+    run_result r = run("train", "--data", P("data"), "--epochs", "2", "--val-split", "0.2", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+    /* On a terminal: a bar per epoch, each erased again; stdout unchanged. */
+    g_tty = 1;
+    r = run("train", "--data", P("data"), "--epochs", "2", "--val-split", "0.2", NULL);
+    ck_assert_int_eq(r.status, 0);
+    for (int e = 1; e <= 2; e++) {
+        char pat[256];
+        snprintf(pat, sizeof pat, "\repoch %d/2 \\[[=> ]{20}\\] [0-9]+%%  [0-9]+ samples/s  loss "
+                 "[0-9]+\\.[0-9]{4}  ETA [0-9]+s", e);
+        ck_assert_msg(matches(r.err, pat), "no bar for epoch %d in '%s'", e, r.err);
+    }
+    ck_assert(matches(r.err, "\r +\r$"));
+    ck_assert_int_eq(count_lines_starting(r.out, "epoch "), 2);
+    ck_assert_ptr_null(strchr(r.out, '\r'));
+    run_free(&r);
+    r = run("train", "--data", P("data"), "--epochs", "2", "--quiet", NULL);
+    g_tty = 0;
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+}
+END_TEST
+
+/* ---- eval --mc ---------------------------------------------------------------------------- */
+
+typedef struct {
+    double loss, acc, entropy_ok, entropy_bad;
+    int wrong;
+} mc_result;
+
+/* eval --mc computed here: the 30 test samples form one batch (row =
+ * sample index); pass q keeps the toy's input dropout on with masks from
+ * (seed, step q); the mean of the passes' probabilities gives the loss,
+ * the prediction and the entropy. */
+static mc_result ref_mc(const char *w, int passes, uint64_t seed) {
+    float p[TOY_NP];
+    load_weights(w, p);
+    unsigned char img[30 * TOY_IN], lab[30];
+    make_samples(30, 2, img, lab);
+    double es[2] = {0, 0}, lsum = 0;
+    int cnt[2] = {0, 0};
+    for (int i = 0; i < 30; i++) {
+        float x[TOY_IN], prob[TOY_OUT];
+        for (int k = 0; k < TOY_IN; k++)
+            x[k] = ((float)img[i * TOY_IN + k] / 255.0f - 0.5f) / 0.5f;
+        double mean[TOY_OUT] = {0}, l, e = 0;
+        int hit, best = 0;
+        for (int q = 0; q < passes; q++) {
+            dn_batch b = {.n = 30, .seed = seed, .step = (uint64_t)q, .mc_dropout = 1};
+            toy_row(p, x, lab[i], &b, i, 1, NULL, &l, &hit, prob);
+            for (int c = 0; c < TOY_OUT; c++)
+                mean[c] += prob[c];
+        }
+        for (int c = 0; c < TOY_OUT; c++)
+            mean[c] /= passes;
+        for (int c = 0; c < TOY_OUT; c++) {
+            if (mean[c] > mean[best])
+                best = c;
+            if (mean[c] > 0)
+                e -= mean[c] * log(mean[c]);
+        }
+        lsum -= log(mean[lab[i]]);
+        es[best == lab[i]] += e;
+        cnt[best == lab[i]]++;
+    }
+    mc_result r = {lsum / 30, cnt[1] / 30.0, es[1] / cnt[1], cnt[0] ? es[0] / cnt[0] : NAN, cnt[0]};
+    return r;
+}
+
+START_TEST(test_eval_mc) {
+    setup("mc");
+    /* Barely trained (one step), so that some test samples are wrong. */
+    run_expect(0, "train", "--data", P("data"), "--max-steps", "1", "--lr", "0.02", "--save",
+               P("w.st"), NULL);
+    mc_result want = ref_mc(P("w.st"), 20, 5);
+    ck_assert_msg(want.wrong > 0 && want.wrong < 30, "%d wrong", want.wrong);
+    run_result r = run("eval", "--weights", P("w.st"), "--data", P("data"), "--mc", "20",
+                       "--mc-seed", "5", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_str_eq(r.err, "");
+    ck_assert_msg(matches(r.out, "^test_loss [0-9]+\\.[0-9]{4} test_acc [01]\\.[0-9]{4} mc_passes 20 "
+                                 "entropy_correct [0-9]+\\.[0-9]{4} entropy_wrong [0-9]+\\.[0-9]{4}\n$"),
+                  "%s", r.out);
+    double loss, acc, ok, bad;
+    int passes;
+    ck_assert(sscanf(r.out, "test_loss %lf test_acc %lf mc_passes %d entropy_correct %lf "
+                            "entropy_wrong %lf", &loss, &acc, &passes, &ok, &bad) == 5);
+    ck_assert_double_eq_tol(loss, want.loss, 5.1e-5);
+    ck_assert_double_eq_tol(acc, want.acc, 5.1e-5);
+    ck_assert_double_eq_tol(ok, want.entropy_ok, 5.1e-5);
+    ck_assert_double_eq_tol(bad, want.entropy_bad, 5.1e-5);
+    char *first = strdup(r.out);
+    run_free(&r);
+    /* Deterministic; the seed and the pass count matter. */
+    r = run("eval", "--weights", P("w.st"), "--data", P("data"), "--mc", "20", "--mc-seed", "5",
+            "--threads", "2", NULL);
+    ck_assert_str_eq(r.out, first);
+    run_free(&r);
+    r = run("eval", "--weights", P("w.st"), "--data", P("data"), "--mc", "20", "--mc-seed", "6", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_ne(r.out, first);
+    run_free(&r);
+    mc_result one = ref_mc(P("w.st"), 1, 0);
+    r = run("eval", "--weights", P("w.st"), "--data", P("data"), "--mc", "1", NULL);
+    ck_assert(sscanf(r.out, "test_loss %lf test_acc %lf mc_passes %d", &loss, &acc, &passes) == 3);
+    ck_assert_int_eq(passes, 1);
+    ck_assert_double_eq_tol(loss, one.loss, 5.1e-5);
+    run_free(&r);
+    /* Plain eval is not MC: dropout off. */
+    r = run("eval", "--weights", P("w.st"), "--data", P("data"), NULL);
+    ck_assert(matches(r.out, "^test_loss [0-9.]+ test_acc [0-9.]+\n$"));
+    run_free(&r);
+    free(first);
+}
+END_TEST
+
 int main(void) {
     toy_fused_model = toy_model;
     toy_fused_model.train_step_adam = toy_train_step_adam;
@@ -1065,6 +1910,20 @@ int main(void) {
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
     suite_add_tcase(s, resume);
+
+    TCase *val = tcase_create("validation");
+    tcase_set_timeout(val, 240);
+    tcase_add_test(val, test_split_sizes);
+    tcase_add_test(val, test_split_training_set);
+    tcase_add_test(val, test_split_report);
+    tcase_add_test(val, test_metrics_jsonl);
+    tcase_add_test(val, test_metrics_old_csv_resume);
+    tcase_add_test(val, test_early_stopping);
+    tcase_add_test(val, test_early_stopping_resume);
+    tcase_add_test(val, test_log_steps);
+    tcase_add_test(val, test_progress_bar);
+    tcase_add_test(val, test_eval_mc);
+    suite_add_tcase(s, val);
 
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
