@@ -2,7 +2,7 @@
  *
  * Build and run (from the source root; tests/fuzz/run.sh does this):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
- *     -Iruntime tests/fuzz/fuzz_idx.c runtime/dn_idx.c -lz -o /tmp/fuzz_idx
+ *     -Iruntime tests/fuzz/fuzz_idx.c runtime/dn_idx.c runtime/dn_io.c -lz -o /tmp/fuzz_idx
  *   /tmp/fuzz_idx -max_total_time=60 CORPUS_COPY
  *
  * dn_idx_load only reads files, so each input is written to a scratch file

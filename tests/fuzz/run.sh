@@ -28,7 +28,7 @@ deps() {
   case "$1" in
     spec) echo "generator/diag.c generator/yaml_tree.c generator/yaml_get.c generator/validate.c"
           pkg-config --cflags --libs yaml-0.1 ;;
-    idx) echo "runtime/dn_idx.c -lz" ;;
+    idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;
     safetensors) echo "runtime/dn_safetensors.c runtime/dn_io.c" ;;
     csv) echo "generator/plot_csv.c" ;;
     *) echo "run.sh: unknown harness '$1' (known: ${all[*]})" >&2; return 1 ;;
