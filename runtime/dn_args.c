@@ -14,77 +14,77 @@
 #include <string.h>
 
 typedef enum {
-    AR_INT,      /* int in [lo, hi] */
-    AR_I64,      /* int64_t in [lo, hi] */
-    AR_U64,      /* any uint64_t */
-    AR_POSREAL,  /* finite float > 0 */
-    AR_FRACTION, /* double in [0, 1) */
-    AR_STR,      /* non-empty string */
-    AR_FLAG      /* no value; stores (int)lo */
-} ar_kind;
+    DN_AR_INT,      /* int in [lo, hi] */
+    DN_AR_I64,      /* int64_t in [lo, hi] */
+    DN_AR_U64,      /* any uint64_t */
+    DN_AR_POSREAL,  /* finite float > 0 */
+    DN_AR_FRACTION, /* double in [0, 1) */
+    DN_AR_STR,      /* non-empty string */
+    DN_AR_FLAG      /* no value; stores (int)lo */
+} dn_ar_kind;
 
-#define AR_TRAIN (1u << DN_CMD_TRAIN)
-#define AR_EVAL (1u << DN_CMD_EVAL)
-#define AR_GRAD (1u << DN_CMD_GRADCHECK)
+#define DN_AR_TRAIN (1u << DN_CMD_TRAIN)
+#define DN_AR_EVAL (1u << DN_CMD_EVAL)
+#define DN_AR_GRAD (1u << DN_CMD_GRADCHECK)
 
 typedef struct {
     const char *name;   /* "--epochs" */
-    ar_kind kind;
+    dn_ar_kind kind;
     unsigned cmds;      /* commands that take it (AR_* mask) */
     size_t offset;      /* field in dn_opts */
-    int64_t lo, hi;     /* integer range (AR_INT, AR_I64); value for AR_FLAG */
+    int64_t lo, hi;     /* integer range (DN_AR_INT, DN_AR_I64); value for DN_AR_FLAG */
     const char *metavar;
     const char *help;
-} ar_option;
+} dn_ar_option;
 
-#define AR_OFF(field) offsetof(dn_opts, field)
+#define DN_AR_OFF(field) offsetof(dn_opts, field)
 
-static const ar_option ar_options[] = {
-    {"--data", AR_STR, AR_TRAIN | AR_EVAL, AR_OFF(data_dir), 0, 0, "DIR",
+static const dn_ar_option dn_ar_options[] = {
+    {"--data", DN_AR_STR, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(data_dir), 0, 0, "DIR",
      "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"},
-    {"--epochs", AR_INT, AR_TRAIN, AR_OFF(epochs), 1, INT32_MAX, "N", "epochs to train"},
-    {"--batch-size", AR_INT, AR_TRAIN | AR_EVAL, AR_OFF(batch_size), 1, 1 << 20, "N",
+    {"--epochs", DN_AR_INT, DN_AR_TRAIN, DN_AR_OFF(epochs), 1, INT32_MAX, "N", "epochs to train"},
+    {"--batch-size", DN_AR_INT, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(batch_size), 1, 1 << 20, "N",
      "rows per batch"},
-    {"--lr", AR_POSREAL, AR_TRAIN, AR_OFF(lr), 0, 0, "X", "Adam learning rate"},
-    {"--seed", AR_U64, AR_TRAIN | AR_GRAD, AR_OFF(seed), 0, 0, "N",
+    {"--lr", DN_AR_POSREAL, DN_AR_TRAIN, DN_AR_OFF(lr), 0, 0, "X", "Adam learning rate"},
+    {"--seed", DN_AR_U64, DN_AR_TRAIN | DN_AR_GRAD, DN_AR_OFF(seed), 0, 0, "N",
      "seed of init, shuffling and dropout"},
-    {"--threads", AR_INT, AR_TRAIN | AR_EVAL, AR_OFF(threads), 1, 1024, "N",
+    {"--threads", DN_AR_INT, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(threads), 1, 1024, "N",
      "OpenMP threads (results do not depend on it)"},
-    {"--save", AR_STR, AR_TRAIN, AR_OFF(save), 0, 0, "FILE",
+    {"--save", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(save), 0, 0, "FILE",
      "write weights (.safetensors) at the end, or checkpoints"},
-    {"--init", AR_STR, AR_TRAIN, AR_OFF(init), 0, 0, "FILE", "start from these weights"},
-    {"--metrics", AR_STR, AR_TRAIN, AR_OFF(metrics), 0, 0, "FILE",
+    {"--init", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(init), 0, 0, "FILE", "start from these weights"},
+    {"--metrics", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(metrics), 0, 0, "FILE",
      "write per-epoch metrics as CSV, or JSON Lines if FILE ends in .jsonl (rewritten each epoch)"},
-    {"--val-split", AR_FRACTION, AR_TRAIN, AR_OFF(val_split), 0, 0, "F",
+    {"--val-split", DN_AR_FRACTION, DN_AR_TRAIN, DN_AR_OFF(val_split), 0, 0, "F",
      "hold out round(F*n) training samples (chosen by --seed) for validation, 0 <= F < 1"},
-    {"--early-stopping", AR_INT, AR_TRAIN, AR_OFF(patience), 1, INT32_MAX, "P",
+    {"--early-stopping", DN_AR_INT, DN_AR_TRAIN, DN_AR_OFF(patience), 1, INT32_MAX, "P",
      "stop after P epochs without a val_acc improvement, then keep the best epoch's weights"},
-    {"--log-steps", AR_STR, AR_TRAIN, AR_OFF(log_steps), 0, 0, "FILE",
+    {"--log-steps", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(log_steps), 0, 0, "FILE",
      "write step,epoch,loss,acc of every optimizer step as CSV"},
-    {"--no-shuffle", AR_FLAG, AR_TRAIN, AR_OFF(shuffle), 0, 0, NULL,
+    {"--no-shuffle", DN_AR_FLAG, DN_AR_TRAIN, DN_AR_OFF(shuffle), 0, 0, NULL,
      "visit training samples in file order"},
-    {"--max-steps", AR_I64, AR_TRAIN, AR_OFF(max_steps), 1, INT64_MAX, "N",
+    {"--max-steps", DN_AR_I64, DN_AR_TRAIN, DN_AR_OFF(max_steps), 1, INT64_MAX, "N",
      "stop after N optimizer steps in total"},
-    {"--checkpoint-every", AR_I64, AR_TRAIN, AR_OFF(checkpoint_every), 1, INT64_MAX, "N",
+    {"--checkpoint-every", DN_AR_I64, DN_AR_TRAIN, DN_AR_OFF(checkpoint_every), 1, INT64_MAX, "N",
      "save the full training state to --save every N steps and at the end"},
-    {"--resume", AR_STR, AR_TRAIN, AR_OFF(resume), 0, 0, "CKPT",
+    {"--resume", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(resume), 0, 0, "CKPT",
      "continue the run saved in CKPT (same --batch-size, --seed, shuffling, --val-split)"},
-    {"--quiet", AR_FLAG, AR_TRAIN, AR_OFF(quiet), 1, 0, NULL, "print nothing on stdout"},
-    {"--weights", AR_STR, AR_EVAL, AR_OFF(weights), 0, 0, "FILE",
+    {"--quiet", DN_AR_FLAG, DN_AR_TRAIN, DN_AR_OFF(quiet), 1, 0, NULL, "print nothing on stdout"},
+    {"--weights", DN_AR_STR, DN_AR_EVAL, DN_AR_OFF(weights), 0, 0, "FILE",
      "weights to evaluate (required)"},
-    {"--mc", AR_INT, AR_EVAL, AR_OFF(mc), 1, 100000, "N",
+    {"--mc", DN_AR_INT, DN_AR_EVAL, DN_AR_OFF(mc), 1, 100000, "N",
      "MC dropout: average the probabilities of N passes with dropout on"},
-    {"--mc-seed", AR_U64, AR_EVAL, AR_OFF(mc_seed), 0, 0, "S", "seed of the MC dropout masks (needs --mc)"},
-    {"--samples", AR_INT, AR_GRAD, AR_OFF(samples), 1, 1000000, "K",
+    {"--mc-seed", DN_AR_U64, DN_AR_EVAL, DN_AR_OFF(mc_seed), 0, 0, "S", "seed of the MC dropout masks (needs --mc)"},
+    {"--samples", DN_AR_INT, DN_AR_GRAD, DN_AR_OFF(samples), 1, 1000000, "K",
      "coordinates checked per tensor"},
 };
 
-#define AR_N_OPTIONS (sizeof ar_options / sizeof ar_options[0])
+#define DN_AR_N_OPTIONS (sizeof dn_ar_options / sizeof dn_ar_options[0])
 
-static const char *const ar_cmd_names[] = {"", "train", "eval", "gradcheck", "", ""};
+static const char *const dn_ar_cmd_names[] = {"", "train", "eval", "gradcheck", "", ""};
 
 /* Fills the defaults every command starts from. */
-static void ar_set_defaults(const dn_model *m, const char *prog, dn_opts *o) {
+static void dn_ar_set_defaults(const dn_model *m, const char *prog, dn_opts *o) {
     memset(o, 0, sizeof *o);
     o->prog = prog;
     o->data_dir = m->defaults.data_dir ? m->defaults.data_dir : "data";
@@ -97,7 +97,7 @@ static void ar_set_defaults(const dn_model *m, const char *prog, dn_opts *o) {
 }
 
 /* Basename of argv[0] ("trainer" when absent). */
-static const char *ar_prog_name(int argc, char **argv) {
+static const char *dn_ar_prog_name(int argc, char **argv) {
     if (argc < 1 || !argv[0] || !argv[0][0])
         return "trainer";
     const char *slash = strrchr(argv[0], '/');
@@ -106,7 +106,7 @@ static const char *ar_prog_name(int argc, char **argv) {
 
 /* Parses all of s as a decimal integer. Returns 0, or -1 on any junk,
  * emptiness or int64 overflow. */
-static int ar_parse_i64(const char *s, int64_t *v) {
+static int dn_ar_parse_i64(const char *s, int64_t *v) {
     if (!(isdigit((unsigned char)s[0]) || ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
         return -1;
     char *end;
@@ -119,7 +119,7 @@ static int ar_parse_i64(const char *s, int64_t *v) {
 }
 
 /* Parses all of s as an unsigned decimal integer (digits only). */
-static int ar_parse_u64(const char *s, uint64_t *v) {
+static int dn_ar_parse_u64(const char *s, uint64_t *v) {
     if (!isdigit((unsigned char)s[0]))
         return -1;
     char *end;
@@ -132,7 +132,7 @@ static int ar_parse_u64(const char *s, uint64_t *v) {
 }
 
 /* Parses all of s as a number in [0, 1). */
-static int ar_parse_fraction(const char *s, double *v) {
+static int dn_ar_parse_fraction(const char *s, double *v) {
     if (!(isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '+'))
         return -1;
     char *end;
@@ -145,7 +145,7 @@ static int ar_parse_fraction(const char *s, double *v) {
 }
 
 /* Parses all of s as a finite float > 0. */
-static int ar_parse_posreal(const char *s, float *v) {
+static int dn_ar_parse_posreal(const char *s, float *v) {
     if (!(isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '+'))
         return -1;
     char *end;
@@ -158,23 +158,23 @@ static int ar_parse_posreal(const char *s, float *v) {
 }
 
 /* Prints "PROG: NAME: expected ..., got 'VAL'" for a value of option op. */
-static void ar_bad_value(const dn_opts *o, const ar_option *op, const char *val) {
+static void dn_ar_bad_value(const dn_opts *o, const dn_ar_option *op, const char *val) {
     char want[96];
     switch (op->kind) {
-    case AR_INT:
-    case AR_I64:
+    case DN_AR_INT:
+    case DN_AR_I64:
         if (op->hi >= INT32_MAX)
             snprintf(want, sizeof want, "an integer >= %" PRId64, op->lo);
         else
             snprintf(want, sizeof want, "an integer in [%" PRId64 ", %" PRId64 "]", op->lo, op->hi);
         break;
-    case AR_U64:
+    case DN_AR_U64:
         snprintf(want, sizeof want, "an integer in [0, %" PRIu64 "]", UINT64_MAX);
         break;
-    case AR_POSREAL:
+    case DN_AR_POSREAL:
         snprintf(want, sizeof want, "a number > 0");
         break;
-    case AR_FRACTION:
+    case DN_AR_FRACTION:
         snprintf(want, sizeof want, "a number in [0, 1)");
         break;
     default:
@@ -185,31 +185,31 @@ static void ar_bad_value(const dn_opts *o, const ar_option *op, const char *val)
 }
 
 /* Stores val into the field of op. Returns 0, or -1 if val is invalid. */
-static int ar_store(dn_opts *o, const ar_option *op, const char *val) {
+static int dn_ar_store(dn_opts *o, const dn_ar_option *op, const char *val) {
     char *field = (char *)o + op->offset;
     int64_t i;
     switch (op->kind) {
-    case AR_INT:
-    case AR_I64:
-        if (ar_parse_i64(val, &i) != 0 || i < op->lo || i > op->hi)
+    case DN_AR_INT:
+    case DN_AR_I64:
+        if (dn_ar_parse_i64(val, &i) != 0 || i < op->lo || i > op->hi)
             return -1;
-        if (op->kind == AR_INT)
+        if (op->kind == DN_AR_INT)
             *(int *)(void *)field = (int)i;
         else
             *(int64_t *)(void *)field = i;
         return 0;
-    case AR_U64:
-        return ar_parse_u64(val, (uint64_t *)(void *)field);
-    case AR_POSREAL:
-        return ar_parse_posreal(val, (float *)(void *)field);
-    case AR_FRACTION:
-        return ar_parse_fraction(val, (double *)(void *)field);
-    case AR_STR:
+    case DN_AR_U64:
+        return dn_ar_parse_u64(val, (uint64_t *)(void *)field);
+    case DN_AR_POSREAL:
+        return dn_ar_parse_posreal(val, (float *)(void *)field);
+    case DN_AR_FRACTION:
+        return dn_ar_parse_fraction(val, (double *)(void *)field);
+    case DN_AR_STR:
         if (!val[0])
             return -1;
         *(const char **)(void *)field = val;
         return 0;
-    case AR_FLAG:
+    case DN_AR_FLAG:
         *(int *)(void *)field = (int)op->lo;
         return 0;
     }
@@ -217,17 +217,17 @@ static int ar_store(dn_opts *o, const ar_option *op, const char *val) {
 }
 
 /* Finds option `name` (the part before any '='), or NULL. */
-static const ar_option *ar_find(const char *name, size_t len) {
-    for (size_t k = 0; k < AR_N_OPTIONS; k++)
-        if (strlen(ar_options[k].name) == len && strncmp(ar_options[k].name, name, len) == 0)
-            return &ar_options[k];
+static const dn_ar_option *dn_ar_find(const char *name, size_t len) {
+    for (size_t k = 0; k < DN_AR_N_OPTIONS; k++)
+        if (strlen(dn_ar_options[k].name) == len && strncmp(dn_ar_options[k].name, name, len) == 0)
+            return &dn_ar_options[k];
     return NULL;
 }
 
 /* Parses argv[2..] for command o->cmd: "--opt VAL", "--opt=VAL", flags and
  * --help. Returns DN_EXIT_OK or DN_EXIT_USAGE (message printed). */
-static int ar_parse_command_args(int argc, char **argv, dn_opts *o) {
-    const char *cmd = ar_cmd_names[o->cmd];
+static int dn_ar_parse_command_args(int argc, char **argv, dn_opts *o) {
+    const char *cmd = dn_ar_cmd_names[o->cmd];
     for (int k = 2; k < argc; k++) {
         const char *arg = argv[k];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -240,14 +240,14 @@ static int ar_parse_command_args(int argc, char **argv, dn_opts *o) {
             return DN_EXIT_USAGE;
         }
         const char *eq = strchr(arg, '=');
-        const ar_option *op = ar_find(arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        const dn_ar_option *op = dn_ar_find(arg, eq ? (size_t)(eq - arg) : strlen(arg));
         if (!op || !(op->cmds & (1u << o->cmd))) {
             fprintf(stderr, "%s: %s: unknown option '%s' (try '%s %s --help')\n", o->prog, cmd, arg,
                     o->prog, cmd);
             return DN_EXIT_USAGE;
         }
         const char *val = NULL;
-        if (op->kind == AR_FLAG) {
+        if (op->kind == DN_AR_FLAG) {
             if (eq) {
                 fprintf(stderr, "%s: %s: takes no value, got '%s'\n", o->prog, op->name, eq + 1);
                 return DN_EXIT_USAGE;
@@ -260,20 +260,20 @@ static int ar_parse_command_args(int argc, char **argv, dn_opts *o) {
             fprintf(stderr, "%s: %s: missing value %s\n", o->prog, op->name, op->metavar);
             return DN_EXIT_USAGE;
         }
-        if (ar_store(o, op, val) != 0) {
-            ar_bad_value(o, op, val);
+        if (dn_ar_store(o, op, val) != 0) {
+            dn_ar_bad_value(o, op, val);
             return DN_EXIT_USAGE;
         }
-        if (op->offset == AR_OFF(batch_size))
+        if (op->offset == DN_AR_OFF(batch_size))
             o->batch_size_given = 1;
-        if (op->offset == AR_OFF(mc_seed))
+        if (op->offset == DN_AR_OFF(mc_seed))
             o->mc_seed_given = 1;
     }
     return DN_EXIT_OK;
 }
 
 /* Checks combinations that single options cannot express. */
-static int ar_check_combinations(const dn_opts *o) {
+static int dn_ar_check_combinations(const dn_opts *o) {
     if (o->help)
         return DN_EXIT_OK;
     if (o->cmd == DN_CMD_EVAL && !o->weights) {
@@ -300,7 +300,7 @@ static int ar_check_combinations(const dn_opts *o) {
 }
 
 /* Maps argv[1] to a command. Returns DN_EXIT_OK or DN_EXIT_USAGE. */
-static int ar_parse_command(int argc, char **argv, dn_opts *o) {
+static int dn_ar_parse_command(int argc, char **argv, dn_opts *o) {
     if (argc < 2) {
         o->cmd = DN_CMD_NONE;
         return DN_EXIT_OK;
@@ -329,47 +329,47 @@ static int ar_parse_command(int argc, char **argv, dn_opts *o) {
 }
 
 int dn_opts_parse(const dn_model *m, int argc, char **argv, dn_opts *o) {
-    ar_set_defaults(m, ar_prog_name(argc, argv), o);
-    int rc = ar_parse_command(argc, argv, o);
+    dn_ar_set_defaults(m, dn_ar_prog_name(argc, argv), o);
+    int rc = dn_ar_parse_command(argc, argv, o);
     if (rc == DN_EXIT_OK && o->cmd >= DN_CMD_TRAIN && o->cmd <= DN_CMD_GRADCHECK)
-        rc = ar_parse_command_args(argc, argv, o);
+        rc = dn_ar_parse_command_args(argc, argv, o);
     if (rc == DN_EXIT_OK)
-        rc = ar_check_combinations(o);
+        rc = dn_ar_check_combinations(o);
     return rc;
 }
 
 /* Formats the default of option op for command cmd (from d) into buf; "" when it has none. */
-static void ar_default_text(const ar_option *op, dn_cmd cmd, const dn_opts *d, char *buf,
+static void dn_ar_default_text(const dn_ar_option *op, dn_cmd cmd, const dn_opts *d, char *buf,
                             size_t cap) {
     const char *field = (const char *)d + op->offset;
     buf[0] = '\0';
-    if (op->offset == AR_OFF(batch_size) && cmd == DN_CMD_EVAL)
+    if (op->offset == DN_AR_OFF(batch_size) && cmd == DN_CMD_EVAL)
         snprintf(buf, cap, "%d", DN_EVAL_BATCH);
-    else if (op->kind == AR_INT && op->offset != AR_OFF(threads) &&
+    else if (op->kind == DN_AR_INT && op->offset != DN_AR_OFF(threads) &&
              *(const int *)(const void *)field != 0) /* 0: off (--early-stopping, --mc) */
         snprintf(buf, cap, "%d", *(const int *)(const void *)field);
-    else if (op->kind == AR_U64)
+    else if (op->kind == DN_AR_U64)
         snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)(const void *)field);
-    else if (op->kind == AR_POSREAL)
+    else if (op->kind == DN_AR_POSREAL)
         snprintf(buf, cap, "%g", (double)*(const float *)(const void *)field);
-    else if (op->kind == AR_FRACTION)
+    else if (op->kind == DN_AR_FRACTION)
         snprintf(buf, cap, "%g", *(const double *)(const void *)field);
-    else if (op->kind == AR_STR && *(const char *const *)(const void *)field)
+    else if (op->kind == DN_AR_STR && *(const char *const *)(const void *)field)
         snprintf(buf, cap, "%s", *(const char *const *)(const void *)field);
 }
 
 /* Prints the option lines of command cmd. */
-static void ar_print_options(const dn_model *m, dn_cmd cmd, FILE *out) {
+static void dn_ar_print_options(const dn_model *m, dn_cmd cmd, FILE *out) {
     dn_opts d;
-    ar_set_defaults(m, "", &d);
-    for (size_t k = 0; k < AR_N_OPTIONS; k++) {
-        const ar_option *op = &ar_options[k];
+    dn_ar_set_defaults(m, "", &d);
+    for (size_t k = 0; k < DN_AR_N_OPTIONS; k++) {
+        const dn_ar_option *op = &dn_ar_options[k];
         if (!(op->cmds & (1u << cmd)))
             continue;
         char left[48], def[160];
         snprintf(left, sizeof left, "%s%s%s", op->name, op->metavar ? " " : "",
                  op->metavar ? op->metavar : "");
-        ar_default_text(op, cmd, &d, def, sizeof def);
+        dn_ar_default_text(op, cmd, &d, def, sizeof def);
         fprintf(out, "  %-24s %s", left, op->help);
         if (def[0])
             fprintf(out, " (default %s)", def);
@@ -379,7 +379,7 @@ static void ar_print_options(const dn_model *m, dn_cmd cmd, FILE *out) {
 }
 
 /* The exit-status table shared by all help pages. */
-static void ar_print_exit_statuses(FILE *out) {
+static void dn_ar_print_exit_statuses(FILE *out) {
     fputs("Exit status:\n"
           "  0        success\n"
           "  1        training diverged (loss NaN/Inf) or gradcheck failed\n"
@@ -391,7 +391,7 @@ static void ar_print_exit_statuses(FILE *out) {
 }
 
 /* Usage line and summary of each command. */
-static void ar_print_command_usage(const char *prog, dn_cmd cmd, FILE *out) {
+static void dn_ar_print_command_usage(const char *prog, dn_cmd cmd, FILE *out) {
     if (cmd == DN_CMD_TRAIN)
         fprintf(out, "Usage: %s train [OPTIONS]\nTrain the network with Adam; prints one line per epoch.\n"
                      "With --val-split the line adds val_loss, val_acc and gap = train_acc - val_acc.\n"
@@ -413,11 +413,11 @@ static void ar_print_command_usage(const char *prog, dn_cmd cmd, FILE *out) {
 
 void dn_print_help(const dn_model *m, const char *prog, dn_cmd cmd, FILE *out) {
     if (cmd == DN_CMD_TRAIN || cmd == DN_CMD_EVAL || cmd == DN_CMD_GRADCHECK) {
-        ar_print_command_usage(prog, cmd, out);
+        dn_ar_print_command_usage(prog, cmd, out);
         fputs("\nOptions:\n", out);
-        ar_print_options(m, cmd, out);
+        dn_ar_print_options(m, cmd, out);
         fputc('\n', out);
-        ar_print_exit_statuses(out);
+        dn_ar_print_exit_statuses(out);
         return;
     }
     fprintf(out,
@@ -433,7 +433,7 @@ void dn_print_help(const dn_model *m, const char *prog, dn_cmd cmd, FILE *out) {
             "  --version  show the dngen version and spec hash\n\n",
             prog, m->name, m->n_inputs, m->n_outputs, m->n_params, m->dngen_version, m->spec_path,
             prog);
-    ar_print_exit_statuses(out);
+    dn_ar_print_exit_statuses(out);
 }
 
 void dn_print_version(const dn_model *m, FILE *out) {

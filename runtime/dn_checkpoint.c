@@ -5,7 +5,7 @@
  *   model.load_state_dict(safetensors.torch.load_file(path), strict=False)
  * works. A full training state adds the Adam moments as
  *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>
- * and the run's position and settings as metadata (see cp_add_state_meta).
+ * and the run's position and settings as metadata (see dn_cp_add_state_meta).
  * With early stopping it also holds the best epoch's weights as
  *   best.<name>
  * and the best-so-far bookkeeping as metadata.
@@ -21,18 +21,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CP_FORMAT "dngen-checkpoint-1"
-#define CP_EXP_AVG "optimizer.exp_avg."
-#define CP_EXP_AVG_SQ "optimizer.exp_avg_sq."
-#define CP_BEST "best."
-#define CP_MAX_META 32
-#define CP_META_VALUE 48
+#define DN_CP_FORMAT "dngen-checkpoint-1"
+#define DN_CP_EXP_AVG "optimizer.exp_avg."
+#define DN_CP_EXP_AVG_SQ "optimizer.exp_avg_sq."
+#define DN_CP_BEST "best."
+#define DN_CP_MAX_META 32
+#define DN_CP_META_VALUE 48
 
 /* Formats one error line into err (DN_ERR_MAX bytes). */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void cp_errf(char *err, const char *fmt, ...) {
+static void dn_cp_errf(char *err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, DN_ERR_MAX, fmt, ap);
@@ -44,13 +44,13 @@ static void cp_errf(char *err, const char *fmt, ...) {
 /* Metadata under construction; values that are not static strings live in
  * buf. */
 typedef struct {
-    dn_st_meta items[CP_MAX_META];
-    char buf[CP_MAX_META][CP_META_VALUE];
+    dn_st_meta items[DN_CP_MAX_META];
+    char buf[DN_CP_MAX_META][DN_CP_META_VALUE];
     int n;
-} cp_meta;
+} dn_cp_meta;
 
 /* Appends key = static string value. */
-static void cp_meta_str(cp_meta *mt, const char *key, const char *value) {
+static void dn_cp_meta_str(dn_cp_meta *mt, const char *key, const char *value) {
     mt->items[mt->n].key = key;
     mt->items[mt->n].value = value;
     mt->n++;
@@ -60,44 +60,44 @@ static void cp_meta_str(cp_meta *mt, const char *key, const char *value) {
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static void cp_meta_fmt(cp_meta *mt, const char *key, const char *fmt, ...) {
+static void dn_cp_meta_fmt(dn_cp_meta *mt, const char *key, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(mt->buf[mt->n], CP_META_VALUE, fmt, ap);
+    vsnprintf(mt->buf[mt->n], DN_CP_META_VALUE, fmt, ap);
     va_end(ap);
-    cp_meta_str(mt, key, mt->buf[mt->n]);
+    dn_cp_meta_str(mt, key, mt->buf[mt->n]);
 }
 
 /* Adds the training-state keys. Floats use %.9g and doubles %.17g, which
  * read back bit-exactly. */
-static void cp_add_state_meta(cp_meta *mt, const dn_train_state *st) {
-    cp_meta_fmt(mt, "step", "%" PRId64, st->step);
-    cp_meta_fmt(mt, "epoch", "%" PRId64, st->epoch);
-    cp_meta_fmt(mt, "batch", "%" PRId64, st->batch);
-    cp_meta_fmt(mt, "seed", "%" PRIu64, st->seed);
-    cp_meta_fmt(mt, "batch_size", "%d", st->batch_size);
-    cp_meta_fmt(mt, "shuffle", "%d", st->shuffle ? 1 : 0);
-    cp_meta_fmt(mt, "n_train", "%" PRIu32, st->n_train);
-    cp_meta_fmt(mt, "epoch_loss_sum", "%.17g", st->loss_sum);
-    cp_meta_fmt(mt, "epoch_correct", "%" PRId64, st->correct);
-    cp_meta_fmt(mt, "epoch_seen", "%" PRId64, st->seen);
-    cp_meta_str(mt, "optimizer", st->adam.decoupled ? "adamw" : "adam");
-    cp_meta_fmt(mt, "lr", "%.9g", (double)st->adam.lr);
-    cp_meta_fmt(mt, "beta1", "%.9g", (double)st->adam.beta1);
-    cp_meta_fmt(mt, "beta2", "%.9g", (double)st->adam.beta2);
-    cp_meta_fmt(mt, "eps", "%.9g", (double)st->adam.eps);
-    cp_meta_fmt(mt, "weight_decay", "%.9g", (double)st->adam.weight_decay);
-    cp_meta_fmt(mt, "val_split", "%.17g", st->val_split);
+static void dn_cp_add_state_meta(dn_cp_meta *mt, const dn_train_state *st) {
+    dn_cp_meta_fmt(mt, "step", "%" PRId64, st->step);
+    dn_cp_meta_fmt(mt, "epoch", "%" PRId64, st->epoch);
+    dn_cp_meta_fmt(mt, "batch", "%" PRId64, st->batch);
+    dn_cp_meta_fmt(mt, "seed", "%" PRIu64, st->seed);
+    dn_cp_meta_fmt(mt, "batch_size", "%d", st->batch_size);
+    dn_cp_meta_fmt(mt, "shuffle", "%d", st->shuffle ? 1 : 0);
+    dn_cp_meta_fmt(mt, "n_train", "%" PRIu32, st->n_train);
+    dn_cp_meta_fmt(mt, "epoch_loss_sum", "%.17g", st->loss_sum);
+    dn_cp_meta_fmt(mt, "epoch_correct", "%" PRId64, st->correct);
+    dn_cp_meta_fmt(mt, "epoch_seen", "%" PRId64, st->seen);
+    dn_cp_meta_str(mt, "optimizer", st->adam.decoupled ? "adamw" : "adam");
+    dn_cp_meta_fmt(mt, "lr", "%.9g", (double)st->adam.lr);
+    dn_cp_meta_fmt(mt, "beta1", "%.9g", (double)st->adam.beta1);
+    dn_cp_meta_fmt(mt, "beta2", "%.9g", (double)st->adam.beta2);
+    dn_cp_meta_fmt(mt, "eps", "%.9g", (double)st->adam.eps);
+    dn_cp_meta_fmt(mt, "weight_decay", "%.9g", (double)st->adam.weight_decay);
+    dn_cp_meta_fmt(mt, "val_split", "%.17g", st->val_split);
     if (st->patience > 0) {
-        cp_meta_fmt(mt, "early_stopping", "%d", st->patience);
-        cp_meta_fmt(mt, "best_epoch", "%" PRId64, st->best_epoch);
-        cp_meta_fmt(mt, "best_val_acc", "%.17g", st->best_val_acc);
-        cp_meta_fmt(mt, "epochs_since_best", "%" PRId64, st->since_best);
+        dn_cp_meta_fmt(mt, "early_stopping", "%d", st->patience);
+        dn_cp_meta_fmt(mt, "best_epoch", "%" PRId64, st->best_epoch);
+        dn_cp_meta_fmt(mt, "best_val_acc", "%.17g", st->best_val_acc);
+        dn_cp_meta_fmt(mt, "epochs_since_best", "%" PRId64, st->since_best);
     }
 }
 
 /* Describes tensor k of the model, under name `name`, with data from buf. */
-static dn_st_tensor cp_tensor(const dn_tensor_info *ti, const char *name, const float *buf) {
+static dn_st_tensor dn_cp_tensor(const dn_tensor_info *ti, const char *name, const float *buf) {
     dn_st_tensor t;
     memset(&t, 0, sizeof t);
     t.name = name;
@@ -110,7 +110,7 @@ static dn_st_tensor cp_tensor(const dn_tensor_info *ti, const char *name, const 
 
 /* Builds "<prefix><name>" for every model tensor into one malloc'd block;
  * names[k] points into it. Returns the block, or NULL when out of memory. */
-static char *cp_prefixed_names(const dn_model *m, const char *prefix, const char **names) {
+static char *dn_cp_prefixed_names(const dn_model *m, const char *prefix, const char **names) {
     size_t total = 0, plen = strlen(prefix);
     for (int k = 0; k < m->n_tensors; k++)
         total += plen + strlen(m->tensors[k].name) + 1;
@@ -131,12 +131,12 @@ static char *cp_prefixed_names(const dn_model *m, const char *prefix, const char
 /* Appends the model's tensors, named "<prefix><name>", with data from buf
  * to t (at *n) and their names to names (at *n - nt). Returns the names'
  * block (to free) or NULL when out of memory. */
-static char *cp_add_group(const dn_model *m, const char *prefix, const float *buf, dn_st_tensor *t,
+static char *dn_cp_add_group(const dn_model *m, const char *prefix, const float *buf, dn_st_tensor *t,
                           const char **names, int *n) {
     int nt = m->n_tensors;
-    char *block = cp_prefixed_names(m, prefix, names + *n - nt);
+    char *block = dn_cp_prefixed_names(m, prefix, names + *n - nt);
     for (int k = 0; block && k < nt; k++)
-        t[*n + k] = cp_tensor(&m->tensors[k], names[*n - nt + k], buf);
+        t[*n + k] = dn_cp_tensor(&m->tensors[k], names[*n - nt + k], buf);
     if (block)
         *n += nt;
     return block;
@@ -153,27 +153,27 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
     if (!t || !names)
         goto oom;
     for (int k = 0; k < nt; k++)
-        t[k] = cp_tensor(&m->tensors[k], m->tensors[k].name, params);
+        t[k] = dn_cp_tensor(&m->tensors[k], m->tensors[k].name, params);
     if (full) {
-        avg_block = cp_add_group(m, CP_EXP_AVG, exp_avg, t, names, &n);
-        sq_block = avg_block ? cp_add_group(m, CP_EXP_AVG_SQ, exp_avg_sq, t, names, &n) : NULL;
+        avg_block = dn_cp_add_group(m, DN_CP_EXP_AVG, exp_avg, t, names, &n);
+        sq_block = avg_block ? dn_cp_add_group(m, DN_CP_EXP_AVG_SQ, exp_avg_sq, t, names, &n) : NULL;
         if (!avg_block || !sq_block)
             goto oom;
-        if (with_best && !(best_block = cp_add_group(m, CP_BEST, best, t, names, &n)))
+        if (with_best && !(best_block = dn_cp_add_group(m, DN_CP_BEST, best, t, names, &n)))
             goto oom;
     }
-    cp_meta mt;
+    dn_cp_meta mt;
     mt.n = 0;
-    cp_meta_str(&mt, "format", CP_FORMAT);
-    cp_meta_str(&mt, "dngen_version", m->dngen_version);
-    cp_meta_str(&mt, "model", m->name);
-    cp_meta_str(&mt, "spec_hash", m->spec_hash);
+    dn_cp_meta_str(&mt, "format", DN_CP_FORMAT);
+    dn_cp_meta_str(&mt, "dngen_version", m->dngen_version);
+    dn_cp_meta_str(&mt, "model", m->name);
+    dn_cp_meta_str(&mt, "spec_hash", m->spec_hash);
     if (full)
-        cp_add_state_meta(&mt, st);
+        dn_cp_add_state_meta(&mt, st);
     rc = dn_st_write(path, t, n, mt.items, mt.n, err);
     goto done;
 oom:
-    cp_errf(err, "%s: out of memory while preparing the checkpoint", path);
+    dn_cp_errf(err, "%s: out of memory while preparing the checkpoint", path);
 done:
     free(avg_block);
     free(sq_block);
@@ -186,7 +186,7 @@ done:
 /* ---- loading --------------------------------------------------------------- */
 
 /* Index of the model tensor called name, or -1. */
-static int cp_model_tensor(const dn_model *m, const char *name) {
+static int dn_cp_model_tensor(const dn_model *m, const char *name) {
     for (int k = 0; k < m->n_tensors; k++)
         if (strcmp(m->tensors[k].name, name) == 0)
             return k;
@@ -197,10 +197,10 @@ static int cp_model_tensor(const dn_model *m, const char *name) {
 typedef struct {
     char text[DN_ERR_MAX / 2];
     int count;
-} cp_names;
+} dn_cp_names;
 
 /* Adds 'name' to the list; once the text is full, it ends with ", ...". */
-static void cp_names_add(cp_names *l, const char *name) {
+static void dn_cp_names_add(dn_cp_names *l, const char *name) {
     size_t len = l->count ? strlen(l->text) : 0, cap = sizeof l->text;
     if (l->count++ == 0)
         l->text[0] = '\0';
@@ -213,25 +213,25 @@ static void cp_names_add(cp_names *l, const char *name) {
 
 /* Fails, naming them, when the file has tensors that are neither model
  * tensors nor optimizer.* or best.* entries. */
-static int cp_check_unknown(const dn_model *m, const dn_st_file *f, const char *path, char *err) {
-    cp_names bad = {.count = 0};
+static int dn_cp_check_unknown(const dn_model *m, const dn_st_file *f, const char *path, char *err) {
+    dn_cp_names bad = {.count = 0};
     int n = dn_st_count(f);
     for (int i = 0; i < n; i++) {
         const char *name = dn_st_get(f, i)->name;
-        if (cp_model_tensor(m, name) < 0 && strncmp(name, "optimizer.", 10) != 0 &&
-            strncmp(name, CP_BEST, strlen(CP_BEST)) != 0)
-            cp_names_add(&bad, name);
+        if (dn_cp_model_tensor(m, name) < 0 && strncmp(name, "optimizer.", 10) != 0 &&
+            strncmp(name, DN_CP_BEST, strlen(DN_CP_BEST)) != 0)
+            dn_cp_names_add(&bad, name);
     }
     if (!bad.count)
         return 0;
-    cp_errf(err, "%s: unexpected tensor%s %s (not %s of model '%s')", path,
+    dn_cp_errf(err, "%s: unexpected tensor%s %s (not %s of model '%s')", path,
             bad.count > 1 ? "s" : "", bad.text, bad.count > 1 ? "parameters" : "a parameter",
             m->name);
     return -1;
 }
 
 /* Formats a shape as "[a, b]". */
-static void cp_shape_text(const int64_t *shape, int ndim, char *buf, size_t cap) {
+static void dn_cp_shape_text(const int64_t *shape, int ndim, char *buf, size_t cap) {
     size_t len = 0;
     buf[len++] = '[';
     for (int d = 0; d < ndim && len < cap; d++)
@@ -245,10 +245,10 @@ static void cp_shape_text(const int64_t *shape, int ndim, char *buf, size_t cap)
 }
 
 /* Checks dtype and shape of file tensor `in` against model tensor ti. */
-static int cp_check_tensor(const dn_tensor_info *ti, const dn_st_info *in, const char *path,
+static int dn_cp_check_tensor(const dn_tensor_info *ti, const dn_st_info *in, const char *path,
                            char *err) {
     if (strcmp(in->dtype, "F32") != 0) {
-        cp_errf(err, "%s: tensor '%s' has dtype %s, model expects F32", path, in->name, in->dtype);
+        dn_cp_errf(err, "%s: tensor '%s' has dtype %s, model expects F32", path, in->name, in->dtype);
         return -1;
     }
     int same = in->ndim == ti->ndim;
@@ -256,13 +256,13 @@ static int cp_check_tensor(const dn_tensor_info *ti, const dn_st_info *in, const
         same = in->shape[d] == ti->shape[d];
     if (!same) {
         char have[160], want[64];
-        cp_shape_text(in->shape, in->ndim < 8 ? in->ndim : 8, have, sizeof have);
-        cp_shape_text(ti->shape, ti->ndim, want, sizeof want);
-        cp_errf(err, "%s: tensor '%s' has shape %s, model expects %s", path, in->name, have, want);
+        dn_cp_shape_text(in->shape, in->ndim < 8 ? in->ndim : 8, have, sizeof have);
+        dn_cp_shape_text(ti->shape, ti->ndim, want, sizeof want);
+        dn_cp_errf(err, "%s: tensor '%s' has shape %s, model expects %s", path, in->name, have, want);
         return -1;
     }
     if (in->nbytes != ti->count * 4) {
-        cp_errf(err, "%s: tensor '%s' holds %zu bytes, expected %zu", path, in->name, in->nbytes,
+        dn_cp_errf(err, "%s: tensor '%s' holds %zu bytes, expected %zu", path, in->name, in->nbytes,
                 ti->count * 4);
         return -1;
     }
@@ -270,7 +270,7 @@ static int cp_check_tensor(const dn_tensor_info *ti, const dn_st_info *in, const
 }
 
 /* Copies count little-endian F32 values from possibly unaligned bytes. */
-static void cp_copy_f32le(float *dst, const void *src, size_t count) {
+static void dn_cp_copy_f32le(float *dst, const void *src, size_t count) {
     const unsigned char *p = src;
     for (size_t k = 0; k < count; k++, p += 4) {
         uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -281,45 +281,45 @@ static void cp_copy_f32le(float *dst, const void *src, size_t count) {
 
 /* Loads every model tensor, named "<prefix><name>", into buf (at the
  * tensor's offset). Missing tensors are reported together. */
-static int cp_load_group(const dn_model *m, const dn_st_file *f, const char *path,
+static int dn_cp_load_group(const dn_model *m, const dn_st_file *f, const char *path,
                          const char *prefix, float *buf, char *err) {
     char name[512];
-    cp_names missing = {.count = 0};
+    dn_cp_names missing = {.count = 0};
     for (int k = 0; k < m->n_tensors; k++) {
         snprintf(name, sizeof name, "%s%s", prefix, m->tensors[k].name);
         if (!dn_st_find(f, name))
-            cp_names_add(&missing, name);
+            dn_cp_names_add(&missing, name);
     }
     if (missing.count) {
-        cp_errf(err, "%s: missing tensor%s %s", path, missing.count > 1 ? "s" : "", missing.text);
+        dn_cp_errf(err, "%s: missing tensor%s %s", path, missing.count > 1 ? "s" : "", missing.text);
         return -1;
     }
     for (int k = 0; k < m->n_tensors; k++) {
         snprintf(name, sizeof name, "%s%s", prefix, m->tensors[k].name);
         const dn_st_info *in = dn_st_find(f, name);
-        if (cp_check_tensor(&m->tensors[k], in, path, err) != 0)
+        if (dn_cp_check_tensor(&m->tensors[k], in, path, err) != 0)
             return -1;
-        cp_copy_f32le(buf + m->tensors[k].offset, in->data, m->tensors[k].count);
+        dn_cp_copy_f32le(buf + m->tensors[k].offset, in->data, m->tensors[k].count);
     }
     return 0;
 }
 
 /* Compares the file's spec_hash with the model's. A mismatch (or, when
  * strict, an absent hash) is an error when strict, else a warning. */
-static int cp_check_hash(const dn_model *m, const dn_st_file *f, const char *path, int strict,
+static int dn_cp_check_hash(const dn_model *m, const dn_st_file *f, const char *path, int strict,
                          char *warn, char *err) {
     const char *hash = dn_st_meta_get(f, "spec_hash");
     const char *model = dn_st_meta_get(f, "model");
     if (!hash) {
         if (!strict)
             return 0;
-        cp_errf(err, "%s: no 'spec_hash' metadata; not a checkpoint written by a dngen trainer",
+        dn_cp_errf(err, "%s: no 'spec_hash' metadata; not a checkpoint written by a dngen trainer",
                 path);
         return -1;
     }
     if (strcmp(hash, m->spec_hash) == 0 || (!strict && !warn))
         return 0;
-    cp_errf(strict ? err : warn,
+    dn_cp_errf(strict ? err : warn,
             "%s: written by model '%s' with spec hash %s, this trainer's spec hash is %s%s", path,
             model ? model : "?", hash, m->spec_hash,
             strict ? "; a run can only be resumed by the trainer that saved it" : "");
@@ -327,18 +327,18 @@ static int cp_check_hash(const dn_model *m, const dn_st_file *f, const char *pat
 }
 
 /* Reads metadata key as a whole decimal integer in [lo, hi]. */
-static int cp_meta_i64(const dn_st_file *f, const char *path, const char *key, int64_t lo,
+static int dn_cp_meta_i64(const dn_st_file *f, const char *path, const char *key, int64_t lo,
                        int64_t hi, int64_t *v, char *err) {
     const char *s = dn_st_meta_get(f, key);
     if (!s) {
-        cp_errf(err, "%s: metadata '%s' is missing", path, key);
+        dn_cp_errf(err, "%s: metadata '%s' is missing", path, key);
         return -1;
     }
     char *end;
     errno = 0;
     long long x = strtoll(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || x < lo || x > hi || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))) {
-        cp_errf(err, "%s: metadata '%s' is '%s', expected an integer in [%" PRId64 ", %" PRId64 "]",
+        dn_cp_errf(err, "%s: metadata '%s' is '%s', expected an integer in [%" PRId64 ", %" PRId64 "]",
                 path, key, s, lo, hi);
         return -1;
     }
@@ -347,18 +347,18 @@ static int cp_meta_i64(const dn_st_file *f, const char *path, const char *key, i
 }
 
 /* Reads metadata key as a finite number. */
-static int cp_meta_f64(const dn_st_file *f, const char *path, const char *key, double *v,
+static int dn_cp_meta_f64(const dn_st_file *f, const char *path, const char *key, double *v,
                        char *err) {
     const char *s = dn_st_meta_get(f, key);
     if (!s) {
-        cp_errf(err, "%s: metadata '%s' is missing", path, key);
+        dn_cp_errf(err, "%s: metadata '%s' is missing", path, key);
         return -1;
     }
     char *end;
     errno = 0;
     double x = strtod(s, &end);
     if (errno != 0 || end == s || *end != '\0' || !isfinite(x)) {
-        cp_errf(err, "%s: metadata '%s' is '%s', expected a finite number", path, key, s);
+        dn_cp_errf(err, "%s: metadata '%s' is '%s', expected a finite number", path, key, s);
         return -1;
     }
     *v = x;
@@ -366,18 +366,18 @@ static int cp_meta_f64(const dn_st_file *f, const char *path, const char *key, d
 }
 
 /* Reads metadata key as an unsigned 64-bit integer (digits only). */
-static int cp_meta_u64(const dn_st_file *f, const char *path, const char *key, uint64_t *v,
+static int dn_cp_meta_u64(const dn_st_file *f, const char *path, const char *key, uint64_t *v,
                        char *err) {
     const char *s = dn_st_meta_get(f, key);
     if (!s) {
-        cp_errf(err, "%s: metadata '%s' is missing", path, key);
+        dn_cp_errf(err, "%s: metadata '%s' is missing", path, key);
         return -1;
     }
     char *end;
     errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
     if (errno != 0 || !(s[0] >= '0' && s[0] <= '9') || *end != '\0') {
-        cp_errf(err, "%s: metadata '%s' is '%s', expected an unsigned integer", path, key, s);
+        dn_cp_errf(err, "%s: metadata '%s' is '%s', expected an unsigned integer", path, key, s);
         return -1;
     }
     *v = (uint64_t)x;
@@ -385,17 +385,17 @@ static int cp_meta_u64(const dn_st_file *f, const char *path, const char *key, u
 }
 
 /* Reads the Adam settings of a training state. */
-static int cp_read_adam(const dn_st_file *f, const char *path, dn_adam *a, char *err) {
+static int dn_cp_read_adam(const dn_st_file *f, const char *path, dn_adam *a, char *err) {
     const char *opt = dn_st_meta_get(f, "optimizer");
     if (!opt || (strcmp(opt, "adam") != 0 && strcmp(opt, "adamw") != 0)) {
-        cp_errf(err, "%s: metadata 'optimizer' is '%s', expected adam or adamw", path,
+        dn_cp_errf(err, "%s: metadata 'optimizer' is '%s', expected adam or adamw", path,
                 opt ? opt : "(missing)");
         return -1;
     }
     double lr, b1, b2, eps, wd;
-    if (cp_meta_f64(f, path, "lr", &lr, err) || cp_meta_f64(f, path, "beta1", &b1, err) ||
-        cp_meta_f64(f, path, "beta2", &b2, err) || cp_meta_f64(f, path, "eps", &eps, err) ||
-        cp_meta_f64(f, path, "weight_decay", &wd, err))
+    if (dn_cp_meta_f64(f, path, "lr", &lr, err) || dn_cp_meta_f64(f, path, "beta1", &b1, err) ||
+        dn_cp_meta_f64(f, path, "beta2", &b2, err) || dn_cp_meta_f64(f, path, "eps", &eps, err) ||
+        dn_cp_meta_f64(f, path, "weight_decay", &wd, err))
         return -1;
     a->decoupled = strcmp(opt, "adamw") == 0;
     a->lr = (float)lr;
@@ -407,19 +407,19 @@ static int cp_read_adam(const dn_st_file *f, const char *path, dn_adam *a, char 
 }
 
 /* Reads the training-state metadata into *st. */
-static int cp_read_state(const dn_st_file *f, const char *path, dn_train_state *st, char *err) {
+static int dn_cp_read_state(const dn_st_file *f, const char *path, dn_train_state *st, char *err) {
     int64_t bs, shuffle, n_train;
-    if (cp_meta_i64(f, path, "step", 0, INT64_MAX, &st->step, err) ||
-        cp_meta_i64(f, path, "epoch", 0, INT64_MAX, &st->epoch, err) ||
-        cp_meta_i64(f, path, "batch", 0, INT64_MAX, &st->batch, err) ||
-        cp_meta_u64(f, path, "seed", &st->seed, err) ||
-        cp_meta_i64(f, path, "batch_size", 1, INT32_MAX, &bs, err) ||
-        cp_meta_i64(f, path, "shuffle", 0, 1, &shuffle, err) ||
-        cp_meta_i64(f, path, "n_train", 1, UINT32_MAX, &n_train, err) ||
-        cp_meta_f64(f, path, "epoch_loss_sum", &st->loss_sum, err) ||
-        cp_meta_i64(f, path, "epoch_correct", 0, INT64_MAX, &st->correct, err) ||
-        cp_meta_i64(f, path, "epoch_seen", 0, INT64_MAX, &st->seen, err) ||
-        cp_read_adam(f, path, &st->adam, err))
+    if (dn_cp_meta_i64(f, path, "step", 0, INT64_MAX, &st->step, err) ||
+        dn_cp_meta_i64(f, path, "epoch", 0, INT64_MAX, &st->epoch, err) ||
+        dn_cp_meta_i64(f, path, "batch", 0, INT64_MAX, &st->batch, err) ||
+        dn_cp_meta_u64(f, path, "seed", &st->seed, err) ||
+        dn_cp_meta_i64(f, path, "batch_size", 1, INT32_MAX, &bs, err) ||
+        dn_cp_meta_i64(f, path, "shuffle", 0, 1, &shuffle, err) ||
+        dn_cp_meta_i64(f, path, "n_train", 1, UINT32_MAX, &n_train, err) ||
+        dn_cp_meta_f64(f, path, "epoch_loss_sum", &st->loss_sum, err) ||
+        dn_cp_meta_i64(f, path, "epoch_correct", 0, INT64_MAX, &st->correct, err) ||
+        dn_cp_meta_i64(f, path, "epoch_seen", 0, INT64_MAX, &st->seen, err) ||
+        dn_cp_read_adam(f, path, &st->adam, err))
         return -1;
     st->batch_size = (int)bs;
     st->shuffle = (int)shuffle;
@@ -429,14 +429,14 @@ static int cp_read_state(const dn_st_file *f, const char *path, dn_train_state *
 
 /* Reads the optional keys: val_split (0 when absent, as in checkpoints of
  * runs before validation splits) and the early-stopping state. */
-static int cp_read_split_state(const dn_st_file *f, const char *path, dn_train_state *st,
+static int dn_cp_read_split_state(const dn_st_file *f, const char *path, dn_train_state *st,
                                char *err) {
     st->val_split = 0;
     if (dn_st_meta_get(f, "val_split") &&
-        (cp_meta_f64(f, path, "val_split", &st->val_split, err) != 0))
+        (dn_cp_meta_f64(f, path, "val_split", &st->val_split, err) != 0))
         return -1;
     if (!(st->val_split >= 0 && st->val_split < 1)) {
-        cp_errf(err, "%s: metadata 'val_split' is %.17g, expected a number in [0, 1)", path,
+        dn_cp_errf(err, "%s: metadata 'val_split' is %.17g, expected a number in [0, 1)", path,
                 st->val_split);
         return -1;
     }
@@ -446,10 +446,10 @@ static int cp_read_split_state(const dn_st_file *f, const char *path, dn_train_s
     if (!dn_st_meta_get(f, "early_stopping"))
         return 0;
     int64_t patience;
-    if (cp_meta_i64(f, path, "early_stopping", 1, INT32_MAX, &patience, err) ||
-        cp_meta_i64(f, path, "best_epoch", 0, INT64_MAX, &st->best_epoch, err) ||
-        cp_meta_f64(f, path, "best_val_acc", &st->best_val_acc, err) ||
-        cp_meta_i64(f, path, "epochs_since_best", 0, INT64_MAX, &st->since_best, err))
+    if (dn_cp_meta_i64(f, path, "early_stopping", 1, INT32_MAX, &patience, err) ||
+        dn_cp_meta_i64(f, path, "best_epoch", 0, INT64_MAX, &st->best_epoch, err) ||
+        dn_cp_meta_f64(f, path, "best_val_acc", &st->best_val_acc, err) ||
+        dn_cp_meta_i64(f, path, "epochs_since_best", 0, INT64_MAX, &st->since_best, err))
         return -1;
     st->patience = (int)patience;
     return 0;
@@ -457,25 +457,25 @@ static int cp_read_split_state(const dn_st_file *f, const char *path, dn_train_s
 
 /* Resume-only part: format, state metadata, Adam moments and, when the
  * file tracks early stopping and best != NULL, the best weights. */
-static int cp_load_resume(const dn_model *m, const dn_st_file *f, const char *path,
+static int dn_cp_load_resume(const dn_model *m, const dn_st_file *f, const char *path,
                           float *exp_avg, float *exp_avg_sq, float *best, dn_train_state *st,
                           char *err) {
     const char *format = dn_st_meta_get(f, "format");
-    if (!format || strcmp(format, CP_FORMAT) != 0) {
-        cp_errf(err, "%s: metadata 'format' is '%s', expected '%s'", path,
-                format ? format : "(missing)", CP_FORMAT);
+    if (!format || strcmp(format, DN_CP_FORMAT) != 0) {
+        dn_cp_errf(err, "%s: metadata 'format' is '%s', expected '%s'", path,
+                format ? format : "(missing)", DN_CP_FORMAT);
         return -1;
     }
     if (!dn_st_meta_get(f, "step")) {
-        cp_errf(err, "%s: holds weights only, not a training state (save one with --checkpoint-every)",
+        dn_cp_errf(err, "%s: holds weights only, not a training state (save one with --checkpoint-every)",
                 path);
         return -1;
     }
-    if (cp_read_state(f, path, st, err) != 0 || cp_read_split_state(f, path, st, err) != 0 ||
-        cp_load_group(m, f, path, CP_EXP_AVG, exp_avg, err) != 0 ||
-        cp_load_group(m, f, path, CP_EXP_AVG_SQ, exp_avg_sq, err) != 0)
+    if (dn_cp_read_state(f, path, st, err) != 0 || dn_cp_read_split_state(f, path, st, err) != 0 ||
+        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG, exp_avg, err) != 0 ||
+        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG_SQ, exp_avg_sq, err) != 0)
         return -1;
-    if (st->patience > 0 && best && cp_load_group(m, f, path, CP_BEST, best, err) != 0)
+    if (st->patience > 0 && best && dn_cp_load_group(m, f, path, DN_CP_BEST, best, err) != 0)
         return -1;
     return 0;
 }
@@ -489,9 +489,9 @@ int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_
     if (dn_st_open(path, &f, err) != 0)
         return -1;
     int rc = -1;
-    if (cp_check_unknown(m, f, path, err) == 0 && cp_load_group(m, f, path, "", params, err) == 0 &&
-        cp_check_hash(m, f, path, resume, warn, err) == 0 &&
-        (!resume || cp_load_resume(m, f, path, exp_avg, exp_avg_sq, best, st, err) == 0))
+    if (dn_cp_check_unknown(m, f, path, err) == 0 && dn_cp_load_group(m, f, path, "", params, err) == 0 &&
+        dn_cp_check_hash(m, f, path, resume, warn, err) == 0 &&
+        (!resume || dn_cp_load_resume(m, f, path, exp_avg, exp_avg_sq, best, st, err) == 0))
         rc = 0;
     dn_st_close(f);
     return rc;

@@ -13,10 +13,10 @@
 #include <omp.h>
 #endif
 
-#define EV_GRAD_ROWS 4         /* rows of the random gradcheck batch */
-#define EV_GRAD_STEP 1e-2      /* finite-difference step, relative to max(|p|, 1) */
-#define EV_GRAD_FLOOR 1e-3     /* denominator floor of the relative error */
-#define EV_GRAD_TOL 2e-2       /* largest accepted relative error (float model) */
+#define DN_EV_GRAD_ROWS 4         /* rows of the random gradcheck batch */
+#define DN_EV_GRAD_STEP 1e-2      /* finite-difference step, relative to max(|p|, 1) */
+#define DN_EV_GRAD_FLOOR 1e-3     /* denominator floor of the relative error */
+#define DN_EV_GRAD_TOL 2e-2       /* largest accepted relative error (float model) */
 
 void *dn_alloc_aligned(size_t bytes) {
     if (bytes > SIZE_MAX - 64)
@@ -82,9 +82,9 @@ typedef struct {
     uint32_t *order;
     double *mean;
     void *ws;
-} ev_buffers;
+} dn_ev_buffers;
 
-static void ev_free(ev_buffers *b) {
+static void dn_ev_free(dn_ev_buffers *b) {
     free(b->params);
     free(b->x);
     free(b->out);
@@ -95,7 +95,7 @@ static void ev_free(ev_buffers *b) {
 }
 
 /* Allocates the buffers for batches of `batch` rows over n samples. */
-static int ev_alloc(const dn_model *m, int batch, uint32_t n, int mc, ev_buffers *b) {
+static int dn_ev_alloc(const dn_model *m, int batch, uint32_t n, int mc, dn_ev_buffers *b) {
     memset(b, 0, sizeof *b);
     size_t outs = (size_t)batch * (size_t)m->n_outputs;
     b->params = dn_alloc_aligned(m->n_params * sizeof(float));
@@ -114,13 +114,13 @@ static int ev_alloc(const dn_model *m, int batch, uint32_t n, int mc, ev_buffers
 typedef struct {
     double loss_sum, entropy_sum[2];
     int64_t count[2];
-} ev_mc_sums;
+} dn_ev_mc_sums;
 
 /* Adds one sample, given the mean v [n_outputs] of its N passes and its
  * label y: the loss of the mean (cross-entropy -ln v[y], with v[y] floored
  * at FLT_MIN; or the squared error against the one-hot target, averaged over
  * outputs), the hit of its argmax and its predictive entropy -sum v ln v. */
-static void ev_mc_sample(const dn_model *m, const double *v, int32_t y, ev_mc_sums *s) {
+static void dn_ev_mc_sample(const dn_model *m, const double *v, int32_t y, dn_ev_mc_sums *s) {
     int k = m->n_outputs, best = 0;
     for (int c = 1; c < k; c++)
         if (v[c] > v[best])
@@ -144,8 +144,8 @@ static void ev_mc_sample(const dn_model *m, const double *v, int32_t y, ev_mc_su
 
 /* The o->mc passes over the rows in b->x (pass p: dropout masks from
  * (--mc-seed, step p, row within the batch)), then each row's mean. */
-static void ev_mc_batch(const dn_model *m, const dn_opts *o, ev_buffers *b, int rows,
-                        ev_mc_sums *s) {
+static void dn_ev_mc_batch(const dn_model *m, const dn_opts *o, dn_ev_buffers *b, int rows,
+                        dn_ev_mc_sums *s) {
     size_t k = (size_t)m->n_outputs, count = (size_t)rows * k;
     for (size_t i = 0; i < count; i++)
         b->mean[i] = 0;
@@ -159,21 +159,21 @@ static void ev_mc_batch(const dn_model *m, const dn_opts *o, ev_buffers *b, int 
     for (size_t i = 0; i < count; i++)
         b->mean[i] /= o->mc;
     for (int r = 0; r < rows; r++)
-        ev_mc_sample(m, b->mean + (size_t)r * k, b->y[r], s);
+        dn_ev_mc_sample(m, b->mean + (size_t)r * k, b->y[r], s);
 }
 
 /* eval --mc: prints "test_loss X test_acc Y mc_passes N" and, for
  * cross-entropy models, "entropy_correct A entropy_wrong B". */
-static void ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *ds, int batch,
-                      ev_buffers *b) {
-    ev_mc_sums s;
+static void dn_ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *ds, int batch,
+                      dn_ev_buffers *b) {
+    dn_ev_mc_sums s;
     memset(&s, 0, sizeof s);
     for (uint32_t start = 0; start < ds->n; start += (uint32_t)batch) {
         uint32_t left = ds->n - start;
         int rows = left < (uint32_t)batch ? (int)left : batch;
         dn_dataset_gather(ds, b->order + start, rows, m->defaults.norm_mean, m->defaults.norm_std,
                           b->x, b->y);
-        ev_mc_batch(m, o, b, rows, &s);
+        dn_ev_mc_batch(m, o, b, rows, &s);
     }
     printf("test_loss %.4f test_acc %.4f mc_passes %d", s.loss_sum / ds->n,
            (double)s.count[1] / ds->n, o->mc);
@@ -185,7 +185,7 @@ static void ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *ds,
 }
 
 /* Loads the test set; DN_EXIT_OK or DN_EXIT_INPUT (message printed). */
-static int ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) {
+static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) {
     char err[DN_ERR_MAX];
     memset(ds, 0, sizeof *ds);
     if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
@@ -205,13 +205,13 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     dn_apply_threads(o->threads);
     int batch = o->batch_size_given ? o->batch_size : DN_EVAL_BATCH;
     dn_dataset ds;
-    int rc = ev_load_test(m, o, &ds);
+    int rc = dn_ev_load_test(m, o, &ds);
     if (rc != DN_EXIT_OK)
         return rc;
     if ((uint32_t)batch > ds.n)
         batch = (int)ds.n;
-    ev_buffers b;
-    if (ev_alloc(m, batch, ds.n, o->mc, &b) != 0) {
+    dn_ev_buffers b;
+    if (dn_ev_alloc(m, batch, ds.n, o->mc, &b) != 0) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         rc = DN_EXIT_FAIL;
     } else if (dn_ckpt_load(m, o->weights, b.params, NULL, NULL, NULL, NULL, warn, err) != 0) {
@@ -221,14 +221,14 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
         if (warn[0])
             fprintf(stderr, "%s: warning: %s\n", o->prog, warn);
         if (o->mc) {
-            ev_mc_run(m, o, &ds, batch, &b);
+            dn_ev_mc_run(m, o, &ds, batch, &b);
         } else {
             double loss, acc;
             dn_eval_dataset(m, b.params, b.ws, &ds, b.order, ds.n, batch, b.x, b.y, &loss, &acc);
             printf("test_loss %.4f test_acc %.4f\n", loss, acc);
         }
     }
-    ev_free(&b);
+    dn_ev_free(&b);
     dn_dataset_free(&ds);
     return rc;
 }
@@ -245,52 +245,52 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
  * gradient disagrees with every one; next to a kink the analytic gradient
  * (the derivative on p's side) matches a slope that stays on that side. The
  * error is the smallest over the estimates n of
- *   |a - n| / (max(|a| + |n|, EV_GRAD_FLOOR) + noise(n) / EV_GRAD_TOL)
+ *   |a - n| / (max(|a| + |n|, DN_EV_GRAD_FLOOR) + noise(n) / DN_EV_GRAD_TOL)
  * where noise(n) bounds the round-off of n (2 * FLT_EPSILON * |L| / width),
  * so differences within the float round-off of the loss always pass. */
 
 /* Random batch and buffers for gradcheck. */
 typedef struct {
     float *params, *grads, *analytic, *x;
-    int32_t y[EV_GRAD_ROWS];
+    int32_t y[DN_EV_GRAD_ROWS];
     void *ws;
     dn_batch batch;
     double loss0;   /* mean loss at the unperturbed params */
     double noise;   /* bound on the float round-off of a mean loss */
-} ev_grad;
+} dn_ev_grad;
 
 /* Mean loss of the fixed batch at the current params (same dropout masks
  * every call: seed and step do not change). */
-static double ev_loss(const dn_model *m, ev_grad *g) {
+static double dn_ev_loss(const dn_model *m, dn_ev_grad *g) {
     int correct = 0;
-    return m->train_step(g->params, g->grads, g->ws, &g->batch, &correct) / EV_GRAD_ROWS;
+    return m->train_step(g->params, g->grads, g->ws, &g->batch, &correct) / DN_EV_GRAD_ROWS;
 }
 
 /* Mean loss with params[k] moved by about s; *actual gets the real offset
  * (after rounding p + s to float). */
-static double ev_loss_at(const dn_model *m, ev_grad *g, size_t k, double s, double *actual) {
+static double dn_ev_loss_at(const dn_model *m, dn_ev_grad *g, size_t k, double s, double *actual) {
     float p = g->params[k];
     g->params[k] = (float)(p + s);
     *actual = (double)g->params[k] - (double)p;
-    double l = ev_loss(m, g);
+    double l = dn_ev_loss(m, g);
     g->params[k] = p;
     return l;
 }
 
 /* Error of analytic value a against the slope between two loss samples. */
-static double ev_err(const ev_grad *g, double a, double l0, double x0, double l1, double x1) {
+static double dn_ev_err(const dn_ev_grad *g, double a, double l0, double x0, double l1, double x1) {
     double n = (l1 - l0) / (x1 - x0), noise = 2 * g->noise / fabs(x1 - x0);
     double den = fabs(a) + fabs(n);
-    return fabs(a - n) / ((den > EV_GRAD_FLOOR ? den : EV_GRAD_FLOOR) + noise / EV_GRAD_TOL);
+    return fabs(a - n) / ((den > DN_EV_GRAD_FLOOR ? den : DN_EV_GRAD_FLOOR) + noise / DN_EV_GRAD_TOL);
 }
 
 /* Smallest error of analytic value a against coordinate k's estimates. */
-static double ev_coordinate_err(const dn_model *m, ev_grad *g, size_t k, double a) {
+static double dn_ev_coordinate_err(const dn_model *m, dn_ev_grad *g, size_t k, double a) {
     double p = fabs((double)g->params[k]);
-    double h = EV_GRAD_STEP * (p > 1 ? p : 1), x[7], l[7];
+    double h = DN_EV_GRAD_STEP * (p > 1 ? p : 1), x[7], l[7];
     static const double frac[7] = {-1, -0.5, -0.125, 0, 0.125, 0.5, 1};
     for (int i = 0; i < 7; i++)
-        l[i] = i == 3 ? g->loss0 : ev_loss_at(m, g, k, frac[i] * h, &x[i]);
+        l[i] = i == 3 ? g->loss0 : dn_ev_loss_at(m, g, k, frac[i] * h, &x[i]);
     x[3] = 0;
     /* Central over [-h, h], [-h/2, h/2], [-h/8, h/8]; one-sided over
      * [-h/2, 0], [0, h/2], [-h/8, 0], [0, h/8]. */
@@ -298,7 +298,7 @@ static double ev_coordinate_err(const dn_model *m, ev_grad *g, size_t k, double 
     double best = INFINITY;
     for (int i = 0; i < 7; i++) {
         int u = pairs[i][0], v = pairs[i][1];
-        double e = ev_err(g, a, l[u], x[u], l[v], x[v]);
+        double e = dn_ev_err(g, a, l[u], x[u], l[v], x[v]);
         if (e < best) /* NaN never is */
             best = e;
     }
@@ -309,7 +309,7 @@ static double ev_coordinate_err(const dn_model *m, ev_grad *g, size_t k, double 
  * no more) and returns the worst error (infinite for a non-finite one).
  * Dropout and dead ReLUs make many gradients exactly 0; at most a quarter of
  * the checked coordinates are such zeros, so that the rest test something. */
-static double ev_check_tensor(const dn_model *m, ev_grad *g, int t, int samples, uint64_t seed) {
+static double dn_ev_check_tensor(const dn_model *m, dn_ev_grad *g, int t, int samples, uint64_t seed) {
     const dn_tensor_info *ti = &m->tensors[t];
     int exhaustive = ti->count <= (size_t)samples;
     size_t tries = exhaustive ? ti->count : (size_t)samples * 8;
@@ -321,7 +321,7 @@ static double ev_check_tensor(const dn_model *m, ev_grad *g, int t, int samples,
         double a = g->analytic[k];
         if (a == 0 && zeros++ >= max_zeros)
             continue;
-        double e = isfinite(a) ? ev_coordinate_err(m, g, k, a) : INFINITY;
+        double e = isfinite(a) ? dn_ev_coordinate_err(m, g, k, a) : INFINITY;
         if (!(e <= worst))
             worst = e;
         checked++;
@@ -331,27 +331,27 @@ static double ev_check_tensor(const dn_model *m, ev_grad *g, int t, int samples,
 
 /* Fills the random batch: inputs uniform in [-1, 1) from DN_RNG_TEST a=0,
  * labels from a=1; dropout seed = seed, step 0. */
-static void ev_fill_batch(const dn_model *m, ev_grad *g, uint64_t seed) {
-    size_t nx = (size_t)EV_GRAD_ROWS * (size_t)m->n_inputs;
+static void dn_ev_fill_batch(const dn_model *m, dn_ev_grad *g, uint64_t seed) {
+    size_t nx = (size_t)DN_EV_GRAD_ROWS * (size_t)m->n_inputs;
     for (size_t i = 0; i < nx; i++)
         g->x[i] = (float)(2.0 * dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_TEST, 0, 0, 0, (uint32_t)i)) - 1.0);
-    for (int r = 0; r < EV_GRAD_ROWS; r++) {
+    for (int r = 0; r < DN_EV_GRAD_ROWS; r++) {
         uint32_t w = dn_rand_u32(seed, DN_RNG_TEST, 1, 0, 0, (uint32_t)r);
         g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)m->n_outputs) >> 32);
     }
-    dn_batch b = {.n = EV_GRAD_ROWS, .x = g->x, .y = g->y, .seed = seed, .step = 0};
+    dn_batch b = {.n = DN_EV_GRAD_ROWS, .x = g->x, .y = g->y, .seed = seed, .step = 0};
     g->batch = b;
 }
 
 /* Prints one line per tensor; returns the number of failed tensors. */
-static int ev_check_all(const dn_model *m, ev_grad *g, const dn_opts *o) {
+static int dn_ev_check_all(const dn_model *m, dn_ev_grad *g, const dn_opts *o) {
     int failed = 0, width = 12;
     for (int t = 0; t < m->n_tensors; t++)
         if ((int)strlen(m->tensors[t].name) > width)
             width = (int)strlen(m->tensors[t].name);
     for (int t = 0; t < m->n_tensors; t++) {
-        double worst = ev_check_tensor(m, g, t, o->samples, o->seed);
-        int bad = !(worst <= EV_GRAD_TOL);
+        double worst = dn_ev_check_tensor(m, g, t, o->samples, o->seed);
+        int bad = !(worst <= DN_EV_GRAD_TOL);
         failed += bad;
         printf("%-*s  worst_rel_err %.1e  %s\n", width, m->tensors[t].name, worst, bad ? "FAIL" : "ok");
     }
@@ -359,28 +359,28 @@ static int ev_check_all(const dn_model *m, ev_grad *g, const dn_opts *o) {
 }
 
 int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o) {
-    ev_grad g;
+    dn_ev_grad g;
     memset(&g, 0, sizeof g);
     g.params = dn_alloc_aligned(m->n_params * sizeof(float));
     g.grads = dn_alloc_aligned(m->n_params * sizeof(float));
     g.analytic = dn_alloc_aligned(m->n_params * sizeof(float));
-    g.x = dn_alloc_aligned((size_t)EV_GRAD_ROWS * (size_t)m->n_inputs * sizeof(float));
-    g.ws = dn_alloc_aligned(m->workspace_size(EV_GRAD_ROWS));
+    g.x = dn_alloc_aligned((size_t)DN_EV_GRAD_ROWS * (size_t)m->n_inputs * sizeof(float));
+    g.ws = dn_alloc_aligned(m->workspace_size(DN_EV_GRAD_ROWS));
     int rc = DN_EXIT_OK;
     if (!g.params || !g.grads || !g.analytic || !g.x || !g.ws) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         rc = DN_EXIT_FAIL;
     } else {
         m->init(g.params, o->seed);
-        ev_fill_batch(m, &g, o->seed);
+        dn_ev_fill_batch(m, &g, o->seed);
         int correct = 0;
         m->train_step(g.params, g.analytic, g.ws, &g.batch, &correct);
-        g.loss0 = ev_loss(m, &g);
+        g.loss0 = dn_ev_loss(m, &g);
         g.noise = FLT_EPSILON * (fabs(g.loss0) > 1 ? fabs(g.loss0) : 1);
-        int failed = ev_check_all(m, &g, o);
+        int failed = dn_ev_check_all(m, &g, o);
         if (failed) {
             fprintf(stderr, "%s: gradcheck: %d of %d tensors above relative error %.0e\n", o->prog,
-                    failed, m->n_tensors, EV_GRAD_TOL);
+                    failed, m->n_tensors, DN_EV_GRAD_TOL);
             rc = DN_EXIT_FAIL;
         }
     }

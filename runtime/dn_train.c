@@ -24,28 +24,28 @@
 
 /* ---- signals ---------------------------------------------------------------- */
 
-static volatile sig_atomic_t tr_signal_caught; /* signal number, 0 = none */
+static volatile sig_atomic_t dn_tr_signal_caught; /* signal number, 0 = none */
 
-static void tr_on_signal(int sig) { tr_signal_caught = sig; }
+static void dn_tr_on_signal(int sig) { dn_tr_signal_caught = sig; }
 
 /* Old dispositions, restored when training ends. */
 typedef struct {
     struct sigaction old_int, old_term;
-} tr_signals;
+} dn_tr_signals;
 
 /* Routes SIGINT/SIGTERM to the flag. SA_RESETHAND: a second signal kills. */
-static void tr_signals_install(tr_signals *s) {
+static void dn_tr_signals_install(dn_tr_signals *s) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = tr_on_signal;
+    sa.sa_handler = dn_tr_on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND;
-    tr_signal_caught = 0;
+    dn_tr_signal_caught = 0;
     sigaction(SIGINT, &sa, &s->old_int);
     sigaction(SIGTERM, &sa, &s->old_term);
 }
 
-static void tr_signals_restore(const tr_signals *s) {
+static void dn_tr_signals_restore(const dn_tr_signals *s) {
     sigaction(SIGINT, &s->old_int, NULL);
     sigaction(SIGTERM, &s->old_term, NULL);
 }
@@ -69,9 +69,9 @@ typedef struct {
     dn_metrics metrics;
     dn_steplog steplog;
     dn_progress progress;
-} tr_run;
+} dn_tr_run;
 
-static void tr_free(tr_run *r) {
+static void dn_tr_free(dn_tr_run *r) {
     dn_dataset_free(&r->train);
     if (r->has_test)
         dn_dataset_free(&r->test);
@@ -90,7 +90,7 @@ static void tr_free(tr_run *r) {
 }
 
 /* True if DIR/NAME or DIR/NAME.gz exists. */
-static int tr_exists(const char *dir, const char *name) {
+static int dn_tr_exists(const char *dir, const char *name) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (access(path, F_OK) == 0)
@@ -100,7 +100,7 @@ static int tr_exists(const char *dir, const char *name) {
 }
 
 /* Loads train-* (required) and t10k-* (when its image file exists). */
-static int tr_load_data(tr_run *r) {
+static int dn_tr_load_data(dn_tr_run *r) {
     const dn_model *m = r->m;
     const char *dir = r->o->data_dir;
     char err[DN_ERR_MAX];
@@ -112,7 +112,7 @@ static int tr_load_data(tr_run *r) {
         fprintf(stderr, "%s: %s: the training set (train-*) has no samples\n", r->o->prog, dir);
         return DN_EXIT_INPUT;
     }
-    if (!tr_exists(dir, "t10k-images-idx3-ubyte"))
+    if (!dn_tr_exists(dir, "t10k-images-idx3-ubyte"))
         return DN_EXIT_OK;
     if (dn_dataset_load(dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, &r->test, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
@@ -125,7 +125,7 @@ static int tr_load_data(tr_run *r) {
 }
 
 /* Splits off the --val-split samples; both parts must be non-empty. */
-static int tr_make_split(tr_run *r) {
+static int dn_tr_make_split(dn_tr_run *r) {
     const dn_opts *o = r->o;
     if (dn_split_make(r->train.n, o->val_split, o->seed, &r->split) != 0) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
@@ -146,7 +146,7 @@ static int tr_make_split(tr_run *r) {
 
 /* Allocates parameters, gradients, Adam moments, best weights, batch
  * buffers, the permutation and the workspace. */
-static int tr_alloc(tr_run *r) {
+static int dn_tr_alloc(dn_tr_run *r) {
     const dn_model *m = r->m;
     int b = r->o->batch_size;
     if ((uint32_t)b > r->split.n_fit)
@@ -176,12 +176,12 @@ static int tr_alloc(tr_run *r) {
 
 /* ---- start state: fresh, --init or --resume -------------------------------- */
 
-static int64_t tr_batches_per_epoch(const tr_run *r) {
+static int64_t dn_tr_batches_per_epoch(const dn_tr_run *r) {
     return ((int64_t)r->split.n_fit + r->o->batch_size - 1) / r->o->batch_size;
 }
 
 /* Refuses a resume whose run differs from the command line's. */
-static int tr_check_resume(const tr_run *r, const dn_train_state *saved) {
+static int dn_tr_check_resume(const dn_tr_run *r, const dn_train_state *saved) {
     const dn_opts *o = r->o;
     const char *p = o->prog, *f = o->resume;
     if (saved->batch_size != o->batch_size) {
@@ -200,9 +200,9 @@ static int tr_check_resume(const tr_run *r, const dn_train_state *saved) {
     } else if (saved->val_split != o->val_split) {
         fprintf(stderr, "%s: %s: run was saved with --val-split %g, the command line gives %g; "
                 "resume with the same --val-split\n", p, f, saved->val_split, o->val_split);
-    } else if (saved->batch > tr_batches_per_epoch(r) || saved->seen > (int64_t)r->split.n_fit) {
+    } else if (saved->batch > dn_tr_batches_per_epoch(r) || saved->seen > (int64_t)r->split.n_fit) {
         fprintf(stderr, "%s: %s: batch cursor %" PRId64 " is beyond the epoch's %" PRId64
-                " batches\n", p, f, saved->batch, tr_batches_per_epoch(r));
+                " batches\n", p, f, saved->batch, dn_tr_batches_per_epoch(r));
     } else if (o->patience && !saved->patience) {
         fprintf(stderr, "%s: %s: run was saved without --early-stopping, so its best epoch is "
                 "unknown; resume without --early-stopping\n", p, f);
@@ -214,7 +214,7 @@ static int tr_check_resume(const tr_run *r, const dn_train_state *saved) {
 
 /* Early stopping on resume: the command line's patience, the saved
  * best-so-far state (dropped when the command line has no --early-stopping). */
-static void tr_resume_early_stopping(const tr_run *r, dn_train_state *st) {
+static void dn_tr_resume_early_stopping(const dn_tr_run *r, dn_train_state *st) {
     const dn_opts *o = r->o;
     if (o->patience && st->patience != o->patience)
         fprintf(stderr, "%s: warning: %s: run was saved with --early-stopping %d, continuing with "
@@ -227,7 +227,7 @@ static void tr_resume_early_stopping(const tr_run *r, dn_train_state *st) {
 }
 
 /* Loads a --resume checkpoint into the run and *st. */
-static int tr_resume(tr_run *r, dn_train_state *st) {
+static int dn_tr_resume(dn_tr_run *r, dn_train_state *st) {
     char err[DN_ERR_MAX];
     dn_train_state saved;
     memset(&saved, 0, sizeof saved);
@@ -236,7 +236,7 @@ static int tr_resume(tr_run *r, dn_train_state *st) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
     }
-    int rc = tr_check_resume(r, &saved);
+    int rc = dn_tr_check_resume(r, &saved);
     if (rc != DN_EXIT_OK)
         return rc;
     if (saved.adam.lr != st->adam.lr)
@@ -245,12 +245,12 @@ static int tr_resume(tr_run *r, dn_train_state *st) {
     dn_adam adam = st->adam; /* the command line's optimizer settings win */
     *st = saved;
     st->adam = adam;
-    tr_resume_early_stopping(r, st);
+    dn_tr_resume_early_stopping(r, st);
     return DN_EXIT_OK;
 }
 
 /* Sets up *st and the weights: fresh init, --init weights or --resume. */
-static int tr_start_state(tr_run *r, dn_train_state *st) {
+static int dn_tr_start_state(dn_tr_run *r, dn_train_state *st) {
     const dn_model *m = r->m;
     const dn_opts *o = r->o;
     memset(st, 0, sizeof *st);
@@ -267,7 +267,7 @@ static int tr_start_state(tr_run *r, dn_train_state *st) {
     st->val_split = o->val_split;
     st->patience = o->patience;
     if (o->resume)
-        return tr_resume(r, st);
+        return dn_tr_resume(r, st);
     if (!o->init) {
         m->init(r->params, o->seed);
         return DN_EXIT_OK;
@@ -284,7 +284,7 @@ static int tr_start_state(tr_run *r, dn_train_state *st) {
 
 /* Opens the metrics file and the step log; on resume both keep what the
  * saved run had written up to its state. */
-static int tr_open_outputs(tr_run *r, const dn_train_state *st) {
+static int dn_tr_open_outputs(dn_tr_run *r, const dn_train_state *st) {
     const dn_opts *o = r->o;
     int rc = dn_metrics_open(&r->metrics, o->metrics, o->resume ? st->epoch : -1, o->prog);
     if (rc == DN_EXIT_OK)
@@ -296,7 +296,7 @@ static int tr_open_outputs(tr_run *r, const dn_train_state *st) {
 
 /* Saves the full training state to --save (and pushes the step log out, so
  * that it covers at least the saved steps). */
-static int tr_save_state(tr_run *r, const dn_train_state *st) {
+static int dn_tr_save_state(dn_tr_run *r, const dn_train_state *st) {
     char err[DN_ERR_MAX];
     dn_steplog_flush(&r->steplog);
     if (dn_ckpt_save(r->m, r->o->save, r->params, r->exp_avg, r->exp_avg_sq, r->best, st, err) != 0) {
@@ -309,7 +309,7 @@ static int tr_save_state(tr_run *r, const dn_train_state *st) {
 
 /* Reports a non-finite loss at the step about to be taken, naming the first
  * tensor whose gradient is not finite. */
-static void tr_report_nonfinite(tr_run *r, const dn_train_state *st, double loss) {
+static void dn_tr_report_nonfinite(dn_tr_run *r, const dn_train_state *st, double loss) {
     const dn_model *m = r->m;
     const char *bad = NULL;
     for (int t = 0; t < m->n_tensors && !bad; t++)
@@ -330,7 +330,7 @@ static void tr_report_nonfinite(tr_run *r, const dn_train_state *st, double loss
 /* Forward, backward and Adam step t = step + 1 on batch b: fused when the
  * model provides train_step_adam, else train_step then dn_adam_step. Returns
  * the batch's loss sum; when it is not finite, nothing has been updated. */
-static double tr_train_batch(tr_run *r, const dn_train_state *st, const dn_batch *b, int *correct) {
+static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn_batch *b, int *correct) {
     const dn_model *m = r->m;
     if (m->train_step_adam) {
         dn_adam_coef c;
@@ -346,7 +346,7 @@ static double tr_train_batch(tr_run *r, const dn_train_state *st, const dn_batch
 
 /* One optimizer step on batch st->batch of the epoch's order; then its
  * step-log row and the progress bar. */
-static int tr_step(tr_run *r, dn_train_state *st) {
+static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
     const dn_model *m = r->m;
     int64_t start = st->batch * (int64_t)r->o->batch_size;
     int64_t left = (int64_t)r->split.n_fit - start;
@@ -355,13 +355,13 @@ static int tr_step(tr_run *r, dn_train_state *st) {
                       m->defaults.norm_std, r->x, r->y);
     dn_batch b = {.n = rows, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step};
     int correct = 0;
-    double loss = tr_train_batch(r, st, &b, &correct);
+    double loss = dn_tr_train_batch(r, st, &b, &correct);
     if (!isfinite(loss)) {
         if (m->train_step_adam) { /* the fused step left no gradients to inspect */
             int ignored = 0;
             m->train_step(r->params, r->grads, r->ws, &b, &ignored);
         }
-        tr_report_nonfinite(r, st, loss);
+        dn_tr_report_nonfinite(r, st, loss);
         return DN_EXIT_FAIL;
     }
     st->step++;
@@ -370,14 +370,14 @@ static int tr_step(tr_run *r, dn_train_state *st) {
     st->correct += correct;
     st->seen += rows;
     dn_steplog_row(&r->steplog, st->step, st->epoch + 1, loss / rows, (double)correct / rows);
-    dn_progress_step(&r->progress, st, r->o->epochs, tr_batches_per_epoch(r));
+    dn_progress_step(&r->progress, st, r->o->epochs, dn_tr_batches_per_epoch(r));
     return DN_EXIT_OK;
 }
 
 /* Handles a caught SIGINT/SIGTERM: saves the state when --save is given.
  * Returns 128 + signal, or DN_EXIT_OUTPUT when the save failed. */
-static int tr_interrupted(tr_run *r, const dn_train_state *st) {
-    int sig = tr_signal_caught;
+static int dn_tr_interrupted(dn_tr_run *r, const dn_train_state *st) {
+    int sig = dn_tr_signal_caught;
     fflush(stdout);
     dn_progress_clear(&r->progress);
     dn_steplog_flush(&r->steplog);
@@ -386,7 +386,7 @@ static int tr_interrupted(tr_run *r, const dn_train_state *st) {
                 r->o->prog, st->step);
         return 128 + sig;
     }
-    if (tr_save_state(r, st) != DN_EXIT_OK)
+    if (dn_tr_save_state(r, st) != DN_EXIT_OK)
         return DN_EXIT_OUTPUT;
     fprintf(stderr, "%s: interrupted at step %" PRId64 "; state saved to %s\n", r->o->prog,
             st->step, r->o->save);
@@ -394,17 +394,17 @@ static int tr_interrupted(tr_run *r, const dn_train_state *st) {
 }
 
 /* After a step that did not end the epoch: periodic checkpoint, signals. */
-static int tr_after_step(tr_run *r, const dn_train_state *st) {
+static int dn_tr_after_step(dn_tr_run *r, const dn_train_state *st) {
     int64_t every = r->o->checkpoint_every;
-    if (every && st->step % every == 0 && tr_save_state(r, st) != DN_EXIT_OK)
+    if (every && st->step % every == 0 && dn_tr_save_state(r, st) != DN_EXIT_OK)
         return DN_EXIT_OUTPUT;
-    if (tr_signal_caught)
-        return tr_interrupted(r, st);
+    if (dn_tr_signal_caught)
+        return dn_tr_interrupted(r, st);
     return DN_EXIT_OK;
 }
 
 /* The epoch's results: training sums so far, validation and test passes. */
-static void tr_evaluate(tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
+static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
     memset(e, 0, sizeof *e);
     e->epoch = st->epoch + 1;
     e->step = st->step;
@@ -422,7 +422,7 @@ static void tr_evaluate(tr_run *r, const dn_train_state *st, double seconds, dn_
 }
 
 /* "epoch E: train_loss L train_acc A [val_loss L val_acc A gap G] [test_acc A] time Ts" */
-static void tr_print_epoch(const tr_run *r, const dn_epoch_row *e) {
+static void dn_tr_print_epoch(const dn_tr_run *r, const dn_epoch_row *e) {
     if (r->o->quiet)
         return;
     printf("epoch %" PRId64 ": train_loss %.4f train_acc %.4f", e->epoch, e->train_loss, e->train_acc);
@@ -438,20 +438,20 @@ static void tr_print_epoch(const tr_run *r, const dn_epoch_row *e) {
 }
 
 /* Evaluates, prints the epoch line and writes the metrics row. */
-static int tr_report_epoch(tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
+static int dn_tr_report_epoch(dn_tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
     dn_progress_clear(&r->progress);
-    tr_evaluate(r, st, seconds, e);
-    tr_print_epoch(r, e);
+    dn_tr_evaluate(r, st, seconds, e);
+    dn_tr_print_epoch(r, e);
     return dn_metrics_add(&r->metrics, e, r->o->prog);
 }
 
-static int tr_max_steps_reached(const tr_run *r, const dn_train_state *st) {
+static int dn_tr_max_steps_reached(const dn_tr_run *r, const dn_train_state *st) {
     return r->o->max_steps && st->step >= r->o->max_steps;
 }
 
 /* The epoch's order of the trained samples: positions 0..n_fit-1, shuffled
  * by dn_shuffle(seed, epoch) unless --no-shuffle, mapped to sample indices. */
-static void tr_epoch_order(tr_run *r, const dn_train_state *st) {
+static void dn_tr_epoch_order(dn_tr_run *r, const dn_train_state *st) {
     uint32_t n = r->split.n_fit;
     if (st->shuffle)
         dn_shuffle(r->perm, n, st->seed, (uint32_t)st->epoch);
@@ -465,20 +465,20 @@ static void tr_epoch_order(tr_run *r, const dn_train_state *st) {
 /* Runs the batches left in epoch st->epoch, reports it and, if it is
  * complete, updates early stopping and moves st to the next epoch (then
  * handles a checkpoint that fell on its last step, and signals). */
-static int tr_epoch(tr_run *r, dn_train_state *st) {
-    int64_t nb = tr_batches_per_epoch(r);
-    tr_epoch_order(r, st);
+static int dn_tr_epoch(dn_tr_run *r, dn_train_state *st) {
+    int64_t nb = dn_tr_batches_per_epoch(r);
+    dn_tr_epoch_order(r, st);
     dn_progress_epoch(&r->progress, st);
     double t0 = dn_now_seconds();
-    while (st->batch < nb && !tr_max_steps_reached(r, st)) {
-        int rc = tr_step(r, st);
+    while (st->batch < nb && !dn_tr_max_steps_reached(r, st)) {
+        int rc = dn_tr_step(r, st);
         if (rc == DN_EXIT_OK && st->batch < nb)
-            rc = tr_after_step(r, st);
+            rc = dn_tr_after_step(r, st);
         if (rc != DN_EXIT_OK)
             return rc;
     }
     dn_epoch_row e;
-    int rc = tr_report_epoch(r, st, dn_now_seconds() - t0, &e);
+    int rc = dn_tr_report_epoch(r, st, dn_now_seconds() - t0, &e);
     if (rc != DN_EXIT_OK || st->batch < nb)
         return rc;
     if (st->patience)
@@ -488,30 +488,30 @@ static int tr_epoch(tr_run *r, dn_train_state *st) {
     st->loss_sum = 0;
     st->correct = st->seen = 0;
     int64_t every = r->o->checkpoint_every;
-    if (every && st->step % every == 0 && st->step > 0 && tr_save_state(r, st) != DN_EXIT_OK)
+    if (every && st->step % every == 0 && st->step > 0 && dn_tr_save_state(r, st) != DN_EXIT_OK)
         return DN_EXIT_OUTPUT;
-    return tr_signal_caught ? tr_interrupted(r, st) : DN_EXIT_OK;
+    return dn_tr_signal_caught ? dn_tr_interrupted(r, st) : DN_EXIT_OK;
 }
 
 /* Runs epochs until --epochs, early stopping, --max-steps, a failure or a
  * signal. */
-static int tr_loop(tr_run *r, dn_train_state *st) {
+static int dn_tr_loop(dn_tr_run *r, dn_train_state *st) {
     while (st->epoch < r->o->epochs) {
         if (dn_es_exhausted(st))
             break;
-        if (tr_max_steps_reached(r, st) && st->batch == 0)
+        if (dn_tr_max_steps_reached(r, st) && st->batch == 0)
             break; /* nothing of this epoch to report */
-        int rc = tr_epoch(r, st);
+        int rc = dn_tr_epoch(r, st);
         if (rc != DN_EXIT_OK)
             return rc;
-        if (tr_max_steps_reached(r, st))
+        if (dn_tr_max_steps_reached(r, st))
             break;
     }
     return DN_EXIT_OK;
 }
 
 /* Writes the weights alone to --save. */
-static int tr_save_weights(tr_run *r) {
+static int dn_tr_save_weights(dn_tr_run *r) {
     char err[DN_ERR_MAX];
     if (dn_ckpt_save(r->m, r->o->save, r->params, NULL, NULL, NULL, NULL, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
@@ -521,19 +521,19 @@ static int tr_save_weights(tr_run *r) {
 }
 
 /* Final save: the full state with --checkpoint-every, else the weights. */
-static int tr_save_final(tr_run *r, const dn_train_state *st) {
+static int dn_tr_save_final(dn_tr_run *r, const dn_train_state *st) {
     if (!r->o->save)
         return DN_EXIT_OK;
     if (r->o->checkpoint_every)
-        return tr_save_state(r, st);
-    return tr_save_weights(r);
+        return dn_tr_save_state(r, st);
+    return dn_tr_save_weights(r);
 }
 
 /* Early stopping at the end of a finished run (stopped by it, or all
  * epochs done; not a --max-steps pause): puts the best epoch's weights back
  * into params, says so and evaluates them on the test set. Returns 1 when it
  * restored. */
-static int tr_restore_best(tr_run *r, const dn_train_state *st) {
+static int dn_tr_restore_best(dn_tr_run *r, const dn_train_state *st) {
     if (!st->patience || st->best_epoch == 0 || !(dn_es_exhausted(st) || st->epoch >= r->o->epochs))
         return 0;
     memcpy(r->params, r->best, r->m->n_params * sizeof *r->params);
@@ -556,13 +556,13 @@ static int tr_restore_best(tr_run *r, const dn_train_state *st) {
 
 /* The end of a run that did not fail: the best weights (weights only) when
  * early stopping restored them, else the usual final save. */
-static int tr_finish(tr_run *r, const dn_train_state *st) {
-    if (tr_restore_best(r, st))
-        return r->o->save ? tr_save_weights(r) : DN_EXIT_OK;
-    return tr_save_final(r, st);
+static int dn_tr_finish(dn_tr_run *r, const dn_train_state *st) {
+    if (dn_tr_restore_best(r, st))
+        return r->o->save ? dn_tr_save_weights(r) : DN_EXIT_OK;
+    return dn_tr_save_final(r, st);
 }
 
-static void tr_print_header(const tr_run *r, int threads) {
+static void dn_tr_print_header(const dn_tr_run *r, int threads) {
     if (r->o->quiet)
         return;
     printf("training %s: %zu parameters, %" PRIu32 " train / ", r->m->name, r->m->n_params,
@@ -575,35 +575,35 @@ static void tr_print_header(const tr_run *r, int threads) {
 }
 
 int dn_cmd_train(const dn_model *m, const dn_opts *o) {
-    tr_run r;
+    dn_tr_run r;
     memset(&r, 0, sizeof r);
     r.m = m;
     r.o = o;
     dn_train_state st;
     int threads = dn_apply_threads(o->threads);
     dn_progress_init(&r.progress, !o->quiet && isatty(STDERR_FILENO));
-    int rc = tr_load_data(&r);
+    int rc = dn_tr_load_data(&r);
     if (rc == DN_EXIT_OK)
-        rc = tr_make_split(&r);
+        rc = dn_tr_make_split(&r);
     if (rc == DN_EXIT_OK)
-        rc = tr_alloc(&r);
+        rc = dn_tr_alloc(&r);
     if (rc == DN_EXIT_OK)
-        rc = tr_start_state(&r, &st);
+        rc = dn_tr_start_state(&r, &st);
     if (rc == DN_EXIT_OK)
-        rc = tr_open_outputs(&r, &st);
+        rc = dn_tr_open_outputs(&r, &st);
     if (rc == DN_EXIT_OK) {
-        tr_print_header(&r, threads);
-        tr_signals sigs;
-        tr_signals_install(&sigs);
-        rc = tr_loop(&r, &st);
+        dn_tr_print_header(&r, threads);
+        dn_tr_signals sigs;
+        dn_tr_signals_install(&sigs);
+        rc = dn_tr_loop(&r, &st);
         if (rc == DN_EXIT_OK)
-            rc = tr_finish(&r, &st);
-        tr_signals_restore(&sigs);
+            rc = dn_tr_finish(&r, &st);
+        dn_tr_signals_restore(&sigs);
     }
     int log_rc = dn_steplog_close(&r.steplog, o->prog);
     if (rc == DN_EXIT_OK)
         rc = log_rc;
-    tr_free(&r);
+    dn_tr_free(&r);
     return rc;
 }
 
