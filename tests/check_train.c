@@ -539,7 +539,7 @@ START_TEST(test_help_version) {
     r = run("eval", "--help", NULL);
     ck_assert_int_eq(r.status, 0);
     ck_assert(matches(r.out, "^  --weights FILE "));
-    ck_assert(matches(r.out, "^  --batch-size N +rows per batch \\(default 1000\\)$"));
+    ck_assert(matches(r.out, "^  --batch-size N +rows per batch \\(default 256\\)$"));
     ck_assert(matches(r.out, "^  --mc N +MC dropout"));
     ck_assert(matches(r.out, "^  --mc-seed S .*\\(default 0\\)$"));
     ck_assert(!matches(r.out, "--epochs"));
