@@ -57,24 +57,33 @@ row tool compile_s 1 "$(echo "$t1 - $t0" | bc -l | xargs printf '%.2f')" s
 cc $CFLAGS "$out/mlp_nodropout.c" -o "$out/mlp_nodropout" $LIBS
 
 # ---- whole epochs on Fashion-MNIST ----
-# sec/epoch: the mean of the trainer's per-epoch "time" (training only, no eval).
-for net in mlp mlp_nodropout; do
-  for th in 1 2; do
-    log=$(/usr/bin/time -f "rss_kb %M" "$out/$net" train --data "$data" --epochs "$epochs" --threads "$th" 2>&1)
-    sec=$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "time") {t += $(i + 1); n++}} END {printf "%.3f", t / n}')
-    rss=$(echo "$log" | awk '/^rss_kb/ {printf "%.1f", $2 / 1024}')
-    acc=$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "test_acc") a = $(i + 1)} END {print a}')
-    row epoch "$net" "$th" "$sec" s/epoch
-    row rss "$net" "$th" "$rss" MB
-    row test_acc "$net" "$th" "$acc" fraction
+# sec/epoch: the trainer's per-epoch "time" (training only, no eval), the
+# median over $reps runs; the configurations take turns, so load that comes
+# and goes hits them alike.
+reps=3
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+declare -A secs
+for rep in $(seq "$reps"); do
+  for net in mlp mlp_nodropout; do
+    for th in 1 2; do
+      log=$(/usr/bin/time -f "rss_kb %M" "$out/$net" train --data "$data" --epochs "$epochs" --threads "$th" 2>&1)
+      secs[$net.$th]+="$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "time") {t += $(i + 1); n++}} END {printf "%.3f", t / n}') "
+      if [ "$rep" = 1 ]; then
+        row rss "$net" "$th" "$(echo "$log" | awk '/^rss_kb/ {printf "%.1f", $2 / 1024}')" MB
+        row test_acc "$net" "$th" "$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "test_acc") a = $(i + 1)} END {print a}')" fraction
+      fi
+    done
   done
+done
+for key in $(printf "%s\n" "${!secs[@]}" | sort); do
+  row epoch "${key%.*}" "${key#*.}" "$(echo "${secs[$key]}" | tr ' ' '\n' | grep . | median)" s/epoch
 done
 
 # ---- kernels in isolation (step_bench: median of 5 rounds) ----
 bench_one() { # net spec threads [args...]
   local net=$1 spec=$2 th=$3; shift 3
   "$out/dngen" "$spec" -o "$out/sb_$net.c"
-  cc $CFLAGS -DDN_BENCH_SOURCE="\"$out/sb_$net.c\"" -DDN_BENCH_MODEL="${net}_model" bench/step_bench.c \
+  cc $CFLAGS -DDN_BENCH_SOURCE="\"$PWD/$out/sb_$net.c\"" -DDN_BENCH_MODEL="${net}_model" bench/step_bench.c \
     -o "$out/sb_$net" $LIBS
   "$out/sb_$net" --threads "$th" "$@" | sed -n 's/.*gflops=\([0-9.]*\).*/\1/p'
 }
@@ -94,14 +103,20 @@ done
 
 # ---- PyTorch, when installed ----
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  for dd in --dropout --no-dropout; do
-    net=mlp; [ "$dd" = --no-dropout ] && net=mlp_nodropout
-    for th in 1 2; do
-      res=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_seed.py "$dd" --threads "$th" --epochs "$epochs" \
-            --data-dir "$data" | grep "^RESULT")
-      row torch_epoch "$net" "$th" "$(echo "$res" | sed -n 's/.*sec_per_epoch=\([0-9.]*\).*/\1/p')" s/epoch
-      row torch_rss "$net" "$th" "$(echo "$res" | sed -n 's/.*peak_rss_mb=\([0-9.]*\).*/\1/p')" MB
+  declare -A tsecs
+  for rep in $(seq "$reps"); do
+    for dd in --dropout --no-dropout; do
+      net=mlp; [ "$dd" = --no-dropout ] && net=mlp_nodropout
+      for th in 1 2; do
+        res=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_seed.py "$dd" --threads "$th" --epochs "$epochs" \
+              --data-dir "$data" | grep "^RESULT")
+        tsecs[$net.$th]+="$(echo "$res" | sed -n 's/.*sec_per_epoch=\([0-9.]*\).*/\1/p') "
+        [ "$rep" = 1 ] && row torch_rss "$net" "$th" "$(echo "$res" | sed -n 's/.*peak_rss_mb=\([0-9.]*\).*/\1/p')" MB
+      done
     done
+  done
+  for key in $(printf "%s\n" "${!tsecs[@]}" | sort); do
+    row torch_epoch "${key%.*}" "${key#*.}" "$(echo "${tsecs[$key]}" | tr ' ' '\n' | grep . | median)" s/epoch
   done
 fi
 

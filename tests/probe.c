@@ -130,8 +130,11 @@ static void fixture_open(fixture *fx, const char *path) {
     fx->y = probe_alloc((size_t)fx->n * sizeof(int32_t));
     fx->ws = probe_alloc(M->workspace_size(fx->n));
     copy_f32(fx->x, need(fx->f, "x", "F32", (size_t)fx->n * (size_t)M->n_inputs));
-    const int64_t *y64 = yt->data;
-    for (int i = 0; i < fx->n; i++) fx->y[i] = (int32_t)y64[i];
+    for (int i = 0; i < fx->n; i++) { /* safetensors promises no alignment */
+        int64_t v;
+        memcpy(&v, (const char *)yt->data + 8 * (size_t)i, sizeof v);
+        fx->y[i] = (int32_t)v;
+    }
     const char *s = dn_st_meta_get(fx->f, "seed"), *st = dn_st_meta_get(fx->f, "step");
     fx->seed = s ? strtoull(s, NULL, 10) : 0;
     fx->step = st ? strtoull(st, NULL, 10) : 0;
@@ -267,6 +270,11 @@ static int cmd_fixture(const char *path, int adam) {
     fixture_open(&fx, path);
     int bad = adam ? check_adam(&fx) : (check_eval(&fx) | check_train(&fx));
     dn_st_close(fx.f);
+    free(fx.params);
+    free(fx.want);
+    free(fx.x);
+    free(fx.y);
+    free(fx.ws);
     return bad;
 }
 
