@@ -316,9 +316,36 @@ static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
     }
 }
 
+/* The start of both training steps, inside their function: bind the
+ * buffers, open the parallel region, forward with dropout and noise, loss. */
+static void emit_step_forward(dn_buf *b, const dn_spec *s) {
+    const dn_layer *last = last_layer(s);
+    dn_buf_line(b, "%s_buffers bf;", s->name);
+    dn_buf_line(b, "const int n = bt->n;");
+    dn_buf_line(b, "%s_bind(ws, n, &bf);", s->name);
+    dn_buf_line(b, "DN_OMP(omp parallel)");
+    dn_buf_line(b, "{");
+    b->indent++;
+    emit_forward_calls(b, s, 1);
+    dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", s->name, last->name,
+                last->name);
+}
+
+/* The call of layer k's input-gradient kernel (k > 0), reading the weights
+ * from params. */
+static void emit_backward_x_call(dn_buf *b, const dn_spec *s, int k) {
+    const dn_layer *L = &s->layers[k], *P = &s->layers[k - 1];
+    char mask[256];
+    if (P->dropout > 0)
+        snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
+    else
+        snprintf(mask, sizeof mask, "NULL");
+    dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.%s_d, %s, bf.%s_a, n);", s->name, L->name, L->name,
+                L->w_off, P->name, mask, P->name);
+}
+
 static void emit_train_step(dn_buf *b, const dn_spec *s) {
     const char *m = s->name;
-    const dn_layer *last = last_layer(s);
     dn_buf_line(b, "/* ==== training step ==== */");
     dn_buf_blank(b);
     dn_buf_line(b, "/* Forward with dropout, loss, backward into grads (all of them overwritten).");
@@ -326,30 +353,14 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "static double %s_train_step(const float *params, float *grads, void *ws, const dn_batch *bt,", m);
     dn_buf_line(b, "        int *correct) {");
     b->indent++;
-    dn_buf_line(b, "%s_buffers bf;", m);
-    dn_buf_line(b, "const int n = bt->n;");
-    dn_buf_line(b, "%s_bind(ws, n, &bf);", m);
-    dn_buf_line(b, "DN_OMP(omp parallel)");
-    dn_buf_line(b, "{");
-    b->indent++;
-    emit_forward_calls(b, s, 1);
-    dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", m, last->name, last->name);
+    emit_step_forward(b, s);
     for (int k = s->n_layers - 1; k >= 0; k--) {
         const dn_layer *L = &s->layers[k];
         char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
         dn_buf_line(b, "%s_%s_backward_w(bf.%s_d, %s, grads + %zu, grads + %zu, n);", m, L->name, L->name, in, L->w_off,
                     L->b_off);
-        if (k > 0) {
-            const dn_layer *P = &s->layers[k - 1];
-            char mask[256];
-            if (P->dropout > 0)
-                snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
-            else
-                snprintf(mask, sizeof mask, "NULL");
-            dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.%s_d, %s, bf.%s_a, n);", m, L->name, L->name,
-                        L->w_off, P->name, mask, P->name);
-        }
+        if (k > 0) emit_backward_x_call(b, s, k);
     }
     b->indent--;
     dn_buf_line(b, "}");
@@ -364,7 +375,6 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
  * their update; its omp for ends in a barrier), then the fused update. */
 static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
     const char *m = s->name;
-    const dn_layer *last = last_layer(s);
     dn_buf_line(b, "/* True when every row's loss is finite (every thread computes the same). */");
     dn_buf_line(b, "static int %s_rows_finite(const %s_buffers *bf, int n) {", m, m);
     dn_buf_line(b, "    for (int r = 0; r < n; r++)");
@@ -378,30 +388,14 @@ static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "static double %s_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,", m);
     dn_buf_line(b, "        void *ws, const dn_batch *bt, int *correct) {");
     b->indent++;
-    dn_buf_line(b, "%s_buffers bf;", m);
-    dn_buf_line(b, "const int n = bt->n;");
-    dn_buf_line(b, "%s_bind(ws, n, &bf);", m);
-    dn_buf_line(b, "DN_OMP(omp parallel)");
-    dn_buf_line(b, "{");
-    b->indent++;
-    emit_forward_calls(b, s, 1);
-    dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", m, last->name, last->name);
+    emit_step_forward(b, s);
     dn_buf_line(b, "if (%s_rows_finite(&bf, n)) {", m);
     b->indent++;
     for (int k = s->n_layers - 1; k >= 0; k--) {
         const dn_layer *L = &s->layers[k];
         char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
-        if (k > 0) {
-            const dn_layer *P = &s->layers[k - 1];
-            char mask[256];
-            if (P->dropout > 0)
-                snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
-            else
-                snprintf(mask, sizeof mask, "NULL");
-            dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.%s_d, %s, bf.%s_a, n);", m, L->name, L->name,
-                        L->w_off, P->name, mask, P->name);
-        }
+        if (k > 0) emit_backward_x_call(b, s, k);
         dn_buf_line(b, "%s_%s_backward_w_adam(bf.%s_d, %s, params + %zu, params + %zu, m + %zu, v + %zu, ac, n);", m,
                     L->name, L->name, in, L->w_off, L->b_off, L->w_off, L->w_off);
     }
