@@ -68,14 +68,31 @@ static void emit_clamped_ptrs(dn_buf *b, const char *name, const char *base, con
     }
 }
 
+/* Declares the zeroed accumulators c<r><j> of a rows x cols register tile. */
+static void emit_accumulators(dn_buf *b, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
+        for (int j = 0; j < cols; j++) dn_buf_printf(b, "c%d%d = {0}%s", r, j, j + 1 < cols ? ", " : ";\n");
+    }
+}
+
+/* One step of a broadcast outer product: for each tile row r, splat the
+ * scalar `scalar_fmt` (a format taking r) and accumulate it times the
+ * vectors <vec>0..<vec>(nv-1) into c<r>0..c<r>(nv-1). */
+static void emit_splat_fmas(dn_buf *b, int rows, int nv, const char *vec, const char *scalar_fmt) {
+    for (int r = 0; r < rows; r++) {
+        char scalar[64];
+        snprintf(scalar, sizeof scalar, scalar_fmt, r);
+        dn_buf_line(b, "%sg = dn_splat8(%s);", r == 0 ? "dn_v8 " : "", scalar);
+        for (int v = 0; v < nv; v++) dn_buf_line(b, "c%d%d = dn_fma8(g, %s%d, c%d%d);", r, v, vec, v, r, v);
+    }
+}
+
 /* ---- forward ---------------------------------------------------------------- */
 
 static void emit_forward_tile(dn_buf *b, int in) {
     int kv = in - in % 8; /* inputs covered by 8-wide steps */
-    for (int r = 0; r < FWD_RB; r++) {
-        dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
-        for (int c = 0; c < FWD_CB; c++) dn_buf_printf(b, "c%d%d = {0}%s", r, c, c + 1 < FWD_CB ? ", " : ";\n");
-    }
+    emit_accumulators(b, FWD_RB, FWD_CB);
     if (kv > 0) {
         dn_buf_line(b, "for (int k = 0; k < %d; k += 8) {", kv);
         b->indent++;
@@ -209,19 +226,13 @@ static void emit_bw_tile(dn_buf *b, int in, int out, int nv, const char *i0, int
     dn_buf_line(b, "{");
     b->indent++;
     for (int o = 0; o < BW_OB; o++) dn_buf_line(b, "const int u%d = o0 + (%d < nu ? %d : nu - 1);", o, o, o);
-    for (int o = 0; o < BW_OB; o++) {
-        dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
-        for (int v = 0; v < nv; v++) dn_buf_printf(b, "c%d%d = {0}%s", o, v, v + 1 < nv ? ", " : ";\n");
-    }
+    emit_accumulators(b, BW_OB, nv);
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *xr = x + (size_t)r * %d + %s;", in, i0);
     dn_buf_line(b, "const float *dr = d + (size_t)r * %d;", out);
     for (int v = 0; v < nv; v++) dn_buf_line(b, "const dn_v8 x%d = dn_load8(xr + %d);", v, 8 * v);
-    for (int o = 0; o < BW_OB; o++) {
-        dn_buf_line(b, "%sg = dn_splat8(dr[u%d]);", o == 0 ? "dn_v8 " : "", o);
-        for (int v = 0; v < nv; v++) dn_buf_line(b, "c%d%d = dn_fma8(g, x%d, c%d%d);", o, v, v, o, v);
-    }
+    emit_splat_fmas(b, BW_OB, nv, "x", "dr[u%d]");
     b->indent--;
     dn_buf_line(b, "}");
     for (int o = 0; o < BW_OB; o++) {
@@ -358,18 +369,12 @@ static void emit_bx_tile(dn_buf *b, const dn_layer *L, const dn_layer *prev, int
     dn_buf_line(b, "{");
     b->indent++;
     emit_clamped_ptrs(b, "d", "d", "r0", "n", BX_RB, out, 0);
-    for (int r = 0; r < BX_RB; r++) {
-        dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
-        for (int v = 0; v < nv; v++) dn_buf_printf(b, "c%d%d = {0}%s", r, v, v + 1 < nv ? ", " : ";\n");
-    }
+    emit_accumulators(b, BX_RB, nv);
     dn_buf_line(b, "for (int u = 0; u < %d; u++) {", out);
     b->indent++;
     dn_buf_line(b, "const float *wr = w + (size_t)u * %d + %s;", in, i0);
     for (int v = 0; v < nv; v++) dn_buf_line(b, "const dn_v8 w%d = dn_load8(wr + %d);", v, 8 * v);
-    for (int r = 0; r < BX_RB; r++) {
-        dn_buf_line(b, "%sg = dn_splat8(d%d[u]);", r == 0 ? "dn_v8 " : "", r);
-        for (int v = 0; v < nv; v++) dn_buf_line(b, "c%d%d = dn_fma8(g, w%d, c%d%d);", r, v, v, r, v);
-    }
+    emit_splat_fmas(b, BX_RB, nv, "w", "d%d[u]");
     b->indent--;
     dn_buf_line(b, "}");
     for (int r = 0; r < BX_RB; r++) {
