@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(gcc clang make cmake pkg-config libyaml-dev check zlib1g-dev libomp-dev
-      libclang-rt-14-dev) # the last: libFuzzer and sanitizer runtimes for tests/fuzz/run.sh
+      libclang-rt-14-dev   # libFuzzer and sanitizer runtimes for tests/fuzz/run.sh
+      valgrind)            # check_e2e runs a small training under valgrind
 if [ "${1:-}" = "--data" ]; then
   pkgs+=(dataset-fashion-mnist)
 fi
