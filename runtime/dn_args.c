@@ -104,33 +104,6 @@ static const char *dn_ar_prog_name(int argc, char **argv) {
     return slash && slash[1] ? slash + 1 : argv[0];
 }
 
-/* Parses all of s as a decimal integer. Returns 0, or -1 on any junk,
- * emptiness or int64 overflow. */
-static int dn_ar_parse_i64(const char *s, int64_t *v) {
-    if (!(isdigit((unsigned char)s[0]) || ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
-        return -1;
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *v = (int64_t)x;
-    return 0;
-}
-
-/* Parses all of s as an unsigned decimal integer (digits only). */
-static int dn_ar_parse_u64(const char *s, uint64_t *v) {
-    if (!isdigit((unsigned char)s[0]))
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *v = (uint64_t)x;
-    return 0;
-}
-
 /* Parses all of s as a number in [0, 1). */
 static int dn_ar_parse_fraction(const char *s, double *v) {
     if (!(isdigit((unsigned char)s[0]) || s[0] == '.' || s[0] == '+'))
@@ -191,7 +164,7 @@ static int dn_ar_store(dn_opts *o, const dn_ar_option *op, const char *val) {
     switch (op->kind) {
     case DN_AR_INT:
     case DN_AR_I64:
-        if (dn_ar_parse_i64(val, &i) != 0 || i < op->lo || i > op->hi)
+        if (dn_parse_i64(val, &i) != 0 || i < op->lo || i > op->hi)
             return -1;
         if (op->kind == DN_AR_INT)
             *(int *)(void *)field = (int)i;
@@ -199,7 +172,7 @@ static int dn_ar_store(dn_opts *o, const dn_ar_option *op, const char *val) {
             *(int64_t *)(void *)field = i;
         return 0;
     case DN_AR_U64:
-        return dn_ar_parse_u64(val, (uint64_t *)(void *)field);
+        return dn_parse_u64(val, (uint64_t *)(void *)field);
     case DN_AR_POSREAL:
         return dn_ar_parse_posreal(val, (float *)(void *)field);
     case DN_AR_FRACTION:

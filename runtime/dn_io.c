@@ -1,6 +1,8 @@
-/* dn_io.c - atomic file replacement (POSIX: open/write/fsync/rename). */
+/* dn_io.c - atomic file replacement (POSIX: open/write/fsync/rename), error
+ * lines and the number parsing shared by the runtime's command lines. */
 #include "dn_runtime.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,30 @@ void dn_errf(char *err, const char *fmt, ...) {
     for (char *c = err; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '?';
+}
+
+int dn_parse_i64(const char *s, int64_t *v) {
+    if (!(isdigit((unsigned char)s[0]) || ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
+        return -1;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = (int64_t)x;
+    return 0;
+}
+
+int dn_parse_u64(const char *s, uint64_t *v) {
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = (uint64_t)x;
+    return 0;
 }
 
 /* Splits path into a malloc'd directory ("." if none) and a pointer to the

@@ -65,28 +65,10 @@ static const char *dn_pr_prog_name(int argc, char **argv) {
 
 /* Parses all of s as a decimal integer in [lo, hi]. Returns 0 or -1. */
 static int dn_pr_parse_int(const char *s, long lo, long hi, int *v) {
-    if (!(isdigit((unsigned char)s[0]) ||
-          ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
-        return -1;
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0' || x < lo || x > hi)
+    int64_t x;
+    if (dn_parse_i64(s, &x) != 0 || x < lo || x > hi)
         return -1;
     *v = (int)x;
-    return 0;
-}
-
-/* Parses all of s as an unsigned decimal integer (digits only). */
-static int dn_pr_parse_u64(const char *s, uint64_t *v) {
-    if (!isdigit((unsigned char)s[0]))
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *v = (uint64_t)x;
     return 0;
 }
 
@@ -153,7 +135,7 @@ static int dn_pr_store(const dn_infer_model *m, dn_pr_opts *o, const char *name,
             return 0;
         snprintf(want, sizeof want, "an integer in [1, %d]", DN_PR_MAX_BATCH);
     } else { /* --seed */
-        if (dn_pr_parse_u64(val, &o->seed) == 0) {
+        if (dn_parse_u64(val, &o->seed) == 0) {
             o->seed_given = 1;
             return 0;
         }

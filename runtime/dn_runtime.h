@@ -218,6 +218,13 @@ void dn_errf(char *err, const char *fmt, ...)
 #endif
     ;
 
+/* ---- command-line numbers ------------------------------------------------------ */
+
+/* Parse all of s as a decimal integer (optional sign for i64, digits only
+ * for u64). Return 0, or -1 for anything else (empty, junk, overflow). */
+int dn_parse_i64(const char *s, int64_t *v);
+int dn_parse_u64(const char *s, uint64_t *v);
+
 /* ---- atomic output files -------------------------------------------------- */
 
 /* Writes `len` bytes to `path` atomically (temp file in the same directory,
