@@ -25,7 +25,6 @@ Example (from the repository root):
 """
 
 import argparse
-import gzip
 import os
 import sys
 
@@ -35,37 +34,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.dont_write_bytecode = True  # no __pycache__ in tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "bench")]
 from torch_reference import (  # noqa: E402  (same directory)
     check_philox, dropout_mask, read_safetensors, write_safetensors, DEFAULT_KAT)
-
-NORM_MEAN = 0.5
-NORM_STD = 0.5
-
-
-def read_idx(path):
-    """Reads an IDX file of unsigned bytes (gzip detected by its magic); returns a numpy array."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: {data.size} data bytes, header says {int(np.prod(dims))}")
-    return data.reshape(dims)
-
-
-def find_idx(data_dir, name):
-    """DIR/name or DIR/name.gz, whichever exists."""
-    for candidate in (os.path.join(data_dir, name), os.path.join(data_dir, name + ".gz")):
-        if os.path.exists(candidate):
-            return candidate
-    raise FileNotFoundError(f"{data_dir}: neither {name} nor {name}.gz")
-
+from torch_seed import load_split, normalized  # noqa: E402  (the benchmark's data loading)
 
 class DropoutNet(nn.Module):
     """The seed article's DropoutNet, dropout applied with externally supplied masks."""
@@ -106,10 +79,8 @@ def main():
     torch.set_num_threads(args.threads)
     check_philox(args.kat)
 
-    images = read_idx(find_idx(args.data_dir, "train-images-idx3-ubyte"))
-    labels = read_idx(find_idx(args.data_dir, "train-labels-idx1-ubyte"))
-    x_all = torch.from_numpy(
-        ((images.reshape(len(images), -1).astype(np.float32) / 255 - NORM_MEAN) / NORM_STD))
+    images, labels = load_split(args.data_dir, "train")
+    x_all = normalized(images)
     y_all = torch.from_numpy(labels.astype(np.int64))
     n = len(x_all)
     batches_per_epoch = (n + args.batch_size - 1) // args.batch_size
