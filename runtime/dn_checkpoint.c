@@ -334,15 +334,13 @@ static int dn_cp_meta_i64(const dn_st_file *f, const char *path, const char *key
         dn_cp_errf(err, "%s: metadata '%s' is missing", path, key);
         return -1;
     }
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || x < lo || x > hi || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9'))) {
+    int64_t x;
+    if (dn_parse_i64(s, &x) != 0 || x < lo || x > hi) {
         dn_cp_errf(err, "%s: metadata '%s' is '%s', expected an integer in [%" PRId64 ", %" PRId64 "]",
                 path, key, s, lo, hi);
         return -1;
     }
-    *v = (int64_t)x;
+    *v = x;
     return 0;
 }
 
@@ -373,14 +371,10 @@ static int dn_cp_meta_u64(const dn_st_file *f, const char *path, const char *key
         dn_cp_errf(err, "%s: metadata '%s' is missing", path, key);
         return -1;
     }
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno != 0 || !(s[0] >= '0' && s[0] <= '9') || *end != '\0') {
+    if (dn_parse_u64(s, v) != 0) {
         dn_cp_errf(err, "%s: metadata '%s' is '%s', expected an unsigned integer", path, key, s);
         return -1;
     }
-    *v = (uint64_t)x;
     return 0;
 }
 
