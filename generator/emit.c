@@ -8,6 +8,7 @@
 #include "emit.h"
 #include "embedded.h"
 #include "version.h"
+#include "weights.h"
 
 const dn_embedded_file *dn_embedded_find(const char *name) {
     for (const dn_embedded_file *f = dn_embedded_files; f->name; f++)
@@ -54,7 +55,8 @@ static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
         }
         dn_buf_printf(b, "\n");
     }
-    dn_buf_printf(b, " * Parameters: %zu floats in one buffer, PyTorch state_dict order and layout.\n", s->n_params);
+    dn_buf_printf(b, " * Parameters: %zu, in one buffer of %zu floats (PyTorch state_dict order; weights in\n"
+                  " *   panels of %d units, see dn_tensor_info).\n", s->n_params, s->n_floats, DN_PANEL);
     dn_buf_printf(b, " * Training defaults: %s loss, %s lr %s betas (%s, %s) eps %s weight_decay %s,\n",
                   dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
     dn_buf_printf(b, " *   batch %d, %d epochs, seed %" PRIu64 ".\n *\n", s->train.batch_size, s->train.epochs,
@@ -136,10 +138,11 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     if (s->input_dropout > 0) dn_buf_line(b, "float *input_mask, *input_h; /* [n, %d] input dropout */", s->input);
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
-        dn_buf_line(b, "float *%s_a; /* [n, %d] activation */", L->name, L->units);
-        if (L->dropout > 0) dn_buf_line(b, "float *%s_mask; /* [n, %d] dropout scale */", L->name, L->units);
-        if (dn_layer_stochastic(L)) dn_buf_line(b, "float *%s_h; /* [n, %d] output in training */", L->name, L->units);
-        dn_buf_line(b, "float *%s_d; /* [n, %d] gradient wrt the pre-activation */", L->name, L->units);
+        dn_buf_line(b, "float *%s_a; /* [n, %d] activation */", L->name, L->stride);
+        if (L->dropout > 0) dn_buf_line(b, "float *%s_mask; /* [n, %d] dropout scale */", L->name, L->stride);
+        if (dn_layer_stochastic(L)) dn_buf_line(b, "float *%s_h; /* [n, %d] output in training */", L->name, L->stride);
+        dn_buf_line(b, "float *%s_d; /* [n, %d] gradient wrt the pre-activation (zero past %d) */", L->name,
+                    L->stride, L->units);
     }
     dn_buf_line(b, "float *rowloss, *hits; /* [n] per-row loss and argmax hit */");
     b->indent--;
@@ -158,10 +161,10 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     }
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
-        dn_buf_line(b, "bf->%s_a = dn_carve(base, &off, rows * %d);", L->name, L->units);
-        if (L->dropout > 0) dn_buf_line(b, "bf->%s_mask = dn_carve(base, &off, rows * %d);", L->name, L->units);
-        if (dn_layer_stochastic(L)) dn_buf_line(b, "bf->%s_h = dn_carve(base, &off, rows * %d);", L->name, L->units);
-        dn_buf_line(b, "bf->%s_d = dn_carve(base, &off, rows * %d);", L->name, L->units);
+        dn_buf_line(b, "bf->%s_a = dn_carve(base, &off, rows * %d);", L->name, L->stride);
+        if (L->dropout > 0) dn_buf_line(b, "bf->%s_mask = dn_carve(base, &off, rows * %d);", L->name, L->stride);
+        if (dn_layer_stochastic(L)) dn_buf_line(b, "bf->%s_h = dn_carve(base, &off, rows * %d);", L->name, L->stride);
+        dn_buf_line(b, "bf->%s_d = dn_carve(base, &off, rows * %d);", L->name, L->stride);
     }
     dn_buf_line(b, "bf->rowloss = dn_carve(base, &off, rows);");
     dn_buf_line(b, "bf->hits = dn_carve(base, &off, rows);");
@@ -205,7 +208,14 @@ static void emit_input_dropout(dn_buf *b, const dn_spec *s) {
     dn_buf_blank(b);
 }
 
-static void emit_loss_ce(dn_buf *b, int out) {
+/* Zeroes the padding of row r of d (units past the last layer's width). */
+static void emit_d_padding(dn_buf *b, const dn_layer *L) {
+    if (L->units < L->stride)
+        dn_buf_line(b, "    for (int o = %d; o < %d; o++) d[(size_t)r * %d + o] = 0.0f;", L->units, L->stride, L->stride);
+}
+
+static void emit_loss_ce(dn_buf *b, const dn_layer *L) {
+    int out = L->units;
     dn_buf_line(b, "float mx = zr[0];");
     dn_buf_line(b, "int arg = 0;");
     dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
@@ -219,9 +229,11 @@ static void emit_loss_ce(dn_buf *b, int out) {
     dn_buf_line(b, "    rowloss[r] = lse - zr[y[r]];");
     dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
     dn_buf_line(b, "}");
-    dn_buf_line(b, "if (d)");
+    dn_buf_line(b, "if (d) {");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++)", out);
-    dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;", out);
+    dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;", L->stride);
+    emit_d_padding(b, L);
+    dn_buf_line(b, "}");
 }
 
 static void emit_loss_mse(dn_buf *b, const dn_layer *L) {
@@ -241,12 +253,14 @@ static void emit_loss_mse(dn_buf *b, const dn_layer *L) {
     dn_buf_line(b, "    rowloss[r] = sum / %d.0f;", out);
     dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
     dn_buf_line(b, "}");
-    dn_buf_line(b, "if (d)");
+    dn_buf_line(b, "if (d) {");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
     dn_buf_line(b, "        const float a = zr[o];");
-    dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - (o == y[r] ? 1.0f : 0.0f)) * inv_n / %d.0f%s%s;", out,
-                out, deriv ? " * " : "", deriv ? deriv : "");
+    dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - (o == y[r] ? 1.0f : 0.0f)) * inv_n / %d.0f%s%s;",
+                L->stride, out, deriv ? " * " : "", deriv ? deriv : "");
     dn_buf_line(b, "    }");
+    emit_d_padding(b, L);
+    dn_buf_line(b, "}");
 }
 
 static void emit_loss(dn_buf *b, const dn_spec *s) {
@@ -255,9 +269,11 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "/* ==== loss: %s ==== */", ce ? "softmax + cross-entropy, mean over the batch"
                                                   : "mean squared error against one-hot targets, mean over batch and outputs");
     dn_buf_blank(b);
-    dn_buf_line(b, "/* Per row r of z [n, %d]: rowloss and hit (when y != NULL), the output", L->units);
+    dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->units,
+                L->stride);
     dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss", ce ? "probabilities" : "values");
-    dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y). */");
+    dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
+                L->stride, L->units);
     dn_buf_line(b, "static void %s_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,", s->name);
     dn_buf_line(b, "        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {");
     b->indent++;
@@ -266,10 +282,10 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "DN_OMP(omp for schedule(static))");
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
     b->indent++;
-    dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->units);
+    dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->stride);
     dn_buf_line(b, "float *p = out ? out + (size_t)r * %d : NULL;", L->units);
     if (ce)
-        emit_loss_ce(b, L->units);
+        emit_loss_ce(b, L);
     else
         emit_loss_mse(b, L);
     b->indent--;
@@ -439,27 +455,30 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
 /* ---- init and descriptor ---------------------------------------------------- */
 
 static void emit_tensors(dn_buf *b, const dn_spec *s) {
-    dn_buf_line(b, "/* ==== parameters: PyTorch state_dict names, shapes and layout ==== */");
+    dn_buf_line(b, "/* ==== parameters: PyTorch state_dict names and shapes; weights in panels ==== */");
     dn_buf_blank(b);
     dn_buf_line(b, "static const dn_tensor_info %s_tensors[%d] = {", s->name, 2 * s->n_layers);
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
-        dn_buf_line(b, "    {\"%s.weight\", 2, {%d, %d}, %zu, %zu, %d},", L->name, L->units, L->in, L->w_off,
-                    (size_t)L->units * (size_t)L->in, L->in);
-        dn_buf_line(b, "    {\"%s.bias\", 1, {%d, 0}, %zu, %d, %d},", L->name, L->units, L->b_off, L->units, L->in);
+        dn_tensor_info t[2];
+        dn_layer_tensors(L, t);
+        for (int j = 0; j < 2; j++)
+            dn_buf_line(b, "    {\"%s.%s\", %d, {%" PRId64 ", %" PRId64 "}, %zu, %zu, %d, %d, %zu},", L->name,
+                        j ? "bias" : "weight", t[j].ndim, t[j].shape[0], t[j].shape[1], t[j].offset, t[j].count,
+                        t[j].fan_in, t[j].panel, t[j].stored);
     }
     dn_buf_line(b, "};");
     dn_buf_blank(b);
     dn_buf_line(b, "/* nn.Linear's default init: uniform in +-1/sqrt(fan_in), from the DN_RNG_INIT");
-    dn_buf_line(b, " * stream of tensor t, element e. */");
+    dn_buf_line(b, " * stream of tensor t, element e (PyTorch order); the padding stays zero. */");
     dn_buf_line(b, "static void %s_init(float *params, uint64_t seed) {", s->name);
+    dn_buf_line(b, "    memset(params, 0, sizeof(float) * %zu);", s->n_floats);
     dn_buf_line(b, "    for (uint32_t t = 0; t < %d; t++) {", 2 * s->n_layers);
     dn_buf_line(b, "        const dn_tensor_info *ti = &%s_tensors[t];", s->name);
     dn_buf_line(b, "        const double bound = 1.0 / sqrt((double)ti->fan_in);");
-    dn_buf_line(b, "        float *p = params + ti->offset;");
     dn_buf_line(b, "        for (size_t e = 0; e < ti->count; e++) {");
     dn_buf_line(b, "            const uint32_t w = dn_rand_u32(seed, DN_RNG_INIT, t, 0, 0, (uint32_t)e);");
-    dn_buf_line(b, "            p[e] = (float)((2.0 * dn_u32_to_unit(w) - 1.0) * bound);");
+    dn_buf_line(b, "            params[dn_tensor_index(ti, e)] = (float)((2.0 * dn_u32_to_unit(w) - 1.0) * bound);");
     dn_buf_line(b, "        }");
     dn_buf_line(b, "    }");
     dn_buf_line(b, "}");
@@ -486,7 +505,7 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
     dn_buf_printf(b, "\",\n");
     dn_buf_line(b, ".n_inputs = %d,", s->input);
     dn_buf_line(b, ".n_outputs = %d,", last_layer(s)->units);
-    dn_buf_line(b, ".n_params = %zu,", s->n_params);
+    dn_buf_line(b, ".n_params = %zu,", s->n_floats);
     dn_buf_line(b, ".n_tensors = %d,", 2 * s->n_layers);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
@@ -574,15 +593,15 @@ static void emit_trainer_model(dn_buf *b, const dn_spec *s, const void *extra) {
 
 /* The trained parameters as one const array, 8 per line, exact ("%.9g"). */
 static void emit_weights(dn_buf *b, const dn_spec *s, const float *params) {
-    dn_buf_line(b, "/* ==== trained parameters: %zu floats, PyTorch state_dict order and layout ==== */",
-                s->n_params);
+    dn_buf_line(b, "/* ==== trained parameters: %zu floats, as the trainer keeps them (weights in panels of %d units) ==== */",
+                s->n_floats, DN_PANEL);
     dn_buf_blank(b);
-    dn_buf_line(b, "static const float %s_weights[%zu] = {", s->name, s->n_params);
-    for (size_t i = 0; i < s->n_params; i++) {
+    dn_buf_line(b, "static const float %s_weights[%zu] = {", s->name, s->n_floats);
+    for (size_t i = 0; i < s->n_floats; i++) {
         char lit[40];
         snprintf(lit, sizeof lit, "%.9g", (double)params[i]);
         if (!strpbrk(lit, ".en")) strcat(lit, ".0");
-        dn_buf_printf(b, "%s%sf,%s", i % 8 == 0 ? "    " : "", lit, i % 8 == 7 || i + 1 == s->n_params ? "\n" : " ");
+        dn_buf_printf(b, "%s%sf,%s", i % 8 == 0 ? "    " : "", lit, i % 8 == 7 || i + 1 == s->n_floats ? "\n" : " ");
     }
     dn_buf_line(b, "};");
     dn_buf_blank(b);

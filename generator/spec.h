@@ -68,16 +68,24 @@ typedef struct {
     int col;
 } dn_loc;
 
-/* One dense layer: y = act(x W^T + b), then dropout. W is [units, in] row-major. */
+/* Width of a weight panel and of the kernels' vectors (floats). */
+#define DN_PANEL 8
+
+/* One dense layer: y = act(x W^T + b), then dropout. W is [units, in] as
+ * PyTorch has it; the parameter buffer keeps it in panels of DN_PANEL units,
+ * each input-major: W[o][i] at w_off + (o / DN_PANEL) * in * DN_PANEL +
+ * i * DN_PANEL + o % DN_PANEL, the units past `units` zero (see
+ * dn_tensor_info in runtime/dn_runtime.h). */
 typedef struct {
     char name[DN_NAME_MAX + 1]; /* C identifier, unique in the spec */
     int in;                     /* fan-in: previous layer's units or the input size */
     int units;                  /* fan-out */
+    int stride;                 /* units rounded up to DN_PANEL: row stride of the layer's buffers */
     dn_act act;
     double dropout;             /* PyTorch p in [0,1); 0 = no dropout */
     double noise;               /* std of Gaussian noise added to the output in training; 0 = none */
-    size_t w_off;               /* offset (floats) of W in the flat parameter buffer */
-    size_t b_off;               /* offset (floats) of b */
+    size_t w_off;               /* offset (floats) of W's panels (stride * in floats) in the buffer */
+    size_t b_off;               /* offset (floats) of b (stride floats, zero past units) */
     dn_loc loc;                 /* where the layer's mapping starts */
 } dn_layer;
 
@@ -109,14 +117,16 @@ typedef struct {
     double input_dropout;       /* dropout on the input, [0,1) */
     int n_layers;               /* 1..DN_MAX_LAYERS */
     dn_layer layers[DN_MAX_LAYERS];
-    size_t n_params;            /* total floats in the flat parameter buffer */
+    size_t n_params;            /* parameters (the PyTorch model's count) */
+    size_t n_floats;            /* floats in the flat parameter buffer (n_params plus padding) */
     dn_train train;
     dn_data data;
 } dn_spec;
 
-/* Parameter buffer layout (PyTorch state_dict order):
+/* Parameter buffer layout (PyTorch state_dict order of the tensors):
  *   layers[0].W, layers[0].b, layers[1].W, layers[1].b, ...
- * w_off/b_off/n_params are filled by validation. */
+ * each padded as dn_layer says; stride/w_off/b_off/n_params/n_floats are
+ * filled by validation. */
 
 /* ---- diagnostics ---------------------------------------------------------- */
 

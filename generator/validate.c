@@ -412,26 +412,24 @@ static void check_output_vs_loss(vctx *v) {
     }
 }
 
-/* Fills in/w_off/b_off/n_params in state_dict order (W then b per layer)
- * when the input and every width are valid. The total may not exceed
- * DN_MAX_PARAMS; the error sits at the layer that crosses the limit.
- * Widths are <= 2^24, so units * in <= 2^48 fits in uint64_t; the running
- * total stays <= DN_MAX_PARAMS + 2^48 + 2^24, also far below 2^64. */
+/* Fills in/stride/w_off/b_off/n_params/n_floats in state_dict order (W then
+ * b per layer, padded to panels) when the input and every width are valid.
+ * The parameter count may not exceed DN_MAX_PARAMS; the error sits at the
+ * layer that crosses the limit. Widths are <= 2^24, so stride * in <= 2^48
+ * fits in uint64_t; the running totals stay far below 2^64. */
 static void layout_params(vctx *v) {
     if (!v->input_ok || !v->layers_ok)
         return;
     for (int i = 0; i < v->s->n_layers; i++)
         if (!v->src[i].units_ok)
             return;
-    uint64_t total = 0;
+    uint64_t total = 0, floats = 0;
     int in = v->s->input;
     for (int i = 0; i < v->s->n_layers; i++) {
         dn_layer *l = &v->s->layers[i];
         l->in = in;
-        l->w_off = (size_t)total;
-        total += (uint64_t)l->units * (uint64_t)l->in;
-        l->b_off = (size_t)total;
-        total += (uint64_t)l->units;
+        l->stride = (l->units + DN_PANEL - 1) / DN_PANEL * DN_PANEL;
+        total += (uint64_t)l->units * (uint64_t)l->in + (uint64_t)l->units;
         if (total > (uint64_t)DN_MAX_PARAMS) {
             dn_diag_report(v->d, DN_ERROR, l->loc,
                            "too many parameters: layer '%s' brings the total to %llu "
@@ -439,9 +437,14 @@ static void layout_params(vctx *v) {
                            l->name, (unsigned long long)total, DN_MAX_PARAMS);
             return;
         }
+        l->w_off = (size_t)floats;
+        floats += (uint64_t)l->stride * (uint64_t)l->in;
+        l->b_off = (size_t)floats;
+        floats += (uint64_t)l->stride;
         in = l->units;
     }
     v->s->n_params = (size_t)total;
+    v->s->n_floats = (size_t)floats;
 }
 
 /* ---- top level ------------------------------------------------------------ */

@@ -77,6 +77,24 @@ static uint64_t file_hash(const char *path) {
     return h;
 }
 
+void dn_layer_tensors(const dn_layer *L, dn_tensor_info t[2]) {
+    memset(t, 0, 2 * sizeof *t);
+    t[0].ndim = 2;
+    t[0].shape[0] = L->units;
+    t[0].shape[1] = L->in;
+    t[0].offset = L->w_off;
+    t[0].count = (size_t)L->units * (size_t)L->in;
+    t[0].fan_in = L->in;
+    t[0].panel = DN_PANEL;
+    t[0].stored = (size_t)L->stride * (size_t)L->in;
+    t[1].ndim = 1;
+    t[1].shape[0] = L->units;
+    t[1].offset = L->b_off;
+    t[1].count = (size_t)L->units;
+    t[1].fan_in = L->in;
+    t[1].stored = (size_t)L->stride;
+}
+
 int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err) {
     char msg[DN_ERR_MAX];
     dn_st_file *f = NULL;
@@ -85,24 +103,34 @@ int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err
         fprintf(err, "%s\n", msg);
         return -1;
     }
-    float *p = malloc(s->n_params * sizeof(float));
-    int bad = !p || check_extra(f, path, s, err) != 0;
-    if (!p) fprintf(err, "dngen: out of memory for %zu weights\n", s->n_params);
+    size_t most = 0; /* the largest tensor, as a staging area in PyTorch layout */
+    for (int k = 0; k < s->n_layers; k++) {
+        size_t c = (size_t)s->layers[k].units * (size_t)s->layers[k].in;
+        most = c > most ? c : most;
+    }
+    float *p = calloc(s->n_floats, sizeof(float)), *stage = malloc(most * sizeof(float));
+    int bad = !p || !stage || check_extra(f, path, s, err) != 0;
+    if (!p || !stage) fprintf(err, "dngen: out of memory for %zu weights\n", s->n_params);
     for (int k = 0; k < s->n_layers && !bad; k++) {
         const dn_layer *L = &s->layers[k];
+        dn_tensor_info t[2];
+        dn_layer_tensors(L, t);
         char name[DN_NAME_MAX + 16];
         snprintf(name, sizeof name, "%s.weight", L->name);
-        bad = check_copy(f, path, name, 2, L->units, L->in, p + L->w_off, err) != 0;
+        bad = check_copy(f, path, name, 2, L->units, L->in, stage, err) != 0;
+        if (!bad) dn_tensor_import(&t[0], p, stage);
         snprintf(name, sizeof name, "%s.bias", L->name);
-        bad = bad || check_copy(f, path, name, 1, L->units, 0, p + L->b_off, err) != 0;
+        bad = bad || check_copy(f, path, name, 1, L->units, 0, stage, err) != 0;
+        if (!bad) dn_tensor_import(&t[1], p, stage);
     }
     dn_st_close(f);
+    free(stage);
     if (bad) {
         free(p);
         return -1;
     }
     w->params = p;
-    w->n = s->n_params;
+    w->n = s->n_floats;
     w->hash = file_hash(path);
     return 0;
 }

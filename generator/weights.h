@@ -4,10 +4,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dn_runtime.h"
 #include "spec.h"
 
 typedef struct {
-    float *params; /* n floats in the spec's parameter layout (PyTorch order) */
+    float *params; /* n (= spec n_floats) floats in the parameter buffer's layout */
     size_t n;
     uint64_t hash; /* FNV-1a 64 of the file's bytes */
 } dn_weights;
@@ -17,5 +18,10 @@ typedef struct {
  * rejected). Returns 0, or -1 after one line on err naming file and tensor. */
 int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err);
 void dn_weights_free(dn_weights *w);
+
+/* The descriptions of layer L's weight and bias in the parameter buffer
+ * (names left NULL): what the generated tensor table says and what
+ * dn_tensor_index() reads. */
+void dn_layer_tensors(const dn_layer *L, dn_tensor_info t[2]);
 
 #endif

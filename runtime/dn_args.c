@@ -404,7 +404,7 @@ void dn_print_help(const dn_model *m, const char *prog, dn_cmd cmd, FILE *out) {
             "Options:\n"
             "  --help     show this help ('%s COMMAND --help' for a command's options)\n"
             "  --version  show the dngen version and spec hash\n\n",
-            prog, m->name, m->n_inputs, m->n_outputs, m->n_params, m->dngen_version, m->spec_path,
+            prog, m->name, m->n_inputs, m->n_outputs, dn_model_param_count(m), m->dngen_version, m->spec_path,
             prog);
     dn_ar_print_exit_statuses(out);
 }

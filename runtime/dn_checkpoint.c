@@ -96,16 +96,25 @@ static void dn_cp_add_state_meta(dn_cp_meta *mt, const dn_train_state *st) {
     }
 }
 
-/* Describes tensor k of the model, under name `name`, with data from buf. */
-static dn_st_tensor dn_cp_tensor(const dn_tensor_info *ti, const char *name, const float *buf) {
+/* Describes tensor ti under name `name`, with its data (PyTorch layout) at data. */
+static dn_st_tensor dn_cp_tensor(const dn_tensor_info *ti, const char *name, const float *data) {
     dn_st_tensor t;
     memset(&t, 0, sizeof t);
     t.name = name;
     t.ndim = ti->ndim;
     for (int d = 0; d < ti->ndim && d < 2; d++)
         t.shape[d] = ti->shape[d];
-    t.data = buf + ti->offset;
+    t.data = data;
     return t;
+}
+
+/* The model's tensors from parameter-layout buffer buf, in PyTorch layout,
+ * one after another into canon (dn_model_param_count floats). */
+static void dn_cp_export(const dn_model *m, const float *buf, float *canon) {
+    for (int k = 0; k < m->n_tensors; k++) {
+        dn_tensor_export(&m->tensors[k], buf, canon);
+        canon += m->tensors[k].count;
+    }
 }
 
 /* Builds "<prefix><name>" for every model tensor into one malloc'd block;
@@ -128,15 +137,17 @@ static char *dn_cp_prefixed_names(const dn_model *m, const char *prefix, const c
     return block;
 }
 
-/* Appends the model's tensors, named "<prefix><name>", with data from buf
- * to t (at *n) and their names to names (at *n - nt). Returns the names'
- * block (to free) or NULL when out of memory. */
-static char *dn_cp_add_group(const dn_model *m, const char *prefix, const float *buf, dn_st_tensor *t,
+/* Appends the model's tensors, named "<prefix><name>", with data from canon
+ * (as dn_cp_export leaves it) to t (at *n) and their names to names (at
+ * *n - nt). Returns the names' block (to free) or NULL when out of memory. */
+static char *dn_cp_add_group(const dn_model *m, const char *prefix, const float *canon, dn_st_tensor *t,
                           const char **names, int *n) {
     int nt = m->n_tensors;
     char *block = dn_cp_prefixed_names(m, prefix, names + *n - nt);
-    for (int k = 0; block && k < nt; k++)
-        t[*n + k] = dn_cp_tensor(&m->tensors[k], names[*n - nt + k], buf);
+    for (int k = 0; block && k < nt; k++) {
+        t[*n + k] = dn_cp_tensor(&m->tensors[k], names[*n - nt + k], canon);
+        canon += m->tensors[k].count;
+    }
     if (block)
         *n += nt;
     return block;
@@ -146,20 +157,29 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
                  const float *exp_avg_sq, const float *best, const dn_train_state *st, char *err) {
     int nt = m->n_tensors, full = st != NULL, n = nt;
     int with_best = full && st->patience > 0 && best != NULL;
+    const float *groups[4] = {params, exp_avg, exp_avg_sq, best};
+    int n_groups = full ? 3 + with_best : 1;
+    size_t per = dn_model_param_count(m);
     dn_st_tensor *t = calloc((size_t)nt * 4, sizeof *t);
     const char **names = calloc((size_t)nt * 3 + 1, sizeof *names);
+    float *canon = malloc(((size_t)n_groups * per + 1) * sizeof *canon);
     char *avg_block = NULL, *sq_block = NULL, *best_block = NULL;
     int rc = -1;
-    if (!t || !names)
+    if (!t || !names || !canon)
         goto oom;
-    for (int k = 0; k < nt; k++)
-        t[k] = dn_cp_tensor(&m->tensors[k], m->tensors[k].name, params);
+    for (int g = 0; g < n_groups; g++)
+        dn_cp_export(m, groups[g], canon + (size_t)g * per);
+    const float *c = canon;
+    for (int k = 0; k < nt; k++) {
+        t[k] = dn_cp_tensor(&m->tensors[k], m->tensors[k].name, c);
+        c += m->tensors[k].count;
+    }
     if (full) {
-        avg_block = dn_cp_add_group(m, DN_CP_EXP_AVG, exp_avg, t, names, &n);
-        sq_block = avg_block ? dn_cp_add_group(m, DN_CP_EXP_AVG_SQ, exp_avg_sq, t, names, &n) : NULL;
+        avg_block = dn_cp_add_group(m, DN_CP_EXP_AVG, canon + per, t, names, &n);
+        sq_block = avg_block ? dn_cp_add_group(m, DN_CP_EXP_AVG_SQ, canon + 2 * per, t, names, &n) : NULL;
         if (!avg_block || !sq_block)
             goto oom;
-        if (with_best && !(best_block = dn_cp_add_group(m, DN_CP_BEST, best, t, names, &n)))
+        if (with_best && !(best_block = dn_cp_add_group(m, DN_CP_BEST, canon + 3 * per, t, names, &n)))
             goto oom;
     }
     dn_cp_meta mt;
@@ -178,6 +198,7 @@ done:
     free(avg_block);
     free(sq_block);
     free(best_block);
+    free(canon);
     free(names);
     free(t);
     return rc;
@@ -269,18 +290,20 @@ static int dn_cp_check_tensor(const dn_tensor_info *ti, const dn_st_info *in, co
     return 0;
 }
 
-/* Copies count little-endian F32 values from possibly unaligned bytes. */
-static void dn_cp_copy_f32le(float *dst, const void *src, size_t count) {
+/* Stores tensor ti from count little-endian F32 values at possibly
+ * unaligned src into the parameter buffer buf (padding zeroed). */
+static void dn_cp_import_f32le(const dn_tensor_info *ti, float *buf, const void *src) {
     const unsigned char *p = src;
-    for (size_t k = 0; k < count; k++, p += 4) {
+    memset(buf + ti->offset, 0, ti->stored * sizeof *buf);
+    for (size_t e = 0; e < ti->count; e++, p += 4) {
         uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                      (uint32_t)p[3] << 24;
-        memcpy(&dst[k], &u, 4);
+        memcpy(&buf[dn_tensor_index(ti, e)], &u, 4);
     }
 }
 
-/* Loads every model tensor, named "<prefix><name>", into buf (at the
- * tensor's offset). Missing tensors are reported together. */
+/* Loads every model tensor, named "<prefix><name>", into the parameter
+ * buffer buf. Missing tensors are reported together. */
 static int dn_cp_load_group(const dn_model *m, const dn_st_file *f, const char *path,
                          const char *prefix, float *buf, char *err) {
     char name[512];
@@ -299,7 +322,7 @@ static int dn_cp_load_group(const dn_model *m, const dn_st_file *f, const char *
         const dn_st_info *in = dn_st_find(f, name);
         if (dn_cp_check_tensor(&m->tensors[k], in, path, err) != 0)
             return -1;
-        dn_cp_copy_f32le(buf + m->tensors[k].offset, in->data, m->tensors[k].count);
+        dn_cp_import_f32le(&m->tensors[k], buf, in->data);
     }
     return 0;
 }

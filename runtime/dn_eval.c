@@ -317,7 +317,7 @@ static double dn_ev_check_tensor(const dn_model *m, dn_ev_grad *g, int t, int sa
     double worst = 0;
     for (size_t j = 0; j < tries && checked < samples; j++) {
         uint32_t w = dn_rand_u32(seed, DN_RNG_TEST, 2, (uint32_t)t, 0, (uint32_t)j);
-        size_t k = ti->offset + (exhaustive ? j : (size_t)(((uint64_t)w * ti->count) >> 32));
+        size_t k = dn_tensor_index(ti, exhaustive ? j : (size_t)(((uint64_t)w * ti->count) >> 32));
         double a = g->analytic[k];
         if (a == 0 && zeros++ >= max_zeros)
             continue;

@@ -238,14 +238,43 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
 
 enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
 
+/* One parameter tensor and where it lives in the flat parameter buffer.
+ * The buffer's layout is the kernels' business; PyTorch's layout is what
+ * checkpoints, fixtures and users see, and dn_tensor_index() maps one to the
+ * other:
+ *   panel == 0: the count elements in PyTorch (row-major) order at offset;
+ *   panel == P: a weight [out, in] kept as ceil(out / P) panels of P output
+ *               units, each panel input-major: element (o, i) is at
+ *               offset + (o / P) * in * P + i * P + o % P.
+ * A tensor occupies `stored` floats from offset (count plus padding); the
+ * padding holds zeros, and the kernels keep it zero. */
 typedef struct {
     const char *name;   /* PyTorch state_dict name: "fc1.weight" */
     int ndim;           /* 2 for weights [out, in], 1 for biases [out] */
     int64_t shape[2];
-    size_t offset;      /* floats into the flat parameter buffer (PyTorch layout) */
-    size_t count;
+    size_t offset;      /* floats into the flat parameter buffer */
+    size_t count;       /* elements (product of shape) */
     int fan_in;         /* init bound is 1/sqrt(fan_in) */
+    int panel;          /* 0 = PyTorch layout, else the panel width (see above) */
+    size_t stored;      /* floats occupied in the buffer, padding included */
 } dn_tensor_info;
+
+/* Index into the parameter buffer of element e (0 <= e < count, PyTorch
+ * row-major order) of tensor t. */
+DN_INLINE size_t dn_tensor_index(const dn_tensor_info *t, size_t e) {
+    if (t->panel == 0)
+        return t->offset + e;
+    const size_t in = (size_t)t->shape[1], p = (size_t)t->panel, o = e / in, i = e % in;
+    return t->offset + (o / p) * in * p + i * p + o % p;
+}
+
+/* Copies tensor t out of the parameter buffer `buf` into dst (count floats,
+ * PyTorch layout). */
+void dn_tensor_export(const dn_tensor_info *t, const float *buf, float *dst);
+
+/* Stores src (count floats, PyTorch layout) as tensor t into `buf` and zeroes
+ * the tensor's padding. */
+void dn_tensor_import(const dn_tensor_info *t, float *buf, const float *src);
 
 typedef struct {
     int n;              /* rows in this batch: 1..max_batch given to workspace_size */
@@ -271,7 +300,7 @@ typedef struct dn_model {
     const char *spec_hash;        /* 16 lowercase hex digits */
     const char *spec_path;
     int n_inputs, n_outputs;
-    size_t n_params;
+    size_t n_params;              /* floats in the parameter buffer (padding included) */
     int n_tensors;
     const dn_tensor_info *tensors;
     int loss;                     /* DN_MODEL_LOSS_CE or DN_MODEL_LOSS_MSE */
@@ -305,6 +334,10 @@ typedef struct dn_model {
     double (*train_step_adam)(float *params, float *m, float *v, const dn_adam_coef *c, void *ws,
                               const dn_batch *b, int *correct);
 } dn_model;
+
+/* Parameters of a model: the sum of its tensors' counts (the buffer,
+ * n_params floats, may be larger by the padding). */
+size_t dn_model_param_count(const dn_model *m);
 
 /* ---- the inference interface: what `dngen --inference` output provides ---- */
 

@@ -565,7 +565,7 @@ static int dn_tr_finish(dn_tr_run *r, const dn_train_state *st) {
 static void dn_tr_print_header(const dn_tr_run *r, int threads) {
     if (r->o->quiet)
         return;
-    printf("training %s: %zu parameters, %" PRIu32 " train / ", r->m->name, r->m->n_params,
+    printf("training %s: %zu parameters, %" PRIu32 " train / ", r->m->name, dn_model_param_count(r->m),
            r->split.n_fit);
     if (r->split.n_val)
         printf("%" PRIu32 " val / ", r->split.n_val);

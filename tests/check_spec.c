@@ -444,7 +444,8 @@ START_TEST(test_example_mlp) {
     ck_assert_int_eq(s->n_layers, 3);
     assert_layer(&s->layers[0], "fc1", 784, 256, DN_ACT_RELU, 0.5, 0, 200704);
     assert_layer(&s->layers[1], "fc2", 256, 128, DN_ACT_RELU, 0.3, 200960, 233728);
-    assert_layer(&s->layers[2], "fc3", 128, 10, DN_ACT_SOFTMAX, 0.0, 233856, 235136);
+    assert_layer(&s->layers[2], "fc3", 128, 10, DN_ACT_SOFTMAX, 0.0, 233856, 235904); /* 10 units padded to 16 */
+    ck_assert_uint_eq(s->n_floats, 235920);
     ck_assert_uint_eq(s->n_params, 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
     ck_assert_uint_eq(s->n_params, 235146);
     ck_assert_int_eq(s->layers[0].loc.line, 6);
@@ -482,7 +483,8 @@ START_TEST(test_example_keras) {
     /* no names in the file: fc1..fc3 by position */
     assert_layer(&s->layers[0], "fc1", 784, 128, DN_ACT_RELU, 0.5, 0, 100352);
     assert_layer(&s->layers[1], "fc2", 128, 64, DN_ACT_RELU, 0.3, 100480, 108672);
-    assert_layer(&s->layers[2], "fc3", 64, 10, DN_ACT_SOFTMAX, 0.0, 108736, 109376);
+    assert_layer(&s->layers[2], "fc3", 64, 10, DN_ACT_SOFTMAX, 0.0, 108736, 109760);
+    ck_assert_uint_eq(s->n_floats, 109776);
     ck_assert_uint_eq(s->n_params, 109386);
     assert_default_train_data(s); /* no train/data sections at all */
     parsed_free(&p);
@@ -551,8 +553,10 @@ START_TEST(test_accepted_forms) {
     ck_assert_str_eq(s->description, "two: layers # not a comment");
     ck_assert_int_eq(s->input, 8);
     ck_assert_double_eq(s->input_dropout, 0.2);
-    assert_layer(&s->layers[0], "hidden_1", 8, 7, DN_ACT_TANH, 0.25, 0, 56);
-    assert_layer(&s->layers[1], "fc2", 7, 1, DN_ACT_SIGMOID, 0.0, 63, 70);
+    assert_layer(&s->layers[0], "hidden_1", 8, 7, DN_ACT_TANH, 0.25, 0, 64); /* 7 units padded to 8 */
+    assert_layer(&s->layers[1], "fc2", 7, 1, DN_ACT_SIGMOID, 0.0, 72, 128);
+    ck_assert_int_eq(s->layers[1].stride, 8);
+    ck_assert_uint_eq(s->n_floats, 136);
     ck_assert_uint_eq(s->n_params, 71);
     ck_assert(s->train.seed == UINT64_MAX);
     ck_assert_int_eq(s->train.loss, DN_LOSS_MSE);

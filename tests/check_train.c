@@ -45,8 +45,8 @@
 #define TOY_P_DROP 0.25
 
 static const dn_tensor_info toy_tensors[] = {
-    {"fc.weight", 2, {TOY_OUT, TOY_IN}, 0, TOY_IN * TOY_OUT, TOY_IN},
-    {"fc.bias", 1, {TOY_OUT, 0}, TOY_IN * TOY_OUT, TOY_OUT, TOY_IN},
+    {"fc.weight", 2, {TOY_OUT, TOY_IN}, 0, TOY_IN * TOY_OUT, TOY_IN, 0, TOY_IN * TOY_OUT},
+    {"fc.bias", 1, {TOY_OUT, 0}, TOY_IN * TOY_OUT, TOY_OUT, TOY_IN, 0, TOY_OUT},
 };
 
 static int64_t toy_nan_step = -1;   /* train_step returns NaN at this step */

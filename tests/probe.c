@@ -140,13 +140,23 @@ static void fixture_open(fixture *fx, const char *path) {
     fx->step = st ? strtoull(st, NULL, 10) : 0;
 }
 
-/* Loads `prefix.<param>` for every parameter into dst. */
+/* Loads `prefix.<param>` for every parameter into the parameter buffer dst. */
 static void load_params(const fixture *fx, const char *prefix, float *dst) {
     for (int t = 0; t < M->n_tensors; t++) {
         char name[160];
         snprintf(name, sizeof name, "%s.%s", prefix, M->tensors[t].name);
-        copy_f32(dst + M->tensors[t].offset, need(fx->f, name, "F32", M->tensors[t].count));
+        float *canon = probe_alloc(M->tensors[t].count * sizeof(float));
+        copy_f32(canon, need(fx->f, name, "F32", M->tensors[t].count));
+        dn_tensor_import(&M->tensors[t], dst, canon);
+        free(canon);
     }
+}
+
+/* Tensor t of parameter buffer buf in PyTorch layout (malloc'd). */
+static float *tensor_of(const float *buf, int t) {
+    float *canon = probe_alloc(M->tensors[t].count * sizeof(float));
+    dn_tensor_export(&M->tensors[t], buf, canon);
+    return canon;
 }
 
 /* Expected eval output per row: softmax of the fixture's logits (cross-entropy
@@ -201,8 +211,11 @@ static int check_train(const fixture *fx) {
         const dn_tensor_info *ti = &M->tensors[t];
         char what[128];
         snprintf(what, sizeof what, "grad %s", ti->name);
-        double floor = 1e-2 * max_abs(fx->want + ti->offset, ti->count) + 1e-12;
-        bad |= compare(what, grads + ti->offset, fx->want + ti->offset, ti->count, floor, 1e-4);
+        float *got = tensor_of(grads, t), *want = tensor_of(fx->want, t);
+        double floor = 1e-2 * max_abs(want, ti->count) + 1e-12;
+        bad |= compare(what, got, want, ti->count, floor, 1e-4);
+        free(got);
+        free(want);
     }
     free(grads);
     return bad;
@@ -260,7 +273,10 @@ static int compare_adam10(const fixture *fx, const char *label) {
          * eps (1e-8) turns a rounding-level gradient difference into a visible
          * step difference in any implementation. Hence: 99.9% of the weights
          * within 1e-5, all within 1e-3. */
-        bad |= compare_most(what, fx->params + ti->offset, fx->want + ti->offset, ti->count, 1e-2, 1e-5, 1e-3, 0.999);
+        float *got = tensor_of(fx->params, t), *want = tensor_of(fx->want, t);
+        bad |= compare_most(what, got, want, ti->count, 1e-2, 1e-5, 1e-3, 0.999);
+        free(got);
+        free(want);
     }
     return bad;
 }
@@ -291,7 +307,7 @@ static void run_mc(int threads, int n, uint64_t step, float *out) {
     size_t in = (size_t)M->n_inputs;
     float *params = probe_alloc(M->n_params * sizeof(float)), *x = probe_alloc((size_t)n * in * sizeof(float));
     void *ws = probe_alloc(M->workspace_size(n));
-    for (size_t i = 0; i < in; i++) params[M->tensors[0].offset + i] = 1.0f;
+    for (size_t i = 0; i < in; i++) params[dn_tensor_index(&M->tensors[0], i)] = 1.0f;
     for (size_t i = 0; i < (size_t)n * in; i++) x[i] = 1.0f;
     dn_batch b = {.n = n, .x = x, .y = NULL, .seed = 2024, .step = step, .mc_dropout = step != UINT64_MAX};
     M->eval(params, ws, &b, out, NULL);

@@ -71,7 +71,7 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
     FSPEC_CHECK(fspec_is_prob(s->input_dropout));
     FSPEC_CHECK(s->n_layers >= 1 && s->n_layers <= DN_MAX_LAYERS);
 
-    size_t total = 0;
+    size_t total = 0, floats = 0;
     int in = s->input;
     for (int i = 0; i < s->n_layers; i++) {
         const dn_layer *l = &s->layers[i];
@@ -86,17 +86,21 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
         FSPEC_CHECK(fspec_is_prob(l->dropout));
         FSPEC_CHECK(!last || l->dropout == 0.0);
         FSPEC_CHECK(l->loc.line >= 1 && l->loc.col >= 1);
-        /* Consecutive layout; every partial sum stays within the limit, so
-         * none of these products or sums can overflow size_t. */
-        FSPEC_CHECK(l->w_off == total);
+        /* Consecutive layout, padded to panels; every partial sum stays
+         * within the limit, so none of these products or sums can overflow
+         * size_t. */
+        FSPEC_CHECK(l->stride >= l->units && l->stride < l->units + DN_PANEL && l->stride % DN_PANEL == 0);
         FSPEC_CHECK((size_t)l->units * (size_t)l->in <= DN_MAX_PARAMS - total);
         total += (size_t)l->units * (size_t)l->in;
-        FSPEC_CHECK(l->b_off == total);
         FSPEC_CHECK((size_t)l->units <= DN_MAX_PARAMS - total);
         total += (size_t)l->units;
+        FSPEC_CHECK(l->w_off == floats);
+        floats += (size_t)l->stride * (size_t)l->in;
+        FSPEC_CHECK(l->b_off == floats);
+        floats += (size_t)l->stride;
         in = l->units;
     }
-    FSPEC_CHECK(s->n_params == total && s->n_params <= DN_MAX_PARAMS);
+    FSPEC_CHECK(s->n_params == total && s->n_params <= DN_MAX_PARAMS && s->n_floats == floats);
 
     const dn_layer *out = &s->layers[s->n_layers - 1];
     const dn_train *t = &s->train;
