@@ -15,9 +15,9 @@
  *               inputs x panels, an outer product over rows: every element
  *               sums over rows in row order.
  *   backward_x  d_prev = (d W) * mask_prev * act'(a_prev), for k > 0. Tiles
- *               of rows x inputs; lane j of an element's vector sums units
+ *               of rows x 8 inputs; lane j of an element's vector sums units
  *               8p + j over panels p in order, then the 8 lanes are added in
- *               one fixed order.
+ *               one fixed order (8 elements at once by shuffles).
  *
  * Tiles never change an element's order of summation: rows past n are served
  * by clamped pointers and their results dropped, and remainder tiles run the
@@ -38,7 +38,7 @@ typedef struct {
 } tile_shape;
 static const tile_shape FWD_TILE[2] = {{6, 2}, {8, 3}}; /* rows x panels */
 static const tile_shape BW_TILE[2] = {{6, 2}, {8, 3}};  /* inputs x panels */
-static const tile_shape BX_TILE[2] = {{3, 4}, {4, 6}};  /* rows x inputs */
+static const tile_shape BX_TILE[2] = {{1, 8}, {3, 8}};  /* rows x inputs (one vector of them) */
 
 /* Row stride of layer k's input buffer: the input size, or the previous
  * layer's padded width. */
@@ -376,27 +376,39 @@ typedef struct {
     int k, rows;
 } bx_ctx;
 
-/* A tile of c->rows rows x `ni` inputs from row r0, input i0: dot products
- * over the units, 8 lanes at a time, then the lanes' sums, the previous
- * layer's mask and derivative, and (in the last block) zeros for the padding. */
-static void emit_bx_tile(dn_buf *b, int ni, void *vctx) {
-    const bx_ctx *c = vctx;
-    const dn_layer *L = &c->s->layers[c->k], *prev = &c->s->layers[c->k - 1];
-    int in = L->in, rows = c->rows;
-    const char *deriv = dn_act_derivative(prev->act);
-    emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->stride);
-    dn_buf_line(b, "const float *wp = w + (size_t)i0 * 8;");
-    emit_accumulators(b, rows, ni);
-    dn_buf_line(b, "for (int p = 0; p < %d; p++) {", panels_of(L));
-    b->indent++;
-    dn_buf_line(b, "const float *wq = wp + (size_t)p * %d;", in * 8);
-    for (int i = 0; i < ni; i++) dn_buf_line(b, "const dn_v8 w%d = dn_load8(wq + %d);", i, 8 * i);
-    for (int r = 0; r < rows; r++) {
-        dn_buf_line(b, "%se = dn_load8(d%d + (size_t)p * 8);", r == 0 ? "dn_v8 " : "", r);
-        for (int i = 0; i < ni; i++) dn_buf_line(b, "c%d%d = dn_fma8(e, w%d, c%d%d);", r, i, i, r, i);
+/* The activation's derivative for a vector of outputs `av`, or NULL for 1;
+ * lane by lane the same operations as dn_act_derivative. */
+static const char *act_derivative8(dn_act act) {
+    switch (act) {
+    case DN_ACT_RELU: return "dn_step8(av)";
+    case DN_ACT_TANH: return "(dn_splat8(1.0f) - av * av)";
+    case DN_ACT_SIGMOID: return "(av * (dn_splat8(1.0f) - av))";
+    case DN_ACT_LINEAR:
+    case DN_ACT_SOFTMAX:
+    case DN_ACT_COUNT: break;
     }
-    b->indent--;
-    dn_buf_line(b, "}");
+    return NULL;
+}
+
+/* Row r of a full tile (8 inputs): the 8 lane sums at once, times the
+ * previous layer's mask and derivative, stored as one vector. */
+static void emit_bx_row8(dn_buf *b, const dn_layer *prev, int r) {
+    const char *deriv = act_derivative8(prev->act);
+    dn_buf_line(b, "const size_t row = (size_t)(r0 + %d);", r);
+    dn_buf_line(b, "dn_v8 s;");
+    dn_buf_line(b, "dn_hsum8x8(s, c%d0, c%d1, c%d2, c%d3, c%d4, c%d5, c%d6, c%d7);", r, r, r, r, r, r, r, r);
+    if (deriv) dn_buf_line(b, "const dn_v8 av = dn_load8(a_prev + row * %d + i0);", prev->stride);
+    if (prev->dropout > 0) dn_buf_line(b, "const dn_v8 mv = dn_load8(mask_prev + row * %d + i0);", prev->stride);
+    if (deriv || prev->dropout > 0)
+        dn_buf_line(b, "s = s * (%s%s%s);", prev->dropout > 0 ? "mv" : "", prev->dropout > 0 && deriv ? " * " : "",
+                    deriv ? deriv : "");
+    dn_buf_line(b, "dn_store8(dx + row * %d + i0, s);", prev->stride);
+}
+
+/* Rows of a remainder tile (ni < 8 inputs, the last ones): lane sums one at
+ * a time, mask and derivative, and zeros for the padding up to the stride. */
+static void emit_bx_rows_tail(dn_buf *b, const dn_layer *prev, int in, int rows, int ni) {
+    const char *deriv = dn_act_derivative(prev->act);
     dn_buf_line(b, "const float z[%d][%d] = {", rows, ni);
     for (int r = 0; r < rows; r++) {
         dn_buf_printf(b, "%*s{", 4 * b->indent + 4, "");
@@ -417,12 +429,44 @@ static void emit_bx_tile(dn_buf *b, int ni, void *vctx) {
     else
         dn_buf_line(b, "    dxr[i] = z[r][i];");
     dn_buf_line(b, "}");
-    if (in < prev->stride) {
-        dn_buf_line(b, "if (i0 + %d == %d)", ni, in);
-        dn_buf_line(b, "    for (int i = %d; i < %d; i++) dxr[i - i0] = 0.0f;", in, prev->stride);
+    dn_buf_line(b, "for (int i = %d; i < %d; i++) dxr[i] = 0.0f;", ni, prev->stride - in + ni);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* A tile of c->rows rows x `ni` inputs (8, or fewer for the last ones) from
+ * row r0, input i0: per panel of units, one d vector per row times one
+ * weight vector per input, each lane a partial dot product; then the lanes'
+ * sums (emit_bx_row8 or emit_bx_rows_tail). */
+static void emit_bx_tile(dn_buf *b, int ni, void *vctx) {
+    const bx_ctx *c = vctx;
+    const dn_layer *L = &c->s->layers[c->k], *prev = &c->s->layers[c->k - 1];
+    int in = L->in, rows = c->rows;
+    emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->stride);
+    dn_buf_line(b, "const float *wp = w + (size_t)i0 * 8;");
+    emit_accumulators(b, rows, ni);
+    dn_buf_line(b, "for (int p = 0; p < %d; p++) {", panels_of(L));
+    b->indent++;
+    dn_buf_line(b, "const float *wq = wp + (size_t)p * %d;", in * 8);
+    for (int r = 0; r < rows; r++) dn_buf_line(b, "const dn_v8 e%d = dn_load8(d%d + (size_t)p * 8);", r, r);
+    for (int i = 0; i < ni; i++) {
+        dn_buf_line(b, "%swv = dn_load8(wq + %d);", i == 0 ? "dn_v8 " : "", 8 * i);
+        for (int r = 0; r < rows; r++) dn_buf_line(b, "c%d%d = dn_fma8(e%d, wv, c%d%d);", r, i, r, r, i);
     }
     b->indent--;
     dn_buf_line(b, "}");
+    if (ni < 8) {
+        emit_bx_rows_tail(b, prev, in, rows, ni);
+        return;
+    }
+    if (rows == 1) dn_buf_line(b, "(void)nr;");
+    for (int r = 0; r < rows; r++) {
+        dn_buf_line(b, r == 0 ? "{" : "if (%d < nr) {", r);
+        b->indent++;
+        emit_bx_row8(b, prev, r);
+        b->indent--;
+        dn_buf_line(b, "}");
+    }
 }
 
 /* The task loop of the input-gradient kernel with tiles of shape t. */
