@@ -148,11 +148,15 @@ static void emit_finish(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k];
     int stoch = dn_layer_stochastic(L);
     dn_buf_line(b, "/* Bias, activation%s for the units [u, u + 8) of row `row`,", stoch ? " and, in training (h != NULL), noise and dropout" : "");
-    dn_buf_line(b, " * whose sums over the inputs are z[0..8). */");
+    dn_buf_line(b, " * whose sums over the inputs are z[0..8)%s. */", L->dropout > 0 ? " and dropout scales mk[0..8)" : "");
     dn_buf_line(b, "static inline void %s_%s_finish(const float *z, size_t row, int u, const float *restrict bias,", s->name,
                 L->name);
-    dn_buf_line(b, "        float *restrict a%s%s) {", L->dropout > 0 ? ", float *restrict mask" : "",
+    dn_buf_line(b, "        float *restrict a%s%s) {", L->dropout > 0 ? ", float *restrict mask, const float *mk" : "",
                 stoch ? ", float *restrict h, uint64_t seed, uint64_t step" : "");
+    if (L->noise <= 0 && stoch) {
+        dn_buf_line(b, "(void)seed;");
+        dn_buf_line(b, "(void)step;");
+    }
     b->indent++;
     dn_buf_line(b, "const dn_v8 v = dn_load8(z) + dn_load8(bias + u);");
     emit_activation(b, L->act);
@@ -170,15 +174,7 @@ static void emit_finish(dn_buf *b, const dn_spec *s, int k) {
             dn_buf_line(b, "o = o + dn_splat8(%s) * dn_load8(g);", sigma);
         }
         if (L->dropout > 0) {
-            char scale[40];
-            dn_float_literal(scale, sizeof scale, dn_dropout_scale(L->dropout));
-            uint32_t thr = dn_dropout_threshold_of(L->dropout);
-            dn_buf_line(b, "float m[8];");
-            dn_buf_line(b, "dn_dropout4(seed, step, %d, (uint32_t)row, (uint32_t)u, %" PRIu32 "u, %s, m);", k + 1, thr,
-                        scale);
-            dn_buf_line(b, "dn_dropout4(seed, step, %d, (uint32_t)row, (uint32_t)u + 4, %" PRIu32 "u, %s, m + 4);", k + 1,
-                        thr, scale);
-            dn_buf_line(b, "const dn_v8 mv = dn_load8(m);");
+            dn_buf_line(b, "const dn_v8 mv = dn_load8(mk);");
             dn_buf_line(b, "dn_store8(mask + at, mv);");
             dn_buf_line(b, "o = o * mv;");
         }
@@ -210,10 +206,18 @@ static void emit_fwd_tile(dn_buf *b, int panels, void *vctx) {
     b->indent--;
     dn_buf_line(b, "}");
     emit_spill(b, rows, panels);
+    if (L->dropout > 0) {
+        char scale[40];
+        dn_float_literal(scale, sizeof scale, dn_dropout_scale(L->dropout));
+        dn_buf_line(b, "float mk[%d][%d];", rows, 8 * panels);
+        dn_buf_line(b, "if (h)");
+        dn_buf_line(b, "    dn_dropout_block(seed, step, %d, (uint32_t)r0, nr, (uint32_t)p0 * 8, %d, %" PRIu32 "u, %s, &mk[0][0]);",
+                    c->k + 1, 8 * panels, dn_dropout_threshold_of(L->dropout), scale);
+    }
     dn_buf_line(b, "for (int r = 0; r < nr; r++)");
     dn_buf_line(b, "    for (int j = 0; j < %d; j++)", panels);
     dn_buf_line(b, "        %s_%s_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a%s%s);", c->s->name,
-                L->name, L->dropout > 0 ? ", mask" : "", dn_layer_stochastic(L) ? ", h, seed, step" : "");
+                L->name, L->dropout > 0 ? ", mask, &mk[r][8 * j]" : "", dn_layer_stochastic(L) ? ", h, seed, step" : "");
 }
 
 /* The task loop of the forward kernel with tiles of shape t. */

@@ -352,11 +352,60 @@ static int cmd_dropout(double p) {
     return bad;
 }
 
+/* ---- the vectorized PRNG ---------------------------------------------------------- */
+
+/* dn_philox8 (AVX2 lanes where compiled for AVX2) against dn_philox4x32_10,
+ * and dn_dropout_block against dn_dropout4, on counters from DN_RNG_TEST. */
+static int cmd_philox(void) {
+    int bad = 0;
+    for (uint32_t t = 0; t < 2000 && !bad; t++) {
+        uint32_t c0[8], c1[8], out[4][8], q[8];
+        for (int i = 0; i < 8; i++) q[i] = dn_rand_u32(99, DN_RNG_TEST, 3, t, 0, (uint32_t)i);
+        for (int l = 0; l < 8; l++) {
+            c0[l] = q[l];
+            c1[l] = q[(l + 3) % 8] ^ (uint32_t)l;
+        }
+        uint64_t key = (uint64_t)q[1] << 32 | q[2];
+        dn_philox8(c0, c1, q[3], q[4], (uint32_t)key, (uint32_t)(key >> 32), out);
+        for (int l = 0; l < 8; l++) {
+            dn_u32x4 ctr = {{c0[l], c1[l], q[3], q[4]}};
+            dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)key, (uint32_t)(key >> 32));
+            for (int w = 0; w < 4; w++)
+                if (out[w][l] != r.v[w]) {
+                    printf("MISMATCH: philox8 lane %d word %d at trial %u\n", l, w, t);
+                    bad = 1;
+                }
+        }
+        /* a block of 1..5 rows x 4..40 units against 4 units at a time */
+        int rows = 1 + (int)(q[5] % 5), width = 4 * (1 + (int)(q[6] % 10));
+        uint32_t row0 = q[7] % 1000, u0 = 4 * (q[0] % 300), thr = q[1];
+        float m[5 * 40], want[4];
+        dn_dropout_block(key, q[2], t % 7, row0, rows, u0, width, thr, 2.0f, m);
+        for (int r = 0; r < rows; r++)
+            for (int u = 0; u < width; u += 4) {
+                dn_dropout4(key, q[2], t % 7, row0 + (uint32_t)r, u0 + (uint32_t)u, thr, 2.0f, want);
+                if (memcmp(want, m + r * width + u, sizeof want) != 0) {
+                    printf("MISMATCH: dropout block row %d unit %d at trial %u\n", r, u, t);
+                    bad = 1;
+                }
+            }
+    }
+    printf("philox8 and dropout blocks %s (%s)\n", bad ? "DIFFER" : "agree with the scalar Philox",
+#if defined(__AVX2__)
+           "AVX2 lanes"
+#else
+           "scalar lanes"
+#endif
+    );
+    return bad;
+}
+
 int main(int argc, char **argv) {
     (void)dn_generated_main;
     if (argc >= 3 && strcmp(argv[1], "fixture") == 0)
         return cmd_fixture(argv[2], argc >= 4 && strcmp(argv[3], "--adam") == 0);
     if (argc == 3 && strcmp(argv[1], "dropout") == 0) return cmd_dropout(strtod(argv[2], NULL));
-    fprintf(stderr, "usage: probe fixture FILE [--adam] | probe dropout P\n");
+    if (argc == 2 && strcmp(argv[1], "philox") == 0) return cmd_philox();
+    fprintf(stderr, "usage: probe fixture FILE [--adam] | probe dropout P | probe philox\n");
     return 2;
 }
