@@ -440,15 +440,36 @@ void dn_dataset_free(dn_dataset *ds) {
 void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float mean, float std,
                        float *x, int32_t *y) {
     const size_t nf = ds->features;
+    float value[256]; /* the formula's result for every pixel value: one lookup per pixel */
+    for (int v = 0; v < 256; v++)
+        value[v] = ((float)v / 255.0f - mean) / std;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n > 16)
+#pragma omp parallel if (n > 16)
 #endif
-    for (int r = 0; r < n; r++) {
-        const uint8_t *src = ds->images + (size_t)idx[r] * nf;
-        float *dst = x + (size_t)r * nf;
-        for (size_t k = 0; k < nf; k++)
-            dst[k] = ((float)src[k] / 255.0f - mean) / std;
-        if (y)
-            y[r] = ds->labels[idx[r]];
+    {
+#if defined(__GNUC__)
+        /* The rows lie scattered over the whole set: ask for all of this
+         * thread's rows first, so that their cache misses overlap instead of
+         * coming one after another. */
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (int r = 0; r < n; r++) {
+            const uint8_t *src = ds->images + (size_t)idx[r] * nf;
+            for (size_t k = 0; k < nf; k += 64)
+                __builtin_prefetch(src + k);
+        }
+#endif
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int r = 0; r < n; r++) {
+            const uint8_t *src = ds->images + (size_t)idx[r] * nf;
+            float *dst = x + (size_t)r * nf;
+            for (size_t k = 0; k < nf; k++)
+                dst[k] = value[src[k]];
+            if (y)
+                y[r] = ds->labels[idx[r]];
+        }
     }
 }
