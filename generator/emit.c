@@ -129,6 +129,17 @@ static void layer_output(char *dst, size_t n, const dn_spec *s, int k, int train
         snprintf(dst, n, "(mc ? %s : %s)", h, a);
 }
 
+/* Floats of the W^T scratch: the largest hidden layer's weights, their
+ * inputs rounded up to vectors of 8 (0 with one layer). */
+static size_t wt_floats(const dn_spec *s) {
+    size_t most = 0;
+    for (int k = 1; k < s->n_layers; k++) {
+        size_t f = (size_t)s->layers[k - 1].stride * (size_t)s->layers[k].stride;
+        most = f > most ? f : most;
+    }
+    return most;
+}
+
 static void emit_buffers(dn_buf *b, const dn_spec *s) {
     const char *m = s->name;
     dn_buf_line(b, "/* ==== work buffers (one block, carved per batch of n rows) ==== */");
@@ -145,6 +156,7 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
                     L->stride, L->units);
     }
     dn_buf_line(b, "float *rowloss, *hits; /* [n] per-row loss and argmax hit */");
+    if (wt_floats(s)) dn_buf_line(b, "float *wt; /* [%zu] scratch: one layer's W^T for its input gradient */", wt_floats(s));
     b->indent--;
     dn_buf_line(b, "} %s_buffers;", m);
     dn_buf_blank(b);
@@ -168,6 +180,7 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
     }
     dn_buf_line(b, "bf->rowloss = dn_carve(base, &off, rows);");
     dn_buf_line(b, "bf->hits = dn_carve(base, &off, rows);");
+    if (wt_floats(s)) dn_buf_line(b, "bf->wt = dn_carve(base, &off, %zu);", wt_floats(s));
     dn_buf_line(b, "return off;");
     b->indent--;
     dn_buf_line(b, "}");
@@ -356,7 +369,7 @@ static void emit_backward_x_call(dn_buf *b, const dn_spec *s, int k) {
         snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
     else
         snprintf(mask, sizeof mask, "NULL");
-    dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.%s_d, %s, bf.%s_a, n);", s->name, L->name, L->name,
+    dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.wt, bf.%s_d, %s, bf.%s_a, n);", s->name, L->name, L->name,
                 L->w_off, P->name, mask, P->name);
 }
 

@@ -14,10 +14,11 @@
  *               tile of gradients is applied to its weights at once. Tiles of
  *               inputs x panels, an outer product over rows: every element
  *               sums over rows in row order.
- *   backward_x  d_prev = (d W) * mask_prev * act'(a_prev), for k > 0. Tiles
- *               of rows x 8 inputs; lane j of an element's vector sums units
- *               8p + j over panels p in order, then the 8 lanes are added in
- *               one fixed order (8 elements at once by shuffles).
+ *   backward_x  d_prev = (d W) * mask_prev * act'(a_prev), for k > 0. W is
+ *               first transposed into blocks of 8 inputs (a scratch buffer
+ *               of the workspace), then the product is another broadcast
+ *               outer product, tiles of rows x input vectors: every element
+ *               sums over units in unit order.
  *
  * Tiles never change an element's order of summation: rows past n are served
  * by clamped pointers and their results dropped, and remainder tiles run the
@@ -38,7 +39,7 @@ typedef struct {
 } tile_shape;
 static const tile_shape FWD_TILE[2] = {{6, 2}, {8, 3}}; /* rows x panels */
 static const tile_shape BW_TILE[2] = {{6, 2}, {8, 3}};  /* inputs x panels */
-static const tile_shape BX_TILE[2] = {{1, 8}, {3, 8}};  /* rows x inputs (one vector of them) */
+static const tile_shape BX_TILE[2] = {{6, 2}, {8, 3}};  /* rows x vectors of 8 inputs */
 
 /* Row stride of layer k's input buffer: the input size, or the previous
  * layer's padded width. */
@@ -394,96 +395,78 @@ static const char *act_derivative8(dn_act act) {
     return NULL;
 }
 
-/* Row r of a full tile (8 inputs): the 8 lane sums at once, times the
- * previous layer's mask and derivative, stored as one vector. */
-static void emit_bx_row8(dn_buf *b, const dn_layer *prev, int r) {
+/* A tile of c->rows rows x `nv` vectors of 8 inputs from row r0, input
+ * vector q0: per unit u, one d scalar per row times one vector of W^T per
+ * input vector; then the previous layer's mask and derivative. Lanes past
+ * the inputs come out 0 (wt holds zeros there). */
+static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
+    const bx_ctx *c = vctx;
+    const dn_layer *L = &c->s->layers[c->k], *prev = &c->s->layers[c->k - 1];
+    int out = L->units, rows = c->rows;
     const char *deriv = act_derivative8(prev->act);
-    dn_buf_line(b, "const size_t row = (size_t)(r0 + %d);", r);
-    dn_buf_line(b, "dn_v8 s;");
-    dn_buf_line(b, "dn_hsum8x8(s, c%d0, c%d1, c%d2, c%d3, c%d4, c%d5, c%d6, c%d7);", r, r, r, r, r, r, r, r);
-    if (deriv) dn_buf_line(b, "const dn_v8 av = dn_load8(a_prev + row * %d + i0);", prev->stride);
-    if (prev->dropout > 0) dn_buf_line(b, "const dn_v8 mv = dn_load8(mask_prev + row * %d + i0);", prev->stride);
+    dn_buf_line(b, "const float *wq = wt + (size_t)q0 * %d;", L->stride * 8);
+    emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->stride);
+    emit_accumulators(b, rows, nv);
+    dn_buf_line(b, "for (int u = 0; u < %d; u++) {", out);
+    b->indent++;
+    for (int v = 0; v < nv; v++)
+        dn_buf_line(b, "const dn_v8 w%d = dn_load8(wq + %d + (size_t)u * 8);", v, v * L->stride * 8);
+    emit_splat_fmas(b, rows, nv, "w", "d%d[u]");
+    b->indent--;
+    dn_buf_line(b, "}");
+    emit_spill(b, rows, nv);
+    dn_buf_line(b, "for (int r = 0; r < nr; r++)");
+    dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", nv);
+    b->indent += 2;
+    dn_buf_line(b, "const size_t at = (size_t)(r0 + r) * %d + (size_t)(q0 + j) * 8;", prev->stride);
+    dn_buf_line(b, "dn_v8 s = dn_load8(&z[r][8 * j]);");
+    if (deriv) dn_buf_line(b, "const dn_v8 av = dn_load8(a_prev + at);");
+    if (prev->dropout > 0) dn_buf_line(b, "const dn_v8 mv = dn_load8(mask_prev + at);");
     if (deriv || prev->dropout > 0)
         dn_buf_line(b, "s = s * (%s%s%s);", prev->dropout > 0 ? "mv" : "", prev->dropout > 0 && deriv ? " * " : "",
                     deriv ? deriv : "");
-    dn_buf_line(b, "dn_store8(dx + row * %d + i0, s);", prev->stride);
+    dn_buf_line(b, "dn_store8(dx + at, s);");
+    b->indent -= 2;
+    dn_buf_line(b, "    }");
 }
 
-/* Rows of a remainder tile (ni < 8 inputs, the last ones): lane sums one at
- * a time, mask and derivative, and zeros for the padding up to the stride. */
-static void emit_bx_rows_tail(dn_buf *b, const dn_layer *prev, int in, int rows, int ni) {
-    const char *deriv = dn_act_derivative(prev->act);
-    dn_buf_line(b, "const float z[%d][%d] = {", rows, ni);
-    for (int r = 0; r < rows; r++) {
-        dn_buf_printf(b, "%*s{", 4 * b->indent + 4, "");
-        for (int i = 0; i < ni; i++) dn_buf_printf(b, "dn_hsum8(c%d%d)%s", r, i, i + 1 < ni ? ", " : "},\n");
-    }
-    dn_buf_line(b, "};");
-    dn_buf_line(b, "for (int r = 0; r < nr; r++) {");
+/* Transposes w's panels into wt: for each vector q of 8 inputs, the units'
+ * rows wt[q][u][0..8) = W[u][8q .. 8q + 8), zero past the inputs (and, as
+ * the panels' padding, past the units). */
+static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k) {
+    const dn_layer *L = &s->layers[k];
+    int in = L->in, full = in / 8, np = panels_of(L);
+    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (in + 7) / 8 * np);
     b->indent++;
-    dn_buf_line(b, "const size_t row = (size_t)(r0 + r);");
-    dn_buf_line(b, "float *dxr = dx + row * %d + i0;", prev->stride);
-    if (deriv) dn_buf_line(b, "const float *ap = a_prev + row * %d + i0;", prev->stride);
-    if (prev->dropout > 0) dn_buf_line(b, "const float *mp = mask_prev + row * %d + i0;", prev->stride);
-    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", ni);
-    if (deriv) dn_buf_line(b, "    const float a = ap[i];");
-    if (deriv || prev->dropout > 0)
-        dn_buf_line(b, "    dxr[i] = z[r][i] * (%s%s%s);", prev->dropout > 0 ? "mp[i]" : "",
-                    prev->dropout > 0 && deriv ? " * " : "", deriv ? deriv : "");
-    else
-        dn_buf_line(b, "    dxr[i] = z[r][i];");
-    dn_buf_line(b, "}");
-    dn_buf_line(b, "for (int i = %d; i < %d; i++) dxr[i] = 0.0f;", ni, prev->stride - in + ni);
-    b->indent--;
-    dn_buf_line(b, "}");
-}
-
-/* A tile of c->rows rows x `ni` inputs (8, or fewer for the last ones) from
- * row r0, input i0: per panel of units, one d vector per row times one
- * weight vector per input, each lane a partial dot product; then the lanes'
- * sums (emit_bx_row8 or emit_bx_rows_tail). */
-static void emit_bx_tile(dn_buf *b, int ni, void *vctx) {
-    const bx_ctx *c = vctx;
-    const dn_layer *L = &c->s->layers[c->k], *prev = &c->s->layers[c->k - 1];
-    int in = L->in, rows = c->rows;
-    emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->stride);
-    dn_buf_line(b, "const float *wp = w + (size_t)i0 * 8;");
-    emit_accumulators(b, rows, ni);
-    dn_buf_line(b, "for (int p = 0; p < %d; p++) {", panels_of(L));
-    b->indent++;
-    dn_buf_line(b, "const float *wq = wp + (size_t)p * %d;", in * 8);
-    for (int r = 0; r < rows; r++) dn_buf_line(b, "const dn_v8 e%d = dn_load8(d%d + (size_t)p * 8);", r, r);
-    for (int i = 0; i < ni; i++) {
-        dn_buf_line(b, "%swv = dn_load8(wq + %d);", i == 0 ? "dn_v8 " : "", 8 * i);
-        for (int r = 0; r < rows; r++) dn_buf_line(b, "c%d%d = dn_fma8(e%d, wv, c%d%d);", r, i, r, r, i);
-    }
-    b->indent--;
-    dn_buf_line(b, "}");
-    if (ni < 8) {
-        emit_bx_rows_tail(b, prev, in, rows, ni);
-        return;
-    }
-    if (rows == 1) dn_buf_line(b, "(void)nr;");
-    for (int r = 0; r < rows; r++) {
-        dn_buf_line(b, r == 0 ? "{" : "if (%d < nr) {", r);
-        b->indent++;
-        emit_bx_row8(b, prev, r);
-        b->indent--;
+    dn_buf_line(b, "const int q = t / %d, p = t %% %d;", np, np);
+    dn_buf_line(b, "const float *src = w + (size_t)p * %d + (size_t)q * 64;", in * 8);
+    dn_buf_line(b, "float *dst = wt + (size_t)q * %d + (size_t)p * 64;", L->stride * 8);
+    if (in % 8 == 0) {
+        dn_buf_line(b, "dn_transpose8x8(src, dst);");
+    } else {
+        dn_buf_line(b, "if (q < %d) {", full);
+        dn_buf_line(b, "    dn_transpose8x8(src, dst);");
+        dn_buf_line(b, "} else {");
+        dn_buf_line(b, "    for (int j = 0; j < 8; j++)");
+        dn_buf_line(b, "        for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < %d ? src[i * 8 + j] : 0.0f;", in % 8);
         dn_buf_line(b, "}");
     }
+    b->indent--;
+    dn_buf_line(b, "}");
 }
 
-/* The task loop of the input-gradient kernel with tiles of shape t. */
+/* The task loop of the input-gradient product with tiles of shape t. */
 static void emit_bx_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
-    int in = s->layers[k].in, iblocks = (in + t.b - 1) / t.b;
+    int nq = (s->layers[k].in + 7) / 8, qblocks = (nq + t.b - 1) / t.b;
     dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", t.a - 1, t.a);
     dn_buf_line(b, "DN_OMP(omp for schedule(static))");
-    dn_buf_line(b, "for (int t = 0; t < %d * row_blocks; t++) {", iblocks);
+    dn_buf_line(b, "for (int t = 0; t < %d * row_blocks; t++) {", qblocks);
     b->indent++;
-    dn_buf_line(b, "const int i0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
+    dn_buf_line(b, "const int q0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
     dn_buf_line(b, "const int nr = n - r0 < %d ? n - r0 : %d;", t.a, t.a);
     bx_ctx c = {s, k, t.a};
-    emit_split(b, "i0", in, t.b, emit_bx_tile, &c);
+    emit_split(b, "q0", nq, t.b, emit_bx_tile, &c);
     b->indent--;
     dn_buf_line(b, "}");
 }
@@ -492,14 +475,20 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k], *prev = &s->layers[k - 1];
     int in = L->in, out = L->units;
     const char *deriv = dn_act_derivative(prev->act);
-    dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d] (row stride %d) = (d W)%s%s.", prev->name, in,
+    dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d] (row stride %d) = (d W)%s%s,", prev->name, in,
                 prev->stride, prev->dropout > 0 ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
-    dn_buf_line(b, " * d [n, %d] (row stride %d), w: %d panels of [%d, 8]. */", out, L->stride, panels_of(L), in);
-    dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w,", s->name, L->name);
+    dn_buf_line(b, " * zero past %d. d [n, %d] (row stride %d), w: %d panels of [%d, 8]. First W^T into", in, out,
+                L->stride, panels_of(L), in);
+    dn_buf_line(b, " * wt (%d vectors of 8 inputs x %d units x 8), then tiles of rows x input vectors,", (in + 7) / 8,
+                L->stride);
+    dn_buf_line(b, " * an outer product over the units: each element sums units in order. */");
+    dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w, float *restrict wt,",
+                s->name, L->name);
     dn_buf_line(b, "        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {");
     b->indent++;
     if (prev->dropout <= 0) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    emit_bx_pack(b, s, k);
     dn_buf_line(b, "#if DN_WIDE_TILES");
     emit_bx_body(b, s, k, BX_TILE[1]);
     dn_buf_line(b, "#else");
