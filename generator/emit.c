@@ -45,6 +45,12 @@ static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
     for (int k = 0; k < s->n_layers; k++) {
         const dn_layer *L = &s->layers[k];
         dn_buf_printf(b, " *   %-12s dense %6d -> %-6d %-8s", L->name, L->in, L->units, dn_act_name(L->act));
+        if (L->batchnorm) {
+            char mom[32], bn_eps[32];
+            dn_format_rate(mom, sizeof mom, L->bn_momentum);
+            dn_format_rate(bn_eps, sizeof bn_eps, L->bn_eps);
+            dn_buf_printf(b, " batchnorm (momentum %s, eps %s)", mom, bn_eps);
+        }
         if (L->noise > 0) {
             dn_format_rate(rate, sizeof rate, L->noise);
             dn_buf_printf(b, " noise %s", rate);
@@ -56,7 +62,10 @@ static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
         dn_buf_printf(b, "\n");
     }
     dn_buf_printf(b, " * Parameters: %zu, in one buffer of %zu floats (PyTorch state_dict order; weights in\n"
-                  " *   panels of %d units, see dn_tensor_info).\n", s->n_params, s->n_floats, DN_PANEL);
+                  " *   panels of %d units, see dn_tensor_info)", s->n_params, s->n_floats, DN_PANEL);
+    if (s->n_batchnorm)
+        dn_buf_printf(b, ";\n *   batch norm running statistics from float %zu on", s->n_train_floats);
+    dn_buf_printf(b, ".\n");
     dn_buf_printf(b, " * Training defaults: %s loss, %s lr %s betas (%s, %s) eps %s weight_decay %s,\n",
                   dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
     dn_buf_printf(b, " *   batch %d, %d epochs, seed %" PRIu64 ".\n *\n", s->train.batch_size, s->train.epochs,
@@ -154,6 +163,11 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
         if (dn_layer_stochastic(L)) dn_buf_line(b, "float *%s_h; /* [n, %d] output in training */", L->name, L->stride);
         dn_buf_line(b, "float *%s_d; /* [n, %d] gradient wrt the pre-activation (zero past %d) */", L->name,
                     L->stride, L->units);
+        if (L->batchnorm) {
+            dn_buf_line(b, "float *%s_z; /* [n, %d] x W^T + b, the input of batch norm */", L->name, L->stride);
+            dn_buf_line(b, "float *%s_stats; /* [5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var */",
+                        L->name, L->stride);
+        }
     }
     dn_buf_line(b, "float *rowloss, *hits; /* [n] per-row loss and argmax hit */");
     if (wt_floats(s)) dn_buf_line(b, "float *wt; /* [%zu] scratch: one layer's W^T for its input gradient */", wt_floats(s));
@@ -177,6 +191,10 @@ static void emit_buffers(dn_buf *b, const dn_spec *s) {
         if (L->dropout > 0) dn_buf_line(b, "bf->%s_mask = dn_carve(base, &off, rows * %d);", L->name, L->stride);
         if (dn_layer_stochastic(L)) dn_buf_line(b, "bf->%s_h = dn_carve(base, &off, rows * %d);", L->name, L->stride);
         dn_buf_line(b, "bf->%s_d = dn_carve(base, &off, rows * %d);", L->name, L->stride);
+        if (L->batchnorm) {
+            dn_buf_line(b, "bf->%s_z = dn_carve(base, &off, rows * %d);", L->name, L->stride);
+            dn_buf_line(b, "bf->%s_stats = dn_carve(base, &off, %d);", L->name, 5 * L->stride);
+        }
     }
     dn_buf_line(b, "bf->rowloss = dn_carve(base, &off, rows);");
     dn_buf_line(b, "bf->hits = dn_carve(base, &off, rows);");
@@ -340,9 +358,36 @@ static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
                      nm);
         else
             snprintf(extra, sizeof extra, " n");
-        dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a,", s->name, nm, in, L->w_off, L->b_off, nm);
-        dn_buf_line(b, "       %s);", extra);
+        if (!L->batchnorm) {
+            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a,", s->name, nm, in, L->w_off,
+                        L->b_off, nm);
+            dn_buf_line(b, "       %s);", extra);
+            continue;
+        }
+        dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_z, n);", s->name, nm, in, L->w_off,
+                    L->b_off, nm);
+        if (train)
+            dn_buf_line(b, "%s_%s_bn_batch(bf.%s_z, params + %zu, params + %zu, bf.%s_stats, n);", s->name, nm, nm,
+                        L->g_off, L->beta_off, nm);
+        else
+            dn_buf_line(b, "%s_%s_bn_running(params + %zu, params + %zu, params + %zu, params + %zu, bf.%s_stats);",
+                        s->name, nm, L->rm_off, L->rv_off, L->g_off, L->beta_off, nm);
+        dn_buf_line(b, "%s_%s_bn_apply(bf.%s_z, bf.%s_stats, bf.%s_a,%s);", s->name, nm, nm, nm, nm, extra);
     }
+}
+
+/* The call of layer k's batch norm backward (a batchnorm layer): gradients
+ * into grads, or with `adam` the fused update of gamma and beta. */
+static void emit_bn_backward_call(dn_buf *b, const dn_spec *s, int k, int adam) {
+    const dn_layer *L = &s->layers[k];
+    const char *nm = L->name;
+    if (adam)
+        dn_buf_line(b, "%s_%s_bn_backward_adam(bf.%s_d, bf.%s_z, bf.%s_stats, params + %zu, params + %zu, m + %zu, v + %zu,",
+                    s->name, nm, nm, nm, nm, L->g_off, L->beta_off, L->g_off, L->g_off);
+    else
+        dn_buf_line(b, "%s_%s_bn_backward(bf.%s_d, bf.%s_z, bf.%s_stats, params + %zu, grads + %zu, grads + %zu,",
+                    s->name, nm, nm, nm, nm, L->g_off, L->g_off, L->beta_off);
+    dn_buf_line(b, "        %sparams + %zu, params + %zu, n);", adam ? "ac, " : "", L->rm_off, L->rv_off);
 }
 
 /* The start of both training steps, inside their function: bind the
@@ -378,15 +423,21 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "/* ==== training step ==== */");
     dn_buf_blank(b);
     dn_buf_line(b, "/* Forward with dropout, loss, backward into grads (all of them overwritten).");
-    dn_buf_line(b, " * One parallel region; the kernels split work with orphaned omp for. */");
-    dn_buf_line(b, "static double %s_train_step(const float *params, float *grads, void *ws, const dn_batch *bt,", m);
-    dn_buf_line(b, "        int *correct) {");
+    dn_buf_line(b, " * One parallel region; the kernels split work with orphaned omp for.%s", s->n_batchnorm ? "" : " */");
+    if (s->n_batchnorm) {
+        dn_buf_line(b, " * Batch norm: batch statistics; the running statistics (params from %zu on)", s->n_train_floats);
+        dn_buf_line(b, " * are updated, their grads zeroed. */");
+    }
+    dn_buf_line(b, "static double %s_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {", m);
     b->indent++;
+    if (s->n_batchnorm)
+        dn_buf_line(b, "memset(grads + %zu, 0, sizeof(float) * %zu);", s->n_train_floats, s->n_floats - s->n_train_floats);
     emit_step_forward(b, s);
     for (int k = s->n_layers - 1; k >= 0; k--) {
         const dn_layer *L = &s->layers[k];
         char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
+        if (L->batchnorm) emit_bn_backward_call(b, s, k, 0);
         dn_buf_line(b, "%s_%s_backward_w(bf.%s_d, %s, grads + %zu, grads + %zu, n);", m, L->name, L->name, in, L->w_off,
                     L->b_off);
         if (k > 0) emit_backward_x_call(b, s, k);
@@ -424,6 +475,7 @@ static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
         const dn_layer *L = &s->layers[k];
         char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
+        if (L->batchnorm) emit_bn_backward_call(b, s, k, 1);
         if (k > 0) emit_backward_x_call(b, s, k);
         dn_buf_line(b, "%s_%s_backward_w_adam(bf.%s_d, %s, params + %zu, params + %zu, m + %zu, v + %zu, ac, n);", m,
                     L->name, L->name, in, L->w_off, L->b_off, L->w_off, L->w_off);
@@ -467,27 +519,44 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
 
 /* ---- init and descriptor ---------------------------------------------------- */
 
+/* Tensors of the whole model, in state_dict order. */
+static int n_tensors(const dn_spec *s) {
+    int n = 0;
+    for (int k = 0; k < s->n_layers; k++) n += s->layers[k].batchnorm ? 6 : 2;
+    return n;
+}
+
 static void emit_tensors(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "/* ==== parameters: PyTorch state_dict names and shapes; weights in panels ==== */");
     dn_buf_blank(b);
-    dn_buf_line(b, "static const dn_tensor_info %s_tensors[%d] = {", s->name, 2 * s->n_layers);
+    dn_buf_line(b, "static const dn_tensor_info %s_tensors[%d] = {", s->name, n_tensors(s));
     for (int k = 0; k < s->n_layers; k++) {
-        const dn_layer *L = &s->layers[k];
-        dn_tensor_info t[2];
-        dn_layer_tensors(L, t);
-        for (int j = 0; j < 2; j++)
-            dn_buf_line(b, "    {\"%s.%s\", %d, {%" PRId64 ", %" PRId64 "}, %zu, %zu, %d, %d, %zu},", L->name,
-                        j ? "bias" : "weight", t[j].ndim, t[j].shape[0], t[j].shape[1], t[j].offset, t[j].count,
-                        t[j].fan_in, t[j].panel, t[j].stored);
+        dn_layer_tensor t[DN_LAYER_TENSORS];
+        int n = dn_layer_tensors(&s->layers[k], t);
+        for (int j = 0; j < n; j++) {
+            const dn_tensor_info *ti = &t[j].info;
+            char fill[40];
+            dn_float_literal(fill, sizeof fill, ti->fill);
+            dn_buf_line(b, "    {\"%s\", %d, {%" PRId64 ", %" PRId64 "}, %zu, %zu, %d, %d, %zu, %s, %d},", ti->name,
+                        ti->ndim, ti->shape[0], ti->shape[1], ti->offset, ti->count, ti->fan_in, ti->panel,
+                        ti->stored, fill, ti->state);
+        }
     }
     dn_buf_line(b, "};");
     dn_buf_blank(b);
-    dn_buf_line(b, "/* nn.Linear's default init: uniform in +-1/sqrt(fan_in), from the DN_RNG_INIT");
-    dn_buf_line(b, " * stream of tensor t, element e (PyTorch order); the padding stays zero. */");
+    dn_buf_line(b, "/* PyTorch's default init: nn.Linear uniform in +-1/sqrt(fan_in), from the DN_RNG_INIT");
+    dn_buf_line(b, " * stream of tensor t, element e (PyTorch order); fan_in 0 (batch norm): the fill value.");
+    dn_buf_line(b, " * The padding stays zero. */");
     dn_buf_line(b, "static void %s_init(float *params, uint64_t seed) {", s->name);
     dn_buf_line(b, "    memset(params, 0, sizeof(float) * %zu);", s->n_floats);
-    dn_buf_line(b, "    for (uint32_t t = 0; t < %d; t++) {", 2 * s->n_layers);
+    dn_buf_line(b, "    for (uint32_t t = 0; t < %d; t++) {", n_tensors(s));
     dn_buf_line(b, "        const dn_tensor_info *ti = &%s_tensors[t];", s->name);
+    if (s->n_batchnorm) {
+        dn_buf_line(b, "        if (ti->fan_in == 0) {");
+        dn_buf_line(b, "            for (size_t e = 0; e < ti->count; e++) params[dn_tensor_index(ti, e)] = ti->fill;");
+        dn_buf_line(b, "            continue;");
+        dn_buf_line(b, "        }");
+    }
     dn_buf_line(b, "        const double bound = 1.0 / sqrt((double)ti->fan_in);");
     dn_buf_line(b, "        for (size_t e = 0; e < ti->count; e++) {");
     dn_buf_line(b, "            const uint32_t w = dn_rand_u32(seed, DN_RNG_INIT, t, 0, 0, (uint32_t)e);");
@@ -519,7 +588,9 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, ".n_inputs = %d,", s->input);
     dn_buf_line(b, ".n_outputs = %d,", last_layer(s)->units);
     dn_buf_line(b, ".n_params = %zu,", s->n_floats);
-    dn_buf_line(b, ".n_tensors = %d,", 2 * s->n_layers);
+    dn_buf_line(b, ".n_trainable = %zu,", s->n_train_floats);
+    dn_buf_line(b, ".batchnorm = %d,", s->n_batchnorm);
+    dn_buf_line(b, ".n_tensors = %d,", n_tensors(s));
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
     dn_buf_line(b, ".defaults = {");

@@ -4,6 +4,7 @@
  *               (buffers, init, train step, eval, the dn_model descriptor);
  * emit_layer.c  writes the per-layer kernels (forward, weight and input
  *               gradients) with every size a literal constant;
+ * emit_bn.c     the kernels of batch norm layers;
  * emit_buf.c    the output buffer and the escaping of text from the spec.
  *
  * Emitters trust the dn_spec completely (see spec.h).
@@ -82,6 +83,12 @@ int dn_layer_stochastic(const dn_layer *L);
 
 /* Per-layer kernels of layer k (emit_layer.c); forward only with `forward_only`. */
 void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only);
+
+/* The batch norm kernels of layer k (emit_bn.c, for a batchnorm layer):
+ * batch and running statistics, the normalization with activation, noise
+ * and dropout (through the layer's finish function), and unless
+ * `forward_only` the backward pass through batch norm. */
+void dn_emit_bn_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only);
 
 /* Name of the C expression for the activation's derivative in terms of the
  * activation's output `a` (emit_layer.c); e.g. "(a > 0.0f ? 1.0f : 0.0f)". */

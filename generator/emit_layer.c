@@ -20,6 +20,9 @@
  *               outer product, tiles of rows x input vectors: every element
  *               sums over units in unit order.
  *
+ * A batchnorm layer's forward product stops at z = x W^T + b; its
+ * normalization, activation, noise and dropout come from emit_bn.c.
+ *
  * Tiles never change an element's order of summation: rows past n are served
  * by clamped pointers and their results dropped, and remainder tiles run the
  * same sums. So every element is the same whatever the batch split, thread
@@ -207,6 +210,15 @@ static void emit_fwd_tile(dn_buf *b, int panels, void *vctx) {
     b->indent--;
     dn_buf_line(b, "}");
     emit_spill(b, rows, panels);
+    if (L->batchnorm) { /* z + bias for the batch norm kernels */
+        dn_buf_line(b, "for (int r = 0; r < nr; r++)");
+        dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", panels);
+        dn_buf_line(b, "        const int u = (p0 + j) * 8;");
+        dn_buf_line(b, "        dn_store8(out + (size_t)(r0 + r) * %d + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));",
+                    L->stride);
+        dn_buf_line(b, "    }");
+        return;
+    }
     if (L->dropout > 0) {
         char scale[40];
         dn_float_literal(scale, sizeof scale, dn_dropout_scale(L->dropout));
@@ -237,6 +249,26 @@ static void emit_fwd_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     dn_buf_line(b, "}");
 }
 
+/* The forward product of a batchnorm layer: z = x W^T + b, no epilogue. */
+static void emit_forward_bn(dn_buf *b, const dn_spec *s, int k) {
+    const dn_layer *L = &s->layers[k];
+    dn_buf_line(b, "/* Forward product: out = x W^T + b [n, %d] (row stride %d), the input of batch norm.", L->units,
+                L->stride);
+    dn_buf_line(b, " * x [n, %d] (row stride %d), w: %d panels of [%d, 8], bias [%d]. */", L->in, input_stride(s, k),
+                panels_of(L), L->in, L->stride);
+    dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", s->name, L->name);
+    dn_buf_line(b, "        const float *restrict bias, float *restrict out, int n) {");
+    b->indent++;
+    dn_buf_line(b, "#if DN_WIDE_TILES");
+    emit_fwd_body(b, s, k, FWD_TILE[1]);
+    dn_buf_line(b, "#else");
+    emit_fwd_body(b, s, k, FWD_TILE[0]);
+    dn_buf_line(b, "#endif");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
 static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, out = L->units, stoch = dn_layer_stochastic(L);
@@ -244,6 +276,10 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     dn_format_rate(rate, sizeof rate, L->dropout);
     dn_format_rate(sigma, sizeof sigma, L->noise);
     emit_finish(b, s, k);
+    if (L->batchnorm) {
+        emit_forward_bn(b, s, k);
+        return;
+    }
     dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d] (row stride %d).", dn_act_name(L->act), out, L->stride);
     if (stoch)
         dn_buf_line(b, " * In training h = %s%s%s%s%s%s (pass h = NULL for eval).", L->noise > 0 ? "(a + " : "a",
@@ -505,11 +541,12 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only)
     dn_format_rate(rate, sizeof rate, L->dropout);
     char sigma[32];
     dn_format_rate(sigma, sizeof sigma, L->noise);
-    dn_buf_line(b, "/* ==== %s: dense %d -> %d, %s%s%s%s%s ==== */", L->name, L->in, L->units, dn_act_name(L->act),
-                L->noise > 0 ? ", noise " : "", L->noise > 0 ? sigma : "", L->dropout > 0 ? ", dropout " : "",
-                L->dropout > 0 ? rate : "");
+    dn_buf_line(b, "/* ==== %s: dense %d -> %d, %s%s%s%s%s%s ==== */", L->name, L->in, L->units,
+                L->batchnorm ? "batch norm, " : "", dn_act_name(L->act), L->noise > 0 ? ", noise " : "",
+                L->noise > 0 ? sigma : "", L->dropout > 0 ? ", dropout " : "", L->dropout > 0 ? rate : "");
     dn_buf_blank(b);
     emit_forward(b, s, k);
+    if (L->batchnorm) dn_emit_bn_kernels(b, s, k, forward_only);
     if (forward_only) return;
     emit_backward_w(b, s, k, 0);
     emit_backward_w(b, s, k, 1);

@@ -71,7 +71,9 @@ typedef struct {
 /* Width of a weight panel and of the kernels' vectors (floats). */
 #define DN_PANEL 8
 
-/* One dense layer: y = act(x W^T + b), then dropout. W is [units, in] as
+/* One dense layer: y = act(x W^T + b), then noise and dropout; with
+ * batchnorm, y = act(BN(x W^T + b)) (PyTorch's Linear -> BatchNorm1d ->
+ * activation -> Dropout). W is [units, in] as
  * PyTorch has it; the parameter buffer keeps it in panels of DN_PANEL units,
  * each input-major: W[o][i] at w_off + (o / DN_PANEL) * in * DN_PANEL +
  * i * DN_PANEL + o % DN_PANEL, the units past `units` zero (see
@@ -84,8 +86,12 @@ typedef struct {
     dn_act act;
     double dropout;             /* PyTorch p in [0,1); 0 = no dropout */
     double noise;               /* std of Gaussian noise added to the output in training; 0 = none */
+    int batchnorm;              /* 1: BatchNorm1d between the product and the activation */
+    double bn_momentum, bn_eps; /* its momentum and eps, as PyTorch's (0.1 and 1e-5 by default) */
     size_t w_off;               /* offset (floats) of W's panels (stride * in floats) in the buffer */
     size_t b_off;               /* offset (floats) of b (stride floats, zero past units) */
+    size_t g_off, beta_off;     /* batchnorm: gamma and beta (stride floats each), trained */
+    size_t rm_off, rv_off;      /* batchnorm: running mean and variance (stride floats each), state */
     dn_loc loc;                 /* where the layer's mapping starts */
 } dn_layer;
 
@@ -117,16 +123,20 @@ typedef struct {
     double input_dropout;       /* dropout on the input, [0,1) */
     int n_layers;               /* 1..DN_MAX_LAYERS */
     dn_layer layers[DN_MAX_LAYERS];
-    size_t n_params;            /* parameters (the PyTorch model's count) */
-    size_t n_floats;            /* floats in the flat parameter buffer (n_params plus padding) */
+    size_t n_params;            /* parameters (the PyTorch model's count; running statistics excluded) */
+    size_t n_train_floats;      /* floats of the buffer's trained part (parameters plus padding) */
+    size_t n_floats;            /* floats in the flat parameter buffer (then the state tensors) */
+    int n_batchnorm;            /* layers with batchnorm */
     dn_train train;
     dn_data data;
 } dn_spec;
 
-/* Parameter buffer layout (PyTorch state_dict order of the tensors):
- *   layers[0].W, layers[0].b, layers[1].W, layers[1].b, ...
- * each padded as dn_layer says; stride/w_off/b_off/n_params/n_floats are
- * filled by validation. */
+/* Parameter buffer layout: first the trained tensors in PyTorch state_dict
+ * order, layers[0].W, layers[0].b (then its gamma and beta with batchnorm),
+ * layers[1].W, ... up to n_train_floats; then the state: the running mean
+ * and variance of each batchnorm layer, up to n_floats. Each tensor is
+ * padded as dn_layer says; strides, offsets and counts are filled by
+ * validation. */
 
 /* ---- diagnostics ---------------------------------------------------------- */
 

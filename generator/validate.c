@@ -72,6 +72,7 @@ typedef struct {
     layer_src src[DN_MAX_LAYERS];
     const dn_ynode *loss;        /* `loss` value, NULL when defaulted */
     int loss_ok;
+    const dn_ynode *batch_size;  /* `batch_size` value, NULL when defaulted */
 } vctx;
 
 /* Values a missing section or key takes (see docs/spec.md). */
@@ -187,14 +188,48 @@ static void check_layer_noise(vctx *v, const dn_ynode *n, dn_layer *l, int is_la
         dn_diag_report(v->d, DN_WARNING, n->loc, "noise %s is unusually high", raw(n, q));
 }
 
-/* One layer mapping {name, units, activation, dropout, noise} into layers[i];
+/* `batchnorm: true | false | {momentum: M, eps: E}` of a layer: momentum in
+ * [0, 1], eps > 0 (PyTorch's BatchNorm1d defaults 0.1 and 1e-5). */
+static void check_layer_batchnorm(vctx *v, const dn_ynode *n, dn_layer *l) {
+    static const char *const flags[] = {"false", "true"};
+    static const char *const keys[] = {"momentum", "eps"};
+    dn_yfield f[COUNT(keys)];
+    char q[DN_YTEXT_BUF];
+    int on = 0;
+    if (n->kind == DN_Y_SCALAR) {
+        if (dn_yget_enum(v->d, n, "batchnorm value", flags, COUNT(flags), &on) == 0)
+            l->batchnorm = on;
+        return;
+    }
+    if (n->kind == DN_Y_SEQ) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "expected true, false or a mapping, got a sequence");
+        return;
+    }
+    if (dn_ymap_fields(v->d, n, "in batchnorm", keys, COUNT(keys), f))
+        return;
+    l->batchnorm = 1;
+    double x;
+    if (f[0].value && dn_yget_number(v->d, f[0].value, "batchnorm momentum", &x) == 0) {
+        if (x >= 0.0 && x <= 1.0)
+            l->bn_momentum = x;
+        else
+            dn_diag_report(v->d, DN_ERROR, f[0].value->loc, "batchnorm momentum must be in [0, 1], got %s",
+                           raw(f[0].value, q));
+    }
+    if (f[1].value && get_positive(v, f[1].value, "batchnorm eps", 1, &x) == 0)
+        l->bn_eps = x;
+}
+
+/* One layer mapping {name, units, activation, dropout, noise, batchnorm} into layers[i];
  * records node positions in v->src[i]. `is_last` marks the output layer. */
 static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
-    static const char *const keys[] = {"name", "units", "activation", "dropout", "noise"};
+    static const char *const keys[] = {"name", "units", "activation", "dropout", "noise", "batchnorm"};
     dn_yfield f[COUNT(keys)];
     dn_layer *l = &v->s->layers[i];
     layer_src *src = &v->src[i];
     snprintf(l->name, sizeof l->name, "fc%d", i + 1);
+    l->bn_momentum = 0.1;
+    l->bn_eps = 1e-5;
     l->loc = n->loc;
     if (dn_ymap_fields(v->d, n, "in layer", keys, COUNT(keys), f))
         return;
@@ -225,6 +260,8 @@ static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
         check_layer_dropout(v, f[3].value, l, is_last);
     if (f[4].value)
         check_layer_noise(v, f[4].value, l, is_last);
+    if (f[5].value)
+        check_layer_batchnorm(v, f[5].value, l);
 }
 
 /* Layer names (given or default fcN) must be unique: error at the later
@@ -251,6 +288,26 @@ static void check_layer_names(vctx *v) {
     }
 }
 
+/* A batchnorm layer X owns the tensor names "X_bn.*", so no layer may be
+ * called X_bn. */
+static void check_bn_names(vctx *v) {
+    for (int i = 0; i < v->s->n_layers; i++) {
+        const dn_layer *a = &v->s->layers[i];
+        if (!v->src[i].map || !a->batchnorm)
+            continue;
+        for (int j = 0; j < v->s->n_layers; j++) {
+            const char *b = v->s->layers[j].name;
+            size_t n = strlen(a->name);
+            if (!v->src[j].map || strncmp(b, a->name, n) != 0 || strcmp(b + n, "_bn") != 0)
+                continue;
+            const layer_src *s = &v->src[j];
+            dn_diag_report(v->d, DN_ERROR, s->name ? s->name->loc : s->map->loc,
+                           "layer name '%s' clashes with the batch norm tensors of layer '%s' ('%s.weight', ...)", b,
+                           a->name, b);
+        }
+    }
+}
+
 /* `layers`: a non-empty sequence of at most DN_MAX_LAYERS layer mappings. */
 static void check_layers(vctx *v, const dn_ynode *n) {
     if (dn_yexpect(v->d, n, DN_Y_SEQ))
@@ -269,6 +326,7 @@ static void check_layers(vctx *v, const dn_ynode *n) {
     for (int i = 0; i < v->s->n_layers; i++)
         check_layer(v, n->items[i], i, i == v->s->n_layers - 1);
     check_layer_names(v);
+    check_bn_names(v);
 }
 
 /* ---- train ---------------------------------------------------------------- */
@@ -323,6 +381,7 @@ static void check_train(vctx *v, const dn_ynode *n) {
     char q[DN_YTEXT_BUF];
     if (dn_ymap_fields(v->d, n, "in train", keys, COUNT(keys), f))
         return;
+    v->batch_size = f[0].value;
     if (f[0].value && get_int(v, f[0].value, "batch_size", 1, 65536, &t->batch_size) == 0 &&
         t->batch_size > 4096)
         dn_diag_report(v->d, DN_WARNING, f[0].value->loc, "batch_size %s is unusually large",
@@ -412,11 +471,24 @@ static void check_output_vs_loss(vctx *v) {
     }
 }
 
-/* Fills in/stride/w_off/b_off/n_params/n_floats in state_dict order (W then
- * b per layer, padded to panels) when the input and every width are valid.
- * The parameter count may not exceed DN_MAX_PARAMS; the error sits at the
- * layer that crosses the limit. Widths are <= 2^24, so stride * in <= 2^48
- * fits in uint64_t; the running totals stay far below 2^64. */
+/* Batch statistics need two rows: with batchnorm, batch_size >= 2. */
+static void check_bn_batch(vctx *v) {
+    for (int i = 0; i < v->s->n_layers; i++)
+        if (v->s->layers[i].batchnorm && v->s->train.batch_size < 2) {
+            dn_loc at = v->batch_size ? v->batch_size->loc : v->s->layers[i].loc;
+            dn_diag_report(v->d, DN_ERROR, at, "batch_size must be at least 2 with batchnorm (layer '%s'), got %d",
+                           v->s->layers[i].name, v->s->train.batch_size);
+            return;
+        }
+}
+
+/* Fills in/stride and the offsets in state_dict order (W, b, then gamma and
+ * beta with batchnorm, per layer, padded to panels; the running statistics
+ * after all of them), n_params, n_train_floats and n_floats, when the input
+ * and every width are valid. The parameter count may not exceed
+ * DN_MAX_PARAMS; the error sits at the layer that crosses the limit. Widths
+ * are <= 2^24, so stride * in <= 2^48 fits in uint64_t; the running totals
+ * stay far below 2^64. */
 static void layout_params(vctx *v) {
     if (!v->input_ok || !v->layers_ok)
         return;
@@ -429,7 +501,7 @@ static void layout_params(vctx *v) {
         dn_layer *l = &v->s->layers[i];
         l->in = in;
         l->stride = (l->units + DN_PANEL - 1) / DN_PANEL * DN_PANEL;
-        total += (uint64_t)l->units * (uint64_t)l->in + (uint64_t)l->units;
+        total += (uint64_t)l->units * (uint64_t)l->in + (uint64_t)l->units * (l->batchnorm ? 3 : 1);
         if (total > (uint64_t)DN_MAX_PARAMS) {
             dn_diag_report(v->d, DN_ERROR, l->loc,
                            "too many parameters: layer '%s' brings the total to %llu "
@@ -441,9 +513,25 @@ static void layout_params(vctx *v) {
         floats += (uint64_t)l->stride * (uint64_t)l->in;
         l->b_off = (size_t)floats;
         floats += (uint64_t)l->stride;
+        if (l->batchnorm) {
+            l->g_off = (size_t)floats;
+            l->beta_off = (size_t)(floats + (uint64_t)l->stride);
+            floats += 2 * (uint64_t)l->stride;
+        }
         in = l->units;
     }
     v->s->n_params = (size_t)total;
+    v->s->n_train_floats = (size_t)floats;
+    v->s->n_batchnorm = 0;
+    for (int i = 0; i < v->s->n_layers; i++) {
+        dn_layer *l = &v->s->layers[i];
+        if (!l->batchnorm)
+            continue;
+        v->s->n_batchnorm++;
+        l->rm_off = (size_t)floats;
+        l->rv_off = (size_t)(floats + (uint64_t)l->stride);
+        floats += 2 * (uint64_t)l->stride;
+    }
     v->s->n_floats = (size_t)floats;
 }
 
@@ -481,6 +569,8 @@ static void check_top(vctx *v, const dn_ynode *root) {
     if (f[5].value)
         check_data(v, f[5].value);
     check_output_vs_loss(v);
+    if (v->layers_ok)
+        check_bn_batch(v);
     layout_params(v);
 }
 

@@ -1,7 +1,8 @@
 /* weights.c - reads trained weights (safetensors) for `dngen --inference`,
- * checked against the validated spec: every layer's `<name>.weight`
- * [units, in] and `<name>.bias` [units] as F32, finite; optimizer state of a
- * full training checkpoint (`optimizer.*`) is ignored; anything else is an
+ * checked against the validated spec: every layer's tensors (dn_layer_tensors:
+ * `<name>.weight` [units, in], `<name>.bias` [units], with batchnorm also
+ * `<name>_bn.*` [units]) as F32, finite; optimizer state of a full training
+ * checkpoint (`optimizer.*`, `best.*`) is ignored; anything else is an
  * error, so a file made for another network is never silently used. */
 #include <math.h>
 #include <stdio.h>
@@ -11,49 +12,49 @@
 #include "dn_runtime.h"
 #include "weights.h"
 
-/* Checks one tensor against the expected shape; copies it into dst. */
-static int check_copy(const dn_st_file *f, const char *path, const char *name, int ndim, int64_t d0,
-                      int64_t d1, float *dst, FILE *err) {
-    const dn_st_info *t = dn_st_find(f, name);
-    if (!t) {
-        fprintf(err, "%s: tensor '%s' is missing\n", path, name);
+/* Checks the file's tensor t->name against t's shape; copies it into dst
+ * (PyTorch layout). */
+static int check_copy(const dn_st_file *f, const char *path, const dn_tensor_info *t, float *dst, FILE *err) {
+    const dn_st_info *in = dn_st_find(f, t->name);
+    if (!in) {
+        fprintf(err, "%s: tensor '%s' is missing\n", path, t->name);
         return -1;
     }
-    if (strcmp(t->dtype, "F32") != 0) {
-        fprintf(err, "%s: tensor '%s' is %s, expected F32\n", path, name, t->dtype);
+    if (strcmp(in->dtype, "F32") != 0) {
+        fprintf(err, "%s: tensor '%s' is %s, expected F32\n", path, t->name, in->dtype);
         return -1;
     }
-    int64_t want[2] = {d0, d1};
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    int ok = in->ndim == t->ndim;
+    for (int i = 0; ok && i < t->ndim; i++) ok = in->shape[i] == t->shape[i];
     if (!ok) {
-        if (ndim == 2)
-            fprintf(err, "%s: tensor '%s' does not have the spec's shape [%lld, %lld]\n", path, name,
-                    (long long)d0, (long long)d1);
+        if (t->ndim == 2)
+            fprintf(err, "%s: tensor '%s' does not have the spec's shape [%lld, %lld]\n", path, t->name,
+                    (long long)t->shape[0], (long long)t->shape[1]);
         else
-            fprintf(err, "%s: tensor '%s' does not have the spec's shape [%lld]\n", path, name, (long long)d0);
+            fprintf(err, "%s: tensor '%s' does not have the spec's shape [%lld]\n", path, t->name,
+                    (long long)t->shape[0]);
         return -1;
     }
-    size_t count = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
-    memcpy(dst, t->data, count * sizeof(float)); /* little-endian host assumed, as the runtime does */
-    for (size_t i = 0; i < count; i++)
+    memcpy(dst, in->data, t->count * sizeof(float)); /* little-endian host assumed, as the runtime does */
+    for (size_t i = 0; i < t->count; i++)
         if (!isfinite(dst[i])) {
-            fprintf(err, "%s: tensor '%s' holds a non-finite value at element %zu\n", path, name, i);
+            fprintf(err, "%s: tensor '%s' holds a non-finite value at element %zu\n", path, t->name, i);
             return -1;
         }
     return 0;
 }
 
-/* Rejects tensors that are neither parameters of the spec nor optimizer state. */
+/* Rejects tensors that are neither tensors of the spec's layers nor
+ * optimizer state or best weights. */
 static int check_extra(const dn_st_file *f, const char *path, const dn_spec *s, FILE *err) {
     for (int i = 0; i < dn_st_count(f); i++) {
         const char *name = dn_st_get(f, i)->name;
-        if (strncmp(name, "optimizer.", 10) == 0) continue;
+        if (strncmp(name, "optimizer.", 10) == 0 || strncmp(name, "best.", 5) == 0) continue;
         int known = 0;
         for (int k = 0; k < s->n_layers && !known; k++) {
-            size_t n = strlen(s->layers[k].name);
-            known = strncmp(name, s->layers[k].name, n) == 0 &&
-                    (strcmp(name + n, ".weight") == 0 || strcmp(name + n, ".bias") == 0);
+            dn_layer_tensor t[DN_LAYER_TENSORS];
+            int n = dn_layer_tensors(&s->layers[k], t);
+            for (int j = 0; j < n && !known; j++) known = strcmp(name, t[j].name) == 0;
         }
         if (!known) {
             fprintf(err, "%s: tensor '%s' is not a parameter of model '%s'\n", path, name, s->name);
@@ -77,22 +78,46 @@ static uint64_t file_hash(const char *path) {
     return h;
 }
 
-void dn_layer_tensors(const dn_layer *L, dn_tensor_info t[2]) {
-    memset(t, 0, 2 * sizeof *t);
-    t[0].ndim = 2;
-    t[0].shape[0] = L->units;
-    t[0].shape[1] = L->in;
-    t[0].offset = L->w_off;
-    t[0].count = (size_t)L->units * (size_t)L->in;
-    t[0].fan_in = L->in;
-    t[0].panel = DN_PANEL;
-    t[0].stored = (size_t)L->stride * (size_t)L->in;
-    t[1].ndim = 1;
-    t[1].shape[0] = L->units;
-    t[1].offset = L->b_off;
-    t[1].count = (size_t)L->units;
-    t[1].fan_in = L->in;
-    t[1].stored = (size_t)L->stride;
+/* A [units] tensor of a batchnorm layer at offset; fill is its init value. */
+static void bn_tensor(dn_layer_tensor *t, const dn_layer *L, const char *what, size_t offset, float fill,
+                      int state) {
+    snprintf(t->name, sizeof t->name, "%s_bn.%s", L->name, what);
+    t->info.ndim = 1;
+    t->info.shape[0] = L->units;
+    t->info.offset = offset;
+    t->info.count = (size_t)L->units;
+    t->info.stored = (size_t)L->stride;
+    t->info.fill = fill;
+    t->info.state = state;
+}
+
+int dn_layer_tensors(const dn_layer *L, dn_layer_tensor t[DN_LAYER_TENSORS]) {
+    memset(t, 0, DN_LAYER_TENSORS * sizeof *t);
+    snprintf(t[0].name, sizeof t[0].name, "%s.weight", L->name);
+    t[0].info.ndim = 2;
+    t[0].info.shape[0] = L->units;
+    t[0].info.shape[1] = L->in;
+    t[0].info.offset = L->w_off;
+    t[0].info.count = (size_t)L->units * (size_t)L->in;
+    t[0].info.fan_in = L->in;
+    t[0].info.panel = DN_PANEL;
+    t[0].info.stored = (size_t)L->stride * (size_t)L->in;
+    snprintf(t[1].name, sizeof t[1].name, "%s.bias", L->name);
+    t[1].info.ndim = 1;
+    t[1].info.shape[0] = L->units;
+    t[1].info.offset = L->b_off;
+    t[1].info.count = (size_t)L->units;
+    t[1].info.fan_in = L->in;
+    t[1].info.stored = (size_t)L->stride;
+    int n = 2;
+    if (L->batchnorm) {
+        bn_tensor(&t[n++], L, "weight", L->g_off, 1.0f, 0);
+        bn_tensor(&t[n++], L, "bias", L->beta_off, 0.0f, 0);
+        bn_tensor(&t[n++], L, "running_mean", L->rm_off, 0.0f, 1);
+        bn_tensor(&t[n++], L, "running_var", L->rv_off, 1.0f, 1);
+    }
+    for (int j = 0; j < n; j++) t[j].info.name = t[j].name;
+    return n;
 }
 
 int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err) {
@@ -103,7 +128,7 @@ int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err
         fprintf(err, "%s\n", msg);
         return -1;
     }
-    size_t most = 0; /* the largest tensor, as a staging area in PyTorch layout */
+    size_t most = 0; /* the largest tensor (a weight), as a staging area in PyTorch layout */
     for (int k = 0; k < s->n_layers; k++) {
         size_t c = (size_t)s->layers[k].units * (size_t)s->layers[k].in;
         most = c > most ? c : most;
@@ -112,16 +137,12 @@ int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err
     int bad = !p || !stage || check_extra(f, path, s, err) != 0;
     if (!p || !stage) fprintf(err, "dngen: out of memory for %zu weights\n", s->n_params);
     for (int k = 0; k < s->n_layers && !bad; k++) {
-        const dn_layer *L = &s->layers[k];
-        dn_tensor_info t[2];
-        dn_layer_tensors(L, t);
-        char name[DN_NAME_MAX + 16];
-        snprintf(name, sizeof name, "%s.weight", L->name);
-        bad = check_copy(f, path, name, 2, L->units, L->in, stage, err) != 0;
-        if (!bad) dn_tensor_import(&t[0], p, stage);
-        snprintf(name, sizeof name, "%s.bias", L->name);
-        bad = bad || check_copy(f, path, name, 1, L->units, 0, stage, err) != 0;
-        if (!bad) dn_tensor_import(&t[1], p, stage);
+        dn_layer_tensor t[DN_LAYER_TENSORS];
+        int n = dn_layer_tensors(&s->layers[k], t);
+        for (int j = 0; j < n && !bad; j++) {
+            bad = check_copy(f, path, &t[j].info, stage, err) != 0;
+            if (!bad) dn_tensor_import(&t[j].info, p, stage);
+        }
     }
     dn_st_close(f);
     free(stage);

@@ -246,9 +246,14 @@ static int dn_ar_parse_command_args(int argc, char **argv, dn_opts *o) {
 }
 
 /* Checks combinations that single options cannot express. */
-static int dn_ar_check_combinations(const dn_opts *o) {
+static int dn_ar_check_combinations(const dn_model *m, const dn_opts *o) {
     if (o->help)
         return DN_EXIT_OK;
+    if (o->cmd == DN_CMD_TRAIN && m->batchnorm && o->batch_size < 2) {
+        fprintf(stderr, "%s: train: --batch-size must be at least 2 with batch norm, got %d\n", o->prog,
+                o->batch_size);
+        return DN_EXIT_USAGE;
+    }
     if (o->cmd == DN_CMD_EVAL && !o->weights) {
         fprintf(stderr, "%s: eval: --weights FILE is required\n", o->prog);
         return DN_EXIT_USAGE;
@@ -307,7 +312,7 @@ int dn_opts_parse(const dn_model *m, int argc, char **argv, dn_opts *o) {
     if (rc == DN_EXIT_OK && o->cmd >= DN_CMD_TRAIN && o->cmd <= DN_CMD_GRADCHECK)
         rc = dn_ar_parse_command_args(argc, argv, o);
     if (rc == DN_EXIT_OK)
-        rc = dn_ar_check_combinations(o);
+        rc = dn_ar_check_combinations(m, o);
     return rc;
 }
 

@@ -1,9 +1,10 @@
 /* dn_checkpoint.c - model-aware checkpoints on top of the safetensors API.
  *
  * A checkpoint holds the weights under their PyTorch state_dict names and
- * shapes ([out, in] weights, [out] biases), so
+ * shapes ([out, in] weights, [out] biases; batch norm's weight, bias,
+ * running_mean and running_var as <layer>_bn.*), so
  *   model.load_state_dict(safetensors.torch.load_file(path), strict=False)
- * works. A full training state adds the Adam moments as
+ * works. A full training state adds the Adam moments of the parameters as
  *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>
  * and the run's position and settings as metadata (see dn_cp_add_state_meta).
  * With early stopping it also holds the best epoch's weights as
@@ -109,7 +110,7 @@ static dn_st_tensor dn_cp_tensor(const dn_tensor_info *ti, const char *name, con
 }
 
 /* The model's tensors from parameter-layout buffer buf, in PyTorch layout,
- * one after another into canon (dn_model_param_count floats). */
+ * one after another into canon (dn_model_tensor_count floats). */
 static void dn_cp_export(const dn_model *m, const float *buf, float *canon) {
     for (int k = 0; k < m->n_tensors; k++) {
         dn_tensor_export(&m->tensors[k], buf, canon);
@@ -137,19 +138,21 @@ static char *dn_cp_prefixed_names(const dn_model *m, const char *prefix, const c
     return block;
 }
 
-/* Appends the model's tensors, named "<prefix><name>", with data from canon
- * (as dn_cp_export leaves it) to t (at *n) and their names to names (at
- * *n - nt). Returns the names' block (to free) or NULL when out of memory. */
-static char *dn_cp_add_group(const dn_model *m, const char *prefix, const float *canon, dn_st_tensor *t,
-                          const char **names, int *n) {
-    int nt = m->n_tensors;
-    char *block = dn_cp_prefixed_names(m, prefix, names + *n - nt);
+/* Appends the model's tensors (with params_only, its parameters: no state
+ * tensors, which have no optimizer moments), named "<prefix><name>", with
+ * data from canon (as dn_cp_export leaves it) to t (at *n) and their names
+ * to names (at *n on entry). Returns the names' block (to free) or NULL
+ * when out of memory. */
+static char *dn_cp_add_group(const dn_model *m, const char *prefix, int params_only, const float *canon,
+                             dn_st_tensor *t, const char **names, int *n) {
+    int nt = m->n_tensors, first = *n;
+    const char **own = names + first;
+    char *block = dn_cp_prefixed_names(m, prefix, own);
     for (int k = 0; block && k < nt; k++) {
-        t[*n + k] = dn_cp_tensor(&m->tensors[k], names[*n - nt + k], canon);
+        if (!(params_only && m->tensors[k].state))
+            t[(*n)++] = dn_cp_tensor(&m->tensors[k], own[k], canon);
         canon += m->tensors[k].count;
     }
-    if (block)
-        *n += nt;
     return block;
 }
 
@@ -159,9 +162,9 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
     int with_best = full && st->patience > 0 && best != NULL;
     const float *groups[4] = {params, exp_avg, exp_avg_sq, best};
     int n_groups = full ? 3 + with_best : 1;
-    size_t per = dn_model_param_count(m);
+    size_t per = dn_model_tensor_count(m);
     dn_st_tensor *t = calloc((size_t)nt * 4, sizeof *t);
-    const char **names = calloc((size_t)nt * 3 + 1, sizeof *names);
+    const char **names = calloc((size_t)nt * 4 + 1, sizeof *names);
     float *canon = malloc(((size_t)n_groups * per + 1) * sizeof *canon);
     char *avg_block = NULL, *sq_block = NULL, *best_block = NULL;
     int rc = -1;
@@ -175,11 +178,11 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
         c += m->tensors[k].count;
     }
     if (full) {
-        avg_block = dn_cp_add_group(m, DN_CP_EXP_AVG, canon + per, t, names, &n);
-        sq_block = avg_block ? dn_cp_add_group(m, DN_CP_EXP_AVG_SQ, canon + 2 * per, t, names, &n) : NULL;
+        avg_block = dn_cp_add_group(m, DN_CP_EXP_AVG, 1, canon + per, t, names, &n);
+        sq_block = avg_block ? dn_cp_add_group(m, DN_CP_EXP_AVG_SQ, 1, canon + 2 * per, t, names, &n) : NULL;
         if (!avg_block || !sq_block)
             goto oom;
-        if (with_best && !(best_block = dn_cp_add_group(m, DN_CP_BEST, canon + 3 * per, t, names, &n)))
+        if (with_best && !(best_block = dn_cp_add_group(m, DN_CP_BEST, 0, canon + 3 * per, t, names, &n)))
             goto oom;
     }
     dn_cp_meta mt;
@@ -302,13 +305,16 @@ static void dn_cp_import_f32le(const dn_tensor_info *ti, float *buf, const void 
     }
 }
 
-/* Loads every model tensor, named "<prefix><name>", into the parameter
- * buffer buf. Missing tensors are reported together. */
+/* Loads every model tensor (with params_only, every parameter), named
+ * "<prefix><name>", into the parameter buffer buf. Missing tensors are
+ * reported together. */
 static int dn_cp_load_group(const dn_model *m, const dn_st_file *f, const char *path,
-                         const char *prefix, float *buf, char *err) {
+                         const char *prefix, int params_only, float *buf, char *err) {
     char name[512];
     dn_cp_names missing = {.count = 0};
     for (int k = 0; k < m->n_tensors; k++) {
+        if (params_only && m->tensors[k].state)
+            continue;
         snprintf(name, sizeof name, "%s%s", prefix, m->tensors[k].name);
         if (!dn_st_find(f, name))
             dn_cp_names_add(&missing, name);
@@ -318,6 +324,8 @@ static int dn_cp_load_group(const dn_model *m, const dn_st_file *f, const char *
         return -1;
     }
     for (int k = 0; k < m->n_tensors; k++) {
+        if (params_only && m->tensors[k].state)
+            continue;
         snprintf(name, sizeof name, "%s%s", prefix, m->tensors[k].name);
         const dn_st_info *in = dn_st_find(f, name);
         if (dn_cp_check_tensor(&m->tensors[k], in, path, err) != 0)
@@ -489,10 +497,10 @@ static int dn_cp_load_resume(const dn_model *m, const dn_st_file *f, const char 
         return -1;
     }
     if (dn_cp_read_state(f, path, st, err) != 0 || dn_cp_read_split_state(f, path, st, err) != 0 ||
-        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG, exp_avg, err) != 0 ||
-        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG_SQ, exp_avg_sq, err) != 0)
+        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG, 1, exp_avg, err) != 0 ||
+        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG_SQ, 1, exp_avg_sq, err) != 0)
         return -1;
-    if (st->patience > 0 && best && dn_cp_load_group(m, f, path, DN_CP_BEST, best, err) != 0)
+    if (st->patience > 0 && best && dn_cp_load_group(m, f, path, DN_CP_BEST, 0, best, err) != 0)
         return -1;
     return 0;
 }
@@ -506,7 +514,7 @@ int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_
     if (dn_st_open(path, &f, err) != 0)
         return -1;
     int rc = -1;
-    if (dn_cp_check_unknown(m, f, path, err) == 0 && dn_cp_load_group(m, f, path, "", params, err) == 0 &&
+    if (dn_cp_check_unknown(m, f, path, err) == 0 && dn_cp_load_group(m, f, path, "", 0, params, err) == 0 &&
         dn_cp_check_hash(m, f, path, resume, warn, err) == 0 &&
         (!resume || dn_cp_load_resume(m, f, path, exp_avg, exp_avg_sq, best, st, err) == 0))
         rc = 0;

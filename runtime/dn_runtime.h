@@ -238,7 +238,10 @@ int dn_write_file_atomic(const char *path, const void *data, size_t len, char *e
 
 enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
 
-/* One parameter tensor and where it lives in the flat parameter buffer.
+/* One tensor of the model and where it lives in the flat parameter buffer:
+ * a parameter (trained by the optimizer) or, with state != 0, a running
+ * statistic of batch norm (updated by training steps, never by the
+ * optimizer; checkpointed like the parameters, without optimizer moments).
  * The buffer's layout is the kernels' business; PyTorch's layout is what
  * checkpoints, fixtures and users see, and dn_tensor_index() maps one to the
  * other:
@@ -254,9 +257,11 @@ typedef struct {
     int64_t shape[2];
     size_t offset;      /* floats into the flat parameter buffer */
     size_t count;       /* elements (product of shape) */
-    int fan_in;         /* init bound is 1/sqrt(fan_in) */
+    int fan_in;         /* init: uniform in +-1/sqrt(fan_in); 0: every element = fill */
     int panel;          /* 0 = PyTorch layout, else the panel width (see above) */
     size_t stored;      /* floats occupied in the buffer, padding included */
+    float fill;         /* init value when fan_in == 0 (batch norm: 1 or 0) */
+    int state;          /* 1: running statistic (not a parameter) */
 } dn_tensor_info;
 
 /* Index into the parameter buffer of element e (0 <= e < count, PyTorch
@@ -300,7 +305,10 @@ typedef struct dn_model {
     const char *spec_hash;        /* 16 lowercase hex digits */
     const char *spec_path;
     int n_inputs, n_outputs;
-    size_t n_params;              /* floats in the parameter buffer (padding included) */
+    size_t n_params;              /* floats in the parameter buffer (padding and state included) */
+    size_t n_trainable;           /* its first n_trainable floats are what the optimizer updates;
+                                     the state tensors (offsets >= n_trainable) follow */
+    int batchnorm;                /* layers with batch norm: training batches need >= 2 rows */
     int n_tensors;
     const dn_tensor_info *tensors;
     int loss;                     /* DN_MODEL_LOSS_CE or DN_MODEL_LOSS_MSE */
@@ -310,16 +318,22 @@ typedef struct dn_model {
      * Callers pass a 64-byte-aligned block of at least this size. */
     size_t (*workspace_size)(int max_batch);
 
-    /* PyTorch nn.Linear default init into params, from DN_RNG_INIT streams. */
+    /* PyTorch's default init into params (nn.Linear: uniform from
+     * DN_RNG_INIT streams; batch norm: weight 1, bias 0, running mean 0,
+     * running variance 1). */
     void (*init)(float *params, uint64_t seed);
 
-    /* Train-mode forward (dropout on), loss, backward. Overwrites grads
-     * (n_params floats) with d(mean loss over the batch)/d(params). Returns
-     * the SUM over rows of the per-row loss; adds argmax hits to *correct. */
-    double (*train_step)(const float *params, float *grads, void *ws, const dn_batch *b,
-                         int *correct);
+    /* Train-mode forward (dropout on, batch norm on batch statistics), loss,
+     * backward. Overwrites grads (n_params floats; zero for state tensors)
+     * with d(mean loss over the batch)/d(params). Updates the state tensors
+     * (batch norm running statistics) in params as PyTorch's train mode
+     * does; the parameters themselves are not changed. Returns the SUM over
+     * rows of the per-row loss; adds argmax hits to *correct. With batch
+     * norm, b->n must be >= 2. */
+    double (*train_step)(float *params, float *grads, void *ws, const dn_batch *b, int *correct);
 
-    /* Eval-mode forward (dropout off, unless b->mc_dropout). Writes probabilities (softmax output)
+    /* Eval-mode forward (dropout off, unless b->mc_dropout; batch norm on
+     * the running statistics). Writes probabilities (softmax output)
      * or raw outputs to out [n, n_outputs] when out != NULL. Returns the sum
      * of per-row losses when b->y != NULL (else 0); adds hits to *correct
      * when both are non-NULL. */
@@ -330,14 +344,18 @@ typedef struct dn_model {
      * is still in registers; no gradient buffer exists. Same results as
      * train_step followed by dn_adam_step, up to FMA rounding. If the loss of
      * any row is not finite, nothing is updated and the (non-finite) loss is
-     * returned. May be NULL: then use train_step and dn_adam_step. */
+     * returned (batch norm running statistics included). May be NULL: then
+     * use train_step and dn_adam_step over the first n_trainable floats. */
     double (*train_step_adam)(float *params, float *m, float *v, const dn_adam_coef *c, void *ws,
                               const dn_batch *b, int *correct);
 } dn_model;
 
-/* Parameters of a model: the sum of its tensors' counts (the buffer,
- * n_params floats, may be larger by the padding). */
+/* Parameters of a model: the sum of its parameter tensors' counts (as
+ * PyTorch counts them: state tensors excluded). */
 size_t dn_model_param_count(const dn_model *m);
+
+/* Elements of all its tensors, state included (what a checkpoint holds). */
+size_t dn_model_tensor_count(const dn_model *m);
 
 /* ---- the inference interface: what `dngen --inference` output provides ---- */
 

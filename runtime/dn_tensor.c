@@ -27,6 +27,14 @@ void dn_tensor_import(const dn_tensor_info *t, float *buf, const float *src) {
 size_t dn_model_param_count(const dn_model *m) {
     size_t n = 0;
     for (int k = 0; k < m->n_tensors; k++)
+        if (!m->tensors[k].state)
+            n += m->tensors[k].count;
+    return n;
+}
+
+size_t dn_model_tensor_count(const dn_model *m) {
+    size_t n = 0;
+    for (int k = 0; k < m->n_tensors; k++)
         n += m->tensors[k].count;
     return n;
 }

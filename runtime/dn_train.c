@@ -141,6 +141,11 @@ static int dn_tr_make_split(dn_tr_run *r) {
                 "use a smaller fraction\n", o->prog, o->val_split, r->train.n);
         return DN_EXIT_USAGE;
     }
+    if (r->m->batchnorm && r->split.n_fit < 2) {
+        fprintf(stderr, "%s: batch norm needs at least 2 training samples, got %" PRIu32 "\n", o->prog,
+                r->split.n_fit);
+        return DN_EXIT_USAGE;
+    }
     return DN_EXIT_OK;
 }
 
@@ -176,8 +181,14 @@ static int dn_tr_alloc(dn_tr_run *r) {
 
 /* ---- start state: fresh, --init or --resume -------------------------------- */
 
+/* Batches per epoch: the last one may be short, except that a last batch of
+ * one row is dropped with batch norm (its batch variance would be 0; PyTorch
+ * refuses such a batch). */
 static int64_t dn_tr_batches_per_epoch(const dn_tr_run *r) {
-    return ((int64_t)r->split.n_fit + r->o->batch_size - 1) / r->o->batch_size;
+    int64_t n = r->split.n_fit, b = r->o->batch_size;
+    if (r->m->batchnorm && n % b == 1)
+        return n / b;
+    return (n + b - 1) / b;
 }
 
 /* Refuses a resume whose run differs from the command line's. */
@@ -339,7 +350,7 @@ static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn
     }
     double loss = m->train_step(r->params, r->grads, r->ws, b, correct);
     if (isfinite(loss))
-        dn_adam_step(&st->adam, r->params, r->grads, r->exp_avg, r->exp_avg_sq, m->n_params,
+        dn_adam_step(&st->adam, r->params, r->grads, r->exp_avg, r->exp_avg_sq, m->n_trainable,
                      st->step + 1);
     return loss;
 }

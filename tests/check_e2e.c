@@ -25,6 +25,16 @@ static const char *const spec_text =
     "  - {units: 4, activation: softmax}\n"
     "train: {batch_size: 32, epochs: 3, seed: 7}\n";
 
+/* Batch norm on both hidden layers, then dropout (and noise). */
+static const char *const bn_spec_text =
+    "name: synbn\n"
+    "input: 64\n"
+    "layers:\n"
+    "  - {units: 56, activation: relu, batchnorm: true, dropout: 0.3}\n"
+    "  - {units: 24, activation: tanh, batchnorm: {momentum: 0.2}, noise: 0.05}\n"
+    "  - {units: 4, activation: softmax}\n"
+    "train: {batch_size: 32, epochs: 2, seed: 7}\n";
+
 static char dir[4096];
 
 /* Builds the trainer twice (with and without OpenMP) and writes the data. */
@@ -34,6 +44,9 @@ static void setup(void) {
     snprintf(spec, sizeof spec, "%s/syn.yaml", dir);
     snprintf(data, sizeof data, "%s/data", dir);
     tu_write(spec, spec_text);
+    char bn_spec[4200];
+    snprintf(bn_spec, sizeof bn_spec, "%s/synbn.yaml", dir);
+    tu_write(bn_spec, bn_spec_text);
     char *out = NULL;
     tu_runf(&out, "mkdir -p '%s'", data);
     free(out);
@@ -41,7 +54,9 @@ static void setup(void) {
         tu_write_synthetic_idx(data, "t10k", 600, 8, 8, 4, 2) != 0 ||
         tu_build_trainer(spec, dir, "syn", "", "") != 0 ||
         tu_build_trainer(spec, dir, "syn_serial", "--standalone", "-fno-openmp") != 0 ||
-        tu_build_trainer(spec, dir, "syn_narrow", "", "-mno-avx512f") != 0) {
+        tu_build_trainer(spec, dir, "syn_narrow", "", "-mno-avx512f") != 0 ||
+        tu_build_trainer(bn_spec, dir, "synbn", "", "") != 0 ||
+        tu_build_trainer(bn_spec, dir, "synbn_serial", "--standalone", "-fno-openmp") != 0) {
         fprintf(stderr, "e2e setup failed\n");
         exit(1);
     }
@@ -186,6 +201,54 @@ START_TEST(test_kill9_resume) {
 }
 END_TEST
 
+/* True when the file in dir contains the text. */
+static int file_has(const char *name, const char *text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t n;
+    char *data = tu_read(path, &n);
+    ck_assert_ptr_nonnull(data);
+    int found = 0;
+    for (size_t i = 0, k = strlen(text); !found && i + k <= n; i++) found = memcmp(data + i, text, k) == 0;
+    free(data);
+    return found;
+}
+
+/* Batch norm end to end: it learns; eval on the saved weights (running
+ * statistics) scores what the last epoch printed; 1, 2 threads and a serial
+ * build agree bit for bit; the checkpoint keeps the running statistics
+ * (without optimizer moments), so resuming mid-epoch gives the uninterrupted
+ * run's state; a last batch of one row is skipped. */
+START_TEST(test_batchnorm) {
+    char *out = trainer(0, "synbn", "--threads 1 --save bn1.safetensors --checkpoint-every 100000");
+    double acc = last_test_acc(out);
+    printf("batch norm: synthetic test accuracy %.4f\n", acc);
+    ck_assert_msg(acc >= 0.95, "test accuracy %.4f < 0.95\n%s", acc, out);
+    free(out);
+    char *ev = NULL;
+    ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./synbn eval --weights bn1.safetensors --data data", dir), 0);
+    ck_assert_msg(last_test_acc(ev) == acc, "eval: %s", ev);
+    free(ev);
+    free(trainer(0, "synbn", "--threads 2 --save bn2.safetensors --checkpoint-every 100000"));
+    free(trainer(0, "synbn_serial", "--save bns.safetensors --checkpoint-every 100000"));
+    ck_assert_msg(same_bytes("bn1.safetensors", "bn2.safetensors"), "1 vs 2 threads differ");
+    ck_assert_msg(same_bytes("bn1.safetensors", "bns.safetensors"), "OpenMP vs serial build differ");
+    ck_assert(file_has("bn1.safetensors", "\"fc1_bn.running_var\""));
+    ck_assert(file_has("bn1.safetensors", "\"optimizer.exp_avg.fc1_bn.weight\""));
+    ck_assert(!file_has("bn1.safetensors", "optimizer.exp_avg.fc1_bn.running_mean"));
+    free(trainer(0, "synbn", "--threads 2 --save bnr.safetensors --checkpoint-every 100000 --max-steps 130"));
+    free(trainer(0, "synbn", "--threads 2 --save bnr.safetensors --checkpoint-every 100000 --resume bnr.safetensors"));
+    ck_assert_msg(same_bytes("bn1.safetensors", "bnr.safetensors"), "resumed batch norm run differs");
+    /* 2850 rows in batches of 37: 77 batches and one row, which is skipped */
+    out = trainer(0, "synbn", "--epochs 1 --val-split 0.05 --batch-size 37 --save bnv.safetensors --checkpoint-every 100000");
+    ck_assert_msg(file_has("bnv.safetensors", "\"step\":\"77\""), "%s", out);
+    free(out);
+    out = trainer(2, "synbn", "--batch-size 1");
+    ck_assert_ptr_nonnull(strstr(out, "at least 2 with batch norm"));
+    free(out);
+}
+END_TEST
+
 /* Class column of `predict --format csv` output (after the header). */
 static int predicted_classes(const char *csv, int *cls, int max) {
     const char *p = strchr(csv, '\n');
@@ -275,6 +338,7 @@ int main(void) {
     tcase_add_test(tc, test_resume_bit_identical);
     tcase_add_test(tc, test_kill9_resume);
     tcase_add_test(tc, test_predictor);
+    tcase_add_test(tc, test_batchnorm);
     tcase_add_test(tc, test_valgrind_clean);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -42,6 +42,17 @@ START_TEST(test_compiles_everywhere) {
                 ck_assert_str_eq(out, ""); /* not even a note */
                 free(out);
             }
+    /* A network with batch norm (its own kernels), in the linked form. */
+    snprintf(cmd, sizeof cmd, "'%s' %s/specs/mlp_batchnorm.yaml -o %s/bn.c", DNGEN_EXE, DNGEN_SOURCE_DIR, dir);
+    free(expect_run(0, cmd));
+    for (int c = 0; c < 2; c++)
+        for (int o = 0; o < 2; o++) {
+            snprintf(cmd, sizeof cmd, "%s -std=c11 -O1 -Wall -Wextra -Werror %s -I%s/runtime -c %s/bn.c -o %s/bn_%d%d.o",
+                     ccs[c], omps[o], DNGEN_SOURCE_DIR, dir, dir, c, o);
+            out = expect_run(0, cmd);
+            ck_assert_str_eq(out, "");
+            free(out);
+        }
     /* The standalone file links with nothing but libc, libm and zlib. */
     snprintf(cmd, sizeof cmd, "cc -O2 -fopenmp %s/sa.c -o %s/sa -lz -lm && %s/sa --help", dir, dir, dir);
     out = expect_run(0, cmd);
@@ -77,8 +88,8 @@ END_TEST
 
 /* ---- PyTorch parity ------------------------------------------------------------- */
 
-static const char *const fixture_cases[] = {"small_ce", "small_mse", "small_adamw", "small_l2", "small_noise",
-                                            "seed_mlp"};
+static const char *const fixture_cases[] = {"small_ce",    "small_mse", "small_adamw",  "small_l2",
+                                            "small_noise", "small_bn",  "small_bn_out", "seed_mlp"};
 #define N_FIXTURES ((int)(sizeof fixture_cases / sizeof fixture_cases[0]))
 
 /* Forward (eval), train-mode loss and every gradient, with dngen's dropout
@@ -178,7 +189,8 @@ END_TEST
 /* ---- gradient checks ----------------------------------------------------------- */
 
 /* Specs covering every activation, both losses, input dropout, dropout and
- * noise on hidden layers, and widths that exercise every tile remainder. */
+ * noise on hidden layers, batch norm (hidden and output layers), and widths
+ * that exercise every tile remainder. */
 static const char *const gradcheck_specs[] = {
     "name: g1\ninput: {size: 13, dropout: 0.2}\nlayers:\n"
     "  - {units: 29, activation: tanh, dropout: 0.3}\n"
@@ -200,6 +212,15 @@ static const char *const gradcheck_specs[] = {
     "name: g5\ninput: 50\nlayers:\n"
     "  - {units: 25, activation: tanh, dropout: 0.1}\n"
     "  - {units: 10, activation: softmax}\n",
+    "name: g6\ninput: {size: 11, dropout: 0.1}\nlayers:\n"
+    "  - {units: 13, activation: relu, batchnorm: true, dropout: 0.3}\n"
+    "  - {units: 9, activation: tanh, batchnorm: {momentum: 0.5, eps: 0.01}, noise: 0.2}\n"
+    "  - {units: 7, activation: sigmoid}\n"
+    "  - {units: 3, activation: softmax, batchnorm: true}\n",
+    "name: g7\ninput: 6\nlayers:\n"
+    "  - {units: 20, activation: sigmoid, batchnorm: true}\n"
+    "  - {units: 2, activation: linear, batchnorm: true}\n"
+    "train: {loss: mse}\n",
 };
 
 /* The trainer's own `gradcheck` (central differences with the dropout masks

@@ -206,7 +206,7 @@ static const spec_case cases[] = {
     {"dropout_warn", HIDDEN("dropout: 0.9"), "t.yaml:4:43: warning: dropout 0.9 is unusually high\n"},
     {"layer_unknown_key", H LAY("unit: 3, activation: relu", OUT2),
      "t.yaml:4:6: error: unknown key 'unit' in layer; did you mean 'units'? "
-     "(allowed: name, units, activation, dropout, noise)\n"},
+     "(allowed: name, units, activation, dropout, noise, batchnorm)\n"},
     {"layer_duplicate_key",
      H "layers:\n  - units: 3\n    activation: relu\n    units: 4\n  - {units: 2, activation: softmax}\n",
      "t.yaml:6:5: error: duplicate key 'units'\n"
@@ -220,6 +220,21 @@ static const spec_case cases[] = {
      "t.yaml:4:41: error: noise must be >= 0, got -0.1\n"},
     {"layer_noise_output", H LAY("units: 3, activation: relu", OUT2 ", noise: 0.1"),
      "t.yaml:5:44: error: noise is not allowed on the output layer, got 0.1\n"},
+    {"bn_not_a_flag", HIDDEN("batchnorm: yes"),
+     "t.yaml:4:45: error: unknown batchnorm value 'yes' (allowed: false, true)\n"},
+    {"bn_sequence", HIDDEN("batchnorm: [1]"),
+     "t.yaml:4:45: error: expected true, false or a mapping, got a sequence\n"},
+    {"bn_momentum_range", HIDDEN("batchnorm: {momentum: 1.5}"),
+     "t.yaml:4:56: error: batchnorm momentum must be in [0, 1], got 1.5\n"},
+    {"bn_momentum_text", HIDDEN("batchnorm: {momentum: x}"),
+     "t.yaml:4:56: error: expected a number, got 'x'\n"},
+    {"bn_eps_zero", HIDDEN("batchnorm: {eps: 0}"), "t.yaml:4:51: error: batchnorm eps must be > 0, got 0\n"},
+    {"bn_unknown_key", HIDDEN("batchnorm: {momentun: 0.1}"),
+     "t.yaml:4:46: error: unknown key 'momentun' in batchnorm; did you mean 'momentum'? (allowed: momentum, eps)\n"},
+    {"bn_batch_of_one", HIDDEN("batchnorm: true") "train: {batch_size: 1}\n",
+     "t.yaml:6:21: error: batch_size must be at least 2 with batchnorm (layer 'fc1'), got 1\n"},
+    {"bn_name_clash", H LAY("name: a, units: 3, activation: relu, batchnorm: true", "name: a_bn, " OUT2),
+     "t.yaml:5:12: error: layer name 'a_bn' clashes with the batch norm tensors of layer 'a' ('a_bn.weight', ...)\n"},
     {"layer_name_input", H LAY("name: input, units: 3, activation: relu", OUT2),
      "t.yaml:4:12: error: layer name 'input' is reserved for the input\n"},
     {"layer_name_dup", H LAY("name: a, units: 3, activation: relu", "name: a, " OUT2),
@@ -571,6 +586,46 @@ START_TEST(test_accepted_forms) {
 }
 END_TEST
 
+/* Batch norm: defaults and settings, gamma and beta after each layer's bias,
+ * running statistics after every trained tensor, PyTorch's parameter count. */
+START_TEST(test_batchnorm_layout) {
+    parsed p;
+    parse_ok(&p, H "layers:\n  - {units: 3, activation: relu, batchnorm: true}\n"
+                   "  - {units: 2, activation: softmax, batchnorm: {momentum: 0.25, eps: 1e-3}}\n");
+    const dn_spec *s = p.spec;
+    const dn_layer *a = &s->layers[0], *b = &s->layers[1];
+    ck_assert_int_eq(a->batchnorm, 1);
+    ck_assert_double_eq(a->bn_momentum, 0.1);
+    ck_assert_double_eq(a->bn_eps, 1e-5);
+    ck_assert_double_eq(b->bn_momentum, 0.25);
+    ck_assert_double_eq(b->bn_eps, 1e-3);
+    /* fc1: W 8x4 at 0, b at 32, gamma 40, beta 48; fc2: W 8x3 at 56, b 80, gamma 88, beta 96 */
+    ck_assert_uint_eq(a->b_off, 32);
+    ck_assert_uint_eq(a->g_off, 40);
+    ck_assert_uint_eq(a->beta_off, 48);
+    ck_assert_uint_eq(b->w_off, 56);
+    ck_assert_uint_eq(b->g_off, 88);
+    ck_assert_uint_eq(b->beta_off, 96);
+    ck_assert_uint_eq(s->n_train_floats, 104);
+    ck_assert_uint_eq(a->rm_off, 104);
+    ck_assert_uint_eq(a->rv_off, 112);
+    ck_assert_uint_eq(b->rm_off, 120);
+    ck_assert_uint_eq(b->rv_off, 128);
+    ck_assert_uint_eq(s->n_floats, 136);
+    ck_assert_uint_eq(s->n_params, 3 * 4 + 3 + 2 * 3 + 2 * 3 + 2 + 2 * 2); /* running stats are not parameters */
+    ck_assert_int_eq(s->n_batchnorm, 2);
+    parsed_free(&p);
+    parse_ok(&p, V); /* off by default, and `false` is off */
+    ck_assert_int_eq(p.spec->layers[0].batchnorm, 0);
+    ck_assert_int_eq(p.spec->n_batchnorm, 0);
+    ck_assert_uint_eq(p.spec->n_train_floats, p.spec->n_floats);
+    parsed_free(&p);
+    parse_ok(&p, HIDDEN("batchnorm: false"));
+    ck_assert_int_eq(p.spec->layers[0].batchnorm, 0);
+    parsed_free(&p);
+}
+END_TEST
+
 START_TEST(test_mse_outputs) {
     static const char *const acts[] = {"linear", "sigmoid", "tanh"};
     for (int i = 0; i < 3; i++) {
@@ -847,6 +902,7 @@ static Suite *spec_suite(void) {
     tcase_add_test(ir, test_partial_sections_get_defaults);
     tcase_add_test(ir, test_accepted_forms);
     tcase_add_test(ir, test_mse_outputs);
+    tcase_add_test(ir, test_batchnorm_layout);
     tcase_add_test(ir, test_params_at_limit);
     tcase_add_test(ir, test_description_limits);
     tcase_add_test(ir, test_layer_count_limit);

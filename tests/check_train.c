@@ -45,8 +45,8 @@
 #define TOY_P_DROP 0.25
 
 static const dn_tensor_info toy_tensors[] = {
-    {"fc.weight", 2, {TOY_OUT, TOY_IN}, 0, TOY_IN * TOY_OUT, TOY_IN, 0, TOY_IN * TOY_OUT},
-    {"fc.bias", 1, {TOY_OUT, 0}, TOY_IN * TOY_OUT, TOY_OUT, TOY_IN, 0, TOY_OUT},
+    {"fc.weight", 2, {TOY_OUT, TOY_IN}, 0, TOY_IN * TOY_OUT, TOY_IN, 0, TOY_IN * TOY_OUT, 0.0f, 0},
+    {"fc.bias", 1, {TOY_OUT, 0}, TOY_IN * TOY_OUT, TOY_OUT, TOY_IN, 0, TOY_OUT, 0.0f, 0},
 };
 
 static int64_t toy_nan_step = -1;   /* train_step returns NaN at this step */
@@ -106,8 +106,7 @@ static void toy_row(const float *p, const float *x, int y, const dn_batch *b, in
     }
 }
 
-static double toy_train_step(const float *params, float *grads, void *ws, const dn_batch *b,
-                             int *correct) {
+static double toy_train_step(float *params, float *grads, void *ws, const dn_batch *b, int *correct) {
     if ((int64_t)b->step == toy_raise_step)
         raise(toy_raise_sig);
     for (int r = 0; toy_trace && r < b->n; r++) {
@@ -187,6 +186,7 @@ static const dn_model toy_model = {
     .n_inputs = TOY_IN,
     .n_outputs = TOY_OUT,
     .n_params = TOY_NP,
+    .n_trainable = TOY_NP,
     .n_tensors = 2,
     .tensors = toy_tensors,
     .loss = 0,

@@ -93,6 +93,28 @@ static int compare(const char *what, const float *got, const float *want, size_t
     return compare_most(what, got, want, n, floor, tol, tol, 1.0);
 }
 
+/* True when tensor t is the bias of a layer with batch norm ("<L>.bias"
+ * beside "<L>_bn.weight"), or (suffix "running_mean") that batch norm's
+ * running mean. Batch norm subtracts the batch mean, so such a bias has a
+ * zero gradient up to rounding; the noise makes Adam's steps of it (and the
+ * running mean, which follows it) differ by the same tiny relative amount in
+ * any two implementations. */
+static int near_bn_bias(int t, const char *suffix) {
+    const char *name = M->tensors[t].name, *dot = strrchr(name, '.');
+    char want[200];
+    if (!dot) return 0;
+    if (strcmp(suffix, "bias") == 0 && strcmp(dot, ".bias") == 0) {
+        snprintf(want, sizeof want, "%.*s_bn.weight", (int)(dot - name), name);
+    } else if (strcmp(dot + 1, suffix) == 0 && dot - name > 3 && strncmp(dot - 3, "_bn", 3) == 0) {
+        snprintf(want, sizeof want, "%.*s.weight", (int)(dot - 3 - name), name);
+    } else {
+        return 0;
+    }
+    for (int u = 0; u < M->n_tensors; u++)
+        if (strcmp(M->tensors[u].name, want) == 0) return 1;
+    return 0;
+}
+
 /* Max |x| over n floats (used to scale the floor of relative errors). */
 static double max_abs(const float *x, size_t n) {
     double m = 0;
@@ -140,9 +162,11 @@ static void fixture_open(fixture *fx, const char *path) {
     fx->step = st ? strtoull(st, NULL, 10) : 0;
 }
 
-/* Loads `prefix.<param>` for every parameter into the parameter buffer dst. */
-static void load_params(const fixture *fx, const char *prefix, float *dst) {
+/* Loads `prefix.<name>` for every tensor (with params_only, for every
+ * parameter: state tensors have no gradient) into the parameter buffer dst. */
+static void load_params(const fixture *fx, const char *prefix, int params_only, float *dst) {
     for (int t = 0; t < M->n_tensors; t++) {
+        if (params_only && M->tensors[t].state) continue;
         char name[160];
         snprintf(name, sizeof name, "%s.%s", prefix, M->tensors[t].name);
         float *canon = probe_alloc(M->tensors[t].count * sizeof(float));
@@ -159,11 +183,11 @@ static float *tensor_of(const float *buf, int t) {
     return canon;
 }
 
-/* Expected eval output per row: softmax of the fixture's logits (cross-entropy
- * models) or the logits themselves (mse with a linear output). */
-static void expected_outputs(const fixture *fx, float *out) {
+/* Expected eval output per row: softmax of the fixture's logits `name`
+ * (cross-entropy models) or the logits themselves (mse with a linear output). */
+static void expected_outputs(const fixture *fx, const char *name, float *out) {
     size_t no = (size_t)M->n_outputs;
-    const dn_st_info *lg = need(fx->f, "eval.logits", "F32", (size_t)fx->n * no);
+    const dn_st_info *lg = need(fx->f, name, "F32", (size_t)fx->n * no);
     const float *z = lg->data;
     for (int r = 0; r < fx->n; r++) {
         const float *zr = z + (size_t)r * no;
@@ -188,9 +212,9 @@ static int check_eval(const fixture *fx) {
     float *got = probe_alloc((size_t)fx->n * no * sizeof(float));
     float *want = probe_alloc((size_t)fx->n * no * sizeof(float));
     dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
-    load_params(fx, "init", fx->params);
+    load_params(fx, "init", 0, fx->params);
     float loss = (float)(M->eval(fx->params, fx->ws, &b, got, NULL) / fx->n);
-    expected_outputs(fx, want);
+    expected_outputs(fx, "eval.logits", want);
     int bad = compare("eval outputs", got, want, (size_t)fx->n * no, 1e-3, 1e-5);
     float wl = scalar(fx, "eval.loss");
     bad |= compare("eval loss", &loss, &wl, 1, 1e-6, 1e-5);
@@ -202,16 +226,28 @@ static int check_eval(const fixture *fx) {
 static int check_train(const fixture *fx) {
     float *grads = probe_alloc(M->n_params * sizeof(float));
     dn_batch b = {.n = fx->n, .x = fx->x, .y = fx->y, .seed = fx->seed, .step = fx->step, .mc_dropout = 0};
-    load_params(fx, "init", fx->params);
+    load_params(fx, "init", 0, fx->params);
     float loss = (float)(M->train_step(fx->params, grads, fx->ws, &b, NULL) / fx->n);
     float wl = scalar(fx, "train.loss");
     int bad = compare("train loss (dropout on)", &loss, &wl, 1, 1e-6, 1e-5);
-    load_params(fx, "grad", fx->want);
+    load_params(fx, "grad", 1, fx->want);
+    double scale = max_abs(fx->want, M->n_params);
     for (int t = 0; t < M->n_tensors; t++) {
         const dn_tensor_info *ti = &M->tensors[t];
+        if (ti->state) continue;
         char what[128];
         snprintf(what, sizeof what, "grad %s", ti->name);
         float *got = tensor_of(grads, t), *want = tensor_of(fx->want, t);
+        if (near_bn_bias(t, "bias")) { /* both zero up to rounding */
+            double g = max_abs(got, ti->count), w = max_abs(want, ti->count);
+            int ok = g <= 1e-5 * scale && w <= 1e-5 * scale;
+            printf("%-24s max |got| %.1e, |want| %.1e: zero up to rounding (before batch norm) %s\n", what, g, w,
+                   ok ? "ok" : "MISMATCH");
+            bad |= !ok;
+            free(got);
+            free(want);
+            continue;
+        }
         double floor = 1e-2 * max_abs(want, ti->count) + 1e-12;
         bad |= compare(what, got, want, ti->count, floor, 1e-4);
         free(got);
@@ -223,6 +259,21 @@ static int check_train(const fixture *fx) {
 
 static int compare_adam10(const fixture *fx, const char *label);
 
+/* With batch norm the fixture has the eval-mode logits after its 10 steps
+ * (running statistics moved 10 times): eval at fx->params must give them. */
+static int check_eval_after(const fixture *fx) {
+    if (!dn_st_find(fx->f, "adam10.eval.logits")) return 0;
+    size_t count = (size_t)fx->n * (size_t)M->n_outputs;
+    float *got = probe_alloc(count * sizeof(float)), *want = probe_alloc(count * sizeof(float));
+    expected_outputs(fx, "adam10.eval.logits", want);
+    dn_batch b = {.n = fx->n, .x = fx->x, .y = NULL, .seed = fx->seed, .step = 0, .mc_dropout = 0};
+    M->eval(fx->params, fx->ws, &b, got, NULL);
+    int bad = compare("adam10 eval outputs", got, want, count, 1e-3, 1e-4);
+    free(got);
+    free(want);
+    return bad;
+}
+
 /* 10 Adam steps on the fixture batch, as torch.optim.Adam/AdamW with the
  * spec's settings; the model must have no dropout (the fixture's run had it off). */
 static int check_adam(const fixture *fx) {
@@ -231,7 +282,7 @@ static int check_adam(const fixture *fx) {
           *v = probe_alloc(n * sizeof(float));
     const dn_defaults *d = &M->defaults;
     dn_adam cfg = {d->lr, d->beta1, d->beta2, d->eps, d->weight_decay, d->decoupled_wd};
-    load_params(fx, "init", fx->params);
+    load_params(fx, "init", 0, fx->params);
     const dn_st_info *lt = need(fx->f, "adam10.loss", "F32", 10);
     const float *wl = lt->data;
     int bad = 0;
@@ -241,11 +292,12 @@ static int check_adam(const fixture *fx) {
         char what[64];
         snprintf(what, sizeof what, "adam step %d loss", t + 1);
         bad |= compare(what, &loss, &wl[t], 1, 1e-6, 1e-5);
-        dn_adam_step(&cfg, fx->params, g, m, v, n, t + 1);
+        dn_adam_step(&cfg, fx->params, g, m, v, M->n_trainable, t + 1);
     }
     bad |= compare_adam10(fx, "adam10");
+    bad |= check_eval_after(fx);
     /* The fused kernels (train_step_adam) from the same start. */
-    load_params(fx, "init", fx->params);
+    load_params(fx, "init", 0, fx->params);
     memset(m, 0, n * sizeof(float));
     memset(v, 0, n * sizeof(float));
     for (int t = 0; t < 10; t++) {
@@ -264,7 +316,7 @@ static int check_adam(const fixture *fx) {
 /* Compares fx->params with the fixture's weights after 10 Adam steps. */
 static int compare_adam10(const fixture *fx, const char *label) {
     int bad = 0;
-    load_params(fx, "adam10", fx->want);
+    load_params(fx, "adam10", 0, fx->want);
     for (int t = 0; t < M->n_tensors; t++) {
         const dn_tensor_info *ti = &M->tensors[t];
         char what[128];
@@ -274,7 +326,12 @@ static int compare_adam10(const fixture *fx, const char *label) {
          * step difference in any implementation. Hence: 99.9% of the weights
          * within 1e-5, all within 1e-3. */
         float *got = tensor_of(fx->params, t), *want = tensor_of(fx->want, t);
-        bad |= compare_most(what, got, want, ti->count, 1e-2, 1e-5, 1e-3, 0.999);
+        if (near_bn_bias(t, "bias") || near_bn_bias(t, "running_mean")) {
+            /* Steps driven partly by rounding noise (see near_bn_bias): within 1% of the tensor's scale. */
+            bad |= compare_most(what, got, want, ti->count, max_abs(want, ti->count), 1e-2, 1e-2, 1.0);
+        } else {
+            bad |= compare_most(what, got, want, ti->count, 1e-2, 1e-5, 1e-3, 0.999);
+        }
         free(got);
         free(want);
     }

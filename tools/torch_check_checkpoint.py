@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Loads a dngen checkpoint of specs/mlp.yaml into the seed article's PyTorch
 DropoutNet and prints its test accuracy, to check that the checkpoint is a
-plain PyTorch state_dict (names, shapes, layout).
+plain PyTorch state_dict (names, shapes, layout). With --batchnorm, a
+checkpoint of specs/mlp_batchnorm.yaml into DropoutNet with BatchNorm1d
+modules fc1_bn and fc2_bn after fc1 and fc2 (eval mode: running statistics).
 
-    /usr/bin/python3 tools/torch_check_checkpoint.py w.safetensors [DATA_DIR]
+    /usr/bin/python3 tools/torch_check_checkpoint.py [--batchnorm] w.safetensors [DATA_DIR]
 
 Needs Debian's python3-torch (run with /usr/bin/python3); reads safetensors
 with the standard library (the safetensors package is not needed).
@@ -22,13 +24,31 @@ from torch_seed import DropoutNet, load_split, normalized  # noqa: E402
 from torch_reference import read_safetensors  # noqa: E402
 
 
+class BatchNormNet(DropoutNet):
+    """DropoutNet with Linear -> BatchNorm1d -> ReLU -> Dropout in both hidden layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1_bn = torch.nn.BatchNorm1d(256)
+        self.fc2_bn = torch.nn.BatchNorm1d(128)
+
+    def forward(self, x):
+        x = x.view(-1, 784)
+        x = self.dropout1(torch.relu(self.fc1_bn(self.fc1(x))))
+        x = self.dropout2(torch.relu(self.fc2_bn(self.fc2(x))))
+        return self.fc3(x)
+
+
 def main():
-    if len(sys.argv) not in (2, 3):
+    args = sys.argv[1:]
+    batchnorm = "--batchnorm" in args
+    args = [a for a in args if a != "--batchnorm"]
+    if len(args) not in (1, 2):
         sys.exit(__doc__)
-    data_dir = sys.argv[2] if len(sys.argv) == 3 else "/usr/share/datasets/fashion-mnist"
-    meta, arrays = read_safetensors(sys.argv[1])
+    data_dir = args[1] if len(args) == 2 else "/usr/share/datasets/fashion-mnist"
+    meta, arrays = read_safetensors(args[0])
     state = {name: torch.from_numpy(a.copy()) for name, a in arrays.items()}
-    model = DropoutNet()
+    model = BatchNormNet() if batchnorm else DropoutNet()
     result = model.load_state_dict(state, strict=False)  # strict=False: optimizer state is extra
     print(f"format {meta.get('format')}, missing {result.missing_keys}, "
           f"extra tensors {len(result.unexpected_keys)}")

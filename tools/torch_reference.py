@@ -6,16 +6,21 @@ For every case this writes, into the output directory (default tests/fixtures):
   <case>.yaml          the dngen spec of the network
   <case>.safetensors   PyTorch's numbers for that network:
       init.<param>     initial weights (torch.manual_seed + nn.Linear default init),
-                       PyTorch state_dict names and layouts (W [out, in], b [out])
+                       PyTorch state_dict names and layouts (W [out, in], b [out]);
+                       batch norm as <layer>_bn.weight/bias/running_mean/running_var
       x [n, in] F32, y [n] I64
-      eval.logits      [n, out] pre-activation output of the last layer, dropout off
+      eval.logits      [n, out] pre-activation output of the last layer (after its batch
+                       norm, if any), eval mode: dropout off, batch norm on running stats
       eval.loss        [] mean loss over the batch, dropout off
       mask.<slot>      [n, units] F32 0/1: dngen's dropout keep masks (mask.input for
                        input dropout, mask.<layer name> for a layer's dropout)
       train.logits, train.loss, grad.<param>
                        train mode with exactly those masks; gradients of the mean loss
       adam10.<param>   weights after 10 optimizer steps on the same batch, dropout off
+                       (batch norm running statistics too: they moved 10 times)
       adam10.loss      [10] the loss before each of the 10 steps
+      adam10.eval.logits
+                       (batch norm cases) eval-mode logits after the 10 steps
       metadata         case, seed (dngen seed of the masks), step (optimizer step of the
                        masks), torch_version, torch_seed
 
@@ -234,8 +239,18 @@ ACTIVATIONS = {
 }
 
 
+def bn_settings(layer):
+    """(momentum, eps) of a layer's batch norm, or None without one."""
+    bn = layer.get("batchnorm")
+    if not bn:
+        return None
+    bn = {} if bn is True else bn
+    return bn.get("momentum", 0.1), bn.get("eps", 1e-5)
+
+
 class SpecNet(nn.Module):
-    """A dense network as a dngen spec describes it; parameters named <layer>.weight/bias."""
+    """A dense network as a dngen spec describes it; parameters named <layer>.weight/bias,
+    a layer's batch norm (Linear -> BatchNorm1d -> activation) <layer>_bn.*."""
 
     def __init__(self, spec):
         super().__init__()
@@ -243,6 +258,10 @@ class SpecNet(nn.Module):
         fan_in = spec["input"]
         for layer in spec["layers"]:
             self.add_module(layer["name"], nn.Linear(fan_in, layer["units"]))
+            bn = bn_settings(layer)
+            if bn:
+                self.add_module(layer["name"] + "_bn",
+                                nn.BatchNorm1d(layer["units"], momentum=bn[0], eps=bn[1]))
             fan_in = layer["units"]
 
     def forward(self, x, masks=None, noises=None):
@@ -259,6 +278,8 @@ class SpecNet(nn.Module):
         layers = self.spec["layers"]
         for k, layer in enumerate(layers):
             z = getattr(self, layer["name"])(h)
+            if bn_settings(layer):
+                z = getattr(self, layer["name"] + "_bn")(z)
             if k == len(layers) - 1:
                 return z, ACTIVATIONS[layer["activation"]](z)
             h = ACTIVATIONS[layer["activation"]](z)
@@ -334,6 +355,32 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt(), "n": 5, "seed": 99, "torch_seed": 5,
         "x_range": 1.0,
     },
+    "small_bn": {
+        "doc": "batch norm before relu (then dropout) and before tanh (momentum 0.2, eps 1e-3, "
+               "then noise), Adam with L2 weight decay",
+        "input": 7, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 6, "activation": "relu", "dropout": 0.3,
+                    "batchnorm": True},
+                   {"name": "fc2", "units": 5, "activation": "tanh", "dropout": 0.0, "noise": 0.1,
+                    "batchnorm": {"momentum": 0.2, "eps": 1e-3}},
+                   {"name": "out", "units": 3, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt(wd=0.01), "n": 6, "seed": 11, "torch_seed": 6,
+        "x_range": 1.0,
+    },
+    "small_bn_out": {
+        # The bias before a batch norm has a zero gradient up to rounding, and Adam turns
+        # rounding noise into steps of about lr, different in any two implementations; the
+        # coupled L2 term keeps that gradient meaningful, so 10 steps stay comparable.
+        "doc": "batch norm on a sigmoid hidden layer and on the output layer (before softmax), "
+               "Adam with L2 weight decay",
+        "input": 6, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 5, "activation": "sigmoid", "dropout": 0.0,
+                    "batchnorm": True},
+                   {"name": "out", "units": 4, "activation": "softmax", "dropout": 0.0,
+                    "batchnorm": True}],
+        "loss": "cross_entropy", "optimizer": _opt(wd=0.01), "n": 5, "seed": 12, "torch_seed": 7,
+        "x_range": 1.0,
+    },
     "seed_mlp": {
         "doc": "the seed article's DropoutNet: 784-256-128-10, relu, dropout 0.5/0.3",
         "input": 784, "input_dropout": 0.0,
@@ -379,6 +426,11 @@ def spec_yaml(name, case):
             item += f", dropout: {_num(layer['dropout'])}"
         if layer.get("noise", 0.0) > 0:
             item += f", noise: {_num(layer['noise'])}"
+        bn = layer.get("batchnorm")
+        if bn is True:
+            item += ", batchnorm: true"
+        elif bn:
+            item += f", batchnorm: {{momentum: {_num(bn['momentum'])}, eps: {_num(bn['eps'])}}}"
         lines.append(item + "}")
     o = case["optimizer"]
     lines += ["train:",
@@ -435,14 +487,17 @@ def build_case(name, case):
     y = torch.randint(0, n_out, (n,), generator=gen, dtype=torch.int64)
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    out = [(f"init.{k}", _np(v)) for k, v in init.items()]
+    # num_batches_tracked only matters for momentum=None, which dngen does not offer.
+    out = [(f"init.{k}", _np(v)) for k, v in init.items() if not k.endswith("num_batches_tracked")]
     out += [("x", _np(x)), ("y", _np(y))]
 
-    # Eval mode: dropout off.
+    # Eval mode: dropout off, batch norm on its running statistics.
+    model.eval()
     with torch.no_grad():
         logits, output = model(x)
         loss = loss_fn(case, logits, output, y)
     out += [("eval.logits", _np(logits)), ("eval.loss", _np(loss))]
+    model.train()
 
     # Train mode with dngen's masks.
     masks_np = case_masks(case)
@@ -469,8 +524,15 @@ def build_case(name, case):
         losses.append(loss.item())
         loss.backward()
         opt.step()
-    out += [(f"adam{ADAM_STEPS}.{k}", _np(v)) for k, v in model.state_dict().items()]
+    out += [(f"adam{ADAM_STEPS}.{k}", _np(v)) for k, v in model.state_dict().items()
+            if not k.endswith("num_batches_tracked")]
     out.append((f"adam{ADAM_STEPS}.loss", np.array(losses, dtype=np.float32)))
+    if any(bn_settings(layer) for layer in case["layers"]):
+        # Eval after training: batch norm on the running statistics of the 10 steps.
+        model.eval()
+        with torch.no_grad():
+            logits, _ = model(x)
+        out.append((f"adam{ADAM_STEPS}.eval.logits", _np(logits)))
 
     meta = {"case": name, "seed": case["seed"], "step": MASK_STEP,
             "torch_version": torch.__version__, "torch_seed": case["torch_seed"],

@@ -14,8 +14,10 @@
  *  - every diagnostic is one line "fuzz.yaml[:line[:col]]: severity: ...";
  *  - on success the spec is valid: names are C identifiers (unique among the
  *    layers), counts and values within their documented ranges, and the
- *    parameter layout is consecutive (w_off, b_off increasing, n_params =
- *    sum of units * (in + 1) <= DN_MAX_PARAMS).
+ *    parameter layout is consecutive (w_off, b_off, then with batchnorm
+ *    g_off, beta_off increasing; the running statistics after all of them;
+ *    n_params = sum of units * (in + 1), plus 2 * units per batchnorm layer,
+ *    <= DN_MAX_PARAMS).
  * A violated invariant calls abort(), which libFuzzer reports as a crash. */
 #include "spec.h"
 #include "yaml_get.h"
@@ -72,7 +74,8 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
     FSPEC_CHECK(s->n_layers >= 1 && s->n_layers <= DN_MAX_LAYERS);
 
     size_t total = 0, floats = 0;
-    int in = s->input;
+    int in = s->input, n_bn = 0;
+    const dn_train *t0 = &s->train;
     for (int i = 0; i < s->n_layers; i++) {
         const dn_layer *l = &s->layers[i];
         int last = i == s->n_layers - 1;
@@ -98,9 +101,27 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
         floats += (size_t)l->stride * (size_t)l->in;
         FSPEC_CHECK(l->b_off == floats);
         floats += (size_t)l->stride;
+        FSPEC_CHECK(l->batchnorm == 0 || l->batchnorm == 1);
+        if (l->batchnorm) {
+            FSPEC_CHECK(l->bn_momentum >= 0.0 && l->bn_momentum <= 1.0 && l->bn_eps > 0.0 && isfinite(l->bn_eps));
+            FSPEC_CHECK(t0->batch_size >= 2);
+            FSPEC_CHECK(2 * (size_t)l->units <= DN_MAX_PARAMS - total);
+            total += 2 * (size_t)l->units;
+            FSPEC_CHECK(l->g_off == floats && l->beta_off == floats + (size_t)l->stride);
+            floats += 2 * (size_t)l->stride;
+            n_bn++;
+        }
         in = l->units;
     }
-    FSPEC_CHECK(s->n_params == total && s->n_params <= DN_MAX_PARAMS && s->n_floats == floats);
+    FSPEC_CHECK(s->n_params == total && s->n_params <= DN_MAX_PARAMS && s->n_train_floats == floats);
+    FSPEC_CHECK(s->n_batchnorm == n_bn);
+    for (int i = 0; i < s->n_layers; i++) {
+        const dn_layer *l = &s->layers[i];
+        if (!l->batchnorm) continue;
+        FSPEC_CHECK(l->rm_off == floats && l->rv_off == floats + (size_t)l->stride);
+        floats += 2 * (size_t)l->stride;
+    }
+    FSPEC_CHECK(s->n_floats == floats);
 
     const dn_layer *out = &s->layers[s->n_layers - 1];
     const dn_train *t = &s->train;
