@@ -19,10 +19,11 @@
  *                the batch's by the momentum (after the loss was found
  *                finite, in the fused step).
  *
- * The statistics and the backward pass split the units between threads;
- * every sum runs over the rows in order, so results do not depend on the
- * thread count. Units past `units` (padding) have z = 0, hence mean 0 and
- * alpha = shift = 0; the backward pass leaves them alone.
+ * The statistics and the backward pass split groups of 8 units between
+ * threads and keep 8 sums side by side; every unit's sums run over the rows
+ * in order, so results do not depend on the thread count. Units past
+ * `units` (padding) have z = 0 and d = 0, hence mean 0, alpha = shift = 0,
+ * and zero gradients: their gamma, beta and running statistics stay 0.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,32 +33,46 @@
 /* The rows of stats [5][S] (see above). */
 enum { ST_MEAN, ST_ISTD, ST_ALPHA, ST_SHIFT, ST_UVAR };
 
+/* The loop over groups of 8 units, as an omp for: opens `u = 8 * group`. */
+static void open_groups(dn_buf *b, int stride) {
+    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "for (int g = 0; g < %d; g++) {", stride / 8);
+    b->indent++;
+    dn_buf_line(b, "const int u = g * 8;");
+}
+
 static void emit_batch_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
     int S = L->stride;
     char eps[40];
     dn_float_literal(eps, sizeof eps, (float)L->bn_eps);
     dn_buf_line(b, "/* Batch statistics of z [n, %d] (n >= 2) into stats [5][%d]: mean, 1/sqrt(var + eps),", L->units, S);
-    dn_buf_line(b, " * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Sums in double. */");
+    dn_buf_line(b, " * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums");
+    dn_buf_line(b, " * run over the rows in order, in double; 8 units side by side. */");
     dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", s->name, L->name);
     dn_buf_line(b, "        const float *restrict beta, float *restrict stats, int n) {");
     b->indent++;
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
-    dn_buf_line(b, "for (int u = 0; u < %d; u++) {", S);
+    open_groups(b, S);
+    dn_buf_line(b, "double sum[8] = {0}, sq[8] = {0};");
+    dn_buf_line(b, "float mean[8];");
+    dn_buf_line(b, "for (int r = 0; r < n; r++)");
+    dn_buf_line(b, "    for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * %d + u + j];", S);
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);");
+    dn_buf_line(b, "for (int r = 0; r < n; r++)");
+    dn_buf_line(b, "    for (int j = 0; j < 8; j++) {");
+    dn_buf_line(b, "        const float e = z[(size_t)r * %d + u + j] - mean[j];", S);
+    dn_buf_line(b, "        sq[j] += (double)(e * e);");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
     b->indent++;
-    dn_buf_line(b, "double sum = 0.0, sq = 0.0;");
-    dn_buf_line(b, "for (int r = 0; r < n; r++) sum += z[(size_t)r * %d + u];", S);
-    dn_buf_line(b, "const float mean = (float)(sum / n);");
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
-    dn_buf_line(b, "    const float e = z[(size_t)r * %d + u] - mean;", S);
-    dn_buf_line(b, "    sq += (double)(e * e);");
+    dn_buf_line(b, "const float istd = (float)(1.0 / sqrt(sq[j] / n + (double)%s));", eps);
+    dn_buf_line(b, "const float alpha = istd * gamma[u + j];");
+    dn_buf_line(b, "stats[%d + u + j] = mean[j];", ST_MEAN * S);
+    dn_buf_line(b, "stats[%d + u + j] = istd;", ST_ISTD * S);
+    dn_buf_line(b, "stats[%d + u + j] = alpha;", ST_ALPHA * S);
+    dn_buf_line(b, "stats[%d + u + j] = beta[u + j] - mean[j] * alpha;", ST_SHIFT * S);
+    dn_buf_line(b, "stats[%d + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));", ST_UVAR * S);
+    b->indent--;
     dn_buf_line(b, "}");
-    dn_buf_line(b, "const float istd = (float)(1.0 / sqrt(sq / n + (double)%s));", eps);
-    dn_buf_line(b, "const float alpha = istd * gamma[u];");
-    dn_buf_line(b, "stats[%d + u] = mean;", ST_MEAN * S);
-    dn_buf_line(b, "stats[%d + u] = istd;", ST_ISTD * S);
-    dn_buf_line(b, "stats[%d + u] = alpha;", ST_ALPHA * S);
-    dn_buf_line(b, "stats[%d + u] = beta[u] - mean * alpha;", ST_SHIFT * S);
-    dn_buf_line(b, "stats[%d + u] = (float)(sq / (n > 1 ? n - 1 : 1));", ST_UVAR * S);
     b->indent--;
     dn_buf_line(b, "}");
     b->indent--;
@@ -147,37 +162,47 @@ static void emit_backward(dn_buf *b, const dn_spec *s, const dn_layer *L, int ad
         dn_buf_line(b, " * output, becomes the gradient wrt z in place:");
         dn_buf_line(b, " *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)");
         dn_buf_line(b, " * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's");
-        dn_buf_line(b, " * mean and unbiased variance by momentum %s. */", mom);
+        dn_buf_line(b, " * mean and unbiased variance by momentum %s. 8 units side by side, sums in double. */", mom);
         dn_buf_line(b, "static void %s_%s_bn_backward(float *restrict d, const float *restrict z,", s->name, L->name);
         dn_buf_line(b, "        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,");
         dn_buf_line(b, "        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {");
     }
     b->indent++;
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
-    dn_buf_line(b, "for (int u = 0; u < %d; u++) {", L->units);
+    open_groups(b, S);
+    dn_buf_line(b, "const float *mean = stats + %d + u, *istd = stats + %d + u;", ST_MEAN * S, ST_ISTD * S);
+    dn_buf_line(b, "double sum[8] = {0}, dot[8] = {0};");
+    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + u, *zr = z + (size_t)r * %d + u;", S, S);
+    dn_buf_line(b, "    for (int j = 0; j < 8; j++) {");
+    dn_buf_line(b, "        sum[j] += dr[j];");
+    dn_buf_line(b, "        dot[j] += (double)((zr[j] - mean[j]) * dr[j]);");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "float k[8], mean_d[8], scale[8];");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
+    dn_buf_line(b, "    k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;");
+    dn_buf_line(b, "    mean_d[j] = (float)(sum[j] / n);");
+    dn_buf_line(b, "    scale[j] = istd[j] * gamma[u + j];");
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    dn_buf_line(b, "    float *dr = d + (size_t)r * %d + u;", S);
+    dn_buf_line(b, "    const float *zr = z + (size_t)r * %d + u;", S);
+    dn_buf_line(b, "    for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];");
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
     b->indent++;
-    dn_buf_line(b, "const float mean = stats[%d + u], istd = stats[%d + u];", ST_MEAN * S, ST_ISTD * S);
-    dn_buf_line(b, "double sum = 0.0, dot = 0.0;");
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
-    dn_buf_line(b, "    const size_t at = (size_t)r * %d + (size_t)u;", S);
-    dn_buf_line(b, "    sum += d[at];");
-    dn_buf_line(b, "    dot += (double)((z[at] - mean) * d[at]);");
-    dn_buf_line(b, "}");
-    dn_buf_line(b, "const float k = (float)dot * istd * istd / (float)n, mean_d = (float)(sum / n), w = gamma[u];");
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
-    dn_buf_line(b, "    const size_t at = (size_t)r * %d + (size_t)u;", S);
-    dn_buf_line(b, "    d[at] = (d[at] - mean_d - (z[at] - mean) * k) * istd * w;");
-    dn_buf_line(b, "}");
     if (adam) {
-        dn_buf_line(b, "dn_adam1(gamma + u, m + u, v + u, (float)dot * istd, ac);");
-        dn_buf_line(b, "dn_adam1(beta + u, m + %d + u, v + %d + u, (float)sum, ac);", S, S);
+        dn_buf_line(b, "dn_adam1(gamma + u + j, m + u + j, v + u + j, (float)dot[j] * istd[j], ac);");
+        dn_buf_line(b, "dn_adam1(beta + u + j, m + %d + u + j, v + %d + u + j, (float)sum[j], ac);", S, S);
     } else {
-        dn_buf_line(b, "dgamma[u] = (float)dot * istd;");
-        dn_buf_line(b, "dbeta[u] = (float)sum;");
+        dn_buf_line(b, "dgamma[u + j] = (float)dot[j] * istd[j];");
+        dn_buf_line(b, "dbeta[u + j] = (float)sum[j];");
     }
     dn_buf_line(b, "const float mom = %s;", mom);
-    dn_buf_line(b, "run_mean[u] = mom * mean + (1.0f - mom) * run_mean[u];");
-    dn_buf_line(b, "run_var[u] = mom * stats[%d + u] + (1.0f - mom) * run_var[u];", ST_UVAR * S);
+    dn_buf_line(b, "run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];");
+    dn_buf_line(b, "run_var[u + j] = mom * stats[%d + u + j] + (1.0f - mom) * run_var[u + j];", ST_UVAR * S);
+    b->indent--;
+    dn_buf_line(b, "}");
     b->indent--;
     dn_buf_line(b, "}");
     b->indent--;
