@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PyTorch baseline for dngen's benchmark: the seed article's MLP trained on Fashion-MNIST.
 
-Trains the seed's DropoutNet (--dropout, default) or NoDropoutNet (--no-dropout):
+Trains the seed's DropoutNet (--dropout, default), NoDropoutNet (--no-dropout) or
+BatchNormNet (--batchnorm: DropoutNet with batch norm before each hidden activation):
 784-256-128-10, relu, dropout 0.5/0.3, cross entropy, Adam (lr 1e-3), batch 64, with
 torch.manual_seed(--seed) before the model is built. Reports per epoch the training time,
 the train accuracy (train-mode outputs, as the seed computes it) and the test accuracy,
@@ -145,6 +146,22 @@ class DropoutNet(nn.Module):
         return self.fc3(x)
 
 
+class BatchNormNet(DropoutNet):
+    """DropoutNet with batch norm before each hidden activation (Linear -> BatchNorm1d -> ReLU
+    -> Dropout), as specs/mlp_batchnorm.yaml; the modules are named as dngen names them."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1_bn = nn.BatchNorm1d(256)
+        self.fc2_bn = nn.BatchNorm1d(128)
+
+    def forward(self, x):
+        x = x.view(-1, 784)
+        x = self.dropout1(torch.relu(self.fc1_bn(self.fc1(x))))
+        x = self.dropout2(torch.relu(self.fc2_bn(self.fc2(x))))
+        return self.fc3(x)
+
+
 # ---- training --------------------------------------------------------------------------------
 
 def train_step(model, opt, loss_fn, x, y):
@@ -199,6 +216,8 @@ def main():
                     help="directory of the IDX files (default %(default)s)")
     ap.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=True,
                     help="DropoutNet (default) or, with --no-dropout, NoDropoutNet")
+    ap.add_argument("--batchnorm", action="store_true",
+                    help="BatchNormNet: DropoutNet with batch norm before each hidden activation")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--interop", type=int, default=1,
@@ -229,7 +248,9 @@ def main():
         test_batches = [(x_test[i:i + 1000], y_test[i:i + 1000]) for i in range(0, len(x_test), 1000)]
     load_sec = time.perf_counter() - t0
 
-    model = DropoutNet() if args.dropout else NoDropoutNet()
+    if args.batchnorm and not args.dropout:
+        sys.exit("torch_seed.py: --batchnorm is DropoutNet with batch norm; it cannot go with --no-dropout")
+    model = BatchNormNet() if args.batchnorm else DropoutNet() if args.dropout else NoDropoutNet()
     opt = torch.optim.Adam(model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")

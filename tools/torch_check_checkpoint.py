@@ -20,23 +20,8 @@ import torch
 # safetensors reader of the fixture tool.
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [here, os.path.join(here, "..", "bench")]
-from torch_seed import DropoutNet, load_split, normalized  # noqa: E402
+from torch_seed import BatchNormNet, DropoutNet, load_split, normalized  # noqa: E402
 from torch_reference import read_safetensors  # noqa: E402
-
-
-class BatchNormNet(DropoutNet):
-    """DropoutNet with Linear -> BatchNorm1d -> ReLU -> Dropout in both hidden layers."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1_bn = torch.nn.BatchNorm1d(256)
-        self.fc2_bn = torch.nn.BatchNorm1d(128)
-
-    def forward(self, x):
-        x = x.view(-1, 784)
-        x = self.dropout1(torch.relu(self.fc1_bn(self.fc1(x))))
-        x = self.dropout2(torch.relu(self.fc2_bn(self.fc2(x))))
-        return self.fc3(x)
 
 
 def main():
