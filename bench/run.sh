@@ -4,8 +4,9 @@
 #
 #   bench/run.sh [--epochs N] [--quick]
 #
-# Measures: the FP32 FMA peak; the generated seed trainer (specs/mlp.yaml and
-# specs/mlp_nodropout.yaml) on Fashion-MNIST with 1 and 2 threads (seconds per
+# Measures: the FP32 FMA peak; the generated seed trainer (specs/mlp.yaml,
+# specs/mlp_nodropout.yaml, specs/mlp_batchnorm.yaml) on Fashion-MNIST with
+# 1 and 2 threads (seconds per
 # epoch as the trainer reports it, whole-run peak RSS); the training step and
 # eval in isolation (GFLOP/s, % of peak) for the seed net and a wide one;
 # dngen's own run time and the trainer's compile time; and, when Debian's
@@ -46,6 +47,7 @@ row peak fma 2 "$peak2" GFLOP/s
 # ---- generator and compile times ----
 "$out/dngen" specs/mlp.yaml -o "$out/mlp.c"
 "$out/dngen" specs/mlp_nodropout.yaml -o "$out/mlp_nodropout.c"
+"$out/dngen" specs/mlp_batchnorm.yaml -o "$out/mlp_batchnorm.c"
 t0=$(date +%s.%N)
 for _ in $(seq 50); do "$out/dngen" specs/mlp.yaml -o "$out/mlp_again.c"; done
 t1=$(date +%s.%N)
@@ -55,16 +57,17 @@ cc $CFLAGS "$out/mlp.c" -o "$out/mlp" $LIBS
 t1=$(date +%s.%N)
 row tool compile_s 1 "$(echo "$t1 - $t0" | bc -l | xargs printf '%.2f')" s
 cc $CFLAGS "$out/mlp_nodropout.c" -o "$out/mlp_nodropout" $LIBS
+cc $CFLAGS "$out/mlp_batchnorm.c" -o "$out/mlp_batchnorm" $LIBS
 
 # ---- whole epochs on Fashion-MNIST ----
 # sec/epoch: the trainer's per-epoch "time" (training only, no eval), the
 # median over $reps runs; the configurations take turns, so load that comes
 # and goes hits them alike.
-reps=3
+reps=5
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 declare -A secs
 for rep in $(seq "$reps"); do
-  for net in mlp mlp_nodropout; do
+  for net in mlp mlp_nodropout mlp_batchnorm; do
     for th in 1 2; do
       log=$(/usr/bin/time -f "rss_kb %M" "$out/$net" train --data "$data" --epochs "$epochs" --threads "$th" 2>&1)
       secs[$net.$th]+="$(echo "$log" | awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "time") {t += $(i + 1); n++}} END {printf "%.3f", t / n}') "
@@ -105,8 +108,8 @@ done
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   declare -A tsecs
   for rep in $(seq "$reps"); do
-    for dd in --dropout --no-dropout; do
-      net=mlp; [ "$dd" = --no-dropout ] && net=mlp_nodropout
+    for dd in --dropout --no-dropout --batchnorm; do
+      net=mlp; [ "$dd" = --no-dropout ] && net=mlp_nodropout; [ "$dd" = --batchnorm ] && net=mlp_batchnorm
       for th in 1 2; do
         res=$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_seed.py "$dd" --threads "$th" --epochs "$epochs" \
               --data-dir "$data" | grep "^RESULT")
@@ -124,7 +127,7 @@ fi
 get() { awk -F, -v k="$1" -v c="$2" -v t="$3" '$1 == k && $2 == c && $3 == t {print $4}' "$csv"; }
 echo
 printf '%-14s %-8s %12s %12s %10s %9s %10s\n' net threads "dngen s/ep" "torch s/ep" speedup "GFLOP/s" "% of peak"
-for net in mlp mlp_nodropout; do
+for net in mlp mlp_nodropout mlp_batchnorm; do
   for th in 1 2; do
     s=$(get epoch "$net" "$th"); ts=$(get torch_epoch "$net" "$th")
     peak=$peak1; [ "$th" = 2 ] && peak=$peak2

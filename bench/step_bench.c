@@ -44,10 +44,13 @@ static void *bench_alloc(size_t bytes) {
 /* Multiply-adds per sample of a training step (eval: forward only). */
 static double macs_per_sample(int eval) {
     double fwd = 0, dx = 0;
-    for (int t = 0; t < M->n_tensors; t += 2) {
+    int first = 1;
+    for (int t = 0; t < M->n_tensors; t++) {
+        if (M->tensors[t].ndim != 2) continue; /* the weights: the products' FLOPs */
         double mk = (double)M->tensors[t].count;
         fwd += mk;
-        if (t > 0) dx += mk; /* the first layer needs no input gradient */
+        if (!first) dx += mk; /* the first layer needs no input gradient */
+        first = 0;
     }
     return eval ? fwd : 2 * fwd + dx;
 }
@@ -98,7 +101,7 @@ int main(int argc, char **argv) {
                 M->eval(params, ws, &b, out, NULL);
             } else if (unfused || !M->train_step_adam) {
                 M->train_step(params, grads, ws, &b, NULL);
-                dn_adam_step(&cfg, params, grads, m, v, np, (int64_t)step + 1);
+                dn_adam_step(&cfg, params, grads, m, v, M->n_trainable, (int64_t)step + 1);
             } else {
                 dn_adam_coef c;
                 dn_adam_coefs(&cfg, (int64_t)step + 1, &c);
