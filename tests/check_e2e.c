@@ -201,6 +201,19 @@ START_TEST(test_kill9_resume) {
 }
 END_TEST
 
+/* Class column of `predict --format csv` output (after the header). */
+static int predicted_classes(const char *csv, int *cls, int max) {
+    const char *p = strchr(csv, '\n');
+    int n = 0;
+    while (p && p[1] && n < max) {
+        int idx, c;
+        if (sscanf(p + 1, "%d,%d,", &idx, &c) != 2 || idx != n) return -1;
+        cls[n++] = c;
+        p = strchr(p + 1, '\n');
+    }
+    return n;
+}
+
 /* True when the file in dir contains the text. */
 static int file_has(const char *name, const char *text) {
     char path[4200];
@@ -218,7 +231,8 @@ static int file_has(const char *name, const char *text) {
  * statistics) scores what the last epoch printed; 1, 2 threads and a serial
  * build agree bit for bit; the checkpoint keeps the running statistics
  * (without optimizer moments), so resuming mid-epoch gives the uninterrupted
- * run's state; a last batch of one row is skipped. */
+ * run's state; the inference program predicts what eval scores; a last
+ * batch of one row is skipped. */
 START_TEST(test_batchnorm) {
     char *out = trainer(0, "synbn", "--threads 1 --save bn1.safetensors --checkpoint-every 100000");
     double acc = last_test_acc(out);
@@ -229,6 +243,26 @@ START_TEST(test_batchnorm) {
     ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./synbn eval --weights bn1.safetensors --data data", dir), 0);
     ck_assert_msg(last_test_acc(ev) == acc, "eval: %s", ev);
     free(ev);
+    /* the inference program runs batch norm on the same running statistics */
+    char *pr = NULL;
+    int st = tu_runf(&pr,
+                     "cd '%s' && '%s' synbn.yaml --inference --weights bn1.safetensors -o predict_bn.c && "
+                     "'%s' -std=c11 -O2 -Wall -Wextra -Werror predict_bn.c -o predict_bn -lz -lm 2>&1 && "
+                     "./predict_bn data/t10k-images-idx3-ubyte --format csv",
+                     dir, DNGEN_EXE, DNGEN_CC);
+    ck_assert_msg(st == 0, "%s", pr);
+    static int cls[600];
+    ck_assert_int_eq(predicted_classes(pr, cls, 600), 600);
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/data/t10k-labels-idx1-ubyte", dir);
+    size_t ln;
+    char *labels = tu_read(lp, &ln);
+    ck_assert_ptr_nonnull(labels);
+    int hits = 0;
+    for (int i = 0; i < 600; i++) hits += cls[i] == (unsigned char)labels[8 + i];
+    ck_assert_msg((double)hits / 600 == acc, "predict accuracy %d/600, trainer %.4f", hits, acc);
+    free(labels);
+    free(pr);
     free(trainer(0, "synbn", "--threads 2 --save bn2.safetensors --checkpoint-every 100000"));
     free(trainer(0, "synbn_serial", "--save bns.safetensors --checkpoint-every 100000"));
     ck_assert_msg(same_bytes("bn1.safetensors", "bn2.safetensors"), "1 vs 2 threads differ");
@@ -248,19 +282,6 @@ START_TEST(test_batchnorm) {
     free(out);
 }
 END_TEST
-
-/* Class column of `predict --format csv` output (after the header). */
-static int predicted_classes(const char *csv, int *cls, int max) {
-    const char *p = strchr(csv, '\n');
-    int n = 0;
-    while (p && p[1] && n < max) {
-        int idx, c;
-        if (sscanf(p + 1, "%d,%d,", &idx, &c) != 2 || idx != n) return -1;
-        cls[n++] = c;
-        p = strchr(p + 1, '\n');
-    }
-    return n;
-}
 
 /* A static inference program built from the trained weights predicts what
  * the trainer's eval scores, has no dynamic dependencies, and its MC-dropout
