@@ -519,10 +519,13 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
 
 /* ---- init and descriptor ---------------------------------------------------- */
 
-/* Tensors of the whole model, in state_dict order. */
+/* Tensors of the whole model (dn_layer_tensors of every layer). */
 static int n_tensors(const dn_spec *s) {
     int n = 0;
-    for (int k = 0; k < s->n_layers; k++) n += s->layers[k].batchnorm ? 6 : 2;
+    for (int k = 0; k < s->n_layers; k++) {
+        dn_layer_tensor t[DN_LAYER_TENSORS];
+        n += dn_layer_tensors(&s->layers[k], t);
+    }
     return n;
 }
 

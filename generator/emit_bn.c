@@ -27,6 +27,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "emit.h"
 
@@ -43,8 +44,9 @@ static void open_groups(dn_buf *b, int stride) {
 
 static void emit_batch_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
     int S = L->stride;
-    char eps[40];
-    dn_float_literal(eps, sizeof eps, (float)L->bn_eps);
+    char eps[40]; /* in double here, as PyTorch's CPU kernel adds it (in eval: in float) */
+    snprintf(eps, sizeof eps, "%.17g", L->bn_eps);
+    if (!strpbrk(eps, ".en")) strcat(eps, ".0");
     dn_buf_line(b, "/* Batch statistics of z [n, %d] (n >= 2) into stats [5][%d]: mean, 1/sqrt(var + eps),", L->units, S);
     dn_buf_line(b, " * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums");
     dn_buf_line(b, " * run over the rows in order, in double; 8 units side by side. */");
@@ -64,7 +66,7 @@ static void emit_batch_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
     dn_buf_line(b, "    }");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
     b->indent++;
-    dn_buf_line(b, "const float istd = (float)(1.0 / sqrt(sq[j] / n + (double)%s));", eps);
+    dn_buf_line(b, "const float istd = (float)(1.0 / sqrt(sq[j] / n + %s));", eps);
     dn_buf_line(b, "const float alpha = istd * gamma[u + j];");
     dn_buf_line(b, "stats[%d + u + j] = mean[j];", ST_MEAN * S);
     dn_buf_line(b, "stats[%d + u + j] = istd;", ST_ISTD * S);
