@@ -46,6 +46,9 @@ void dn_buf_line(dn_buf *b, const char *fmt, ...)
 /* An empty line. */
 void dn_buf_blank(dn_buf *b);
 
+/* Ends a block: one indentation level less, then a line "}". */
+void dn_buf_close(dn_buf *b);
+
 /* Appends `s` so that it is inert inside a C block comment: no comment
  * terminator, no control characters, no trigraph or line splice. Newlines
  * become "\n" + `newline_prefix`. */
@@ -83,6 +86,11 @@ int dn_layer_stochastic(const dn_layer *L);
 
 /* Per-layer kernels of layer k (emit_layer.c); forward only with `forward_only`. */
 void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only);
+
+/* Declares float mk[rows][width] and, in training (h != NULL), fills it
+ * with layer k's dropout scales for rows [r0, r0 + nr) and units [u0, u0 +
+ * width) (u0 a C expression) by one dn_dropout_block. */
+void dn_emit_dropout_block(dn_buf *b, const dn_spec *s, int k, int rows, int width, const char *u0);
 
 /* The batch norm kernels of layer k (emit_bn.c, for a batchnorm layer):
  * batch and running statistics, the normalization with activation, noise

@@ -25,7 +25,6 @@
  * `units` (padding) have z = 0 and d = 0, hence mean 0, alpha = shift = 0,
  * and zero gradients: their gamma, beta and running statistics stay 0.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,12 +72,9 @@ static void emit_batch_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
     dn_buf_line(b, "stats[%d + u + j] = alpha;", ST_ALPHA * S);
     dn_buf_line(b, "stats[%d + u + j] = beta[u + j] - mean[j] * alpha;", ST_SHIFT * S);
     dn_buf_line(b, "stats[%d + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));", ST_UVAR * S);
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
+    dn_buf_close(b);
+    dn_buf_close(b);
+    dn_buf_close(b);
     dn_buf_blank(b);
 }
 
@@ -98,10 +94,8 @@ static void emit_running_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
     dn_buf_line(b, "const float alpha = istd * gamma[u];");
     dn_buf_line(b, "stats[%d + u] = alpha;", ST_ALPHA * S);
     dn_buf_line(b, "stats[%d + u] = beta[u] - run_mean[u] * alpha;", ST_SHIFT * S);
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
+    dn_buf_close(b);
+    dn_buf_close(b);
     dn_buf_blank(b);
 }
 
@@ -123,14 +117,7 @@ static void emit_apply(dn_buf *b, const dn_spec *s, int k) {
     b->indent++;
     dn_buf_line(b, "const int u = (t / row_blocks) * 8, r0 = (t %% row_blocks) * 8;");
     dn_buf_line(b, "const int nr = n - r0 < 8 ? n - r0 : 8;");
-    if (drop) {
-        char scale[40];
-        dn_float_literal(scale, sizeof scale, dn_dropout_scale(L->dropout));
-        dn_buf_line(b, "float mk[8][8];");
-        dn_buf_line(b, "if (h)");
-        dn_buf_line(b, "    dn_dropout_block(seed, step, %d, (uint32_t)r0, nr, (uint32_t)u, 8, %" PRIu32 "u, %s, &mk[0][0]);",
-                    k + 1, dn_dropout_threshold_of(L->dropout), scale);
-    }
+    if (drop) dn_emit_dropout_block(b, s, k, 8, 8, "u");
     dn_buf_line(b, "const dn_v8 alpha = dn_load8(stats + %d + u);", ST_ALPHA * S);
     dn_buf_line(b, "for (int r = 0; r < nr; r++) {");
     b->indent++;
@@ -138,12 +125,9 @@ static void emit_apply(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_line(b, "dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * %d + u) * alpha);", S);
     dn_buf_line(b, "%s_%s_finish(zs, (size_t)(r0 + r), u, stats + %d, a%s%s);", s->name, L->name, ST_SHIFT * S,
                 drop ? ", mask, mk[r]" : "", stoch ? ", h, seed, step" : "");
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
+    dn_buf_close(b);
+    dn_buf_close(b);
+    dn_buf_close(b);
     dn_buf_blank(b);
 }
 
@@ -203,12 +187,9 @@ static void emit_backward(dn_buf *b, const dn_spec *s, const dn_layer *L, int ad
     dn_buf_line(b, "const float mom = %s;", mom);
     dn_buf_line(b, "run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];");
     dn_buf_line(b, "run_var[u + j] = mom * stats[%d + u + j] + (1.0f - mom) * run_var[u + j];", ST_UVAR * S);
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
+    dn_buf_close(b);
+    dn_buf_close(b);
+    dn_buf_close(b);
     dn_buf_blank(b);
 }
 

@@ -72,6 +72,11 @@ void dn_buf_line(dn_buf *b, const char *fmt, ...) {
 
 void dn_buf_blank(dn_buf *b) { dn_buf_append(b, "\n", 1); }
 
+void dn_buf_close(dn_buf *b) {
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
 void dn_buf_comment_text(dn_buf *b, const char *s, const char *newline_prefix) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '\n') {

@@ -194,6 +194,16 @@ typedef struct {
     int k, rows;
 } fwd_ctx;
 
+void dn_emit_dropout_block(dn_buf *b, const dn_spec *s, int k, int rows, int width, const char *u0) {
+    double p = s->layers[k].dropout;
+    char scale[40];
+    dn_float_literal(scale, sizeof scale, dn_dropout_scale(p));
+    dn_buf_line(b, "float mk[%d][%d];", rows, width);
+    dn_buf_line(b, "if (h)");
+    dn_buf_line(b, "    dn_dropout_block(seed, step, %d, (uint32_t)r0, nr, (uint32_t)(%s), %d, %" PRIu32 "u, %s, &mk[0][0]);",
+                k + 1, u0, width, dn_dropout_threshold_of(p), scale);
+}
+
 /* A forward tile of c->rows rows x `panels` panels from row r0, panel p0. */
 static void emit_fwd_tile(dn_buf *b, int panels, void *vctx) {
     const fwd_ctx *c = vctx;
@@ -219,14 +229,7 @@ static void emit_fwd_tile(dn_buf *b, int panels, void *vctx) {
         dn_buf_line(b, "    }");
         return;
     }
-    if (L->dropout > 0) {
-        char scale[40];
-        dn_float_literal(scale, sizeof scale, dn_dropout_scale(L->dropout));
-        dn_buf_line(b, "float mk[%d][%d];", rows, 8 * panels);
-        dn_buf_line(b, "if (h)");
-        dn_buf_line(b, "    dn_dropout_block(seed, step, %d, (uint32_t)r0, nr, (uint32_t)p0 * 8, %d, %" PRIu32 "u, %s, &mk[0][0]);",
-                    c->k + 1, 8 * panels, dn_dropout_threshold_of(L->dropout), scale);
-    }
+    if (L->dropout > 0) dn_emit_dropout_block(b, c->s, c->k, rows, 8 * panels, "p0 * 8");
     dn_buf_line(b, "for (int r = 0; r < nr; r++)");
     dn_buf_line(b, "    for (int j = 0; j < %d; j++)", panels);
     dn_buf_line(b, "        %s_%s_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a%s%s);", c->s->name,
@@ -249,26 +252,6 @@ static void emit_fwd_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     dn_buf_line(b, "}");
 }
 
-/* The forward product of a batchnorm layer: z = x W^T + b, no epilogue. */
-static void emit_forward_bn(dn_buf *b, const dn_spec *s, int k) {
-    const dn_layer *L = &s->layers[k];
-    dn_buf_line(b, "/* Forward product: out = x W^T + b [n, %d] (row stride %d), the input of batch norm.", L->units,
-                L->stride);
-    dn_buf_line(b, " * x [n, %d] (row stride %d), w: %d panels of [%d, 8], bias [%d]. */", L->in, input_stride(s, k),
-                panels_of(L), L->in, L->stride);
-    dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", s->name, L->name);
-    dn_buf_line(b, "        const float *restrict bias, float *restrict out, int n) {");
-    b->indent++;
-    dn_buf_line(b, "#if DN_WIDE_TILES");
-    emit_fwd_body(b, s, k, FWD_TILE[1]);
-    dn_buf_line(b, "#else");
-    emit_fwd_body(b, s, k, FWD_TILE[0]);
-    dn_buf_line(b, "#endif");
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
 static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, out = L->units, stoch = dn_layer_stochastic(L);
@@ -276,12 +259,12 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     dn_format_rate(rate, sizeof rate, L->dropout);
     dn_format_rate(sigma, sizeof sigma, L->noise);
     emit_finish(b, s, k);
-    if (L->batchnorm) {
-        emit_forward_bn(b, s, k);
-        return;
-    }
-    dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d] (row stride %d).", dn_act_name(L->act), out, L->stride);
-    if (stoch)
+    if (L->batchnorm) /* the product only; emit_bn.c does the rest */
+        dn_buf_line(b, "/* Forward product: out = x W^T + b [n, %d] (row stride %d), the input of batch norm.", out,
+                    L->stride);
+    else
+        dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d] (row stride %d).", dn_act_name(L->act), out, L->stride);
+    if (stoch && !L->batchnorm)
         dn_buf_line(b, " * In training h = %s%s%s%s%s%s (pass h = NULL for eval).", L->noise > 0 ? "(a + " : "a",
                     L->noise > 0 ? sigma : "", L->noise > 0 ? " N(0,1))" : "",
                     L->dropout > 0 ? " * mask, mask = 0 or 1/(1 - " : "", L->dropout > 0 ? rate : "",
@@ -289,9 +272,12 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_line(b, " * x [n, %d] (row stride %d), w: %d panels of [%d, 8], bias [%d]. */", in, input_stride(s, k),
                 panels_of(L), in, L->stride);
     dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", s->name, L->name);
-    dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s int n%s) {",
-                L->dropout > 0 ? " float *restrict mask," : "", stoch ? " float *restrict h," : "",
-                stoch ? ", uint64_t seed, uint64_t step" : "");
+    if (L->batchnorm)
+        dn_buf_line(b, "        const float *restrict bias, float *restrict out, int n) {");
+    else
+        dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s int n%s) {",
+                    L->dropout > 0 ? " float *restrict mask," : "", stoch ? " float *restrict h," : "",
+                    stoch ? ", uint64_t seed, uint64_t step" : "");
     b->indent++;
     dn_buf_line(b, "#if DN_WIDE_TILES");
     emit_fwd_body(b, s, k, FWD_TILE[1]);

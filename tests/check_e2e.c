@@ -97,18 +97,23 @@ static double last_test_acc(const char *out) {
     return acc;
 }
 
-START_TEST(test_learns) {
-    char *out = trainer(0, "syn", "--save w.safetensors");
+/* Trains `bin` with args (which must save to `weights`): test accuracy
+ * >= 0.95, and eval on the saved weights agrees with the last epoch line.
+ * Returns that accuracy. */
+static double learns(const char *bin, const char *args, const char *weights) {
+    char *out = trainer(0, bin, args);
     double acc = last_test_acc(out);
-    printf("synthetic test accuracy %.4f\n", acc);
+    printf("%s: synthetic test accuracy %.4f\n", bin, acc);
     ck_assert_msg(acc >= 0.95, "test accuracy %.4f < 0.95\n%s", acc, out);
     free(out);
-    /* eval on the saved weights agrees with the last epoch line */
     char *ev = NULL;
-    ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./syn eval --weights w.safetensors --data data", dir), 0);
+    ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./%s eval --weights %s --data data", dir, bin, weights), 0);
     ck_assert_msg(last_test_acc(ev) == acc, "eval: %s", ev);
     free(ev);
+    return acc;
 }
+
+START_TEST(test_learns) { learns("syn", "--save w.safetensors", "w.safetensors"); }
 END_TEST
 
 START_TEST(test_threads_bit_identical) {
@@ -214,6 +219,23 @@ static int predicted_classes(const char *csv, int *cls, int max) {
     return n;
 }
 
+/* How many of the 600 test rows `predict --format csv` output classifies
+ * as their label says. */
+static int predicted_hits(const char *csv) {
+    static int cls[600];
+    ck_assert_int_eq(predicted_classes(csv, cls, 600), 600);
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/data/t10k-labels-idx1-ubyte", dir);
+    size_t ln;
+    char *labels = tu_read(lp, &ln);
+    ck_assert_ptr_nonnull(labels);
+    ck_assert_uint_eq(ln, 8 + 600);
+    int hits = 0;
+    for (int i = 0; i < 600; i++) hits += cls[i] == (unsigned char)labels[8 + i];
+    free(labels);
+    return hits;
+}
+
 /* True when the file in dir contains the text. */
 static int file_has(const char *name, const char *text) {
     char path[4200];
@@ -234,15 +256,7 @@ static int file_has(const char *name, const char *text) {
  * run's state; the inference program predicts what eval scores; a last
  * batch of one row is skipped. */
 START_TEST(test_batchnorm) {
-    char *out = trainer(0, "synbn", "--threads 1 --save bn1.safetensors --checkpoint-every 100000");
-    double acc = last_test_acc(out);
-    printf("batch norm: synthetic test accuracy %.4f\n", acc);
-    ck_assert_msg(acc >= 0.95, "test accuracy %.4f < 0.95\n%s", acc, out);
-    free(out);
-    char *ev = NULL;
-    ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./synbn eval --weights bn1.safetensors --data data", dir), 0);
-    ck_assert_msg(last_test_acc(ev) == acc, "eval: %s", ev);
-    free(ev);
+    double acc = learns("synbn", "--threads 1 --save bn1.safetensors --checkpoint-every 100000", "bn1.safetensors");
     /* the inference program runs batch norm on the same running statistics */
     char *pr = NULL;
     int st = tu_runf(&pr,
@@ -251,17 +265,8 @@ START_TEST(test_batchnorm) {
                      "./predict_bn data/t10k-images-idx3-ubyte --format csv",
                      dir, DNGEN_EXE, DNGEN_CC);
     ck_assert_msg(st == 0, "%s", pr);
-    static int cls[600];
-    ck_assert_int_eq(predicted_classes(pr, cls, 600), 600);
-    char lp[4200];
-    snprintf(lp, sizeof lp, "%s/data/t10k-labels-idx1-ubyte", dir);
-    size_t ln;
-    char *labels = tu_read(lp, &ln);
-    ck_assert_ptr_nonnull(labels);
-    int hits = 0;
-    for (int i = 0; i < 600; i++) hits += cls[i] == (unsigned char)labels[8 + i];
+    int hits = predicted_hits(pr);
     ck_assert_msg((double)hits / 600 == acc, "predict accuracy %d/600, trainer %.4f", hits, acc);
-    free(labels);
     free(pr);
     free(trainer(0, "synbn", "--threads 2 --save bn2.safetensors --checkpoint-every 100000"));
     free(trainer(0, "synbn_serial", "--save bns.safetensors --checkpoint-every 100000"));
@@ -274,7 +279,7 @@ START_TEST(test_batchnorm) {
     free(trainer(0, "synbn", "--threads 2 --save bnr.safetensors --checkpoint-every 100000 --resume bnr.safetensors"));
     ck_assert_msg(same_bytes("bn1.safetensors", "bnr.safetensors"), "resumed batch norm run differs");
     /* 2850 rows in batches of 37: 77 batches and one row, which is skipped */
-    out = trainer(0, "synbn", "--epochs 1 --val-split 0.05 --batch-size 37 --save bnv.safetensors --checkpoint-every 100000");
+    char *out = trainer(0, "synbn", "--epochs 1 --val-split 0.05 --batch-size 37 --save bnv.safetensors --checkpoint-every 100000");
     ck_assert_msg(file_has("bnv.safetensors", "\"step\":\"77\""), "%s", out);
     free(out);
     out = trainer(2, "synbn", "--batch-size 1");
@@ -301,18 +306,8 @@ START_TEST(test_predictor) {
     free(out);
     st = tu_runf(&out, "cd '%s' && ./predict data/t10k-images-idx3-ubyte --format csv", dir);
     ck_assert_int_eq(st, 0);
-    static int cls[600];
-    ck_assert_int_eq(predicted_classes(out, cls, 600), 600);
-    char lp[4200];
-    snprintf(lp, sizeof lp, "%s/data/t10k-labels-idx1-ubyte", dir);
-    size_t ln;
-    char *labels = tu_read(lp, &ln);
-    ck_assert_ptr_nonnull(labels);
-    ck_assert_uint_eq(ln, 8 + 600);
-    int hits = 0;
-    for (int i = 0; i < 600; i++) hits += cls[i] == (unsigned char)labels[8 + i];
+    int hits = predicted_hits(out);
     ck_assert_msg((double)hits / 600 == acc, "predict accuracy %d/600, eval %s", hits, ev);
-    free(labels);
     free(out);
     free(ev);
     /* MC dropout: same seed, same output; another seed, another output */
