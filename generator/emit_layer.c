@@ -2,7 +2,8 @@
  *
  * A layer's weights live in panels of DN_PANEL (8) units, each input-major
  * (spec.h), and its buffers have rows of `stride` floats, so that one 8-float
- * vector holds 8 consecutive units everywhere. For layer k (fan-in I, units O
+ * vector holds 8 consecutive units everywhere (with AVX-512, one 16-float
+ * vector holds two panels' 8, see tile_shape). For layer k (fan-in I, units O
  * in NP panels) three kernels are written, each an orphaned `#pragma omp for`
  * that the model's single parallel region calls:
  *
@@ -34,15 +35,24 @@
 
 #include "emit.h"
 
-/* Tile shapes for 16 vector registers (narrow) and for 32 (wide: AVX-512VL,
- * chosen when the trainer is compiled, see DN_WIDE_TILES in the prelude).
- * Each keeps 12 or 24 accumulators in registers. */
+/* Tile shapes for 16 registers of 8 floats (narrow: 12 accumulators) and for
+ * 32 of 16 floats (wide: AVX-512, chosen when the trainer is compiled, see
+ * DN_WIDE_TILES in the prelude). A wide vector holds two panels (vp = 2):
+ * 8 x 4 panels is 16 accumulators of 16 floats, and a tile with an odd
+ * number of panels ends with one 8-float vector. */
 typedef struct {
-    int a, b;
+    int a, b; /* a x b panels (or blocks of 8 inputs) */
+    int vp;   /* panels per vector: 1 (8 floats) or 2 (16) */
 } tile_shape;
-static const tile_shape FWD_TILE[2] = {{6, 2}, {8, 3}}; /* rows x panels */
-static const tile_shape BW_TILE[2] = {{6, 2}, {8, 3}};  /* inputs x panels */
-static const tile_shape BX_TILE[2] = {{6, 2}, {8, 3}};  /* rows x vectors of 8 inputs */
+static const tile_shape FWD_TILE[2] = {{6, 2, 1}, {8, 4, 2}}; /* rows x panels */
+static const tile_shape BW_TILE[2] = {{6, 2, 1}, {8, 4, 2}};  /* inputs x panels */
+static const tile_shape BX_TILE[2] = {{6, 2, 1}, {8, 4, 2}};  /* rows x blocks of 8 inputs */
+
+/* The vectors of a tile `panels` wide with vp panels per vector: how many,
+ * and whether vector j is a 16-float one (else 8). Vector j starts at
+ * panel j * vp. */
+static int vec_count(int panels, int vp) { return (panels + vp - 1) / vp; }
+static int vec_wide(int j, int panels, int vp) { return vp == 2 && 2 * j + 1 < panels; }
 
 /* Row stride of layer k's input buffer: the input size, or the previous
  * layer's padded width. */
@@ -77,31 +87,62 @@ static void emit_clamped_ptrs(dn_buf *b, const char *name, const char *base, con
     }
 }
 
-/* Declares the zeroed accumulators c<r><j> of a rows x cols register tile. */
-static void emit_accumulators(dn_buf *b, int rows, int cols) {
+/* Declares the zeroed accumulators c<r><j> of a register tile of `rows` x
+ * the vectors of `panels` panels (vp per vector). */
+static void emit_accumulators(dn_buf *b, int rows, int panels, int vp) {
+    int nv = vec_count(panels, vp), n16 = vp == 2 ? panels / 2 : 0;
     for (int r = 0; r < rows; r++) {
-        dn_buf_printf(b, "%*sdn_v8 ", 4 * b->indent, "");
-        for (int j = 0; j < cols; j++) dn_buf_printf(b, "c%d%d = {0}%s", r, j, j + 1 < cols ? ", " : ";\n");
+        dn_buf_printf(b, "%*s", 4 * b->indent, "");
+        for (int j = 0; j < nv; j++)
+            dn_buf_printf(b, "%sc%d%d = {0}%s", j == 0 ? (n16 ? "dn_v16 " : "dn_v8 ") : j == n16 ? "dn_v8 " : "",
+                          r, j, j + 1 == nv ? ";\n" : j + 1 == n16 ? "; " : ", ");
     }
 }
 
 /* One step of a broadcast outer product: for each tile row r, splat the
  * scalar `scalar_fmt` (a format taking r) and accumulate it times the
- * vectors <vec>0..<vec>(nv-1) into c<r>0..c<r>(nv-1). */
-static void emit_splat_fmas(dn_buf *b, int rows, int nv, const char *vec, const char *scalar_fmt) {
+ * vectors <vec>0.. of the tile into c<r>0.. */
+static void emit_splat_fmas(dn_buf *b, int rows, int panels, int vp, const char *vec, const char *scalar_fmt) {
+    int nv = vec_count(panels, vp);
     for (int r = 0; r < rows; r++) {
         char scalar[64];
         snprintf(scalar, sizeof scalar, scalar_fmt, r);
-        dn_buf_line(b, "%sg = dn_splat8(%s);", r == 0 ? "dn_v8 " : "", scalar);
-        for (int v = 0; v < nv; v++) dn_buf_line(b, "c%d%d = dn_fma8(g, %s%d, c%d%d);", r, v, vec, v, r, v);
+        dn_buf_line(b, "%sg = dn_splat%d(%s);", r == 0 ? (vp == 2 ? "dn_v16 " : "dn_v8 ") : "", 8 * vp, scalar);
+        for (int v = 0; v < nv; v++) {
+            if (vec_wide(v, panels, vp))
+                dn_buf_line(b, "c%d%d = dn_fma16(g, %s%d, c%d%d);", r, v, vec, v, r, v);
+            else
+                dn_buf_line(b, "c%d%d = dn_fma8(%s, %s%d, c%d%d);", r, v, vp == 2 ? "dn_lo8(g)" : "g", vec, v, r, v);
+        }
     }
 }
 
-/* Spills the accumulators c<r><j> of a rows x cols tile into float z[rows][8 * cols]. */
-static void emit_spill(dn_buf *b, int rows, int cols) {
-    dn_buf_line(b, "float z[%d][%d];", rows, 8 * cols);
+/* Declares vector <vec><j> of a tile for each of its vectors: the 8 floats
+ * at `base` + `at_fmt` (a format taking a panel's offset) for one panel, the
+ * two panels' 8 floats side by side for a wide vector. `step` is the offset
+ * from one panel to the next (8: adjacent, one 16-float load). */
+static void emit_tile_loads(dn_buf *b, int panels, int vp, const char *vec, const char *base, const char *at_fmt,
+                            int step) {
+    for (int j = 0; j < vec_count(panels, vp); j++) {
+        char at0[80], at1[80];
+        snprintf(at0, sizeof at0, at_fmt, j * vp * step);
+        snprintf(at1, sizeof at1, at_fmt, (j * vp + 1) * step);
+        if (vec_wide(j, panels, vp) && step == 8) /* adjacent: one load */
+            dn_buf_line(b, "const dn_v16 %s%d = dn_load16(%s + %s);", vec, j, base, at0);
+        else if (vec_wide(j, panels, vp))
+            dn_buf_line(b, "const dn_v16 %s%d = dn_load8x2(%s + %s, %s + %s);", vec, j, base, at0, base, at1);
+        else
+            dn_buf_line(b, "const dn_v8 %s%d = dn_load8(%s + %s);", vec, j, base, at0);
+    }
+}
+
+/* Spills the accumulators of a rows x `panels` tile into float
+ * z[rows][8 * panels]: panel j of row r at z[r][8 * j]. */
+static void emit_spill(dn_buf *b, int rows, int panels, int vp) {
+    dn_buf_line(b, "float z[%d][%d];", rows, 8 * panels);
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols; j++) dn_buf_line(b, "dn_store8(&z[%d][%d], c%d%d);", r, 8 * j, r, j);
+        for (int j = 0; j < vec_count(panels, vp); j++)
+            dn_buf_line(b, "dn_store%d(&z[%d][%d], c%d%d);", vec_wide(j, panels, vp) ? 16 : 8, r, 8 * vp * j, r, j);
 }
 
 /* The two-way split of a task into full tiles of `full` along a dimension
@@ -191,7 +232,7 @@ static void emit_finish(dn_buf *b, const dn_spec *s, int k) {
 
 typedef struct {
     const dn_spec *s;
-    int k, rows;
+    int k, rows, vp;
 } fwd_ctx;
 
 void dn_emit_dropout_block(dn_buf *b, const dn_spec *s, int k, int rows, int width, const char *u0) {
@@ -211,15 +252,14 @@ static void emit_fwd_tile(dn_buf *b, int panels, void *vctx) {
     int in = L->in, rows = c->rows;
     dn_buf_line(b, "const float *wp = w + (size_t)p0 * %d;", in * 8);
     emit_clamped_ptrs(b, "x", "x", "r0", "n", rows, input_stride(c->s, c->k));
-    emit_accumulators(b, rows, panels);
+    emit_accumulators(b, rows, panels, c->vp);
     dn_buf_line(b, "for (int i = 0; i < %d; i++) {", in);
     b->indent++;
-    for (int p = 0; p < panels; p++)
-        dn_buf_line(b, "const dn_v8 w%d = dn_load8(wp + %d + (size_t)i * 8);", p, p * in * 8);
-    emit_splat_fmas(b, rows, panels, "w", "x%d[i]");
+    emit_tile_loads(b, panels, c->vp, "w", "wp", "%d + (size_t)i * 8", in * 8);
+    emit_splat_fmas(b, rows, panels, c->vp, "w", "x%d[i]");
     b->indent--;
     dn_buf_line(b, "}");
-    emit_spill(b, rows, panels);
+    emit_spill(b, rows, panels, c->vp);
     if (L->batchnorm) { /* z + bias for the batch norm kernels */
         dn_buf_line(b, "for (int r = 0; r < nr; r++)");
         dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", panels);
@@ -246,7 +286,7 @@ static void emit_fwd_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     b->indent++;
     dn_buf_line(b, "const int p0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
     dn_buf_line(b, "const int nr = n - r0 < %d ? n - r0 : %d;", t.a, t.a);
-    fwd_ctx c = {s, k, t.a};
+    fwd_ctx c = {s, k, t.a, t.vp};
     emit_split(b, "p0", np, t.b, emit_fwd_tile, &c);
     b->indent--;
     dn_buf_line(b, "}");
@@ -293,7 +333,7 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
 
 typedef struct {
     const dn_spec *s;
-    int k, adam, panels, inputs;
+    int k, adam, panels, inputs, vp;
 } bw_ctx;
 
 /* A dW tile of `ni` inputs x c->panels panels from input i0, panel p0. */
@@ -302,16 +342,16 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
     const dn_layer *L = &c->s->layers[c->k];
     int panels = c->panels;
     dn_buf_line(b, "const float *dp = d + (size_t)p0 * 8, *xp = x + i0;");
-    emit_accumulators(b, ni, panels);
+    emit_accumulators(b, ni, panels, c->vp);
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *dr = dp + (size_t)r * %d, *xr = xp + (size_t)r * %d;", L->stride,
                 input_stride(c->s, c->k));
-    for (int p = 0; p < panels; p++) dn_buf_line(b, "const dn_v8 d%d = dn_load8(dr + %d);", p, 8 * p);
-    emit_splat_fmas(b, ni, panels, "d", "xr[%d]");
+    emit_tile_loads(b, panels, c->vp, "d", "dr", "%d", 8);
+    emit_splat_fmas(b, ni, panels, c->vp, "d", "xr[%d]");
     b->indent--;
     dn_buf_line(b, "}");
-    emit_spill(b, ni, panels);
+    emit_spill(b, ni, panels, c->vp);
     dn_buf_line(b, "for (int i = 0; i < %d; i++)", ni);
     dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", panels);
     dn_buf_line(b, "        const size_t at = (size_t)(p0 + j) * %d + (size_t)(i0 + i) * 8;", L->in * 8);
@@ -357,7 +397,7 @@ static void emit_bw_body(dn_buf *b, const dn_spec *s, int k, int adam, tile_shap
     dn_buf_line(b, "for (int t = 0; t < %d; t++) {", cblocks * iblocks);
     b->indent++;
     dn_buf_line(b, "const int p0 = (t / %d) * %d, i0 = (t %% %d) * %d;", iblocks, t.b, iblocks, t.a);
-    bw_ctx c = {s, k, adam, 0, t.a};
+    bw_ctx c = {s, k, adam, 0, t.a, t.vp};
     emit_split(b, "p0", np, t.b, emit_bw_column, &c);
     b->indent--;
     dn_buf_line(b, "}");
@@ -400,7 +440,7 @@ static void emit_backward_w(dn_buf *b, const dn_spec *s, int k, int adam) {
 
 typedef struct {
     const dn_spec *s;
-    int k, rows;
+    int k, rows, vp;
 } bx_ctx;
 
 /* The activation's derivative for a vector of outputs `av`, or NULL for 1;
@@ -428,15 +468,14 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
     const char *deriv = act_derivative8(prev->act);
     dn_buf_line(b, "const float *wq = wt + (size_t)q0 * %d;", L->stride * 8);
     emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->stride);
-    emit_accumulators(b, rows, nv);
+    emit_accumulators(b, rows, nv, c->vp);
     dn_buf_line(b, "for (int u = 0; u < %d; u++) {", out);
     b->indent++;
-    for (int v = 0; v < nv; v++)
-        dn_buf_line(b, "const dn_v8 w%d = dn_load8(wq + %d + (size_t)u * 8);", v, v * L->stride * 8);
-    emit_splat_fmas(b, rows, nv, "w", "d%d[u]");
+    emit_tile_loads(b, nv, c->vp, "w", "wq", "%d + (size_t)u * 8", L->stride * 8);
+    emit_splat_fmas(b, rows, nv, c->vp, "w", "d%d[u]");
     b->indent--;
     dn_buf_line(b, "}");
-    emit_spill(b, rows, nv);
+    emit_spill(b, rows, nv, c->vp);
     dn_buf_line(b, "for (int r = 0; r < nr; r++)");
     dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", nv);
     b->indent += 2;
@@ -487,7 +526,7 @@ static void emit_bx_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     b->indent++;
     dn_buf_line(b, "const int q0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
     dn_buf_line(b, "const int nr = n - r0 < %d ? n - r0 : %d;", t.a, t.a);
-    bx_ctx c = {s, k, t.a};
+    bx_ctx c = {s, k, t.a, t.vp};
     emit_split(b, "q0", nq, t.b, emit_bx_tile, &c);
     b->indent--;
     dn_buf_line(b, "}");
