@@ -223,7 +223,7 @@ static void emit_input_dropout(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "static void %s_input_dropout(const float *restrict x, float *restrict mask, float *restrict h,",
                 s->name);
     dn_buf_line(b, "        int n, uint64_t seed, uint64_t step) {");
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "    for (int r = 0; r < n; r++)");
     dn_buf_line(b, "        for (int u = 0; u < %d; u += 4) {", s->input);
     dn_buf_line(b, "            float m[4];");
@@ -235,6 +235,7 @@ static void emit_input_dropout(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "                h[i] = x[i] * m[j];");
     dn_buf_line(b, "            }");
     dn_buf_line(b, "        }");
+    dn_buf_line(b, "    dn_sync();");
     dn_buf_line(b, "}");
     dn_buf_blank(b);
 }
@@ -310,7 +311,7 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
     b->indent++;
     dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
     dn_buf_line(b, "(void)inv_n;");
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->stride);
@@ -321,6 +322,7 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
         emit_loss_mse(b, L);
     b->indent--;
     dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);
@@ -397,9 +399,11 @@ static void emit_step_forward(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "%s_buffers bf;", s->name);
     dn_buf_line(b, "const int n = bt->n;");
     dn_buf_line(b, "%s_bind(ws, n, &bf);", s->name);
+    dn_buf_line(b, "DN_TEAM_DECLARE(team);");
     dn_buf_line(b, "DN_OMP(omp parallel)");
     dn_buf_line(b, "{");
     b->indent++;
+    dn_buf_line(b, "DN_TEAM_BIND(team);");
     emit_forward_calls(b, s, 1);
     dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", s->name, last->name,
                 last->name);
@@ -452,7 +456,7 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
 
 /* The training step with Adam fused into the weight-gradient kernels. Per
  * layer, top down: the input gradient first (it reads the weights before
- * their update; its omp for ends in a barrier), then the fused update. */
+ * their update; it ends in dn_sync()), then the fused update. */
 static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
     const char *m = s->name;
     dn_buf_line(b, "/* True when every row's loss is finite (every thread computes the same). */");
@@ -502,9 +506,11 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "%s_bind(ws, n, &bf);", m);
     dn_buf_line(b, "const int mc = bt->mc_dropout;");
     dn_buf_line(b, "(void)mc;");
+    dn_buf_line(b, "DN_TEAM_DECLARE(team);");
     dn_buf_line(b, "DN_OMP(omp parallel)");
     dn_buf_line(b, "{");
     b->indent++;
+    dn_buf_line(b, "DN_TEAM_BIND(team);");
     if (s->input_dropout > 0)
         dn_buf_line(b, "if (mc) %s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", m);
     emit_forward_calls(b, s, 0);

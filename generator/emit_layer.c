@@ -4,8 +4,9 @@
  * (spec.h), and its buffers have rows of `stride` floats, so that one 8-float
  * vector holds 8 consecutive units everywhere (with AVX-512, one 16-float
  * vector holds two panels' 8, see tile_shape). For layer k (fan-in I, units O
- * in NP panels) three kernels are written, each an orphaned `#pragma omp for`
- * that the model's single parallel region calls:
+ * in NP panels) three kernels are written, each an orphaned `#pragma omp for
+ * nowait` that the model's single parallel region calls; forward and
+ * backward_x end in dn_sync(), the prelude's team barrier:
  *
  *   forward     a = act(x W^T + b), then in training h = a * mask (inverted
  *               dropout). Register tiles of rows x panels, a broadcast outer
@@ -281,7 +282,7 @@ static void emit_fwd_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     const dn_layer *L = &s->layers[k];
     int np = panels_of(L), cblocks = (np + t.b - 1) / t.b;
     dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", t.a - 1, t.a);
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d * row_blocks; t++) {", cblocks);
     b->indent++;
     dn_buf_line(b, "const int p0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
@@ -324,6 +325,7 @@ static void emit_forward(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_line(b, "#else");
     emit_fwd_body(b, s, k, FWD_TILE[0]);
     dn_buf_line(b, "#endif");
+    dn_buf_line(b, "dn_sync();");
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);
@@ -507,7 +509,7 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
 static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, full = in / 8, np = panels_of(L);
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (in + 7) / 8 * np);
     b->indent++;
     dn_buf_line(b, "const int q = t / %d, p = t %% %d;", np, np);
@@ -525,13 +527,14 @@ static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k) {
     }
     b->indent--;
     dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
 }
 
 /* The task loop of the input-gradient product with tiles of shape t. */
 static void emit_bx_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     int nq = (s->layers[k].in + 7) / 8, qblocks = (nq + t.b - 1) / t.b;
     dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", t.a - 1, t.a);
-    dn_buf_line(b, "DN_OMP(omp for schedule(static))");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d * row_blocks; t++) {", qblocks);
     b->indent++;
     dn_buf_line(b, "const int q0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
@@ -565,6 +568,7 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_line(b, "#else");
     emit_bx_body(b, s, k, BX_TILE[0]);
     dn_buf_line(b, "#endif");
+    dn_buf_line(b, "dn_sync();");
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);
