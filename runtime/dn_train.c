@@ -444,7 +444,7 @@ static void dn_tr_print_epoch(const dn_tr_run *r, const dn_epoch_row *e) {
     }
     if (e->has_test)
         printf(" test_acc %.4f", e->test_acc);
-    printf(" time %.2fs\n", e->seconds);
+    printf(" time %.3fs\n", e->seconds);
     fflush(stdout);
 }
 

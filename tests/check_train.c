@@ -675,7 +675,7 @@ START_TEST(test_output_format) {
     ck_assert(matches(r.out, "^training toy: 27 parameters, 100 train / 30 test samples, batch 32, "
                              "2 epochs, seed 7, 1 threads$"));
     for (int e = 1; e <= 2; e++) {
-        snprintf(pat, sizeof pat, "^epoch %d: train_loss %s train_acc %s test_acc %s time [0-9]+\\.[0-9]{2}s$",
+        snprintf(pat, sizeof pat, "^epoch %d: train_loss %s train_acc %s test_acc %s time [0-9]+\\.[0-9]{3}s$",
                  e, line, line, line);
         ck_assert_msg(matches(r.out, pat), "no line for epoch %d in:\n%s", e, r.out);
     }
@@ -1313,7 +1313,7 @@ START_TEST(test_split_report) {
     const char *num = "-?[0-9]+\\.[0-9]{4}";
     char pat[512];
     snprintf(pat, sizeof pat, "^epoch 1: train_loss %s train_acc %s val_loss %s val_acc %s gap %s "
-             "test_acc %s time [0-9]+\\.[0-9]{2}s$", num, num, num, num, num, num);
+             "test_acc %s time [0-9]+\\.[0-9]{3}s$", num, num, num, num, num, num);
     ck_assert_msg(matches(r.out, pat), "%s", r.out);
     ck_assert(matches(r.out, "^training toy: 27 parameters, 80 train / 20 val / 30 test samples, "));
     const char *line = strstr(r.out, "epoch 1:");
