@@ -4,10 +4,11 @@
 #
 #   bench/run.sh [--epochs N] [--quick]
 #
-# Measures: the FP32 FMA peak; the generated seed trainer (specs/mlp.yaml,
+# Measures: the FP32 FMA peak (256- or 512-bit, whichever is faster) and
+# the core-to-core latency; the generated seed trainer (specs/mlp.yaml,
 # specs/mlp_nodropout.yaml, specs/mlp_batchnorm.yaml) on Fashion-MNIST with
-# 1 and 2 threads (seconds per
-# epoch as the trainer reports it, whole-run peak RSS); the training step and
+# 1 and 2 threads (seconds per epoch as the trainer reports it, whole-run
+# peak RSS); the training step and
 # eval in isolation (GFLOP/s, % of peak) for the seed net and a wide one;
 # dngen's own run time and the trainer's compile time; and, when Debian's
 # python3-torch is installed, the seed's PyTorch model at its best thread
@@ -39,10 +40,19 @@ row() { echo "$1,$2,$3,$4,$5" >> "$csv"; }
 
 # ---- peak ----
 gcc -O2 -march=native -fopenmp bench/peak_flops.c -o "$out/peak_flops"
-peak1=$("$out/peak_flops" 1 | awk '{print $3}')
-peak2=$("$out/peak_flops" 2 | awk '{print $3}')
+# the faster of 256- and 512-bit FMA chains (peak_flops.c); its vector width too
+p1=$("$out/peak_flops" 1)
+p2=$("$out/peak_flops" 2)
+peak1=$(echo "$p1" | awk '{print $3}')
+peak2=$(echo "$p2" | awk '{print $3}')
+width=$(echo "$p2" | sed -n 's/.*width=\([0-9]*\).*/\1/p')
 row peak fma 1 "$peak1" GFLOP/s
 row peak fma 2 "$peak2" GFLOP/s
+row peak width 2 "$width" bits
+# where the two CPUs sit: their cache-line round trip (core_latency.c)
+gcc -O2 -fopenmp bench/core_latency.c -o "$out/core_latency"
+lat=$("$out/core_latency" | awk '{print $2}')
+row core_latency pair 2 "$lat" ns
 
 # ---- generator and compile times ----
 "$out/dngen" specs/mlp.yaml -o "$out/mlp.c"
@@ -138,7 +148,8 @@ for net in mlp mlp_nodropout mlp_batchnorm; do
   done
 done
 echo
-echo "peak FMA: $peak1 GFLOP/s (1 thread), $peak2 (2 threads)"
+echo "peak FMA: $peak1 GFLOP/s (1 thread), $peak2 (2 threads), with $width-bit vectors"
+echo "  ($(echo "$p2" | cut -d' ' -f4-)); core-to-core latency $lat ns"
 echo "training step alone (seed net, batch 64): $(get step_gflops mlp 1) GFLOP/s on 1 thread, $(get step_gflops mlp 2) on 2"
 echo "eval alone (batch 1000): $(get eval_gflops mlp 1) / $(get eval_gflops mlp 2) GFLOP/s; wide 784-2048-2048-10 step: $(get step_gflops wide 1) / $(get step_gflops wide 2)"
 echo "peak RSS, seed trainer, 2 threads: $(get rss mlp 2) MB (PyTorch: $(get torch_rss mlp 2) MB)"
