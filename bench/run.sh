@@ -51,7 +51,7 @@ row peak fma 2 "$peak2" GFLOP/s
 row peak width 2 "$width" bits
 # where the two CPUs sit: their cache-line round trip (core_latency.c)
 gcc -O2 -fopenmp bench/core_latency.c -o "$out/core_latency"
-lat=$("$out/core_latency" | awk '{print $2}')
+lat=$("$out/core_latency" | awk '{print $2}') || lat=NA # needs 2 CPUs
 row core_latency pair 2 "$lat" ns
 
 # ---- generator and compile times ----
