@@ -1,9 +1,9 @@
 /* core_latency.c - one-way latency between the cores of two OpenMP threads:
  * they pass a counter back and forth through one shared cache line, and half
  * the round trip is what a thread waits, at least, for data the other just
- * wrote. On a VM it tells where the two virtual CPUs sit (about 50 ns when
- * they share a cache, 200 ns and more across dies), which is what separates
- * fast from slow runs of a memory-bound 2-thread step.
+ * wrote. On a VM it hints where the two virtual CPUs sit: on the 2-core VM
+ * of bench/run.sh it read 57-73 ns while 2-thread training steps ran fast
+ * and 190-210 ns while they ran 40% slower.
  *
  *     gcc -O2 -fopenmp bench/core_latency.c -o core_latency && ./core_latency
  *

@@ -354,17 +354,18 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
     b->indent--;
     dn_buf_line(b, "}");
     emit_spill(b, ni, panels, c->vp);
-    if (c->adam && c->vp == 2 && ni >= 2) { /* two inputs of a panel are 16 adjacent floats */
-        dn_buf_line(b, "for (int i = 0; i < %d; i += 2)", ni / 2 * 2);
+    /* With 16-float vectors Adam takes inputs in pairs (two inputs of a
+     * panel are 16 adjacent floats); the inputs from `single` on one by one. */
+    int single = c->adam && c->vp == 2 ? ni / 2 * 2 : 0;
+    if (single > 0) {
+        dn_buf_line(b, "for (int i = 0; i < %d; i += 2)", single);
         dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", panels);
         dn_buf_line(b, "        const size_t at = (size_t)(p0 + j) * %d + (size_t)(i0 + i) * 8;", L->in * 8);
         dn_buf_line(b, "        dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);");
         dn_buf_line(b, "    }");
-        if (ni % 2 == 0) return;
-        dn_buf_line(b, "for (int i = %d; i < %d; i++)", ni - 1, ni);
-    } else {
-        dn_buf_line(b, "for (int i = 0; i < %d; i++)", ni);
     }
+    if (single == ni) return;
+    dn_buf_line(b, "for (int i = %d; i < %d; i++)", single, ni);
     dn_buf_line(b, "    for (int j = 0; j < %d; j++) {", panels);
     dn_buf_line(b, "        const size_t at = (size_t)(p0 + j) * %d + (size_t)(i0 + i) * 8;", L->in * 8);
     if (c->adam)
