@@ -295,6 +295,13 @@ static void emit_loss_mse(dn_buf *b, const dn_layer *L) {
     dn_buf_line(b, "}");
 }
 
+void dn_emit_loss_row(dn_buf *b, const dn_spec *s) {
+    if (s->train.loss == DN_LOSS_CROSS_ENTROPY)
+        emit_loss_ce(b, last_layer(s));
+    else
+        emit_loss_mse(b, last_layer(s));
+}
+
 static void emit_loss(dn_buf *b, const dn_spec *s) {
     const dn_layer *L = last_layer(s);
     int ce = s->train.loss == DN_LOSS_CROSS_ENTROPY;
@@ -316,10 +323,7 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
     b->indent++;
     dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->stride);
     dn_buf_line(b, "float *p = out ? out + (size_t)r * %d : NULL;", L->units);
-    if (ce)
-        emit_loss_ce(b, L);
-    else
-        emit_loss_mse(b, L);
+    dn_emit_loss_row(b, s);
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_line(b, "dn_sync();");
@@ -342,11 +346,11 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
 
 /* ---- train step and eval -------------------------------------------------- */
 
-/* Calls of the forward kernels; train selects dropout. */
-static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train) {
+/* Calls of the forward kernels of layers [0, upto); train selects dropout. */
+static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train, int upto) {
     if (train && s->input_dropout > 0)
         dn_buf_line(b, "%s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", s->name);
-    for (int k = 0; k < s->n_layers; k++) {
+    for (int k = 0; k < upto; k++) {
         const dn_layer *L = &s->layers[k];
         char in[256], extra[512] = "";
         layer_output(in, sizeof in, s, k - 1, train);
@@ -404,10 +408,25 @@ static void emit_step_forward(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "{");
     b->indent++;
     dn_buf_line(b, "DN_TEAM_BIND(team);");
-    emit_forward_calls(b, s, 1);
-    dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", s->name, last->name,
-                last->name);
+    if (!dn_fused_head(s)) {
+        emit_forward_calls(b, s, 1, s->n_layers);
+        dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", s->name, last->name,
+                    last->name);
+        return;
+    }
+    const dn_layer *prev = &s->layers[s->n_layers - 2];
+    char in[256], mask[256] = "NULL";
+    emit_forward_calls(b, s, 1, s->n_layers - 1);
+    layer_output(in, sizeof in, s, s->n_layers - 2, 1);
+    if (prev->dropout > 0) snprintf(mask, sizeof mask, "bf.%s_mask", prev->name);
+    dn_buf_line(b, "%s_head(%s, params + %zu, params + %zu, bf.%s_a, bt->y, bf.%s_d, bf.rowloss, bf.hits,", s->name,
+                in, last->w_off, last->b_off, last->name, last->name);
+    dn_buf_line(b, "        bf.%s_d, %s, bf.%s_a, n);", prev->name, mask, prev->name);
 }
+
+/* True when the input gradient of layer k is a kernel call of its own (not
+ * part of the fused head). */
+static int own_backward_x(const dn_spec *s, int k) { return k > 0 && !(k == s->n_layers - 1 && dn_fused_head(s)); }
 
 /* The call of layer k's input-gradient kernel (k > 0), reading the weights
  * from params. */
@@ -444,7 +463,7 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
         if (L->batchnorm) emit_bn_backward_call(b, s, k, 0);
         dn_buf_line(b, "%s_%s_backward_w(bf.%s_d, %s, grads + %zu, grads + %zu, n);", m, L->name, L->name, in, L->w_off,
                     L->b_off);
-        if (k > 0) emit_backward_x_call(b, s, k);
+        if (own_backward_x(s, k)) emit_backward_x_call(b, s, k);
     }
     b->indent--;
     dn_buf_line(b, "}");
@@ -480,7 +499,7 @@ static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
         char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
         if (L->batchnorm) emit_bn_backward_call(b, s, k, 1);
-        if (k > 0) emit_backward_x_call(b, s, k);
+        if (own_backward_x(s, k)) emit_backward_x_call(b, s, k);
         dn_buf_line(b, "%s_%s_backward_w_adam(bf.%s_d, %s, params + %zu, params + %zu, m + %zu, v + %zu, ac, n);", m,
                     L->name, L->name, in, L->w_off, L->b_off, L->w_off, L->w_off);
     }
@@ -513,7 +532,7 @@ static void emit_eval(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, "DN_TEAM_BIND(team);");
     if (s->input_dropout > 0)
         dn_buf_line(b, "if (mc) %s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", m);
-    emit_forward_calls(b, s, 0);
+    emit_forward_calls(b, s, 0, s->n_layers);
     dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);", m, last_layer(s)->name);
     b->indent--;
     dn_buf_line(b, "}");
@@ -638,6 +657,7 @@ static void emit_model(dn_buf *b, const dn_spec *s) {
     emit_input_dropout(b, s);
     for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k, 0);
     emit_loss(b, s);
+    if (dn_fused_head(s)) dn_emit_head(b, s);
     emit_train_step(b, s);
     emit_train_step_adam(b, s);
     emit_eval(b, s);

@@ -84,8 +84,24 @@ int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_ha
  * so it has an output buffer h beside its activation a. */
 int dn_layer_stochastic(const dn_layer *L);
 
-/* Per-layer kernels of layer k (emit_layer.c); forward only with `forward_only`. */
+/* Per-layer kernels of layer k (emit_layer.c); forward only with `forward_only`.
+ * Without the last layer's input gradient when the head is fused. */
 void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only);
+
+/* True when the training steps run the last layer's forward, the loss and
+ * the last layer's input gradient as one kernel, <model>_head (emit_layer.c):
+ * a last layer after another one, without batch norm, dropout or noise,
+ * whose units fit one forward tile and whose W^T fits a thread's stack. */
+int dn_fused_head(const dn_spec *s);
+
+/* The fused head kernel (for a spec where dn_fused_head holds). */
+void dn_emit_head(dn_buf *b, const dn_spec *s);
+
+/* The loss of one row r (emit.c): from zr (the last layer's row), rowloss[r]
+ * and hits[r] when y != NULL, the output into p when p != NULL, and the
+ * gradient into row r of d (row stride: the last layer's) when d != NULL.
+ * Needs inv_n = 1/n in scope. */
+void dn_emit_loss_row(dn_buf *b, const dn_spec *s);
 
 /* Declares float mk[rows][width] and, in training (h != NULL), fills it
  * with layer k's dropout scales for rows [r0, r0 + nr) and units [u0, u0 +

@@ -506,11 +506,12 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
 
 /* Transposes w's panels into wt: for each vector q of 8 inputs, the units'
  * rows wt[q][u][0..8) = W[u][8q .. 8q + 8), zero past the inputs (and, as
- * the panels' padding, past the units). */
-static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k) {
+ * the panels' padding, past the units). `shared`: the team splits the work
+ * and meets at dn_sync(); else the calling thread does all of it. */
+static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k, int shared) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, full = in / 8, np = panels_of(L);
-    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    if (shared) dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (in + 7) / 8 * np);
     b->indent++;
     dn_buf_line(b, "const int q = t / %d, p = t %% %d;", np, np);
@@ -528,7 +529,7 @@ static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k) {
     }
     b->indent--;
     dn_buf_line(b, "}");
-    dn_buf_line(b, "dn_sync();");
+    if (shared) dn_buf_line(b, "dn_sync();");
 }
 
 /* The task loop of the input-gradient product with tiles of shape t. */
@@ -563,7 +564,7 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     b->indent++;
     if (prev->dropout <= 0) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
-    emit_bx_pack(b, s, k);
+    emit_bx_pack(b, s, k, 1);
     dn_buf_line(b, "#if DN_WIDE_TILES");
     emit_bx_body(b, s, k, BX_TILE[1]);
     dn_buf_line(b, "#else");
@@ -590,5 +591,94 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only)
     if (forward_only) return;
     emit_backward_w(b, s, k, 0);
     emit_backward_w(b, s, k, 1);
-    if (k > 0) emit_backward_x(b, s, k);
+    if (k > 0 && !(k == s->n_layers - 1 && dn_fused_head(s))) emit_backward_x(b, s, k);
+}
+
+/* ---- the fused head of the training step ----------------------------------- */
+
+/* Most floats of W^T a head keeps on each thread's stack (64 KiB). */
+enum { HEAD_WT_MAX = 16384 };
+
+static size_t head_wt_floats(const dn_spec *s) {
+    const dn_layer *L = &s->layers[s->n_layers - 1];
+    return (size_t)(L->in + 7) / 8 * (size_t)L->stride * 8;
+}
+
+int dn_fused_head(const dn_spec *s) {
+    const dn_layer *L = &s->layers[s->n_layers - 1];
+    int np = panels_of(L);
+    return s->n_layers > 1 && !L->batchnorm && !dn_layer_stochastic(L) && np <= FWD_TILE[0].b &&
+           np <= FWD_TILE[1].b && head_wt_floats(s) <= HEAD_WT_MAX;
+}
+
+/* The head's task loop with tiles of shape fwd (rows x panels) and bx (rows
+ * x input vectors; the same rows): per block of rows, the forward tile over
+ * all the layer's panels, the loss of each row, then the input gradient
+ * tiles across all input vectors. */
+static void emit_head_body(dn_buf *b, const dn_spec *s, tile_shape fwd, tile_shape bx) {
+    int k = s->n_layers - 1, nq = (s->layers[k].in + 7) / 8;
+    const dn_layer *L = &s->layers[k];
+    dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", fwd.a - 1, fwd.a);
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < row_blocks; t++) {");
+    b->indent++;
+    dn_buf_line(b, "const int r0 = t * %d, nr = n - r0 < %d ? n - r0 : %d;", fwd.a, fwd.a, fwd.a);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const int p0 = 0;");
+    fwd_ctx fc = {s, k, fwd.a, fwd.vp};
+    emit_split(b, "p0", panels_of(L), fwd.b, emit_fwd_tile, &fc);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "for (int r = r0; r < r0 + nr; r++) {");
+    b->indent++;
+    dn_buf_line(b, "const float *zr = a + (size_t)r * %d;", L->stride);
+    dn_buf_line(b, "float *p = NULL;");
+    dn_emit_loss_row(b, s);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "for (int q0 = 0; q0 < %d; q0 += %d) {", nq, bx.b);
+    b->indent++;
+    bx_ctx xc = {s, k, bx.a, bx.vp};
+    emit_split(b, "q0", nq, bx.b, emit_bx_tile, &xc);
+    b->indent--;
+    dn_buf_line(b, "}");
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+void dn_emit_head(dn_buf *b, const dn_spec *s) {
+    int k = s->n_layers - 1;
+    const dn_layer *L = &s->layers[k], *prev = &s->layers[k - 1];
+    const char *deriv = dn_act_derivative(prev->act);
+    dn_buf_line(b, "/* ==== training head: %s forward, loss, %s input gradient ==== */", L->name, L->name);
+    dn_buf_blank(b);
+    dn_buf_line(b, "/* %s_%s_forward, %s_loss (training: y and d set, no output) and", s->name, L->name, s->name);
+    dn_buf_line(b, " * %s_%s_backward_x in one kernel: per block of rows a [n, %d], rowloss, hits and", s->name,
+                L->name, L->units);
+    dn_buf_line(b, " * d = dloss/dz [n, %d], then dx [n, %d] = (d W)%s%s. A row's input gradient",
+                L->units, L->in, prev->dropout > 0 ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
+    dn_buf_line(b, " * needs only its own d, so there is no barrier between the three; each thread");
+    dn_buf_line(b, " * transposes W into its own wt. The sums are those of the three kernels. */");
+    dn_buf_line(b, "static void %s_head(const float *restrict x, const float *restrict w, const float *restrict bias,",
+                s->name);
+    dn_buf_line(b, "        float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,");
+    dn_buf_line(b, "        float *restrict hits, float *restrict dx, const float *restrict mask_prev,");
+    dn_buf_line(b, "        const float *restrict a_prev, int n) {");
+    b->indent++;
+    if (prev->dropout <= 0) dn_buf_line(b, "(void)mask_prev;");
+    if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    dn_buf_line(b, "_Alignas(64) float wt[%zu];", head_wt_floats(s));
+    emit_bx_pack(b, s, k, 0);
+    dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
+    dn_buf_line(b, "(void)inv_n;");
+    dn_buf_line(b, "#if DN_WIDE_TILES");
+    emit_head_body(b, s, FWD_TILE[1], BX_TILE[1]);
+    dn_buf_line(b, "#else");
+    emit_head_body(b, s, FWD_TILE[0], BX_TILE[0]);
+    dn_buf_line(b, "#endif");
+    dn_buf_line(b, "dn_sync();");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
 }
