@@ -16,11 +16,15 @@
  *               tile of gradients is applied to its weights at once. Tiles of
  *               inputs x panels, an outer product over rows: every element
  *               sums over rows in row order.
- *   backward_x  d_prev = (d W) * mask_prev * act'(a_prev), for k > 0. W is
- *               first transposed into blocks of 8 inputs (a scratch buffer
- *               of the workspace), then the product is another broadcast
- *               outer product, tiles of rows x input vectors: every element
+ *   backward_x  d_prev = (d W) * mask_prev * act'(a_prev), for k > 0. A
+ *               task is a column of input vectors: it transposes W for
+ *               those inputs into blocks of 8 (a scratch buffer of the
+ *               workspace), then runs another broadcast outer product down
+ *               the column, tiles of rows x input vectors: every element
  *               sums over units in unit order.
+ *
+ * With dn_fused_head, the last layer's forward, the loss and its backward_x
+ * are one kernel instead (dn_emit_head).
  *
  * A batchnorm layer's forward product stops at z = x W^T + b; its
  * normalization, activation, noise and dropout come from emit_bn.c.
@@ -504,17 +508,16 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
     dn_buf_line(b, "    }");
 }
 
-/* Transposes w's panels into wt: for each vector q of 8 inputs, the units'
- * rows wt[q][u][0..8) = W[u][8q .. 8q + 8), zero past the inputs (and, as
- * the panels' padding, past the units). `shared`: the team splits the work
- * and meets at dn_sync(); else the calling thread does all of it. */
-static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k, int shared) {
+/* Transposes w's panels into wt for the input vectors [q0, q0 + nq) (q0 a
+ * C expression): for each vector q of 8 inputs, the units' rows wt[q][u][0..8)
+ * = W[u][8q .. 8q + 8), zero past the inputs (and, as the panels' padding,
+ * past the units). Done by the calling thread. */
+static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k, const char *q0, int nq) {
     const dn_layer *L = &s->layers[k];
     int in = L->in, full = in / 8, np = panels_of(L);
-    if (shared) dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (in + 7) / 8 * np);
+    dn_buf_line(b, "for (int e = 0; e < %d; e++) {", nq * np);
     b->indent++;
-    dn_buf_line(b, "const int q = t / %d, p = t %% %d;", np, np);
+    dn_buf_line(b, "const int q = %s + e / %d, p = e %% %d;", q0, np, np);
     dn_buf_line(b, "const float *src = w + (size_t)p * %d + (size_t)q * 64;", in * 8);
     dn_buf_line(b, "float *dst = wt + (size_t)q * %d + (size_t)p * 64;", L->stride * 8);
     if (in % 8 == 0) {
@@ -529,20 +532,39 @@ static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k, int shared) {
     }
     b->indent--;
     dn_buf_line(b, "}");
-    if (shared) dn_buf_line(b, "dn_sync();");
 }
 
-/* The task loop of the input-gradient product with tiles of shape t. */
+typedef struct {
+    const dn_spec *s;
+    int k;
+    tile_shape t;
+} bx_column_ctx;
+
+/* One task of the input-gradient kernel: the W^T of its `nv` input vectors
+ * from q0, then its tiles over all rows. */
+static void emit_bx_column(dn_buf *b, int nv, void *vctx) {
+    const bx_column_ctx *c = vctx;
+    emit_bx_pack(b, c->s, c->k, "q0", nv);
+    dn_buf_line(b, "for (int r0 = 0; r0 < n; r0 += %d) {", c->t.a);
+    b->indent++;
+    dn_buf_line(b, "const int nr = n - r0 < %d ? n - r0 : %d;", c->t.a, c->t.a);
+    bx_ctx x = {c->s, c->k, c->t.a, c->t.vp};
+    emit_bx_tile(b, nv, &x);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* The task loop of the input-gradient kernel with tiles of shape t: a task
+ * is a column of t.b input vectors, so the W^T a thread packs is the W^T it
+ * reads, and no barrier separates the two. */
 static void emit_bx_body(dn_buf *b, const dn_spec *s, int k, tile_shape t) {
     int nq = (s->layers[k].in + 7) / 8, qblocks = (nq + t.b - 1) / t.b;
-    dn_buf_line(b, "const int row_blocks = (n + %d) / %d;", t.a - 1, t.a);
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "for (int t = 0; t < %d * row_blocks; t++) {", qblocks);
+    dn_buf_line(b, "for (int t = 0; t < %d; t++) {", qblocks);
     b->indent++;
-    dn_buf_line(b, "const int q0 = (t / row_blocks) * %d, r0 = (t %% row_blocks) * %d;", t.b, t.a);
-    dn_buf_line(b, "const int nr = n - r0 < %d ? n - r0 : %d;", t.a, t.a);
-    bx_ctx c = {s, k, t.a, t.vp};
-    emit_split(b, "q0", nq, t.b, emit_bx_tile, &c);
+    dn_buf_line(b, "const int q0 = t * %d;", t.b);
+    bx_column_ctx c = {s, k, t};
+    emit_split(b, "q0", nq, t.b, emit_bx_column, &c);
     b->indent--;
     dn_buf_line(b, "}");
 }
@@ -553,18 +575,18 @@ static void emit_backward_x(dn_buf *b, const dn_spec *s, int k) {
     const char *deriv = dn_act_derivative(prev->act);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d] (row stride %d) = (d W)%s%s,", prev->name, in,
                 prev->stride, prev->dropout > 0 ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
-    dn_buf_line(b, " * zero past %d. d [n, %d] (row stride %d), w: %d panels of [%d, 8]. First W^T into", in, out,
+    dn_buf_line(b, " * zero past %d. d [n, %d] (row stride %d), w: %d panels of [%d, 8]. Per column of", in, out,
                 L->stride, panels_of(L), in);
-    dn_buf_line(b, " * wt (%d vectors of 8 inputs x %d units x 8), then tiles of rows x input vectors,", (in + 7) / 8,
+    dn_buf_line(b, " * input vectors, its W^T into wt (%d vectors of 8 inputs x %d units x 8), then tiles", (in + 7) / 8,
                 L->stride);
-    dn_buf_line(b, " * an outer product over the units: each element sums units in order. */");
+    dn_buf_line(b, " * of rows x input vectors down the column, an outer product over the units: each");
+    dn_buf_line(b, " * element sums units in order. */");
     dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w, float *restrict wt,",
                 s->name, L->name);
     dn_buf_line(b, "        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {");
     b->indent++;
     if (prev->dropout <= 0) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
-    emit_bx_pack(b, s, k, 1);
     dn_buf_line(b, "#if DN_WIDE_TILES");
     emit_bx_body(b, s, k, BX_TILE[1]);
     dn_buf_line(b, "#else");
@@ -669,7 +691,7 @@ void dn_emit_head(dn_buf *b, const dn_spec *s) {
     if (prev->dropout <= 0) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
     dn_buf_line(b, "_Alignas(64) float wt[%zu];", head_wt_floats(s));
-    emit_bx_pack(b, s, k, 0);
+    emit_bx_pack(b, s, k, "0", (L->in + 7) / 8);
     dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
     dn_buf_line(b, "(void)inv_n;");
     dn_buf_line(b, "#if DN_WIDE_TILES");
