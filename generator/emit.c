@@ -397,7 +397,9 @@ static void emit_bn_backward_call(dn_buf *b, const dn_spec *s, int k, int adam) 
 }
 
 /* The start of both training steps, inside their function: bind the
- * buffers, open the parallel region, forward with dropout and noise, loss. */
+ * buffers, open the parallel region, forward with dropout and noise, loss;
+ * with dn_fused_head, the last layer's forward and the loss are the head,
+ * which also leaves the previous layer's gradient. */
 static void emit_step_forward(dn_buf *b, const dn_spec *s) {
     const dn_layer *last = last_layer(s);
     dn_buf_line(b, "%s_buffers bf;", s->name);
@@ -423,10 +425,6 @@ static void emit_step_forward(dn_buf *b, const dn_spec *s) {
                 in, last->w_off, last->b_off, last->name, last->name);
     dn_buf_line(b, "        bf.%s_d, %s, bf.%s_a, n);", prev->name, mask, prev->name);
 }
-
-/* True when the input gradient of layer k is a kernel call of its own (not
- * part of the fused head). */
-static int own_backward_x(const dn_spec *s, int k) { return k > 0 && !(k == s->n_layers - 1 && dn_fused_head(s)); }
 
 /* The call of layer k's input-gradient kernel (k > 0), reading the weights
  * from params. */
@@ -463,7 +461,7 @@ static void emit_train_step(dn_buf *b, const dn_spec *s) {
         if (L->batchnorm) emit_bn_backward_call(b, s, k, 0);
         dn_buf_line(b, "%s_%s_backward_w(bf.%s_d, %s, grads + %zu, grads + %zu, n);", m, L->name, L->name, in, L->w_off,
                     L->b_off);
-        if (own_backward_x(s, k)) emit_backward_x_call(b, s, k);
+        if (dn_own_backward_x(s, k)) emit_backward_x_call(b, s, k);
     }
     b->indent--;
     dn_buf_line(b, "}");
@@ -499,7 +497,7 @@ static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
         char in[256];
         layer_output(in, sizeof in, s, k - 1, 1);
         if (L->batchnorm) emit_bn_backward_call(b, s, k, 1);
-        if (own_backward_x(s, k)) emit_backward_x_call(b, s, k);
+        if (dn_own_backward_x(s, k)) emit_backward_x_call(b, s, k);
         dn_buf_line(b, "%s_%s_backward_w_adam(bf.%s_d, %s, params + %zu, params + %zu, m + %zu, v + %zu, ac, n);", m,
                     L->name, L->name, in, L->w_off, L->b_off, L->w_off, L->w_off);
     }

@@ -94,6 +94,10 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only)
  * whose units fit one forward tile and whose W^T fits a thread's stack. */
 int dn_fused_head(const dn_spec *s);
 
+/* True when layer k's input gradient is a kernel of its own: k > 0, and
+ * not the last layer of a fused head. */
+int dn_own_backward_x(const dn_spec *s, int k);
+
 /* The fused head kernel (for a spec where dn_fused_head holds). */
 void dn_emit_head(dn_buf *b, const dn_spec *s);
 

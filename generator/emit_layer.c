@@ -617,8 +617,10 @@ void dn_emit_layer_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only)
     if (forward_only) return;
     emit_backward_w(b, s, k, 0);
     emit_backward_w(b, s, k, 1);
-    if (k > 0 && !(k == s->n_layers - 1 && dn_fused_head(s))) emit_backward_x(b, s, k);
+    if (dn_own_backward_x(s, k)) emit_backward_x(b, s, k);
 }
+
+int dn_own_backward_x(const dn_spec *s, int k) { return k > 0 && !(k == s->n_layers - 1 && dn_fused_head(s)); }
 
 /* ---- the fused head of the training step ----------------------------------- */
 
