@@ -91,6 +91,9 @@ done
 for key in $(printf "%s\n" "${!secs[@]}" | sort); do
   row epoch "${key%.*}" "${key#*.}" "$(echo "${secs[$key]}" | tr ' ' '\n' | grep . | median)" s/epoch
 done
+# again after the epochs: a VM may move its CPUs apart or together meanwhile
+lat_end=$("$out/core_latency" | awk '{print $2}') || lat_end=NA
+row core_latency after_epochs 2 "$lat_end" ns
 
 # ---- kernels in isolation (step_bench: median of 5 rounds) ----
 bench_one() { # net spec threads [args...]
@@ -149,7 +152,10 @@ for net in mlp mlp_nodropout mlp_batchnorm; do
 done
 echo
 echo "peak FMA: $peak1 GFLOP/s (1 thread), $peak2 (2 threads), with $width-bit vectors"
-echo "  ($(echo "$p2" | cut -d' ' -f4-)); core-to-core latency $lat ns"
+echo "  ($(echo "$p2" | cut -d' ' -f4-)); core-to-core latency $lat ns, $lat_end ns after the epochs"
+if [ "$lat" != NA ] && [ "$lat_end" != NA ] && [ $((lat > 2 * lat_end || lat_end > 2 * lat)) = 1 ]; then
+  echo "  warning: the core-to-core latency changed during the run; its 2-thread figures mix two machine states"
+fi
 echo "training step alone (seed net, batch 64): $(get step_gflops mlp 1) GFLOP/s on 1 thread, $(get step_gflops mlp 2) on 2"
 echo "eval alone (batch 1000): $(get eval_gflops mlp 1) / $(get eval_gflops mlp 2) GFLOP/s; wide 784-2048-2048-10 step: $(get step_gflops wide 1) / $(get step_gflops wide 2)"
 echo "peak RSS, seed trainer, 2 threads: $(get rss mlp 2) MB (PyTorch: $(get torch_rss mlp 2) MB)"
