@@ -434,6 +434,84 @@ void dn_dataset_free(dn_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+/* Pixel rows to floats, (px/255 - mean)/std: the same three correctly
+ * rounded operations per pixel in every version, so the same floats. The
+ * table version looks each pixel up in value[256]; on x86 with AVX2 or
+ * AVX-512 (asked of the CPU at run time, whatever the build's -march) 8 or
+ * 16 pixels go at once. On Zen 5 with AVX-512: 64 cached rows 14.8 -> 4.2
+ * us; 64 random Fashion-MNIST rows, the trainer's batch, 21.6 -> 10.2 us on
+ * one thread (then bound by memory), about 2% of a 1-thread epoch. */
+typedef enum { DN_ROW_TABLE, DN_ROW_AVX2, DN_ROW_AVX512 } dn_row_kind;
+
+static void dn_row_table(const uint8_t *src, float *dst, size_t nf, const float *value) {
+    for (size_t k = 0; k < nf; k++)
+        dst[k] = value[src[k]];
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DN_ROW_SIMD 1
+
+__attribute__((target("avx2"))) static void dn_row_avx2(const uint8_t *src, float *dst, size_t nf, float mean,
+                                                       float std, const float *value) {
+    const __m256 c255 = _mm256_set1_ps(255.0f), m = _mm256_set1_ps(mean), s = _mm256_set1_ps(std);
+    size_t k = 0;
+    for (; k + 8 <= nf; k += 8) {
+        long long b;
+        memcpy(&b, src + k, 8);
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b)));
+        _mm256_storeu_ps(dst + k, _mm256_div_ps(_mm256_sub_ps(_mm256_div_ps(f, c255), m), s));
+    }
+    dn_row_table(src + k, dst + k, nf - k, value);
+}
+
+__attribute__((target("avx512f"))) static void dn_row_avx512(const uint8_t *src, float *dst, size_t nf, float mean,
+                                                            float std, const float *value) {
+    const __m512 c255 = _mm512_set1_ps(255.0f), m = _mm512_set1_ps(mean), s = _mm512_set1_ps(std);
+    size_t k = 0;
+    for (; k + 16 <= nf; k += 16) {
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + k))));
+        _mm512_storeu_ps(dst + k, _mm512_div_ps(_mm512_sub_ps(_mm512_div_ps(f, c255), m), s));
+    }
+    dn_row_table(src + k, dst + k, nf - k, value);
+}
+#endif
+
+/* The fastest version this CPU runs; DN_GATHER_ISA=table or avx2 asks for
+ * a slower one (the tests check each version against the formula). */
+static dn_row_kind dn_row_kind_to_use(void) {
+    dn_row_kind best = DN_ROW_TABLE;
+#ifdef DN_ROW_SIMD
+    if (__builtin_cpu_supports("avx512f"))
+        best = DN_ROW_AVX512;
+    else if (__builtin_cpu_supports("avx2"))
+        best = DN_ROW_AVX2;
+#endif
+    const char *want = getenv("DN_GATHER_ISA");
+    if (want && strcmp(want, "table") == 0)
+        return DN_ROW_TABLE;
+    if (want && strcmp(want, "avx2") == 0 && best > DN_ROW_AVX2)
+        return DN_ROW_AVX2;
+    return best;
+}
+
+static void dn_row(dn_row_kind kind, const uint8_t *src, float *dst, size_t nf, float mean, float std,
+                   const float *value) {
+#ifdef DN_ROW_SIMD
+    if (kind == DN_ROW_AVX512) {
+        dn_row_avx512(src, dst, nf, mean, std, value);
+        return;
+    }
+    if (kind == DN_ROW_AVX2) {
+        dn_row_avx2(src, dst, nf, mean, std, value);
+        return;
+    }
+#else
+    (void)mean, (void)std, (void)kind;
+#endif
+    dn_row_table(src, dst, nf, value);
+}
+
 /* Row r of x gets image idx[r] as (px/255 - mean)/std in float32, the same
  * arithmetic as torchvision's ToTensor + Normalize; y[r] its label (y may be
  * NULL). Rows are independent, so any thread split gives the same result. */
@@ -443,6 +521,7 @@ void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float m
     float value[256]; /* the formula's result for every pixel value: one lookup per pixel */
     for (int v = 0; v < 256; v++)
         value[v] = ((float)v / 255.0f - mean) / std;
+    const dn_row_kind kind = dn_row_kind_to_use();
 #ifdef _OPENMP
 #pragma omp parallel if (n > 16)
 #endif
@@ -464,10 +543,7 @@ void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float m
 #pragma omp for schedule(static)
 #endif
         for (int r = 0; r < n; r++) {
-            const uint8_t *src = ds->images + (size_t)idx[r] * nf;
-            float *dst = x + (size_t)r * nf;
-            for (size_t k = 0; k < nf; k++)
-                dst[k] = value[src[k]];
+            dn_row(kind, ds->images + (size_t)idx[r] * nf, x + (size_t)r * nf, nf, mean, std, value);
             if (y)
                 y[r] = ds->labels[idx[r]];
         }

@@ -515,6 +515,49 @@ static void write_dataset(const char *dir, uint32_t n, uint32_t rows, uint32_t c
     write_gz(path, buf, len + n_labels); /* gz content under the plain name */
 }
 
+/* Each of the gather's versions (table, AVX2, AVX-512 as far as the CPU has
+ * them, picked by DN_GATHER_ISA) against the formula: every pixel value, in
+ * rows of 789 pixels (not a multiple of 16, so the scalar tail runs too),
+ * under several normalizations, with more rows than the gather keeps on
+ * one thread. */
+START_TEST(test_dataset_gather_all_pixels) {
+    enum { N = 40, F = 789 };
+    static uint8_t images[N * F], labels[N];
+    for (int i = 0; i < N * F; i++)
+        images[i] = (uint8_t)(i * 7 + i / 256);
+    for (int i = 0; i < N; i++)
+        labels[i] = (uint8_t)(i % 10);
+    dn_dataset ds = {.n = N, .features = F, .images = images, .labels = labels};
+    uint32_t idx[N];
+    for (uint32_t r = 0; r < N; r++)
+        idx[r] = (r * 17 + 3) % N;
+    static float x[N * F];
+    int32_t y[N];
+    const float norm[3][2] = {{0.5f, 0.5f}, {0.1307f, 0.3081f}, {0.2860f, 0.3530f}};
+    int seen[256] = {0};
+    const char *isa[3] = {"table", "avx2", "avx512"};
+    for (int t = 0; t < 9; t++) {
+        setenv("DN_GATHER_ISA", isa[t / 3], 1);
+        memset(x, 0, sizeof x);
+        dn_dataset_gather(&ds, idx, N, norm[t % 3][0], norm[t % 3][1], x, y);
+        for (int r = 0; r < N; r++) {
+            ck_assert_int_eq(y[r], labels[idx[r]]);
+            for (int k = 0; k < F; k++) {
+                const uint8_t px = images[(size_t)idx[r] * F + (size_t)k];
+                const float want = ((float)px / 255.0f - norm[t % 3][0]) / norm[t % 3][1];
+                seen[px] = 1;
+                ck_assert_msg(memcmp(&x[r * F + k], &want, sizeof want) == 0,
+                              "%s: row %d pixel %d (value %d): %.9g, want %.9g", isa[t / 3], r, k, px,
+                              (double)x[r * F + k], (double)want);
+            }
+        }
+    }
+    unsetenv("DN_GATHER_ISA");
+    for (int v = 0; v < 256; v++)
+        ck_assert_msg(seen[v], "pixel value %d not covered", v);
+}
+END_TEST
+
 START_TEST(test_dataset) {
     const char *dir = tpath("ds");
     ensure_dir(dir);
@@ -939,6 +982,7 @@ static Suite *runtime_suite(void) {
     tcase_add_test(idx, test_idx_length_errors);
     tcase_add_test(idx, test_idx_gzip_errors);
     tcase_add_test(idx, test_dataset);
+    tcase_add_test(idx, test_dataset_gather_all_pixels);
     suite_add_tcase(s, idx);
     TCase *st = tcase_create("safetensors");
     tcase_add_test(st, test_st_roundtrip);
