@@ -246,7 +246,16 @@ static void emit_d_padding(dn_buf *b, const dn_layer *L) {
         dn_buf_line(b, "    for (int o = %d; o < %d; o++) d[(size_t)r * %d + o] = 0.0f;", L->units, L->stride, L->stride);
 }
 
-static void emit_loss_ce(dn_buf *b, const dn_layer *L) {
+/* Opens the block of a row's loss code that needs `what` ("y", "d"): under
+ * `if (what)`, or unconditionally in training code, where y and d are set. */
+static void open_block(dn_buf *b, int train, const char *what) {
+    if (train)
+        dn_buf_line(b, "{");
+    else
+        dn_buf_line(b, "if (%s) {", what);
+}
+
+static void emit_loss_ce(dn_buf *b, const dn_layer *L, int train) {
     int out = L->units;
     dn_buf_line(b, "float mx = zr[0];");
     dn_buf_line(b, "int arg = 0;");
@@ -255,28 +264,32 @@ static void emit_loss_ce(dn_buf *b, const dn_layer *L) {
     dn_buf_line(b, "float sum = 0.0f;");
     dn_buf_line(b, "for (int o = 0; o < %d; o++) sum += expf(zr[o] - mx);", out);
     dn_buf_line(b, "const float lse = mx + logf(sum);");
-    dn_buf_line(b, "if (p)");
-    dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = expf(zr[o] - lse);", out);
-    dn_buf_line(b, "if (y) {");
+    if (!train) {
+        dn_buf_line(b, "if (p)");
+        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = expf(zr[o] - lse);", out);
+    }
+    open_block(b, train, "y");
     dn_buf_line(b, "    rowloss[r] = lse - zr[y[r]];");
     dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
     dn_buf_line(b, "}");
-    dn_buf_line(b, "if (d) {");
+    open_block(b, train, "d");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++)", out);
     dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;", L->stride);
     emit_d_padding(b, L);
     dn_buf_line(b, "}");
 }
 
-static void emit_loss_mse(dn_buf *b, const dn_layer *L) {
+static void emit_loss_mse(dn_buf *b, const dn_layer *L, int train) {
     int out = L->units;
     const char *deriv = dn_act_derivative(L->act);
     dn_buf_line(b, "int arg = 0;");
     dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
     dn_buf_line(b, "    if (zr[o] > zr[arg]) arg = o;");
-    dn_buf_line(b, "if (p)");
-    dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = zr[o];", out);
-    dn_buf_line(b, "if (y) {");
+    if (!train) {
+        dn_buf_line(b, "if (p)");
+        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = zr[o];", out);
+    }
+    open_block(b, train, "y");
     dn_buf_line(b, "    float sum = 0.0f;");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
     dn_buf_line(b, "        const float e = zr[o] - (o == y[r] ? 1.0f : 0.0f);");
@@ -285,7 +298,7 @@ static void emit_loss_mse(dn_buf *b, const dn_layer *L) {
     dn_buf_line(b, "    rowloss[r] = sum / %d.0f;", out);
     dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
     dn_buf_line(b, "}");
-    dn_buf_line(b, "if (d) {");
+    open_block(b, train, "d");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
     dn_buf_line(b, "        const float a = zr[o];");
     dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - (o == y[r] ? 1.0f : 0.0f)) * inv_n / %d.0f%s%s;",
@@ -295,11 +308,11 @@ static void emit_loss_mse(dn_buf *b, const dn_layer *L) {
     dn_buf_line(b, "}");
 }
 
-void dn_emit_loss_row(dn_buf *b, const dn_spec *s) {
+void dn_emit_loss_row(dn_buf *b, const dn_spec *s, int train) {
     if (s->train.loss == DN_LOSS_CROSS_ENTROPY)
-        emit_loss_ce(b, last_layer(s));
+        emit_loss_ce(b, last_layer(s), train);
     else
-        emit_loss_mse(b, last_layer(s));
+        emit_loss_mse(b, last_layer(s), train);
 }
 
 static void emit_loss(dn_buf *b, const dn_spec *s) {
@@ -323,7 +336,7 @@ static void emit_loss(dn_buf *b, const dn_spec *s) {
     b->indent++;
     dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->stride);
     dn_buf_line(b, "float *p = out ? out + (size_t)r * %d : NULL;", L->units);
-    dn_emit_loss_row(b, s);
+    dn_emit_loss_row(b, s, 0);
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_line(b, "dn_sync();");

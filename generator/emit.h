@@ -104,8 +104,9 @@ void dn_emit_head(dn_buf *b, const dn_spec *s);
 /* The loss of one row r (emit.c): from zr (the last layer's row), rowloss[r]
  * and hits[r] when y != NULL, the output into p when p != NULL, and the
  * gradient into row r of d (row stride: the last layer's) when d != NULL.
- * Needs inv_n = 1/n in scope. */
-void dn_emit_loss_row(dn_buf *b, const dn_spec *s);
+ * With `train`: y and d are set and there is no p, so no tests. Needs
+ * inv_n = 1/n in scope. */
+void dn_emit_loss_row(dn_buf *b, const dn_spec *s, int train);
 
 /* Declares float mk[rows][width] and, in training (h != NULL), fills it
  * with layer k's dropout scales for rows [r0, r0 + nr) and units [u0, u0 +

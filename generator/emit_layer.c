@@ -521,7 +521,10 @@ static void emit_bx_pack(dn_buf *b, const dn_spec *s, int k, const char *q0, int
     int in = L->in, full = in / 8, np = panels_of(L);
     dn_buf_line(b, "for (int e = 0; e < %d; e++) {", nq * np);
     b->indent++;
-    dn_buf_line(b, "const int q = %s + e / %d, p = e %% %d;", q0, np, np);
+    if (strcmp(q0, "0") == 0)
+        dn_buf_line(b, "const int q = e / %d, p = e %% %d;", np, np);
+    else
+        dn_buf_line(b, "const int q = %s + e / %d, p = e %% %d;", q0, np, np);
     dn_buf_line(b, "const float *src = w + (size_t)p * %d + (size_t)q * 64;", in * 8);
     dn_buf_line(b, "float *dst = wt + (size_t)q * %d + (size_t)p * 64;", L->stride * 8);
     if (in % 8 == 0) {
@@ -661,8 +664,7 @@ static void emit_head_body(dn_buf *b, const dn_spec *s, tile_shape fwd, tile_sha
     dn_buf_line(b, "for (int r = r0; r < r0 + nr; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *zr = a + (size_t)r * %d;", L->stride);
-    dn_buf_line(b, "float *p = NULL;");
-    dn_emit_loss_row(b, s);
+    dn_emit_loss_row(b, s, 1);
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_line(b, "for (int q0 = 0; q0 < %d; q0 += %d) {", nq, bx.b);
