@@ -353,14 +353,13 @@ static void emit_bw_tile(dn_buf *b, int ni, void *vctx) {
          * product hides their latency (the wide 784-2048-2048-10 net, whose
          * Adam state comes from memory: 16.7 -> 14.1 ms per step on 1
          * thread, 8.65 -> 7.63 on 2). A line holds two inputs of a panel. */
-        dn_buf_line(b, "if (i0 + %d < %d)", ni, L->in);
-        dn_buf_line(b, "    for (int j = 0; j < %d; j++)", panels);
-        dn_buf_line(b, "        for (int i = 0; i < %d && i0 + %d + i < %d; i += 2) {", ni, ni, L->in);
-        dn_buf_line(b, "            const size_t at = (size_t)(p0 + j) * %d + (size_t)(i0 + %d + i) * 8;", L->in * 8, ni);
-        dn_buf_line(b, "            dn_prefetch_rw(w + at);");
-        dn_buf_line(b, "            dn_prefetch_rw(m + at);");
-        dn_buf_line(b, "            dn_prefetch_rw(v + at);");
-        dn_buf_line(b, "        }");
+        dn_buf_line(b, "for (int j = 0; j < %d; j++)", panels);
+        dn_buf_line(b, "    for (int i = 0; i < %d && i0 + %d + i < %d; i += 2) {", ni, ni, L->in);
+        dn_buf_line(b, "        const size_t at = (size_t)(p0 + j) * %d + (size_t)(i0 + %d + i) * 8;", L->in * 8, ni);
+        dn_buf_line(b, "        dn_prefetch_rw(w + at);");
+        dn_buf_line(b, "        dn_prefetch_rw(m + at);");
+        dn_buf_line(b, "        dn_prefetch_rw(v + at);");
+        dn_buf_line(b, "    }");
     }
     emit_accumulators(b, ni, panels, c->vp);
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
