@@ -21,16 +21,16 @@ if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
 
 # shellcheck disable=SC2054 # the commas belong to -fsanitize=
 cflags=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-        -D_POSIX_C_SOURCE=200809L -I"$root/generator" -I"$root/runtime")
+        -D_POSIX_C_SOURCE=200809L -I"$root/generator/front" -I"$root/generator/cmd" -I"$root/runtime")
 
 # Sources and libraries of each harness (besides tests/fuzz/fuzz_<name>.c).
 deps() {
   case "$1" in
-    spec) echo "generator/diag.c generator/yaml_tree.c generator/yaml_get.c generator/validate.c"
+    spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c"
           pkg-config --cflags --libs yaml-0.1 ;;
     idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;
     safetensors) echo "runtime/dn_safetensors.c runtime/dn_io.c" ;;
-    csv) echo "generator/plot_csv.c" ;;
+    csv) echo "generator/cmd/plot_csv.c" ;;
     *) echo "run.sh: unknown harness '$1' (known: ${all[*]})" >&2; return 1 ;;
   esac
 }
