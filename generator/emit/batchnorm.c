@@ -1,8 +1,8 @@
-/* emit_bn.c - the kernels of a batchnorm layer (PyTorch's Linear ->
- * BatchNorm1d -> activation -> noise -> dropout).
+/* batchnorm.c - the batchnorm kind: BatchNorm1d of the dense product before
+ * it, then activation, noise and dropout (PyTorch's Linear -> BatchNorm1d ->
+ * activation -> Dropout).
  *
- * The layer's forward product (emit_layer.c) leaves z = x W^T + b in a
- * buffer of its own. Then, with S the layer's row stride:
+ * The dense op before it leaves z = x W^T + b in a buffer of its own (op->z). Then, with S the layer's row stride:
  *
  *   bn_batch     training: per unit the batch mean and 1/sqrt(var + eps)
  *                (biased variance, sums over rows in row order in double,
@@ -28,7 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "emit.h"
+#include "kernels.h"
+#include "kind.h"
 
 /* The rows of stats [5][S] (see above). */
 enum { ST_MEAN, ST_ISTD, ST_ALPHA, ST_SHIFT, ST_UVAR };
@@ -41,15 +42,13 @@ static void open_groups(dn_buf *b, int stride) {
     dn_buf_line(b, "const int u = g * 8;");
 }
 
-static void emit_batch_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
-    int S = L->stride;
-    char eps[40]; /* in double here, as PyTorch's CPU kernel adds it (in eval: in float) */
-    snprintf(eps, sizeof eps, "%.17g", L->bn_eps);
-    if (!strpbrk(eps, ".en")) strcat(eps, ".0");
-    dn_buf_line(b, "/* Batch statistics of z [n, %d] (n >= 2) into stats [5][%d]: mean, 1/sqrt(var + eps),", L->units, S);
+static void emit_batch_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    int S = L->out.stride;
+    const char *eps = L->bn_eps_double; /* in double here, as PyTorch's CPU kernel adds it (in eval: in float) */
+    dn_buf_line(b, "/* Batch statistics of z [n, %d] (n >= 2) into stats [5][%d]: mean, 1/sqrt(var + eps),", L->out.width, S);
     dn_buf_line(b, " * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums");
     dn_buf_line(b, " * run over the rows in order, in double; 8 units side by side. */");
-    dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", s->name, L->name);
+    dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", p->name, L->name);
     dn_buf_line(b, "        const float *restrict beta, float *restrict stats, int n) {");
     b->indent++;
     open_groups(b, S);
@@ -78,13 +77,12 @@ static void emit_batch_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
     dn_buf_blank(b);
 }
 
-static void emit_running_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
-    int S = L->stride;
-    char eps[40];
-    dn_float_literal(eps, sizeof eps, (float)L->bn_eps);
+static void emit_running_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    int S = L->out.stride;
+    const char *eps = L->bn_eps_float;
     dn_buf_line(b, "/* Eval: alpha and shift of stats [5][%d] from the running mean and variance. */", S);
     dn_buf_line(b, "static void %s_%s_bn_running(const float *restrict run_mean, const float *restrict run_var,",
-                s->name, L->name);
+                p->name, L->name);
     dn_buf_line(b, "        const float *restrict gamma, const float *restrict beta, float *restrict stats) {");
     b->indent++;
     dn_buf_line(b, "DN_OMP(omp for schedule(static))");
@@ -101,13 +99,12 @@ static void emit_running_stats(dn_buf *b, const dn_spec *s, const dn_layer *L) {
 
 /* bn_apply: tiles of 8 rows x 8 units; the dropout scales of a tile come
  * from one dn_dropout_block, as in the forward product's tiles. */
-static void emit_apply(dn_buf *b, const dn_spec *s, int k) {
-    const dn_layer *L = &s->layers[k];
-    int S = L->stride, stoch = dn_layer_stochastic(L), drop = L->dropout > 0;
-    dn_buf_line(b, "/* a = %s(z * alpha + shift) [n, %d]%s. */", dn_act_name(L->act), L->units,
+static void emit_apply(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    int S = L->out.stride, stoch = L->stochastic, drop = L->drop.p > 0;
+    dn_buf_line(b, "/* a = %s(z * alpha + shift) [n, %d]%s. */", dn_act_name(L->act), L->out.width,
                 stoch ? "; in training (h != NULL) noise and dropout into h" : "");
     dn_buf_line(b, "static void %s_%s_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,",
-                s->name, L->name);
+                p->name, L->name);
     dn_buf_line(b, "        %s%sint n%s) {", drop ? "float *restrict mask, " : "", stoch ? "float *restrict h, " : "",
                 stoch ? ", uint64_t seed, uint64_t step" : "");
     b->indent++;
@@ -117,13 +114,13 @@ static void emit_apply(dn_buf *b, const dn_spec *s, int k) {
     b->indent++;
     dn_buf_line(b, "const int u = (t / row_blocks) * 8, r0 = (t %% row_blocks) * 8;");
     dn_buf_line(b, "const int nr = n - r0 < 8 ? n - r0 : 8;");
-    if (drop) dn_emit_dropout_block(b, s, k, 8, 8, "u");
+    if (drop) dn_emit_dropout_block(b, L, 8, 8, "u");
     dn_buf_line(b, "const dn_v8 alpha = dn_load8(stats + %d + u);", ST_ALPHA * S);
     dn_buf_line(b, "for (int r = 0; r < nr; r++) {");
     b->indent++;
     dn_buf_line(b, "float zs[8];");
     dn_buf_line(b, "dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * %d + u) * alpha);", S);
-    dn_buf_line(b, "%s_%s_finish(zs, (size_t)(r0 + r), u, stats + %d, a%s%s);", s->name, L->name, ST_SHIFT * S,
+    dn_buf_line(b, "%s_%s_finish(zs, (size_t)(r0 + r), u, stats + %d, a%s%s);", p->name, L->name, ST_SHIFT * S,
                 drop ? ", mask, mk[r]" : "", stoch ? ", h, seed, step" : "");
     dn_buf_close(b);
     dn_buf_close(b);
@@ -131,25 +128,24 @@ static void emit_apply(dn_buf *b, const dn_spec *s, int k) {
     dn_buf_blank(b);
 }
 
-static void emit_backward(dn_buf *b, const dn_spec *s, const dn_layer *L, int adam) {
-    int S = L->stride;
-    char mom[40];
-    dn_float_literal(mom, sizeof mom, (float)L->bn_momentum);
+static void emit_backward(dn_buf *b, const dn_plan *p, const dn_op *L, int adam) {
+    int S = L->out.stride;
+    const char *mom = L->bn_momentum;
     if (adam) {
         dn_buf_line(b, "/* Backward through batch norm as above, with gamma and beta updated by Adam at once");
         dn_buf_line(b, " * (moments: m and v, gamma's [%d] then beta's [%d]). */", S, S);
-        dn_buf_line(b, "static void %s_%s_bn_backward_adam(float *restrict d, const float *restrict z,", s->name,
+        dn_buf_line(b, "static void %s_%s_bn_backward_adam(float *restrict d, const float *restrict z,", p->name,
                     L->name);
         dn_buf_line(b, "        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,");
         dn_buf_line(b, "        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,");
         dn_buf_line(b, "        float *restrict run_var, int n) {");
     } else {
-        dn_buf_line(b, "/* Backward through batch norm (batch statistics): d [n, %d], the gradient wrt the", L->units);
+        dn_buf_line(b, "/* Backward through batch norm (batch statistics): d [n, %d], the gradient wrt the", L->out.width);
         dn_buf_line(b, " * output, becomes the gradient wrt z in place:");
         dn_buf_line(b, " *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)");
         dn_buf_line(b, " * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's");
         dn_buf_line(b, " * mean and unbiased variance by momentum %s. 8 units side by side, sums in double. */", mom);
-        dn_buf_line(b, "static void %s_%s_bn_backward(float *restrict d, const float *restrict z,", s->name, L->name);
+        dn_buf_line(b, "static void %s_%s_bn_backward(float *restrict d, const float *restrict z,", p->name, L->name);
         dn_buf_line(b, "        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,");
         dn_buf_line(b, "        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {");
     }
@@ -193,12 +189,61 @@ static void emit_backward(dn_buf *b, const dn_spec *s, const dn_layer *L, int ad
     dn_buf_blank(b);
 }
 
-void dn_emit_bn_kernels(dn_buf *b, const dn_spec *s, int k, int forward_only) {
-    const dn_layer *L = &s->layers[k];
-    if (!forward_only) emit_batch_stats(b, s, L);
-    emit_running_stats(b, s, L);
-    emit_apply(b, s, k);
-    if (forward_only) return;
-    emit_backward(b, s, L, 0);
-    emit_backward(b, s, L, 1);
+/* ---- the module's interface (kind.h) ------------------------------------------- */
+
+static void bn_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    (void)p;
+    dn_buf_printf(b, "%-12s batchnorm %3d (momentum %s, eps %s) %s", op->name, op->out.width,
+                  op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act));
+    if (op->noise > 0) dn_buf_printf(b, " noise %s", op->noise_text);
+    if (op->drop.p > 0) dn_buf_printf(b, " dropout %s", op->drop.rate);
 }
+
+static void bn_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
+    dn_buf_line(b, "/* ==== %s: batch norm of %d units (momentum %s, eps %s), %s%s%s%s%s ==== */", op->name,
+                op->out.width, op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act),
+                op->noise > 0 ? ", noise " : "", op->noise > 0 ? op->noise_text : "",
+                op->drop.p > 0 ? ", dropout " : "", op->drop.p > 0 ? op->drop.rate : "");
+    dn_buf_blank(b);
+    dn_emit_finish(b, p, op);
+    if (!forward_only) emit_batch_stats(b, p, op);
+    emit_running_stats(b, p, op);
+    emit_apply(b, p, op);
+    if (forward_only) return;
+    emit_backward(b, p, op, 0);
+    emit_backward(b, p, op, 1);
+}
+
+static void bn_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {
+    const char *m = p->name, *nm = op->name;
+    char extra[4 * DN_EXPR_MAX];
+    if (train)
+        dn_buf_line(b, "%s_%s_bn_batch(%s, params + %zu, params + %zu, %s, n);", m, nm, op->z, op->g_off,
+                    op->beta_off, op->stats);
+    else
+        dn_buf_line(b, "%s_%s_bn_running(params + %zu, params + %zu, params + %zu, params + %zu, %s);", m, nm,
+                    op->rm_off, op->rv_off, op->g_off, op->beta_off, op->stats);
+    dn_epilogue_args(extra, sizeof extra, op, train);
+    dn_buf_line(b, "%s_%s_bn_apply(%s, %s, %s,%s);", m, nm, op->z, op->stats, op->out.a, extra);
+}
+
+static void bn_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    dn_buf_line(b, "%s_%s_bn_backward(%s, %s, %s, params + %zu, grads + %zu, grads + %zu,", p->name, op->name,
+                op->out.d, op->z, op->stats, op->g_off, op->g_off, op->beta_off);
+    dn_buf_line(b, "        params + %zu, params + %zu, n);", op->rm_off, op->rv_off);
+}
+
+static void bn_backward_adam(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    dn_buf_line(b, "%s_%s_bn_backward_adam(%s, %s, %s, params + %zu, params + %zu, m + %zu, v + %zu,", p->name,
+                op->name, op->out.d, op->z, op->stats, op->g_off, op->beta_off, op->g_off, op->g_off);
+    dn_buf_line(b, "        ac, params + %zu, params + %zu, n);", op->rm_off, op->rv_off);
+}
+
+const dn_kind dn_kind_batchnorm = {
+    .name = "batchnorm",
+    .describe = bn_describe,
+    .kernels = bn_kernels,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .backward_adam = bn_backward_adam,
+};

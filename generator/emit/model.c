@@ -1,14 +1,20 @@
-/* emit.c - drives code generation: expands templates/trainer.c.in and writes
- * the model-level code (buffers, init, loss, train step, eval, descriptor).
- * Per-layer kernels come from emit_layer.c. */
+/* model.c - drives code generation: plans the spec, expands a template
+ * (templates/trainer.c.in or predict.c.in) and writes the model section by
+ * walking the plan: each op's kernels through its kind (kind.h), the loss
+ * (loss.c), the steps (step.c), then the tensor table, init and the
+ * descriptor the runtime reads. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "emit.h"
 #include "embedded.h"
+#include "kind.h"
+#include "loss.h"
+#include "plan.h"
+#include "step.h"
 #include "version.h"
-#include "weights.h"
 
 const dn_embedded_file *dn_embedded_find(const char *name) {
     for (const dn_embedded_file *f = dn_embedded_files; f->name; f++)
@@ -16,13 +22,14 @@ const dn_embedded_file *dn_embedded_find(const char *name) {
     return NULL;
 }
 
-static const dn_layer *last_layer(const dn_spec *s) { return &s->layers[s->n_layers - 1]; }
-
 /* ---- banner -------------------------------------------------------------- */
 
-static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
+/* The spec path as given, the network op by op, the training defaults and
+ * the build command; nothing that depends on the machine or the time. */
+static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
+    const dn_spec *s = p->spec;
     const dn_optimizer *opt = &s->train.opt;
-    char lr[32], b1[32], b2[32], eps[32], wd[32], rate[32];
+    char lr[32], b1[32], b2[32], eps[32], wd[32];
     dn_format_rate(lr, sizeof lr, opt->lr);
     dn_format_rate(b1, sizeof b1, opt->beta1);
     dn_format_rate(b2, sizeof b2, opt->beta2);
@@ -36,35 +43,21 @@ static void emit_banner(dn_buf *b, const dn_spec *s, const dn_emit_opts *o) {
         dn_buf_comment_text(b, s->description, " * ");
         dn_buf_printf(b, "\n");
     }
-    dn_buf_printf(b, " *\n * Network: %d inputs", s->input);
-    if (s->input_dropout > 0) {
-        dn_format_rate(rate, sizeof rate, s->input_dropout);
-        dn_buf_printf(b, ", input dropout %s", rate);
-    }
-    dn_buf_printf(b, "\n");
-    for (int k = 0; k < s->n_layers; k++) {
-        const dn_layer *L = &s->layers[k];
-        dn_buf_printf(b, " *   %-12s dense %6d -> %-6d %-8s", L->name, L->in, L->units, dn_act_name(L->act));
-        if (L->batchnorm) {
-            char mom[32], bn_eps[32];
-            dn_format_rate(mom, sizeof mom, L->bn_momentum);
-            dn_format_rate(bn_eps, sizeof bn_eps, L->bn_eps);
-            dn_buf_printf(b, " batchnorm (momentum %s, eps %s)", mom, bn_eps);
-        }
-        if (L->noise > 0) {
-            dn_format_rate(rate, sizeof rate, L->noise);
-            dn_buf_printf(b, " noise %s", rate);
-        }
-        if (L->dropout > 0) {
-            dn_format_rate(rate, sizeof rate, L->dropout);
-            dn_buf_printf(b, " dropout %s", rate);
-        }
+    dn_buf_printf(b, " *\n * Network: %d inputs, then\n", s->input);
+    for (int i = 0; i < p->n_ops; i++) {
+        dn_buf line = {0};
+        dn_kind_of(p->ops[i].kind)->describe(&line, p, &p->ops[i]);
+        while (line.len > 0 && line.data[line.len - 1] == ' ') line.len--; /* no trailing blanks */
+        dn_buf_printf(b, " *   ");
+        dn_buf_append(b, line.data ? line.data : "", line.len);
         dn_buf_printf(b, "\n");
+        if (line.oom) b->oom = 1;
+        dn_buf_free(&line);
     }
     dn_buf_printf(b, " * Parameters: %zu, in one buffer of %zu floats (PyTorch state_dict order; weights in\n"
                   " *   panels of %d units, see dn_tensor_info)", s->n_params, s->n_floats, DN_PANEL);
-    if (s->n_batchnorm)
-        dn_buf_printf(b, ";\n *   batch norm running statistics from float %zu on", s->n_train_floats);
+    if (s->n_floats > s->n_train_floats)
+        dn_buf_printf(b, ";\n *   state (batch norm running statistics) from float %zu on", s->n_train_floats);
     dn_buf_printf(b, ".\n");
     dn_buf_printf(b, " * Training defaults: %s loss, %s lr %s betas (%s, %s) eps %s weight_decay %s,\n",
                   dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
@@ -117,480 +110,38 @@ static void emit_runtime(dn_buf *b, const dn_emit_opts *o) {
     dn_buf_printf(b, "/* ==== end of dngen runtime ==== */");
 }
 
-/* ---- buffers ---------------------------------------------------------------- */
+/* ---- kernels, tensors and descriptors ------------------------------------------ */
 
-/* The name of the buffer holding layer k's output as the next layer sees it. */
-static void layer_output(char *dst, size_t n, const dn_spec *s, int k, int train) {
-    int p = k < 0 ? s->input_dropout > 0 : dn_layer_stochastic(&s->layers[k]);
-    const char *a = k < 0 ? "bt->x" : NULL, *h = k < 0 ? "bf.input_h" : NULL;
-    char abuf[80], hbuf[80];
-    if (k >= 0) {
-        snprintf(abuf, sizeof abuf, "bf.%s_a", s->layers[k].name);
-        snprintf(hbuf, sizeof hbuf, "bf.%s_h", s->layers[k].name);
-        a = abuf;
-        h = hbuf;
-    }
-    if (!p)
-        snprintf(dst, n, "%s", a);
-    else if (train)
-        snprintf(dst, n, "%s", h);
-    else /* eval: dropout output only for MC dropout */
-        snprintf(dst, n, "(mc ? %s : %s)", h, a);
+/* Every op's kernels in forward order (forward_only: the eval ones), then the loss. */
+static void emit_kernels(dn_buf *b, const dn_plan *p, int forward_only) {
+    for (int i = 0; i < p->n_ops; i++) dn_kind_of(p->ops[i].kind)->kernels(b, p, &p->ops[i], forward_only);
+    dn_emit_loss(b, p);
 }
 
-/* Floats of the W^T scratch: the largest hidden layer's weights, their
- * inputs rounded up to vectors of 8 (0 with one layer). */
-static size_t wt_floats(const dn_spec *s) {
-    size_t most = 0;
-    for (int k = 1; k < s->n_layers; k++) {
-        size_t f = (size_t)s->layers[k - 1].stride * (size_t)s->layers[k].stride;
-        most = f > most ? f : most;
-    }
-    return most;
-}
-
-static void emit_buffers(dn_buf *b, const dn_spec *s) {
-    const char *m = s->name;
-    dn_buf_line(b, "/* ==== work buffers (one block, carved per batch of n rows) ==== */");
-    dn_buf_blank(b);
-    dn_buf_line(b, "typedef struct {");
-    b->indent++;
-    if (s->input_dropout > 0) dn_buf_line(b, "float *input_mask, *input_h; /* [n, %d] input dropout */", s->input);
-    for (int k = 0; k < s->n_layers; k++) {
-        const dn_layer *L = &s->layers[k];
-        dn_buf_line(b, "float *%s_a; /* [n, %d] activation */", L->name, L->stride);
-        if (L->dropout > 0) dn_buf_line(b, "float *%s_mask; /* [n, %d] dropout scale */", L->name, L->stride);
-        if (dn_layer_stochastic(L)) dn_buf_line(b, "float *%s_h; /* [n, %d] output in training */", L->name, L->stride);
-        dn_buf_line(b, "float *%s_d; /* [n, %d] gradient wrt the pre-activation (zero past %d) */", L->name,
-                    L->stride, L->units);
-        if (L->batchnorm) {
-            dn_buf_line(b, "float *%s_z; /* [n, %d] x W^T + b, the input of batch norm */", L->name, L->stride);
-            dn_buf_line(b, "float *%s_stats; /* [5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var */",
-                        L->name, L->stride);
-        }
-    }
-    dn_buf_line(b, "float *rowloss, *hits; /* [n] per-row loss and argmax hit */");
-    if (wt_floats(s)) dn_buf_line(b, "float *wt; /* [%zu] scratch: one layer's W^T for its input gradient */", wt_floats(s));
-    b->indent--;
-    dn_buf_line(b, "} %s_buffers;", m);
-    dn_buf_blank(b);
-    dn_buf_line(b, "/* Carves the buffers for n rows from ws; with ws == NULL only measures.");
-    dn_buf_line(b, " * Returns the bytes used. */");
-    dn_buf_line(b, "static size_t %s_bind(void *ws, int n, %s_buffers *bf) {", m, m);
-    b->indent++;
-    dn_buf_line(b, "char *base = ws;");
-    dn_buf_line(b, "size_t off = 0;");
-    dn_buf_line(b, "const size_t rows = (size_t)n;");
-    if (s->input_dropout > 0) {
-        dn_buf_line(b, "bf->input_mask = dn_carve(base, &off, rows * %d);", s->input);
-        dn_buf_line(b, "bf->input_h = dn_carve(base, &off, rows * %d);", s->input);
-    }
-    for (int k = 0; k < s->n_layers; k++) {
-        const dn_layer *L = &s->layers[k];
-        dn_buf_line(b, "bf->%s_a = dn_carve(base, &off, rows * %d);", L->name, L->stride);
-        if (L->dropout > 0) dn_buf_line(b, "bf->%s_mask = dn_carve(base, &off, rows * %d);", L->name, L->stride);
-        if (dn_layer_stochastic(L)) dn_buf_line(b, "bf->%s_h = dn_carve(base, &off, rows * %d);", L->name, L->stride);
-        dn_buf_line(b, "bf->%s_d = dn_carve(base, &off, rows * %d);", L->name, L->stride);
-        if (L->batchnorm) {
-            dn_buf_line(b, "bf->%s_z = dn_carve(base, &off, rows * %d);", L->name, L->stride);
-            dn_buf_line(b, "bf->%s_stats = dn_carve(base, &off, %d);", L->name, 5 * L->stride);
-        }
-    }
-    dn_buf_line(b, "bf->rowloss = dn_carve(base, &off, rows);");
-    dn_buf_line(b, "bf->hits = dn_carve(base, &off, rows);");
-    if (wt_floats(s)) dn_buf_line(b, "bf->wt = dn_carve(base, &off, %zu);", wt_floats(s));
-    dn_buf_line(b, "return off;");
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-    dn_buf_line(b, "static size_t %s_workspace_size(int max_batch) {", m);
-    dn_buf_line(b, "    %s_buffers bf;", m);
-    dn_buf_line(b, "    return %s_bind(NULL, max_batch, &bf);", m);
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
-/* ---- input dropout, loss --------------------------------------------------- */
-
-static void emit_input_dropout(dn_buf *b, const dn_spec *s) {
-    char rate[32], scale[40];
-    if (s->input_dropout <= 0) return;
-    dn_format_rate(rate, sizeof rate, s->input_dropout);
-    dn_float_literal(scale, sizeof scale, dn_dropout_scale(s->input_dropout));
-    dn_buf_line(b, "/* ==== input: %d features, dropout %s ==== */", s->input, rate);
-    dn_buf_blank(b);
-    dn_buf_line(b, "/* h = x * mask [n, %d], mask = 0 or 1/(1 - %s) per feature (slot 0). */", s->input, rate);
-    dn_buf_line(b, "static void %s_input_dropout(const float *restrict x, float *restrict mask, float *restrict h,",
-                s->name);
-    dn_buf_line(b, "        int n, uint64_t seed, uint64_t step) {");
-    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "    for (int r = 0; r < n; r++)");
-    dn_buf_line(b, "        for (int u = 0; u < %d; u += 4) {", s->input);
-    dn_buf_line(b, "            float m[4];");
-    dn_buf_line(b, "            dn_dropout4(seed, step, 0, (uint32_t)r, (uint32_t)u, %" PRIu32 "u, %s, m);",
-                dn_dropout_threshold_of(s->input_dropout), scale);
-    dn_buf_line(b, "            for (int j = 0; j < 4 && u + j < %d; j++) {", s->input);
-    dn_buf_line(b, "                const size_t i = (size_t)r * %d + (size_t)(u + j);", s->input);
-    dn_buf_line(b, "                mask[i] = m[j];");
-    dn_buf_line(b, "                h[i] = x[i] * m[j];");
-    dn_buf_line(b, "            }");
-    dn_buf_line(b, "        }");
-    dn_buf_line(b, "    dn_sync();");
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
-/* Zeroes the padding of row r of d (units past the last layer's width). */
-static void emit_d_padding(dn_buf *b, const dn_layer *L) {
-    if (L->units < L->stride)
-        dn_buf_line(b, "    for (int o = %d; o < %d; o++) d[(size_t)r * %d + o] = 0.0f;", L->units, L->stride, L->stride);
-}
-
-/* Opens the block of a row's loss code that needs `what` ("y", "d"): under
- * `if (what)`, or unconditionally in training code, where y and d are set. */
-static void open_block(dn_buf *b, int train, const char *what) {
-    if (train)
-        dn_buf_line(b, "{");
-    else
-        dn_buf_line(b, "if (%s) {", what);
-}
-
-static void emit_loss_ce(dn_buf *b, const dn_layer *L, int train) {
-    int out = L->units;
-    dn_buf_line(b, "float mx = zr[0];");
-    dn_buf_line(b, "int arg = 0;");
-    dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
-    dn_buf_line(b, "    if (zr[o] > mx) mx = zr[arg = o];");
-    dn_buf_line(b, "float sum = 0.0f;");
-    dn_buf_line(b, "for (int o = 0; o < %d; o++) sum += expf(zr[o] - mx);", out);
-    dn_buf_line(b, "const float lse = mx + logf(sum);");
-    if (!train) {
-        dn_buf_line(b, "if (p)");
-        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = expf(zr[o] - lse);", out);
-    }
-    open_block(b, train, "y");
-    dn_buf_line(b, "    rowloss[r] = lse - zr[y[r]];");
-    dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
-    dn_buf_line(b, "}");
-    open_block(b, train, "d");
-    dn_buf_line(b, "    for (int o = 0; o < %d; o++)", out);
-    dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;", L->stride);
-    emit_d_padding(b, L);
-    dn_buf_line(b, "}");
-}
-
-static void emit_loss_mse(dn_buf *b, const dn_layer *L, int train) {
-    int out = L->units;
-    const char *deriv = dn_act_derivative(L->act);
-    dn_buf_line(b, "int arg = 0;");
-    dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
-    dn_buf_line(b, "    if (zr[o] > zr[arg]) arg = o;");
-    if (!train) {
-        dn_buf_line(b, "if (p)");
-        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = zr[o];", out);
-    }
-    open_block(b, train, "y");
-    dn_buf_line(b, "    float sum = 0.0f;");
-    dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
-    dn_buf_line(b, "        const float e = zr[o] - (o == y[r] ? 1.0f : 0.0f);");
-    dn_buf_line(b, "        sum += e * e;");
-    dn_buf_line(b, "    }");
-    dn_buf_line(b, "    rowloss[r] = sum / %d.0f;", out);
-    dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
-    dn_buf_line(b, "}");
-    open_block(b, train, "d");
-    dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
-    dn_buf_line(b, "        const float a = zr[o];");
-    dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - (o == y[r] ? 1.0f : 0.0f)) * inv_n / %d.0f%s%s;",
-                L->stride, out, deriv ? " * " : "", deriv ? deriv : "");
-    dn_buf_line(b, "    }");
-    emit_d_padding(b, L);
-    dn_buf_line(b, "}");
-}
-
-void dn_emit_loss_row(dn_buf *b, const dn_spec *s, int train) {
-    if (s->train.loss == DN_LOSS_CROSS_ENTROPY)
-        emit_loss_ce(b, last_layer(s), train);
-    else
-        emit_loss_mse(b, last_layer(s), train);
-}
-
-static void emit_loss(dn_buf *b, const dn_spec *s) {
-    const dn_layer *L = last_layer(s);
-    int ce = s->train.loss == DN_LOSS_CROSS_ENTROPY;
-    dn_buf_line(b, "/* ==== loss: %s ==== */", ce ? "softmax + cross-entropy, mean over the batch"
-                                                  : "mean squared error against one-hot targets, mean over batch and outputs");
-    dn_buf_blank(b);
-    dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->units,
-                L->stride);
-    dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss", ce ? "probabilities" : "values");
-    dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
-                L->stride, L->units);
-    dn_buf_line(b, "static void %s_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,", s->name);
-    dn_buf_line(b, "        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {");
-    b->indent++;
-    dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
-    dn_buf_line(b, "(void)inv_n;");
-    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
-    b->indent++;
-    dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->stride);
-    dn_buf_line(b, "float *p = out ? out + (size_t)r * %d : NULL;", L->units);
-    dn_emit_loss_row(b, s, 0);
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_line(b, "dn_sync();");
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-    dn_buf_line(b, "/* Sums the per-row results in row order (the same for any thread count). */");
-    dn_buf_line(b, "static double %s_sum_rows(const %s_buffers *bf, int n, int *correct) {", s->name, s->name);
-    dn_buf_line(b, "    double loss = 0.0;");
-    dn_buf_line(b, "    int hits = 0;");
-    dn_buf_line(b, "    for (int r = 0; r < n; r++) {");
-    dn_buf_line(b, "        loss += bf->rowloss[r];");
-    dn_buf_line(b, "        hits += bf->hits[r] != 0.0f;");
-    dn_buf_line(b, "    }");
-    dn_buf_line(b, "    if (correct) *correct += hits;");
-    dn_buf_line(b, "    return loss;");
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
-/* ---- train step and eval -------------------------------------------------- */
-
-/* Calls of the forward kernels of layers [0, upto); train selects dropout. */
-static void emit_forward_calls(dn_buf *b, const dn_spec *s, int train, int upto) {
-    if (train && s->input_dropout > 0)
-        dn_buf_line(b, "%s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", s->name);
-    for (int k = 0; k < upto; k++) {
-        const dn_layer *L = &s->layers[k];
-        char in[256], extra[512] = "";
-        layer_output(in, sizeof in, s, k - 1, train);
-        const char *nm = L->name;
-        if (dn_layer_stochastic(L) && train)
-            snprintf(extra, sizeof extra, "%s%s%s bf.%s_h, n, bt->seed, bt->step", L->dropout > 0 ? " bf." : "",
-                     L->dropout > 0 ? nm : "", L->dropout > 0 ? "_mask," : "", nm);
-        else if (dn_layer_stochastic(L))
-            snprintf(extra, sizeof extra, "%s%s%s mc ? bf.%s_h : NULL, n, bt->seed, bt->step",
-                     L->dropout > 0 ? " mc ? bf." : "", L->dropout > 0 ? nm : "", L->dropout > 0 ? "_mask : NULL," : "",
-                     nm);
-        else
-            snprintf(extra, sizeof extra, " n");
-        if (!L->batchnorm) {
-            dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_a,", s->name, nm, in, L->w_off,
-                        L->b_off, nm);
-            dn_buf_line(b, "       %s);", extra);
-            continue;
-        }
-        dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, bf.%s_z, n);", s->name, nm, in, L->w_off,
-                    L->b_off, nm);
-        if (train)
-            dn_buf_line(b, "%s_%s_bn_batch(bf.%s_z, params + %zu, params + %zu, bf.%s_stats, n);", s->name, nm, nm,
-                        L->g_off, L->beta_off, nm);
-        else
-            dn_buf_line(b, "%s_%s_bn_running(params + %zu, params + %zu, params + %zu, params + %zu, bf.%s_stats);",
-                        s->name, nm, L->rm_off, L->rv_off, L->g_off, L->beta_off, nm);
-        dn_buf_line(b, "%s_%s_bn_apply(bf.%s_z, bf.%s_stats, bf.%s_a,%s);", s->name, nm, nm, nm, nm, extra);
-    }
-}
-
-/* The call of layer k's batch norm backward (a batchnorm layer): gradients
- * into grads, or with `adam` the fused update of gamma and beta. */
-static void emit_bn_backward_call(dn_buf *b, const dn_spec *s, int k, int adam) {
-    const dn_layer *L = &s->layers[k];
-    const char *nm = L->name;
-    if (adam)
-        dn_buf_line(b, "%s_%s_bn_backward_adam(bf.%s_d, bf.%s_z, bf.%s_stats, params + %zu, params + %zu, m + %zu, v + %zu,",
-                    s->name, nm, nm, nm, nm, L->g_off, L->beta_off, L->g_off, L->g_off);
-    else
-        dn_buf_line(b, "%s_%s_bn_backward(bf.%s_d, bf.%s_z, bf.%s_stats, params + %zu, grads + %zu, grads + %zu,",
-                    s->name, nm, nm, nm, nm, L->g_off, L->g_off, L->beta_off);
-    dn_buf_line(b, "        %sparams + %zu, params + %zu, n);", adam ? "ac, " : "", L->rm_off, L->rv_off);
-}
-
-/* The start of both training steps, inside their function: bind the
- * buffers, open the parallel region, forward with dropout and noise, loss;
- * with dn_fused_head, the last layer's forward and the loss are the head,
- * which also leaves the previous layer's gradient. */
-static void emit_step_forward(dn_buf *b, const dn_spec *s) {
-    const dn_layer *last = last_layer(s);
-    dn_buf_line(b, "%s_buffers bf;", s->name);
-    dn_buf_line(b, "const int n = bt->n;");
-    dn_buf_line(b, "%s_bind(ws, n, &bf);", s->name);
-    dn_buf_line(b, "DN_TEAM_DECLARE(team);");
-    dn_buf_line(b, "DN_OMP(omp parallel)");
-    dn_buf_line(b, "{");
-    b->indent++;
-    dn_buf_line(b, "DN_TEAM_BIND(team);");
-    if (!dn_fused_head(s)) {
-        emit_forward_calls(b, s, 1, s->n_layers);
-        dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, bf.%s_d, NULL, bf.rowloss, bf.hits, n);", s->name, last->name,
-                    last->name);
-        return;
-    }
-    const dn_layer *prev = &s->layers[s->n_layers - 2];
-    char in[256], mask[256] = "NULL";
-    emit_forward_calls(b, s, 1, s->n_layers - 1);
-    layer_output(in, sizeof in, s, s->n_layers - 2, 1);
-    if (prev->dropout > 0) snprintf(mask, sizeof mask, "bf.%s_mask", prev->name);
-    dn_buf_line(b, "%s_head(%s, params + %zu, params + %zu, bf.%s_a, bt->y, bf.%s_d, bf.rowloss, bf.hits,", s->name,
-                in, last->w_off, last->b_off, last->name, last->name);
-    dn_buf_line(b, "        bf.%s_d, %s, bf.%s_a, n);", prev->name, mask, prev->name);
-}
-
-/* The call of layer k's input-gradient kernel (k > 0), reading the weights
- * from params. */
-static void emit_backward_x_call(dn_buf *b, const dn_spec *s, int k) {
-    const dn_layer *L = &s->layers[k], *P = &s->layers[k - 1];
-    char mask[256];
-    if (P->dropout > 0)
-        snprintf(mask, sizeof mask, "bf.%s_mask", P->name);
-    else
-        snprintf(mask, sizeof mask, "NULL");
-    dn_buf_line(b, "%s_%s_backward_x(bf.%s_d, params + %zu, bf.wt, bf.%s_d, %s, bf.%s_a, n);", s->name, L->name, L->name,
-                L->w_off, P->name, mask, P->name);
-}
-
-static void emit_train_step(dn_buf *b, const dn_spec *s) {
-    const char *m = s->name;
-    dn_buf_line(b, "/* ==== training step ==== */");
-    dn_buf_blank(b);
-    dn_buf_line(b, "/* Forward with dropout, loss, backward into grads (all of them overwritten).");
-    dn_buf_line(b, " * One parallel region; the kernels split work with orphaned omp for.%s", s->n_batchnorm ? "" : " */");
-    if (s->n_batchnorm) {
-        dn_buf_line(b, " * Batch norm: batch statistics; the running statistics (params from %zu on)", s->n_train_floats);
-        dn_buf_line(b, " * are updated, their grads zeroed. */");
-    }
-    dn_buf_line(b, "static double %s_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {", m);
-    b->indent++;
-    if (s->n_batchnorm)
-        dn_buf_line(b, "memset(grads + %zu, 0, sizeof(float) * %zu);", s->n_train_floats, s->n_floats - s->n_train_floats);
-    emit_step_forward(b, s);
-    for (int k = s->n_layers - 1; k >= 0; k--) {
-        const dn_layer *L = &s->layers[k];
-        char in[256];
-        layer_output(in, sizeof in, s, k - 1, 1);
-        if (L->batchnorm) emit_bn_backward_call(b, s, k, 0);
-        dn_buf_line(b, "%s_%s_backward_w(bf.%s_d, %s, grads + %zu, grads + %zu, n);", m, L->name, L->name, in, L->w_off,
-                    L->b_off);
-        if (dn_own_backward_x(s, k)) emit_backward_x_call(b, s, k);
-    }
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_line(b, "return %s_sum_rows(&bf, n, correct);", m);
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
-/* The training step with Adam fused into the weight-gradient kernels. Per
- * layer, top down: the input gradient first (it reads the weights before
- * their update; it ends in dn_sync()), then the fused update. */
-static void emit_train_step_adam(dn_buf *b, const dn_spec *s) {
-    const char *m = s->name;
-    dn_buf_line(b, "/* True when every row's loss is finite (every thread computes the same). */");
-    dn_buf_line(b, "static int %s_rows_finite(const %s_buffers *bf, int n) {", m, m);
-    dn_buf_line(b, "    for (int r = 0; r < n; r++)");
-    dn_buf_line(b, "        if (!isfinite(bf->rowloss[r])) return 0;");
-    dn_buf_line(b, "    return 1;");
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-    dn_buf_line(b, "/* Forward with dropout, loss, then per layer the input gradient and the");
-    dn_buf_line(b, " * weight gradient with Adam applied tile by tile (no gradient buffer).");
-    dn_buf_line(b, " * A non-finite loss leaves params, m and v untouched. */");
-    dn_buf_line(b, "static double %s_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,", m);
-    dn_buf_line(b, "        void *ws, const dn_batch *bt, int *correct) {");
-    b->indent++;
-    emit_step_forward(b, s);
-    dn_buf_line(b, "if (%s_rows_finite(&bf, n)) {", m);
-    b->indent++;
-    for (int k = s->n_layers - 1; k >= 0; k--) {
-        const dn_layer *L = &s->layers[k];
-        char in[256];
-        layer_output(in, sizeof in, s, k - 1, 1);
-        if (L->batchnorm) emit_bn_backward_call(b, s, k, 1);
-        if (dn_own_backward_x(s, k)) emit_backward_x_call(b, s, k);
-        dn_buf_line(b, "%s_%s_backward_w_adam(bf.%s_d, %s, params + %zu, params + %zu, m + %zu, v + %zu, ac, n);", m,
-                    L->name, L->name, in, L->w_off, L->b_off, L->w_off, L->w_off);
-    }
-    b->indent--;
-    dn_buf_line(b, "}");
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_line(b, "return %s_sum_rows(&bf, n, correct);", m);
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
-static void emit_eval(dn_buf *b, const dn_spec *s) {
-    const char *m = s->name;
-    dn_buf_line(b, "/* ==== evaluation (dropout off) ==== */");
-    dn_buf_blank(b);
-    dn_buf_line(b, "static double %s_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {",
-                m);
-    b->indent++;
-    dn_buf_line(b, "%s_buffers bf;", m);
-    dn_buf_line(b, "const int n = bt->n;");
-    dn_buf_line(b, "%s_bind(ws, n, &bf);", m);
-    dn_buf_line(b, "const int mc = bt->mc_dropout;");
-    dn_buf_line(b, "(void)mc;");
-    dn_buf_line(b, "DN_TEAM_DECLARE(team);");
-    dn_buf_line(b, "DN_OMP(omp parallel)");
-    dn_buf_line(b, "{");
-    b->indent++;
-    dn_buf_line(b, "DN_TEAM_BIND(team);");
-    if (s->input_dropout > 0)
-        dn_buf_line(b, "if (mc) %s_input_dropout(bt->x, bf.input_mask, bf.input_h, n, bt->seed, bt->step);", m);
-    emit_forward_calls(b, s, 0, s->n_layers);
-    dn_buf_line(b, "%s_loss(bf.%s_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);", m, last_layer(s)->name);
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_line(b, "return bt->y ? %s_sum_rows(&bf, n, correct) : 0.0;", m);
-    b->indent--;
-    dn_buf_line(b, "}");
-    dn_buf_blank(b);
-}
-
-/* ---- init and descriptor ---------------------------------------------------- */
-
-/* Tensors of the whole model (dn_layer_tensors of every layer). */
-static int n_tensors(const dn_spec *s) {
-    int n = 0;
-    for (int k = 0; k < s->n_layers; k++) {
-        dn_layer_tensor t[DN_LAYER_TENSORS];
-        n += dn_layer_tensors(&s->layers[k], t);
-    }
-    return n;
-}
-
-static void emit_tensors(dn_buf *b, const dn_spec *s) {
+static void emit_tensors(dn_buf *b, const dn_plan *p) {
+    int fill_only = 0; /* tensors initialized to a constant (batch norm's) */
     dn_buf_line(b, "/* ==== parameters: PyTorch state_dict names and shapes; weights in panels ==== */");
     dn_buf_blank(b);
-    dn_buf_line(b, "static const dn_tensor_info %s_tensors[%d] = {", s->name, n_tensors(s));
-    for (int k = 0; k < s->n_layers; k++) {
-        dn_layer_tensor t[DN_LAYER_TENSORS];
-        int n = dn_layer_tensors(&s->layers[k], t);
-        for (int j = 0; j < n; j++) {
-            const dn_tensor_info *ti = &t[j].info;
-            char fill[40];
-            dn_float_literal(fill, sizeof fill, ti->fill);
-            dn_buf_line(b, "    {\"%s\", %d, {%" PRId64 ", %" PRId64 "}, %zu, %zu, %d, %d, %zu, %s, %d},", ti->name,
-                        ti->ndim, ti->shape[0], ti->shape[1], ti->offset, ti->count, ti->fan_in, ti->panel,
-                        ti->stored, fill, ti->state);
-        }
+    dn_buf_line(b, "static const dn_tensor_info %s_tensors[%d] = {", p->name, p->n_tensors);
+    for (int j = 0; j < p->n_tensors; j++) {
+        const dn_tensor_info *ti = &p->tensors[j].info;
+        char fill[40];
+        dn_float_literal(fill, sizeof fill, ti->fill);
+        dn_buf_line(b, "    {\"%s\", %d, {%" PRId64 ", %" PRId64 "}, %zu, %zu, %d, %d, %zu, %s, %d},", ti->name,
+                    ti->ndim, ti->shape[0], ti->shape[1], ti->offset, ti->count, ti->fan_in, ti->panel,
+                    ti->stored, fill, ti->state);
+        fill_only |= ti->fan_in == 0;
     }
     dn_buf_line(b, "};");
     dn_buf_blank(b);
     dn_buf_line(b, "/* PyTorch's default init: nn.Linear uniform in +-1/sqrt(fan_in), from the DN_RNG_INIT");
     dn_buf_line(b, " * stream of tensor t, element e (PyTorch order); fan_in 0 (batch norm): the fill value.");
     dn_buf_line(b, " * The padding stays zero. */");
-    dn_buf_line(b, "static void %s_init(float *params, uint64_t seed) {", s->name);
-    dn_buf_line(b, "    memset(params, 0, sizeof(float) * %zu);", s->n_floats);
-    dn_buf_line(b, "    for (uint32_t t = 0; t < %d; t++) {", n_tensors(s));
-    dn_buf_line(b, "        const dn_tensor_info *ti = &%s_tensors[t];", s->name);
-    if (s->n_batchnorm) {
+    dn_buf_line(b, "static void %s_init(float *params, uint64_t seed) {", p->name);
+    dn_buf_line(b, "    memset(params, 0, sizeof(float) * %zu);", p->spec->n_floats);
+    dn_buf_line(b, "    for (uint32_t t = 0; t < %d; t++) {", p->n_tensors);
+    dn_buf_line(b, "        const dn_tensor_info *ti = &%s_tensors[t];", p->name);
+    if (fill_only) {
         dn_buf_line(b, "        if (ti->fan_in == 0) {");
         dn_buf_line(b, "            for (size_t e = 0; e < ti->count; e++) params[dn_tensor_index(ti, e)] = ti->fill;");
         dn_buf_line(b, "            continue;");
@@ -606,13 +157,15 @@ static void emit_tensors(dn_buf *b, const dn_spec *s) {
     dn_buf_blank(b);
 }
 
+/* A designator line ".name = <float literal>," at b's indentation. */
 static void emit_float_field(dn_buf *b, const char *name, double v) {
     char lit[40];
     dn_float_literal(lit, sizeof lit, (float)v);
-    dn_buf_line(b, "    .%s = %s,", name, lit);
+    dn_buf_line(b, ".%s = %s,", name, lit);
 }
 
-static void emit_descriptor(dn_buf *b, const dn_spec *s) {
+static void emit_descriptor(dn_buf *b, const dn_plan *p) {
+    const dn_spec *s = p->spec;
     const dn_train *t = &s->train;
     dn_buf_line(b, "/* ==== the model as the runtime sees it ==== */");
     dn_buf_blank(b);
@@ -625,11 +178,11 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
     dn_buf_c_string(b, s->path);
     dn_buf_printf(b, "\",\n");
     dn_buf_line(b, ".n_inputs = %d,", s->input);
-    dn_buf_line(b, ".n_outputs = %d,", last_layer(s)->units);
+    dn_buf_line(b, ".n_outputs = %d,", p->last->out.width);
     dn_buf_line(b, ".n_params = %zu,", s->n_floats);
     dn_buf_line(b, ".n_trainable = %zu,", s->n_train_floats);
-    dn_buf_line(b, ".batchnorm = %d,", s->n_batchnorm);
-    dn_buf_line(b, ".n_tensors = %d,", n_tensors(s));
+    dn_buf_line(b, ".batchnorm = %d,", p->n_batchnorm);
+    dn_buf_line(b, ".n_tensors = %d,", p->n_tensors);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
     dn_buf_line(b, ".defaults = {");
@@ -637,20 +190,18 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
     dn_buf_line(b, ".batch_size = %d,", t->batch_size);
     dn_buf_line(b, ".epochs = %d,", t->epochs);
     dn_buf_line(b, ".seed = UINT64_C(%" PRIu64 "),", t->seed);
-    b->indent--;
-    emit_float_field(b, "    lr", t->opt.lr);
-    emit_float_field(b, "    beta1", t->opt.beta1);
-    emit_float_field(b, "    beta2", t->opt.beta2);
-    emit_float_field(b, "    eps", t->opt.eps);
-    emit_float_field(b, "    weight_decay", t->opt.weight_decay);
-    b->indent++;
+    emit_float_field(b, "lr", t->opt.lr);
+    emit_float_field(b, "beta1", t->opt.beta1);
+    emit_float_field(b, "beta2", t->opt.beta2);
+    emit_float_field(b, "eps", t->opt.eps);
+    emit_float_field(b, "weight_decay", t->opt.weight_decay);
     dn_buf_line(b, ".decoupled_wd = %d,", t->opt.type == DN_OPT_ADAMW);
     dn_buf_printf(b, "%*s.data_dir = \"", 4 * b->indent, "");
     dn_buf_c_string(b, s->data.dir);
     dn_buf_printf(b, "\",\n");
+    emit_float_field(b, "norm_mean", s->data.mean);
+    emit_float_field(b, "norm_std", s->data.std);
     b->indent--;
-    emit_float_field(b, "    norm_mean", s->data.mean);
-    emit_float_field(b, "    norm_std", s->data.std);
     dn_buf_line(b, "},");
     dn_buf_line(b, ".workspace_size = %s_workspace_size,", s->name);
     dn_buf_line(b, ".init = %s_init,", s->name);
@@ -663,24 +214,11 @@ static void emit_descriptor(dn_buf *b, const dn_spec *s) {
 
 /* ---- driver ----------------------------------------------------------------- */
 
-static void emit_model(dn_buf *b, const dn_spec *s) {
-    emit_buffers(b, s);
-    emit_input_dropout(b, s);
-    for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k, 0);
-    emit_loss(b, s);
-    if (dn_fused_head(s)) dn_emit_head(b, s);
-    emit_train_step(b, s);
-    emit_train_step_adam(b, s);
-    emit_eval(b, s);
-    emit_tensors(b, s);
-    emit_descriptor(b, s);
-}
-
-typedef void (*model_emitter)(dn_buf *b, const dn_spec *s, const void *extra);
+typedef void (*model_emitter)(dn_buf *b, const dn_plan *p, const void *extra);
 
 /* Expands the embedded template `name`: marker lines become sections (the
  * model section from `model`), @MODEL@ becomes the model name. */
-static int expand(const char *name, const dn_spec *s, const dn_emit_opts *o, model_emitter model,
+static int expand(const char *name, const dn_plan *pl, const dn_emit_opts *o, model_emitter model,
                   const void *extra, dn_buf *out) {
     const dn_embedded_file *tpl = dn_embedded_find(name), *pre = dn_embedded_find("templates/prelude.c.in");
     if (!tpl || !pre) return -1;
@@ -689,7 +227,7 @@ static int expand(const char *name, const dn_spec *s, const dn_emit_opts *o, mod
         size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
         const char *at = strstr(p, "@MODEL@");
         if (strncmp(p, "/*@dngen banner@*/", 18) == 0) {
-            emit_banner(out, s, o);
+            emit_banner(out, pl, o);
             dn_buf_blank(out);
         } else if (strncmp(p, "/*@dngen runtime@*/", 19) == 0) {
             emit_runtime(out, o);
@@ -697,10 +235,10 @@ static int expand(const char *name, const dn_spec *s, const dn_emit_opts *o, mod
         } else if (strncmp(p, "/*@dngen prelude@*/", 19) == 0) {
             dn_buf_append(out, pre->data, pre->len);
         } else if (strncmp(p, "/*@dngen model@*/", 17) == 0) {
-            model(out, s, extra);
+            model(out, pl, extra);
         } else if (at && at < p + n) {
             dn_buf_append(out, p, (size_t)(at - p));
-            dn_buf_append(out, s->name, strlen(s->name));
+            dn_buf_append(out, pl->name, strlen(pl->name));
             dn_buf_append(out, at + 7, n - (size_t)(at + 7 - p));
         } else {
             dn_buf_append(out, p, n);
@@ -710,9 +248,14 @@ static int expand(const char *name, const dn_spec *s, const dn_emit_opts *o, mod
     return out->oom ? -1 : 0;
 }
 
-static void emit_trainer_model(dn_buf *b, const dn_spec *s, const void *extra) {
+static void emit_trainer_model(dn_buf *b, const dn_plan *p, const void *extra) {
     (void)extra;
-    emit_model(b, s);
+    dn_emit_buffers(b, p);
+    emit_kernels(b, p, 0);
+    dn_emit_train_steps(b, p);
+    dn_emit_eval(b, p);
+    emit_tensors(b, p);
+    emit_descriptor(b, p);
 }
 
 /* The trained parameters as one const array, 8 per line, exact ("%.9g"). */
@@ -732,10 +275,9 @@ static void emit_weights(dn_buf *b, const dn_spec *s, const float *params) {
 }
 
 /* The predict entry point and the dn_infer_model descriptor. */
-static void emit_infer_descriptor(dn_buf *b, const dn_spec *s, uint64_t weights_hash) {
-    const char *m = s->name;
-    int dropout = s->input_dropout > 0;
-    for (int k = 0; k < s->n_layers; k++) dropout |= dn_layer_stochastic(&s->layers[k]);
+static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_hash) {
+    const dn_spec *s = p->spec;
+    const char *m = p->name;
     char mean[40], std[40];
     dn_float_literal(mean, sizeof mean, (float)s->data.mean);
     dn_float_literal(std, sizeof std, (float)s->data.std);
@@ -751,9 +293,9 @@ static void emit_infer_descriptor(dn_buf *b, const dn_spec *s, uint64_t weights_
     dn_buf_line(b, "    .spec_hash = \"%016" PRIx64 "\",", s->hash);
     dn_buf_line(b, "    .weights_hash = \"%016" PRIx64 "\",", weights_hash);
     dn_buf_line(b, "    .n_inputs = %d,", s->input);
-    dn_buf_line(b, "    .n_outputs = %d,", last_layer(s)->units);
+    dn_buf_line(b, "    .n_outputs = %d,", p->last->out.width);
     dn_buf_line(b, "    .loss = %s,", s->train.loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
-    dn_buf_line(b, "    .has_dropout = %d,", dropout);
+    dn_buf_line(b, "    .has_dropout = %d,", p->randomized);
     dn_buf_line(b, "    .norm_mean = %s,", mean);
     dn_buf_line(b, "    .norm_std = %s,", std);
     dn_buf_line(b, "    .workspace_size = %s_workspace_size,", m);
@@ -766,15 +308,13 @@ typedef struct {
     uint64_t hash;
 } predictor_input;
 
-static void emit_predictor_model(dn_buf *b, const dn_spec *s, const void *extra) {
+static void emit_predictor_model(dn_buf *b, const dn_plan *p, const void *extra) {
     const predictor_input *in = extra;
-    emit_buffers(b, s);
-    emit_input_dropout(b, s);
-    for (int k = 0; k < s->n_layers; k++) dn_emit_layer_kernels(b, s, k, 1);
-    emit_loss(b, s);
-    emit_eval(b, s);
-    emit_weights(b, s, in->params);
-    emit_infer_descriptor(b, s, in->hash);
+    dn_emit_buffers(b, p);
+    emit_kernels(b, p, 1);
+    dn_emit_eval(b, p);
+    emit_weights(b, p->spec, in->params);
+    emit_infer_descriptor(b, p, in->hash);
 }
 
 int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
@@ -783,9 +323,19 @@ int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_ha
     po.standalone = 1;
     po.inference = 1;
     predictor_input in = {params, weights_hash};
-    return expand("templates/predict.c.in", s, &po, emit_predictor_model, &in, out);
+    dn_plan *p = malloc(sizeof *p);
+    if (!p) return -1;
+    dn_plan_build(s, p);
+    int rc = expand("templates/predict.c.in", p, &po, emit_predictor_model, &in, out);
+    free(p);
+    return rc;
 }
 
 int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out) {
-    return expand("templates/trainer.c.in", s, o, emit_trainer_model, NULL, out);
+    dn_plan *p = malloc(sizeof *p);
+    if (!p) return -1;
+    dn_plan_build(s, p);
+    int rc = expand("templates/trainer.c.in", p, o, emit_trainer_model, NULL, out);
+    free(p);
+    return rc;
 }

@@ -1,9 +1,9 @@
-/* emit_buf.c - the emitters' output buffer and the escaping of spec text. */
+/* text.c - the emitters' output buffer and the escaping of spec text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "emit.h"
+#include "text.h"
 
 void dn_buf_free(dn_buf *b) {
     free(b->data);
@@ -116,10 +116,6 @@ void dn_format_rate(char *dst, size_t n, double p) {
         if (strtod(dst, NULL) == p) return;
     }
 }
-
-uint32_t dn_dropout_threshold_of(double p) { return (uint32_t)(p * 4294967296.0); }
-
-float dn_dropout_scale(double p) { return 1.0f / (float)(1.0 - p); }
 
 void dn_float_literal(char *dst, size_t n, float x) {
     for (int prec = 1; prec <= 9; prec++) {

@@ -1,0 +1,217 @@
+/* kernels.c - the kernel pieces kinds share (kernels.h). */
+#include "kernels.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int dn_vec_count(int panels, int vp) { return (panels + vp - 1) / vp; }
+
+int dn_vec_wide(int j, int panels, int vp) { return vp == 2 && 2 * j + 1 < panels; }
+
+/* ---- register tiles ---------------------------------------------------------- */
+
+/* Declares pointer `name<i>` = base + clamp(first + i) * stride for i < count:
+ * indices at or past `limit` (a C expression) reuse the last valid one. */
+void dn_emit_clamped_ptrs(dn_buf *b, const char *name, const char *base, const char *first,
+                              const char *limit, int count, int stride) {
+    for (int i = 0; i < count; i++) {
+        if (i == 0)
+            dn_buf_line(b, "const float *%s0 = %s + (size_t)%s * %d;", name, base, first, stride);
+        else
+            dn_buf_line(b, "const float *%s%d = %s + (size_t)(%s + %d < %s ? %s + %d : %s - 1) * %d;", name, i,
+                        base, first, i, limit, first, i, limit, stride);
+    }
+}
+
+/* Declares the zeroed accumulators c<r><j> of a register tile of `rows` x
+ * the vectors of `panels` panels (vp per vector). */
+void dn_emit_accumulators(dn_buf *b, int rows, int panels, int vp) {
+    int nv = dn_vec_count(panels, vp), n16 = vp == 2 ? panels / 2 : 0;
+    for (int r = 0; r < rows; r++) {
+        dn_buf_printf(b, "%*s", 4 * b->indent, "");
+        for (int j = 0; j < nv; j++)
+            dn_buf_printf(b, "%sc%d%d = {0}%s", j == 0 ? (n16 ? "dn_v16 " : "dn_v8 ") : j == n16 ? "dn_v8 " : "",
+                          r, j, j + 1 == nv ? ";\n" : j + 1 == n16 ? "; " : ", ");
+    }
+}
+
+/* One step of a broadcast outer product: for each tile row r, splat the
+ * scalar `scalar_fmt` (a format taking r) and accumulate it times the
+ * vectors <vec>0.. of the tile into c<r>0.. */
+void dn_emit_splat_fmas(dn_buf *b, int rows, int panels, int vp, const char *vec, const char *scalar_fmt) {
+    int nv = dn_vec_count(panels, vp);
+    for (int r = 0; r < rows; r++) {
+        char scalar[64];
+        snprintf(scalar, sizeof scalar, scalar_fmt, r);
+        dn_buf_line(b, "%sg = dn_splat%d(%s);", r == 0 ? (vp == 2 ? "dn_v16 " : "dn_v8 ") : "", 8 * vp, scalar);
+        for (int v = 0; v < nv; v++) {
+            if (dn_vec_wide(v, panels, vp))
+                dn_buf_line(b, "c%d%d = dn_fma16(g, %s%d, c%d%d);", r, v, vec, v, r, v);
+            else
+                dn_buf_line(b, "c%d%d = dn_fma8(%s, %s%d, c%d%d);", r, v, vp == 2 ? "dn_lo8(g)" : "g", vec, v, r, v);
+        }
+    }
+}
+
+/* Declares vector <vec><j> of a tile for each of its vectors: the 8 floats
+ * at `base` + `at_fmt` (a format taking a panel's offset) for one panel, the
+ * two panels' 8 floats side by side for a wide vector. `step` is the offset
+ * from one panel to the next (8: adjacent, one 16-float load). */
+/* The address `base` + (at_fmt with offset): without a "+ 0" term. */
+static void tile_address(char *dst, size_t n, const char *base, const char *at_fmt, int offset) {
+    char at[80];
+    snprintf(at, sizeof at, at_fmt, offset);
+    if (strcmp(at, "0") == 0)
+        snprintf(dst, n, "%s", base);
+    else if (strncmp(at, "0 + ", 4) == 0)
+        snprintf(dst, n, "%s + %s", base, at + 4);
+    else
+        snprintf(dst, n, "%s + %s", base, at);
+}
+
+void dn_emit_tile_loads(dn_buf *b, int panels, int vp, const char *vec, const char *base, const char *at_fmt,
+                        int step) {
+    for (int j = 0; j < dn_vec_count(panels, vp); j++) {
+        char a0[160], a1[160];
+        tile_address(a0, sizeof a0, base, at_fmt, j * vp * step);
+        tile_address(a1, sizeof a1, base, at_fmt, (j * vp + 1) * step);
+        if (dn_vec_wide(j, panels, vp) && step == 8) /* adjacent: one load */
+            dn_buf_line(b, "const dn_v16 %s%d = dn_load16(%s);", vec, j, a0);
+        else if (dn_vec_wide(j, panels, vp))
+            dn_buf_line(b, "const dn_v16 %s%d = dn_load8x2(%s, %s);", vec, j, a0, a1);
+        else
+            dn_buf_line(b, "const dn_v8 %s%d = dn_load8(%s);", vec, j, a0);
+    }
+}
+
+/* Spills the accumulators of a rows x `panels` tile into float
+ * z[rows][8 * panels]: panel j of row r at z[r][8 * j]. */
+void dn_emit_spill(dn_buf *b, int rows, int panels, int vp) {
+    dn_buf_line(b, "float z[%d][%d];", rows, 8 * panels);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < dn_vec_count(panels, vp); j++)
+            dn_buf_line(b, "dn_store%d(&z[%d][%d], c%d%d);", dn_vec_wide(j, panels, vp) ? 16 : 8, r, 8 * vp * j, r, j);
+}
+
+/* The two-way split of a task into full tiles of `full` along a dimension
+ * of `total` (a literal) and one remainder tile: `if (at < F) {tile(full)}
+ * else {tile(rest)}`, or one of them alone. The tile emitter gets the size. */
+void dn_emit_split(dn_buf *b, const char *at, int total, int full, void (*tile)(dn_buf *, int, void *),
+                       void *ctx) {
+    int f = total / full * full, rest = total - f;
+    if (rest == 0 || f == 0) {
+        tile(b, rest == 0 ? full : rest, ctx);
+        return;
+    }
+    dn_buf_line(b, "if (%s < %d) {", at, f);
+    b->indent++;
+    tile(b, full, ctx);
+    b->indent--;
+    dn_buf_line(b, "} else {");
+    b->indent++;
+    tile(b, rest, ctx);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* ---- epilogue --------------------------------------------------------------------- */
+
+/* The activation applied to vector `v` into `y` (a declaration). */
+static void emit_activation(dn_buf *b, dn_act act) {
+    switch (act) {
+    case DN_ACT_RELU: dn_buf_line(b, "const dn_v8 y = dn_relu8(v);"); return;
+    case DN_ACT_TANH:
+    case DN_ACT_SIGMOID:
+        dn_buf_line(b, "float t[8];");
+        dn_buf_line(b, "dn_store8(t, v);");
+        dn_buf_line(b, "for (int j = 0; j < 8; j++) t[j] = %s;",
+                    act == DN_ACT_TANH ? "tanhf(t[j])" : "1.0f / (1.0f + expf(-t[j]))");
+        dn_buf_line(b, "const dn_v8 y = dn_load8(t);");
+        return;
+    case DN_ACT_LINEAR:
+    case DN_ACT_SOFTMAX: /* softmax is applied by the loss */
+    case DN_ACT_COUNT: break;
+    }
+    dn_buf_line(b, "const dn_v8 y = v;");
+}
+
+void dn_emit_finish(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const int stoch = op->stochastic, drop = op->drop.p > 0;
+    dn_buf_line(b, "/* Bias, activation%s for the units [u, u + 8) of row `row`,",
+                stoch ? " and, in training (h != NULL), noise and dropout" : "");
+    dn_buf_line(b, " * whose sums over the inputs are z[0..8)%s. */", drop ? " and dropout scales mk[0..8)" : "");
+    dn_buf_line(b, "static inline void %s_%s_finish(const float *z, size_t row, int u, const float *restrict bias,",
+                p->name, op->name);
+    dn_buf_line(b, "        float *restrict a%s%s) {", drop ? ", float *restrict mask, const float *mk" : "",
+                stoch ? ", float *restrict h, uint64_t seed, uint64_t step" : "");
+    b->indent++;
+    if (op->noise <= 0 && stoch) dn_buf_line(b, "(void)seed, (void)step; /* for noise, which this layer has not */");
+    dn_buf_line(b, "const dn_v8 v = dn_load8(z) + dn_load8(bias + u);");
+    emit_activation(b, op->act);
+    dn_buf_line(b, "const size_t at = row * %d + (size_t)u;", op->out.stride);
+    dn_buf_line(b, "dn_store8(a + at, y);");
+    if (stoch) {
+        dn_buf_line(b, "if (!h) return;");
+        dn_buf_line(b, "dn_v8 o = y;");
+        if (op->noise > 0) {
+            dn_buf_line(b, "float g[8];");
+            dn_buf_line(b, "dn_gauss4(seed, step, %d, (uint32_t)row, (uint32_t)u, g);", op->slot);
+            dn_buf_line(b, "dn_gauss4(seed, step, %d, (uint32_t)row, (uint32_t)u + 4, g + 4);", op->slot);
+            dn_buf_line(b, "o = o + dn_splat8(%s) * dn_load8(g);", op->noise_lit);
+        }
+        if (drop) {
+            dn_buf_line(b, "const dn_v8 mv = dn_load8(mk);");
+            dn_buf_line(b, "dn_store8(mask + at, mv);");
+            dn_buf_line(b, "o = o * mv;");
+        }
+        dn_buf_line(b, "dn_store8(h + at, o);");
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+void dn_emit_dropout_block(dn_buf *b, const dn_op *op, int rows, int width, const char *u0) {
+    dn_buf_line(b, "float mk[%d][%d];", rows, width);
+    dn_buf_line(b, "if (h)");
+    dn_buf_line(b, "    dn_dropout_block(seed, step, %d, (uint32_t)r0, nr, (uint32_t)(%s), %d, %" PRIu32 "u, %s, &mk[0][0]);",
+                op->slot, u0, width, op->drop.threshold, op->drop.scale);
+}
+
+void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train) {
+    char mask[DN_EXPR_MAX + 24] = "";
+    if (!op->stochastic) {
+        snprintf(dst, n, " n");
+        return;
+    }
+    if (op->drop.p > 0) snprintf(mask, sizeof mask, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
+    snprintf(dst, n, train ? "%s %s, n, bt->seed, bt->step" : "%s mc ? %s : NULL, n, bt->seed, bt->step", mask,
+             op->out.train);
+}
+
+/* ---- activations -------------------------------------------------------------------- */
+
+const char *dn_act_derivative(dn_act act) {
+    switch (act) {
+    case DN_ACT_RELU: return "(a > 0.0f ? 1.0f : 0.0f)";
+    case DN_ACT_TANH: return "(1.0f - a * a)";
+    case DN_ACT_SIGMOID: return "(a * (1.0f - a))";
+    case DN_ACT_LINEAR:
+    case DN_ACT_SOFTMAX:
+    case DN_ACT_COUNT: break;
+    }
+    return NULL; /* derivative 1: nothing to multiply */
+}
+
+const char *dn_act_derivative8(dn_act act) {
+    switch (act) {
+    case DN_ACT_RELU: return "dn_step8(av)";
+    case DN_ACT_TANH: return "(dn_splat8(1.0f) - av * av)";
+    case DN_ACT_SIGMOID: return "(av * (dn_splat8(1.0f) - av))";
+    case DN_ACT_LINEAR:
+    case DN_ACT_SOFTMAX:
+    case DN_ACT_COUNT: break;
+    }
+    return NULL;
+}

@@ -1,0 +1,79 @@
+/* kernels.h - pieces of generated kernels that several kinds share: the
+ * register tiles of broadcast outer products, the output epilogue (bias,
+ * activation, noise, dropout) and activation derivatives.
+ *
+ * A tile is `rows` x `panels` accumulators c<r><j> of 8 floats (vp = 1) or
+ * 16 (vp = 2: two panels side by side, the last vector 8 floats when the
+ * panel count is odd).
+ */
+#ifndef DNGEN_KERNELS_H
+#define DNGEN_KERNELS_H
+
+#include "plan.h"
+#include "text.h"
+
+/* ---- register tiles ---------------------------------------------------------- */
+
+/* Vectors of a tile `panels` wide with vp panels per vector, and whether
+ * vector j is a 16-float one (else 8). Vector j starts at panel j * vp. */
+int dn_vec_count(int panels, int vp);
+int dn_vec_wide(int j, int panels, int vp);
+
+/* Declares pointer `name<i>` = base + clamp(first + i) * stride for i < count:
+ * indices at or past `limit` (a C expression) reuse the last valid one. */
+void dn_emit_clamped_ptrs(dn_buf *b, const char *name, const char *base, const char *first, const char *limit,
+                          int count, int stride);
+
+/* Declares the zeroed accumulators c<r><j> of a rows x panels tile. */
+void dn_emit_accumulators(dn_buf *b, int rows, int panels, int vp);
+
+/* One step of a broadcast outer product: for each tile row r, splat the
+ * scalar `scalar_fmt` (a format taking r) and accumulate it times the
+ * vectors <vec>0.. into c<r>0.. */
+void dn_emit_splat_fmas(dn_buf *b, int rows, int panels, int vp, const char *vec, const char *scalar_fmt);
+
+/* Declares vector <vec><j> for each vector of a tile: the 8 floats at `base`
+ * + `at_fmt` (a format taking a panel's offset) for one panel, the two
+ * panels' side by side for a wide vector. `step` is the offset from one
+ * panel to the next (8: adjacent, one 16-float load). */
+void dn_emit_tile_loads(dn_buf *b, int panels, int vp, const char *vec, const char *base, const char *at_fmt,
+                        int step);
+
+/* Spills the accumulators into float z[rows][8 * panels]: panel j of row r
+ * at z[r][8 * j]. */
+void dn_emit_spill(dn_buf *b, int rows, int panels, int vp);
+
+/* The two-way split of a task into full tiles of `full` along a dimension
+ * of `total` and one remainder tile: `if (at < F) {tile(full)} else
+ * {tile(rest)}`, or one of them alone. The tile emitter gets the size. */
+void dn_emit_split(dn_buf *b, const char *at, int total, int full, void (*tile)(dn_buf *, int, void *), void *ctx);
+
+/* ---- epilogue --------------------------------------------------------------------- */
+
+/* The function <model>_<op>_finish(z, row, u, bias, a[, mask, mk][, h, seed,
+ * step]): for 8 units [u, u + 8) of one row whose sums are z[0..8), adds
+ * bias, applies op->act into a, and in training (h != NULL) noise and the
+ * dropout scales mk into mask and h. For an op with an epilogue. */
+void dn_emit_finish(dn_buf *b, const dn_plan *p, const dn_op *op);
+
+/* Declares float mk[rows][width] and, in training (h != NULL), fills it with
+ * op's dropout scales for rows [r0, r0 + nr) and units [u0, u0 + width) (u0
+ * a C expression) by one dn_dropout_block. For an op with dropout. */
+void dn_emit_dropout_block(dn_buf *b, const dn_op *op, int rows, int width, const char *u0);
+
+/* The trailing arguments of a forward kernel that ends in an epilogue,
+ * after its output `a`: mask, h, n and the random stream, as the step
+ * passes them in training or eval. Writes them into dst. */
+void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train);
+
+/* ---- activations -------------------------------------------------------------------- */
+
+/* The C expression of act's derivative in terms of its output `a`, e.g.
+ * "(a > 0.0f ? 1.0f : 0.0f)"; NULL when it is 1. */
+const char *dn_act_derivative(dn_act act);
+
+/* The same on a vector of outputs `av` (lane by lane the same operations);
+ * NULL when it is 1. */
+const char *dn_act_derivative8(dn_act act);
+
+#endif

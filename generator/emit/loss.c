@@ -1,0 +1,124 @@
+/* loss.c - the loss of the network's output: the per-row code (shared by
+ * the loss kernel and the fused training head) and the kernel that runs it
+ * over a batch, with the row sums of loss and hits (loss.h). */
+#include "loss.h"
+
+#include "kernels.h"
+
+/* Zeroes the padding of row r of d (units past the last layer's width). */
+static void emit_d_padding(dn_buf *b, const dn_value *L) {
+    if (L->width < L->stride)
+        dn_buf_line(b, "    for (int o = %d; o < %d; o++) d[(size_t)r * %d + o] = 0.0f;", L->width, L->stride, L->stride);
+}
+
+/* Opens the block of a row's loss code that needs `what` ("y", "d"): under
+ * `if (what)`, or unconditionally in training code, where y and d are set. */
+static void open_block(dn_buf *b, int train, const char *what) {
+    if (train)
+        dn_buf_line(b, "{");
+    else
+        dn_buf_line(b, "if (%s) {", what);
+}
+
+static void emit_loss_ce(dn_buf *b, const dn_value *L, int train) {
+    int out = L->width;
+    dn_buf_line(b, "float mx = zr[0];");
+    dn_buf_line(b, "int arg = 0;");
+    dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
+    dn_buf_line(b, "    if (zr[o] > mx) mx = zr[arg = o];");
+    dn_buf_line(b, "float sum = 0.0f;");
+    dn_buf_line(b, "for (int o = 0; o < %d; o++) sum += expf(zr[o] - mx);", out);
+    dn_buf_line(b, "const float lse = mx + logf(sum);");
+    if (!train) {
+        dn_buf_line(b, "if (p)");
+        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = expf(zr[o] - lse);", out);
+    }
+    open_block(b, train, "y");
+    dn_buf_line(b, "    rowloss[r] = lse - zr[y[r]];");
+    dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
+    dn_buf_line(b, "}");
+    open_block(b, train, "d");
+    dn_buf_line(b, "    for (int o = 0; o < %d; o++)", out);
+    dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;", L->stride);
+    emit_d_padding(b, L);
+    dn_buf_line(b, "}");
+}
+
+static void emit_loss_mse(dn_buf *b, const dn_value *L, int train) {
+    int out = L->width;
+    const char *deriv = dn_act_derivative(L->act);
+    dn_buf_line(b, "int arg = 0;");
+    dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
+    dn_buf_line(b, "    if (zr[o] > zr[arg]) arg = o;");
+    if (!train) {
+        dn_buf_line(b, "if (p)");
+        dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = zr[o];", out);
+    }
+    open_block(b, train, "y");
+    dn_buf_line(b, "    float sum = 0.0f;");
+    dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
+    dn_buf_line(b, "        const float e = zr[o] - (o == y[r] ? 1.0f : 0.0f);");
+    dn_buf_line(b, "        sum += e * e;");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "    rowloss[r] = sum / %d.0f;", out);
+    dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
+    dn_buf_line(b, "}");
+    open_block(b, train, "d");
+    dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
+    dn_buf_line(b, "        const float a = zr[o];");
+    dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - (o == y[r] ? 1.0f : 0.0f)) * inv_n / %d.0f%s%s;",
+                L->stride, out, deriv ? " * " : "", deriv ? deriv : "");
+    dn_buf_line(b, "    }");
+    emit_d_padding(b, L);
+    dn_buf_line(b, "}");
+}
+
+void dn_emit_loss_row(dn_buf *b, const dn_plan *p, int train) {
+    if (p->spec->train.loss == DN_LOSS_CROSS_ENTROPY)
+        emit_loss_ce(b, &p->last->out, train);
+    else
+        emit_loss_mse(b, &p->last->out, train);
+}
+
+void dn_emit_loss(dn_buf *b, const dn_plan *p) {
+    const dn_value *L = &p->last->out;
+    const char *m = p->name;
+    int ce = p->spec->train.loss == DN_LOSS_CROSS_ENTROPY;
+    dn_buf_line(b, "/* ==== loss: %s ==== */", ce ? "softmax + cross-entropy, mean over the batch"
+                                                  : "mean squared error against one-hot targets, mean over batch and outputs");
+    dn_buf_blank(b);
+    dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->width,
+                L->stride);
+    dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss", ce ? "probabilities" : "values");
+    dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
+                L->stride, L->width);
+    dn_buf_line(b, "static void %s_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,", m);
+    dn_buf_line(b, "        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {");
+    b->indent++;
+    dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    b->indent++;
+    dn_buf_line(b, "const float *zr = z + (size_t)r * %d;", L->stride);
+    dn_buf_line(b, "float *p = out ? out + (size_t)r * %d : NULL;", L->width);
+    dn_emit_loss_row(b, p, 0);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+    dn_buf_line(b, "/* Sums the per-row results in row order (the same for any thread count). */");
+    dn_buf_line(b, "static double %s_sum_rows(const %s_buffers *bf, int n, int *correct) {", m, m);
+    dn_buf_line(b, "    double loss = 0.0;");
+    dn_buf_line(b, "    int hits = 0;");
+    dn_buf_line(b, "    for (int r = 0; r < n; r++) {");
+    dn_buf_line(b, "        loss += bf->rowloss[r];");
+    dn_buf_line(b, "        hits += bf->hits[r] != 0.0f;");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "    if (correct) *correct += hits;");
+    dn_buf_line(b, "    return loss;");
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+

@@ -1,0 +1,257 @@
+/* plan.c - dn_plan_build: from a validated dn_spec to the chain of ops with
+ * every name, size, literal and kernel choice resolved (plan.h). */
+#include "plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text.h"
+#include "weights.h"
+
+/* Tile shapes (plan.h's dn_tiles): 6 x 2 panels is 12 accumulators of 8
+ * floats; 8 x 4 panels with two panels per 16-float vector is 16
+ * accumulators, a tile with an odd number of panels ending with one 8-float
+ * vector. The same for the three tiled kernels of a dense op. */
+static const dn_tiles DENSE_TILES = {{6, 2, 1}, {8, 4, 2}};
+
+/* Most floats of W^T the fused head keeps on each thread's stack (64 KiB). */
+enum { HEAD_WT_MAX = 16384 };
+
+/* ---- values and epilogues --------------------------------------------------- */
+
+/* The network's input as the first op reads it. */
+static dn_value input_value(const dn_spec *s) {
+    dn_value v = {.width = s->input, .stride = s->input, .act = DN_ACT_LINEAR};
+    snprintf(v.owner, sizeof v.owner, "input");
+    snprintf(v.a, sizeof v.a, "bt->x");
+    snprintf(v.train, sizeof v.train, "bt->x");
+    snprintf(v.eval, sizeof v.eval, "bt->x");
+    snprintf(v.mask, sizeof v.mask, "NULL");
+    return v;
+}
+
+/* The output of an op named `name` with an epilogue (activation act,
+ * randomized or not, with dropout scales or not): buffers bf.<name>_a, _h,
+ * _mask and _d, as `prefix` ("fc1" or "input") names them. */
+static dn_value epilogue_value(const char *prefix, int width, int stride, dn_act act, int stochastic,
+                               int mask) {
+    dn_value v = {.width = width, .stride = stride, .act = act, .has_mask = mask};
+    snprintf(v.owner, sizeof v.owner, "%s", prefix);
+    snprintf(v.a, sizeof v.a, "bf.%s_a", prefix);
+    snprintf(v.d, sizeof v.d, "bf.%s_d", prefix);
+    snprintf(v.mask, sizeof v.mask, mask ? "bf.%s_mask" : "NULL", prefix);
+    if (stochastic) {
+        snprintf(v.train, sizeof v.train, "bf.%s_h", prefix);
+        snprintf(v.eval, sizeof v.eval, "(mc ? bf.%s_h : bf.%s_a)", prefix, prefix);
+    } else {
+        snprintf(v.train, sizeof v.train, "%s", v.a);
+        snprintf(v.eval, sizeof v.eval, "%s", v.a);
+    }
+    return v;
+}
+
+static dn_drop drop_of(double p) {
+    dn_drop d = {.p = p};
+    dn_format_rate(d.rate, sizeof d.rate, p);
+    if (p > 0) {
+        d.threshold = dn_dropout_threshold(p);
+        dn_float_literal(d.scale, sizeof d.scale, 1.0f / (float)(1.0 - p));
+    }
+    return d;
+}
+
+/* Sets op's epilogue from layer L: activation, dropout and noise. */
+static void set_epilogue(dn_op *op, const dn_layer *L) {
+    op->act = L->act;
+    op->drop = drop_of(L->dropout);
+    op->noise = L->noise;
+    dn_format_rate(op->noise_text, sizeof op->noise_text, L->noise);
+    dn_float_literal(op->noise_lit, sizeof op->noise_lit, (float)L->noise);
+    op->stochastic = L->dropout > 0 || L->noise > 0;
+}
+
+/* ---- ops --------------------------------------------------------------------- */
+
+static dn_op *new_op(dn_plan *p, dn_op_kind kind, const dn_layer *L, int slot, const dn_value *in) {
+    dn_op *op = &p->ops[p->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->layer = L;
+    op->slot = slot;
+    op->in = *in;
+    snprintf(op->name, sizeof op->name, "%s", L ? L->name : "input");
+    snprintf(op->noise_text, sizeof op->noise_text, "0");
+    return op;
+}
+
+/* Input dropout: h = x * mask, slot 0. */
+static void plan_input_dropout(dn_plan *p, const dn_spec *s, dn_value *cur) {
+    dn_op *op = new_op(p, DN_OP_DROPOUT, NULL, 0, cur);
+    op->act = DN_ACT_LINEAR;
+    op->drop = drop_of(s->input_dropout);
+    op->stochastic = 1;
+    op->out = epilogue_value("input", s->input, s->input, DN_ACT_LINEAR, 1, 1);
+    snprintf(op->out.a, sizeof op->out.a, "bt->x"); /* h beside the input itself */
+    snprintf(op->out.eval, sizeof op->out.eval, "(mc ? bf.input_h : bt->x)");
+    op->out.d[0] = '\0';
+    *cur = op->out;
+}
+
+/* Layer k's dense product, and its epilogue unless batch norm follows. */
+static void plan_dense(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
+    const dn_layer *L = &s->layers[k];
+    dn_op *op = new_op(p, DN_OP_DENSE, L, k + 1, cur);
+    op->w_off = L->w_off;
+    op->b_off = L->b_off;
+    op->panels = L->stride / DN_PANEL;
+    op->fwd = op->bw = op->bx = DENSE_TILES;
+    op->own_backward_x = k > 0;
+    if (L->batchnorm) {
+        op->product_only = 1;
+        op->act = DN_ACT_LINEAR;
+        op->drop = drop_of(0);
+        snprintf(op->noise_text, sizeof op->noise_text, "0");
+        op->out = epilogue_value(L->name, L->units, L->stride, DN_ACT_LINEAR, 0, 0);
+        snprintf(op->out.a, sizeof op->out.a, "bf.%s_z", L->name);
+        snprintf(op->out.train, sizeof op->out.train, "bf.%s_z", L->name);
+        snprintf(op->out.eval, sizeof op->out.eval, "bf.%s_z", L->name);
+    } else {
+        set_epilogue(op, L);
+        op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+    }
+    *cur = op->out;
+}
+
+/* Layer k's batch norm after its product: normalization and the epilogue. */
+static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
+    const dn_layer *L = &s->layers[k];
+    dn_op *op = new_op(p, DN_OP_BATCHNORM, L, k + 1, cur);
+    set_epilogue(op, L);
+    op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+    op->g_off = L->g_off;
+    op->beta_off = L->beta_off;
+    op->rm_off = L->rm_off;
+    op->rv_off = L->rv_off;
+    snprintf(op->z, sizeof op->z, "bf.%s_z", L->name);
+    snprintf(op->stats, sizeof op->stats, "bf.%s_stats", L->name);
+    snprintf(op->bn_eps_double, sizeof op->bn_eps_double, "%.17g", L->bn_eps);
+    if (!strpbrk(op->bn_eps_double, ".en")) strcat(op->bn_eps_double, ".0");
+    dn_float_literal(op->bn_eps_float, sizeof op->bn_eps_float, (float)L->bn_eps);
+    dn_float_literal(op->bn_momentum, sizeof op->bn_momentum, (float)L->bn_momentum);
+    dn_format_rate(op->bn_momentum_text, sizeof op->bn_momentum_text, L->bn_momentum);
+    dn_format_rate(op->bn_eps_text, sizeof op->bn_eps_text, L->bn_eps);
+    p->n_batchnorm++;
+    *cur = op->out;
+}
+
+/* ---- kernel choices ------------------------------------------------------------ */
+
+/* The fused training head: a last dense layer after another one, without
+ * batch norm, dropout or noise, whose units fit one forward tile (both
+ * shapes) and whose W^T fits a thread's stack. */
+static void plan_head(dn_plan *p, const dn_spec *s) {
+    dn_op *last = &p->ops[p->n_ops - 1];
+    const dn_layer *L = &s->layers[s->n_layers - 1];
+    p->head_wt_floats = (size_t)(L->in + 7) / 8 * (size_t)L->stride * 8;
+    p->fused_head = s->n_layers > 1 && last->kind == DN_OP_DENSE && !last->stochastic &&
+                    last->panels <= last->fwd.narrow.b && last->panels <= last->fwd.wide.b &&
+                    p->head_wt_floats <= HEAD_WT_MAX;
+    if (p->fused_head) {
+        last->head = 1;
+        last->own_backward_x = 0;
+    }
+}
+
+/* Floats of the W^T scratch: the largest dense op with its own input
+ * gradient, its inputs and units rounded up to vectors of 8. */
+static size_t plan_wt_floats(const dn_plan *p) {
+    size_t most = 0;
+    for (int i = 0; i < p->n_ops; i++) {
+        const dn_op *op = &p->ops[i];
+        if (op->kind != DN_OP_DENSE || op->layer == &p->spec->layers[0]) continue;
+        size_t f = (size_t)op->in.stride * (size_t)op->out.stride;
+        most = f > most ? f : most;
+    }
+    return most;
+}
+
+/* ---- buffers and tensors ----------------------------------------------------------- */
+
+static void add_buf(dn_plan *p, int per_row, size_t floats, const char *comment, const char *fmt, const char *name) {
+    dn_plan_buf *b = &p->bufs[p->n_bufs++];
+    snprintf(b->name, sizeof b->name, fmt, name);
+    b->per_row = per_row;
+    b->floats = floats;
+    snprintf(b->comment, sizeof b->comment, "%s", comment);
+}
+
+/* The buffers of spec layer L (its ops' outputs, in one group). */
+static void plan_layer_bufs(dn_plan *p, const dn_layer *L) {
+    char c[160];
+    snprintf(c, sizeof c, "[n, %d] activation", L->stride);
+    add_buf(p, 1, (size_t)L->stride, c, "%s_a", L->name);
+    if (L->dropout > 0) {
+        snprintf(c, sizeof c, "[n, %d] dropout scale", L->stride);
+        add_buf(p, 1, (size_t)L->stride, c, "%s_mask", L->name);
+    }
+    if (L->dropout > 0 || L->noise > 0) {
+        snprintf(c, sizeof c, "[n, %d] output in training", L->stride);
+        add_buf(p, 1, (size_t)L->stride, c, "%s_h", L->name);
+    }
+    snprintf(c, sizeof c, "[n, %d] gradient wrt the pre-activation (zero past %d)", L->stride, L->units);
+    add_buf(p, 1, (size_t)L->stride, c, "%s_d", L->name);
+    if (L->batchnorm) {
+        snprintf(c, sizeof c, "[n, %d] x W^T + b, the input of batch norm", L->stride);
+        add_buf(p, 1, (size_t)L->stride, c, "%s_z", L->name);
+        snprintf(c, sizeof c, "[5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var", L->stride);
+        add_buf(p, 0, 5 * (size_t)L->stride, c, "%s_stats", L->name);
+    }
+}
+
+static void plan_bufs(dn_plan *p, const dn_spec *s) {
+    char c[160];
+    if (s->input_dropout > 0) {
+        snprintf(c, sizeof c, "[n, %d] input dropout", s->input);
+        add_buf(p, 1, (size_t)s->input, c, "%smask", "input_");
+        add_buf(p, 1, (size_t)s->input, c, "%sh", "input_");
+    }
+    for (int k = 0; k < s->n_layers; k++) plan_layer_bufs(p, &s->layers[k]);
+    add_buf(p, 1, 1, "[n] per-row loss", "%s", "rowloss");
+    add_buf(p, 1, 1, "[n] argmax hit", "%s", "hits");
+    if (p->wt_floats) {
+        snprintf(c, sizeof c, "[%zu] scratch: one layer's W^T for its input gradient", p->wt_floats);
+        add_buf(p, 0, p->wt_floats, c, "%s", "wt");
+    }
+}
+
+static void plan_tensors(dn_plan *p, const dn_spec *s) {
+    for (int k = 0; k < s->n_layers; k++) {
+        dn_layer_tensor t[DN_LAYER_TENSORS];
+        int n = dn_layer_tensors(&s->layers[k], t);
+        for (int j = 0; j < n; j++) {
+            dn_plan_tensor *pt = &p->tensors[p->n_tensors++];
+            pt->info = t[j].info;
+            memcpy(pt->name, t[j].name, sizeof pt->name);
+            pt->info.name = pt->name;
+        }
+    }
+}
+
+void dn_plan_build(const dn_spec *s, dn_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->spec = s;
+    p->name = s->name;
+    dn_value cur = input_value(s);
+    if (s->input_dropout > 0) plan_input_dropout(p, s, &cur);
+    for (int k = 0; k < s->n_layers; k++) {
+        plan_dense(p, s, k, &cur);
+        if (s->layers[k].batchnorm) plan_batchnorm(p, s, k, &cur);
+    }
+    p->last = &p->ops[p->n_ops - 1];
+    for (int i = 0; i < p->n_ops; i++) p->randomized |= p->ops[i].stochastic;
+    plan_head(p, s);
+    p->wt_floats = plan_wt_floats(p);
+    plan_bufs(p, s);
+    plan_tensors(p, s);
+}
