@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "literal.h"
+
 /* ---- output buffer --------------------------------------------------------- */
 
 /* Growable text buffer. On allocation failure `oom` is set and further writes
@@ -45,11 +47,5 @@ void dn_buf_comment_text(dn_buf *b, const char *s, const char *newline_prefix);
 /* Appends `s` as the contents of a C string literal (without the quotes):
  * printable ASCII except backslash, quote and '?' as is, the rest as octal escapes. */
 void dn_buf_c_string(dn_buf *b, const char *s);
-
-/* A C float literal that reads back as exactly x ("2.0f", "1.42857146f"). */
-void dn_float_literal(char *dst, size_t n, float x);
-
-/* Human text for a rate, the shortest form that round-trips ("0.5"). */
-void dn_format_rate(char *dst, size_t n, double p);
 
 #endif

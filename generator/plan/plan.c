@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
+#include "literal.h"
 #include "weights.h"
 
 /* Tile shapes (plan.h's dn_tiles): 6 x 2 panels is 12 accumulators of 8
