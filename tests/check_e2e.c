@@ -1,7 +1,8 @@
 /* check_e2e.c - generated trainers end to end on a synthetic IDX dataset:
  * they learn, give bit-identical results at any thread count (and without
  * OpenMP, and with either tile width), resume to bit-identical weights, and
- * survive kill -9. */
+ * survive kill -9. Also what a new user runs first: README's example of spec
+ * errors. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <signal.h>
@@ -344,6 +345,53 @@ START_TEST(test_valgrind_clean) {
 }
 END_TEST
 
+/* README's example of spec errors is real: the command it shows, run from a
+ * directory that has the repository's examples/, prints exactly the lines
+ * README shows after it, exits 1 as it says, and leaves -o's file alone. */
+START_TEST(test_readme_bad_spec) {
+    char readme[4200];
+    snprintf(readme, sizeof readme, "%s/README.md", DNGEN_SOURCE_DIR);
+    char *text = tu_read(readme, NULL);
+    ck_assert_ptr_nonnull(text);
+    const char *cmd = strstr(text, "\n$ build/dngen examples/bad.yaml ");
+    ck_assert_msg(cmd != NULL, "README.md has no '$ build/dngen examples/bad.yaml ...' line");
+    cmd += 3; /* "build/dngen ..." */
+    const char *eol = strchr(cmd, '\n');
+    ck_assert_ptr_nonnull(eol);
+    const char *hash = memchr(cmd, '#', (size_t)(eol - cmd));
+    ck_assert_msg(hash && strstr(hash, "exit status 1") != NULL && strstr(hash, "untouched") != NULL,
+                  "README's command line does not say 'untouched' and 'exit status 1'");
+    size_t n = (size_t)(hash - cmd);
+    while (n > 0 && cmd[n - 1] == ' ')
+        n--;
+    char args[512]; /* the arguments after "build/dngen " */
+    ck_assert(n > 12 && n - 12 < sizeof args);
+    memcpy(args, cmd + 12, n - 12);
+    args[n - 12] = '\0';
+    ck_assert_str_eq(args, "examples/bad.yaml -o mlp.c");
+    const char *want = eol + 1, *end = strstr(want, "\n```");
+    ck_assert_ptr_nonnull(end);
+
+    const char *d = tu_dir("readme_bad");
+    char out_c[4200];
+    snprintf(out_c, sizeof out_c, "%s/mlp.c", d);
+    tu_write(out_c, "/* kept */\n");
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && ln -s '%s/examples' examples && '%s' %s 2>&1", d, DNGEN_SOURCE_DIR,
+                     DNGEN_EXE, args);
+    ck_assert_msg(st == 1, "exit %d:\n%s", st, out);
+    size_t want_len = (size_t)(end - want) + 1; /* with the last line's newline */
+    ck_assert_msg(strlen(out) == want_len && memcmp(out, want, want_len) == 0,
+                  "dngen printed:\n%s\nREADME.md shows:\n%.*s", out, (int)want_len, want);
+    char *kept = tu_read(out_c, NULL);
+    ck_assert_ptr_nonnull(kept);
+    ck_assert_str_eq(kept, "/* kept */\n");
+    free(kept);
+    free(out);
+    free(text);
+}
+END_TEST
+
 int main(void) {
     setup();
     Suite *s = suite_create("e2e");
@@ -356,6 +404,7 @@ int main(void) {
     tcase_add_test(tc, test_predictor);
     tcase_add_test(tc, test_batchnorm);
     tcase_add_test(tc, test_valgrind_clean);
+    tcase_add_test(tc, test_readme_bad_spec);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
