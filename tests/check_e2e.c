@@ -2,7 +2,7 @@
  * they learn, give bit-identical results at any thread count (and without
  * OpenMP, and with either tile width), resume to bit-identical weights, and
  * survive kill -9. Also what a new user runs first: README's example of spec
- * errors. */
+ * errors, and tools/deps.sh when another apt holds its lock. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <signal.h>
@@ -392,6 +392,79 @@ START_TEST(test_readme_bad_spec) {
 }
 END_TEST
 
+/* tools/deps.sh waits for another apt instead of stopping at its lock
+ * error. With fakes first in PATH (dpkg-query: nothing installed; id: root;
+ * apt-get: logs its arguments, and `update` fails with apt's lock error the
+ * first FAKE_LOCKED times), it says what it waits for, retries, and passes
+ * DPkg::Lock::Timeout to apt-get so that apt waits for the dpkg lock itself;
+ * after DNGEN_APT_WAIT seconds it gives up. */
+START_TEST(test_deps_waits_for_apt_lock) {
+    char d[4200], path[4400], log[4400];
+    snprintf(d, sizeof d, "%s", tu_dir("deps"));
+    snprintf(path, sizeof path, "%s/dpkg-query", d);
+    tu_write(path, "#!/bin/sh\nexit 1\n");
+    snprintf(path, sizeof path, "%s/id", d);
+    tu_write(path, "#!/bin/sh\necho 0\n");
+    snprintf(path, sizeof path, "%s/apt-get", d);
+    tu_write(path, "#!/bin/sh\n"
+                   "echo \"$*\" >>\"$FAKE_DIR/log\"\n"
+                   "case \" $* \" in *\" update \"*)\n"
+                   "  n=$(cat \"$FAKE_DIR/n\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n >\"$FAKE_DIR/n\"\n"
+                   "  if [ $n -le $FAKE_LOCKED ]; then\n"
+                   "    echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)' >&2\n"
+                   "    echo 'E: Unable to lock directory /var/lib/apt/lists/' >&2\n"
+                   "    exit 100\n"
+                   "  fi;;\n"
+                   "esac\n");
+    snprintf(log, sizeof log, "%s/log", d);
+    char *out = NULL;
+    int st = tu_runf(&out, "chmod +x '%s'/* && cd '%s' && FAKE_DIR='%s' FAKE_LOCKED=2 DNGEN_APT_WAIT=60 "
+                     "PATH='%s':\"$PATH\" bash tools/deps.sh --data 2>&1", d, DNGEN_SOURCE_DIR, d, d);
+    ck_assert_msg(st == 0, "deps.sh exit %d:\n%s", st, out);
+    const char *said = "dngen: apt-get update waits for another apt or dpkg to finish: could not get lock "
+                       "/var/lib/apt/lists/lock. It is held by process 4242 (apt-get); retrying for up to ";
+    const char *p = strstr(out, said);
+    ck_assert_msg(p != NULL, "deps.sh did not say what it waits for:\n%s", out);
+    ck_assert_msg(strstr(p + 1, said) == NULL, "said twice:\n%s", out);
+    ck_assert_msg(strstr(out, "E: Could not get lock") == NULL, "apt's lock error shown:\n%s", out);
+    char *calls = tu_read(log, NULL);
+    ck_assert_ptr_nonnull(calls);
+    /* three updates (two locked), then one install with the lock timeout */
+    const char *u = "-o DPkg::Lock::Timeout=", *c = calls;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(strncmp(c, u, strlen(u)) == 0, "call %d: %s", i + 1, calls);
+        c = strchr(c, '\n');
+        ck_assert_ptr_nonnull(c);
+        ck_assert_msg(strncmp(c - 10, " update -q", 10) == 0, "call %d is not an update:\n%s", i + 1, calls);
+        c++;
+    }
+    ck_assert_msg(strncmp(c, u, strlen(u)) == 0 && strstr(c, " install -y ") != NULL &&
+                      strstr(c, " dataset-fashion-mnist\n") != NULL && strchr(c, '\n')[1] == '\0',
+                  "calls:\n%s", calls);
+    free(calls);
+    free(out);
+
+    /* Locked for good: gives up after DNGEN_APT_WAIT seconds, with apt's
+     * error, and installs nothing. */
+    snprintf(path, sizeof path, "%s/n", d);
+    unlink(path);
+    unlink(log);
+    time_t t0 = time(NULL);
+    st = tu_runf(&out, "cd '%s' && FAKE_DIR='%s' FAKE_LOCKED=1000 DNGEN_APT_WAIT=3 PATH='%s':\"$PATH\" "
+                 "bash tools/deps.sh 2>&1", DNGEN_SOURCE_DIR, d, d);
+    ck_assert_msg(st == 1, "deps.sh exit %d:\n%s", st, out);
+    ck_assert_msg(time(NULL) - t0 >= 2, "gave up at once:\n%s", out);
+    ck_assert_msg(strstr(out, "E: Could not get lock /var/lib/apt/lists/lock.") != NULL &&
+                      strstr(out, "dngen: gave up after waiting 3 s for another apt or dpkg to finish") != NULL,
+                  "%s", out);
+    calls = tu_read(log, NULL);
+    ck_assert_ptr_nonnull(calls);
+    ck_assert_msg(strstr(calls, "install") == NULL, "installed anyway:\n%s", calls);
+    free(calls);
+    free(out);
+}
+END_TEST
+
 int main(void) {
     setup();
     Suite *s = suite_create("e2e");
@@ -405,6 +478,7 @@ int main(void) {
     tcase_add_test(tc, test_batchnorm);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_readme_bad_spec);
+    tcase_add_test(tc, test_deps_waits_for_apt_lock);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
