@@ -402,6 +402,33 @@ static int dn_idx_check_pair(const dn_idx *im, const dn_idx *lb, const char *ipa
     return 0;
 }
 
+/* Where data comes from, said when a data set is missing: the trainer's
+ * default directory is the spec's (data/fashion-mnist for the seed specs),
+ * which a checkout does not have. */
+#define DN_IDX_DATA_HINT                                                                        \
+    "give the data directory with --data DIR (Fashion-MNIST: Debian package "                    \
+    "dataset-fashion-mnist, installed in /usr/share/datasets/fashion-mnist)"
+
+/* After the images of a set failed to load: when they are missing (no
+ * directory, or no file with or without .gz), err says so and where data
+ * comes from; other errors are left as they are. */
+static void dn_idx_missing_hint(const char *dir, const char *ipath, char *err) {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        dn_errf(err, "%s: no such directory; " DN_IDX_DATA_HINT, dir);
+        return;
+    }
+    size_t n = strlen(ipath);
+    char *gz = malloc(n + 4);
+    if (!gz)
+        return;
+    memcpy(gz, ipath, n);
+    memcpy(gz + n, ".gz", 4);
+    if (stat(ipath, &st) != 0 && errno == ENOENT && stat(gz, &st) != 0 && errno == ENOENT)
+        dn_errf(err, "%s: no such file (nor %s); " DN_IDX_DATA_HINT, ipath, gz);
+    free(gz);
+}
+
 int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_features, int n_classes,
                     dn_dataset *ds, char *err) {
     memset(ds, 0, sizeof *ds);
@@ -411,7 +438,9 @@ int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_featu
     int rc = -1;
     if (!ipath || !lpath)
         dn_errf(err, "%s: out of memory", dir);
-    else if (dn_idx_load(ipath, &im, err) == 0 && dn_idx_load(lpath, &lb, err) == 0)
+    else if (dn_idx_load(ipath, &im, err) != 0)
+        dn_idx_missing_hint(dir, ipath, err);
+    else if (dn_idx_load(lpath, &lb, err) == 0)
         rc = dn_idx_check_pair(&im, &lb, ipath, lpath, expected_features, n_classes, ds, err);
     if (rc == 0) {
         ds->images = im.data;

@@ -620,10 +620,41 @@ END_TEST
 
 START_TEST(test_input_errors) {
     setup("inputs");
+    /* Missing data says where data comes from (the README's commands once
+     * ran into this with the spec's default directory). */
+    static const char hint[] = "give the data directory with --data DIR (Fashion-MNIST: Debian package "
+                               "dataset-fashion-mnist, installed in /usr/share/datasets/fashion-mnist)\n";
+    char want[2400];
     run_result r = run("train", "--data", P("nonexistent"), NULL);
     ck_assert_int_eq(r.status, 3);
-    ck_assert(matches(r.err, "^toy: .*nonexistent.*\n$"));
+    snprintf(want, sizeof want, "toy: %s: no such directory; %s", P("nonexistent"), hint);
+    ck_assert_str_eq(r.err, want);
     ck_assert_str_eq(r.out, "");
+    run_free(&r);
+    r = run("eval", "--weights", P("w.st"), "--data", P("nonexistent"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_str_eq(r.err, want);
+    run_free(&r);
+    ck_assert(mkdir(P("empty"), 0777) == 0 || errno == EEXIST);
+    r = run("train", "--data", P("empty"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    snprintf(want, sizeof want, "toy: %s/train-images-idx3-ubyte: no such file (nor "
+             "%s/train-images-idx3-ubyte.gz); %s", P("empty"), P("empty"), hint);
+    ck_assert_str_eq(r.err, want);
+    run_free(&r);
+    /* The hint names the package's real directory (when it is installed). */
+    if (system("dpkg-query -W -f='${Status}' dataset-fashion-mnist 2>/dev/null | "
+               "grep -q 'install ok installed'") == 0)
+        ck_assert_msg(system("dpkg -L dataset-fashion-mnist | "
+                             "grep -qx /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") == 0,
+                      "dataset-fashion-mnist does not install /usr/share/datasets/fashion-mnist");
+    /* Other errors about the data keep their own message, without the hint. */
+    write_idx_set(P("empty"), "train", 100, 1);
+    unlink(P("empty/train-labels-idx1-ubyte"));
+    r = run("train", "--data", P("empty"), NULL);
+    ck_assert_int_eq(r.status, 3);
+    ck_assert_msg(matches(r.err, "^toy: .*/train-labels-idx1-ubyte: no such file \\(nor .*\\.gz\\)\n$"),
+                  "%s", r.err);
     run_free(&r);
 
     /* A test set that exists but is broken is an error, not "no test set". */
