@@ -22,6 +22,8 @@
 #define DN_RP_BAR 20                   /* progress bar cells */
 #define DN_RP_REDRAW 0.1               /* seconds between progress redraws */
 
+const char *dn_plural(int64_t n) { return n == 1 ? "" : "s"; }
+
 /* ---- metrics file ---------------------------------------------------------- */
 
 /* Appends len bytes to the metrics text, growing it. Returns 0 or -1. */
@@ -250,7 +252,11 @@ int dn_steplog_open(dn_steplog *l, const char *path, int64_t keep_steps, const c
         fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
         return DN_EXIT_OUTPUT;
     }
-    if (keep_steps > have)
+    if (keep_steps == have + 1)
+        fprintf(stderr, "%s: warning: %s: the row of step %" PRId64
+                " is missing; the log continues at step %" PRId64 "\n",
+                prog, path, keep_steps, keep_steps + 1);
+    else if (keep_steps > have)
         fprintf(stderr, "%s: warning: %s: rows of steps %" PRId64 "..%" PRId64
                 " are missing; the log continues at step %" PRId64 "\n",
                 prog, path, have + 1, keep_steps, keep_steps + 1);

@@ -137,8 +137,8 @@ static int dn_tr_make_split(dn_tr_run *r) {
         return DN_EXIT_USAGE;
     }
     if (r->split.n_fit == 0) {
-        fprintf(stderr, "%s: --val-split %g would hold out all %" PRIu32 " training samples; "
-                "use a smaller fraction\n", o->prog, o->val_split, r->train.n);
+        fprintf(stderr, "%s: --val-split %g would hold out all %" PRIu32 " training sample%s; "
+                "use a smaller fraction\n", o->prog, o->val_split, r->train.n, dn_plural(r->train.n));
         return DN_EXIT_USAGE;
     }
     if (r->m->batchnorm && r->split.n_fit < 2) {
@@ -206,14 +206,16 @@ static int dn_tr_check_resume(const dn_tr_run *r, const dn_train_state *saved) {
         fprintf(stderr, "%s: %s: run was saved %s --no-shuffle; resume with the same shuffling\n",
                 p, f, saved->shuffle ? "without" : "with");
     } else if (saved->n_train != r->train.n) {
-        fprintf(stderr, "%s: %s: run was saved with %" PRIu32 " training samples, %s has %" PRIu32
-                "; resume with the same data\n", p, f, saved->n_train, o->data_dir, r->train.n);
+        fprintf(stderr, "%s: %s: run was saved with %" PRIu32 " training sample%s, %s has %" PRIu32
+                "; resume with the same data\n", p, f, saved->n_train, dn_plural(saved->n_train),
+                o->data_dir, r->train.n);
     } else if (saved->val_split != o->val_split) {
         fprintf(stderr, "%s: %s: run was saved with --val-split %g, the command line gives %g; "
                 "resume with the same --val-split\n", p, f, saved->val_split, o->val_split);
     } else if (saved->batch > dn_tr_batches_per_epoch(r) || saved->seen > (int64_t)r->split.n_fit) {
-        fprintf(stderr, "%s: %s: batch cursor %" PRId64 " is beyond the epoch's %" PRId64
-                " batches\n", p, f, saved->batch, dn_tr_batches_per_epoch(r));
+        int64_t n = dn_tr_batches_per_epoch(r);
+        fprintf(stderr, "%s: %s: batch cursor %" PRId64 " is beyond the epoch's %" PRId64 " %s\n", p,
+                f, saved->batch, n, n == 1 ? "batch" : "batches");
     } else if (o->patience && !saved->patience) {
         fprintf(stderr, "%s: %s: run was saved without --early-stopping, so its best epoch is "
                 "unknown; resume without --early-stopping\n", p, f);
@@ -551,9 +553,10 @@ static int dn_tr_restore_best(dn_tr_run *r, const dn_train_state *st) {
     if (r->o->quiet)
         return 1;
     if (dn_es_exhausted(st))
-        printf("early stopping: no val_acc improvement for %" PRId64 " epochs;", st->since_best);
+        printf("early stopping: no val_acc improvement for %" PRId64 " epoch%s;", st->since_best,
+               dn_plural(st->since_best));
     else
-        printf("early stopping: not triggered in %" PRId64 " epochs;", st->epoch);
+        printf("early stopping: not triggered in %" PRId64 " epoch%s;", st->epoch, dn_plural(st->epoch));
     printf(" restored epoch %" PRId64 " (val_acc %.4f)\n", st->best_epoch, st->best_val_acc);
     if (r->has_test) {
         double loss, acc;
@@ -580,8 +583,9 @@ static void dn_tr_print_header(const dn_tr_run *r, int threads) {
            r->split.n_fit);
     if (r->split.n_val)
         printf("%" PRIu32 " val / ", r->split.n_val);
-    printf("%" PRIu32 " test samples, batch %d, %d epochs, seed %" PRIu64 ", %d threads\n",
-           r->has_test ? r->test.n : 0, r->o->batch_size, r->o->epochs, r->o->seed, threads);
+    printf("%" PRIu32 " test samples, batch %d, %d epoch%s, seed %" PRIu64 ", %d thread%s\n",
+           r->has_test ? r->test.n : 0, r->o->batch_size, r->o->epochs, dn_plural(r->o->epochs),
+           r->o->seed, threads, dn_plural(threads));
     fflush(stdout);
 }
 

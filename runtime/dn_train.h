@@ -223,6 +223,9 @@ void dn_progress_step(dn_progress *p, const dn_train_state *st, int epochs, int6
 /* Erases the bar (before anything else is printed). */
 void dn_progress_clear(dn_progress *p);
 
+/* "s" after a count n other than 1, "" after 1: "%d epoch%s", n, dn_plural(n). */
+const char *dn_plural(int64_t n);
+
 /* ---- shared helpers (dn_eval.c) -------------------------------------------- */
 
 /* 64-byte-aligned, zeroed block of at least `bytes` bytes (free with free());

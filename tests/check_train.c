@@ -704,7 +704,7 @@ START_TEST(test_output_format) {
     const char *line = "[0-9]+\\.[0-9]{4}";
     char pat[512];
     ck_assert(matches(r.out, "^training toy: 27 parameters, 100 train / 30 test samples, batch 32, "
-                             "2 epochs, seed 7, 1 threads$"));
+                             "2 epochs, seed 7, 1 thread$"));
     for (int e = 1; e <= 2; e++) {
         snprintf(pat, sizeof pat, "^epoch %d: train_loss %s train_acc %s test_acc %s time [0-9]+\\.[0-9]{3}s$",
                  e, line, line, line);
@@ -716,7 +716,11 @@ START_TEST(test_output_format) {
     r = run("train", "--data", P("notest"), "--epochs", "1", "--seed", "9", NULL);
     ck_assert_int_eq(r.status, 0);
     ck_assert(matches(r.out, "^training toy: 27 parameters, 100 train / 0 test samples, batch 32, "
-                             "1 epochs, seed 9, [0-9]+ threads$"));
+                             "1 epoch, seed 9, [0-9]+ threads?$"));
+    run_free(&r);
+    r = run("train", "--data", P("notest"), "--epochs", "1", "--threads", "2", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(matches(r.out, "^training toy: .*, 1 epoch, seed 7, 2 threads$"), "%s", r.out);
     ck_assert(matches(r.out, "^epoch 1: train_loss [0-9.]+ train_acc [0-9.]+ time [0-9.]+s$"));
     run_free(&r);
 
@@ -1630,6 +1634,20 @@ START_TEST(test_early_stopping) {
     ck_assert_int_eq(r.status, 0);
     ck_assert_str_eq(r.out, "");
     run_free(&r);
+
+    /* Counts of one are in the singular. */
+    r = run("train", "--data", P("data"), "--val-split", "0.2", "--early-stopping", "1", "--epochs",
+            "40", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(strstr(r.out, "\nearly stopping: no val_acc improvement for 1 epoch; restored epoch ")
+                  != NULL, "%s", r.out);
+    run_free(&r);
+    r = run("train", "--data", P("data"), "--val-split", "0.2", "--early-stopping", "5", "--epochs",
+            "1", NULL);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_msg(strstr(r.out, "\nearly stopping: not triggered in 1 epoch; restored epoch 1 ") != NULL,
+                  "%s", r.out);
+    run_free(&r);
 }
 END_TEST
 
@@ -1780,6 +1798,16 @@ START_TEST(test_log_steps) {
     ck_assert_int_eq(r.status, 0);
     char want[1400];
     snprintf(want, sizeof want, "toy: warning: %s: rows of steps 2..6 are missing; the log "
+             "continues at step 7\n", P("k.log"));
+    ck_assert_str_eq(r.err, want);
+    run_free(&r);
+    /* One row lost: said in the singular. */
+    write_bytes(P("k.log"), "step,epoch,loss,acc\n1,1,1.0,0.5\n2,1,1.0,0.5\n3,1,1.0,0.5\n4,1,1.0,0.5\n"
+                "5,2,1.0,0.5\n", 80);
+    r = run("train", "--data", P("data"), "--epochs", "3", "--log-steps", P("k.log"), "--resume",
+            P("st.st"), NULL);
+    ck_assert_int_eq(r.status, 0);
+    snprintf(want, sizeof want, "toy: warning: %s: the row of step 6 is missing; the log "
              "continues at step 7\n", P("k.log"));
     ck_assert_str_eq(r.err, want);
     run_free(&r);
