@@ -2,7 +2,8 @@
  *
  * Everything here is independent of the network spec: the counter-based PRNG,
  * IDX dataset loading, Adam, safetensors checkpoint I/O, atomic file writes,
- * and the trainer driver (CLI, epoch loop, metrics). Generated code describes
+ * whole-file and CSV reading (which dngen's own commands share), and the
+ * trainer driver (CLI, epoch loop, metrics). Generated code describes
  * its network with a dn_model and calls dn_main().
  *
  * Standalone output (`dngen --standalone`) pastes this header and every
@@ -24,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -234,6 +236,107 @@ int dn_parse_u64(const char *s, uint64_t *v);
  * write of the same path removes such files of dead processes. */
 int dn_write_file_atomic(const char *path, const void *data, size_t len, char *err);
 
+/* ---- whole files (dn_file.c) ----------------------------------------------- */
+
+/* How a whole-file read failed (what dn_file_read returns). */
+enum {
+    DN_FILE_OPEN = -1,  /* the file could not be opened */
+    DN_FILE_READ = -2,  /* reading it failed */
+    DN_FILE_BIG = -3,   /* it holds more bytes than the caller accepts */
+    DN_FILE_NOMEM = -4  /* out of memory */
+};
+
+/* Reads stream f to its end into a malloc'd buffer: *data gets the *len
+ * bytes read, then a NUL byte (not counted). More than max bytes (0: no
+ * limit) is DN_FILE_BIG. Returns 0, or a DN_FILE_* code with *data NULL and
+ * `why` (DN_ERR_MAX bytes, may be NULL) set to the reason alone, without the
+ * file's name, for the caller to place: strerror's text for DN_FILE_OPEN and
+ * DN_FILE_READ ("Is a directory"), "file is larger than N bytes", "out of
+ * memory". */
+int dn_file_read_stream(FILE *f, size_t max, char **data, size_t *len, char *why);
+
+/* Opens path and reads it as dn_file_read_stream does. */
+int dn_file_read(const char *path, size_t max, char **data, size_t *len, char *why);
+
+/* ---- CSV text (dn_csv.c) ---------------------------------------------------
+ * The dialect of metrics files and predictor input: lines end in LF or CRLF
+ * (the last one may lack it), a leading UTF-8 byte order mark is skipped,
+ * fields are separated by commas (no quoting), spaces and tabs around a
+ * field are not part of it, and a line of nothing but blanks is blank. NUL
+ * bytes are ordinary characters. Lines and byte columns count from 1. */
+
+typedef struct {
+    const char *name;   /* the input's name in messages */
+    const char *data;   /* the text, len bytes */
+    size_t len;
+    size_t pos;         /* where the next line starts */
+    size_t line;        /* number of the current line (0 before the first) */
+    const char *text;   /* the current line, n bytes without its line end */
+    size_t n;
+    size_t field;       /* where its next field starts; > n when none is left */
+} dn_csv;
+
+typedef struct {
+    const char *p;      /* the field without the blanks around it, n bytes */
+    size_t n;
+    size_t col;         /* 1-based column of p in its line */
+} dn_csv_field;
+
+/* Starts reading data[0..len) ("(input)" when name is NULL). */
+void dn_csv_init(dn_csv *c, const char *name, const char *data, size_t len);
+
+/* Makes the next line current (its fields from the first). Returns 1, or 0
+ * at the end of the text. */
+int dn_csv_next_line(dn_csv *c);
+
+/* Like dn_csv_next_line, skipping blank lines. */
+int dn_csv_next_record(dn_csv *c);
+
+/* The current line holds only spaces, tabs and carriage returns. */
+int dn_csv_blank(const dn_csv *c);
+
+/* Fields on the current line: its commas plus one. */
+size_t dn_csv_count_fields(const dn_csv *c);
+
+/* Stores the current line's next field in *f and returns 1; returns 0 when
+ * every field was taken. An empty line has one empty field. */
+int dn_csv_next_field(dn_csv *c, dn_csv_field *f);
+
+/* Makes the current line's first field the next one again. */
+void dn_csv_rewind(dn_csv *c);
+
+/* Length of the decimal number that p[0..n) starts with:
+ * [+-] (d+ [. d*] | . d+) [(e|E) [+-] d+]; 0 when it does not start with one. */
+size_t dn_csv_scan_number(const char *p, size_t n);
+
+#define DN_CSV_NUM_MAX 512 /* a number token of this many bytes is DN_CSV_NUM_LONG */
+
+enum {
+    DN_CSV_NUM_OK,
+    DN_CSV_NUM_SYNTAX,     /* not a decimal number (hex, "1e", "abc", empty) */
+    DN_CSV_NUM_NONFINITE,  /* nan, inf or infinity, in any case, signed or not */
+    DN_CSV_NUM_RANGE,      /* a decimal number too large for a double */
+    DN_CSV_NUM_LONG        /* DN_CSV_NUM_MAX bytes or more */
+};
+
+/* Reads all of p[0..n) as a finite double into *v. Returns a DN_CSV_NUM_*. */
+int dn_csv_number(const char *p, size_t n, double *v);
+
+#define DN_CSV_QUOTE_MAX 32 /* bytes of a field that messages quote */
+
+/* Copies p[0..n) into buf (DN_CSV_QUOTE_MAX + 4 bytes) for a message: at
+ * most DN_CSV_QUOTE_MAX bytes, control bytes and quotes as '?', "..." after
+ * a cut. Returns buf. */
+const char *dn_csv_quote(const char *p, size_t n, char *buf);
+
+/* Writes "NAME:LINE:COL: MESSAGE" (col 0: "NAME:LINE: MESSAGE") about the
+ * current line into err[0..errlen), truncating, control bytes as '?'. */
+void dn_csv_errf(const dn_csv *c, size_t col, char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
 /* ---- the model interface: what generated code provides -------------------- */
 
 enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
@@ -253,8 +356,8 @@ enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
  * padding holds zeros, and the kernels keep it zero. */
 typedef struct {
     const char *name;   /* PyTorch state_dict name: "fc1.weight" */
-    int ndim;           /* 2 for weights [out, in], 1 for biases [out] */
-    int64_t shape[2];
+    int ndim;           /* 2 for weights [out, in], 4 for conv [out, in, kh, kw], 1 for biases */
+    int64_t shape[4];   /* dims past ndim are 0 */
     size_t offset;      /* floats into the flat parameter buffer */
     size_t count;       /* elements (product of shape) */
     int fan_in;         /* init: uniform in +-1/sqrt(fan_in); 0: every element = fill */

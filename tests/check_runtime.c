@@ -1,6 +1,7 @@
 /* check_runtime.c - unit tests of the runtime primitives: Philox streams,
  * shuffling, dropout thresholds, Adam (against torch.optim numbers), IDX
- * loading, safetensors I/O and atomic file writes. */
+ * loading, safetensors I/O, atomic file writes, and the whole-file and CSV
+ * readers. */
 #include "dn_runtime.h"
 
 #include <check.h>
@@ -962,6 +963,192 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------- */
 
+/* ---- whole files (dn_file.c) ---------------------------------------------------- */
+
+/* Contents with a NUL after them; sizes around the buffer's growth steps;
+ * the cap is inclusive; an empty file is an empty buffer. */
+START_TEST(test_file_read) {
+    static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 200000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        unsigned char *want = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(want);
+        for (size_t i = 0; i < n; i++)
+            want[i] = (unsigned char)(i * 7 + (i >> 9)); /* NUL bytes included */
+        write_bytes(tpath("whole.bin"), want, n);
+        char *data = NULL, why[DN_ERR_MAX];
+        size_t len = 1;
+        ck_assert_int_eq(dn_file_read(tpath("whole.bin"), 0, &data, &len, why), 0);
+        ck_assert_uint_eq(len, n);
+        ck_assert(memcmp(data, want, n) == 0 && data[n] == '\0');
+        free(data);
+        ck_assert_int_eq(dn_file_read(tpath("whole.bin"), n ? n : 1, &data, &len, why), 0);
+        ck_assert_uint_eq(len, n);
+        free(data);
+        if (n > 0) {
+            ck_assert_int_eq(dn_file_read(tpath("whole.bin"), n - 1 ? n - 1 : 0, &data, &len, why),
+                             n - 1 ? DN_FILE_BIG : 0);
+            if (n - 1) {
+                ck_assert_ptr_null(data);
+                ck_assert_uint_eq(len, 0);
+                char msg[64];
+                snprintf(msg, sizeof msg, "file is larger than %zu bytes", n - 1);
+                ck_assert_str_eq(why, msg);
+            }
+            free(data);
+        }
+        free(want);
+    }
+}
+END_TEST
+
+/* Reasons without the file's name: strerror's, for the caller to place. */
+START_TEST(test_file_read_errors) {
+    char *data = (char *)1, why[DN_ERR_MAX];
+    size_t len = 7;
+    ck_assert_int_eq(dn_file_read(tpath("no-such-file"), 0, &data, &len, why), DN_FILE_OPEN);
+    ck_assert_ptr_null(data);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(why, "No such file or directory");
+    ck_assert_int_eq(dn_file_read(DNGEN_TEST_TMP, 0, &data, &len, why), DN_FILE_READ);
+    ck_assert_str_eq(why, "Is a directory");
+    ck_assert_int_eq(dn_file_read(tpath("no-such-file"), 0, &data, &len, NULL), DN_FILE_OPEN);
+}
+END_TEST
+
+/* A stream from where it stands: the rest of a file after a peek. */
+START_TEST(test_file_read_stream) {
+    write_bytes(tpath("stream.txt"), "headbody", 8);
+    FILE *f = fopen(tpath("stream.txt"), "rb");
+    ck_assert_ptr_nonnull(f);
+    char head[4], *data = NULL, why[DN_ERR_MAX];
+    size_t len = 0;
+    ck_assert_uint_eq(fread(head, 1, 4, f), 4);
+    ck_assert_int_eq(dn_file_read_stream(f, 0, &data, &len, why), 0);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_str_eq(data, "body");
+    free(data);
+    rewind(f);
+    ck_assert_int_eq(dn_file_read_stream(f, 3, &data, &len, why), DN_FILE_BIG);
+    ck_assert_str_eq(why, "file is larger than 3 bytes");
+    fclose(f);
+}
+END_TEST
+
+/* ---- CSV (dn_csv.c) ---------------------------------------------------------------- */
+
+/* Lines: LF or CRLF, the last without one, a byte order mark skipped,
+ * blank lines skipped by next_record only; fields trimmed, with columns. */
+START_TEST(test_csv_lines_and_fields) {
+    static const char text[] = "\xEF\xBB\xBF" "a, b ,\tc\r\n\n  \r\nx,,y\n,\nlast";
+    dn_csv c;
+    dn_csv_field f;
+    dn_csv_init(&c, "t.csv", text, sizeof text - 1);
+    ck_assert_int_eq(dn_csv_next_record(&c), 1);
+    ck_assert_uint_eq(c.line, 1);
+    ck_assert_uint_eq(dn_csv_count_fields(&c), 3);
+    static const char *const want1[] = {"a", "b", "c"};
+    static const size_t col1[] = {1, 4, 8};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(dn_csv_next_field(&c, &f), 1);
+        ck_assert_uint_eq(f.n, strlen(want1[i]));
+        ck_assert(memcmp(f.p, want1[i], f.n) == 0);
+        ck_assert_uint_eq(f.col, col1[i]);
+    }
+    ck_assert_int_eq(dn_csv_next_field(&c, &f), 0);
+    dn_csv_rewind(&c);
+    ck_assert_int_eq(dn_csv_next_field(&c, &f), 1);
+    ck_assert_uint_eq(f.col, 1);
+    ck_assert_int_eq(dn_csv_next_line(&c), 1); /* line 2: empty, one empty field */
+    ck_assert(dn_csv_blank(&c));
+    ck_assert_uint_eq(dn_csv_count_fields(&c), 1);
+    ck_assert_int_eq(dn_csv_next_field(&c, &f), 1);
+    ck_assert_uint_eq(f.n, 0);
+    ck_assert_int_eq(dn_csv_next_field(&c, &f), 0);
+    ck_assert_int_eq(dn_csv_next_record(&c), 1); /* past line 3 (blanks and a CR) */
+    ck_assert_uint_eq(c.line, 4);
+    ck_assert_uint_eq(dn_csv_count_fields(&c), 3);
+    ck_assert_int_eq(dn_csv_next_record(&c), 1); /* ",": two empty fields */
+    ck_assert_uint_eq(dn_csv_count_fields(&c), 2);
+    ck_assert(dn_csv_next_field(&c, &f) && f.n == 0 && f.col == 1);
+    ck_assert(dn_csv_next_field(&c, &f) && f.n == 0 && f.col == 2);
+    ck_assert_int_eq(dn_csv_next_field(&c, &f), 0);
+    ck_assert_int_eq(dn_csv_next_record(&c), 1);
+    ck_assert_uint_eq(c.line, 6);
+    ck_assert(c.n == 4 && memcmp(c.text, "last", 4) == 0);
+    ck_assert_int_eq(dn_csv_next_record(&c), 0);
+    dn_csv_init(&c, NULL, "", 0);
+    ck_assert_int_eq(dn_csv_next_line(&c), 0);
+    ck_assert_str_eq(c.name, "(input)");
+}
+END_TEST
+
+/* Numbers: the decimal grammar, whole field only, finite doubles. */
+START_TEST(test_csv_numbers) {
+    static const struct {
+        const char *text;
+        int rc;
+        double v;
+    } cases[] = {
+        {"0", DN_CSV_NUM_OK, 0},        {"-1.5", DN_CSV_NUM_OK, -1.5},  {"+.5", DN_CSV_NUM_OK, 0.5},
+        {"5.", DN_CSV_NUM_OK, 5},       {"1e3", DN_CSV_NUM_OK, 1000},   {"2E-2", DN_CSV_NUM_OK, 0.02},
+        {"1e", DN_CSV_NUM_SYNTAX, 0},   {".", DN_CSV_NUM_SYNTAX, 0},    {"", DN_CSV_NUM_SYNTAX, 0},
+        {"0x10", DN_CSV_NUM_SYNTAX, 0}, {"1 2", DN_CSV_NUM_SYNTAX, 0},  {"abc", DN_CSV_NUM_SYNTAX, 0},
+        {"nan", DN_CSV_NUM_NONFINITE, 0}, {"-Inf", DN_CSV_NUM_NONFINITE, 0},
+        {"INFINITY", DN_CSV_NUM_NONFINITE, 0}, {"nan(0x1)", DN_CSV_NUM_NONFINITE, 0},
+        {"1e999", DN_CSV_NUM_RANGE, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        double v = -7;
+        int rc = dn_csv_number(cases[k].text, strlen(cases[k].text), &v);
+        ck_assert_msg(rc == cases[k].rc, "'%s': %d", cases[k].text, rc);
+        if (rc == DN_CSV_NUM_OK)
+            ck_assert_msg(v == cases[k].v, "'%s': %g", cases[k].text, v);
+    }
+    char big[DN_CSV_NUM_MAX + 1];
+    memset(big, '1', sizeof big);
+    double v;
+    ck_assert_int_eq(dn_csv_number(big, DN_CSV_NUM_MAX - 1, &v), DN_CSV_NUM_RANGE); /* 1e510 */
+    memset(big, '0', sizeof big);
+    ck_assert_int_eq(dn_csv_number(big, DN_CSV_NUM_MAX - 1, &v), DN_CSV_NUM_OK);
+    ck_assert_int_eq(dn_csv_number(big, DN_CSV_NUM_MAX, &v), DN_CSV_NUM_LONG);
+    /* not NUL-terminated: the number ends where the length says */
+    ck_assert_int_eq(dn_csv_number("12345", 2, &v), DN_CSV_NUM_OK);
+    ck_assert(v == 12);
+    ck_assert_uint_eq(dn_csv_scan_number("1.5e+3x", 7), 6);
+    ck_assert_uint_eq(dn_csv_scan_number("1e+x", 4), 1);
+    ck_assert_uint_eq(dn_csv_scan_number("-x", 2), 0);
+}
+END_TEST
+
+/* Messages: "NAME:LINE:COL: ", quoted fields cut and made printable, a
+ * small buffer truncated, control bytes of names as '?'. */
+START_TEST(test_csv_messages) {
+    static const char text[] = "a\nb,'q'\x01z\n";
+    dn_csv c;
+    dn_csv_field f;
+    char err[128], q[DN_CSV_QUOTE_MAX + 4];
+    dn_csv_init(&c, "dir/t.csv", text, sizeof text - 1);
+    ck_assert(dn_csv_next_line(&c) && dn_csv_next_line(&c));
+    ck_assert(dn_csv_next_field(&c, &f) && dn_csv_next_field(&c, &f));
+    dn_csv_errf(&c, f.col, err, sizeof err, "got '%s'", dn_csv_quote(f.p, f.n, q));
+    ck_assert_str_eq(err, "dir/t.csv:2:3: got '?q??z'");
+    dn_csv_errf(&c, 0, err, sizeof err, "whole line");
+    ck_assert_str_eq(err, "dir/t.csv:2: whole line");
+    dn_csv_errf(&c, 3, err, 6, "long message");
+    ck_assert_str_eq(err, "dir/t");
+    dn_csv_errf(&c, 3, NULL, 0, "nothing");
+    const char name[] = {'a', '\n', 'b', '\0'};
+    dn_csv_init(&c, name, text, 1);
+    ck_assert(dn_csv_next_line(&c));
+    dn_csv_errf(&c, 1, err, sizeof err, "x");
+    ck_assert_str_eq(err, "a?b:1:1: x");
+    char long_field[40];
+    memset(long_field, '7', sizeof long_field);
+    ck_assert_str_eq(dn_csv_quote(long_field, sizeof long_field, q), "77777777777777777777777777777777...");
+}
+END_TEST
+
 static Suite *runtime_suite(void) {
     Suite *s = suite_create("check_runtime");
     TCase *rng = tcase_create("rng");
@@ -993,6 +1180,14 @@ static Suite *runtime_suite(void) {
     tcase_add_test(st, test_atomic_basic);
     tcase_add_test(st, test_atomic_failure_keeps_old);
     suite_add_tcase(s, st);
+    TCase *files = tcase_create("files");
+    tcase_add_test(files, test_file_read);
+    tcase_add_test(files, test_file_read_errors);
+    tcase_add_test(files, test_file_read_stream);
+    tcase_add_test(files, test_csv_lines_and_fields);
+    tcase_add_test(files, test_csv_numbers);
+    tcase_add_test(files, test_csv_messages);
+    suite_add_tcase(s, files);
     return s;
 }
 
