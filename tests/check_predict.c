@@ -909,6 +909,9 @@ static const input_case input_cases[] = {
     {"inf.csv", 0, NULL, "FILE:1:5: expected a number, got '-inf'"},
     {"hex.csv", 0, NULL, "FILE:1:3: expected a number, got '0x10'"},
     {"huge.csv", 0, NULL, "FILE:2:3: number '1e39' is out of range for float32"},
+    {"long.csv", 0, NULL,
+     "FILE:1:7: number '00000000000000000000000000000000...' is longer than 511 bytes"},
+    {"blanks.csv", 0, NULL, "FILE:1:10: expected a number, got '3 4'"},
     {"trunc.idx", 0, NULL, "FILE: payload is 22 bytes, header says 24"},
     {"trunc.idx", 1, NULL,
      "<stdin>: truncated IDX data: the header (6 samples) needs 24 bytes from byte 16, the input "
@@ -953,6 +956,10 @@ static void setup_error_files(void) {
     write_text(P("inf.csv"), "1,2,-inf,4\n");
     write_text(P("hex.csv"), "1,0x10,3,4\n");
     write_text(P("huge.csv"), "1,2,3,4\n0,1e39,2,3\n");
+    char long_csv[640];
+    snprintf(long_csv, sizeof long_csv, "1,2,3,%0600d\n", 1);
+    write_text(P("long.csv"), long_csv);
+    write_text(P("blanks.csv"), " 1 ,\t2\t, 3 4 \r\n");
     write_text(P("a.csv"), "255,0,0,0\n0,255,0,0\n");
     uint8_t px[64] = {0};
     uint32_t d3[3] = {NS, 2, 2}, bad3[3] = {NS, 3, 3}, d1[1] = {NS};

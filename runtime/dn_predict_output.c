@@ -1,0 +1,160 @@
+/* dn_predict_output.c - the predictor's results: per sample, its top
+ * classes (or largest outputs) and, with --mc, entropy and spread, printed
+ * as one line of text, CSV or JSON. Last step of the predictor (see
+ * dn_predict.h); the formats are documented by --help (dn_predict_cli.c).
+ */
+#include "dn_predict.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* A number with `prec` decimals; non-finite values as nan/inf (JSON: null). */
+static void dn_pr_num(FILE *out, double v, int prec, int json) {
+    if (isnan(v))
+        fputs(json ? "null" : "nan", out);
+    else if (isinf(v))
+        fputs(json ? "null" : v > 0 ? "inf" : "-inf", out);
+    else
+        fprintf(out, "%.*f", prec, v);
+}
+
+/* rank[0..k) = indices of the k largest v (ties and NaN: lower index first,
+ * NaN after every number). */
+static void dn_pr_top(const double *v, int n, int k, int *rank) {
+    for (int r = 0; r < k; r++) {
+        int best = -1;
+        for (int c = 0; c < n; c++) {
+            int used = 0;
+            for (int q = 0; q < r && !used; q++)
+                used = rank[q] == c;
+            if (used)
+                continue;
+            if (best < 0 || (isnan(v[best]) && !isnan(v[c])) || v[c] > v[best])
+                best = c;
+        }
+        rank[r] = best;
+    }
+}
+
+/* What one line shows. */
+typedef struct {
+    const double *v;  /* the n_outputs values */
+    const int *rank;  /* the indices of the top values, best first */
+    int k;            /* how many of them are listed */
+    int ce;           /* probabilities (cross entropy) or raw outputs */
+    int mc;           /* with MC statistics: */
+    double entropy;   /* of the mean probabilities (ce only) */
+    double sd;        /* of the best value over the passes */
+} dn_pr_line;
+
+/* Entropy -sum p ln p (nats) of the mean probabilities v[0..n); NaN if
+ * any is not finite. */
+static double dn_pr_entropy(const double *v, int n) {
+    double entropy = 0;
+    for (int c = 0; c < n; c++) {
+        if (!isfinite(v[c]))
+            entropy = NAN;
+        else if (v[c] > 0)
+            entropy -= v[c] * log(v[c]);
+    }
+    return entropy < 0 ? 0 : entropy; /* rounding of a mean slightly above 1 */
+}
+
+void dn_pr_csv_header(const dn_infer_model *m, const dn_pr_opts *o, FILE *out) {
+    int ce = m->loss == DN_MODEL_LOSS_CE;
+    const char *cls = ce ? "class" : "output", *val = ce ? "probability" : "value";
+    fprintf(out, "index,%s,%s", cls, val);
+    for (int r = 2; r <= o->top && o->top > 1; r++)
+        fprintf(out, ",%s_%d,%s_%d", cls, r, val, r);
+    if (o->mc)
+        fputs(ce ? ",entropy,std" : ",std", out);
+    fputc('\n', out);
+}
+
+/* "0: class 7 p=0.9876", or with K > 1 "0: 7 (0.9876), 2 (0.0100)", then
+ * " entropy=E std=S" with --mc. */
+static void dn_pr_emit_text(FILE *out, size_t sample, const dn_pr_line *l) {
+    fprintf(out, "%zu: ", sample);
+    if (l->k == 1) {
+        fprintf(out, l->ce ? "class %d p=" : "output %d value=", l->rank[0]);
+        dn_pr_num(out, l->v[l->rank[0]], 4, 0);
+    } else {
+        for (int r = 0; r < l->k; r++) {
+            fprintf(out, "%s%d (", r ? ", " : "", l->rank[r]);
+            dn_pr_num(out, l->v[l->rank[r]], 4, 0);
+            fputc(')', out);
+        }
+    }
+    if (l->mc) {
+        if (l->ce) {
+            fputs(" entropy=", out);
+            dn_pr_num(out, l->entropy, 4, 0);
+        }
+        fputs(" std=", out);
+        dn_pr_num(out, l->sd, 4, 0);
+    }
+}
+
+/* "0,7,0.987600[,2,0.010000...][,E,S]" under dn_pr_csv_header's columns. */
+static void dn_pr_emit_csv(FILE *out, size_t sample, const dn_pr_line *l) {
+    fprintf(out, "%zu", sample);
+    for (int r = 0; r < l->k; r++) {
+        fprintf(out, ",%d,", l->rank[r]);
+        dn_pr_num(out, l->v[l->rank[r]], 6, 0);
+    }
+    if (l->mc) {
+        if (l->ce) {
+            fputc(',', out);
+            dn_pr_num(out, l->entropy, 6, 0);
+        }
+        fputc(',', out);
+        dn_pr_num(out, l->sd, 6, 0);
+    }
+}
+
+/* {"index":0,"class":7,"probability":0.987600[,"top":[[7,0.987600],...]]
+ * [,"entropy":E][,"std":S]}. */
+static void dn_pr_emit_json(FILE *out, size_t sample, const dn_pr_line *l) {
+    fprintf(out,
+            l->ce ? "{\"index\":%zu,\"class\":%d,\"probability\":"
+                  : "{\"index\":%zu,\"output\":%d,\"value\":",
+            sample, l->rank[0]);
+    dn_pr_num(out, l->v[l->rank[0]], 6, 1);
+    if (l->k > 1) {
+        fputs(",\"top\":[", out);
+        for (int r = 0; r < l->k; r++) {
+            fprintf(out, "%s[%d,", r ? "," : "", l->rank[r]);
+            dn_pr_num(out, l->v[l->rank[r]], 6, 1);
+            fputc(']', out);
+        }
+        fputc(']', out);
+    }
+    if (l->mc) {
+        if (l->ce) {
+            fputs(",\"entropy\":", out);
+            dn_pr_num(out, l->entropy, 6, 1);
+        }
+        fputs(",\"std\":", out);
+        dn_pr_num(out, l->sd, 6, 1);
+    }
+    fputc('}', out);
+}
+
+void dn_pr_emit(const dn_infer_model *m, const dn_pr_opts *o, FILE *out, size_t sample,
+                const double *v, const double *m2, int *rank) {
+    dn_pr_line l = {v, rank, o->top, m->loss == DN_MODEL_LOSS_CE, o->mc != 0, 0, 0};
+    dn_pr_top(v, m->n_outputs, l.k, rank);
+    if (o->mc) {
+        if (l.ce)
+            l.entropy = dn_pr_entropy(v, m->n_outputs);
+        double var = m2[rank[0]] / o->mc;
+        l.sd = var > 0 ? sqrt(var) : (isnan(var) ? NAN : 0.0);
+    }
+    if (o->format == DN_PR_OUT_TEXT)
+        dn_pr_emit_text(out, sample, &l);
+    else if (o->format == DN_PR_OUT_CSV)
+        dn_pr_emit_csv(out, sample, &l);
+    else
+        dn_pr_emit_json(out, sample, &l);
+    fputc('\n', out);
+}
