@@ -521,6 +521,21 @@ START_TEST(test_load_missing_file) {
 }
 END_TEST
 
+/* A directory is no spec: the reader's reason, after "cannot read spec". */
+START_TEST(test_load_directory) {
+    parsed p;
+    FILE *f = open_memstream(&p.out, &p.out_len);
+    ck_assert_ptr_nonnull(f);
+    p.spec = malloc(sizeof *p.spec);
+    dn_diag_init(&p.d, f, "/");
+    p.rc = dn_spec_load("/", p.spec, &p.d);
+    fclose(f);
+    ck_assert_int_eq(p.rc, -2);
+    ck_assert_str_eq(p.out, "/: error: cannot read spec: Is a directory\n");
+    parsed_free(&p);
+}
+END_TEST
+
 /* ---- defaults and accepted forms ------------------------------------------ */
 
 START_TEST(test_partial_sections_get_defaults) {
@@ -899,6 +914,7 @@ static Suite *spec_suite(void) {
     tcase_add_test(ir, test_example_nodropout);
     tcase_add_test(ir, test_example_keras);
     tcase_add_test(ir, test_load_missing_file);
+    tcase_add_test(ir, test_load_directory);
     tcase_add_test(ir, test_partial_sections_get_defaults);
     tcase_add_test(ir, test_accepted_forms);
     tcase_add_test(ir, test_mse_outputs);

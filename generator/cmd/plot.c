@@ -9,7 +9,6 @@
 
 #include "dn_runtime.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -715,61 +714,16 @@ static int parse_args(int argc, char **argv, plot_opts *o, FILE *err) {
 /* ---- inputs ---------------------------------------------------------------- */
 
 /* Reads the whole file at path into a malloc'd buffer (*data, *len), refusing
- * files over DNGEN_PLOT_MAX_BYTES. Returns 0, or -1 with err set. */
+ * files over DNGEN_PLOT_MAX_BYTES. Returns 0, or -1 with err set
+ * ("run.csv: error: cannot open: No such file or directory"). */
 static int read_input(const char *path, char **data, size_t *len, char *err, size_t errlen) {
-    *data = NULL;
-    *len = 0;
-    errno = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: error: cannot open: %s", path,
-                 errno ? strerror(errno) : "unknown error");
-        return -1;
-    }
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
-    int rc = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap > DNGEN_PLOT_MAX_BYTES)
-                break; /* read one byte too many: reported below */
-            size_t ncap = cap ? cap * 2 : 65536;
-            ncap = ncap > DNGEN_PLOT_MAX_BYTES + 1 ? DNGEN_PLOT_MAX_BYTES + 1 : ncap;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                snprintf(err, errlen, "%s: error: out of memory", path);
-                rc = -1;
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t want = cap - n;
-        errno = 0;
-        size_t got = fread(buf + n, 1, want, f);
-        n += got;
-        if (got < want) {
-            if (ferror(f)) {
-                snprintf(err, errlen, "%s: error: cannot read: %s", path,
-                         errno ? strerror(errno) : "read error");
-                rc = -1;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0 && n > DNGEN_PLOT_MAX_BYTES) {
-        snprintf(err, errlen, "%s: error: file is larger than %zu bytes", path,
-                 DNGEN_PLOT_MAX_BYTES);
-        rc = -1;
-    }
-    if (rc != 0) {
-        free(buf);
-        return -1;
-    }
-    *data = buf;
-    *len = n;
-    return 0;
+    char why[DN_ERR_MAX];
+    int rc = dn_file_read(path, DNGEN_PLOT_MAX_BYTES, data, len, why);
+    if (rc == 0)
+        return 0;
+    const char *step = rc == DN_FILE_OPEN ? "cannot open: " : rc == DN_FILE_READ ? "cannot read: " : "";
+    snprintf(err, errlen, "%s: error: %s%s", path, step, why);
+    return -1;
 }
 
 /* Column masks (want, need) for a metric choice. */

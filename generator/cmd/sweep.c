@@ -409,35 +409,6 @@ static int make_dirs(const char *path) {
     return 0;
 }
 
-/* Reads the whole file at path (at most DNGEN_PLOT_MAX_BYTES) into a
- * malloc'd buffer. Returns it with *len set, or NULL. */
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = cap > DNGEN_PLOT_MAX_BYTES ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* Writes len bytes atomically to path. Returns 0, or -1 after a message on err. */
 static int write_file(const char *path, const char *data, size_t len, FILE *err) {
     char msg[DN_ERR_MAX];
@@ -709,36 +680,30 @@ static int train_variant(sweep_ctx *c, sweep_variant *v, const char *bin, const 
     return -1;
 }
 
+/* Index of the field called `name` on the current line of c, or -1. */
+static long csv_column(dn_csv *c, const char *name) {
+    dn_csv_field f;
+    for (long i = 0; dn_csv_next_field(c, &f); i++)
+        if (f.n == strlen(name) && memcmp(f.p, name, f.n) == 0)
+            return i;
+    return -1;
+}
+
 /* Sum of the numbers in the column named `name` of CSV text data[0..len)
- * (header first; empty fields skipped). NaN when the column is absent. */
+ * (header first; empty and non-numeric fields skipped). NaN when the
+ * column is absent. */
 static double csv_column_sum(const char *data, size_t len, const char *name) {
-    const char *p = data, *end = data + len;
-    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-        p += 3;
-    int col = -1, field = 0;
-    double sum = 0.0;
-    for (int line = 0; p < end; line++) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        eol = eol ? eol : end;
-        field = 0;
-        for (const char *f = p; f <= eol && f < end; field++) {
-            const char *fe = f;
-            while (fe < eol && *fe != ',')
-                fe++;
-            char buf[64];
-            size_t n = (size_t)(fe - f) < sizeof buf - 1 ? (size_t)(fe - f) : sizeof buf - 1;
-            memcpy(buf, f, n);
-            buf[n] = '\0';
-            buf[strcspn(buf, " \r")] = '\0';
-            if (line == 0 && strcmp(buf + strspn(buf, " "), name) == 0)
-                col = field;
-            else if (line > 0 && field == col && buf[0])
-                sum += strtod(buf, NULL);
-            f = fe + 1;
-        }
-        if (line == 0 && col < 0)
-            return NAN;
-        p = eol + 1;
+    dn_csv c;
+    dn_csv_init(&c, NULL, data, len);
+    long col = dn_csv_next_record(&c) ? csv_column(&c, name) : -1;
+    if (col < 0)
+        return NAN;
+    double sum = 0.0, x;
+    while (dn_csv_next_record(&c)) {
+        dn_csv_field f;
+        for (long i = 0; dn_csv_next_field(&c, &f); i++)
+            if (i == col && dn_csv_number(f.p, f.n, &x) == DN_CSV_NUM_OK)
+                sum += x;
     }
     return sum;
 }
@@ -747,9 +712,13 @@ static double csv_column_sum(const char *data, size_t len, const char *name) {
  * -1 with v->fail set. */
 static int load_metrics(sweep_variant *v, const char *csv) {
     size_t len = 0;
-    char *data = read_all(csv, &len);
-    if (!data) {
-        snprintf(v->fail, sizeof v->fail, "no metrics file (the trainer wrote none)");
+    char *data = NULL, why[DN_ERR_MAX];
+    int read = dn_file_read(csv, DNGEN_PLOT_MAX_BYTES, &data, &len, why);
+    if (read != 0) {
+        if (read == DN_FILE_OPEN)
+            snprintf(v->fail, sizeof v->fail, "no metrics file (the trainer wrote none)");
+        else
+            snprintf(v->fail, sizeof v->fail, "cannot read the metrics: %.120s", why);
         return -1;
     }
     unsigned want = 0, need = DNGEN_PLOT_BIT(DNGEN_PLOT_TRAIN_ACC) | DNGEN_PLOT_BIT(DNGEN_PLOT_TEST_ACC);

@@ -173,6 +173,14 @@ int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec,
  * reported as an error without location and returns -2. */
 int dn_spec_load(const char *path, dn_spec *spec, dn_diag *d);
 
+/* Spec files are small; a bigger file is not a spec. */
+#define DN_SPEC_MAX_BYTES ((size_t)16 << 20)
+
+/* Reads the spec file at `path` (at most DN_SPEC_MAX_BYTES) into a malloc'd,
+ * NUL-terminated buffer. Returns it with *len set, or NULL after reporting
+ * "cannot read spec: REASON" (no location) through d. */
+char *dn_spec_read(const char *path, size_t *len, dn_diag *d);
+
 /* 64-bit FNV-1a of bytes (used for the spec hash). */
 uint64_t dn_fnv1a64(const void *data, size_t len);
 

@@ -6,10 +6,10 @@
  * that span sections (output layer vs loss, parameter layout) run last and
  * only on parts that were valid, so one mistake is not reported twice.
  * docs/spec.md describes the language these functions accept. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dn_runtime.h"
 #include "yaml_get.h"
 #include "yaml_tree.h"
 
@@ -608,53 +608,20 @@ int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec,
     return d->n_errors > errors_before ? -1 : 0;
 }
 
-/* Spec files are small; anything bigger than this is not a spec. */
-#define DN_SPEC_MAX_BYTES ((size_t)16 << 20)
-
-/* Reads a whole file into a malloc'd buffer. Returns NULL and sets *why
- * (a short reason for the diagnostic) on failure. */
-static char *read_file(const char *path, size_t *len, const char **why) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *why = strerror(errno);
+char *dn_spec_read(const char *path, size_t *len, dn_diag *d) {
+    char *text = NULL, why[DN_ERR_MAX];
+    if (dn_file_read(path, DN_SPEC_MAX_BYTES, &text, len, why) != 0) {
+        dn_diag_report(d, DN_ERROR, (dn_loc){0, 0}, "cannot read spec: %s", why);
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    *why = "out of memory";
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = cap < DN_SPEC_MAX_BYTES ? realloc(buf, cap * 2) : NULL;
-        if (!nb) {
-            if (cap >= DN_SPEC_MAX_BYTES)
-                *why = "file is too large for a spec";
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (buf && ferror(f)) {
-        *why = "read error";
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
+    return text;
 }
 
 int dn_spec_load(const char *path, dn_spec *spec, dn_diag *d) {
     size_t len = 0;
-    const char *why = NULL;
-    char *text = read_file(path, &len, &why);
-    if (!text) {
-        dn_diag_report(d, DN_ERROR, (dn_loc){0, 0}, "cannot read spec: %s", why);
+    char *text = dn_spec_read(path, &len, d);
+    if (!text)
         return -2;
-    }
     int rc = dn_spec_parse(text, len, path, spec, d);
     free(text);
     return rc;

@@ -1,12 +1,13 @@
 /* fuzz_csv.c - libFuzzer harness for the metrics CSV reader of `dngen plot`.
  *
  * Build and run (from the source root):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Igenerator \
- *     tests/fuzz/fuzz_csv.c generator/plot_csv.c -o /tmp/fuzz_csv
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Igenerator/cmd -Iruntime \
+ *     tests/fuzz/fuzz_csv.c generator/cmd/plot_csv.c runtime/dn_csv.c -o /tmp/fuzz_csv
  *   /tmp/fuzz_csv -max_total_time=60 tests/fuzz/corpus/csv
+ * (tests/fuzz/run.sh csv does this, on a scratch copy of the corpus.)
  *
- * With -DFUZZ_RENDER (and generator/plot.c runtime/dn_io.c -Iruntime added)
- * every successful parse is also rendered to SVG.
+ * With -DFUZZ_RENDER (and generator/cmd/plot.c runtime/dn_io.c runtime/dn_file.c
+ * added) every successful parse is also rendered to SVG.
  *
  * Each input is parsed as a whole CSV file under four column selections
  * (accuracy, loss, both, everything optional). Besides the sanitizers'

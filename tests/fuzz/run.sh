@@ -27,10 +27,11 @@ cflags=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 deps() {
   case "$1" in
     spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c"
+          echo "runtime/dn_file.c runtime/dn_io.c"
           pkg-config --cflags --libs yaml-0.1 ;;
     idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;
     safetensors) echo "runtime/dn_safetensors.c runtime/dn_io.c" ;;
-    csv) echo "generator/cmd/plot_csv.c" ;;
+    csv) echo "generator/cmd/plot_csv.c runtime/dn_csv.c" ;;
     *) echo "run.sh: unknown harness '$1' (known: ${all[*]})" >&2; return 1 ;;
   esac
 }
