@@ -536,6 +536,113 @@ START_TEST(test_load_directory) {
 }
 END_TEST
 
+/* ---- overrides (dn_spec_parse_with) ---------------------------------------- */
+
+/* Two hidden layers (a with dropout 0.5 at 4:52, b without) and the output. */
+#define OV_SPEC                                                        \
+    "name: t\ninput: 4\nlayers:\n"                                     \
+    "  - {name: a, units: 3, activation: relu, dropout: 0.5}\n"        \
+    "  - {name: b, units: 3, activation: relu}\n"                      \
+    "  - {name: out, units: 2, activation: softmax}\n"
+
+/* Parses text with overrides ov[0..n) set by "test". */
+static void parse_over(parsed *p, const char *text, const dn_override *ov, int n) {
+    FILE *f = open_memstream(&p->out, &p->out_len);
+    ck_assert_ptr_nonnull(f);
+    p->spec = malloc(sizeof *p->spec);
+    ck_assert_ptr_nonnull(p->spec);
+    dn_diag_init(&p->d, f, "t.yaml");
+    dn_overrides set = {ov, n, "test"};
+    p->rc = dn_spec_parse_with(text, strlen(text), "t.yaml", &set, p->spec, &p->d);
+    fclose(f);
+}
+
+/* Overrides replace the file's value or add a missing key; the hash stays
+ * the text's; no overrides is dn_spec_parse. */
+START_TEST(test_override_applied) {
+    static const dn_override ov[] = {{"a", "dropout", "0.25"}, {"b", "dropout", "0.1"}};
+    parsed p;
+    parse_over(&p, OV_SPEC, ov, 2);
+    ck_assert_msg(p.rc == 0, "%s", p.out);
+    ck_assert_str_eq(p.out, "");
+    ck_assert_double_eq(p.spec->layers[0].dropout, 0.25);
+    ck_assert_double_eq(p.spec->layers[1].dropout, 0.1);
+    ck_assert_double_eq(p.spec->layers[2].dropout, 0.0);
+    ck_assert_uint_eq(p.spec->hash, dn_fnv1a64(OV_SPEC, strlen(OV_SPEC)));
+    parsed_free(&p);
+    parse_over(&p, OV_SPEC, NULL, 0);
+    ck_assert_int_eq(p.rc, 0);
+    ck_assert_double_eq(p.spec->layers[0].dropout, 0.5);
+    parsed_free(&p);
+}
+END_TEST
+
+/* Any layer key but the name can be set, and validation lays the spec out
+ * with it: wider layers, batch norm. */
+START_TEST(test_override_other_keys) {
+    static const dn_override ov[] = {{"b", "units", "5"}, {"b", "batchnorm", "true"}};
+    parsed p;
+    parse_over(&p, OV_SPEC, ov, 2);
+    ck_assert_msg(p.rc == 0, "%s", p.out);
+    ck_assert_int_eq(p.spec->layers[1].units, 5);
+    ck_assert_int_eq(p.spec->layers[1].batchnorm, 1);
+    ck_assert_int_eq(p.spec->layers[2].in, 5);
+    ck_assert_int_eq(p.spec->n_batchnorm, 1);
+    ck_assert_uint_eq(p.spec->n_params, (4 * 3 + 3) + (3 * 5 + 5 * 3) + (5 * 2 + 2));
+    parsed_free(&p);
+}
+END_TEST
+
+/* What validation refuses in a file it refuses as an override: at the value
+ * replaced, or at the layer when the file has none, with a note. */
+START_TEST(test_override_rejected) {
+    static const struct {
+        dn_override ov;
+        const char *want;
+    } rejected[] = {
+        {{"out", "dropout", "0.3"},
+         "t.yaml:6:5: error: dropout is not allowed on the output layer, got 0.3\n"
+         "t.yaml:6:5: note: dropout 0.3 of layer 'out' is set by test, not by the spec file\n"},
+        {{"a", "dropout", "1.5"},
+         "t.yaml:4:52: error: dropout must be in [0, 1), got 1.5\n"
+         "t.yaml:4:52: note: dropout 1.5 of layer 'a' is set by test, not by the spec file\n"},
+        {{"b", "dropout", "-0.1"},
+         "t.yaml:5:5: error: dropout must be in [0, 1), got -0.1\n"
+         "t.yaml:5:5: note: dropout -0.1 of layer 'b' is set by test, not by the spec file\n"},
+        {{"a", "dropout", "abc"},
+         "t.yaml:4:52: error: expected a number, got 'abc'\n"
+         "t.yaml:4:52: note: dropout abc of layer 'a' is set by test, not by the spec file\n"},
+        {{"out", "noise", "0.1"},
+         "t.yaml:6:5: error: noise is not allowed on the output layer, got 0.1\n"
+         "t.yaml:6:5: note: noise 0.1 of layer 'out' is set by test, not by the spec file\n"},
+        {{"nope", "dropout", "0.3"},
+         "t.yaml: error: test sets 'dropout' of layer 'nope', but the spec has no layer named 'nope'\n"},
+        {{"a", "name", "z"}, "t.yaml: error: test sets 'name' of layer 'a', which is not a key it can set\n"},
+        {{"a", "colour", "red"}, "t.yaml: error: test sets 'colour' of layer 'a', which is not a key it can set\n"},
+    };
+    for (size_t k = 0; k < sizeof rejected / sizeof rejected[0]; k++) {
+        parsed p;
+        parse_over(&p, OV_SPEC, &rejected[k].ov, 1);
+        ck_assert_msg(p.rc == -1, "case %zu accepted", k);
+        ck_assert_msg(strcmp(p.out, rejected[k].want) == 0, "case %zu:\n%swant:\n%s", k, p.out, rejected[k].want);
+        parsed_free(&p);
+    }
+}
+END_TEST
+
+/* A warning on an overridden value is noted too, and does not fail. */
+START_TEST(test_override_warning_noted) {
+    static const dn_override ov[] = {{"a", "dropout", "0.9"}};
+    parsed p;
+    parse_over(&p, OV_SPEC, ov, 1);
+    ck_assert_int_eq(p.rc, 0);
+    ck_assert_str_eq(p.out, "t.yaml:4:52: warning: dropout 0.9 is unusually high\n"
+                            "t.yaml:4:52: note: dropout 0.9 of layer 'a' is set by test, not by the spec file\n");
+    ck_assert_double_eq(p.spec->layers[0].dropout, 0.9);
+    parsed_free(&p);
+}
+END_TEST
+
 /* ---- defaults and accepted forms ------------------------------------------ */
 
 START_TEST(test_partial_sections_get_defaults) {
@@ -924,6 +1031,13 @@ static Suite *spec_suite(void) {
     tcase_add_test(ir, test_layer_count_limit);
     tcase_add_test(ir, test_deep_nesting);
     suite_add_tcase(s, ir);
+
+    TCase *ov = tcase_create("overrides");
+    tcase_add_test(ov, test_override_applied);
+    tcase_add_test(ov, test_override_other_keys);
+    tcase_add_test(ov, test_override_rejected);
+    tcase_add_test(ov, test_override_warning_noted);
+    suite_add_tcase(s, ov);
 
     TCase *misc = tcase_create("diagnostics");
     tcase_add_test(misc, test_error_cap_default);

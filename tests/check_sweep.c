@@ -612,10 +612,10 @@ START_TEST(test_usage_errors) {
         const char *msg;
     } bad[] = {
         {{"--dropout", "0.3", "--layer", "nope"}, "--layer: no layer named 'nope'"},
-        {{"--dropout", "0.3", "--layer", "out"}, "'out' is the output layer"},
-        {{"--dropout", "1"}, "rate 1 is outside [0, 1)"},
-        {{"--dropout", "0.1,1.0"}, "rate 1.0 is outside [0, 1)"},
-        {{"--dropout", "0.3,-0.1"}, "rate -0.1 is outside [0, 1)"},
+        {{"--dropout", "0.3", "--layer", "out"}, "error: dropout is not allowed on the output layer, got 0.3"},
+        {{"--dropout", "1"}, "error: dropout must be in [0, 1), got 1\n"},
+        {{"--dropout", "0.1,1.0"}, "error: dropout must be in [0, 1), got 1\n"},
+        {{"--dropout", "0.3,-0.1"}, "error: dropout must be in [0, 1), got -0.1\n"},
         {{"--dropout", "0.1,,0.3"}, "'' is not a number"},
         {{"--dropout", "0.1,"}, "'' is not a number"},
         {{"--dropout", ""}, "'' is not a number"},
@@ -650,6 +650,49 @@ START_TEST(test_usage_errors) {
         ck_assert_msg(!exists(f.out), "case %zu: created %s", k, f.out);
         run_free(&r);
     }
+}
+END_TEST
+
+/* Rates are checked by the spec's validation, with the variant's rates as
+ * overrides: its diagnostics (at the value they replace, or at the layer),
+ * a note naming the sweep, and a usage error naming the variant; exit 2,
+ * before anything is created. */
+START_TEST(test_rates_validated) {
+    fixture f;
+    fixture_init(&f, "sweep_validated");
+    run r;
+    dngen(&r, "sweep", f.tiny, "--out-dir", f.out, "--dropout", "0.3", "--layer", "out", NULL);
+    char want[16384];
+    snprintf(want, sizeof want,
+             "%s:5:5: error: dropout is not allowed on the output layer, got 0.3\n"
+             "%s:5:5: note: dropout 0.3 of layer 'out' is set by dngen sweep, not by the spec file\n"
+             "dngen sweep: error: v1 (p=0.3) is not a valid network (see above)\n",
+             f.tiny, f.tiny);
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_USAGE);
+    ck_assert_msg(strncmp(r.err, want, strlen(want)) == 0, "stderr:\n%s\nwant:\n%s", r.err, want);
+    ck_assert_msg(strstr(r.err, "usage: dngen sweep ") != NULL, "%s", r.err);
+    ck_assert_str_eq(r.out, "");
+    ck_assert(!exists(f.out));
+    run_free(&r);
+    /* the second variant's rate: at the spec's own dropout value */
+    dngen(&r, "sweep", f.tiny, "--out-dir", f.out, "--dropout", "0.2,1.5", NULL);
+    snprintf(want, sizeof want,
+             "%s:4:52: error: dropout must be in [0, 1), got 1.5\n"
+             "%s:4:52: note: dropout 1.5 of layer 'h' is set by dngen sweep, not by the spec file\n"
+             "dngen sweep: error: v2 (p=1.5) is not a valid network (see above)\n",
+             f.tiny, f.tiny);
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_USAGE);
+    ck_assert_msg(strncmp(r.err, want, strlen(want)) == 0, "stderr:\n%s\nwant:\n%s", r.err, want);
+    ck_assert(!exists(f.out));
+    run_free(&r);
+    /* a high but valid rate is swept (its warning is not repeated per variant) */
+    dngen(&r, "sweep", f.tiny, "--out-dir", f.out, "--dropout", "0.9", "--cc", "false", NULL);
+    ck_assert_msg(r.rc == 3, "rc %d\n%s", r.rc, r.err);
+    ck_assert_msg(strstr(r.err, "warning") == NULL, "%s", r.err);
+    char *src = read_in(f.out, "tiny_v1.c");
+    ck_assert_msg(banner_rate(src, "h") == 0.9, "banner rate %g", banner_rate(src, "h"));
+    free(src);
+    run_free(&r);
 }
 END_TEST
 
@@ -708,6 +751,7 @@ int main(void) {
     tcase_add_test(tc, test_random);
     tcase_add_test(tc, test_val_columns_and_failing_trainer);
     tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_rates_validated);
     tcase_add_test(tc, test_spec_errors_and_help);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);

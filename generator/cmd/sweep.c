@@ -1,7 +1,9 @@
 /* sweep.c - `dngen sweep`: grid or random search over dropout rates.
  *
- *   options -> dn_spec_load -> target layers -> variants (rates per target)
- *   -> per variant, one after another: copy the IR, set the rates,
+ *   options -> dn_spec_read + dn_spec_parse -> target layers -> variants (rates per target)
+ *   -> every variant validated: the spec text again through dn_spec_parse_with,
+ *      its rates as overrides (so validate.c alone decides which rates are allowed)
+ *   -> per variant, one after another: that parse again into a dn_spec,
  *      dn_emit_trainer (standalone) -> DIR/<name>_v<i>.c -> $CC -> DIR/<name>_v<i>
  *      -> DIR/<name>_v<i> train <trainer options> --metrics DIR/v<i>.csv
  *   -> metrics (plot_csv.c reader) -> table, DIR/sweep.csv, DIR/sweep.svg (plot.c)
@@ -204,8 +206,9 @@ static int parse_decimal(const char *s, size_t n, double *x) {
 }
 
 /* Parses the comma-separated --dropout list into rates[0..*n) (at most max
- * rates, each in [0, 1)). Returns 0, or 2 after a usage error naming the
- * offending item. */
+ * rates). Which rates a layer accepts is validation's business (see
+ * check_variants). Returns 0, or 2 after a usage error naming the offending
+ * item. */
 static int parse_rate_list(const char *text, double *rates, int max, int *n, FILE *err) {
     *n = 0;
     const char *p = text;
@@ -214,8 +217,6 @@ static int parse_rate_list(const char *text, double *rates, int max, int *n, FIL
         double v;
         if (parse_decimal(p, len, &v) != 0)
             return usage_error(err, "--dropout: '%.*s' is not a number (in '%s')", (int)len, p, text);
-        if (!(v >= 0.0 && v < 1.0))
-            return usage_error(err, "--dropout: rate %.*s is outside [0, 1)", (int)len, p);
         if (*n == max)
             return usage_error(err, "--dropout: more than %d rates", max);
         rates[(*n)++] = v;
@@ -292,9 +293,11 @@ typedef struct {
 } sweep_variant;
 
 /* Fills targets[] with the indices of the layers whose dropout the sweep
- * sets: the --layer names in spec order, each once, else every hidden layer
- * with dropout > 0. Returns their count (>= 1), or -1 after a usage error
- * (unknown name, the output layer, nothing to target). */
+ * sets: the --layer names in spec order, each once, else every layer with
+ * dropout > 0 (hidden ones: validation allows no other). Whether a layer may
+ * take dropout at all is validation's to say (check_variants). Returns
+ * their count (>= 1), or -1 after a usage error (unknown name, nothing to
+ * target). */
 static int resolve_targets(const dn_spec *s, const sweep_opts *o, int *targets, FILE *err) {
     int want[DN_MAX_LAYERS] = {0}, n = 0;
     for (int i = 0; i < o->n_layer; i++) {
@@ -305,13 +308,9 @@ static int resolve_targets(const dn_spec *s, const sweep_opts *o, int *targets, 
             usage_error(err, "--layer: no layer named '%s' in %s", o->layer[i], s->path);
             return -1;
         }
-        if (k == s->n_layers - 1) {
-            usage_error(err, "--layer: '%s' is the output layer, which takes no dropout", o->layer[i]);
-            return -1;
-        }
         want[k] = 1;
     }
-    for (int k = 0; k + 1 < s->n_layers; k++)
+    for (int k = 0; k < s->n_layers; k++)
         if (o->n_layer ? want[k] : s->layers[k].dropout > 0)
             targets[n++] = k;
     if (n == 0)
@@ -574,8 +573,10 @@ static void set_failure(sweep_variant *v, const char *what, int status) {
 /* Everything the variants share. */
 typedef struct {
     const sweep_opts *o;
-    const dn_spec *spec;
-    dn_spec *work;                /* scratch copy of *spec with a variant's rates */
+    const char *text;             /* the spec file's text, read once */
+    size_t len;
+    const dn_spec *spec;          /* the spec as the file says */
+    dn_spec *work;                /* the spec of the variant at hand */
     int targets[DN_MAX_LAYERS];   /* indices of the targeted layers, spec order */
     int nt;
     const char *dir;              /* output directory */
@@ -618,11 +619,28 @@ static int path_of(char *dst, const char *dir, const char *fmt, ...) {
     return n < 0 || n >= SWEEP_PATH_MAX ? -1 : 0;
 }
 
+/* Validates the spec text with variant v's rates as overrides (dropout of
+ * each target) into *out; diagnostics go to `diag` (NULL: none). Returns
+ * 0 when the variant is a valid spec, else -1. */
+static int parse_variant(const sweep_ctx *c, const sweep_variant *v, dn_spec *out, FILE *diag) {
+    dn_override ov[DN_MAX_LAYERS];
+    char rate[DN_MAX_LAYERS][32];
+    for (int t = 0; t < c->nt; t++) {
+        dn_format_rate(rate[t], sizeof rate[t], v->rate[t]);
+        ov[t] = (dn_override){c->spec->layers[c->targets[t]].name, "dropout", rate[t]};
+    }
+    dn_overrides set = {ov, c->nt, "dngen sweep"};
+    dn_diag d;
+    dn_diag_init(&d, diag, c->spec->path);
+    return dn_spec_parse_with(c->text, c->len, c->spec->path, &set, out, &d) == 0 ? 0 : -1;
+}
+
 /* Emits variant v's standalone trainer into src. Returns 0, or -1 with v->fail set. */
 static int emit_variant(sweep_ctx *c, sweep_variant *v, const char *src) {
-    memcpy(c->work, c->spec, sizeof *c->work);
-    for (int t = 0; t < c->nt; t++)
-        c->work->layers[c->targets[t]].dropout = v->rate[t];
+    if (parse_variant(c, v, c->work, NULL) != 0) { /* check_variants passed it: only out of memory */
+        snprintf(v->fail, sizeof v->fail, "validating its spec failed (out of memory)");
+        return -1;
+    }
     dn_buf text = {0};
     dn_emit_opts eo = {.standalone = 1};
     int rc = dn_emit_trainer(c->work, &eo, &text);
@@ -921,16 +939,32 @@ static int report(const sweep_ctx *c, sweep_variant *vs, int nv) {
 
 /* ---- driver -------------------------------------------------------------------- */
 
-/* Loads and validates the spec (diagnostics on err). Returns 0, 1 (invalid) or 2 (unreadable). */
-static int load_spec(const char *path, dn_spec *s, FILE *err) {
+/* Reads the spec into *text (*len bytes; the caller frees it; kept so that
+ * every variant is the same text) and validates it into *s, diagnostics on
+ * err. Returns 0, 1 (invalid) or 2 (unreadable). */
+static int load_spec(const char *path, dn_spec *s, char **text, size_t *len, FILE *err) {
     dn_diag d;
     dn_diag_init(&d, err, path);
-    int r = dn_spec_load(path, s, &d);
-    if (r == -2)
+    *text = dn_spec_read(path, len, &d);
+    if (!*text)
         return DNGEN_EXIT_USAGE;
-    if (r != 0) {
+    if (dn_spec_parse(*text, *len, path, s, &d) != 0) {
         fprintf(err, "%s: %d error%s\n", path, d.n_errors, d.n_errors == 1 ? "" : "s");
         return DNGEN_EXIT_INVALID_SPEC;
+    }
+    return 0;
+}
+
+/* Validates every variant before anything is built: rates that the spec's
+ * rules refuse (a rate outside [0, 1), dropout on the output layer) stop
+ * the sweep as a usage error, with validation's own diagnostics and a note
+ * that the value comes from the sweep. Returns 0, or 2. */
+static int check_variants(sweep_ctx *c, const sweep_variant *vs, int nv) {
+    for (int i = 0; i < nv; i++) {
+        if (parse_variant(c, &vs[i], c->work, NULL) == 0)
+            continue;
+        parse_variant(c, &vs[i], c->work, c->err); /* again, to say why */
+        return usage_error(c->err, "v%d (p=%s) is not a valid network (see above)", i + 1, vs[i].rates);
     }
     return 0;
 }
@@ -953,7 +987,8 @@ static int prepare(sweep_ctx *c, sweep_variant **vs, int *nv, char *dir_buf) {
         return DNGEN_EXIT_USAGE;
     if ((rc = scan_trainer_options(c->o, &seed, c->err)) != 0 || (rc = split_cc(c)) != 0)
         return rc;
-    if ((rc = make_variants(c->o, c->targets, c->nt, seed, vs, nv, c->err)) != 0)
+    if ((rc = make_variants(c->o, c->targets, c->nt, seed, vs, nv, c->err)) != 0 ||
+        (rc = check_variants(c, *vs, *nv)) != 0)
         return rc;
     if (c->o->out_dir)
         snprintf(dir_buf, SWEEP_PATH_MAX, "%s", c->o->out_dir);
@@ -1001,16 +1036,19 @@ int dngen_sweep_main(int argc, char **argv, FILE *out, FILE *err) {
     sweep_ctx *c = calloc(1, sizeof *c);
     dn_spec *spec = calloc(1, sizeof *spec), *work = calloc(1, sizeof *work);
     char *dir = malloc(SWEEP_PATH_MAX);
+    char *text = NULL;
+    size_t len = 0;
     sweep_variant *vs = NULL;
     int nv = 0;
     if (!c || !spec || !work || !dir) {
         fprintf(err, "dngen sweep: error: out of memory\n");
         rc = DNGEN_EXIT_USAGE;
-    } else if ((rc = load_spec(o.spec, spec, err)) == 0) {
-        *c = (sweep_ctx){.o = &o, .spec = spec, .work = work, .out = out, .err = err};
+    } else if ((rc = load_spec(o.spec, spec, &text, &len, err)) == 0) {
+        *c = (sweep_ctx){.o = &o, .text = text, .len = len, .spec = spec, .work = work, .out = out, .err = err};
         if ((rc = prepare(c, &vs, &nv, dir)) == 0)
             rc = run_all(c, vs, nv);
     }
+    free(text);
     for (int i = 0; i < nv; i++)
         dngen_plot_metrics_free(&vs[i].m);
     free(vs);

@@ -1,7 +1,8 @@
 /* sweep.h - `dngen sweep`: grid or random search over dropout rates.
  *
- * For each variant the spec's IR gets new dropout rates in memory, a
- * standalone trainer is emitted and compiled, and it is trained with the
+ * Each variant is the spec validated again with its dropout rates as
+ * overrides (dn_spec_parse_with); then a standalone trainer is emitted and
+ * compiled, and it is trained with the
  * user's trainer options; the metrics CSVs are then summarized in a table,
  * DIR/sweep.csv and one combined chart DIR/sweep.svg. See docs/sweep.md. */
 #ifndef DNGEN_SWEEP_H

@@ -4,8 +4,9 @@
  *                       --validate-->  dn_spec (this file; fully checked, offsets resolved)
  *                       --emit------>  C source
  *
- * Contract: a dn_spec produced by dn_spec_load() is valid. Emitters never
- * re-check user input; anything unexpected in a dn_spec is an internal bug.
+ * Contract: a dn_spec produced by dn_spec_load() (or, with a command's
+ * overrides, dn_spec_parse_with()) is valid. Emitters never re-check user
+ * input; anything unexpected in a dn_spec is an internal bug.
  */
 #ifndef DNGEN_SPEC_H
 #define DNGEN_SPEC_H
@@ -180,6 +181,33 @@ int dn_spec_load(const char *path, dn_spec *spec, dn_diag *d);
  * NUL-terminated buffer. Returns it with *len set, or NULL after reporting
  * "cannot read spec: REASON" (no location) through d. */
 char *dn_spec_read(const char *path, size_t *len, dn_diag *d);
+
+/* A value that a command sets in place of the spec file's, e.g. one dropout
+ * rate of a `dngen sweep` variant: key `key` of the layer named `layer`
+ * (its given name, or the default fcN) takes `value`, YAML text read as if
+ * the file said `key: value` in that layer. */
+typedef struct {
+    const char *layer;
+    const char *key;    /* a layer key other than `name`: "dropout", "noise", "units", ... */
+    const char *value;  /* "0.3" */
+} dn_override;
+
+/* The overrides of one spec and who sets them. */
+typedef struct {
+    const dn_override *items;
+    int n;
+    const char *origin; /* named in notes: "dngen sweep" */
+} dn_overrides;
+
+/* dn_spec_parse with overrides (NULL: none) applied before validation, so
+ * every rule of validate.c holds for them as for the file's own values: a
+ * rejected override is an error at the value it replaces (or at its layer,
+ * when the file has no such key), and each layer whose check reported
+ * something gets a note per override naming it and ov->origin. An override
+ * of a key or layer that does not exist is an error without location. The
+ * spec's hash stays that of the text. */
+int dn_spec_parse_with(const char *text, size_t len, const char *path, const dn_overrides *ov,
+                       dn_spec *spec, dn_diag *d);
 
 /* 64-bit FNV-1a of bytes (used for the spec hash). */
 uint64_t dn_fnv1a64(const void *data, size_t len);

@@ -5,6 +5,8 @@
  * dn_diag and keeps going, so one run shows all errors of a file. Rules
  * that span sections (output layer vs loss, parameter layout) run last and
  * only on parts that were valid, so one mistake is not reported twice.
+ * A command's overrides (dn_spec_parse_with) take the place of the file's
+ * values before a layer is checked, so they meet the same rules here.
  * docs/spec.md describes the language these functions accept. */
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +66,17 @@ typedef struct {
     int name_ok, units_ok, act_ok;
 } layer_src;
 
+/* One override while validation applies it. */
+typedef struct {
+    dn_ynode node;  /* its value as a plain scalar, where the layer check reads it */
+    int used;       /* it named a layer of the spec */
+} ov_slot;
+
 typedef struct {
     dn_diag *d;
     dn_spec *s;
+    const dn_overrides *ov;      /* NULL: none */
+    ov_slot *slots;              /* ov->n of them */
     int input_ok;
     int layers_ok;               /* layers present, count in range */
     layer_src src[DN_MAX_LAYERS];
@@ -220,28 +230,92 @@ static void check_layer_batchnorm(vctx *v, const dn_ynode *n, dn_layer *l) {
         l->bn_eps = x;
 }
 
-/* One layer mapping {name, units, activation, dropout, noise, batchnorm} into layers[i];
- * records node positions in v->src[i]. `is_last` marks the output layer. */
-static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
-    static const char *const keys[] = {"name", "units", "activation", "dropout", "noise", "batchnorm"};
-    dn_yfield f[COUNT(keys)];
-    dn_layer *l = &v->s->layers[i];
-    layer_src *src = &v->src[i];
-    snprintf(l->name, sizeof l->name, "fc%d", i + 1);
-    l->bn_momentum = 0.1;
-    l->bn_eps = 1e-5;
-    l->loc = n->loc;
-    if (dn_ymap_fields(v->d, n, "in layer", keys, COUNT(keys), f))
-        return;
-    src->map = n;
-    src->name = f[0].value;
-    src->units = f[1].value;
-    src->act = f[2].value;
-    src->name_ok = !f[0].value || dn_yget_ident(v->d, f[0].value, "layer name", l->name) == 0;
-    if (f[0].value && src->name_ok && strcmp(l->name, "input") == 0) {
-        dn_diag_report(v->d, DN_ERROR, f[0].value->loc, "layer name 'input' is reserved for the input");
+/* ---- overrides ------------------------------------------------------------- */
+
+/* Who sets the overrides, for messages. */
+static const char *ov_origin(const vctx *v) {
+    return v->ov->origin ? v->ov->origin : "an override";
+}
+
+/* Index of key in keys[0..n), or n. */
+static size_t key_index(const char *const *keys, size_t n, const char *key) {
+    size_t i = 0;
+    while (i < n && strcmp(keys[i], key) != 0)
+        i++;
+    return i;
+}
+
+/* Puts the overrides of the layer called `name` (NULL: its name is
+ * invalid, nothing applies) in place of its fields f (by keys[0..nkeys),
+ * keys[0] being "name"): each becomes a plain scalar located at the value it
+ * replaces, or at the layer mapping `map`. Returns how many were applied. */
+static int apply_overrides(vctx *v, const dn_ynode *map, const char *name, const char *const *keys,
+                           size_t nkeys, dn_yfield *f) {
+    int applied = 0;
+    for (int k = 0; v->ov && name && k < v->ov->n; k++) {
+        const dn_override *o = &v->ov->items[k];
+        if (strcmp(o->layer, name) != 0)
+            continue;
+        v->slots[k].used = 1;
+        size_t i = key_index(keys, nkeys, o->key);
+        if (i == 0 || i == nkeys) {
+            dn_diag_report(v->d, DN_ERROR, (dn_loc){0, 0},
+                           "%s sets '%s' of layer '%s', which is not a key it can set", ov_origin(v), o->key, name);
+            continue;
+        }
+        dn_ynode *node = &v->slots[k].node;
+        *node = (dn_ynode){.kind = DN_Y_SCALAR, .loc = f[i].value ? f[i].value->loc : map->loc,
+                           .text = (char *)o->value, .len = strlen(o->value)};
+        f[i].value = node;
+        applied++;
+    }
+    return applied;
+}
+
+/* Notes, after a diagnostic about the layer called `name`, each override
+ * that set one of its values. */
+static void note_overrides(vctx *v, const char *name) {
+    char q[DN_YTEXT_BUF];
+    for (int k = 0; k < v->ov->n; k++) {
+        const dn_override *o = &v->ov->items[k];
+        if (strcmp(o->layer, name) == 0 && v->slots[k].node.kind == DN_Y_SCALAR)
+            dn_diag_report(v->d, DN_NOTE, v->slots[k].node.loc,
+                           "%s %s of layer '%s' is set by %s, not by the spec file", o->key,
+                           dn_yquote(o->value, strlen(o->value), q), name, ov_origin(v));
+    }
+}
+
+/* Every override must name a layer of the spec (checked once the layers
+ * were read). */
+static void check_overrides_used(vctx *v) {
+    for (int k = 0; v->ov && k < v->ov->n; k++) {
+        const dn_override *o = &v->ov->items[k];
+        if (!v->slots[k].used)
+            dn_diag_report(v->d, DN_ERROR, (dn_loc){0, 0},
+                           "%s sets '%s' of layer '%s', but the spec has no layer named '%s'", ov_origin(v),
+                           o->key, o->layer, o->layer);
+    }
+}
+
+/* ---- layers, continued ------------------------------------------------------ */
+
+/* The `name` of a layer (n; NULL keeps the default fcN): a C identifier,
+ * not "input". Sets src->name and src->name_ok. */
+static void check_layer_name(vctx *v, const dn_ynode *n, dn_layer *l, layer_src *src) {
+    src->name = n;
+    src->name_ok = !n || dn_yget_ident(v->d, n, "layer name", l->name) == 0;
+    if (n && src->name_ok && strcmp(l->name, "input") == 0) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "layer name 'input' is reserved for the input");
         src->name_ok = 0;
     }
+}
+
+/* The values of a layer besides its name, fields f in check_layer's key
+ * order; records the nodes of units and activation in src. */
+static void check_layer_values(vctx *v, const dn_ynode *n, const dn_yfield *f, dn_layer *l,
+                               layer_src *src, int is_last) {
+    src->units = f[1].value;
+    src->act = f[2].value;
     if (dn_yrequire(v->d, n, &f[1], "units", "in layer") == 0)
         src->units_ok = get_int(v, f[1].value, "units", 1, DN_MAX_UNITS, &l->units) == 0;
     if (dn_yrequire(v->d, n, &f[2], "activation", "in layer") == 0) {
@@ -262,6 +336,29 @@ static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
         check_layer_noise(v, f[4].value, l, is_last);
     if (f[5].value)
         check_layer_batchnorm(v, f[5].value, l);
+}
+
+/* One layer mapping {name, units, activation, dropout, noise, batchnorm} into layers[i],
+ * with the overrides of its name applied; records node positions in
+ * v->src[i]. `is_last` marks the output layer. */
+static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
+    static const char *const keys[] = {"name", "units", "activation", "dropout", "noise", "batchnorm"};
+    dn_yfield f[COUNT(keys)];
+    dn_layer *l = &v->s->layers[i];
+    layer_src *src = &v->src[i];
+    snprintf(l->name, sizeof l->name, "fc%d", i + 1);
+    l->bn_momentum = 0.1;
+    l->bn_eps = 1e-5;
+    l->loc = n->loc;
+    if (dn_ymap_fields(v->d, n, "in layer", keys, COUNT(keys), f))
+        return;
+    src->map = n;
+    check_layer_name(v, f[0].value, l, src);
+    int applied = apply_overrides(v, n, src->name_ok ? l->name : NULL, keys, COUNT(keys), f);
+    int reported = v->d->n_errors + v->d->n_warnings;
+    check_layer_values(v, n, f, l, src, is_last);
+    if (applied && v->d->n_errors + v->d->n_warnings != reported)
+        note_overrides(v, l->name);
 }
 
 /* Layer names (given or default fcN) must be unique: error at the later
@@ -564,6 +661,8 @@ static void check_top(vctx *v, const dn_ynode *root) {
         check_input(v, f[2].value);
     if (dn_yrequire(v->d, root, &f[3], "layers", where) == 0)
         check_layers(v, f[3].value);
+    if (v->layers_ok)
+        check_overrides_used(v);
     if (f[4].value)
         check_train(v, f[4].value);
     if (f[5].value)
@@ -586,7 +685,26 @@ static void set_path(dn_spec *spec, const char *path) {
     spec->path[n] = '\0';
 }
 
-int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec, dn_diag *d) {
+/* Checks the tree at root into spec, with overrides ov (NULL: none). */
+static void validate_tree(const dn_ynode *root, const dn_overrides *ov, dn_spec *spec, dn_diag *d) {
+    int n_ov = ov ? ov->n : 0;
+    vctx *v = calloc(1, sizeof *v);
+    ov_slot *slots = n_ov > 0 ? calloc((size_t)n_ov, sizeof *slots) : NULL;
+    if (!v || (n_ov > 0 && !slots)) {
+        dn_diag_report(d, DN_ERROR, (dn_loc){0, 0}, "out of memory");
+    } else {
+        v->d = d;
+        v->s = spec;
+        v->ov = n_ov > 0 ? ov : NULL;
+        v->slots = slots;
+        check_top(v, root);
+    }
+    free(slots);
+    free(v);
+}
+
+int dn_spec_parse_with(const char *text, size_t len, const char *path, const dn_overrides *ov,
+                       dn_spec *spec, dn_diag *d) {
     int errors_before = d->n_errors;
     memset(spec, 0, sizeof *spec);
     set_path(spec, path);
@@ -594,18 +712,14 @@ int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec,
     set_defaults(spec);
     dn_ynode *root = dn_yaml_load(text, len, d);
     if (root) {
-        vctx *v = calloc(1, sizeof *v);
-        if (!v) {
-            dn_diag_report(d, DN_ERROR, (dn_loc){0, 0}, "out of memory");
-        } else {
-            v->d = d;
-            v->s = spec;
-            check_top(v, root);
-            free(v);
-        }
+        validate_tree(root, ov, spec, d);
         dn_ynode_free(root);
     }
     return d->n_errors > errors_before ? -1 : 0;
+}
+
+int dn_spec_parse(const char *text, size_t len, const char *path, dn_spec *spec, dn_diag *d) {
+    return dn_spec_parse_with(text, len, path, NULL, spec, d);
 }
 
 char *dn_spec_read(const char *path, size_t *len, dn_diag *d) {

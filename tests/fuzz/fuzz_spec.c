@@ -2,9 +2,9 @@
  *
  * Build and run (from the source root; tests/fuzz/run.sh does this):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
- *     -Igenerator tests/fuzz/fuzz_spec.c generator/diag.c generator/yaml_tree.c \
- *     generator/yaml_get.c generator/validate.c $(pkg-config --cflags --libs yaml-0.1) \
- *     -o /tmp/fuzz_spec
+ *     -Igenerator/front -Iruntime tests/fuzz/fuzz_spec.c generator/front/diag.c \
+ *     generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c \
+ *     runtime/dn_file.c runtime/dn_io.c $(pkg-config --cflags --libs yaml-0.1) -o /tmp/fuzz_spec
  *   /tmp/fuzz_spec -max_total_time=60 -dict=tests/fuzz/spec.dict CORPUS_COPY
  *
  * Each input is parsed as a whole spec file with diagnostics captured in a
@@ -17,7 +17,10 @@
  *    parameter layout is consecutive (w_off, b_off, then with batchnorm
  *    g_off, beta_off increasing; the running statistics after all of them;
  *    n_params = sum of units * (in + 1), plus 2 * units per batchnorm layer,
- *    <= DN_MAX_PARAMS).
+ *    <= DN_MAX_PARAMS);
+ *  - an accepted spec parsed again with overrides (dn_spec_parse_with) of
+ *    its hidden layers' dropout, by text from the input's last bytes, keeps
+ *    all of the above: overrides are validated like the file's own values.
  * A violated invariant calls abort(), which libFuzzer reports as a crash. */
 #include "spec.h"
 #include "yaml_get.h"
@@ -172,6 +175,41 @@ static void fspec_check_diags(const char *text, size_t len, const dn_diag *d, in
     FSPEC_CHECK(d->n_errors >= 0 && d->n_warnings >= 0);
 }
 
+/* Parses data again with every hidden layer's dropout overridden by the
+ * text of the input's last (up to 8) bytes, and checks the same contract;
+ * when accepted, those layers all have that one rate. */
+static void fspec_check_overrides(const dn_spec *s, const uint8_t *data, size_t size) {
+    char value[9] = {0};
+    size_t n = size < 8 ? size : 8;
+    memcpy(value, data + size - n, n);
+    dn_override ov[DN_MAX_LAYERS];
+    for (int i = 0; i + 1 < s->n_layers; i++)
+        ov[i] = (dn_override){s->layers[i].name, "dropout", value};
+    dn_overrides set = {ov, s->n_layers - 1, "fuzz"};
+    dn_spec *v = malloc(sizeof *v);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = v ? open_memstream(&text, &len) : NULL;
+    if (!out) {
+        free(v);
+        return;
+    }
+    dn_diag d;
+    dn_diag_init(&d, out, FSPEC_FILE);
+    int rc = dn_spec_parse_with((const char *)data, size, FSPEC_FILE, &set, v, &d);
+    FSPEC_CHECK(fclose(out) == 0);
+    FSPEC_CHECK(rc == 0 || rc == -1);
+    FSPEC_CHECK((rc == 0) == (d.n_errors == 0));
+    fspec_check_diags(text, len, &d, rc);
+    if (rc == 0) {
+        fspec_check_spec(v, data, size);
+        for (int i = 0; i + 1 < v->n_layers; i++)
+            FSPEC_CHECK(v->layers[i].dropout == v->layers[0].dropout);
+    }
+    free(text);
+    free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     dn_spec *spec = malloc(sizeof *spec);
     if (!spec)
@@ -190,8 +228,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FSPEC_CHECK(rc == 0 || rc == -1);
     FSPEC_CHECK((rc == 0) == (d.n_errors == 0));
     fspec_check_diags(text, len, &d, rc);
-    if (rc == 0)
+    if (rc == 0) {
         fspec_check_spec(spec, data, size);
+        fspec_check_overrides(spec, data, size);
+    }
     free(text);
     free(spec);
     return 0;
