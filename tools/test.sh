@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs missing packages, then
-#   1. builds with -Werror and runs the Check suites through CTest (build/);
+#   1. builds with -Werror and runs the Check suites through CTest (build/;
+#      tests are built only with -DBUILD_TESTING=ON, off in a plain build);
 #   2. installs the CMake package and builds a consumer (tools/consumer-test.sh);
 #   3. the Check suites again with AddressSanitizer + UBSan, generated
 #      trainers included (build-asan/);
@@ -17,7 +18,7 @@ stage "dependencies (tools/deps.sh)"
 tools/deps.sh
 
 stage "build + ctest (build/, -Werror)"
-cmake -S . -B build -DDNGEN_WERROR=ON
+cmake -S . -B build -DDNGEN_WERROR=ON -DBUILD_TESTING=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
@@ -25,7 +26,7 @@ stage "CMake package: install, find_package(dngen) consumer, regeneration (tools
 tools/consumer-test.sh
 
 stage "sanitizer build + ctest (build-asan/, -fsanitize=address,undefined)"
-cmake -S . -B build-asan -DDNGEN_WERROR=ON -DDNGEN_SANITIZE=ON
+cmake -S . -B build-asan -DDNGEN_WERROR=ON -DDNGEN_SANITIZE=ON -DBUILD_TESTING=ON
 cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
