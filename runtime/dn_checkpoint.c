@@ -103,7 +103,7 @@ static dn_st_tensor dn_cp_tensor(const dn_tensor_info *ti, const char *name, con
     memset(&t, 0, sizeof t);
     t.name = name;
     t.ndim = ti->ndim;
-    for (int d = 0; d < ti->ndim && d < 2; d++)
+    for (int d = 0; d < ti->ndim && d < 4; d++)
         t.shape[d] = ti->shape[d];
     t.data = data;
     return t;

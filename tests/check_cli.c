@@ -458,7 +458,7 @@ typedef struct {
 
 static const broken_case broken[] = {
     {"unknown_key_suggest", H LAY("unit: 3, activation: relu", OUT2),
-     "@:4:6: error: unknown key 'unit' in layer; did you mean 'units'? (allowed: name, units, activation, dropout, noise, batchnorm)\n"},
+     "@:4:6: error: unknown key 'unit' in layer; did you mean 'units'? (allowed: name, units, activation, dropout, noise, batchnorm, type, filters, kernel, stride, padding)\n"},
     {"dropout_1_5", H LAY("units: 3, activation: relu, dropout: 1.5", OUT2),
      "@:4:43: error: dropout must be in [0, 1), got 1.5\n"},
     {"dropout_output", H LAY("units: 3, activation: relu", OUT2 ", dropout: 0.5"),

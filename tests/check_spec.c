@@ -146,7 +146,7 @@ static const spec_case cases[] = {
     {"input_dropout_warn", "name: t\ninput: {size: 4, dropout: 0.6}\n" L,
      "t.yaml:2:27: warning: input dropout 0.6 is unusually high\n"},
     {"input_unknown_key", "name: t\ninput: {size: 4, drop: 0.1}\n" L,
-     "t.yaml:2:18: error: unknown key 'drop' in input (allowed: size, dropout)\n"},
+     "t.yaml:2:18: error: unknown key 'drop' in input (allowed: size, dropout, shape)\n"},
 
     /* layers */
     {"layers_map", H "layers: {units: 3}\n", "t.yaml:3:9: error: expected a sequence, got a mapping\n"},
@@ -206,7 +206,8 @@ static const spec_case cases[] = {
     {"dropout_warn", HIDDEN("dropout: 0.9"), "t.yaml:4:43: warning: dropout 0.9 is unusually high\n"},
     {"layer_unknown_key", H LAY("unit: 3, activation: relu", OUT2),
      "t.yaml:4:6: error: unknown key 'unit' in layer; did you mean 'units'? "
-     "(allowed: name, units, activation, dropout, noise, batchnorm)\n"},
+     "(allowed: name, units, activation, dropout, noise, batchnorm, type, "
+     "filters, kernel, stride, padding)\n"},
     {"layer_duplicate_key",
      H "layers:\n  - units: 3\n    activation: relu\n    units: 4\n  - {units: 2, activation: softmax}\n",
      "t.yaml:6:5: error: duplicate key 'units'\n"
@@ -382,6 +383,49 @@ static const spec_case cases[] = {
      "t.yaml:5:28: error: loss mse needs a linear, sigmoid or tanh output layer, "
      "got activation 'softmax'\n"
      "t.yaml:6:51: note: loss is set to mse here\n"},
+    /* image layers: types, keys, shapes */
+    {"conv_on_flat",
+     "name: t\ninput: 16\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, activation: relu}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:5: error: conv2d layer 'conv1' needs an image input [channels, height, width], but its input is flat (16 features); give the input as {shape: [c, h, w]}\n"},
+    {"dense_on_image",
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {units: 3, activation: relu}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:5: error: dense layer 'fc1' on an image input [1, 4, 4]: put a {type: flatten} layer before it\n"},
+    {"kernel_too_large",
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 5, activation: relu}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:5: error: conv2d layer 'conv1': its 5x5 window does not fit its 4x4 input\n"},
+    {"pool_no_pixel",
+     "name: t\ninput: {shape: [2, 5, 5]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, activation: relu}\n  - {type: maxpool2d, kernel: 4}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:5:5: error: maxpool2d layer 'pool2': its 4x4 window does not fit its 3x3 input\n"},
+    {"stride_zero",
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, stride: 0, activation: relu}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:51: error: stride must be in [1, 1024], got 0\n"},
+    {"same_needs_stride1",
+     "name: t\ninput: {shape: [1, 8, 8]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, stride: 2, padding: same, activation: relu}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:63: error: padding 'same' needs stride 1 (as in PyTorch), got 2x2\n"},
+    {"conv_output",
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {units: 3, activation: relu}\n  - {type: conv2d, filters: 2, kernel: 3, activation: relu}\n",
+     "t.yaml:5:12: error: the output layer must be dense, got type 'conv2d'\n"},
+    {"channel_on_dense",
+     "name: t\ninput: 4\nlayers:\n  - {units: 3, activation: relu, dropout: {rate: 0.2, mode: channel}}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:61: error: dropout mode channel needs an image layer (conv2d or a pool); 'fc1' is dense\n"},
+    {"units_in_conv",
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, units: 4, filters: 2, kernel: 3, activation: relu}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:20: error: key 'units' is not allowed in a conv2d layer\n"},
+    {"bn_on_conv",
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, activation: relu, batchnorm: true}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:72: error: batchnorm on conv2d layers (BatchNorm2d) is not supported yet\n"},
+    {"flatten_on_flat",
+     "name: t\ninput: 4\nlayers:\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:5: error: flatten layer 'flatten1' needs an image input [channels, height, width], but its input is flat (4 features); give the input as {shape: [c, h, w]}\n"},
+    {"bad_type",
+     "name: t\ninput: 4\nlayers:\n  - {type: conv3d, units: 3, activation: relu}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:12: error: unknown layer type 'conv3d'; did you mean 'conv2d'? (allowed: dense, conv2d, maxpool2d, avgpool2d, flatten)\n"},
+    {"input_size_and_shape",
+     "name: t\ninput: {size: 16, shape: [1, 4, 4]}\nlayers:\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:2:26: error: input has both size and shape; give one\n"},
+    {"input_shape_rank",
+     "name: t\ninput: {shape: [4, 4]}\nlayers:\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:2:16: error: input shape must be [channels, height, width], got 2 numbers\n"},
 };
 
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))

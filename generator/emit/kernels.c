@@ -190,6 +190,71 @@ void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train) {
              op->out.train);
 }
 
+/* ---- image planes ------------------------------------------------------------------ */
+
+/* The activation of v (a float) into v. */
+static void emit_act1(dn_buf *b, dn_act act) {
+    switch (act) {
+    case DN_ACT_RELU: dn_buf_line(b, "v = v > 0.0f ? v : 0.0f;"); return;
+    case DN_ACT_TANH: dn_buf_line(b, "v = tanhf(v);"); return;
+    case DN_ACT_SIGMOID: dn_buf_line(b, "v = 1.0f / (1.0f + expf(-v));"); return;
+    case DN_ACT_LINEAR:
+    case DN_ACT_SOFTMAX:
+    case DN_ACT_COUNT: return;
+    }
+}
+
+/* The epilogue of an image op's plane c of row r, from sums s[] (plus
+ * `bias`, a C expression or NULL): activation into a, and in training
+ * (h != NULL) the dropout scales into mask and h. Shared with pool.c. */
+void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *bias) {
+    const int plane = op->out.shape.h * op->out.shape.w, drop = op->drop.p > 0;
+    if (drop && op->drop_channel) {
+        dn_buf_line(b, "float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};");
+        dn_buf_line(b, "if (h)");
+        dn_buf_line(b, "    dn_dropout4(seed, step, %d, (uint32_t)r, (uint32_t)c & ~3u, %" PRIu32 "u, %s, mk);",
+                    op->slot, op->drop.threshold, op->drop.scale);
+        dn_buf_line(b, "const float keep = mk[c & 3];");
+    } else if (drop) {
+        dn_buf_line(b, "float mk[%d];", op->plane4);
+        dn_buf_line(b, "if (h)");
+        dn_buf_line(b, "    dn_dropout_block(seed, step, %d, (uint32_t)r, 1, (uint32_t)c * %du, %d, %" PRIu32 "u, %s, mk);",
+                    op->slot, op->plane4, op->plane4, op->drop.threshold, op->drop.scale);
+    }
+    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", plane);
+    b->indent++;
+    dn_buf_line(b, bias ? "float v = s[i] + %s;" : "float v = s[i];", bias);
+    emit_act1(b, op->act);
+    dn_buf_line(b, "a[at + (size_t)i] = v;");
+    if (op->stochastic) {
+        dn_buf_line(b, "if (h) {");
+        dn_buf_line(b, "    const float m = %s;", op->drop_channel ? "keep" : "mk[i]");
+        dn_buf_line(b, "    mask[at + (size_t)i] = m;");
+        dn_buf_line(b, "    h[at + (size_t)i] = v * m;");
+        dn_buf_line(b, "}");
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Zeroes the padding of row r of the output (a, and in training mask and
+ * h) past its width, in the task `last_task` (a C condition) of the row. */
+void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task) {
+    if (op->out.width == op->out.stride) return;
+    dn_buf_line(b, "if (%s)", last_task);
+    dn_buf_line(b, "    for (size_t i = (size_t)r * %d + %d; i < (size_t)r * %d + %d; i++) {", op->out.stride,
+                op->out.width, op->out.stride, op->out.stride);
+    dn_buf_line(b, "        a[i] = 0.0f;");
+    if (op->stochastic) {
+        dn_buf_line(b, "        if (h) {");
+        if (op->drop.p > 0) dn_buf_line(b, "            mask[i] = 0.0f;");
+        dn_buf_line(b, "            h[i] = 0.0f;");
+        dn_buf_line(b, "        }");
+    }
+    dn_buf_line(b, "    }");
+}
+
 /* ---- activations -------------------------------------------------------------------- */
 
 const char *dn_act_derivative(dn_act act) {

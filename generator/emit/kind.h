@@ -1,7 +1,8 @@
 /* kind.h - the interface of a layer kind's emitter module.
  *
  * Each op of the plan has a kind (dn_op_kind, plan.h); each kind is one
- * module (dense.c, batchnorm.c, dropout.c) that fills one dn_kind. The model
+ * module (dense.c, batchnorm.c, dropout.c, conv.c, pool.c) that fills one
+ * dn_kind. The model
  * emitter (model.c) walks the plan's ops and calls these functions; it knows
  * no kind by name, and a kind knows no other kind: what an op reads and
  * leaves is in its dn_value in and out, names and all.
@@ -44,7 +45,7 @@ typedef struct {
     void (*backward_adam)(dn_buf *b, const dn_plan *p, const dn_op *op);
 } dn_kind;
 
-extern const dn_kind dn_kind_dropout, dn_kind_dense, dn_kind_batchnorm;
+extern const dn_kind dn_kind_dropout, dn_kind_dense, dn_kind_batchnorm, dn_kind_conv2d, dn_kind_pool2d;
 
 /* The module of kind k. */
 const dn_kind *dn_kind_of(dn_op_kind k);

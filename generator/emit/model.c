@@ -127,9 +127,12 @@ static void emit_tensors(dn_buf *b, const dn_plan *p) {
         const dn_tensor_info *ti = &p->tensors[j].info;
         char fill[40];
         dn_float_literal(fill, sizeof fill, ti->fill);
-        dn_buf_line(b, "    {\"%s\", %d, {%" PRId64 ", %" PRId64 "}, %zu, %zu, %d, %d, %zu, %s, %d},", ti->name,
-                    ti->ndim, ti->shape[0], ti->shape[1], ti->offset, ti->count, ti->fan_in, ti->panel,
-                    ti->stored, fill, ti->state);
+        char shape[96];
+        int len = snprintf(shape, sizeof shape, "%" PRId64, ti->shape[0]);
+        for (int d = 1; d < (ti->ndim > 2 ? ti->ndim : 2); d++)
+            len += snprintf(shape + len, sizeof shape - (size_t)len, ", %" PRId64, ti->shape[d]);
+        dn_buf_line(b, "    {\"%s\", %d, {%s}, %zu, %zu, %d, %d, %zu, %s, %d},", ti->name, ti->ndim, shape, ti->offset,
+                    ti->count, ti->fan_in, ti->panel, ti->stored, fill, ti->state);
         fill_only |= ti->fan_in == 0;
     }
     dn_buf_line(b, "};");

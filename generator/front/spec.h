@@ -79,8 +79,48 @@ typedef struct {
  * each input-major: W[o][i] at w_off + (o / DN_PANEL) * in * DN_PANEL +
  * i * DN_PANEL + o % DN_PANEL, the units past `units` zero (see
  * dn_tensor_info in runtime/dn_runtime.h). */
+/* The layer types of the spec language (`type:`). */
+#define DN_LAYER_TYPES(X)           \
+    X(DENSE, "dense")               \
+    X(CONV2D, "conv2d")             \
+    X(MAXPOOL2D, "maxpool2d")       \
+    X(AVGPOOL2D, "avgpool2d")       \
+    X(FLATTEN, "flatten")
+
+typedef enum {
+#define X(e, s) DN_LAYER_##e,
+    DN_LAYER_TYPES(X)
+#undef X
+    DN_LAYER_TYPE_COUNT
+} dn_layer_type;
+
+const char *dn_layer_type_name(dn_layer_type t);
+
+/* The shape of one sample as it flows between layers: flat (rank 1, `c`
+ * features) or an image (rank 3: [c, h, w], PyTorch's C, H, W order). */
+typedef struct {
+    int rank;
+    int c, h, w;
+} dn_shape;
+
+/* Elements of one sample of shape s. */
+static inline int dn_shape_size(dn_shape s) { return s.rank == 1 ? s.c : s.c * s.h * s.w; }
+
+/* One layer. A dense layer (type DN_LAYER_DENSE) is described below; the
+ * image layers (conv2d, pools, flatten) use in_shape/out_shape and the
+ * window fields, and `in`/`units` are their shapes' sizes. A conv2d's W is
+ * [filters, c, kh, kw] in PyTorch's layout at w_off, its bias [filters] at
+ * b_off; pools and flatten have no parameters.
+ *
+ * Dense: */
 typedef struct {
     char name[DN_NAME_MAX + 1]; /* C identifier, unique in the spec */
+    dn_layer_type type;
+    dn_shape in_shape, out_shape; /* one sample's input and output */
+    int kh, kw, sh, sw;         /* conv2d and pools: window and stride */
+    int pad_top, pad_left;      /* conv2d: zero padding before the rows and columns (after: what `same` needs) */
+    int pad_bottom, pad_right;
+    int dropout_channel;        /* 1: dropout zeroes whole channels (nn.Dropout2d), else elements */
     int in;                     /* fan-in: previous layer's units or the input size */
     int units;                  /* fan-out */
     int stride;                 /* units rounded up to DN_PANEL: row stride of the layer's buffers */
@@ -120,7 +160,8 @@ typedef struct {
     char path[4096];            /* spec file path as given (for banners and diagnostics) */
     char description[1024];     /* optional free text (`description:`); emitters must escape it */
     uint64_t hash;              /* FNV-1a 64 of the spec file's bytes */
-    int input;                  /* input size */
+    int input;                  /* input size (features of one sample) */
+    dn_shape input_shape;       /* the same as a shape: [input] or `input: {shape: [c, h, w]}` */
     double input_dropout;       /* dropout on the input, [0,1) */
     int n_layers;               /* 1..DN_MAX_LAYERS */
     dn_layer layers[DN_MAX_LAYERS];

@@ -33,6 +33,16 @@ static const char *const opt_names[] = {
 #undef X
 };
 
+static const char *const type_names[] = {
+#define X(e, s) s,
+    DN_LAYER_TYPES(X)
+#undef X
+};
+
+const char *dn_layer_type_name(dn_layer_type t) {
+    return (unsigned)t < DN_LAYER_TYPE_COUNT ? type_names[t] : "invalid";
+}
+
 const char *dn_act_name(dn_act a) {
     return (unsigned)a < DN_ACT_COUNT ? act_names[a] : "invalid";
 }
@@ -148,14 +158,40 @@ static int get_int(vctx *v, const dn_ynode *n, const char *key, int lo, int hi, 
 
 /* ---- input ---------------------------------------------------------------- */
 
-/* `input: N` or `input: {size: N, dropout: p}`. Sets input / input_dropout
- * and v->input_ok when the size is valid. */
+/* `shape: [c, h, w]` of the input: an image of c channels. */
+static int check_input_shape(vctx *v, const dn_ynode *n) {
+    int x[3];
+    static const char *const what[] = {"input channels", "input height", "input width"};
+    if (dn_yexpect(v->d, n, DN_Y_SEQ))
+        return -1;
+    if (n->n_items != 3) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "input shape must be [channels, height, width], got %zu numbers",
+                       n->n_items);
+        return -1;
+    }
+    for (int i = 0; i < 3; i++)
+        if (get_int(v, n->items[i], what[i], 1, DN_MAX_UNITS, &x[i]))
+            return -1;
+    if ((long long)x[0] * x[1] * x[2] > DN_MAX_UNITS) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "input shape [%d, %d, %d] has more than %d elements", x[0], x[1],
+                       x[2], DN_MAX_UNITS);
+        return -1;
+    }
+    v->s->input_shape = (dn_shape){3, x[0], x[1], x[2]};
+    v->s->input = x[0] * x[1] * x[2];
+    return 0;
+}
+
+/* `input: N`, `input: {size: N, dropout: p}` or `input: {shape: [c, h, w],
+ * dropout: p}`. Sets input, input_shape and input_dropout, and v->input_ok
+ * when the size or shape is valid. */
 static void check_input(vctx *v, const dn_ynode *n) {
-    static const char *const keys[] = {"size", "dropout"};
+    static const char *const keys[] = {"size", "dropout", "shape"};
     dn_yfield f[COUNT(keys)];
     char q[DN_YTEXT_BUF];
     if (n->kind == DN_Y_SCALAR) {
         v->input_ok = get_int(v, n, "input", 1, DN_MAX_UNITS, &v->s->input) == 0;
+        v->s->input_shape = (dn_shape){1, v->s->input, 1, 1};
         return;
     }
     if (n->kind == DN_Y_SEQ) {
@@ -164,8 +200,14 @@ static void check_input(vctx *v, const dn_ynode *n) {
     }
     if (dn_ymap_fields(v->d, n, "in input", keys, COUNT(keys), f))
         return;
-    if (dn_yrequire(v->d, n, &f[0], "size", "in input") == 0)
+    if (f[0].value && f[2].value) {
+        dn_diag_report(v->d, DN_ERROR, f[2].value->loc, "input has both size and shape; give one");
+    } else if (f[2].value) {
+        v->input_ok = check_input_shape(v, f[2].value) == 0;
+    } else if (dn_yrequire(v->d, n, &f[0], "size", "in input") == 0) {
         v->input_ok = get_int(v, f[0].value, "input size", 1, DN_MAX_UNITS, &v->s->input) == 0;
+        v->s->input_shape = (dn_shape){1, v->s->input, 1, 1};
+    }
     if (f[1].value && get_fraction(v, f[1].value, "input dropout", &v->s->input_dropout) == 0 &&
         v->s->input_dropout > 0.5)
         dn_diag_report(v->d, DN_WARNING, f[1].value->loc, "input dropout %s is unusually high",
@@ -174,9 +216,28 @@ static void check_input(vctx *v, const dn_ynode *n) {
 
 /* ---- layers --------------------------------------------------------------- */
 
-/* `dropout` of layer i: in [0, 1), and 0 on the output layer. */
+/* `dropout` of layer i: a rate in [0, 1) (each element), or {rate, mode:
+ * element | channel} (channel: nn.Dropout2d, image layers only); 0 on the
+ * output layer. */
 static void check_layer_dropout(vctx *v, const dn_ynode *n, dn_layer *l, int is_last) {
+    static const char *const keys[] = {"rate", "mode"};
+    static const char *const modes[] = {"element", "channel"};
+    dn_yfield f[COUNT(keys)];
     char q[DN_YTEXT_BUF];
+    if (n->kind == DN_Y_MAP) {
+        if (dn_ymap_fields(v->d, n, "in dropout", keys, COUNT(keys), f) ||
+            dn_yrequire(v->d, n, &f[0], "rate", "in dropout"))
+            return;
+        if (f[1].value && dn_yget_enum(v->d, f[1].value, "dropout mode", modes, COUNT(modes), &l->dropout_channel))
+            return;
+        if (l->dropout_channel && (l->type == DN_LAYER_DENSE || l->type == DN_LAYER_FLATTEN)) {
+            dn_diag_report(v->d, DN_ERROR, f[1].value->loc,
+                           "dropout mode channel needs an image layer (conv2d or a pool); '%s' is %s", l->name,
+                           dn_layer_type_name(l->type));
+            return;
+        }
+        n = f[0].value;
+    }
     if (get_fraction(v, n, "dropout", &l->dropout))
         return;
     if (is_last && l->dropout > 0.0)
@@ -338,25 +399,177 @@ static void check_layer_values(vctx *v, const dn_ynode *n, const dn_yfield *f, d
         check_layer_batchnorm(v, f[5].value, l);
 }
 
-/* One layer mapping {name, units, activation, dropout, noise, batchnorm} into layers[i],
- * with the overrides of its name applied; records node positions in
- * v->src[i]. `is_last` marks the output layer. */
+/* The keys of a layer mapping; each type allows some (see layer_allows). */
+enum { K_NAME, K_UNITS, K_ACT, K_DROPOUT, K_NOISE, K_BATCHNORM, K_TYPE, K_FILTERS, K_KERNEL, K_STRIDE, K_PADDING,
+       K_COUNT };
+static const char *const layer_keys[K_COUNT] = {"name",      "units", "activation", "dropout", "noise", "batchnorm",
+                                                "type",      "filters", "kernel",   "stride",  "padding"};
+
+/* Whether a layer of type t may have key k. */
+static int layer_allows(dn_layer_type t, int k) {
+    switch (t) {
+    case DN_LAYER_CONV2D:
+        return k != K_UNITS && k != K_NOISE;
+    case DN_LAYER_MAXPOOL2D:
+    case DN_LAYER_AVGPOOL2D:
+        return k == K_NAME || k == K_TYPE || k == K_KERNEL || k == K_STRIDE || k == K_DROPOUT;
+    case DN_LAYER_FLATTEN:
+        return k == K_NAME || k == K_TYPE;
+    case DN_LAYER_DENSE:
+    case DN_LAYER_TYPE_COUNT:
+        break;
+    }
+    return k < K_TYPE || k == K_TYPE;
+}
+
+/* A window size or stride: N or [h, w], each in [1, 1024]. */
+static int get_pair(vctx *v, const dn_ynode *n, const char *key, int *h, int *w) {
+    char what[64];
+    if (n->kind == DN_Y_SCALAR) {
+        if (get_int(v, n, key, 1, 1024, h))
+            return -1;
+        *w = *h;
+        return 0;
+    }
+    if (dn_yexpect(v->d, n, DN_Y_SEQ))
+        return -1;
+    if (n->n_items != 2) {
+        dn_diag_report(v->d, DN_ERROR, n->loc, "%s must be a number or [height, width], got %zu numbers", key,
+                       n->n_items);
+        return -1;
+    }
+    snprintf(what, sizeof what, "%s height", key);
+    if (get_int(v, n->items[0], what, 1, 1024, h))
+        return -1;
+    snprintf(what, sizeof what, "%s width", key);
+    return get_int(v, n->items[1], what, 1, 1024, w);
+}
+
+/* `padding: N | [h, w] | same` of a conv2d: zeros around the input; `same`
+ * as PyTorch's (stride 1; for an even kernel the extra row and column go
+ * after). */
+static int check_padding(vctx *v, const dn_ynode *n, dn_layer *l) {
+    if (n->kind == DN_Y_SCALAR && n->len == 4 && memcmp(n->text, "same", 4) == 0) {
+        if (l->sh != 1 || l->sw != 1) {
+            dn_diag_report(v->d, DN_ERROR, n->loc, "padding 'same' needs stride 1 (as in PyTorch), got %dx%d",
+                           l->sh, l->sw);
+            return -1;
+        }
+        l->pad_top = (l->kh - 1) / 2, l->pad_bottom = l->kh - 1 - l->pad_top;
+        l->pad_left = (l->kw - 1) / 2, l->pad_right = l->kw - 1 - l->pad_left;
+        return 0;
+    }
+    int ph, pw;
+    if (n->kind == DN_Y_SCALAR) {
+        if (get_int(v, n, "padding", 0, 1024, &ph))
+            return -1;
+        pw = ph;
+    } else {
+        if (dn_yexpect(v->d, n, DN_Y_SEQ))
+            return -1;
+        if (n->n_items != 2) {
+            dn_diag_report(v->d, DN_ERROR, n->loc, "padding must be a number, [height, width] or same");
+            return -1;
+        }
+        if (get_int(v, n->items[0], "padding height", 0, 1024, &ph) ||
+            get_int(v, n->items[1], "padding width", 0, 1024, &pw))
+            return -1;
+    }
+    l->pad_top = l->pad_bottom = ph;
+    l->pad_left = l->pad_right = pw;
+    return 0;
+}
+
+/* The values of an image layer (conv2d, a pool, flatten): its window and,
+ * for conv2d, filters and activation. Shapes are checked later, when the
+ * input of every layer is known (infer_shapes). */
+static void check_image_values(vctx *v, const dn_ynode *n, const dn_yfield *f, dn_layer *l, layer_src *src,
+                               int is_last) {
+    const char *where = l->type == DN_LAYER_CONV2D ? "in conv2d layer" : "in pool layer";
+    int ok = 1;
+    src->act_ok = !is_last;
+    l->act = DN_ACT_LINEAR;
+    if (is_last) { /* reported once: the loss rules skip a layer whose activation is not ok */
+        dn_diag_report(v->d, DN_ERROR, f[K_TYPE].value->loc, "the output layer must be dense, got type '%s'",
+                       dn_layer_type_name(l->type));
+        src->act_ok = 0;
+        ok = 0;
+    }
+    if (l->type == DN_LAYER_FLATTEN) {
+        src->units_ok = ok;
+        return;
+    }
+    if (dn_yrequire(v->d, n, &f[K_KERNEL], "kernel", where) || get_pair(v, f[K_KERNEL].value, "kernel", &l->kh, &l->kw))
+        ok = 0;
+    l->sh = l->kh, l->sw = l->kw; /* pools: stride defaults to the window */
+    if (l->type == DN_LAYER_CONV2D) {
+        l->sh = l->sw = 1;
+        if (dn_yrequire(v->d, n, &f[K_FILTERS], "filters", where) ||
+            get_int(v, f[K_FILTERS].value, "filters", 1, 65536, &l->out_shape.c))
+            ok = 0;
+        src->act = f[K_ACT].value;
+        if (dn_yrequire(v->d, n, &f[K_ACT], "activation", where) == 0) {
+            int a = 0;
+            src->act_ok = dn_yget_enum(v->d, f[K_ACT].value, "activation", act_names, COUNT(act_names), &a) == 0 &&
+                          !is_last;
+            l->act = (dn_act)a;
+            if (src->act_ok && l->act == DN_ACT_SOFTMAX) {
+                dn_diag_report(v->d, DN_ERROR, f[K_ACT].value->loc, "softmax is only allowed on the output layer");
+                src->act_ok = 0;
+            }
+        }
+        if (f[K_BATCHNORM].value) {
+            dn_diag_report(v->d, DN_ERROR, f[K_BATCHNORM].value->loc,
+                           "batchnorm on conv2d layers (BatchNorm2d) is not supported yet");
+            ok = 0;
+        }
+    }
+    if (f[K_STRIDE].value && get_pair(v, f[K_STRIDE].value, "stride", &l->sh, &l->sw))
+        ok = 0;
+    if (ok && f[K_PADDING].value && check_padding(v, f[K_PADDING].value, l))
+        ok = 0;
+    if (f[K_DROPOUT].value)
+        check_layer_dropout(v, f[K_DROPOUT].value, l, is_last);
+    src->units_ok = ok;
+}
+
+/* The type of a layer (default dense) and its default name: fcN for dense
+ * layers, convN, poolN or flattenN for the others, N its position. */
+static void check_layer_type(vctx *v, const dn_yfield *f, dn_layer *l, int i) {
+    static const char *const prefix[DN_LAYER_TYPE_COUNT] = {"fc", "conv", "pool", "pool", "flatten"};
+    int t = DN_LAYER_DENSE;
+    if (f[K_TYPE].value && dn_yget_enum(v->d, f[K_TYPE].value, "layer type", type_names, COUNT(type_names), &t))
+        t = DN_LAYER_DENSE;
+    l->type = (dn_layer_type)t;
+    snprintf(l->name, sizeof l->name, "%s%d", prefix[t], i + 1);
+    for (int k = 0; k < K_COUNT; k++)
+        if (f[k].value && !layer_allows(l->type, k))
+            dn_diag_report(v->d, DN_ERROR, f[k].key->loc, "key '%s' is not allowed in a %s layer", layer_keys[k],
+                           dn_layer_type_name(l->type));
+}
+
+/* One layer mapping (layer_keys) into layers[i], with the overrides of its
+ * name applied; records node positions in v->src[i]. `is_last` marks the
+ * output layer. */
 static void check_layer(vctx *v, const dn_ynode *n, int i, int is_last) {
-    static const char *const keys[] = {"name", "units", "activation", "dropout", "noise", "batchnorm"};
-    dn_yfield f[COUNT(keys)];
+    const char *const *keys = layer_keys;
+    dn_yfield f[K_COUNT];
     dn_layer *l = &v->s->layers[i];
     layer_src *src = &v->src[i];
-    snprintf(l->name, sizeof l->name, "fc%d", i + 1);
     l->bn_momentum = 0.1;
     l->bn_eps = 1e-5;
     l->loc = n->loc;
-    if (dn_ymap_fields(v->d, n, "in layer", keys, COUNT(keys), f))
+    if (dn_ymap_fields(v->d, n, "in layer", keys, K_COUNT, f))
         return;
     src->map = n;
+    check_layer_type(v, f, l, i);
     check_layer_name(v, f[0].value, l, src);
-    int applied = apply_overrides(v, n, src->name_ok ? l->name : NULL, keys, COUNT(keys), f);
+    int applied = apply_overrides(v, n, src->name_ok ? l->name : NULL, keys, K_COUNT, f);
     int reported = v->d->n_errors + v->d->n_warnings;
-    check_layer_values(v, n, f, l, src, is_last);
+    if (l->type == DN_LAYER_DENSE)
+        check_layer_values(v, n, f, l, src, is_last);
+    else
+        check_image_values(v, n, f, l, src, is_last);
     if (applied && v->d->n_errors + v->d->n_warnings != reported)
         note_overrides(v, l->name);
 }
@@ -579,26 +792,136 @@ static void check_bn_batch(vctx *v) {
         }
 }
 
-/* Fills in/stride and the offsets in state_dict order (W, b, then gamma and
- * beta with batchnorm, per layer, padded to panels; the running statistics
- * after all of them), n_params, n_train_floats and n_floats, when the input
- * and every width are valid. The parameter count may not exceed
- * DN_MAX_PARAMS; the error sits at the layer that crosses the limit. Widths
- * are <= 2^24, so stride * in <= 2^48 fits in uint64_t; the running totals
- * stay far below 2^64. */
+/* ---- shapes and the parameter layout -------------------------------------- */
+
+/* Output size of a window of k with stride st over n with padding p0 + p1,
+ * or 0 when the window does not fit. */
+static int window_out(int n, int p0, int p1, int k, int st) {
+    return n + p0 + p1 < k ? 0 : (n + p0 + p1 - k) / st + 1;
+}
+
+/* The output shape of image layer l on input shape in (rank 3 unless l is
+ * dense), into l->out_shape; reports an impossible shape at the layer.
+ * Returns 0 or -1. */
+static int infer_image_shape(vctx *v, dn_layer *l, dn_shape in) {
+    const char *type = dn_layer_type_name(l->type);
+    if (in.rank != 3) {
+        dn_diag_report(v->d, DN_ERROR, l->loc, "%s layer '%s' needs an image input [channels, height, width], but "
+                       "its input is flat (%d features); give the input as {shape: [c, h, w]}",
+                       type, l->name, in.c);
+        return -1;
+    }
+    if (l->type == DN_LAYER_FLATTEN) {
+        l->out_shape = (dn_shape){1, in.c * in.h * in.w, 1, 1};
+        return 0;
+    }
+    int oh = window_out(in.h, l->pad_top, l->pad_bottom, l->kh, l->sh);
+    int ow = window_out(in.w, l->pad_left, l->pad_right, l->kw, l->sw);
+    if (oh == 0 || ow == 0) {
+        dn_diag_report(v->d, DN_ERROR, l->loc, "%s layer '%s': its %dx%d window does not fit its %dx%d input%s", type,
+                       l->name, l->kh, l->kw, in.h, in.w,
+                       l->pad_top + l->pad_left ? " (with its padding)" : "");
+        return -1;
+    }
+    if (in.h * in.w > 16384 || oh * ow > 16384) {
+        dn_diag_report(v->d, DN_ERROR, l->loc, "%s layer '%s': planes of more than 16384 pixels are not supported",
+                       type, l->name);
+        return -1;
+    }
+    int c = l->type == DN_LAYER_CONV2D ? l->out_shape.c : in.c;
+    l->out_shape = (dn_shape){3, c, oh, ow};
+    return 0;
+}
+
+/* Every layer's input and output shape from the input's: a dense layer
+ * needs a flat input (an image needs a flatten first), image layers an
+ * image. Sets in/units/stride (rows rounded up to DN_PANEL). Returns 0, or
+ * -1 after reporting the first impossible shape. */
+static int infer_shapes(vctx *v) {
+    dn_shape cur = v->s->input_shape;
+    for (int i = 0; i < v->s->n_layers; i++) {
+        dn_layer *l = &v->s->layers[i];
+        l->in_shape = cur;
+        if (l->type == DN_LAYER_DENSE && cur.rank != 1) {
+            dn_diag_report(v->d, DN_ERROR, l->loc, "dense layer '%s' on an image input [%d, %d, %d]: put a "
+                           "{type: flatten} layer before it", l->name, cur.c, cur.h, cur.w);
+            return -1;
+        }
+        if (l->type == DN_LAYER_DENSE)
+            l->out_shape = (dn_shape){1, l->units, 1, 1};
+        else if (infer_image_shape(v, l, cur))
+            return -1;
+        l->in = dn_shape_size(cur);
+        l->units = dn_shape_size(l->out_shape);
+        if (l->units > DN_MAX_UNITS) {
+            dn_diag_report(v->d, DN_ERROR, l->loc, "layer '%s' has %d outputs per sample, at most %d", l->name,
+                           l->units, DN_MAX_UNITS);
+            return -1;
+        }
+        l->stride = (l->units + DN_PANEL - 1) / DN_PANEL * DN_PANEL;
+        cur = l->out_shape;
+    }
+    return 0;
+}
+
+/* Parameters of layer l (PyTorch's count) and floats it occupies in the
+ * buffer's trained part: dense weights in panels, conv in PyTorch's layout. */
+static uint64_t layer_params(const dn_layer *l) {
+    switch (l->type) {
+    case DN_LAYER_CONV2D:
+        return (uint64_t)l->out_shape.c * ((uint64_t)l->in_shape.c * (uint64_t)(l->kh * l->kw) + 1);
+    case DN_LAYER_DENSE:
+    case DN_LAYER_TYPE_COUNT:
+        return (uint64_t)l->units * (uint64_t)l->in + (uint64_t)l->units * (l->batchnorm ? 3 : 1);
+    case DN_LAYER_MAXPOOL2D:
+    case DN_LAYER_AVGPOOL2D:
+    case DN_LAYER_FLATTEN:
+        break;
+    }
+    return 0;
+}
+
+/* Lays out layer l's trained tensors from `floats` on; returns the new end. */
+static uint64_t layout_layer(dn_layer *l, uint64_t floats) {
+    if (l->type == DN_LAYER_CONV2D) {
+        l->w_off = (size_t)floats;
+        floats += (uint64_t)l->out_shape.c * (uint64_t)l->in_shape.c * (uint64_t)(l->kh * l->kw);
+        l->b_off = (size_t)floats;
+        return floats + (uint64_t)l->out_shape.c;
+    }
+    if (l->type != DN_LAYER_DENSE)
+        return floats;
+    l->w_off = (size_t)floats;
+    floats += (uint64_t)l->stride * (uint64_t)l->in;
+    l->b_off = (size_t)floats;
+    floats += (uint64_t)l->stride;
+    if (l->batchnorm) {
+        l->g_off = (size_t)floats;
+        l->beta_off = (size_t)(floats + (uint64_t)l->stride);
+        floats += 2 * (uint64_t)l->stride;
+    }
+    return floats;
+}
+
+/* Fills shapes, in/stride and the offsets in state_dict order (W, b, then
+ * gamma and beta with batchnorm, per layer, dense weights padded to panels;
+ * the running statistics after all of them), n_params, n_train_floats and
+ * n_floats, when the input and every layer are valid. The parameter count
+ * may not exceed DN_MAX_PARAMS; the error sits at the layer that crosses
+ * the limit. Widths are <= 2^24, so stride * in <= 2^48 fits in uint64_t;
+ * the running totals stay far below 2^64. */
 static void layout_params(vctx *v) {
     if (!v->input_ok || !v->layers_ok)
         return;
     for (int i = 0; i < v->s->n_layers; i++)
         if (!v->src[i].units_ok)
             return;
+    if (infer_shapes(v))
+        return;
     uint64_t total = 0, floats = 0;
-    int in = v->s->input;
     for (int i = 0; i < v->s->n_layers; i++) {
         dn_layer *l = &v->s->layers[i];
-        l->in = in;
-        l->stride = (l->units + DN_PANEL - 1) / DN_PANEL * DN_PANEL;
-        total += (uint64_t)l->units * (uint64_t)l->in + (uint64_t)l->units * (l->batchnorm ? 3 : 1);
+        total += layer_params(l);
         if (total > (uint64_t)DN_MAX_PARAMS) {
             dn_diag_report(v->d, DN_ERROR, l->loc,
                            "too many parameters: layer '%s' brings the total to %llu "
@@ -606,16 +929,7 @@ static void layout_params(vctx *v) {
                            l->name, (unsigned long long)total, DN_MAX_PARAMS);
             return;
         }
-        l->w_off = (size_t)floats;
-        floats += (uint64_t)l->stride * (uint64_t)l->in;
-        l->b_off = (size_t)floats;
-        floats += (uint64_t)l->stride;
-        if (l->batchnorm) {
-            l->g_off = (size_t)floats;
-            l->beta_off = (size_t)(floats + (uint64_t)l->stride);
-            floats += 2 * (uint64_t)l->stride;
-        }
-        in = l->units;
+        floats = layout_layer(l, floats);
     }
     v->s->n_params = (size_t)total;
     v->s->n_train_floats = (size_t)floats;

@@ -22,7 +22,7 @@ enum { HEAD_WT_MAX = 16384 };
 
 /* The network's input as the first op reads it. */
 static dn_value input_value(const dn_spec *s) {
-    dn_value v = {.width = s->input, .stride = s->input, .act = DN_ACT_LINEAR};
+    dn_value v = {.width = s->input, .stride = s->input, .shape = s->input_shape, .act = DN_ACT_LINEAR};
     snprintf(v.owner, sizeof v.owner, "input");
     snprintf(v.a, sizeof v.a, "bt->x");
     snprintf(v.train, sizeof v.train, "bt->x");
@@ -36,7 +36,7 @@ static dn_value input_value(const dn_spec *s) {
  * _mask and _d, as `prefix` ("fc1" or "input") names them. */
 static dn_value epilogue_value(const char *prefix, int width, int stride, dn_act act, int stochastic,
                                int mask) {
-    dn_value v = {.width = width, .stride = stride, .act = act, .has_mask = mask};
+    dn_value v = {.width = width, .stride = stride, .shape = {1, width, 1, 1}, .act = act, .has_mask = mask};
     snprintf(v.owner, sizeof v.owner, "%s", prefix);
     snprintf(v.a, sizeof v.a, "bf.%s_a", prefix);
     snprintf(v.d, sizeof v.d, "bf.%s_d", prefix);
@@ -92,6 +92,7 @@ static void plan_input_dropout(dn_plan *p, const dn_spec *s, dn_value *cur) {
     op->drop = drop_of(s->input_dropout);
     op->stochastic = 1;
     op->out = epilogue_value("input", s->input, s->input, DN_ACT_LINEAR, 1, 1);
+    op->out.shape = s->input_shape;
     snprintf(op->out.a, sizeof op->out.a, "bt->x"); /* h beside the input itself */
     snprintf(op->out.eval, sizeof op->out.eval, "(mc ? bf.input_h : bt->x)");
     op->out.d[0] = '\0';
@@ -145,6 +146,45 @@ static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     *cur = op->out;
 }
 
+/* Layer k's convolution: in.shape [C, H, W] to out.shape [F, HO, WO], rows
+ * of F * HO * WO floats rounded up to 8 (the padding zero). */
+static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
+    const dn_layer *L = &s->layers[k];
+    dn_op *op = new_op(p, DN_OP_CONV2D, L, k + 1, cur);
+    set_epilogue(op, L);
+    op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+    op->out.shape = L->out_shape;
+    op->kh = L->kh, op->kw = L->kw, op->sh = L->sh, op->sw = L->sw;
+    op->pad_top = L->pad_top, op->pad_left = L->pad_left;
+    op->drop_channel = L->dropout_channel;
+    op->plane4 = dn_round_up(L->out_shape.h * L->out_shape.w, 4);
+    op->w_off = L->w_off;
+    op->b_off = L->b_off;
+    op->own_backward_x = k > 0;
+    *cur = op->out;
+}
+
+/* Layer k's pooling, max or average, then dropout. */
+static void plan_pool(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
+    const dn_layer *L = &s->layers[k];
+    dn_op *op = new_op(p, DN_OP_POOL2D, L, k + 1, cur);
+    set_epilogue(op, L);
+    op->out = epilogue_value(L->name, L->units, L->stride, DN_ACT_LINEAR, op->stochastic, L->dropout > 0);
+    op->out.shape = L->out_shape;
+    op->kh = L->kh, op->kw = L->kw, op->sh = L->sh, op->sw = L->sw;
+    op->pool_max = L->type == DN_LAYER_MAXPOOL2D;
+    op->drop_channel = L->dropout_channel;
+    op->plane4 = dn_round_up(L->out_shape.h * L->out_shape.w, 4);
+    if (op->pool_max) snprintf(op->arg, sizeof op->arg, "(int32_t *)bf.%s_arg", L->name);
+    op->own_backward_x = k > 0;
+    *cur = op->out;
+}
+
+/* A flatten has no op: the rows already hold C, H, W in PyTorch's order. */
+static void plan_flatten(dn_value *cur) {
+    cur->shape = (dn_shape){1, cur->width, 1, 1};
+}
+
 /* ---- kernel choices ------------------------------------------------------------ */
 
 /* The fused training head: a last dense layer after another one, without
@@ -169,7 +209,7 @@ static size_t plan_wt_floats(const dn_plan *p) {
     size_t most = 0;
     for (int i = 0; i < p->n_ops; i++) {
         const dn_op *op = &p->ops[i];
-        if (op->kind != DN_OP_DENSE || op->layer == &p->spec->layers[0]) continue;
+        if (op->kind != DN_OP_DENSE || !op->own_backward_x) continue;
         size_t f = (size_t)op->in.stride * (size_t)op->out.stride;
         most = f > most ? f : most;
     }
@@ -189,6 +229,7 @@ static void add_buf(dn_plan *p, int per_row, size_t floats, const char *comment,
 /* The buffers of spec layer L (its ops' outputs, in one group). */
 static void plan_layer_bufs(dn_plan *p, const dn_layer *L) {
     char c[160];
+    if (L->type == DN_LAYER_FLATTEN) return;
     snprintf(c, sizeof c, "[n, %d] activation", L->stride);
     add_buf(p, 1, (size_t)L->stride, c, "%s_a", L->name);
     if (L->dropout > 0) {
@@ -206,6 +247,10 @@ static void plan_layer_bufs(dn_plan *p, const dn_layer *L) {
         add_buf(p, 1, (size_t)L->stride, c, "%s_z", L->name);
         snprintf(c, sizeof c, "[5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var", L->stride);
         add_buf(p, 0, 5 * (size_t)L->stride, c, "%s_stats", L->name);
+    }
+    if (L->type == DN_LAYER_MAXPOOL2D) {
+        snprintf(c, sizeof c, "[n, %d] int32: max pool's argmax in its input plane", L->stride);
+        add_buf(p, 1, (size_t)L->stride, c, "%s_arg", L->name);
     }
 }
 
@@ -225,8 +270,35 @@ static void plan_bufs(dn_plan *p, const dn_spec *s) {
     }
 }
 
+/* A tensor of PyTorch's layout (no panels). */
+static void add_plain_tensor(dn_plan *p, const char *layer, const char *what, int ndim, const int64_t *shape,
+                             size_t offset, int fan_in) {
+    dn_plan_tensor *t = &p->tensors[p->n_tensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s.%s", layer, what);
+    t->info.name = t->name;
+    t->info.ndim = ndim;
+    t->info.count = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->info.shape[d] = shape[d];
+        t->info.count *= (size_t)shape[d];
+    }
+    t->info.offset = offset;
+    t->info.fan_in = fan_in;
+    t->info.stored = t->info.count;
+}
+
+static void plan_conv_tensors(dn_plan *p, const dn_layer *L) {
+    const int64_t w[4] = {L->out_shape.c, L->in_shape.c, L->kh, L->kw}, b[1] = {L->out_shape.c};
+    const int fan_in = L->in_shape.c * L->kh * L->kw; /* PyTorch's kaiming_uniform(a=sqrt(5)): 1/sqrt(fan_in) */
+    add_plain_tensor(p, L->name, "weight", 4, w, L->w_off, fan_in);
+    add_plain_tensor(p, L->name, "bias", 1, b, L->b_off, fan_in);
+}
+
 static void plan_tensors(dn_plan *p, const dn_spec *s) {
     for (int k = 0; k < s->n_layers; k++) {
+        if (s->layers[k].type == DN_LAYER_CONV2D) plan_conv_tensors(p, &s->layers[k]);
+        if (s->layers[k].type != DN_LAYER_DENSE) continue;
         dn_layer_tensor t[DN_LAYER_TENSORS];
         int n = dn_layer_tensors(&s->layers[k], t);
         for (int j = 0; j < n; j++) {
@@ -245,8 +317,17 @@ void dn_plan_build(const dn_spec *s, dn_plan *p) {
     dn_value cur = input_value(s);
     if (s->input_dropout > 0) plan_input_dropout(p, s, &cur);
     for (int k = 0; k < s->n_layers; k++) {
-        plan_dense(p, s, k, &cur);
-        if (s->layers[k].batchnorm) plan_batchnorm(p, s, k, &cur);
+        switch (s->layers[k].type) {
+        case DN_LAYER_CONV2D: plan_conv(p, s, k, &cur); break;
+        case DN_LAYER_MAXPOOL2D:
+        case DN_LAYER_AVGPOOL2D: plan_pool(p, s, k, &cur); break;
+        case DN_LAYER_FLATTEN: plan_flatten(&cur); break;
+        case DN_LAYER_DENSE:
+        case DN_LAYER_TYPE_COUNT:
+            plan_dense(p, s, k, &cur);
+            if (s->layers[k].batchnorm) plan_batchnorm(p, s, k, &cur);
+            break;
+        }
     }
     p->last = &p->ops[p->n_ops - 1];
     for (int i = 0; i < p->n_ops; i++) p->randomized |= p->ops[i].stochastic;

@@ -31,6 +31,8 @@ typedef enum {
     DN_OP_DROPOUT,   /* dropout of the network's input */
     DN_OP_DENSE,     /* x W^T + b, then activation, noise, dropout (or only the product, before batch norm) */
     DN_OP_BATCHNORM, /* BatchNorm1d of the product before it, then activation, noise, dropout */
+    DN_OP_CONV2D,    /* direct convolution + bias, then activation and dropout (element or channel) */
+    DN_OP_POOL2D,    /* max or average pooling, then dropout */
     DN_OP_KIND_COUNT
 } dn_op_kind;
 
@@ -55,6 +57,7 @@ typedef struct {
  * functions, where the buffers are `bf`). */
 typedef struct {
     int width, stride;
+    dn_shape shape;          /* one sample's shape (rank 3: [c, h, w], stored in that order) */
     char owner[DN_NAME_MAX + 1]; /* the layer that made it ("input" for the network's input) */
     char a[DN_EXPR_MAX];     /* the activation ("bf.fc1_a", "bt->x") */
     char train[DN_EXPR_MAX]; /* what the next op reads in training: h when randomized, else a */
@@ -96,6 +99,14 @@ typedef struct {
     int panels;                   /* dense: out.stride / DN_PANEL */
     dn_tiles fwd, bw, bx;         /* dense: forward, weight gradient, input gradient tiles */
 
+    /* Image ops (conv2d, pool2d): the window over in.shape giving out.shape. */
+    int kh, kw, sh, sw;           /* window and stride */
+    int pad_top, pad_left;        /* conv2d: zero padding before rows and columns */
+    int pool_max;                 /* pool2d: 1 max (its argmax kept for backward), 0 average */
+    int drop_channel;             /* dropout zeroes whole channels (nn.Dropout2d) */
+    int plane4;                   /* out.shape h * w rounded up to 4: a channel's span of dropout units */
+    char arg[DN_EXPR_MAX];        /* max pool: its argmax buffer (int32, carved as floats) */
+
     /* Parameters (floats into the parameter buffer, spec.h's layout). */
     size_t w_off, b_off;          /* dense */
     size_t g_off, beta_off;       /* batchnorm: gamma, beta (trained) */
@@ -125,6 +136,9 @@ typedef struct {
 #define DN_MAX_OPS (2 * DN_MAX_LAYERS + 1)
 #define DN_MAX_BUFS (6 * DN_MAX_LAYERS + 8)
 #define DN_MAX_TENSORS (6 * DN_MAX_LAYERS)
+
+/* Round n up to a multiple of m. */
+static inline int dn_round_up(int n, int m) { return (n + m - 1) / m * m; }
 
 typedef struct {
     const dn_spec *spec;

@@ -434,7 +434,6 @@ typedef struct {
     float *fc2_d; /* [n, 8] gradient wrt the pre-activation (zero past 4) */
     float *rowloss; /* [n] per-row loss */
     float *hits; /* [n] argmax hit */
-    float *wt; /* [64] scratch: one layer's W^T for its input gradient */
 } small_mse_buffers;
 
 /* Carves the buffers for n rows from ws; with ws == NULL only measures.
@@ -451,7 +450,6 @@ static size_t small_mse_bind(void *ws, int n, small_mse_buffers *bf) {
     bf->fc2_d = dn_carve(base, &off, rows * 8);
     bf->rowloss = dn_carve(base, &off, rows);
     bf->hits = dn_carve(base, &off, rows);
-    bf->wt = dn_carve(base, &off, 64);
     return off;
 }
 

@@ -1,0 +1,304 @@
+/* conv.c - the conv2d kind: a = act(conv(x, W) + b), then dropout of
+ * elements or whole channels, as PyTorch's Conv2d (cross-correlation, zero
+ * padding) -> activation -> Dropout / Dropout2d.
+ *
+ * Rows hold one sample as [C, H, W] (PyTorch's order), so that a flatten
+ * after it is free and fc1.weight means what it means in PyTorch; the row
+ * stride is C * H * W rounded up to 8 (the padding kept zero). W is
+ * [F, C, KH, KW] as PyTorch has it. Three kernels, each an orphaned omp for:
+ *
+ *   forward     direct convolution, one task per (sample, filter): the
+ *               output plane sums over channels, then kernel rows and
+ *               columns (each tap an unrolled block with literal bounds that
+ *               skip the zero padding), then bias, activation and dropout.
+ *   backward_w  dW and db, one task per filter: every element sums over
+ *               samples in order, each sample's plane first. With Adam
+ *               fused, the filter's gradients update its weights at once.
+ *   backward_x  d_prev, one task per (sample, input channel): each element
+ *               sums over filters, then taps, in order; then the previous
+ *               op's dropout scale and activation derivative.
+ *
+ * The order of every sum depends on the shapes alone, so results are the
+ * same at any thread count. The algorithm is the plain direct one for
+ * every shape (named in each kernel's comment); faster ones per shape are
+ * the next step (issue 22).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "kernels.h"
+#include "kind.h"
+
+/* Output positions o with 0 <= o * stride + tap - pad < size: [lo, hi). */
+static void tap_range(int out, int stride, int tap, int pad, int size, int *lo, int *hi) {
+    int a = 0, b = out;
+    while (a < out && a * stride + tap - pad < 0) a++;
+    while (b > a && (b - 1) * stride + tap - pad >= size) b--;
+    *lo = a;
+    *hi = b;
+}
+
+/* One tap (ky, kx) of a correlation between output plane `o` (HO x WO) and
+ * input plane `i` (H x W): o[oy][ox] op= ... or i[iy][ix] += ..., per
+ * `forward`. The products are written the same way in both directions. */
+static void emit_tap(dn_buf *b, const dn_op *op, int ky, int kx, int forward, const char *wexpr) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    int y0, y1, x0, x1;
+    tap_range(out.h, op->sh, ky, op->pad_top, in.h, &y0, &y1);
+    tap_range(out.w, op->sw, kx, op->pad_left, in.w, &x0, &x1);
+    if (y0 >= y1 || x0 >= x1) return; /* the tap sees only padding */
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const float wv = %s;", wexpr);
+    dn_buf_line(b, "for (int oy = %d; oy < %d; oy++)", y0, y1);
+    dn_buf_line(b, "    for (int ox = %d; ox < %d; ox++)", x0, x1);
+    const int dy = ky - op->pad_top, dx = kx - op->pad_left;
+    char at[96];
+    snprintf(at, sizeof at, "(oy * %d %c %d) * %d + ox * %d %c %d", op->sh, dy < 0 ? '-' : '+', dy < 0 ? -dy : dy,
+             in.w, op->sw, dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
+    if (forward)
+        dn_buf_line(b, "        s[oy * %d + ox] += wv * xc[%s];", out.w, at);
+    else
+        dn_buf_line(b, "        s[%s] += wv * dr[oy * %d + ox];", at, out.w);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* All taps of one channel pair, in row-major tap order. */
+static void emit_taps(dn_buf *b, const dn_op *op, int forward, const char *wbase) {
+    for (int ky = 0; ky < op->kh; ky++)
+        for (int kx = 0; kx < op->kw; kx++) {
+            char w[64];
+            snprintf(w, sizeof w, "%s[%d]", wbase, ky * op->kw + kx);
+            emit_tap(b, op, ky, kx, forward, w);
+        }
+}
+
+/* The forward kernel's signature tail, as dense's: mask, h and the stream when randomized. */
+static void emit_fwd_signature(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", p->name, op->name);
+    dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s int n%s) {",
+                op->drop.p > 0 ? " float *restrict mask," : "", op->stochastic ? " float *restrict h," : "",
+                op->stochastic ? ", uint64_t seed, uint64_t step" : "");
+}
+
+static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int taps = in.c * op->kh * op->kw;
+    dn_buf_line(b, "/* Forward (direct convolution): a = %s(conv(x, W) + b) [n, %d, %d, %d] (row stride %d)%s.",
+                dn_act_name(op->act), out.c, out.h, out.w, op->out.stride,
+                op->drop.p > 0 ? (op->drop_channel ? ", in training h = a * mask per channel"
+                                                   : ", in training h = a * mask per element")
+                               : "");
+    dn_buf_line(b, " * x [n, %d, %d, %d] (row stride %d), w [%d, %d, %d, %d], stride %d x %d, padding %d x %d. */",
+                in.c, in.h, in.w, op->in.stride, out.c, in.c, op->kh, op->kw, op->sh, op->sw, op->pad_top,
+                op->pad_left);
+    emit_fwd_signature(b, p, op);
+    b->indent++;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", out.c);
+    b->indent++;
+    dn_buf_line(b, "const int r = t / %d, c = t %% %d;", out.c, out.c);
+    dn_buf_line(b, "float s[%d] = {0};", out.h * out.w);
+    dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
+    b->indent++;
+    dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
+    dn_buf_line(b, "const float *wc = w + (size_t)c * %d + (size_t)ci * %d;", taps, op->kh * op->kw);
+    emit_taps(b, op, 1, "wc");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_emit_plane_epilogue(b, op, "bias[c]");
+    dn_emit_row_padding(b, op, "c == 0");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* The weight-gradient kernel; with `adam` each filter's gradients update
+ * its weights (and bias) by Adam at once. */
+static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int adam) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int taps = in.c * op->kh * op->kw, plane = out.h * out.w;
+    if (adam) {
+        dn_buf_line(b, "/* Weight gradients as above, each filter's applied at once by Adam to w and bias");
+        dn_buf_line(b, " * (moments mw, vw of w and mb, vb of bias). */");
+        dn_buf_line(b, "static void %s_%s_backward_w_adam(const float *restrict d, const float *restrict x,", p->name,
+                    op->name);
+        dn_buf_line(b, "        float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,");
+        dn_buf_line(b, "        float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {");
+    } else {
+        dn_buf_line(b, "/* Weight gradients: dw [%d, %d, %d, %d] = sum over rows of d (x) x, db [%d] = sums of d.",
+                    out.c, in.c, op->kh, op->kw, out.c);
+        dn_buf_line(b, " * d [n, %d, %d, %d] (row stride %d). Each element sums rows in order. */", out.c, out.h,
+                    out.w, op->out.stride);
+        dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", p->name,
+                    op->name);
+        dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
+    }
+    b->indent++;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
+    b->indent++;
+    dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
+    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    b->indent++;
+    dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
+    dn_buf_line(b, "float sb = 0.0f;");
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) sb += dr[i];", plane);
+    dn_buf_line(b, "gb += sb;");
+    dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
+    b->indent++;
+    dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
+    dn_buf_line(b, "float *gc = g + ci * %d;", op->kh * op->kw);
+    for (int ky = 0; ky < op->kh; ky++)
+        for (int kx = 0; kx < op->kw; kx++) {
+            int y0, y1, x0, x1;
+            tap_range(out.h, op->sh, ky, op->pad_top, in.h, &y0, &y1);
+            tap_range(out.w, op->sw, kx, op->pad_left, in.w, &x0, &x1);
+            if (y0 >= y1 || x0 >= x1) continue;
+            const int dy = ky - op->pad_top, dx = kx - op->pad_left;
+            dn_buf_line(b, "{");
+            dn_buf_line(b, "    float sum = 0.0f;");
+            dn_buf_line(b, "    for (int oy = %d; oy < %d; oy++)", y0, y1);
+            dn_buf_line(b, "        for (int ox = %d; ox < %d; ox++)", x0, x1);
+            dn_buf_line(b, "            sum += dr[oy * %d + ox] * xc[(oy * %d %c %d) * %d + ox * %d %c %d];", out.w,
+                        op->sh, dy < 0 ? '-' : '+', dy < 0 ? -dy : dy, in.w, op->sw, dx < 0 ? '-' : '+',
+                        dx < 0 ? -dx : dx);
+            dn_buf_line(b, "    gc[%d] += sum;", ky * op->kw + kx);
+            dn_buf_line(b, "}");
+        }
+    b->indent--;
+    dn_buf_line(b, "}");
+    b->indent--;
+    dn_buf_line(b, "}");
+    if (adam) {
+        dn_buf_line(b, "for (int e = 0; e < %d; e++)", taps);
+        dn_buf_line(b, "    dn_adam1(w + (size_t)c * %d + e, mw + (size_t)c * %d + e, vw + (size_t)c * %d + e, g[e], ac);",
+                    taps, taps, taps);
+        dn_buf_line(b, "dn_adam1(bias + c, mb + c, vb + c, gb, ac);");
+    } else {
+        dn_buf_line(b, "for (int e = 0; e < %d; e++) dw[(size_t)c * %d + e] = g[e];", taps, taps);
+        dn_buf_line(b, "db[c] = gb;");
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* The input-gradient kernel: d_prev = (d correlated back through W) *
+ * mask_prev * act'(a_prev). */
+static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int taps = in.c * op->kh * op->kw, iplane = in.h * in.w;
+    const char *deriv = dn_act_derivative(op->in.act);
+    dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = (d through W)%s%s;",
+                op->in.owner, in.c, in.h, in.w, op->in.stride, op->in.has_mask ? " * mask_prev" : "",
+                deriv ? " * act'(a_prev)" : "");
+    dn_buf_line(b, " * one task per (row, input channel); each element sums filters, then taps, in order. */");
+    dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w,", p->name, op->name);
+    dn_buf_line(b, "        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {");
+    b->indent++;
+    if (!op->in.has_mask) dn_buf_line(b, "(void)mask_prev;");
+    if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", in.c);
+    b->indent++;
+    dn_buf_line(b, "const int r = t / %d, ci = t %% %d;", in.c, in.c);
+    dn_buf_line(b, "float s[%d] = {0};", iplane);
+    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
+    b->indent++;
+    dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, out.h * out.w);
+    dn_buf_line(b, "const float *wc = w + (size_t)c * %d + (size_t)ci * %d;", taps, op->kh * op->kw);
+    emit_taps(b, op, 0, "wc");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)ci * %d;", op->in.stride, iplane);
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", iplane);
+    b->indent++;
+    dn_buf_line(b, "float v = s[i];");
+    if (op->in.has_mask) dn_buf_line(b, "v *= mask_prev[at + (size_t)i];");
+    if (deriv) {
+        dn_buf_line(b, "const float a = a_prev[at + (size_t)i];");
+        dn_buf_line(b, "v *= %s;", deriv);
+    }
+    dn_buf_line(b, "dx[at + (size_t)i] = v;");
+    b->indent--;
+    dn_buf_line(b, "}");
+    if (op->in.width != op->in.stride) {
+        dn_buf_line(b, "if (ci == 0)");
+        dn_buf_line(b, "    for (int i = %d; i < %d; i++) dx[(size_t)r * %d + i] = 0.0f;", op->in.width, op->in.stride,
+                    op->in.stride);
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* ---- the module's interface (kind.h) ------------------------------------------- */
+
+static void conv_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    (void)p;
+    const dn_shape i = op->in.shape, o = op->out.shape;
+    dn_buf_printf(b, "%-12s conv2d %dx%dx%d -> %dx%dx%d, kernel %dx%d stride %dx%d %s", op->name, i.c, i.h, i.w, o.c,
+                  o.h, o.w, op->kh, op->kw, op->sh, op->sw, dn_act_name(op->act));
+    if (op->drop.p > 0) dn_buf_printf(b, " dropout %s%s", op->drop.rate, op->drop_channel ? " (channels)" : "");
+}
+
+static void conv_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
+    const dn_shape i = op->in.shape, o = op->out.shape;
+    dn_buf_line(b, "/* ==== %s: conv2d [%d, %d, %d] -> [%d, %d, %d], %s%s%s%s ==== */", op->name, i.c, i.h, i.w, o.c,
+                o.h, o.w, dn_act_name(op->act), op->drop.p > 0 ? ", dropout " : "",
+                op->drop.p > 0 ? op->drop.rate : "", op->drop.p > 0 && op->drop_channel ? " per channel" : "");
+    dn_buf_blank(b);
+    emit_forward(b, p, op);
+    if (forward_only) return;
+    emit_backward_w(b, p, op, 0);
+    emit_backward_w(b, p, op, 1);
+    if (op->own_backward_x) emit_backward_x(b, p, op);
+}
+
+static void conv_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {
+    char extra[4 * DN_EXPR_MAX];
+    dn_epilogue_args(extra, sizeof extra, op, train);
+    dn_buf_line(b, "%s_%s_forward(%s, params + %zu, params + %zu, %s,", p->name, op->name,
+                train ? op->in.train : op->in.eval, op->w_off, op->b_off, op->out.a);
+    dn_buf_line(b, "        %s);", extra + 1);
+}
+
+static void conv_backward_x_call(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    dn_buf_line(b, "%s_%s_backward_x(%s, params + %zu, %s, %s, %s, n);", p->name, op->name, op->out.d, op->w_off,
+                op->in.d, op->in.mask, op->in.a);
+}
+
+static void conv_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    dn_buf_line(b, "%s_%s_backward_w(%s, %s, grads + %zu, grads + %zu, n);", p->name, op->name, op->out.d,
+                op->in.train, op->w_off, op->b_off);
+    if (op->own_backward_x) conv_backward_x_call(b, p, op);
+    /* backward_w has no barrier: the next op's backward reads only what backward_x wrote */
+    if (!op->own_backward_x) dn_buf_line(b, "dn_sync();");
+}
+
+static void conv_backward_adam(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    if (op->own_backward_x) conv_backward_x_call(b, p, op);
+    dn_buf_line(b, "%s_%s_backward_w_adam(%s, %s, params + %zu, params + %zu, m + %zu, v + %zu, m + %zu, v + %zu,",
+                p->name, op->name, op->out.d, op->in.train, op->w_off, op->b_off, op->w_off, op->w_off, op->b_off,
+                op->b_off);
+    dn_buf_line(b, "        ac, n);");
+}
+
+const dn_kind dn_kind_conv2d = {
+    .name = "conv2d",
+    .describe = conv_describe,
+    .kernels = conv_kernels,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .backward_adam = conv_backward_adam,
+};

@@ -1,0 +1,169 @@
+/* pool.c - the pool2d kind: max or average pooling over windows of the
+ * input planes (PyTorch's MaxPool2d / AvgPool2d, no padding, floor mode),
+ * then dropout of elements or whole channels.
+ *
+ *   forward     one task per (sample, channel): each output the max (the
+ *               first of equal values, as PyTorch; its position kept for
+ *               backward) or the mean of its window, then dropout.
+ *   backward_x  one task per (sample, channel): each output's gradient goes
+ *               back to its argmax, or spread evenly over its window, in
+ *               output order; then the previous op's dropout scale and
+ *               activation derivative.
+ *
+ * No parameters, so no weight gradient.
+ */
+#include <stdio.h>
+
+#include "kernels.h"
+#include "kind.h"
+
+static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const char *what = op->pool_max ? "max" : "average";
+    dn_buf_line(b, "/* Forward: %s pooling [n, %d, %d, %d] -> a [n, %d, %d, %d] (row stride %d), window %dx%d,",
+                what, in.c, in.h, in.w, out.c, out.h, out.w, op->out.stride, op->kh, op->kw);
+    dn_buf_line(b, " * stride %dx%d%s%s. */", op->sh, op->sw, op->pool_max ? "; arg: each max's position in its plane" : "",
+                op->drop.p > 0 ? "; in training h = a * mask" : "");
+    dn_buf_line(b, "static void %s_%s_forward(const float *restrict x,%s float *restrict a,%s%s int n%s) {", p->name,
+                op->name, op->pool_max ? " int32_t *restrict arg," : "", op->drop.p > 0 ? " float *restrict mask," : "",
+                op->stochastic ? " float *restrict h," : "", op->stochastic ? ", uint64_t seed, uint64_t step" : "");
+    b->indent++;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", out.c);
+    b->indent++;
+    dn_buf_line(b, "const int r = t / %d, c = t %% %d;", out.c, out.c);
+    dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)c * %d;", op->in.stride, in.h * in.w);
+    dn_buf_line(b, "float s[%d];", out.h * out.w);
+    dn_buf_line(b, "for (int oy = 0; oy < %d; oy++)", out.h);
+    dn_buf_line(b, "    for (int ox = 0; ox < %d; ox++) {", out.w);
+    b->indent += 2;
+    dn_buf_line(b, "const int y0 = oy * %d, x0 = ox * %d;", op->sh, op->sw);
+    if (op->pool_max) {
+        dn_buf_line(b, "int best = y0 * %d + x0;", in.w);
+        dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
+        dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) {", op->kw);
+        dn_buf_line(b, "        const int i = (y0 + ky) * %d + x0 + kx;", in.w);
+        dn_buf_line(b, "        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */");
+        dn_buf_line(b, "    }");
+        dn_buf_line(b, "s[oy * %d + ox] = xc[best];", out.w);
+        dn_buf_line(b, "if (arg) arg[(size_t)r * %d + (size_t)c * %d + (size_t)(oy * %d + ox)] = best;", op->out.stride,
+                    out.h * out.w, out.w);
+    } else {
+        dn_buf_line(b, "float sum = 0.0f;");
+        dn_buf_line(b, "for (int ky = 0; ky < %d; ky++)", op->kh);
+        dn_buf_line(b, "    for (int kx = 0; kx < %d; kx++) sum += xc[(y0 + ky) * %d + x0 + kx];", op->kw, in.w);
+        dn_buf_line(b, "s[oy * %d + ox] = sum / %d.0f;", out.w, op->kh * op->kw);
+    }
+    b->indent -= 2;
+    dn_buf_line(b, "    }");
+    dn_emit_plane_epilogue(b, op, NULL);
+    dn_emit_row_padding(b, op, "c == 0");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int iplane = in.h * in.w, oplane = out.h * out.w;
+    const char *deriv = dn_act_derivative(op->in.act);
+    dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = d routed back to %s%s%s. */",
+                op->in.owner, in.c, in.h, in.w, op->in.stride, op->pool_max ? "each max" : "each window",
+                op->in.has_mask ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
+    dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d,%s float *restrict dx,", p->name, op->name,
+                op->pool_max ? " const int32_t *restrict arg," : "");
+    dn_buf_line(b, "        const float *restrict mask_prev, const float *restrict a_prev, int n) {");
+    b->indent++;
+    if (!op->in.has_mask) dn_buf_line(b, "(void)mask_prev;");
+    if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", in.c);
+    b->indent++;
+    dn_buf_line(b, "const int r = t / %d, c = t %% %d;", in.c, in.c);
+    dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, oplane);
+    dn_buf_line(b, "float s[%d] = {0};", iplane);
+    if (op->pool_max) {
+        dn_buf_line(b, "const int32_t *ar = arg + (size_t)r * %d + (size_t)c * %d;", op->out.stride, oplane);
+        dn_buf_line(b, "for (int o = 0; o < %d; o++) s[ar[o]] += dr[o];", oplane);
+    } else {
+        dn_buf_line(b, "for (int oy = 0; oy < %d; oy++)", out.h);
+        dn_buf_line(b, "    for (int ox = 0; ox < %d; ox++) {", out.w);
+        dn_buf_line(b, "        const float g = dr[oy * %d + ox] / %d.0f;", out.w, op->kh * op->kw);
+        dn_buf_line(b, "        for (int ky = 0; ky < %d; ky++)", op->kh);
+        dn_buf_line(b, "            for (int kx = 0; kx < %d; kx++) s[(oy * %d + ky) * %d + ox * %d + kx] += g;",
+                    op->kw, op->sh, in.w, op->sw);
+        dn_buf_line(b, "    }");
+    }
+    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", op->in.stride, iplane);
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", iplane);
+    b->indent++;
+    dn_buf_line(b, "float v = s[i];");
+    if (op->in.has_mask) dn_buf_line(b, "v *= mask_prev[at + (size_t)i];");
+    if (deriv) {
+        dn_buf_line(b, "const float a = a_prev[at + (size_t)i];");
+        dn_buf_line(b, "v *= %s;", deriv);
+    }
+    dn_buf_line(b, "dx[at + (size_t)i] = v;");
+    b->indent--;
+    dn_buf_line(b, "}");
+    if (op->in.width != op->in.stride) {
+        dn_buf_line(b, "if (c == 0)");
+        dn_buf_line(b, "    for (int i = %d; i < %d; i++) dx[(size_t)r * %d + i] = 0.0f;", op->in.width, op->in.stride,
+                    op->in.stride);
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "dn_sync();");
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* ---- the module's interface (kind.h) ------------------------------------------- */
+
+static void pool_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    (void)p;
+    const dn_shape i = op->in.shape, o = op->out.shape;
+    dn_buf_printf(b, "%-12s %s %dx%dx%d -> %dx%dx%d, window %dx%d stride %dx%d", op->name,
+                  op->pool_max ? "maxpool2d" : "avgpool2d", i.c, i.h, i.w, o.c, o.h, o.w, op->kh, op->kw, op->sh,
+                  op->sw);
+    if (op->drop.p > 0) dn_buf_printf(b, " dropout %s%s", op->drop.rate, op->drop_channel ? " (channels)" : "");
+}
+
+static void pool_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
+    const dn_shape i = op->in.shape, o = op->out.shape;
+    dn_buf_line(b, "/* ==== %s: %s pooling [%d, %d, %d] -> [%d, %d, %d]%s%s%s ==== */", op->name,
+                op->pool_max ? "max" : "average", i.c, i.h, i.w, o.c, o.h, o.w, op->drop.p > 0 ? ", dropout " : "",
+                op->drop.p > 0 ? op->drop.rate : "", op->drop.p > 0 && op->drop_channel ? " per channel" : "");
+    dn_buf_blank(b);
+    emit_forward(b, p, op);
+    if (!forward_only && op->own_backward_x) emit_backward_x(b, p, op);
+}
+
+static void pool_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {
+    char extra[4 * DN_EXPR_MAX], arg[DN_EXPR_MAX + 8] = "";
+    dn_epilogue_args(extra, sizeof extra, op, train);
+    if (op->pool_max) snprintf(arg, sizeof arg, " %s,", train ? op->arg : "NULL");
+    dn_buf_line(b, "%s_%s_forward(%s,%s %s,%s);", p->name, op->name, train ? op->in.train : op->in.eval, arg,
+                op->out.a, extra);
+}
+
+static void pool_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    char arg[DN_EXPR_MAX + 8] = "";
+    if (!op->own_backward_x) return;
+    if (op->pool_max) snprintf(arg, sizeof arg, " %s,", op->arg);
+    dn_buf_line(b, "%s_%s_backward_x(%s,%s %s, %s, %s, n);", p->name, op->name, op->out.d, arg, op->in.d, op->in.mask,
+                op->in.a);
+}
+
+const dn_kind dn_kind_pool2d = {
+    .name = "pool2d",
+    .describe = pool_describe,
+    .kernels = pool_kernels,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .backward_adam = pool_backward,
+};

@@ -1,0 +1,181 @@
+/* check_conv.c - convolutional nets (conv2d, max and average pooling,
+ * flatten, element and channel dropout) generated, compiled and run: their
+ * gradients agree with finite differences, they learn a synthetic image
+ * task, and their weights are bit-identical at 1, 2 and 3 threads, without
+ * OpenMP, and after a resume. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+static char *expect_run(int want, const char *cmd) {
+    char *out = NULL;
+    int st = tu_run(cmd, &out);
+    if (st != want) fprintf(stderr, "$ %s\n%s\n", cmd, out);
+    ck_assert_msg(st == want, "'%s' exited %d, want %d", cmd, st, want);
+    return out;
+}
+
+/* ---- gradient checks ----------------------------------------------------------- */
+
+/* Odd sizes, kernels 3 and 5, stride 1 and 2, padding 0, 1 and same (odd and
+ * even kernels), max and average pooling with odd windows and overlapping
+ * strides, element and channel dropout, every activation, both losses, a
+ * conv after a conv and after a pool (their input gradients), and a dense
+ * layer after a flatten. */
+static const char *const gradcheck_specs[] = {
+    "name: c1\ninput: {shape: [2, 9, 7]}\nlayers:\n"
+    "  - {type: conv2d, filters: 3, kernel: 3, padding: 1, activation: tanh, dropout: 0.2}\n"
+    "  - {type: conv2d, filters: 4, kernel: [3, 2], stride: 2, activation: relu, dropout: {rate: 0.3, mode: channel}}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 5, activation: softmax}\n",
+    "name: c2\ninput: {shape: [1, 11, 11], dropout: 0.1}\nlayers:\n"
+    "  - {type: conv2d, filters: 5, kernel: 5, padding: same, activation: sigmoid}\n"
+    "  - {type: maxpool2d, kernel: 3, stride: 2, dropout: 0.25}\n"
+    "  - {type: conv2d, filters: 3, kernel: 2, padding: same, activation: relu}\n"
+    "  - {type: avgpool2d, kernel: [2, 3]}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 7, activation: tanh, dropout: 0.2}\n"
+    "  - {units: 3, activation: softmax}\n",
+    "name: c3\ninput: {shape: [3, 6, 6]}\nlayers:\n"
+    "  - {type: avgpool2d, kernel: 2, stride: 1}\n"
+    "  - {type: conv2d, filters: 2, kernel: 3, stride: [1, 2], padding: [2, 1], activation: linear}\n"
+    "  - {type: maxpool2d, kernel: 2, dropout: {rate: 0.5, mode: channel}}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 4, activation: linear}\n"
+    "train: {loss: mse}\n",
+};
+
+/* The trainer's own gradcheck (central differences, masks fixed) passes. */
+START_TEST(test_gradcheck) {
+    const char *dir = tu_dir("conv_gradcheck");
+    char spec[4096], cmd[8192];
+    snprintf(spec, sizeof spec, "%s/g.yaml", dir);
+    tu_write(spec, gradcheck_specs[_i]);
+    ck_assert_int_eq(tu_build_trainer(spec, dir, "g", "", ""), 0);
+    snprintf(cmd, sizeof cmd, "%s/g gradcheck --samples 30", dir);
+    char *out = expect_run(0, cmd);
+    printf("conv spec %d:\n%s", _i, out);
+    ck_assert_ptr_nonnull(strstr(out, "weight"));
+    ck_assert_ptr_null(strstr(out, "FAIL"));
+    free(out);
+}
+END_TEST
+
+/* ---- training ------------------------------------------------------------------ */
+
+/* A small LeNet-like net on 8x8 images of 4 classes. */
+static const char *const net_text =
+    "name: cnet\n"
+    "input: {shape: [1, 8, 8]}\n"
+    "layers:\n"
+    "  - {name: conv1, type: conv2d, filters: 6, kernel: 3, padding: 1, activation: relu}\n"
+    "  - {name: pool1, type: maxpool2d, kernel: 2, dropout: {rate: 0.2, mode: channel}}\n"
+    "  - {name: conv2, type: conv2d, filters: 8, kernel: 3, activation: relu, dropout: 0.1}\n"
+    "  - {name: pool2, type: avgpool2d, kernel: 2}\n"
+    "  - {name: flat, type: flatten}\n"
+    "  - {name: fc1, units: 16, activation: relu, dropout: 0.3}\n"
+    "  - {name: fc2, units: 4, activation: softmax}\n"
+    "train: {batch_size: 32, epochs: 3, seed: 5}\n";
+
+static char dir[4096];
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "%s", tu_dir("conv_e2e"));
+    char spec[4200], data[4200], *out = NULL;
+    snprintf(spec, sizeof spec, "%s/cnet.yaml", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    tu_write(spec, net_text);
+    tu_runf(&out, "mkdir -p '%s'", data);
+    free(out);
+    if (tu_write_synthetic_idx(data, "train", 2000, 8, 8, 4, 1) != 0 ||
+        tu_write_synthetic_idx(data, "t10k", 400, 8, 8, 4, 2) != 0 ||
+        tu_build_trainer(spec, dir, "cnet", "", "") != 0 ||
+        tu_build_trainer(spec, dir, "cnet_serial", "--standalone", "-fno-openmp") != 0) {
+        fprintf(stderr, "conv setup failed\n");
+        exit(1);
+    }
+}
+
+static char *trainer(const char *bin, const char *args) {
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && ./%s train --data data %s 2>&1", dir, bin, args);
+    if (st != 0) fprintf(stderr, "%s %s -> %d\n%s\n", bin, args, st, out);
+    ck_assert_int_eq(st, 0);
+    return out;
+}
+
+static int same_bytes(const char *a, const char *b) {
+    char pa[4200], pb[4200];
+    size_t la, lb;
+    snprintf(pa, sizeof pa, "%s/%s", dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", dir, b);
+    char *x = tu_read(pa, &la), *y = tu_read(pb, &lb);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    int same = la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static double last_test_acc(const char *out) {
+    const char *p = out, *q;
+    double acc = -1;
+    while ((q = strstr(p, "test_acc ")) != NULL) {
+        acc = strtod(q + 9, NULL);
+        p = q + 9;
+    }
+    return acc;
+}
+
+/* It learns, and 1, 2, 3 threads and a serial build give the same bytes. */
+START_TEST(test_learns_bit_identical) {
+    char *out = trainer("cnet", "--threads 1 --save t1.safetensors");
+    double acc = last_test_acc(out);
+    printf("cnet: synthetic test accuracy %.4f\n", acc);
+    ck_assert_msg(acc >= 0.9, "test accuracy %.4f < 0.9\n%s", acc, out);
+    free(out);
+    free(trainer("cnet", "--threads 2 --save t2.safetensors"));
+    free(trainer("cnet", "--threads 3 --save t3.safetensors"));
+    free(trainer("cnet_serial", "--save ts.safetensors"));
+    ck_assert_msg(same_bytes("t1.safetensors", "t2.safetensors"), "1 vs 2 threads differ");
+    ck_assert_msg(same_bytes("t1.safetensors", "t3.safetensors"), "1 vs 3 threads differ");
+    ck_assert_msg(same_bytes("t1.safetensors", "ts.safetensors"), "OpenMP vs serial differ");
+}
+END_TEST
+
+/* Stopping after 70 steps and resuming ends on the uninterrupted weights. */
+START_TEST(test_resume_bit_identical) {
+    free(trainer("cnet", "--threads 2 --checkpoint-every 100000 --save full.safetensors"));
+    free(trainer("cnet", "--threads 2 --checkpoint-every 100000 --save part.safetensors --max-steps 70"));
+    free(trainer("cnet", "--threads 2 --checkpoint-every 100000 --save part.safetensors --resume part.safetensors"));
+    ck_assert_msg(same_bytes("full.safetensors", "part.safetensors"), "resumed run differs");
+}
+END_TEST
+
+static Suite *conv_suite(void) {
+    Suite *s = suite_create("conv");
+    TCase *tc = tcase_create("gradcheck");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_gradcheck, 0, (int)(sizeof gradcheck_specs / sizeof gradcheck_specs[0]));
+    suite_add_tcase(s, tc);
+    tc = tcase_create("train");
+    tcase_set_timeout(tc, 300);
+    tcase_add_unchecked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_learns_bit_identical);
+    tcase_add_test(tc, test_resume_bit_identical);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(conv_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
