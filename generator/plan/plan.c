@@ -185,6 +185,45 @@ static void plan_flatten(dn_value *cur) {
     cur->shape = (dn_shape){1, cur->width, 1, 1};
 }
 
+/* ---- cost -------------------------------------------------------------------- */
+
+/* Parameters and FLOP per sample of each op (multiply-add = 2 FLOP). The
+ * backward pass is about twice the forward where there are weights (the
+ * weight and input gradients), once where there are none. */
+static void plan_costs(dn_plan *p) {
+    for (int i = 0; i < p->n_ops; i++) {
+        dn_op *op = &p->ops[i];
+        const dn_shape in = op->in.shape, out = op->out.shape;
+        double fwd = 0, wgrad = 0;
+        switch (op->kind) {
+        case DN_OP_DENSE:
+            op->params = (size_t)op->in.width * (size_t)op->out.width + (size_t)op->out.width;
+            fwd = 2.0 * op->in.width * op->out.width;
+            wgrad = fwd;
+            break;
+        case DN_OP_CONV2D:
+            op->params = (size_t)out.c * ((size_t)in.c * (size_t)(op->kh * op->kw) + 1);
+            fwd = 2.0 * out.c * out.h * out.w * in.c * op->kh * op->kw;
+            wgrad = fwd;
+            break;
+        case DN_OP_BATCHNORM:
+            op->params = 2 * (size_t)op->out.width;
+            fwd = 4.0 * op->out.width;
+            wgrad = fwd;
+            break;
+        case DN_OP_POOL2D:
+            fwd = (double)out.c * out.h * out.w * op->kh * op->kw;
+            break;
+        case DN_OP_DROPOUT:
+        case DN_OP_KIND_COUNT:
+            fwd = op->out.width;
+            break;
+        }
+        op->flops_fwd = fwd;
+        op->flops_bwd = wgrad + (op->own_backward_x || op->head || op->kind == DN_OP_BATCHNORM ? fwd : 0.0);
+    }
+}
+
 /* ---- kernel choices ------------------------------------------------------------ */
 
 /* The fused training head: a last dense layer after another one, without
@@ -335,4 +374,11 @@ void dn_plan_build(const dn_spec *s, dn_plan *p) {
     p->wt_floats = plan_wt_floats(p);
     plan_bufs(p, s);
     plan_tensors(p, s);
+    plan_costs(p);
+    for (int i = 0; i < p->n_bufs; i++) {
+        if (p->bufs[i].per_row)
+            p->workspace_floats_per_row += p->bufs[i].floats;
+        else
+            p->workspace_floats_fixed += p->bufs[i].floats;
+    }
 }

@@ -107,6 +107,11 @@ typedef struct {
     int plane4;                   /* out.shape h * w rounded up to 4: a channel's span of dropout units */
     char arg[DN_EXPR_MAX];        /* max pool: its argmax buffer (int32, carved as floats) */
 
+    /* Cost per sample, for `dngen summary` and the benchmark: multiply-adds
+     * count as 2 FLOP; the backward pass counts both gradients. */
+    size_t params;                /* trained parameters (PyTorch's count) */
+    double flops_fwd, flops_bwd;
+
     /* Parameters (floats into the parameter buffer, spec.h's layout). */
     size_t w_off, b_off;          /* dense */
     size_t g_off, beta_off;       /* batchnorm: gamma, beta (trained) */
@@ -156,6 +161,7 @@ typedef struct {
     int n_tensors;
     dn_plan_tensor tensors[DN_MAX_TENSORS];
     int n_batchnorm;              /* batchnorm ops: batches need >= 2 rows */
+    size_t workspace_floats_per_row, workspace_floats_fixed; /* the work space: per batch row, and once */
 } dn_plan;
 
 /* Resolves the plan of a valid spec into *p, which keeps a pointer to s.
