@@ -5,10 +5,12 @@
  * OpenMP, and after a resume. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dn_runtime.h"
 #include "test_util.h"
 
 static char *expect_run(int want, const char *cmd) {
@@ -157,6 +159,45 @@ START_TEST(test_resume_bit_identical) {
 }
 END_TEST
 
+/* The static predictor made from the saved weights classifies the test set
+ * as the trainer's eval does: the same accuracy to the last sample. */
+START_TEST(test_predictor_agrees_with_eval) {
+    free(trainer("cnet", "--threads 2 --save p.safetensors"));
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && ./cnet eval --weights p.safetensors --data data 2>&1", dir);
+    ck_assert_msg(st == 0, "%s", out);
+    const char *acc_at = strstr(out, "test_acc ");
+    ck_assert_ptr_nonnull(acc_at);
+    double eval_acc = strtod(acc_at + 9, NULL);
+    free(out);
+    st = tu_runf(&out, "cd '%s' && '%s' cnet.yaml --inference --weights p.safetensors -o cnet_predict.c && "
+                 "'%s' -O2 cnet_predict.c -o cnet_predict -lz -lm && "
+                 "./cnet_predict data/t10k-images-idx3-ubyte* --format csv --top 1 > pred.csv 2>&1",
+                 dir, DNGEN_EXE, DNGEN_CC);
+    ck_assert_msg(st == 0, "%s", out);
+    free(out);
+    dn_dataset ds;
+    char err[DN_ERR_MAX], path[4200];
+    snprintf(path, sizeof path, "%s/data", dir);
+    ck_assert_msg(dn_dataset_load(path, "t10k", 64, 4, &ds, err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/pred.csv", dir);
+    size_t len;
+    char *csv = tu_read(path, &len), *line = strchr(csv, '\n');
+    int rows = 0, hits = 0;
+    while (line && line[1]) {
+        long idx = strtol(line + 1, &line, 10), cls = strtol(line + 1, &line, 10);
+        hits += ds.labels[idx] == cls;
+        rows++;
+        line = strchr(line, '\n');
+    }
+    ck_assert_int_eq(rows, (int)ds.n);
+    printf("predictor accuracy %.4f, eval %.4f\n", (double)hits / rows, eval_acc);
+    ck_assert_msg(fabs((double)hits / rows - eval_acc) < 1e-4, "predictor %d/%d vs eval %.4f", hits, rows, eval_acc);
+    free(csv);
+    dn_dataset_free(&ds);
+}
+END_TEST
+
 static Suite *conv_suite(void) {
     Suite *s = suite_create("conv");
     TCase *tc = tcase_create("gradcheck");
@@ -168,6 +209,7 @@ static Suite *conv_suite(void) {
     tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_learns_bit_identical);
     tcase_add_test(tc, test_resume_bit_identical);
+    tcase_add_test(tc, test_predictor_agrees_with_eval);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,7 @@
 /* weights.c - reads trained weights (safetensors) for `dngen --inference`,
- * checked against the validated spec: every layer's tensors (dn_layer_tensors:
- * `<name>.weight` [units, in], `<name>.bias` [units], with batchnorm also
- * `<name>_bn.*` [units]) as F32, finite; optimizer state of a full training
+ * checked against the validated spec: every layer's tensors (dn_layer_tensors
+ * in plan/tensors.c: `<name>.weight` [units, in] or [filters, c, kh, kw],
+ * `<name>.bias`, with batchnorm also `<name>_bn.*` [units]) as F32, finite; optimizer state of a full training
  * checkpoint (`optimizer.*`, `best.*`) is ignored; anything else is an
  * error, so a file made for another network is never silently used. */
 #include <math.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dn_runtime.h"
+#include "plan.h"
 #include "weights.h"
 
 /* Checks the file's tensor t->name against t's shape; copies it into dst
@@ -27,12 +28,11 @@ static int check_copy(const dn_st_file *f, const char *path, const dn_tensor_inf
     int ok = in->ndim == t->ndim;
     for (int i = 0; ok && i < t->ndim; i++) ok = in->shape[i] == t->shape[i];
     if (!ok) {
-        if (t->ndim == 2)
-            fprintf(err, "%s: tensor '%s' does not have the spec's shape [%lld, %lld]\n", path, t->name,
-                    (long long)t->shape[0], (long long)t->shape[1]);
-        else
-            fprintf(err, "%s: tensor '%s' does not have the spec's shape [%lld]\n", path, t->name,
-                    (long long)t->shape[0]);
+        char shape[96];
+        int len = snprintf(shape, sizeof shape, "%lld", (long long)t->shape[0]);
+        for (int i = 1; i < t->ndim; i++)
+            len += snprintf(shape + len, sizeof shape - (size_t)len, ", %lld", (long long)t->shape[i]);
+        fprintf(err, "%s: tensor '%s' does not have the spec's shape [%s]\n", path, t->name, shape);
         return -1;
     }
     memcpy(dst, in->data, t->count * sizeof(float)); /* little-endian host assumed, as the runtime does */
@@ -52,7 +52,7 @@ static int check_extra(const dn_st_file *f, const char *path, const dn_spec *s, 
         if (strncmp(name, "optimizer.", 10) == 0 || strncmp(name, "best.", 5) == 0) continue;
         int known = 0;
         for (int k = 0; k < s->n_layers && !known; k++) {
-            dn_layer_tensor t[DN_LAYER_TENSORS];
+            dn_plan_tensor t[DN_LAYER_TENSORS];
             int n = dn_layer_tensors(&s->layers[k], t);
             for (int j = 0; j < n && !known; j++) known = strcmp(name, t[j].name) == 0;
         }
@@ -78,48 +78,6 @@ static uint64_t file_hash(const char *path) {
     return h;
 }
 
-/* A [units] tensor of a batchnorm layer at offset; fill is its init value. */
-static void bn_tensor(dn_layer_tensor *t, const dn_layer *L, const char *what, size_t offset, float fill,
-                      int state) {
-    snprintf(t->name, sizeof t->name, "%s_bn.%s", L->name, what);
-    t->info.ndim = 1;
-    t->info.shape[0] = L->units;
-    t->info.offset = offset;
-    t->info.count = (size_t)L->units;
-    t->info.stored = (size_t)L->stride;
-    t->info.fill = fill;
-    t->info.state = state;
-}
-
-int dn_layer_tensors(const dn_layer *L, dn_layer_tensor t[DN_LAYER_TENSORS]) {
-    memset(t, 0, DN_LAYER_TENSORS * sizeof *t);
-    snprintf(t[0].name, sizeof t[0].name, "%s.weight", L->name);
-    t[0].info.ndim = 2;
-    t[0].info.shape[0] = L->units;
-    t[0].info.shape[1] = L->in;
-    t[0].info.offset = L->w_off;
-    t[0].info.count = (size_t)L->units * (size_t)L->in;
-    t[0].info.fan_in = L->in;
-    t[0].info.panel = DN_PANEL;
-    t[0].info.stored = (size_t)L->stride * (size_t)L->in;
-    snprintf(t[1].name, sizeof t[1].name, "%s.bias", L->name);
-    t[1].info.ndim = 1;
-    t[1].info.shape[0] = L->units;
-    t[1].info.offset = L->b_off;
-    t[1].info.count = (size_t)L->units;
-    t[1].info.fan_in = L->in;
-    t[1].info.stored = (size_t)L->stride;
-    int n = 2;
-    if (L->batchnorm) {
-        bn_tensor(&t[n++], L, "weight", L->g_off, 1.0f, 0);
-        bn_tensor(&t[n++], L, "bias", L->beta_off, 0.0f, 0);
-        bn_tensor(&t[n++], L, "running_mean", L->rm_off, 0.0f, 1);
-        bn_tensor(&t[n++], L, "running_var", L->rv_off, 1.0f, 1);
-    }
-    for (int j = 0; j < n; j++) t[j].info.name = t[j].name;
-    return n;
-}
-
 int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err) {
     char msg[DN_ERR_MAX];
     dn_st_file *f = NULL;
@@ -128,16 +86,17 @@ int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err
         fprintf(err, "%s\n", msg);
         return -1;
     }
-    size_t most = 0; /* the largest tensor (a weight), as a staging area in PyTorch layout */
+    size_t most = 1; /* the largest tensor, as a staging area in PyTorch layout */
     for (int k = 0; k < s->n_layers; k++) {
-        size_t c = (size_t)s->layers[k].units * (size_t)s->layers[k].in;
-        most = c > most ? c : most;
+        dn_plan_tensor t[DN_LAYER_TENSORS];
+        int n = dn_layer_tensors(&s->layers[k], t);
+        for (int j = 0; j < n; j++) most = t[j].info.count > most ? t[j].info.count : most;
     }
     float *p = calloc(s->n_floats, sizeof(float)), *stage = malloc(most * sizeof(float));
     int bad = !p || !stage || check_extra(f, path, s, err) != 0;
     if (!p || !stage) fprintf(err, "dngen: out of memory for %zu weights\n", s->n_params);
     for (int k = 0; k < s->n_layers && !bad; k++) {
-        dn_layer_tensor t[DN_LAYER_TENSORS];
+        dn_plan_tensor t[DN_LAYER_TENSORS];
         int n = dn_layer_tensors(&s->layers[k], t);
         for (int j = 0; j < n && !bad; j++) {
             bad = check_copy(f, path, &t[j].info, stage, err) != 0;

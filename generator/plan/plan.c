@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "literal.h"
-#include "weights.h"
 
 /* Tile shapes (plan.h's dn_tiles): 6 x 2 panels is 12 accumulators of 8
  * floats; 8 x 4 panels with two panels per 16-float vector is 16
@@ -309,36 +308,9 @@ static void plan_bufs(dn_plan *p, const dn_spec *s) {
     }
 }
 
-/* A tensor of PyTorch's layout (no panels). */
-static void add_plain_tensor(dn_plan *p, const char *layer, const char *what, int ndim, const int64_t *shape,
-                             size_t offset, int fan_in) {
-    dn_plan_tensor *t = &p->tensors[p->n_tensors++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s.%s", layer, what);
-    t->info.name = t->name;
-    t->info.ndim = ndim;
-    t->info.count = 1;
-    for (int d = 0; d < ndim; d++) {
-        t->info.shape[d] = shape[d];
-        t->info.count *= (size_t)shape[d];
-    }
-    t->info.offset = offset;
-    t->info.fan_in = fan_in;
-    t->info.stored = t->info.count;
-}
-
-static void plan_conv_tensors(dn_plan *p, const dn_layer *L) {
-    const int64_t w[4] = {L->out_shape.c, L->in_shape.c, L->kh, L->kw}, b[1] = {L->out_shape.c};
-    const int fan_in = L->in_shape.c * L->kh * L->kw; /* PyTorch's kaiming_uniform(a=sqrt(5)): 1/sqrt(fan_in) */
-    add_plain_tensor(p, L->name, "weight", 4, w, L->w_off, fan_in);
-    add_plain_tensor(p, L->name, "bias", 1, b, L->b_off, fan_in);
-}
-
 static void plan_tensors(dn_plan *p, const dn_spec *s) {
     for (int k = 0; k < s->n_layers; k++) {
-        if (s->layers[k].type == DN_LAYER_CONV2D) plan_conv_tensors(p, &s->layers[k]);
-        if (s->layers[k].type != DN_LAYER_DENSE) continue;
-        dn_layer_tensor t[DN_LAYER_TENSORS];
+        dn_plan_tensor t[DN_LAYER_TENSORS];
         int n = dn_layer_tensors(&s->layers[k], t);
         for (int j = 0; j < n; j++) {
             dn_plan_tensor *pt = &p->tensors[p->n_tensors++];

@@ -164,6 +164,15 @@ typedef struct {
     size_t workspace_floats_per_row, workspace_floats_fixed; /* the work space: per batch row, and once */
 } dn_plan;
 
+/* The tensors of layer L in state_dict order: dense "<L>.weight" [units,
+ * in] (in panels), "<L>.bias", and with batchnorm "<L>_bn.weight",
+ * "<L>_bn.bias", "<L>_bn.running_mean", "<L>_bn.running_var" (the last two
+ * state); conv2d "<L>.weight" [F, C, KH, KW] and "<L>.bias" in PyTorch's
+ * layout; none for pools and flatten. What the generated tensor table says
+ * and what dn_tensor_index() reads. Returns the count (0 to 6). */
+#define DN_LAYER_TENSORS 6
+int dn_layer_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]);
+
 /* Resolves the plan of a valid spec into *p, which keeps a pointer to s.
  * Never fails: every user error was reported by validation. */
 void dn_plan_build(const dn_spec *s, dn_plan *p);
