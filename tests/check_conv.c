@@ -49,6 +49,14 @@ static const char *const gradcheck_specs[] = {
     "  - {type: flatten}\n"
     "  - {units: 4, activation: linear}\n"
     "train: {loss: mse}\n",
+    /* the register-tiled forward (no padding, column stride 1, >= 8 output
+     * columns): full and partial filter blocks, a tail of columns, row
+     * stride 2 */
+    "name: c4\ninput: {shape: [2, 12, 13]}\nlayers:\n"
+    "  - {type: conv2d, filters: 6, kernel: [3, 2], stride: [2, 1], activation: tanh, dropout: 0.2}\n"
+    "  - {type: conv2d, filters: 5, kernel: 3, activation: relu, dropout: {rate: 0.3, mode: channel}}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 3, activation: softmax}\n",
 };
 
 /* The trainer's own gradcheck (central differences, masks fixed) passes. */
@@ -69,14 +77,15 @@ END_TEST
 
 /* ---- training ------------------------------------------------------------------ */
 
-/* A small LeNet-like net on 8x8 images of 4 classes. */
+/* A small LeNet-like net on 10x10 images of 4 classes: conv1 runs the
+ * register-tiled forward kernel, conv2 (padded) the plain one. */
 static const char *const net_text =
     "name: cnet\n"
-    "input: {shape: [1, 8, 8]}\n"
+    "input: {shape: [1, 10, 10]}\n"
     "layers:\n"
-    "  - {name: conv1, type: conv2d, filters: 6, kernel: 3, padding: 1, activation: relu}\n"
+    "  - {name: conv1, type: conv2d, filters: 6, kernel: 3, activation: relu}\n"
     "  - {name: pool1, type: maxpool2d, kernel: 2, dropout: {rate: 0.2, mode: channel}}\n"
-    "  - {name: conv2, type: conv2d, filters: 8, kernel: 3, activation: relu, dropout: 0.1}\n"
+    "  - {name: conv2, type: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu, dropout: 0.1}\n"
     "  - {name: pool2, type: avgpool2d, kernel: 2}\n"
     "  - {name: flat, type: flatten}\n"
     "  - {name: fc1, units: 16, activation: relu, dropout: 0.3}\n"
@@ -93,8 +102,8 @@ static void setup(void) {
     tu_write(spec, net_text);
     tu_runf(&out, "mkdir -p '%s'", data);
     free(out);
-    if (tu_write_synthetic_idx(data, "train", 2000, 8, 8, 4, 1) != 0 ||
-        tu_write_synthetic_idx(data, "t10k", 400, 8, 8, 4, 2) != 0 ||
+    if (tu_write_synthetic_idx(data, "train", 2000, 10, 10, 4, 1) != 0 ||
+        tu_write_synthetic_idx(data, "t10k", 400, 10, 10, 4, 2) != 0 ||
         tu_build_trainer(spec, dir, "cnet", "", "") != 0 ||
         tu_build_trainer(spec, dir, "cnet_serial", "--standalone", "-fno-openmp") != 0) {
         fprintf(stderr, "conv setup failed\n");
@@ -179,7 +188,7 @@ START_TEST(test_predictor_agrees_with_eval) {
     dn_dataset ds;
     char err[DN_ERR_MAX], path[4200];
     snprintf(path, sizeof path, "%s/data", dir);
-    ck_assert_msg(dn_dataset_load(path, "t10k", 64, 4, &ds, err) == 0, "%s", err);
+    ck_assert_msg(dn_dataset_load(path, "t10k", 100, 4, &ds, err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/pred.csv", dir);
     size_t len;
     char *csv = tu_read(path, &len), *line = strchr(csv, '\n');

@@ -74,6 +74,111 @@ static void emit_taps(dn_buf *b, const dn_op *op, int forward, const char *wbase
         }
 }
 
+/* Filters per task and vectors of 8 output columns per tile of the tiled
+ * forward kernel: FWD_FB x 3 accumulators of 8 floats fit 16 registers. */
+enum { FWD_FB = 4 };
+
+typedef struct {
+    const dn_op *op;
+    int vb; /* vectors of 8 columns per tile */
+} fwd_tile_ctx;
+
+/* Filters [f0, f0 + nf) of row r, output row oy: tiles of ctx->vb vectors
+ * of 8 columns, each summing channels, then kernel rows, then columns (the
+ * scalar kernel's order) in registers; the columns past the last vector
+ * one by one in the same order. Into s[nf][HO * WO]. */
+static void emit_fwd_tile(dn_buf *b, int nf, void *vctx) {
+    const fwd_tile_ctx *t = vctx;
+    const dn_op *op = t->op;
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int taps = in.c * op->kh * op->kw, full = out.w / 8 * 8, vb = t->vb;
+    dn_buf_line(b, "for (int oy = 0; oy < %d; oy++) {", out.h);
+    b->indent++;
+    dn_buf_line(b, "for (int ox0 = 0; ox0 < %d; ox0 += %d) {", full, 8 * vb);
+    b->indent++;
+    for (int fi = 0; fi < nf; fi++) {
+        dn_buf_printf(b, "%*sdn_v8", 4 * b->indent, "");
+        for (int j = 0; j < vb; j++) dn_buf_printf(b, "%s c%d%d = {0}", j ? "," : "", fi, j);
+        dn_buf_printf(b, ";\n");
+    }
+    dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
+    b->indent++;
+    dn_buf_line(b, "const float *xp = xr + (size_t)ci * %d + (size_t)(oy * %d) * %d + ox0;", in.h * in.w, op->sh, in.w);
+    dn_buf_line(b, "const float *wp = w + (size_t)f0 * %d + (size_t)ci * %d;", taps, op->kh * op->kw);
+    for (int ky = 0; ky < op->kh; ky++)
+        for (int kx = 0; kx < op->kw; kx++) {
+            dn_buf_line(b, "{");
+            b->indent++;
+            for (int j = 0; j < vb; j++)
+                dn_buf_line(b, "const dn_v8 x%d = dn_load8(xp + %d);", j, ky * in.w + kx + 8 * j);
+            for (int fi = 0; fi < nf; fi++) {
+                dn_buf_line(b, "{");
+                dn_buf_line(b, "    const dn_v8 g = dn_splat8(wp[%d]);", fi * taps + ky * op->kw + kx);
+                for (int j = 0; j < vb; j++) dn_buf_line(b, "    c%d%d = dn_fma8(g, x%d, c%d%d);", fi, j, j, fi, j);
+                dn_buf_line(b, "}");
+            }
+            b->indent--;
+            dn_buf_line(b, "}");
+        }
+    b->indent--;
+    dn_buf_line(b, "}");
+    for (int fi = 0; fi < nf; fi++)
+        for (int j = 0; j < vb; j++)
+            dn_buf_line(b, "dn_store8(&s[%d][oy * %d + ox0 + %d], c%d%d);", fi, out.w, 8 * j, fi, j);
+    b->indent--;
+    dn_buf_line(b, "}");
+    if (full < out.w) {
+        dn_buf_line(b, "for (int ox = %d; ox < %d; ox++)", full, out.w);
+        dn_buf_line(b, "    for (int fi = 0; fi < %d; fi++) {", nf);
+        dn_buf_line(b, "        float sum = 0.0f;");
+        dn_buf_line(b, "        for (int ci = 0; ci < %d; ci++) {", in.c);
+        dn_buf_line(b, "            const float *xp = xr + (size_t)ci * %d + (size_t)(oy * %d) * %d + ox;", in.h * in.w,
+                    op->sh, in.w);
+        dn_buf_line(b, "            const float *wp = w + (size_t)(f0 + fi) * %d + (size_t)ci * %d;", taps,
+                    op->kh * op->kw);
+        dn_buf_line(b, "            for (int ky = 0; ky < %d; ky++)", op->kh);
+        dn_buf_line(b, "                for (int kx = 0; kx < %d; kx++) sum = dn_fmaf(wp[ky * %d + kx], xp[ky * %d + kx], sum);",
+                    op->kw, op->kw, in.w);
+        dn_buf_line(b, "        }");
+        dn_buf_line(b, "        s[fi][oy * %d + ox] = sum;", out.w);
+        dn_buf_line(b, "    }");
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "for (int fi = 0; fi < %d; fi++) {", nf);
+    b->indent++;
+    dn_buf_line(b, "const int c = f0 + fi;");
+    dn_buf_line(b, "const float *sf = s[fi];");
+    dn_emit_plane_epilogue(b, op, "sf", "bias[c]");
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* The forward kernel of a convolution without padding and with column
+ * stride 1, at least 8 output columns wide: register tiles of FWD_FB
+ * filters x up to 3 vectors of 8 output columns, one task per (row, block
+ * of filters). */
+static void emit_forward_tiled(dn_buf *b, const dn_op *op) {
+    const dn_shape out = op->out.shape;
+    const int nv = out.w / 8, blocks = (out.c + FWD_FB - 1) / FWD_FB;
+    fwd_tile_ctx t = {op, nv % 3 == 0 ? 3 : nv % 2 == 0 ? 2 : 1};
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", blocks);
+    b->indent++;
+    dn_buf_line(b, "const int r = t / %d, f0 = (t %% %d) * %d;", blocks, blocks, FWD_FB);
+    dn_buf_line(b, "const float *xr = x + (size_t)r * %d;", op->in.stride);
+    dn_buf_line(b, "float s[%d][%d];", FWD_FB, out.h * out.w);
+    dn_emit_split(b, "f0", out.c, FWD_FB, emit_fwd_tile, &t);
+    dn_emit_row_padding(b, op, "f0 == 0");
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Whether the tiled forward kernel serves op. */
+static int forward_tiled(const dn_op *op) {
+    return op->pad_top == 0 && op->pad_left == 0 && op->sw == 1 && op->out.shape.w >= 8;
+}
+
 /* The forward kernel's signature tail, as dense's: mask, h and the stream when randomized. */
 static void emit_fwd_signature(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", p->name, op->name);
@@ -95,6 +200,14 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
                 op->pad_left);
     emit_fwd_signature(b, p, op);
     b->indent++;
+    if (forward_tiled(op)) {
+        emit_forward_tiled(b, op);
+        dn_buf_line(b, "dn_sync();");
+        b->indent--;
+        dn_buf_line(b, "}");
+        dn_buf_blank(b);
+        return;
+    }
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", out.c);
     b->indent++;
@@ -107,7 +220,7 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     emit_taps(b, op, 1, "wc");
     b->indent--;
     dn_buf_line(b, "}");
-    dn_emit_plane_epilogue(b, op, "bias[c]");
+    dn_emit_plane_epilogue(b, op, "s", "bias[c]");
     dn_emit_row_padding(b, op, "c == 0");
     b->indent--;
     dn_buf_line(b, "}");
@@ -117,32 +230,12 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_blank(b);
 }
 
-/* The weight-gradient kernel; with `adam` each filter's gradients update
- * its weights (and bias) by Adam at once. */
-static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int adam) {
+/* The sums of a filter's weight gradient into g[taps] and gb, for the
+ * filter `c` of the task: each element sums over rows, then output rows,
+ * then columns, in that order. */
+static void emit_bw_sums_scalar(dn_buf *b, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
-    const int taps = in.c * op->kh * op->kw, plane = out.h * out.w;
-    if (adam) {
-        dn_buf_line(b, "/* Weight gradients as above, each filter's applied at once by Adam to w and bias");
-        dn_buf_line(b, " * (moments mw, vw of w and mb, vb of bias). */");
-        dn_buf_line(b, "static void %s_%s_backward_w_adam(const float *restrict d, const float *restrict x,", p->name,
-                    op->name);
-        dn_buf_line(b, "        float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,");
-        dn_buf_line(b, "        float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {");
-    } else {
-        dn_buf_line(b, "/* Weight gradients: dw [%d, %d, %d, %d] = sum over rows of d (x) x, db [%d] = sums of d.",
-                    out.c, in.c, op->kh, op->kw, out.c);
-        dn_buf_line(b, " * d [n, %d, %d, %d] (row stride %d). Each element sums rows in order. */", out.c, out.h,
-                    out.w, op->out.stride);
-        dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", p->name,
-                    op->name);
-        dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
-    }
-    b->indent++;
-    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
-    b->indent++;
-    dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
+    const int plane = out.h * out.w;
     dn_buf_line(b, "for (int r = 0; r < n; r++) {");
     b->indent++;
     dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
@@ -174,6 +267,110 @@ static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int ad
     dn_buf_line(b, "}");
     b->indent--;
     dn_buf_line(b, "}");
+}
+
+/* For column stride 1: per input channel and kernel row, one vector
+ * accumulator of 8 output columns per kernel column, over all rows and
+ * output rows (8 adjacent columns of d times 8 adjacent columns of x), the
+ * columns past the last full vector in a scalar beside it; at the end the
+ * lanes are added in order, then the scalar. A fixed order, set by the
+ * shapes alone. */
+static void emit_bw_sums_vec(dn_buf *b, const dn_op *op) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int plane = out.h * out.w;
+    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
+    dn_buf_line(b, "    float sb = 0.0f;");
+    dn_buf_line(b, "    for (int i = 0; i < %d; i++) sb += dr[i];", plane);
+    dn_buf_line(b, "    gb += sb;");
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
+    b->indent++;
+    for (int ky = 0; ky < op->kh; ky++) {
+        int y0, y1;
+        tap_range(out.h, op->sh, ky, op->pad_top, in.h, &y0, &y1);
+        if (y0 >= y1) continue;
+        const int dy = ky - op->pad_top;
+        dn_buf_line(b, "{ /* kernel row %d */", ky);
+        b->indent++;
+        for (int kx = 0; kx < op->kw; kx++) dn_buf_line(b, "dn_v8 acc%d = {0};", kx);
+        for (int kx = 0; kx < op->kw; kx++) dn_buf_line(b, "float tail%d = 0.0f;", kx);
+        dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+        b->indent++;
+        dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
+        dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
+        dn_buf_line(b, "for (int oy = %d; oy < %d; oy++) {", y0, y1);
+        b->indent++;
+        dn_buf_line(b, "const float *drow = dr + oy * %d, *xrow = xc + (oy * %d %c %d) * %d;", out.w, op->sh,
+                    dy < 0 ? '-' : '+', dy < 0 ? -dy : dy, in.w);
+        for (int kx = 0; kx < op->kw; kx++) {
+            int x0, x1;
+            tap_range(out.w, 1, kx, op->pad_left, in.w, &x0, &x1);
+            if (x0 >= x1) continue;
+            const int dx = kx - op->pad_left, full = x0 + (x1 - x0) / 8 * 8;
+            if (full > x0)
+                dn_buf_line(b, "for (int ox = %d; ox < %d; ox += 8) acc%d = dn_fma8(dn_load8(drow + ox), "
+                            "dn_load8(xrow + ox %c %d), acc%d);", x0, full, kx, dx < 0 ? '-' : '+', dx < 0 ? -dx : dx,
+                            kx);
+            if (x1 > full)
+                dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) tail%d += drow[ox] * xrow[ox %c %d];", full, x1, kx,
+                            dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
+        }
+        b->indent--;
+        dn_buf_line(b, "}");
+        b->indent--;
+        dn_buf_line(b, "}");
+        for (int kx = 0; kx < op->kw; kx++) {
+            dn_buf_line(b, "{");
+            dn_buf_line(b, "    float lanes[8], sum = 0.0f;");
+            dn_buf_line(b, "    dn_store8(lanes, acc%d);", kx);
+            dn_buf_line(b, "    for (int l = 0; l < 8; l++) sum += lanes[l];");
+            dn_buf_line(b, "    g[ci * %d + %d] = sum + tail%d;", op->kh * op->kw, ky * op->kw + kx, kx);
+            dn_buf_line(b, "}");
+        }
+        b->indent--;
+        dn_buf_line(b, "}");
+    }
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* A filter's weight-gradient sums, vectorized along output columns when
+ * the column stride is 1, else plain. */
+static void emit_bw_sums(dn_buf *b, const dn_op *op) {
+    if (op->sw == 1 && op->out.shape.w >= 8)
+        emit_bw_sums_vec(b, op);
+    else
+        emit_bw_sums_scalar(b, op);
+}
+
+/* The weight-gradient kernel; with `adam` each filter's gradients update
+ * its weights (and bias) by Adam at once. */
+static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int adam) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int taps = in.c * op->kh * op->kw;
+    if (adam) {
+        dn_buf_line(b, "/* Weight gradients as above, each filter's applied at once by Adam to w and bias");
+        dn_buf_line(b, " * (moments mw, vw of w and mb, vb of bias). */");
+        dn_buf_line(b, "static void %s_%s_backward_w_adam(const float *restrict d, const float *restrict x,", p->name,
+                    op->name);
+        dn_buf_line(b, "        float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,");
+        dn_buf_line(b, "        float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {");
+    } else {
+        dn_buf_line(b, "/* Weight gradients: dw [%d, %d, %d, %d] = sum over rows of d (x) x, db [%d] = sums of d.",
+                    out.c, in.c, op->kh, op->kw, out.c);
+        dn_buf_line(b, " * d [n, %d, %d, %d] (row stride %d). Each element sums rows in order. */", out.c, out.h,
+                    out.w, op->out.stride);
+        dn_buf_line(b, "static void %s_%s_backward_w(const float *restrict d, const float *restrict x,", p->name,
+                    op->name);
+        dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
+    }
+    b->indent++;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
+    b->indent++;
+    dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
+    emit_bw_sums(b, op);
     if (adam) {
         dn_buf_line(b, "for (int e = 0; e < %d; e++)", taps);
         dn_buf_line(b, "    dn_adam1(w + (size_t)c * %d + e, mw + (size_t)c * %d + e, vw + (size_t)c * %d + e, g[e], ac);",

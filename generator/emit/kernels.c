@@ -207,7 +207,7 @@ static void emit_act1(dn_buf *b, dn_act act) {
 /* The epilogue of an image op's plane c of row r, from sums s[] (plus
  * `bias`, a C expression or NULL): activation into a, and in training
  * (h != NULL) the dropout scales into mask and h. Shared with pool.c. */
-void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *bias) {
+void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *sums, const char *bias) {
     const int plane = op->out.shape.h * op->out.shape.w, drop = op->drop.p > 0;
     if (drop && op->drop_channel) {
         dn_buf_line(b, "float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};");
@@ -224,7 +224,10 @@ void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *bias) {
     dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
     dn_buf_line(b, "for (int i = 0; i < %d; i++) {", plane);
     b->indent++;
-    dn_buf_line(b, bias ? "float v = s[i] + %s;" : "float v = s[i];", bias);
+    if (bias)
+        dn_buf_line(b, "float v = %s[i] + %s;", sums, bias);
+    else
+        dn_buf_line(b, "float v = %s[i];", sums);
     emit_act1(b, op->act);
     dn_buf_line(b, "a[at + (size_t)i] = v;");
     if (op->stochastic) {

@@ -69,10 +69,10 @@ void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train);
 /* ---- image planes (conv2d, pools) ------------------------------------------------- */
 
 /* The epilogue of plane c of row r of an image op, inside its task, from the
- * sums s[] (plus `bias`, a C expression, or NULL): op->act into a, and in
+ * array `sums` (plus `bias`, a C expression, or NULL): op->act into a, and in
  * training (h != NULL) op's dropout, per element or per channel, into mask
  * and h. Needs r, c, seed and step in scope. */
-void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *bias);
+void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *sums, const char *bias);
 
 /* Zeroes the padding of row r of the op's output past its width (a, and in
  * training mask and h), in the task where `last_task` (a C condition) holds. */

@@ -56,7 +56,7 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     }
     b->indent -= 2;
     dn_buf_line(b, "    }");
-    dn_emit_plane_epilogue(b, op, NULL);
+    dn_emit_plane_epilogue(b, op, "s", NULL);
     dn_emit_row_padding(b, op, "c == 0");
     b->indent--;
     dn_buf_line(b, "}");
