@@ -5,15 +5,17 @@ For every case this writes, into the output directory (default tests/fixtures):
 
   <case>.yaml          the dngen spec of the network
   <case>.safetensors   PyTorch's numbers for that network:
-      init.<param>     initial weights (torch.manual_seed + nn.Linear default init),
-                       PyTorch state_dict names and layouts (W [out, in], b [out]);
-                       batch norm as <layer>_bn.weight/bias/running_mean/running_var
-      x [n, in] F32, y [n] I64
+      init.<param>     initial weights (torch.manual_seed + nn.Linear / nn.Conv2d default
+                       init), PyTorch state_dict names and layouts (W [out, in], b [out];
+                       conv W [filters, c, kh, kw]); batch norm as
+                       <layer>_bn.weight/bias/running_mean/running_var
+      x [n, in] F32 ([n, c, h, w] for an image input), y [n] I64
       eval.logits      [n, out] pre-activation output of the last layer (after its batch
                        norm, if any), eval mode: dropout off, batch norm on running stats
       eval.loss        [] mean loss over the batch, dropout off
       mask.<slot>      [n, units] F32 0/1: dngen's dropout keep masks (mask.input for
-                       input dropout, mask.<layer name> for a layer's dropout)
+                       input dropout, mask.<layer name> for a layer's dropout); an image
+                       layer's is [n, c, h, w], or [n, c] in channel mode
       train.logits, train.loss, grad.<param>
                        train mode with exactly those masks; gradients of the mean loss
       adam10.<param>   weights after 10 optimizer steps on the same batch, dropout off
@@ -32,9 +34,14 @@ dngen's dropout masks are reproduced bit-exactly here. Every random word dngen u
         key = [seed & 0xffffffff, seed >> 32])[i & 3]
 
 For dropout, domain = 1 (DN_RNG_DROPOUT), a = row in the batch, b = optimizer step,
-c = slot (0 = input dropout, 1 + k = dropout after layer k, k 0-based), i = unit.
-A unit is dropped iff word < uint32(p * 4294967296.0); survivors are scaled by 1/(1-p),
-applied here as `h = h * mask / (1 - p)` after the activation (on x for the input slot).
+c = slot (0 = input dropout, 1 + k = dropout after layer k, k 0-based over every spec
+layer, pools and flatten included), i = unit. A unit is dropped iff
+word < uint32(p * 4294967296.0); survivors are scaled by 1/(1-p), applied here as
+`h = h * mask / (1 - p)` after the activation (on x for the input slot). The units of a
+dense layer and of the input are its features in order (an image input's flat [c, h, w]
+elements); on an image layer [c, h, w] the element at (c, y, x) is unit
+c * plane4 + y * w + x with plane4 = h * w rounded up to a multiple of 4, and in
+channel mode unit c decides the whole channel c.
 
 The Philox implementation is checked against Random123's known-answer vectors before
 anything is written.
@@ -49,6 +56,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -248,28 +256,97 @@ def bn_settings(layer):
     return bn.get("momentum", 0.1), bn.get("eps", 1e-5)
 
 
+def layer_type(layer):
+    return layer.get("type", "dense")
+
+
+def _pair(v):
+    """A window size, stride or padding as (h, w): N or [h, w]."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_padding(layer):
+    """(top, bottom, left, right) zero padding of a conv2d, as dngen and PyTorch pad:
+    `same` puts the extra row and column of an even kernel after."""
+    pad = layer.get("padding", 0)
+    if pad == "same":
+        kh, kw = _pair(layer["kernel"])
+        return (kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2
+    ph, pw = _pair(pad)
+    return ph, ph, pw, pw
+
+
+def layer_shapes(case):
+    """Each layer's output shape: (c, h, w) for an image, an int for flat features."""
+    cur = case["input"]
+    cur = tuple(cur) if isinstance(cur, list) else cur
+    shapes = []
+    for layer in case["layers"]:
+        t = layer_type(layer)
+        if t == "dense":
+            cur = layer["units"]
+        elif t == "flatten":
+            cur = cur[0] * cur[1] * cur[2]
+        else:
+            c, h, w = cur
+            kh, kw = _pair(layer["kernel"])
+            if t == "conv2d":
+                sh, sw = _pair(layer.get("stride", 1))
+                top, bottom, left, right = conv_padding(layer)
+                c = layer["filters"]
+            else:  # pools: no padding, stride defaults to the window
+                sh, sw = _pair(layer.get("stride", layer["kernel"]))
+                top = bottom = left = right = 0
+            cur = (c, (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1)
+        shapes.append(cur)
+    return shapes
+
+
+def flat_size(shape):
+    return shape if isinstance(shape, int) else shape[0] * shape[1] * shape[2]
+
+
 class SpecNet(nn.Module):
-    """A dense network as a dngen spec describes it; parameters named <layer>.weight/bias,
-    a layer's batch norm (Linear -> BatchNorm1d -> activation) <layer>_bn.*."""
+    """A network as a dngen spec describes it; parameters named <layer>.weight/bias,
+    a layer's batch norm (Linear -> BatchNorm1d -> activation) <layer>_bn.*.
+
+    Dense layers are nn.Linear; image layers nn.Conv2d (then the activation),
+    nn.MaxPool2d / nn.AvgPool2d (no padding, floor mode) and nn.Flatten."""
 
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
-        fan_in = spec["input"]
-        for layer in spec["layers"]:
-            self.add_module(layer["name"], nn.Linear(fan_in, layer["units"]))
-            bn = bn_settings(layer)
-            if bn:
-                self.add_module(layer["name"] + "_bn",
-                                nn.BatchNorm1d(layer["units"], momentum=bn[0], eps=bn[1]))
-            fan_in = layer["units"]
+        shape = spec["input"]
+        for layer, out_shape in zip(spec["layers"], layer_shapes(spec)):
+            t = layer_type(layer)
+            if t == "conv2d":
+                pad = layer.get("padding", 0)
+                pad = "same" if pad == "same" else _pair(pad)
+                self.add_module(layer["name"], nn.Conv2d(shape[0], layer["filters"], _pair(layer["kernel"]),
+                                                         stride=_pair(layer.get("stride", 1)), padding=pad))
+            elif t in ("maxpool2d", "avgpool2d"):
+                cls = nn.MaxPool2d if t == "maxpool2d" else nn.AvgPool2d
+                self.add_module(layer["name"], cls(_pair(layer["kernel"]),
+                                                   stride=_pair(layer.get("stride", layer["kernel"]))))
+            elif t == "flatten":
+                self.add_module(layer["name"], nn.Flatten())
+            else:
+                self.add_module(layer["name"], nn.Linear(shape, layer["units"]))
+                bn = bn_settings(layer)
+                if bn:
+                    self.add_module(layer["name"] + "_bn",
+                                    nn.BatchNorm1d(layer["units"], momentum=bn[0], eps=bn[1]))
+            shape = out_shape
 
-    def forward(self, x, masks=None, noises=None):
+    def forward(self, x, masks=None, noises=None, record=None):
         """Returns (logits, output): the last layer's pre-activation and its activation.
 
         `masks` maps slot names (input, <layer>) to 0/1 keep masks; None = dropout off.
+        A channel mask [n, c] keeps or drops whole channels of an image [n, c, h, w].
         `noises` maps layer names to the noise added to their output (sigma * N(0,1)),
-        before dropout; None = no noise (eval).
+        before dropout; None = no noise (eval). `record`, a list, receives
+        (layer, kind, tensor) for every relu pre-activation ("relu") and max pool
+        input ("maxpool"), to measure how far results are from a tie.
         """
         h = x
         p_in = self.spec.get("input_dropout", 0.0)
@@ -277,17 +354,28 @@ class SpecNet(nn.Module):
             h = h * masks["input"] / (1 - p_in)
         layers = self.spec["layers"]
         for k, layer in enumerate(layers):
+            t = layer_type(layer)
+            if record is not None and t == "maxpool2d":
+                record.append((layer["name"], "maxpool", h.detach()))
             z = getattr(self, layer["name"])(h)
-            if bn_settings(layer):
-                z = getattr(self, layer["name"] + "_bn")(z)
-            if k == len(layers) - 1:
-                return z, ACTIVATIONS[layer["activation"]](z)
-            h = ACTIVATIONS[layer["activation"]](z)
+            if t in ("maxpool2d", "avgpool2d", "flatten"):
+                h = z
+            else:
+                if bn_settings(layer):
+                    z = getattr(self, layer["name"] + "_bn")(z)
+                if record is not None and layer["activation"] == "relu":
+                    record.append((layer["name"], "relu", z.detach()))
+                if k == len(layers) - 1:
+                    return z, ACTIVATIONS[layer["activation"]](z)
+                h = ACTIVATIONS[layer["activation"]](z)
             if noises is not None and layer["name"] in noises:
                 h = h + noises[layer["name"]]
             p = layer.get("dropout", 0.0)
             if masks is not None and p > 0:
-                h = h * masks[layer["name"]] / (1 - p)
+                m = masks[layer["name"]]
+                if h.dim() == 4 and m.dim() == 2:  # channel mode
+                    m = m[:, :, None, None]
+                h = h * m / (1 - p)
         raise AssertionError("no layers")
 
 
@@ -390,9 +478,67 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt(lr=0.001), "n": 4, "seed": 42,
         "torch_seed": 42, "x_range": 1.0,
     },
+    # Convolutional nets. Together: kernels 3, 5 and rectangular ones, stride 1 and 2,
+    # padding 0, 1, 2, [1, 0] and same (odd and even kernel), max and average pooling
+    # with odd windows and sizes (floor mode drops a row or column), windows whose stride
+    # differs from their size, element and channel dropout on convolutions and pools
+    # (channel counts above 4) and on an image input, several input channels, a conv
+    # after a pool, flatten then dense, both losses, Adam and AdamW.
+    "small_conv1": {
+        "doc": "3 input channels; conv 3x3 padding 1 (tanh, element dropout), overlapping 3x3 max "
+               "pool with stride 2, conv 3x3 stride 2 (relu, channel dropout), flatten, dense",
+        "input": [3, 11, 11], "input_dropout": 0.0,
+        "layers": [{"name": "conv1", "type": "conv2d", "filters": 4, "kernel": 3, "padding": 1,
+                    "activation": "tanh", "dropout": 0.2},
+                   {"name": "pool1", "type": "maxpool2d", "kernel": 3, "stride": 2},
+                   {"name": "conv2", "type": "conv2d", "filters": 6, "kernel": 3, "stride": 2,
+                    "activation": "relu", "dropout": 0.3, "dropout_mode": "channel"},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "fc1", "units": 7, "activation": "tanh", "dropout": 0.25},
+                   {"name": "out", "units": 3, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt(), "n": 4, "seed": 21, "torch_seed": 21,
+        "x_range": 1.0,
+    },
+    "small_conv2": {
+        "doc": "2 input channels with element dropout; conv 5x5 same (sigmoid), 3x3 average pool "
+               "of a 10x8 plane (channel dropout), conv 2x2 same (linear, element dropout), "
+               "flatten, linear output, MSE",
+        "input": [2, 10, 8], "input_dropout": 0.1,
+        "layers": [{"name": "conv1", "type": "conv2d", "filters": 3, "kernel": 5, "padding": "same",
+                    "activation": "sigmoid"},
+                   {"name": "pool1", "type": "avgpool2d", "kernel": 3, "dropout": 0.25,
+                    "dropout_mode": "channel"},
+                   {"name": "conv2", "type": "conv2d", "filters": 4, "kernel": 2, "padding": "same",
+                    "activation": "linear", "dropout": 0.3},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "out", "units": 4, "activation": "linear", "dropout": 0.0}],
+        "loss": "mse", "optimizer": _opt(), "n": 3, "seed": 22, "torch_seed": 22, "x_range": 1.0,
+    },
+    "small_conv3": {
+        "doc": "conv 5x5 stride 2 padding 2 (relu), 2x2 average pool with stride 1 (element "
+               "dropout), conv 3x2 stride [1, 2] padding [1, 0] (tanh), 3x2 max pool with stride "
+               "[2, 1] (channel dropout), flatten, dense with dropout, AdamW",
+        "input": [1, 12, 12], "input_dropout": 0.0,
+        "layers": [{"name": "conv1", "type": "conv2d", "filters": 4, "kernel": 5, "stride": 2,
+                    "padding": 2, "activation": "relu"},
+                   {"name": "pool1", "type": "avgpool2d", "kernel": 2, "stride": 1, "dropout": 0.2},
+                   {"name": "conv2", "type": "conv2d", "filters": 5, "kernel": [3, 2], "stride": [1, 2],
+                    "padding": [1, 0], "activation": "tanh"},
+                   {"name": "pool2", "type": "maxpool2d", "kernel": [3, 2], "stride": [2, 1],
+                    "dropout": 0.4, "dropout_mode": "channel"},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "fc1", "units": 6, "activation": "relu", "dropout": 0.25},
+                   {"name": "out", "units": 4, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt("adamw", wd=0.01), "n": 4, "seed": 23,
+        "torch_seed": 23, "x_range": 1.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
+# The conv cases are chosen so that no relu input or max pool window is this close to a
+# tie (relative to its tensor's scale; see tie_margins): rounding differences between
+# two implementations cannot flip a relu derivative or a max's position.
+MIN_TIE_MARGIN = 1e-5
 ADAM_STEPS = 10
 
 
@@ -409,18 +555,47 @@ def _num(v):
     return s
 
 
+def _yaml_value(v):
+    """An int, a string or a list of ints as YAML flow text."""
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(e) for e in v) + "]"
+    return str(v)
+
+
+def _image_layer_yaml(layer):
+    """The spec line of a conv2d, pool or flatten layer."""
+    item = f"  - {{name: {layer['name']}, type: {layer['type']}"
+    for key in ("filters", "kernel", "stride", "padding"):
+        if key in layer:
+            item += f", {key}: {_yaml_value(layer[key])}"
+    if "activation" in layer:
+        item += f", activation: {layer['activation']}"
+    p = layer.get("dropout", 0.0)
+    if p > 0 and layer.get("dropout_mode", "element") == "channel":
+        item += f", dropout: {{rate: {_num(p)}, mode: channel}}"
+    elif p > 0:
+        item += f", dropout: {_num(p)}"
+    return item + "}"
+
+
 def spec_yaml(name, case):
     """The dngen spec (YAML text) of a case."""
     lines = [f"# {name}: {case['doc']}.",
              "# Written by tools/torch_reference.py with the fixture "
              f"tests/fixtures/{name}.safetensors.",
              f"name: {name}"]
-    if case["input_dropout"] > 0:
+    if isinstance(case["input"], list):
+        drop = f", dropout: {_num(case['input_dropout'])}" if case["input_dropout"] > 0 else ""
+        lines.append(f"input: {{shape: {_yaml_value(case['input'])}{drop}}}")
+    elif case["input_dropout"] > 0:
         lines.append(f"input: {{size: {case['input']}, dropout: {_num(case['input_dropout'])}}}")
     else:
         lines.append(f"input: {case['input']}")
     lines.append("layers:")
     for layer in case["layers"]:
+        if layer_type(layer) != "dense":
+            lines.append(_image_layer_yaml(layer))
+            continue
         item = f"  - {{name: {layer['name']}, units: {layer['units']}, activation: {layer['activation']}"
         if layer["dropout"] > 0:
             item += f", dropout: {_num(layer['dropout'])}"
@@ -447,17 +622,41 @@ def spec_yaml(name, case):
     return "\n".join(lines) + "\n"
 
 
+def image_dropout_mask(seed, step, slot, n_rows, shape, p, channel):
+    """dngen's keep mask of an image layer's dropout: [n, c, h, w], or [n, c] in channel
+    mode. Element mode: the unit of (channel c, position y * w + x) is c * plane4 + y * w
+    + x, plane4 = h * w rounded up to a multiple of 4 (each channel starts a Philox
+    block). Channel mode: unit c decides all of channel c."""
+    c, h, w = shape
+    if channel:
+        return dropout_mask(seed, step, slot, n_rows, c, p)
+    plane4 = (h * w + 3) // 4 * 4
+    m = dropout_mask(seed, step, slot, n_rows, c * plane4, p).reshape(n_rows, c, plane4)
+    return np.ascontiguousarray(m[:, :, :h * w]).reshape(n_rows, c, h, w)
+
+
 def case_masks(case):
-    """dngen's masks for every dropout slot: {slot name: [n, units] float32 0/1}."""
+    """dngen's masks for every dropout slot: {slot name: float32 0/1}, [n, units] for a
+    dense layer, [n, c, h, w] (element) or [n, c] (channel) for an image layer, and [n, in]
+    or [n, c, h, w] for the input (whose units are its flat elements)."""
     n = case["n"]
     masks = {}
     if case["input_dropout"] > 0:
-        masks["input"] = dropout_mask(case["seed"], MASK_STEP, 0, n, case["input"],
-                                      case["input_dropout"])
-    for k, layer in enumerate(case["layers"]):
-        if layer["dropout"] > 0:
+        shape = case["input"]
+        masks["input"] = dropout_mask(case["seed"], MASK_STEP, 0, n, flat_size(
+            tuple(shape) if isinstance(shape, list) else shape), case["input_dropout"])
+        if isinstance(shape, list):
+            masks["input"] = masks["input"].reshape(n, *shape)
+    for k, (layer, shape) in enumerate(zip(case["layers"], layer_shapes(case))):
+        p = layer.get("dropout", 0.0)
+        if p <= 0:
+            continue
+        if isinstance(shape, tuple):
+            masks[layer["name"]] = image_dropout_mask(case["seed"], MASK_STEP, 1 + k, n, shape, p,
+                                                      layer.get("dropout_mode") == "channel")
+        else:
             masks[layer["name"]] = dropout_mask(case["seed"], MASK_STEP, 1 + k, n,
-                                                layer["units"], layer["dropout"])
+                                                layer["units"], p)
     return masks
 
 
@@ -476,16 +675,45 @@ def _np(t):
     return t.detach().cpu().numpy().copy()
 
 
+def tie_margins(case, record):
+    """How far the recorded forward passes are from a tie that rounding could flip:
+    {"relu": min |z| of relu pre-activations, "maxpool": min gap between the largest and
+    the second largest value of a max pool window}, each relative to the largest |value|
+    of its tensor. A flip would change a gradient by far more than rounding (relu'(z) or
+    the max's position). Windows whose two largest values are both exactly 0 (relu or
+    dropout zeros) are left out: every such position has a zero gradient either way."""
+    layers = {layer["name"]: layer for layer in case["layers"]}
+    out = {}
+    for name, kind, t in record:
+        scale = float(t.abs().max()) or 1.0
+        if kind == "relu":
+            m = float(t.abs().min()) / scale
+        else:
+            layer = layers[name]
+            kh, kw = _pair(layer["kernel"])
+            n, c = t.shape[:2]
+            win = F.unfold(t, (kh, kw), stride=_pair(layer.get("stride", layer["kernel"])))
+            top2 = win.reshape(n, c, kh * kw, -1).topk(2, dim=2).values
+            tied_zero = (top2[:, :, 0] == 0) & (top2[:, :, 1] == 0)
+            gaps = (top2[:, :, 0] - top2[:, :, 1])[~tied_zero]
+            m = float(gaps.min()) / scale if gaps.numel() else float("inf")
+        out[kind] = min(out.get(kind, float("inf")), m)
+    return out
+
+
 def build_case(name, case):
-    """Runs PyTorch on one case; returns (list of (tensor name, array), metadata)."""
+    """Runs PyTorch on one case; returns (list of (tensor name, array), metadata, the tie
+    margins of its forward passes (tie_margins))."""
     torch.manual_seed(case["torch_seed"])
     model = SpecNet(case)
     gen = torch.Generator().manual_seed(case["torch_seed"] + 1000)
     n = case["n"]
     n_out = case["layers"][-1]["units"]
-    x = (torch.rand(n, case["input"], generator=gen) * 2 - 1) * case["x_range"]
+    in_shape = case["input"] if isinstance(case["input"], list) else [case["input"]]
+    x = (torch.rand(n, *in_shape, generator=gen) * 2 - 1) * case["x_range"]
     y = torch.randint(0, n_out, (n,), generator=gen, dtype=torch.int64)
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    record = []
 
     # num_batches_tracked only matters for momentum=None, which dngen does not offer.
     out = [(f"init.{k}", _np(v)) for k, v in init.items() if not k.endswith("num_batches_tracked")]
@@ -494,7 +722,7 @@ def build_case(name, case):
     # Eval mode: dropout off, batch norm on its running statistics.
     model.eval()
     with torch.no_grad():
-        logits, output = model(x)
+        logits, output = model(x, record=record)
         loss = loss_fn(case, logits, output, y)
     out += [("eval.logits", _np(logits)), ("eval.loss", _np(loss))]
     model.train()
@@ -507,7 +735,7 @@ def build_case(name, case):
     noises = {k: torch.from_numpy(v) for k, v in noises_np.items()}
     out += [(f"noise.{k}", v) for k, v in noises_np.items()]
     model.zero_grad()
-    logits, output = model(x, masks, noises)
+    logits, output = model(x, masks, noises, record=record)
     loss = loss_fn(case, logits, output, y)
     loss.backward()
     out += [("train.logits", _np(logits)), ("train.loss", _np(loss))]
@@ -519,7 +747,7 @@ def build_case(name, case):
     losses = []
     for _ in range(ADAM_STEPS):
         opt.zero_grad()
-        logits, output = model(x)
+        logits, output = model(x, record=record)
         loss = loss_fn(case, logits, output, y)
         losses.append(loss.item())
         loss.backward()
@@ -539,11 +767,12 @@ def build_case(name, case):
             "generator": "tools/torch_reference.py"}
     for arr_name, arr in out:
         assert arr.dtype in (np.float32, np.int64), (arr_name, arr.dtype)
-    return out, meta
+    return out, meta, tie_margins(case, record)
 
 
 def self_check_masks():
-    """dropout_mask must agree with the scalar definition (dn_rand_u32 per unit)."""
+    """dropout_mask and image_dropout_mask must agree with the scalar definition
+    (dn_rand_u32 per unit)."""
     seed, step, slot, p = 0x0123456789ABCDEF, 5, 2, 0.3
     m = dropout_mask(seed, step, slot, 3, 11, p)
     thr = dropout_threshold(p)
@@ -551,6 +780,18 @@ def self_check_masks():
         for u in range(11):
             w = int(dn_rand_u32(seed, DN_RNG_DROPOUT, r, step, slot, u))
             assert m[r, u] == (1.0 if w >= thr else 0.0)
+    # An image layer [3, 3, 5]: element (c, y, x) is unit c * 16 + y * 5 + x (plane4 16);
+    # in channel mode unit c.
+    m = image_dropout_mask(seed, step, slot, 2, (3, 3, 5), p, False)
+    mc = image_dropout_mask(seed, step, slot, 2, (3, 3, 5), p, True)
+    for r in range(2):
+        for c in range(3):
+            w = int(dn_rand_u32(seed, DN_RNG_DROPOUT, r, step, slot, c))
+            assert mc[r, c] == (1.0 if w >= thr else 0.0)
+            for y in range(3):
+                for x in range(5):
+                    w = int(dn_rand_u32(seed, DN_RNG_DROPOUT, r, step, slot, c * 16 + y * 5 + x))
+                    assert m[r, c, y, x] == (1.0 if w >= thr else 0.0)
 
 
 def main():
@@ -563,6 +804,9 @@ def main():
     args = ap.parse_args()
 
     torch.use_deterministic_algorithms(True)
+    # nn.Conv2d(padding='same') with an even kernel pads a copy of its input: a note, not
+    # a problem.
+    warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
     torch.set_num_threads(1)
     count, source = check_philox(args.kat)
     print(f"philox4x32_10: {count} known-answer vectors pass ({source})")
@@ -571,7 +815,10 @@ def main():
     os.makedirs(args.out_dir, exist_ok=True)
     for name in args.case or list(CASES):
         case = CASES[name]
-        tensors, meta = build_case(name, case)
+        tensors, meta, margins = build_case(name, case)
+        if isinstance(case["input"], list) and min(margins.values(), default=1.0) < MIN_TIE_MARGIN:
+            raise SystemExit(f"{name}: a relu input or max pool window is within "
+                             f"{MIN_TIE_MARGIN} of a tie ({margins}); choose other seeds or sizes")
         st_path = os.path.join(args.out_dir, f"{name}.safetensors")
         write_safetensors(st_path, tensors, meta)
         back_meta, back = read_safetensors(st_path)
@@ -583,7 +830,8 @@ def main():
         kept = {k[5:]: f"{int(v.sum())}/{v.size}" for k, v in tensors if k.startswith("mask.")}
         print(f"{st_path}: {len(tensors)} tensors, {os.path.getsize(st_path)} bytes, "
               f"eval.loss {dict(tensors)['eval.loss']:.6f}, train.loss "
-              f"{dict(tensors)['train.loss']:.6f}, kept {kept}")
+              f"{dict(tensors)['train.loss']:.6f}, kept {kept}, tie margins "
+              f"{ {k: float(f'{v:.2e}') for k, v in margins.items()} }")
     return 0
 
 
