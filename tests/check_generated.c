@@ -88,8 +88,11 @@ END_TEST
 
 /* ---- PyTorch parity ------------------------------------------------------------- */
 
-static const char *const fixture_cases[] = {"small_ce",    "small_mse", "small_adamw",  "small_l2",
-                                            "small_noise", "small_bn",  "small_bn_out", "seed_mlp"};
+/* Dense nets, then conv nets (conv2d, max and average pooling, flatten,
+ * element and channel dropout; tests/fixtures/README.md lists what each covers). */
+static const char *const fixture_cases[] = {"small_ce",    "small_mse",   "small_adamw", "small_l2",
+                                            "small_noise", "small_bn",    "small_bn_out", "seed_mlp",
+                                            "small_conv1", "small_conv2", "small_conv3"};
 #define N_FIXTURES ((int)(sizeof fixture_cases / sizeof fixture_cases[0]))
 
 /* Forward (eval), train-mode loss and every gradient, with dngen's dropout
@@ -110,14 +113,18 @@ START_TEST(test_fixture_forward_backward) {
 }
 END_TEST
 
-/* Replaces every "dropout: <number>" and "noise: <number>" in text by
- * "...: 0" (the fixture's Adam steps ran without either). */
+/* Replaces every "dropout: <number>", "rate: <number>" (an image layer's
+ * `dropout: {rate: p, mode: channel}`) and "noise: <number>" in text by
+ * "...: 0" (the fixture's Adam steps ran without either); "dropout: {" stays. */
 static char *strip_dropout(const char *text) {
     char *r = malloc(strlen(text) + 1), *w = r;
     ck_assert_ptr_nonnull(r);
     for (const char *p = text; *p;) {
-        int key = strncmp(p, "dropout: ", 9) == 0 ? 9 : strncmp(p, "noise: ", 7) == 0 ? 7 : 0;
-        if (key) {
+        int key = strncmp(p, "dropout: ", 9) == 0 ? 9
+                  : strncmp(p, "rate: ", 6) == 0  ? 6
+                  : strncmp(p, "noise: ", 7) == 0 ? 7
+                                                   : 0;
+        if (key && (p[key] == '.' || (p[key] >= '0' && p[key] <= '9'))) {
             memcpy(w, p, (size_t)key);
             w += key;
             *w++ = '0';
