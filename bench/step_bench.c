@@ -4,10 +4,11 @@
  *
  *   cc -O2 -march=native -fopenmp -Iruntime -DDN_BENCH_SOURCE='"mlp.c"' \
  *      -DDN_BENCH_MODEL=mlp_model bench/step_bench.c build/runtime/libdnrt.a -lz -lm
- *   ./step_bench [--threads N] [--batch B] [--steps S] [--unfused] [--eval]
+ *   ./step_bench [--threads N] [--batch B] [--steps S] [--unfused] [--eval] [--flop F]
  *
  * Prints one line: ms per step (median of 5 rounds), GFLOP/s, where the FLOP
- * count is 2 x (forward + weight-gradient + input-gradient multiply-adds). */
+ * count is 2 x (forward + weight-gradient + input-gradient multiply-adds) of
+ * the dense layers, or F per sample when given (conv nets: `dngen summary`). */
 #define _POSIX_C_SOURCE 200809L
 #define main dn_generated_main
 #include DN_BENCH_SOURCE
@@ -63,14 +64,16 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     (void)dn_generated_main;
     int threads = 0, batch = 64, steps = 200, unfused = 0, eval = 0;
+    double flop_given = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--unfused") == 0) unfused = 1;
         else if (strcmp(argv[i], "--eval") == 0) eval = 1;
+        else if (strcmp(argv[i], "--flop") == 0 && i + 1 < argc) flop_given = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--batch B] [--steps S] [--unfused] [--eval]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--batch B] [--steps S] [--unfused] [--eval] [--flop F]\n", argv[0]);
             return 2;
         }
     }
@@ -111,7 +114,7 @@ int main(int argc, char **argv) {
         rounds[round] = (now() - t0) / steps;
     }
     qsort(rounds, 5, sizeof rounds[0], cmp_double);
-    double sec = rounds[2], flop = 2.0 * macs_per_sample(eval) * batch;
+    double sec = rounds[2], flop = (flop_given > 0 ? flop_given : 2.0 * macs_per_sample(eval)) * batch;
     printf("%s threads=%d batch=%d %s ms_per_step=%.4f gflops=%.1f\n", M->name, threads, batch,
            eval ? "eval" : unfused ? "train-unfused" : "train", sec * 1e3, flop / sec * 1e-9);
     return 0;
