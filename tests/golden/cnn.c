@@ -490,72 +490,315 @@ static size_t cnn_workspace_size(int max_batch) {
 static void cnn_conv1_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 32; t++) {
-        const int r = t / 32, c = t % 32;
-        float s[676] = {0};
-        for (int ci = 0; ci < 1; ci++) {
-            const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-            const float *wc = w + (size_t)c * 9 + (size_t)ci * 9;
-            {
-                const float wv = wc[0];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 + 0];
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, f0 = (t % 8) * 4;
+        const float *xr = x + (size_t)r * 784;
+        float s[4][676];
+        for (int oy = 0; oy < 26; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + ox0;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        const dn_v8 x1 = dn_load8(xp + 37);
+                        const dn_v8 x2 = dn_load8(xp + 45);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        const dn_v8 x1 = dn_load8(xp + 38);
+                        const dn_v8 x2 = dn_load8(xp + 46);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        const dn_v8 x1 = dn_load8(xp + 64);
+                        const dn_v8 x2 = dn_load8(xp + 72);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        const dn_v8 x1 = dn_load8(xp + 65);
+                        const dn_v8 x2 = dn_load8(xp + 73);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        const dn_v8 x1 = dn_load8(xp + 66);
+                        const dn_v8 x2 = dn_load8(xp + 74);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 26 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 26 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 26 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 26 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 26 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 26 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 26 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 26 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 26 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 26 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 26 + ox0 + 16], c32);
             }
-            {
-                const float wv = wc[1];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[2];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[3];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[4];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[5];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[6];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[7];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[8];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 26 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 + 2];
-            }
+            for (int ox = 24; ox < 26; ox++)
+                for (int fi = 0; fi < 4; fi++) {
+                    float sum = 0.0f;
+                    for (int ci = 0; ci < 1; ci++) {
+                        const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + ox;
+                        const float *wp = w + (size_t)(f0 + fi) * 9 + (size_t)ci * 9;
+                        for (int ky = 0; ky < 3; ky++)
+                            for (int kx = 0; kx < 3; kx++) sum = dn_fmaf(wp[ky * 3 + kx], xp[ky * 28 + kx], sum);
+                    }
+                    s[fi][oy * 26 + ox] = sum;
+                }
         }
-        const size_t at = (size_t)r * 21632 + (size_t)c * 676;
-        for (int i = 0; i < 676; i++) {
-            float v = s[i] + bias[c];
-            v = v > 0.0f ? v : 0.0f;
-            a[at + (size_t)i] = v;
+        for (int fi = 0; fi < 4; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 21632 + (size_t)c * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
         }
     }
     dn_sync();
@@ -573,71 +816,123 @@ static void cnn_conv1_backward_w(const float *restrict d, const float *restrict 
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 0];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 2];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 0];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 2] = sum + tail2;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 1];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 3] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 2];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 4] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 0];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 5] = sum + tail2;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 1];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 6] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 2];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 7] = sum + tail1;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 8] = sum + tail2;
                 }
             }
         }
@@ -659,71 +954,123 @@ static void cnn_conv1_backward_w_adam(const float *restrict d, const float *rest
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 0];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 2];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 0];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 2] = sum + tail2;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 1];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 3] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 2];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 4] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 0];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 5] = sum + tail2;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 1];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 6] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 26 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 2];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 7] = sum + tail1;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 8] = sum + tail2;
                 }
             }
         }
@@ -740,72 +1087,304 @@ static void cnn_conv1_backward_w_adam(const float *restrict d, const float *rest
 static void cnn_conv2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 64; t++) {
-        const int r = t / 64, c = t % 64;
-        float s[576] = {0};
-        for (int ci = 0; ci < 32; ci++) {
-            const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-            const float *wc = w + (size_t)c * 288 + (size_t)ci * 9;
-            {
-                const float wv = wc[0];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 0) * 26 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[1];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 0) * 26 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[2];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 0) * 26 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[3];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 1) * 26 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[4];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 1) * 26 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[5];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 1) * 26 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[6];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 2) * 26 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[7];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 2) * 26 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[8];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[oy * 24 + ox] += wv * xc[(oy * 1 + 2) * 26 + ox * 1 + 2];
+    for (int t = 0; t < n * 16; t++) {
+        const int r = t / 16, f0 = (t % 16) * 4;
+        const float *xr = x + (size_t)r * 21632;
+        float s[4][576];
+        for (int oy = 0; oy < 24; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                for (int ci = 0; ci < 32; ci++) {
+                    const float *xp = xr + (size_t)ci * 676 + (size_t)(oy * 1) * 26 + ox0;
+                    const float *wp = w + (size_t)f0 * 288 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[288]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[576]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[864]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[289]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[577]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[865]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[290]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[578]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[866]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        const dn_v8 x1 = dn_load8(xp + 34);
+                        const dn_v8 x2 = dn_load8(xp + 42);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[291]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[579]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[867]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 27);
+                        const dn_v8 x1 = dn_load8(xp + 35);
+                        const dn_v8 x2 = dn_load8(xp + 43);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[292]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[580]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[868]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[293]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[581]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[869]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 52);
+                        const dn_v8 x1 = dn_load8(xp + 60);
+                        const dn_v8 x2 = dn_load8(xp + 68);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[294]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[582]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[870]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 53);
+                        const dn_v8 x1 = dn_load8(xp + 61);
+                        const dn_v8 x2 = dn_load8(xp + 69);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[295]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[583]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[871]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 54);
+                        const dn_v8 x1 = dn_load8(xp + 62);
+                        const dn_v8 x2 = dn_load8(xp + 70);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[296]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[584]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[872]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 24 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 24 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 24 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 24 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 24 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 24 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 24 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 24 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 24 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 24 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 24 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 24 + ox0 + 16], c32);
             }
         }
-        const size_t at = (size_t)r * 36864 + (size_t)c * 576;
-        for (int i = 0; i < 576; i++) {
-            float v = s[i] + bias[c];
-            v = v > 0.0f ? v : 0.0f;
-            a[at + (size_t)i] = v;
+        for (int fi = 0; fi < 4; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 36864 + (size_t)c * 576;
+            for (int i = 0; i < 576; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
         }
     }
     dn_sync();
@@ -823,71 +1402,114 @@ static void cnn_conv2_backward_w(const float *restrict d, const float *restrict 
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 32; ci++) {
-                const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 0) * 26 + ox * 1 + 0];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 0) * 26 + ox * 1 + 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 0) * 26 + ox * 1 + 2];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 1) * 26 + ox * 1 + 0];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 2] = sum + tail2;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 1) * 26 + ox * 1 + 1];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 3] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 1) * 26 + ox * 1 + 2];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 4] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 2) * 26 + ox * 1 + 0];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 5] = sum + tail2;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 2) * 26 + ox * 1 + 1];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 6] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 2) * 26 + ox * 1 + 2];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 7] = sum + tail1;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 8] = sum + tail2;
                 }
             }
         }
@@ -909,71 +1531,114 @@ static void cnn_conv2_backward_w_adam(const float *restrict d, const float *rest
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 32; ci++) {
-                const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                float *gc = g + ci * 9;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 0) * 26 + ox * 1 + 0];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 0) * 26 + ox * 1 + 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 0) * 26 + ox * 1 + 2];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 1) * 26 + ox * 1 + 0];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 2] = sum + tail2;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 1) * 26 + ox * 1 + 1];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 3] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 1) * 26 + ox * 1 + 2];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 4] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 2) * 26 + ox * 1 + 0];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 5] = sum + tail2;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 2) * 26 + ox * 1 + 1];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 6] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 24; oy++)
-                        for (int ox = 0; ox < 24; ox++)
-                            sum += dr[oy * 24 + ox] * xc[(oy * 1 + 2) * 26 + ox * 1 + 2];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 7] = sum + tail1;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 9 + 8] = sum + tail2;
                 }
             }
         }

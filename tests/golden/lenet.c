@@ -681,183 +681,301 @@ static void lenet_conv1_backward_w(const float *restrict d, const float *restric
             float sb = 0.0f;
             for (int i = 0; i < 784; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 - 2];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 2; oy < 28; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 - 2) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 - 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 + 0];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 + 1];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 2] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 + 2];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 3] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 - 2];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 4] = sum + tail4;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 1; oy < 28; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 - 1) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 - 1];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 5] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 + 0];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 6] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 + 1];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 7] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 + 2];
-                    gc[9] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 8] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 - 2];
-                    gc[10] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 9] = sum + tail4;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 28; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 + 0) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 - 1];
-                    gc[11] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 10] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 0];
-                    gc[12] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 11] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 1];
-                    gc[13] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 12] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 2];
-                    gc[14] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 13] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 - 2];
-                    gc[15] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 14] = sum + tail4;
+                }
+            }
+            { /* kernel row 3 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 27; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 + 1) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 - 1];
-                    gc[16] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 15] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 0];
-                    gc[17] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 16] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 1];
-                    gc[18] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 17] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 2];
-                    gc[19] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 18] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 - 2];
-                    gc[20] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 19] = sum + tail4;
+                }
+            }
+            { /* kernel row 4 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 - 1];
-                    gc[21] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 20] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 0];
-                    gc[22] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 21] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 1];
-                    gc[23] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 22] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 2];
-                    gc[24] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 23] = sum + tail3;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 24] = sum + tail4;
                 }
             }
         }
@@ -879,183 +997,301 @@ static void lenet_conv1_backward_w_adam(const float *restrict d, const float *re
             float sb = 0.0f;
             for (int i = 0; i < 784; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 1; ci++) {
-                const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 - 2];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 2; oy < 28; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 - 2) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 - 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 + 0];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 + 1];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 2] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 2; oy < 28; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 2) * 28 + ox * 1 + 2];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 3] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 - 2];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 4] = sum + tail4;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 1; oy < 28; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 - 1) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 - 1];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 5] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 + 0];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 6] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 + 1];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 7] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 1; oy < 28; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 - 1) * 28 + ox * 1 + 2];
-                    gc[9] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 8] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 - 2];
-                    gc[10] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 9] = sum + tail4;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 28; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 + 0) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 - 1];
-                    gc[11] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 10] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 0];
-                    gc[12] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 11] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 1];
-                    gc[13] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 12] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 28; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 0) * 28 + ox * 1 + 2];
-                    gc[14] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 13] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 - 2];
-                    gc[15] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 14] = sum + tail4;
+                }
+            }
+            { /* kernel row 3 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 27; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 + 1) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 - 1];
-                    gc[16] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 15] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 0];
-                    gc[17] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 16] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 1];
-                    gc[18] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 17] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 27; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 1) * 28 + ox * 1 + 2];
-                    gc[19] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 18] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 2; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 - 2];
-                    gc[20] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 19] = sum + tail4;
+                }
+            }
+            { /* kernel row 4 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 4704 + (size_t)c * 784;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 28, *xrow = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 2; ox < 26; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 2), acc0);
+                        for (int ox = 26; ox < 28; ox++) tail0 += drow[ox] * xrow[ox - 2];
+                        for (int ox = 1; ox < 25; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc1);
+                        for (int ox = 25; ox < 28; ox++) tail1 += drow[ox] * xrow[ox - 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
+                        for (int ox = 24; ox < 28; ox++) tail2 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 24; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc3);
+                        for (int ox = 24; ox < 27; ox++) tail3 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 24; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc4);
+                        for (int ox = 24; ox < 26; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 1; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 - 1];
-                    gc[21] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 20] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 28; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 0];
-                    gc[22] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 21] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 27; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 1];
-                    gc[23] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 22] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 26; oy++)
-                        for (int ox = 0; ox < 26; ox++)
-                            sum += dr[oy * 28 + ox] * xc[(oy * 1 + 2) * 28 + ox * 1 + 2];
-                    gc[24] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 23] = sum + tail3;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 24] = sum + tail4;
                 }
             }
         }
@@ -1125,176 +1361,529 @@ static void lenet_pool1_backward_x(const float *restrict d, const int32_t *restr
 static void lenet_conv2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 16; t++) {
-        const int r = t / 16, c = t % 16;
-        float s[100] = {0};
-        for (int ci = 0; ci < 6; ci++) {
-            const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
-            const float *wc = w + (size_t)c * 150 + (size_t)ci * 25;
-            {
-                const float wv = wc[0];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 0) * 14 + ox * 1 + 0];
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, f0 = (t % 4) * 4;
+        const float *xr = x + (size_t)r * 1176;
+        float s[4][100];
+        for (int oy = 0; oy < 10; oy++) {
+            for (int ox0 = 0; ox0 < 8; ox0 += 8) {
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 6; ci++) {
+                    const float *xp = xr + (size_t)ci * 196 + (size_t)(oy * 1) * 14 + ox0;
+                    const float *wp = w + (size_t)f0 * 150 + (size_t)ci * 25;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[150]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[300]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[450]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[151]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[301]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[451]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[152]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[302]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[452]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 3);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[153]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[303]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[453]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 4);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[154]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[304]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[454]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 14);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[155]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[305]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[455]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 15);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[156]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[306]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[456]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[157]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[307]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[457]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[158]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[308]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[458]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[159]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[309]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[459]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[160]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[310]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[460]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[161]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[311]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[461]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[162]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[312]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[462]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 31);
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[163]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[313]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[463]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 32);
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[164]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[314]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[464]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 42);
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[165]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[315]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[465]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 43);
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[166]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[316]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[466]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[167]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[317]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[467]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 45);
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[168]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[318]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[468]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 46);
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[169]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[319]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[469]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[170]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[320]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[470]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[171]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[321]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[471]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[172]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[322]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[472]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 59);
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[173]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[323]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[473]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 60);
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[174]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[324]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[474]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 10 + ox0 + 0], c00);
+                dn_store8(&s[1][oy * 10 + ox0 + 0], c10);
+                dn_store8(&s[2][oy * 10 + ox0 + 0], c20);
+                dn_store8(&s[3][oy * 10 + ox0 + 0], c30);
             }
-            {
-                const float wv = wc[1];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 0) * 14 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[2];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 0) * 14 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[3];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 0) * 14 + ox * 1 + 3];
-            }
-            {
-                const float wv = wc[4];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 0) * 14 + ox * 1 + 4];
-            }
-            {
-                const float wv = wc[5];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 1) * 14 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[6];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 1) * 14 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[7];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 1) * 14 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[8];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 1) * 14 + ox * 1 + 3];
-            }
-            {
-                const float wv = wc[9];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 1) * 14 + ox * 1 + 4];
-            }
-            {
-                const float wv = wc[10];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 2) * 14 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[11];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 2) * 14 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[12];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 2) * 14 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[13];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 2) * 14 + ox * 1 + 3];
-            }
-            {
-                const float wv = wc[14];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 2) * 14 + ox * 1 + 4];
-            }
-            {
-                const float wv = wc[15];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 3) * 14 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[16];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 3) * 14 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[17];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 3) * 14 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[18];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 3) * 14 + ox * 1 + 3];
-            }
-            {
-                const float wv = wc[19];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 3) * 14 + ox * 1 + 4];
-            }
-            {
-                const float wv = wc[20];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 4) * 14 + ox * 1 + 0];
-            }
-            {
-                const float wv = wc[21];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 4) * 14 + ox * 1 + 1];
-            }
-            {
-                const float wv = wc[22];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 4) * 14 + ox * 1 + 2];
-            }
-            {
-                const float wv = wc[23];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 4) * 14 + ox * 1 + 3];
-            }
-            {
-                const float wv = wc[24];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 10 + ox] += wv * xc[(oy * 1 + 4) * 14 + ox * 1 + 4];
-            }
+            for (int ox = 8; ox < 10; ox++)
+                for (int fi = 0; fi < 4; fi++) {
+                    float sum = 0.0f;
+                    for (int ci = 0; ci < 6; ci++) {
+                        const float *xp = xr + (size_t)ci * 196 + (size_t)(oy * 1) * 14 + ox;
+                        const float *wp = w + (size_t)(f0 + fi) * 150 + (size_t)ci * 25;
+                        for (int ky = 0; ky < 5; ky++)
+                            for (int kx = 0; kx < 5; kx++) sum = dn_fmaf(wp[ky * 5 + kx], xp[ky * 14 + kx], sum);
+                    }
+                    s[fi][oy * 10 + ox] = sum;
+                }
         }
-        float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-        if (h)
-            dn_dropout4(seed, step, 3, (uint32_t)r, (uint32_t)c & ~3u, 858993459u, 1.25f, mk);
-        const float keep = mk[c & 3];
-        const size_t at = (size_t)r * 1600 + (size_t)c * 100;
-        for (int i = 0; i < 100; i++) {
-            float v = s[i] + bias[c];
-            v = v > 0.0f ? v : 0.0f;
-            a[at + (size_t)i] = v;
-            if (h) {
-                const float m = keep;
-                mask[at + (size_t)i] = m;
-                h[at + (size_t)i] = v * m;
+        for (int fi = 0; fi < 4; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+            if (h)
+                dn_dropout4(seed, step, 3, (uint32_t)r, (uint32_t)c & ~3u, 858993459u, 1.25f, mk);
+            const float keep = mk[c & 3];
+            const size_t at = (size_t)r * 1600 + (size_t)c * 100;
+            for (int i = 0; i < 100; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+                if (h) {
+                    const float m = keep;
+                    mask[at + (size_t)i] = m;
+                    h[at + (size_t)i] = v * m;
+                }
             }
         }
     }
@@ -1313,183 +1902,301 @@ static void lenet_conv2_backward_w(const float *restrict d, const float *restric
             float sb = 0.0f;
             for (int i = 0; i < 100; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 6; ci++) {
-                const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 0];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 6; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 0) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 2];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 3];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 2] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 4];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 3] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 0];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 4] = sum + tail4;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 1) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 1];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 5] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 2];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 6] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 3];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 7] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 4];
-                    gc[9] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 8] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 0];
-                    gc[10] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 9] = sum + tail4;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 2) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 1];
-                    gc[11] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 10] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 2];
-                    gc[12] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 11] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 3];
-                    gc[13] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 12] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 4];
-                    gc[14] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 13] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 0];
-                    gc[15] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 14] = sum + tail4;
+                }
+            }
+            { /* kernel row 3 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 3) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 1];
-                    gc[16] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 15] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 2];
-                    gc[17] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 16] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 3];
-                    gc[18] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 17] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 4];
-                    gc[19] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 18] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 0];
-                    gc[20] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 19] = sum + tail4;
+                }
+            }
+            { /* kernel row 4 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 4) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 1];
-                    gc[21] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 20] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 2];
-                    gc[22] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 21] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 3];
-                    gc[23] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 22] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 4];
-                    gc[24] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 23] = sum + tail3;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 24] = sum + tail4;
                 }
             }
         }
@@ -1511,183 +2218,301 @@ static void lenet_conv2_backward_w_adam(const float *restrict d, const float *re
             float sb = 0.0f;
             for (int i = 0; i < 100; i++) sb += dr[i];
             gb += sb;
-            for (int ci = 0; ci < 6; ci++) {
-                const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
-                float *gc = g + ci * 25;
-                {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 0];
-                    gc[0] += sum;
+        }
+        for (int ci = 0; ci < 6; ci++) {
+            { /* kernel row 0 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 0) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 1];
-                    gc[1] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 0] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 2];
-                    gc[2] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 1] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 3];
-                    gc[3] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 2] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 0) * 14 + ox * 1 + 4];
-                    gc[4] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 3] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 0];
-                    gc[5] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 4] = sum + tail4;
+                }
+            }
+            { /* kernel row 1 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 1) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 1];
-                    gc[6] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 5] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 2];
-                    gc[7] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 6] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 3];
-                    gc[8] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 7] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 1) * 14 + ox * 1 + 4];
-                    gc[9] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 8] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 0];
-                    gc[10] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 9] = sum + tail4;
+                }
+            }
+            { /* kernel row 2 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 2) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 1];
-                    gc[11] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 10] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 2];
-                    gc[12] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 11] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 3];
-                    gc[13] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 12] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 2) * 14 + ox * 1 + 4];
-                    gc[14] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 13] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 0];
-                    gc[15] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 14] = sum + tail4;
+                }
+            }
+            { /* kernel row 3 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 3) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 1];
-                    gc[16] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 15] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 2];
-                    gc[17] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 16] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 3];
-                    gc[18] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 17] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 3) * 14 + ox * 1 + 4];
-                    gc[19] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 18] = sum + tail3;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 0];
-                    gc[20] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 19] = sum + tail4;
+                }
+            }
+            { /* kernel row 4 */
+                dn_v8 acc0 = {0};
+                dn_v8 acc1 = {0};
+                dn_v8 acc2 = {0};
+                dn_v8 acc3 = {0};
+                dn_v8 acc4 = {0};
+                float tail0 = 0.0f;
+                float tail1 = 0.0f;
+                float tail2 = 0.0f;
+                float tail3 = 0.0f;
+                float tail4 = 0.0f;
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 1600 + (size_t)c * 100;
+                    const float *xc = x + (size_t)r * 1176 + (size_t)ci * 196;
+                    for (int oy = 0; oy < 10; oy++) {
+                        const float *drow = dr + oy * 10, *xrow = xc + (oy * 1 + 4) * 14;
+                        for (int ox = 0; ox < 8; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
+                        for (int ox = 8; ox < 10; ox++) tail0 += drow[ox] * xrow[ox + 0];
+                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
+                        for (int ox = 8; ox < 10; ox++) tail1 += drow[ox] * xrow[ox + 1];
+                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        for (int ox = 0; ox < 8; ox += 8) acc3 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 3), acc3);
+                        for (int ox = 8; ox < 10; ox++) tail3 += drow[ox] * xrow[ox + 3];
+                        for (int ox = 0; ox < 8; ox += 8) acc4 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 4), acc4);
+                        for (int ox = 8; ox < 10; ox++) tail4 += drow[ox] * xrow[ox + 4];
+                    }
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 1];
-                    gc[21] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc0);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 20] = sum + tail0;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 2];
-                    gc[22] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc1);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 21] = sum + tail1;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 3];
-                    gc[23] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc2);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 22] = sum + tail2;
                 }
                 {
-                    float sum = 0.0f;
-                    for (int oy = 0; oy < 10; oy++)
-                        for (int ox = 0; ox < 10; ox++)
-                            sum += dr[oy * 10 + ox] * xc[(oy * 1 + 4) * 14 + ox * 1 + 4];
-                    gc[24] += sum;
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc3);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 23] = sum + tail3;
+                }
+                {
+                    float lanes[8], sum = 0.0f;
+                    dn_store8(lanes, acc4);
+                    for (int l = 0; l < 8; l++) sum += lanes[l];
+                    g[ci * 25 + 24] = sum + tail4;
                 }
             }
         }
