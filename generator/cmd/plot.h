@@ -1,62 +1,19 @@
-/* plot.h - `dngen plot`: training curves from metrics CSV files as a standalone SVG. */
+/* plot.h - `dngen plot`: training curves from metrics CSV files as a standalone SVG.
+ *
+ * Uses the metrics CSV reader (plot_csv.h), which knows nothing of charts:
+ * plot.c -> plot_csv.h <- plot_csv.c, one way. */
 #ifndef DNGEN_PLOT_H
 #define DNGEN_PLOT_H
 #include <stddef.h>
 #include <stdio.h>
 
+#include "plot_csv.h"
+
 /* Runs `dngen plot` with the arguments after "plot" (argv[0] is "plot").
  * Returns an exit status (0 ok, 1 bad input file, 2 usage or output error). */
 int dngen_plot_main(int argc, char **argv, FILE *out, FILE *err);
 
-/* ---- metrics CSV reader (plot_csv.c) ---------------------------------------
- * A metrics file is a header line naming its columns, then one row per epoch.
- * Columns are found by name; unknown and unrequested columns are ignored
- * (never parsed), and their order does not matter. An
- * empty field means "missing" (stored as NaN). CRLF or LF line endings, a
- * trailing newline or not, a UTF-8 byte order mark, blank lines and spaces
- * around fields are accepted. */
-
-#define DNGEN_PLOT_MAX_BYTES ((size_t)16 << 20) /* per input file */
-#define DNGEN_PLOT_MAX_ROWS 100000              /* data rows per input file */
-
-/* The metric columns the reader knows, besides the mandatory `epoch`. */
-enum {
-    DNGEN_PLOT_TRAIN_LOSS,
-    DNGEN_PLOT_TRAIN_ACC,
-    DNGEN_PLOT_TEST_LOSS,
-    DNGEN_PLOT_TEST_ACC,
-    DNGEN_PLOT_VAL_LOSS,
-    DNGEN_PLOT_VAL_ACC,
-    DNGEN_PLOT_NCOLS
-};
-#define DNGEN_PLOT_BIT(c) (1u << (c))
-
-/* One parsed metrics file. */
-typedef struct {
-    size_t n;                         /* data rows, >= 1 after a successful parse */
-    double *epoch;                    /* n values, finite, strictly increasing */
-    double *col[DNGEN_PLOT_NCOLS];    /* n values each (finite, or NaN = missing);
-                                         NULL if absent from the header or not wanted */
-} dngen_plot_metrics;
-
-/* Parses a metrics CSV held in data[0..len) (need not be NUL-terminated; NUL
- * bytes are ordinary characters). `name` is used in messages. `want` is a mask
- * of DNGEN_PLOT_BIT(column) to read if present; `need` (a subset of want)
- * must be present in the header. On success returns 0 and fills *m (free
- * with dngen_plot_metrics_free). On failure returns -1, leaves *m empty and
- * writes one compiler-style line (no newline) into err[0..errlen), e.g.
- *   "run.csv:4:3: error: expected a number in column 'train_acc', got 'abc'"
- * where 4 is the line and 3 the 1-based byte column of the field. */
-int dngen_plot_csv_parse(const char *name, const char *data, size_t len, unsigned want,
-                         unsigned need, dngen_plot_metrics *m, char *err, size_t errlen);
-
-/* Frees what a successful parse allocated and empties *m (NULL-safe, idempotent). */
-void dngen_plot_metrics_free(dngen_plot_metrics *m);
-
-/* The header name of a metric column ("train_acc"), or "epoch" for -1. */
-const char *dngen_plot_column_name(int col);
-
-/* ---- SVG writer (plot.c) ------------------------------------------------- */
+/* ---- SVG writer ------------------------------------------------------------ */
 
 enum { DNGEN_PLOT_METRIC_ACC = 1, DNGEN_PLOT_METRIC_LOSS = 2, DNGEN_PLOT_METRIC_BOTH = 3 };
 

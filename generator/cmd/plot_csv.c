@@ -5,7 +5,7 @@
  * runtime/dn_csv.c: comma-separated fields, no quoting in data rows,
  * numbers in C/JSON decimal notation); this file gives them meaning:
  * columns by name, one row per epoch. */
-#include "plot.h"
+#include "plot_csv.h"
 
 #include <math.h>
 #include <stdarg.h>

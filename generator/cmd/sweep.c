@@ -36,6 +36,7 @@
 #include "dn_runtime.h"
 #include "emit.h"
 #include "plot.h"
+#include "plot_csv.h"
 #include "spec.h"
 
 extern char **environ;
