@@ -662,6 +662,60 @@ START_TEST(test_output_untouched_on_error) {
 }
 END_TEST
 
+/* The chart is SVG: an output name that says otherwise (curves.png) is a
+ * usage error before any input is read, and no file of that name appears;
+ * .svg in any case, and - (stdout), are accepted. */
+START_TEST(test_output_name_not_svg) {
+    char a[1024]; /* tmp_path's buffers rotate */
+    snprintf(a, sizeof a, "%s", write_csv("na.csv", csv_a));
+    const char *bad[] = {"curves.png", "chart.pdf", "curves", "x.svg.png", "svg", "dir.svg/curves.jpg"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *out = tmp_path(bad[i]);
+        remove(out);
+        plot_result r = run_plot(a, "-o", out, NULL);
+        char want[2048];
+        snprintf(want, sizeof want,
+                 "dngen plot: error: cannot write '%s': the chart is SVG, so the output name must end in .svg "
+                 "(or be - for stdout)\n%s",
+                 out, usage_line);
+        ck_assert_int_eq(r.rc, 2);
+        ck_assert_str_eq(r.err, want);
+        ck_assert_uint_eq(r.out_len, 0);
+        struct stat st;
+        ck_assert_msg(stat(out, &st) != 0, "%s was created", out);
+        result_free(&r);
+    }
+    /* an existing file of another type is left alone; the name is refused
+     * before inputs are read (a missing input would be status 1) */
+    const char *keep = tmp_path("keep.png");
+    write_bytes(keep, "PNG", 3);
+    plot_result r = run_plot(a, "-o", keep, NULL);
+    ck_assert_int_eq(r.rc, 2);
+    result_free(&r);
+    r = run_plot(tmp_path("no-such-input.csv"), "-o", keep, NULL);
+    ck_assert_int_eq(r.rc, 2);
+    ck_assert_msg(strstr(r.err, "the chart is SVG") != NULL, "%s", r.err);
+    result_free(&r);
+    size_t len;
+    char *data = read_all(keep, &len);
+    ck_assert_ptr_nonnull(data);
+    ck_assert_str_eq(data, "PNG");
+    free(data);
+    const char *good[] = {"upper.SVG", "mixed.Svg", "plain.svg"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        const char *out = tmp_path(good[i]);
+        remove(out);
+        r = run_plot(a, "-o", out, NULL);
+        ck_assert_msg(r.rc == 0, "%s: %s", good[i], r.err);
+        data = read_all(out, &len);
+        ck_assert_ptr_nonnull(data);
+        ck_assert(strstr(data, "<svg") != NULL);
+        free(data);
+        result_free(&r);
+    }
+}
+END_TEST
+
 START_TEST(test_output_unwritable) {
     const char *a = write_csv("ua.csv", csv_a);
     const char *out = tmp_path("no-such-dir/out.svg");
@@ -1060,6 +1114,7 @@ static Suite *plot_suite(void) {
     tcase_add_test(tc, test_output_file_matches_stdout);
     tcase_add_test(tc, test_output_untouched_on_error);
     tcase_add_test(tc, test_output_unwritable);
+    tcase_add_test(tc, test_output_name_not_svg);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -9,6 +9,7 @@
 
 #include "dn_runtime.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -681,6 +682,21 @@ static int parse_option(int argc, char **argv, int *i, plot_opts *o, FILE *err) 
     return usage_error(err, "unknown option '%s'", a);
 }
 
+/* Whether the -o argument names what the writer writes: "-" (stdout) or a
+ * file ending in .svg, in any case. Anything else (curves.png, chart.pdf,
+ * a name without a suffix) would put an SVG document under a name that says
+ * otherwise, which viewers refuse or misread. */
+static int is_svg_name(const char *path) {
+    size_t n = strlen(path);
+    if (strcmp(path, "-") == 0)
+        return 1;
+    if (n < 4)
+        return 0;
+    const char *ext = path + n - 4;
+    return ext[0] == '.' && tolower((unsigned char)ext[1]) == 's' &&
+           tolower((unsigned char)ext[2]) == 'v' && tolower((unsigned char)ext[3]) == 'g';
+}
+
 /* Parses argv[1..argc) into *o (arrays sized argc by the caller).
  * Returns 0, or 2 after printing a usage error. */
 static int parse_args(int argc, char **argv, plot_opts *o, FILE *err) {
@@ -703,6 +719,9 @@ static int parse_args(int argc, char **argv, plot_opts *o, FILE *err) {
         return usage_error(err, "no input files");
     if (!o->output)
         return usage_error(err, "no output file (use -o OUT.svg, or -o - for stdout)");
+    if (!is_svg_name(o->output))
+        return usage_error(err, "cannot write '%s': the chart is SVG, so the output name must end "
+                           "in .svg (or be - for stdout)", o->output);
     if (o->n_labels != 0 && o->n_labels != o->n_inputs)
         return usage_error(err, "%zu --label value(s) for %zu input file(s)", o->n_labels,
                            o->n_inputs);
