@@ -384,8 +384,8 @@ int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o) {
         g.noise = FLT_EPSILON * (fabs(g.loss0) > 1 ? fabs(g.loss0) : 1);
         int checked = 0, failed = dn_ev_check_all(m, &g, o, &checked);
         if (failed) {
-            fprintf(stderr, "%s: gradcheck: %d of %d tensors above relative error %.0e\n", o->prog,
-                    failed, checked, DN_EV_GRAD_TOL);
+            fprintf(stderr, "%s: gradcheck: %d of %d tensor%s above relative error %.0e\n", o->prog,
+                    failed, checked, dn_plural(checked), DN_EV_GRAD_TOL);
             rc = DN_EXIT_FAIL;
         }
     }
