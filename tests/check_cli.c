@@ -252,6 +252,10 @@ START_TEST(test_help) {
                           "  -h, --help ",
                           "  --version ",
                           "  plot ",
+                          "  sweep ",
+                          "  summary ",
+                          "       dngen sweep SPEC.yaml ",
+                          "       dngen summary SPEC.yaml\n",
                           "exit status: 0 success, 1 the spec is invalid, 2 usage or I/O error\n"};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         ck_assert_msg(strstr(r.out, must[i]) != NULL, "--help does not mention '%s':\n%s", must[i], r.out);
@@ -448,6 +452,230 @@ START_TEST(test_plot_dispatch) {
 }
 END_TEST
 
+/* ---- dngen summary --------------------------------------------------------------- */
+
+/* A dense net with input dropout and batch norm. Expected figures, by hand
+ * from the definitions (docs/summary.md): a multiply-add is 2 FLOP; a
+ * layer's training step is its forward, its weight gradient (= forward) and,
+ * unless it is the first layer, its input gradient (= forward again); batch
+ * norm is 4 FLOP per unit forward, twice that backward; dropout 1 per unit
+ * forward, nothing backward for the input's. Batch 50.
+ *   input dropout: fwd 784, step 784, batch 784 * 50 = 39,200
+ *   fc1 (784 -> 256, first layer): params 784 * 256 + 256 = 200,960;
+ *       fwd 2 * 784 * 256 = 401,408; step 2 * 401,408 = 802,816; batch 40,140,800
+ *   fc1_bn: params gamma + beta = 512; fwd 4 * 256 = 1,024; step 3,072; batch 153,600
+ *   fc2 (256 -> 100): params 25,700; fwd 51,200; step 153,600; batch 7,680,000
+ *   fc3 (100 -> 10): params 1,010; fwd 2,000; step 6,000; batch 300,000
+ *   total: params 228,182; fwd 456,416; step 966,272; batch 48,313,600
+ * in MFLOP with 3 decimals, rounded half up (0.1536 -> 0.154).
+ * Memory: rows = max(batch 50, the trainer's eval batch 256) = 256.
+ *   parameter buffer: weights padded to panels of 8 units: fc1 256 * 784 +
+ *     256 (b) + 512 (gamma, beta) = 201,472; fc2 stride 104: 104 * 256 + 104
+ *     = 26,728; fc3 stride 16: 16 * 100 + 16 = 1,616; running mean and var
+ *     512: 230,328 floats; 3 copies (params, Adam m, v) = 2,763,936 bytes = 2.64 MiB
+ *   work space per row: input mask and h 2 * 784; fc1 a, mask, h, d, z
+ *     5 * 256; fc2 a, d 2 * 104; fc3 a, d 2 * 16; row loss and hit 2:
+ *     3,090; once: fc1's statistics 5 * 256 + W^T scratch of fc2 256 * 104
+ *     = 27,904 (fc3 is the fused head: its W^T lives on the stack);
+ *     256 * 3,090 + 27,904 = 818,944 floats = 3,275,776 bytes = 3.12 MiB
+ *   input batch: 256 * 784 floats = 802,816 bytes = 0.77 MiB
+ *   total 6,842,528 bytes = 6.53 MiB */
+static const char summary_dense_yaml[] =
+    "name: d\n"
+    "input: {size: 784, dropout: 0.2}\n"
+    "layers:\n"
+    "  - {name: fc1, units: 256, activation: relu, batchnorm: true, dropout: 0.5}\n"
+    "  - {name: fc2, units: 100, activation: relu}\n"
+    "  - {name: fc3, units: 10, activation: softmax}\n"
+    "train: {batch_size: 50}\n";
+
+static const char summary_dense_table[] =
+    "layer   type       output  dropout   params  fwd MFLOP  step MFLOP  batch MFLOP\n"
+    "-------------------------------------------------------------------------------\n"
+    "input   dropout    [784]   0.2            0      0.001       0.001        0.039\n"
+    "fc1     dense      [256]            200,960      0.401       0.803       40.141\n"
+    "fc1_bn  batchnorm  [256]   0.5          512      0.001       0.003        0.154\n"
+    "fc2     dense      [100]             25,700      0.051       0.154        7.680\n"
+    "fc3     dense      [10]               1,010      0.002       0.006        0.300\n"
+    "-------------------------------------------------------------------------------\n"
+    "total                               228,182      0.456       0.966       48.314\n"
+    "\n"
+    "fwd: forward pass per sample; step: forward and backward per sample; batch: step x 50\n"
+    "(a multiply-add is 2 FLOP; the loss and Adam's update are not counted)\n"
+    "\n"
+    "memory a training run allocates: 6.53 MiB (float32; the data set not counted)\n"
+    "  parameters, Adam m and v  3 x 230,328 floats                    2.64 MiB\n"
+    "  work space                256 rows x 3,090 + 27,904 floats      3.12 MiB\n"
+    "  input batch               256 rows x 784 floats                 0.77 MiB\n"
+    "  (256 rows: training batches of 50, evaluation batches of 256)\n";
+
+/* A small conv net: conv, max pool with channel dropout, flatten, dense.
+ * Batch 32; figures by hand as above:
+ *   conv1 (1 -> 8 filters 3x3 on 28x28: [8, 26, 26], first layer): params
+ *       8 * (9 + 1) = 80; fwd 2 * 8 * 26 * 26 * 9 = 97,344; step 194,688;
+ *       batch 6,230,016
+ *   pool1 (2x2: [8, 13, 13]): a compare or add per window element: fwd
+ *       8 * 13 * 13 * 4 = 5,408; step 10,816 (its input gradient); batch 346,112
+ *   flat: [1352], no op, nothing
+ *   fc1 (1352 -> 10): params 13,530; fwd 27,040; step 81,120; batch 2,595,840
+ *   total: params 13,610; fwd 129,792; step 286,624; batch 9,171,968
+ * Memory, 256 rows:
+ *   parameters: conv1 72 + 8, fc1 16 * 1352 + 16: 21,728 floats; 3 copies
+ *     260,736 bytes = 0.25 MiB
+ *   work space per row: conv1 a, d 2 * 5,408; pool1 a, mask, h, d and the
+ *     argmax 5 * 1,352; fc1 a, d 2 * 16; row loss and hit 2: 17,610; once:
+ *     fc1's W^T scratch 1,352 * 16 = 21,632 (too big for the fused head's
+ *     stack); 256 * 17,610 + 21,632 = 4,529,792 floats = 18,119,168 bytes
+ *     = 17.28 MiB
+ *   input batch 0.77 MiB; total 19,182,720 bytes = 18.29 MiB */
+static const char summary_conv_yaml[] =
+    "name: c\n"
+    "input: {shape: [1, 28, 28]}\n"
+    "layers:\n"
+    "  - {name: conv1, type: conv2d, filters: 8, kernel: 3, activation: relu}\n"
+    "  - {name: pool1, type: maxpool2d, kernel: 2, dropout: {rate: 0.25, mode: channel}}\n"
+    "  - {name: flat, type: flatten}\n"
+    "  - {name: fc1, units: 10, activation: softmax}\n"
+    "train: {batch_size: 32}\n";
+
+static const char summary_conv_table[] =
+    "layer  type       output       dropout       params  fwd MFLOP  step MFLOP  batch MFLOP\n"
+    "---------------------------------------------------------------------------------------\n"
+    "input  input      [1, 28, 28]                     0      0.000       0.000        0.000\n"
+    "conv1  conv2d     [8, 26, 26]                    80      0.097       0.195        6.230\n"
+    "pool1  maxpool2d  [8, 13, 13]  0.25 channel       0      0.005       0.011        0.346\n"
+    "flat   flatten    [1352]                          0      0.000       0.000        0.000\n"
+    "fc1    dense      [10]                       13,530      0.027       0.081        2.596\n"
+    "---------------------------------------------------------------------------------------\n"
+    "total                                        13,610      0.130       0.287        9.172\n"
+    "\n"
+    "fwd: forward pass per sample; step: forward and backward per sample; batch: step x 32\n"
+    "(a multiply-add is 2 FLOP; the loss and Adam's update are not counted)\n"
+    "\n"
+    "memory a training run allocates: 18.29 MiB (float32; the data set not counted)\n"
+    "  parameters, Adam m and v  3 x 21,728 floats                      0.25 MiB\n"
+    "  work space                256 rows x 17,610 + 21,632 floats     17.28 MiB\n"
+    "  input batch               256 rows x 784 floats                  0.77 MiB\n"
+    "  (256 rows: training batches of 32, evaluation batches of 256)\n";
+
+/* Writes yaml to DIR/name.yaml, runs `dngen summary` on it and checks the
+ * whole output: the model line, then table. */
+static void expect_summary(const char *name, const char *yaml, const char *model_line, const char *table) {
+    char *dir = fresh_dir(name);
+    char *spec = fmt("%s/%s.yaml", dir, name);
+    tu_write(spec, yaml);
+    run r;
+    DNGEN(&r, "summary", spec);
+    ck_assert_msg(r.rc == DNGEN_EXIT_OK, "status %d\n%s", r.rc, r.err);
+    ck_assert_str_eq(r.err, "");
+    char *want = fmt("model %s (%s): %s\n\n%s", name, spec, model_line, table);
+    ck_assert_msg(strcmp(r.out, want) == 0, "--- got\n%s--- expected\n%s", r.out, want);
+    free(want);
+    run_free(&r);
+    free(spec);
+    free(dir);
+}
+
+START_TEST(test_summary_dense) {
+    expect_summary("d", summary_dense_yaml, "input [784], batch 50, loss cross_entropy, optimizer adam",
+                   summary_dense_table);
+}
+END_TEST
+
+START_TEST(test_summary_conv) {
+    expect_summary("c", summary_conv_yaml, "input [1, 28, 28], batch 32, loss cross_entropy, optimizer adam",
+                   summary_conv_table);
+}
+END_TEST
+
+/* A batch above the eval batch sizes the run: batch rows, no note. */
+START_TEST(test_summary_big_batch) {
+    char *dir = fresh_dir("summary_big_batch");
+    char *spec = fmt("%s/d.yaml", dir);
+    char *yaml = strdup(summary_dense_yaml);
+    char *b = strstr(yaml, "batch_size: 50");
+    ck_assert_ptr_nonnull(b);
+    memcpy(b + strlen("batch_size: "), "99", 2); /* 50 -> 99: same length */
+    tu_write(spec, yaml);
+    run r;
+    DNGEN(&r, "summary", spec);
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_OK);
+    ck_assert_msg(strstr(r.out, "; batch: step x 99\n") != NULL, "%s", r.out);
+    /* fc1: step 802,816 FLOP * 99 = 79.478784 MFLOP */
+    ck_assert_msg(strstr(r.out, "0.803       79.479\n") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "(256 rows: training batches of 99, evaluation batches of 256)") != NULL, "%s",
+                  r.out);
+    run_free(&r);
+    free(yaml);
+    tu_write(spec, "name: d\ninput: 784\nlayers:\n  - {units: 10, activation: softmax}\ntrain: {batch_size: 300}\n");
+    DNGEN(&r, "summary", spec);
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_OK);
+    /* rows = 300: 300 * (fc1 a, d 2 * 16 + 2) = 10,200 floats; parameters 3 * (16 * 784 + 16) */
+    ck_assert_msg(strstr(r.out, "  work space                300 rows x 34 floats ") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "  input batch               300 rows x 784 floats ") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "3 x 12,560 floats") != NULL, "%s", r.out);
+    ck_assert_msg(strstr(r.out, "evaluation batches") == NULL, "%s", r.out);
+    run_free(&r);
+    free(spec);
+    free(dir);
+}
+END_TEST
+
+/* The example net of PyTorch's MNIST example (specs/cnn.yaml), as the issue
+ * counts it: 1,199,882 parameters (PyTorch's own count) and about 72 MFLOP
+ * per training sample; by hand, steps of conv1 2 * (2*32*26*26*9) = 778,752,
+ * conv2 3 * (2*64*24*24*32*9) = 63,700,992, pool1 2 * (64*12*12*4) = 73,728,
+ * fc1 3 * (2*9216*128) = 7,077,888, fc2 3 * (2*128*10) = 7,680: 71,639,040.
+ * Every spec in specs/ summarizes. */
+START_TEST(test_summary_specs) {
+    run r;
+    DNGEN(&r, "summary", SPECS "/cnn.yaml");
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_OK);
+    ck_assert_msg(strstr(r.out, "\ntotal ") != NULL && strstr(strstr(r.out, "\ntotal "), " 1,199,882 ") != NULL,
+                  "%s", r.out);
+    ck_assert_msg(strstr(r.out, "     71.639 ") != NULL, "%s", r.out);
+    run_free(&r);
+    char *paths[32];
+    int n = example_specs(paths, 32);
+    for (int i = 0; i < n; i++) {
+        DNGEN(&r, "summary", paths[i]);
+        ck_assert_msg(r.rc == DNGEN_EXIT_OK && r.err_len == 0, "%s: %d %s", paths[i], r.rc, r.err);
+        ck_assert_msg(starts_with(r.out, "model "), "%s: %s", paths[i], r.out);
+        run_free(&r);
+        free(paths[i]);
+    }
+}
+END_TEST
+
+START_TEST(test_summary_usage) {
+    run r;
+    DNGEN(&r, "summary");
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_USAGE);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, "dngen summary: no spec file given\nusage: dngen summary SPEC.yaml\n");
+    run_free(&r);
+    DNGEN(&r, "summary", MLP, "-o", "x");
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_USAGE);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, "dngen summary: unknown option '-o'\nusage: dngen summary SPEC.yaml\n");
+    run_free(&r);
+    DNGEN(&r, "summary", MLP, MLP);
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_USAGE);
+    ck_assert_str_eq(r.err, "dngen summary: more than one spec given ('" MLP "' and '" MLP "')\n");
+    run_free(&r);
+    DNGEN(&r, "summary", SPECS "/no-such.yaml");
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_USAGE);
+    ck_assert_str_eq(r.out, "");
+    ck_assert_str_eq(r.err, SPECS "/no-such.yaml: error: cannot read spec: No such file or directory\n");
+    run_free(&r);
+    DNGEN(&r, "summary", "--help");
+    ck_assert_int_eq(r.rc, DNGEN_EXIT_OK);
+    ck_assert_msg(starts_with(r.out, "usage: dngen summary SPEC.yaml\n"), "%s", r.out);
+    ck_assert_str_eq(r.err, "");
+    run_free(&r);
+}
+END_TEST
+
 /* ---- broken specs through the CLI ------------------------------------------- */
 
 typedef struct {
@@ -501,7 +729,8 @@ static const broken_case broken[] = {
 
 /* Each mistake: status 1, exactly one error line (at the right place) then
  * the count line, nothing on stdout, and the existing output file kept
- * byte for byte with no temporary file left beside it. */
+ * byte for byte with no temporary file left beside it. `dngen summary`
+ * reports a bad spec exactly as generation does. */
 START_TEST(test_broken_spec) {
     const broken_case *c = &broken[_i];
     char *dirname = fmt("cli_broken_%s", c->name);
@@ -515,10 +744,17 @@ START_TEST(test_broken_spec) {
     char *diags = subst_path(c->expect, spec);
     char *want = fmt("%s%s: 1 error\n", diags, spec);
     const char *modes[][3] = {{"-o", outc, NULL}, {"--standalone", "-o", outc}, {"-o", "-", NULL}, {"--check", NULL, NULL}};
-    for (int m = 0; m < 4; m++) {
-        const char *args[4] = {spec, modes[m][0], modes[m][1], modes[m][2]};
+    for (int m = 0; m < 5; m++) {
+        const char *args[4] = {spec, NULL, NULL, NULL};
         int n = 1;
-        while (n < 4 && args[n]) n++;
+        if (m < 4) {
+            memcpy(args + 1, modes[m], sizeof modes[m]);
+            while (n < 4 && args[n]) n++;
+        } else { /* dngen summary SPEC */
+            args[0] = "summary";
+            args[1] = spec;
+            n = 2;
+        }
         run r;
         run_args(&r, n, args);
         ck_assert_msg(r.rc == DNGEN_EXIT_INVALID_SPEC, "case %s mode %d: status %d\n%s", c->name, m, r.rc, r.err);
@@ -1190,6 +1426,11 @@ int main(void) {
     tcase_add_test(tc, test_check_examples);
     tcase_add_test(tc, test_stdout_output);
     tcase_add_test(tc, test_plot_dispatch);
+    tcase_add_test(tc, test_summary_dense);
+    tcase_add_test(tc, test_summary_conv);
+    tcase_add_test(tc, test_summary_big_batch);
+    tcase_add_test(tc, test_summary_specs);
+    tcase_add_test(tc, test_summary_usage);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 

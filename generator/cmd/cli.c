@@ -1,6 +1,8 @@
 /* cli.c - the dngen command line: parse options, run the passes, write output.
  *
  *   load + validate (validate.c) -> emit (emit.c) -> write atomically (runtime dn_io.c)
+ *
+ * Subcommands (plot.c, sweep.c, summary.c) get argv from their own name on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "emit.h"
 #include "plot.h"
 #include "spec.h"
+#include "summary.h"
 #include "sweep.h"
 #include "version.h"
 #include "weights.h"
@@ -32,6 +35,7 @@ static void print_usage(FILE *f) {
             "       dngen SPEC.yaml --check\n"
             "       dngen plot RUN.csv... -o CHART.svg [--metric acc|loss|both]\n"
             "       dngen sweep SPEC.yaml --dropout 0.1,0.3,0.5 | --random K --range LO,HI [-- TRAINER-OPTIONS]\n"
+            "       dngen summary SPEC.yaml\n"
             "       dngen --help | --version\n");
 }
 
@@ -56,8 +60,14 @@ static void print_help(FILE *f) {
             "  -h, --help      this text\n"
             "  --version       print the version\n"
             "\nsubcommands:\n"
-            "  plot            draw training curves from trainer metrics CSV files ('dngen plot --help')\n"
+            "  plot            draw training curves from trainer metrics CSV files as SVG\n"
+            "                  ('dngen plot --help')\n"
+            "  sweep           train one variant per dropout rate, grid or random, and compare\n"
+            "                  them in a table and a chart (docs/sweep.md)\n"
+            "  summary         print the network as a table: per layer its output shape,\n"
+            "                  parameters and MFLOP, then the memory of a training run\n"
             "\nexit status: 0 success, 1 the spec is invalid, 2 usage or I/O error\n"
+            "(sweep: 3 when a variant failed)\n"
             "spec reference: docs/spec.md\n");
 }
 
@@ -130,6 +140,19 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
     return 0;
 }
 
+int dngen_load_spec(const char *path, dn_spec *spec, FILE *err) {
+    dn_diag d;
+    dn_diag_init(&d, err, path);
+    int r = dn_spec_load(path, spec, &d);
+    if (r == -2)
+        return DNGEN_EXIT_USAGE; /* unreadable file */
+    if (r != 0) {
+        fprintf(err, "%s: %d error%s\n", path, d.n_errors, d.n_errors == 1 ? "" : "s");
+        return DNGEN_EXIT_INVALID_SPEC;
+    }
+    return DNGEN_EXIT_OK;
+}
+
 /* Writes the generated text to o->output. Returns an exit status. */
 static int write_output(const cli_opts *o, const dn_buf *text, FILE *out, FILE *err) {
     if (strcmp(o->output, "-") == 0) {
@@ -150,6 +173,7 @@ static int write_output(const cli_opts *o, const dn_buf *text, FILE *out, FILE *
 int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
     if (argc >= 2 && strcmp(argv[1], "plot") == 0) return dngen_plot_main(argc - 1, argv + 1, out, err);
     if (argc >= 2 && strcmp(argv[1], "sweep") == 0) return dngen_sweep_main(argc - 1, argv + 1, out, err);
+    if (argc >= 2 && strcmp(argv[1], "summary") == 0) return dngen_summary_main(argc - 1, argv + 1, out, err);
 
     cli_opts o;
     int r = parse_args(argc, argv, &o, out, err);
@@ -160,16 +184,8 @@ int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
         fprintf(err, "dngen: out of memory\n");
         return DNGEN_EXIT_USAGE;
     }
-    dn_diag d;
-    dn_diag_init(&d, err, o.spec);
-    int status = DNGEN_EXIT_OK;
-    r = dn_spec_load(o.spec, spec, &d);
-    if (r == -2) {
-        status = DNGEN_EXIT_USAGE; /* unreadable file */
-    } else if (r != 0) {
-        fprintf(err, "%s: %d error%s\n", o.spec, d.n_errors, d.n_errors == 1 ? "" : "s");
-        status = DNGEN_EXIT_INVALID_SPEC;
-    } else if (!o.check_only) {
+    int status = dngen_load_spec(o.spec, spec, err);
+    if (status == DNGEN_EXIT_OK && !o.check_only) {
         dn_buf text = {0};
         dn_emit_opts eo = {.standalone = o.standalone, .target = o.target};
         dn_weights w = {0};
