@@ -49,7 +49,7 @@ static const dn_ar_option dn_ar_options[] = {
     {"--seed", DN_AR_U64, DN_AR_TRAIN | DN_AR_GRAD, DN_AR_OFF(seed), 0, 0, "N",
      "seed of init, shuffling and dropout"},
     {"--threads", DN_AR_INT, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(threads), 1, 1024, "N",
-     "OpenMP threads (results do not depend on it)"},
+     "OpenMP threads (results do not depend on it; default: adaptive)"},
     {"--save", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(save), 0, 0, "FILE",
      "write weights (.safetensors) at the end, or checkpoints"},
     {"--init", DN_AR_STR, DN_AR_TRAIN, DN_AR_OFF(init), 0, 0, "FILE", "start from these weights"},

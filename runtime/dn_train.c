@@ -55,6 +55,7 @@ static void dn_tr_signals_restore(const dn_tr_signals *s) {
 /* Everything one training run owns; all of it is allocated before the loop. */
 typedef struct {
     const dn_model *m;
+    dn_governor gov;            /* the steps' team size (dn_threads.c) */
     const dn_opts *o;
     dn_dataset train, test;
     int has_test;
@@ -368,7 +369,9 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
                       m->defaults.norm_std, r->x, r->y);
     dn_batch b = {.n = rows, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step};
     int correct = 0;
+    dn_gov_before_step(&r->gov);
     double loss = dn_tr_train_batch(r, st, &b, &correct);
+    dn_gov_after_step(&r->gov);
     if (!isfinite(loss)) {
         if (m->train_step_adam) { /* the fused step left no gradients to inspect */
             int ignored = 0;
@@ -418,6 +421,7 @@ static int dn_tr_after_step(dn_tr_run *r, const dn_train_state *st) {
 
 /* The epoch's results: training sums so far, validation and test passes. */
 static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
+    dn_gov_settle(&r->gov);
     memset(e, 0, sizeof *e);
     e->epoch = st->epoch + 1;
     e->step = st->step;
@@ -596,6 +600,7 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
     r.o = o;
     dn_train_state st;
     int threads = dn_apply_threads(o->threads);
+    dn_gov_init(&r.gov, o->threads, threads);
     dn_progress_init(&r.progress, !o->quiet && isatty(STDERR_FILENO));
     int rc = dn_tr_load_data(&r);
     if (rc == DN_EXIT_OK)

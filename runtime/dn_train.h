@@ -235,6 +235,29 @@ void *dn_alloc_aligned(size_t bytes);
 /* Seconds on a monotonic clock. */
 double dn_now_seconds(void);
 
+/* The team size of the training steps while they run (dn_threads.c):
+ * fixed with --threads, else chosen between the OpenMP default and 1 by
+ * timing both, since results do not depend on it. */
+#define DN_GOV_MAX_ROUND 1024
+typedef struct {
+    int adaptive;           /* 0: the count stays as --threads or OpenMP set it */
+    int in_use, other;      /* the count of most steps, and the one probed */
+    int running;            /* the count omp_set_num_threads last set */
+    int round, at;          /* steps per round; step within it */
+    int switches;           /* how often in_use changed */
+    int trace;              /* print each switch on stderr (DN_THREADS_TRACE) */
+    double t0;
+    double secs[DN_GOV_MAX_ROUND];
+} dn_governor;
+
+/* fixed: --threads (0: none given); most: the threads regions use now. */
+void dn_gov_init(dn_governor *g, int fixed, int most);
+/* Around each training step: sets its team size, then times it. */
+void dn_gov_before_step(dn_governor *g);
+void dn_gov_after_step(dn_governor *g);
+/* Before work that is not a step (eval): the count in use. */
+void dn_gov_settle(dn_governor *g);
+
 /* Applies --threads (no-op without OpenMP or when threads == 0) and returns
  * the number of threads parallel regions will use. */
 int dn_apply_threads(int threads);

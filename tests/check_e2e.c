@@ -133,6 +133,19 @@ START_TEST(test_threads_bit_identical) {
 }
 END_TEST
 
+/* Without --threads the team size changes while training runs (rounds of
+ * 6 steps here: 4 probe steps on one thread, 2 on three): same bytes. */
+START_TEST(test_adaptive_threads_bit_identical) {
+    free(trainer(0, "syn", "--threads 1 --save a1.safetensors"));
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && OMP_NUM_THREADS=3 DN_GOV_ROUND=6 ./syn train --data data "
+                     "--save adaptive.safetensors 2>&1", dir);
+    ck_assert_msg(st == 0, "%s", out);
+    free(out);
+    ck_assert_msg(same_bytes("a1.safetensors", "adaptive.safetensors"), "adaptive team size changed the results");
+}
+END_TEST
+
 /* Stops after k steps (mid-epoch, at an epoch end), resumes with the same
  * command line: the final full state equals an uninterrupted run's. */
 START_TEST(test_resume_bit_identical) {
@@ -472,6 +485,7 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_learns);
     tcase_add_test(tc, test_threads_bit_identical);
+    tcase_add_test(tc, test_adaptive_threads_bit_identical);
     tcase_add_test(tc, test_resume_bit_identical);
     tcase_add_test(tc, test_kill9_resume);
     tcase_add_test(tc, test_predictor);
