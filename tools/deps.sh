@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dngen needs that are missing (as root, or through
-# sudo). Usage: tools/deps.sh [--data]   (--data adds the Fashion-MNIST dataset)
+# sudo). Usage: tools/deps.sh [--data] [--arm64]
+#   --data    adds the Fashion-MNIST dataset
+#   --arm64   adds the ARM64 cross compiler, qemu-user and arm64 zlib (the
+#             dpkg architecture arm64 is added first) for tests/check_arm64.c
 #
 # When another apt or dpkg is running (unattended-upgrades, a second shell),
 # this waits for it instead of stopping at apt's lock error: up to
@@ -11,9 +14,14 @@ set -euo pipefail
 pkgs=(gcc clang make cmake pkg-config libyaml-dev check zlib1g-dev libomp-dev
       libclang-rt-14-dev   # libFuzzer and sanitizer runtimes for tests/fuzz/run.sh
       valgrind)            # check_e2e runs a small training under valgrind
-if [ "${1:-}" = "--data" ]; then
-  pkgs+=(dataset-fashion-mnist)
-fi
+arm64=0
+for arg in "$@"; do
+  case $arg in
+    --data) pkgs+=(dataset-fashion-mnist) ;;
+    --arm64) arm64=1; pkgs+=(gcc-aarch64-linux-gnu qemu-user zlib1g-dev:arm64) ;;
+    *) echo "usage: tools/deps.sh [--data] [--arm64]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -63,5 +71,9 @@ apt_get() {
 }
 
 echo "dngen: installing ${missing[*]}" >&2
+if [ $arm64 = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "dngen: adding the dpkg architecture arm64 (for zlib1g-dev:arm64)" >&2
+  $sudo dpkg --add-architecture arm64
+fi
 apt_get update -q
 apt_get install -y -q --no-install-recommends "${missing[@]}"
