@@ -200,10 +200,18 @@ static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) 
     return DN_EXIT_OK;
 }
 
+int dn_eval_rows(const dn_model *m, int at_least) {
+    int rows = at_least > DN_EVAL_BATCH ? at_least : DN_EVAL_BATCH;
+    size_t floor_ws = m->workspace_size(at_least), cap = floor_ws > DN_EVAL_WS_MAX ? floor_ws : DN_EVAL_WS_MAX;
+    while (rows > at_least && m->workspace_size(rows) > cap)
+        rows = rows / 2 > at_least ? rows / 2 : at_least;
+    return rows;
+}
+
 int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     char err[DN_ERR_MAX], warn[DN_ERR_MAX];
     dn_apply_threads(o->threads);
-    int batch = o->batch_size_given ? o->batch_size : DN_EVAL_BATCH;
+    int batch = o->batch_size_given ? o->batch_size : dn_eval_rows(m, 1);
     dn_dataset ds;
     int rc = dn_ev_load_test(m, o, &ds);
     if (rc != DN_EXIT_OK)

@@ -157,7 +157,7 @@ static int dn_tr_alloc(dn_tr_run *r) {
     int b = r->o->batch_size;
     if ((uint32_t)b > r->split.n_fit)
         b = (int)r->split.n_fit; /* no batch can be larger */
-    r->eval_batch = b > DN_EVAL_BATCH ? b : DN_EVAL_BATCH;
+    r->eval_batch = dn_eval_rows(m, b);
     if (r->has_test && (uint32_t)r->eval_batch > r->test.n)
         r->eval_batch = (int)r->test.n;
     int rows = b > r->eval_batch ? b : r->eval_batch;

@@ -28,6 +28,17 @@ enum {
  * 64 MB on Fashion-MNIST); training evaluates in batches of max(this, B). */
 #define DN_EVAL_BATCH 256
 
+/* Most bytes of work space evaluation takes for its batches, unless the
+ * training batch already needs more: a conv net's activations per row are
+ * large (specs/cnn.yaml: 0.64 MiB), and 256 of them would be 164 MiB. */
+#define DN_EVAL_WS_MAX ((size_t)32 << 20)
+
+/* Rows per eval batch: max(DN_EVAL_BATCH, at_least), halved (not below
+ * at_least) while its work space passes DN_EVAL_WS_MAX and at_least rows'.
+ * The evaluation's results do not depend on it beyond the rounding of the
+ * loss's sum. */
+int dn_eval_rows(const dn_model *m, int at_least);
+
 /* ---- command line (dn_args.c) --------------------------------------------- */
 
 typedef enum {

@@ -128,15 +128,30 @@ static void print_row(FILE *out, const int *width, const char *const *cells) {
 
 static double mib(double floats) { return floats * sizeof(float) / (1024.0 * 1024.0); }
 
+/* Bytes of work space for `rows` rows, as the plan counts them. */
+static double work_bytes(const dn_plan *p, size_t rows) {
+    return ((double)rows * (double)p->workspace_floats_per_row + (double)p->workspace_floats_fixed) * sizeof(float);
+}
+
+/* dn_eval_rows (runtime/dn_eval.c) on the plan's work space sizes. */
+static size_t eval_rows(const dn_plan *p, int batch) {
+    size_t at_least = (size_t)batch, rows = at_least > DN_EVAL_BATCH ? at_least : DN_EVAL_BATCH;
+    double cap = work_bytes(p, at_least) > (double)DN_EVAL_WS_MAX ? work_bytes(p, at_least) : (double)DN_EVAL_WS_MAX;
+    while (rows > at_least && work_bytes(p, rows) > cap)
+        rows = rows / 2 > at_least ? rows / 2 : at_least;
+    return rows;
+}
+
 /* The memory a training run allocates for the network, as runtime/dn_train.c
  * does: the parameter buffer with Adam's m and v (the fused step keeps no
  * gradient buffer warm: it is touched only when a loss diverges), the work
- * space and the input batch, both for max(batch, DN_EVAL_BATCH) rows
- * because the trainer evaluates in batches of that many. */
+ * space and the input batch, both for the rows of an evaluation batch,
+ * chosen as dn_eval_rows does (runtime/dn_eval.c) from the work space's
+ * size, which the plan gives (up to the alignment of each buffer). */
 static void print_memory(const dn_plan *p, FILE *out) {
     const dn_spec *s = p->spec;
     const int batch = s->train.batch_size;
-    const size_t rows = (size_t)(batch > DN_EVAL_BATCH ? batch : DN_EVAL_BATCH);
+    const size_t rows = eval_rows(p, batch);
     const double params = 3.0 * (double)s->n_floats;
     const double work = (double)rows * (double)p->workspace_floats_per_row + (double)p->workspace_floats_fixed;
     const double input = (double)rows * (double)s->input;
