@@ -47,12 +47,46 @@ static void emit_tap(dn_buf *b, const dn_op *op, int ky, int kx, int forward, co
     tap_range(out.h, op->sh, ky, op->pad_top, in.h, &y0, &y1);
     tap_range(out.w, op->sw, kx, op->pad_left, in.w, &x0, &x1);
     if (y0 >= y1 || x0 >= x1) return; /* the tap sees only padding */
+    const int dy = ky - op->pad_top, dx = kx - op->pad_left;
     dn_buf_line(b, "{");
     b->indent++;
     dn_buf_line(b, "const float wv = %s;", wexpr);
+    if (op->sw == 1 && x1 - x0 >= 8) { /* rows of adjacent columns: 8 at a time, the rest one by one */
+        const int full = x0 + (x1 - x0) / 8 * 8;
+        char orow[96], irow[96], ix[32]; /* the input row, and its column ix for output column ox */
+        snprintf(orow, sizeof orow, "%s + oy * %d", forward ? "s" : "dr", out.w);
+        snprintf(irow, sizeof irow, "%s + (oy * %d %c %d) * %d", forward ? "xc" : "s", op->sh, dy < 0 ? '-' : '+',
+                 dy < 0 ? -dy : dy, in.w);
+        if (dx)
+            snprintf(ix, sizeof ix, "(ox %c %d)", dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
+        else
+            snprintf(ix, sizeof ix, "ox");
+        dn_buf_line(b, "const dn_v8 w8 = dn_splat8(wv);");
+        dn_buf_line(b, "for (int oy = %d; oy < %d; oy++) {", y0, y1);
+        b->indent++;
+        if (forward) {
+            dn_buf_line(b, "float *so = %s;", orow);
+            dn_buf_line(b, "const float *xi = %s;", irow);
+            dn_buf_line(b, "for (int ox = %d; ox < %d; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + %s), "
+                        "dn_load8(so + ox)));", x0, full, ix);
+            if (full < x1)
+                dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) so[ox] = dn_fmaf(wv, xi[%s], so[ox]);", full, x1, ix);
+        } else {
+            dn_buf_line(b, "const float *di = %s;", orow);
+            dn_buf_line(b, "float *si = %s;", irow);
+            dn_buf_line(b, "for (int ox = %d; ox < %d; ox += 8) dn_store8(si + %s, dn_fma8(w8, dn_load8(di + ox), "
+                        "dn_load8(si + %s)));", x0, full, ix, ix);
+            if (full < x1)
+                dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) si[%s] = dn_fmaf(wv, di[ox], si[%s]);", full, x1, ix, ix);
+        }
+        b->indent--;
+        dn_buf_line(b, "}");
+        b->indent--;
+        dn_buf_line(b, "}");
+        return;
+    }
     dn_buf_line(b, "for (int oy = %d; oy < %d; oy++)", y0, y1);
     dn_buf_line(b, "    for (int ox = %d; ox < %d; ox++)", x0, x1);
-    const int dy = ky - op->pad_top, dx = kx - op->pad_left;
     char at[96];
     snprintf(at, sizeof at, "(oy * %d %c %d) * %d + ox * %d %c %d", op->sh, dy < 0 ? '-' : '+', dy < 0 ? -dy : dy,
              in.w, op->sw, dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);

@@ -1662,57 +1662,84 @@ static void cnn_conv2_backward_x(const float *restrict d, const float *restrict 
             const float *wc = w + (size_t)c * 288 + (size_t)ci * 9;
             {
                 const float wv = wc[0];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 0) * 26 + ox * 1 + 0] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 0) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                }
             }
             {
                 const float wv = wc[1];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 0) * 26 + ox * 1 + 1] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 0) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                }
             }
             {
                 const float wv = wc[2];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 0) * 26 + ox * 1 + 2] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 0) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                }
             }
             {
                 const float wv = wc[3];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 1) * 26 + ox * 1 + 0] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 1) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                }
             }
             {
                 const float wv = wc[4];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 1) * 26 + ox * 1 + 1] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 1) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                }
             }
             {
                 const float wv = wc[5];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 1) * 26 + ox * 1 + 2] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 1) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                }
             }
             {
                 const float wv = wc[6];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 2) * 26 + ox * 1 + 0] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 2) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                }
             }
             {
                 const float wv = wc[7];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 2) * 26 + ox * 1 + 1] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 2) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                }
             }
             {
                 const float wv = wc[8];
-                for (int oy = 0; oy < 24; oy++)
-                    for (int ox = 0; ox < 24; ox++)
-                        s[(oy * 1 + 2) * 26 + ox * 1 + 2] += wv * dr[oy * 24 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 24; oy++) {
+                    const float *di = dr + oy * 24;
+                    float *si = s + (oy * 1 + 2) * 26;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                }
             }
         }
         const size_t at = (size_t)r * 21632 + (size_t)ci * 676;

@@ -510,153 +510,253 @@ static void lenet_conv1_forward(const float *restrict x, const float *restrict w
             const float *wc = w + (size_t)c * 25 + (size_t)ci * 25;
             {
                 const float wv = wc[0];
-                for (int oy = 2; oy < 28; oy++)
-                    for (int ox = 2; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 2) * 28 + ox * 1 - 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 2; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 2) * 28;
+                    for (int ox = 2; ox < 26; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 2)), dn_load8(so + ox)));
+                    for (int ox = 26; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[1];
-                for (int oy = 2; oy < 28; oy++)
-                    for (int ox = 1; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 2) * 28 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 2; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 2) * 28;
+                    for (int ox = 1; ox < 25; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 25; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[2];
-                for (int oy = 2; oy < 28; oy++)
-                    for (int ox = 0; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 2) * 28 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 2; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 2) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[3];
-                for (int oy = 2; oy < 28; oy++)
-                    for (int ox = 0; ox < 27; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 2) * 28 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 2; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 2) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 27; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[4];
-                for (int oy = 2; oy < 28; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 2) * 28 + ox * 1 + 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 2; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 2) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 2)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 26; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[5];
-                for (int oy = 1; oy < 28; oy++)
-                    for (int ox = 2; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 1) * 28 + ox * 1 - 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 1) * 28;
+                    for (int ox = 2; ox < 26; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 2)), dn_load8(so + ox)));
+                    for (int ox = 26; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[6];
-                for (int oy = 1; oy < 28; oy++)
-                    for (int ox = 1; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 1) * 28 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 1) * 28;
+                    for (int ox = 1; ox < 25; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 25; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[7];
-                for (int oy = 1; oy < 28; oy++)
-                    for (int ox = 0; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 1) * 28 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 1) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[8];
-                for (int oy = 1; oy < 28; oy++)
-                    for (int ox = 0; ox < 27; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 1) * 28 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 1) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 27; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[9];
-                for (int oy = 1; oy < 28; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 - 1) * 28 + ox * 1 + 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 - 1) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 2)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 26; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[10];
-                for (int oy = 0; oy < 28; oy++)
-                    for (int ox = 2; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 - 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 0) * 28;
+                    for (int ox = 2; ox < 26; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 2)), dn_load8(so + ox)));
+                    for (int ox = 26; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[11];
-                for (int oy = 0; oy < 28; oy++)
-                    for (int ox = 1; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 0) * 28;
+                    for (int ox = 1; ox < 25; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 25; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[12];
-                for (int oy = 0; oy < 28; oy++)
-                    for (int ox = 0; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 0) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[13];
-                for (int oy = 0; oy < 28; oy++)
-                    for (int ox = 0; ox < 27; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 0) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 27; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[14];
-                for (int oy = 0; oy < 28; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 0) * 28 + ox * 1 + 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 28; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 0) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 2)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 26; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[15];
-                for (int oy = 0; oy < 27; oy++)
-                    for (int ox = 2; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 - 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 27; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 1) * 28;
+                    for (int ox = 2; ox < 26; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 2)), dn_load8(so + ox)));
+                    for (int ox = 26; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[16];
-                for (int oy = 0; oy < 27; oy++)
-                    for (int ox = 1; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 27; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 1) * 28;
+                    for (int ox = 1; ox < 25; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 25; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[17];
-                for (int oy = 0; oy < 27; oy++)
-                    for (int ox = 0; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 27; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 1) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[18];
-                for (int oy = 0; oy < 27; oy++)
-                    for (int ox = 0; ox < 27; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 27; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 1) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 27; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[19];
-                for (int oy = 0; oy < 27; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 1) * 28 + ox * 1 + 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 27; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 1) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 2)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 26; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[20];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 2; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 - 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 26; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 2) * 28;
+                    for (int ox = 2; ox < 26; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 2)), dn_load8(so + ox)));
+                    for (int ox = 26; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 2)], so[ox]);
+                }
             }
             {
                 const float wv = wc[21];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 1; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 26; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 2) * 28;
+                    for (int ox = 1; ox < 25; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 25; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[22];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 28; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 26; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 2) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 28; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[23];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 27; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 26; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 2) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 27; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[24];
-                for (int oy = 0; oy < 26; oy++)
-                    for (int ox = 0; ox < 26; ox++)
-                        s[oy * 28 + ox] += wv * xc[(oy * 1 + 2) * 28 + ox * 1 + 2];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 26; oy++) {
+                    float *so = s + oy * 28;
+                    const float *xi = xc + (oy * 1 + 2) * 28;
+                    for (int ox = 0; ox < 24; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 2)), dn_load8(so + ox)));
+                    for (int ox = 24; ox < 26; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 2)], so[ox]);
+                }
             }
         }
         const size_t at = (size_t)r * 4704 + (size_t)c * 784;
@@ -2537,153 +2637,253 @@ static void lenet_conv2_backward_x(const float *restrict d, const float *restric
             const float *wc = w + (size_t)c * 150 + (size_t)ci * 25;
             {
                 const float wv = wc[0];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 0) * 14 + ox * 1 + 0] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 0) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                    for (int ox = 8; ox < 10; ox++) si[ox] = dn_fmaf(wv, di[ox], si[ox]);
+                }
             }
             {
                 const float wv = wc[1];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 0) * 14 + ox * 1 + 1] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 0) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 1)] = dn_fmaf(wv, di[ox], si[(ox + 1)]);
+                }
             }
             {
                 const float wv = wc[2];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 0) * 14 + ox * 1 + 2] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 0) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 2)] = dn_fmaf(wv, di[ox], si[(ox + 2)]);
+                }
             }
             {
                 const float wv = wc[3];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 0) * 14 + ox * 1 + 3] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 0) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 3), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 3))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 3)] = dn_fmaf(wv, di[ox], si[(ox + 3)]);
+                }
             }
             {
                 const float wv = wc[4];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 0) * 14 + ox * 1 + 4] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 0) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 4), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 4))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 4)] = dn_fmaf(wv, di[ox], si[(ox + 4)]);
+                }
             }
             {
                 const float wv = wc[5];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 1) * 14 + ox * 1 + 0] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 1) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                    for (int ox = 8; ox < 10; ox++) si[ox] = dn_fmaf(wv, di[ox], si[ox]);
+                }
             }
             {
                 const float wv = wc[6];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 1) * 14 + ox * 1 + 1] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 1) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 1)] = dn_fmaf(wv, di[ox], si[(ox + 1)]);
+                }
             }
             {
                 const float wv = wc[7];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 1) * 14 + ox * 1 + 2] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 1) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 2)] = dn_fmaf(wv, di[ox], si[(ox + 2)]);
+                }
             }
             {
                 const float wv = wc[8];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 1) * 14 + ox * 1 + 3] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 1) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 3), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 3))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 3)] = dn_fmaf(wv, di[ox], si[(ox + 3)]);
+                }
             }
             {
                 const float wv = wc[9];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 1) * 14 + ox * 1 + 4] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 1) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 4), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 4))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 4)] = dn_fmaf(wv, di[ox], si[(ox + 4)]);
+                }
             }
             {
                 const float wv = wc[10];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 2) * 14 + ox * 1 + 0] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 2) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                    for (int ox = 8; ox < 10; ox++) si[ox] = dn_fmaf(wv, di[ox], si[ox]);
+                }
             }
             {
                 const float wv = wc[11];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 2) * 14 + ox * 1 + 1] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 2) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 1)] = dn_fmaf(wv, di[ox], si[(ox + 1)]);
+                }
             }
             {
                 const float wv = wc[12];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 2) * 14 + ox * 1 + 2] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 2) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 2)] = dn_fmaf(wv, di[ox], si[(ox + 2)]);
+                }
             }
             {
                 const float wv = wc[13];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 2) * 14 + ox * 1 + 3] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 2) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 3), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 3))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 3)] = dn_fmaf(wv, di[ox], si[(ox + 3)]);
+                }
             }
             {
                 const float wv = wc[14];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 2) * 14 + ox * 1 + 4] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 2) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 4), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 4))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 4)] = dn_fmaf(wv, di[ox], si[(ox + 4)]);
+                }
             }
             {
                 const float wv = wc[15];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 3) * 14 + ox * 1 + 0] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 3) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                    for (int ox = 8; ox < 10; ox++) si[ox] = dn_fmaf(wv, di[ox], si[ox]);
+                }
             }
             {
                 const float wv = wc[16];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 3) * 14 + ox * 1 + 1] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 3) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 1)] = dn_fmaf(wv, di[ox], si[(ox + 1)]);
+                }
             }
             {
                 const float wv = wc[17];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 3) * 14 + ox * 1 + 2] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 3) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 2)] = dn_fmaf(wv, di[ox], si[(ox + 2)]);
+                }
             }
             {
                 const float wv = wc[18];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 3) * 14 + ox * 1 + 3] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 3) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 3), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 3))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 3)] = dn_fmaf(wv, di[ox], si[(ox + 3)]);
+                }
             }
             {
                 const float wv = wc[19];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 3) * 14 + ox * 1 + 4] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 3) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 4), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 4))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 4)] = dn_fmaf(wv, di[ox], si[(ox + 4)]);
+                }
             }
             {
                 const float wv = wc[20];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 4) * 14 + ox * 1 + 0] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 4) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+                    for (int ox = 8; ox < 10; ox++) si[ox] = dn_fmaf(wv, di[ox], si[ox]);
+                }
             }
             {
                 const float wv = wc[21];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 4) * 14 + ox * 1 + 1] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 4) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 1)] = dn_fmaf(wv, di[ox], si[(ox + 1)]);
+                }
             }
             {
                 const float wv = wc[22];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 4) * 14 + ox * 1 + 2] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 4) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 2)] = dn_fmaf(wv, di[ox], si[(ox + 2)]);
+                }
             }
             {
                 const float wv = wc[23];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 4) * 14 + ox * 1 + 3] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 4) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 3), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 3))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 3)] = dn_fmaf(wv, di[ox], si[(ox + 3)]);
+                }
             }
             {
                 const float wv = wc[24];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[(oy * 1 + 4) * 14 + ox * 1 + 4] += wv * dr[oy * 10 + ox];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    const float *di = dr + oy * 10;
+                    float *si = s + (oy * 1 + 4) * 14;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(si + (ox + 4), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 4))));
+                    for (int ox = 8; ox < 10; ox++) si[(ox + 4)] = dn_fmaf(wv, di[ox], si[(ox + 4)]);
+                }
             }
         }
         const size_t at = (size_t)r * 1176 + (size_t)ci * 196;

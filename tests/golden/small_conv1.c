@@ -500,57 +500,93 @@ static void small_conv1_conv1_forward(const float *restrict x, const float *rest
             const float *wc = w + (size_t)c * 27 + (size_t)ci * 9;
             {
                 const float wv = wc[0];
-                for (int oy = 1; oy < 11; oy++)
-                    for (int ox = 1; ox < 11; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 - 1) * 11 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 11; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 - 1) * 11;
+                    for (int ox = 1; ox < 9; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 9; ox < 11; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[1];
-                for (int oy = 1; oy < 11; oy++)
-                    for (int ox = 0; ox < 11; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 - 1) * 11 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 11; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 - 1) * 11;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 8; ox < 11; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[2];
-                for (int oy = 1; oy < 11; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 - 1) * 11 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 11; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 - 1) * 11;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 8; ox < 10; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[3];
-                for (int oy = 0; oy < 11; oy++)
-                    for (int ox = 1; ox < 11; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 + 0) * 11 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 11; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 + 0) * 11;
+                    for (int ox = 1; ox < 9; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 9; ox < 11; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[4];
-                for (int oy = 0; oy < 11; oy++)
-                    for (int ox = 0; ox < 11; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 + 0) * 11 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 11; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 + 0) * 11;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 8; ox < 11; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[5];
-                for (int oy = 0; oy < 11; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 + 0) * 11 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 11; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 + 0) * 11;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 8; ox < 10; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[6];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 1; ox < 11; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 + 1) * 11 + ox * 1 - 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 + 1) * 11;
+                    for (int ox = 1; ox < 9; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox - 1)), dn_load8(so + ox)));
+                    for (int ox = 9; ox < 11; ox++) so[ox] = dn_fmaf(wv, xi[(ox - 1)], so[ox]);
+                }
             }
             {
                 const float wv = wc[7];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 11; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 + 1) * 11 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 + 1) * 11;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                    for (int ox = 8; ox < 11; ox++) so[ox] = dn_fmaf(wv, xi[ox], so[ox]);
+                }
             }
             {
                 const float wv = wc[8];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 10; ox++)
-                        s[oy * 11 + ox] += wv * xc[(oy * 1 + 1) * 11 + ox * 1 + 1];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    float *so = s + oy * 11;
+                    const float *xi = xc + (oy * 1 + 1) * 11;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + (ox + 1)), dn_load8(so + ox)));
+                    for (int ox = 8; ox < 10; ox++) so[ox] = dn_fmaf(wv, xi[(ox + 1)], so[ox]);
+                }
             }
         }
         float mk[124];

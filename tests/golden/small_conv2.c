@@ -523,9 +523,12 @@ static void small_conv2_conv1_forward(const float *restrict x, const float *rest
             }
             {
                 const float wv = wc[2];
-                for (int oy = 2; oy < 10; oy++)
-                    for (int ox = 0; ox < 8; ox++)
-                        s[oy * 8 + ox] += wv * xc[(oy * 1 - 2) * 8 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 2; oy < 10; oy++) {
+                    float *so = s + oy * 8;
+                    const float *xi = xc + (oy * 1 - 2) * 8;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                }
             }
             {
                 const float wv = wc[3];
@@ -553,9 +556,12 @@ static void small_conv2_conv1_forward(const float *restrict x, const float *rest
             }
             {
                 const float wv = wc[7];
-                for (int oy = 1; oy < 10; oy++)
-                    for (int ox = 0; ox < 8; ox++)
-                        s[oy * 8 + ox] += wv * xc[(oy * 1 - 1) * 8 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 1; oy < 10; oy++) {
+                    float *so = s + oy * 8;
+                    const float *xi = xc + (oy * 1 - 1) * 8;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                }
             }
             {
                 const float wv = wc[8];
@@ -583,9 +589,12 @@ static void small_conv2_conv1_forward(const float *restrict x, const float *rest
             }
             {
                 const float wv = wc[12];
-                for (int oy = 0; oy < 10; oy++)
-                    for (int ox = 0; ox < 8; ox++)
-                        s[oy * 8 + ox] += wv * xc[(oy * 1 + 0) * 8 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 10; oy++) {
+                    float *so = s + oy * 8;
+                    const float *xi = xc + (oy * 1 + 0) * 8;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                }
             }
             {
                 const float wv = wc[13];
@@ -613,9 +622,12 @@ static void small_conv2_conv1_forward(const float *restrict x, const float *rest
             }
             {
                 const float wv = wc[17];
-                for (int oy = 0; oy < 9; oy++)
-                    for (int ox = 0; ox < 8; ox++)
-                        s[oy * 8 + ox] += wv * xc[(oy * 1 + 1) * 8 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 9; oy++) {
+                    float *so = s + oy * 8;
+                    const float *xi = xc + (oy * 1 + 1) * 8;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                }
             }
             {
                 const float wv = wc[18];
@@ -643,9 +655,12 @@ static void small_conv2_conv1_forward(const float *restrict x, const float *rest
             }
             {
                 const float wv = wc[22];
-                for (int oy = 0; oy < 8; oy++)
-                    for (int ox = 0; ox < 8; ox++)
-                        s[oy * 8 + ox] += wv * xc[(oy * 1 + 2) * 8 + ox * 1 + 0];
+                const dn_v8 w8 = dn_splat8(wv);
+                for (int oy = 0; oy < 8; oy++) {
+                    float *so = s + oy * 8;
+                    const float *xi = xc + (oy * 1 + 2) * 8;
+                    for (int ox = 0; ox < 8; ox += 8) dn_store8(so + ox, dn_fma8(w8, dn_load8(xi + ox), dn_load8(so + ox)));
+                }
             }
             {
                 const float wv = wc[23];
