@@ -7,6 +7,13 @@ in-memory Fashion-MNIST batches, for bench/conv.sh.
 
 Prints `RESULT net=... threads=... mkldnn=... ms_per_step=...` (the median
 of 5 rounds of --steps steps, after 5 warm-up steps).
+
+With --epochs E it trains instead, for the README's accuracy comparison:
+E epochs over the whole training set (torch.manual_seed(42), batches of 64
+in a torch.randperm order per epoch), printing per epoch the train loss and
+accuracy (train mode, as dngen's trainer reports them) and the test
+accuracy, and with --metrics FILE writing them as a CSV with dngen's
+columns (epoch,train_loss,train_acc,test_acc), for `dngen plot`.
 """
 import argparse
 import gzip
@@ -68,6 +75,46 @@ def load_images(path, n):
     return torch.from_numpy(((raw.astype(np.float32) / 255.0 - 0.5) / 0.5).reshape(n, 1, 28, 28))
 
 
+def load_labels(path):
+    with gzip.open(path) as f:
+        return torch.from_numpy(np.frombuffer(f.read(), dtype=np.uint8, offset=8).astype(np.int64))
+
+
+def train_epochs(model, opt, a):
+    """--epochs: whole epochs with test accuracy; a metrics CSV if asked."""
+    x = load_images(f"{a.data_dir}/train-images-idx3-ubyte.gz", 60000)
+    y = load_labels(f"{a.data_dir}/train-labels-idx1-ubyte.gz")
+    tx = load_images(f"{a.data_dir}/t10k-images-idx3-ubyte.gz", 10000)
+    ty = load_labels(f"{a.data_dir}/t10k-labels-idx1-ubyte.gz")
+    rows = ["epoch,train_loss,train_acc,test_acc,time"]
+    for epoch in range(1, a.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(60000)
+        loss_sum, hits = 0.0, 0
+        for i in range(0, 60000, 64):
+            idx = order[i:i + 64]
+            opt.zero_grad()
+            out = model(x[idx])
+            loss = F.cross_entropy(out, y[idx])
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            hits += (out.argmax(1) == y[idx]).sum().item()
+        secs = time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            test_hits = sum((model(tx[i:i + 1000]).argmax(1) == ty[i:i + 1000]).sum().item()
+                            for i in range(0, 10000, 1000))
+        line = (f"{epoch},{loss_sum / 60000:.4f},{hits / 60000:.4f},{test_hits / 10000:.4f},{secs:.3f}")
+        print(f"epoch {epoch}: train_loss {loss_sum / 60000:.4f} train_acc {hits / 60000:.4f} "
+              f"test_acc {test_hits / 10000:.4f} time {secs:.1f}s", flush=True)
+        rows.append(line)
+    if a.metrics:
+        with open(a.metrics, "w") as f:
+            f.write("\n".join(rows) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--net", choices=["cnn", "lenet"], required=True)
@@ -75,12 +122,17 @@ def main():
     ap.add_argument("--mkldnn", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=0)
+    ap.add_argument("--metrics")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.backends.mkldnn.enabled = bool(a.mkldnn)
     torch.manual_seed(42)
     model = Cnn() if a.net == "cnn" else LeNet()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if a.epochs:
+        train_epochs(model, opt, a)
+        return
     x = load_images(f"{a.data_dir}/train-images-idx3-ubyte.gz", 64 * 8)
     y = torch.randint(0, 10, (64 * 8,))
     model.train()

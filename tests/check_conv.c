@@ -57,6 +57,13 @@ static const char *const gradcheck_specs[] = {
     "  - {type: conv2d, filters: 5, kernel: 3, activation: relu, dropout: {rate: 0.3, mode: channel}}\n"
     "  - {type: flatten}\n"
     "  - {units: 3, activation: softmax}\n",
+    /* `same` with an even kernel pads only after the rows and columns: not
+     * the tiled kernels' case, though nothing is padded before */
+    "name: c5\ninput: {shape: [2, 9, 10]}\nlayers:\n"
+    "  - {type: conv2d, filters: 3, kernel: 2, padding: same, activation: relu}\n"
+    "  - {type: conv2d, filters: 2, kernel: [2, 4], padding: same, activation: tanh}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 3, activation: softmax}\n",
 };
 
 /* The trainer's own gradcheck (central differences, masks fixed) passes. */

@@ -210,7 +210,8 @@ static void emit_forward_tiled(dn_buf *b, const dn_op *op) {
 
 /* Whether the tiled forward kernel serves op. */
 static int forward_tiled(const dn_op *op) {
-    return op->pad_top == 0 && op->pad_left == 0 && op->sw == 1 && op->out.shape.w >= 8;
+    return op->pad_top == 0 && op->pad_left == 0 && op->pad_bottom == 0 && op->pad_right == 0 && op->sw == 1 &&
+           op->out.shape.w >= 8;
 }
 
 /* The forward kernel's signature tail, as dense's: mask, h and the stream when randomized. */

@@ -155,6 +155,7 @@ static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     op->out.shape = L->out_shape;
     op->kh = L->kh, op->kw = L->kw, op->sh = L->sh, op->sw = L->sw;
     op->pad_top = L->pad_top, op->pad_left = L->pad_left;
+    op->pad_bottom = L->pad_bottom, op->pad_right = L->pad_right;
     op->drop_channel = L->dropout_channel;
     op->plane4 = dn_round_up(L->out_shape.h * L->out_shape.w, 4);
     op->w_off = L->w_off;

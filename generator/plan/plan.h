@@ -102,6 +102,7 @@ typedef struct {
     /* Image ops (conv2d, pool2d): the window over in.shape giving out.shape. */
     int kh, kw, sh, sw;           /* window and stride */
     int pad_top, pad_left;        /* conv2d: zero padding before rows and columns */
+    int pad_bottom, pad_right;    /* ... and after them (more than before: `same` with an even kernel) */
     int pool_max;                 /* pool2d: 1 max (its argmax kept for backward), 0 average */
     int drop_channel;             /* dropout zeroes whole channels (nn.Dropout2d) */
     int plane4;                   /* out.shape h * w rounded up to 4: a channel's span of dropout units */
