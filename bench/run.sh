@@ -91,6 +91,23 @@ done
 for key in $(printf "%s\n" "${!secs[@]}" | sort); do
   row epoch "${key%.*}" "${key#*.}" "$(echo "${secs[$key]}" | tr ' ' '\n' | grep . | median)" s/epoch
 done
+# ---- a busy machine: one other process spinning on the last CPU ----
+# seconds per epoch (the last of 3: the adaptive team settles in the first)
+# with --threads 1, --threads 2 and the default (adaptive, runtime/dn_threads.c)
+if [ "$(nproc)" -ge 2 ]; then
+  busy_cpu=$(($(nproc) - 1))
+  taskset -c "$busy_cpu" sh -c 'while :; do :; done' &
+  busy_pid=$!
+  for th in 1 2 adaptive; do
+    args="--threads $th"; [ "$th" = adaptive ] && args=""
+    # shellcheck disable=SC2086 # $args is a word list by design
+    t=$("$out/mlp" train --data "$data" --epochs 3 $args | awk '/^epoch 3/ {for (i = 1; i <= NF; i++) if ($i == "time") print $(i + 1)}')
+    row busy_epoch mlp "$th" "${t%s}" s/epoch
+  done
+  kill "$busy_pid"
+  wait "$busy_pid" 2>/dev/null || true
+fi
+
 # again after the epochs: a VM may move its CPUs apart or together meanwhile
 lat_end=$("$out/core_latency" | awk '{print $2}') || lat_end=NA
 row core_latency after_epochs 2 "$lat_end" ns
@@ -158,6 +175,8 @@ if [ "$lat" != NA ] && [ "$lat_end" != NA ] && [ $((lat > 2 * lat_end || lat_end
 fi
 echo "training step alone (seed net, batch 64): $(get step_gflops mlp 1) GFLOP/s on 1 thread, $(get step_gflops mlp 2) on 2"
 echo "eval alone (batch 1000): $(get eval_gflops mlp 1) / $(get eval_gflops mlp 2) GFLOP/s; wide 784-2048-2048-10 step: $(get step_gflops wide 1) / $(get step_gflops wide 2)"
+echo "busy machine (another process spinning on one CPU), seed trainer s/epoch: 1 thread $(get busy_epoch mlp 1)," \
+  "2 threads $(get busy_epoch mlp 2), adaptive (default) $(get busy_epoch mlp adaptive)"
 echo "peak RSS, seed trainer, 2 threads: $(get rss mlp 2) MB (PyTorch: $(get torch_rss mlp 2) MB)"
 echo "dngen on the seed spec: $(get tool dngen_ms 1) ms; compiling the trainer at -O2: $(get tool compile_s 1) s"
 echo "(60.4 GFLOP per epoch = 1.007 MFLOP per sample x 60000; see PERF-NOTES)"

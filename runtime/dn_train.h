@@ -249,16 +249,18 @@ double dn_now_seconds(void);
 /* The team size of the training steps while they run (dn_threads.c):
  * fixed with --threads, else chosen between the OpenMP default and 1 by
  * timing both, since results do not depend on it. */
-#define DN_GOV_MAX_ROUND 1024
 typedef struct {
     int adaptive;           /* 0: the count stays as --threads or OpenMP set it */
     int in_use, other;      /* the count of most steps, and the one probed */
     int running;            /* the count omp_set_num_threads last set */
-    int round, at;          /* steps per round; step within it */
+    int ratio;              /* a round runs in_use for ratio x the probe's time */
+    double probe_s;         /* a probe's least duration */
+    double probe_t, use_t;  /* this round's seconds of steps: probing, in use */
+    int probe_n, use_n;     /* ... and their steps */
+    int wins;               /* rounds in a row the probe was clearly faster */
     int switches;           /* how often in_use changed */
-    int trace;              /* print each switch on stderr (DN_THREADS_TRACE) */
+    int quick, trace;       /* DN_GOV_QUICK (tests), DN_THREADS_TRACE */
     double t0;
-    double secs[DN_GOV_MAX_ROUND];
 } dn_governor;
 
 /* fixed: --threads (0: none given); most: the threads regions use now. */

@@ -133,12 +133,13 @@ START_TEST(test_threads_bit_identical) {
 }
 END_TEST
 
-/* Without --threads the team size changes while training runs (rounds of
- * 6 steps here: 4 probe steps on one thread, 2 on three): same bytes. */
+/* Without --threads the team size changes while training runs (quick
+ * rounds here: 8 probe steps on one count, then 8 or more on the other, 1
+ * and 3 threads taking turns): the bytes of --threads 1. */
 START_TEST(test_adaptive_threads_bit_identical) {
     free(trainer(0, "syn", "--threads 1 --save a1.safetensors"));
     char *out = NULL;
-    int st = tu_runf(&out, "cd '%s' && OMP_NUM_THREADS=3 DN_GOV_ROUND=6 ./syn train --data data "
+    int st = tu_runf(&out, "cd '%s' && OMP_NUM_THREADS=3 DN_GOV_QUICK=1 ./syn train --data data "
                      "--save adaptive.safetensors 2>&1", dir);
     ck_assert_msg(st == 0, "%s", out);
     free(out);
