@@ -51,7 +51,7 @@ static void emit_tap(dn_buf *b, const dn_op *op, int ky, int kx, int forward, co
     dn_buf_line(b, "{");
     b->indent++;
     dn_buf_line(b, "const float wv = %s;", wexpr);
-    if (op->sw == 1 && x1 - x0 >= 8) { /* rows of adjacent columns: 8 at a time, the rest one by one */
+    if (op->conv_rows_vec && x1 - x0 >= 8) { /* rows of adjacent columns: 8 at a time, the rest one by one */
         const int full = x0 + (x1 - x0) / 8 * 8;
         char orow[96], irow[96], ix[32]; /* the input row, and its column ix for output column ox */
         snprintf(orow, sizeof orow, "%s + oy * %d", forward ? "s" : "dr", out.w);
@@ -208,11 +208,6 @@ static void emit_forward_tiled(dn_buf *b, const dn_op *op) {
     dn_buf_line(b, "}");
 }
 
-/* Whether the tiled forward kernel serves op. */
-static int forward_tiled(const dn_op *op) {
-    return op->pad_top == 0 && op->pad_left == 0 && op->pad_bottom == 0 && op->pad_right == 0 && op->sw == 1 &&
-           op->out.shape.w >= 8;
-}
 
 /* The forward kernel's signature tail, as dense's: mask, h and the stream when randomized. */
 static void emit_fwd_signature(dn_buf *b, const dn_plan *p, const dn_op *op) {
@@ -235,7 +230,7 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
                 op->pad_left);
     emit_fwd_signature(b, p, op);
     b->indent++;
-    if (forward_tiled(op)) {
+    if (op->conv_tiled) {
         emit_forward_tiled(b, op);
         dn_buf_line(b, "dn_sync();");
         b->indent--;
@@ -373,7 +368,7 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op) {
 /* A filter's weight-gradient sums, vectorized along output columns when
  * the column stride is 1, else plain. */
 static void emit_bw_sums(dn_buf *b, const dn_op *op) {
-    if (op->sw == 1 && op->out.shape.w >= 8)
+    if (op->conv_rows_vec && op->out.shape.w >= 8)
         emit_bw_sums_vec(b, op);
     else
         emit_bw_sums_scalar(b, op);

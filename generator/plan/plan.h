@@ -107,6 +107,8 @@ typedef struct {
     int drop_channel;             /* dropout zeroes whole channels (nn.Dropout2d) */
     int plane4;                   /* out.shape h * w rounded up to 4: a channel's span of dropout units */
     char arg[DN_EXPR_MAX];        /* max pool: its argmax buffer (int32, carved as floats) */
+    int conv_tiled;               /* conv2d: forward in register tiles (no padding, column stride 1, >= 8 columns) */
+    int conv_rows_vec;            /* conv2d: column stride 1: weight gradient and plain taps 8 columns per vector */
 
     /* Cost per sample, for `dngen summary` and the benchmark: multiply-adds
      * count as 2 FLOP; the backward pass counts both gradients. */
