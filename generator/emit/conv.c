@@ -117,19 +117,12 @@ typedef struct {
     int vb; /* vectors of 8 columns per tile */
 } fwd_tile_ctx;
 
-/* Filters [f0, f0 + nf) of row r, output row oy: tiles of ctx->vb vectors
- * of 8 columns, each summing channels, then kernel rows, then columns (the
- * scalar kernel's order) in registers; the columns past the last vector
- * one by one in the same order. Into s[nf][HO * WO]. */
-static void emit_fwd_tile(dn_buf *b, int nf, void *vctx) {
-    const fwd_tile_ctx *t = vctx;
-    const dn_op *op = t->op;
+/* The vectors [ox0, ox0 + 8 vb) (ox0 a C expression) of output row oy for
+ * filters [f0, f0 + nf): registers summing channels, then kernel rows, then
+ * columns, stored into s[nf][HO * WO]. */
+static void emit_fwd_vectors(dn_buf *b, const dn_op *op, int nf, int vb, const char *ox0) {
     const dn_shape in = op->in.shape, out = op->out.shape;
-    const int taps = in.c * op->kh * op->kw, full = out.w / 8 * 8, vb = t->vb;
-    dn_buf_line(b, "for (int oy = 0; oy < %d; oy++) {", out.h);
-    b->indent++;
-    dn_buf_line(b, "for (int ox0 = 0; ox0 < %d; ox0 += %d) {", full, 8 * vb);
-    b->indent++;
+    const int taps = in.c * op->kh * op->kw;
     for (int fi = 0; fi < nf; fi++) {
         dn_buf_printf(b, "%*sdn_v8", 4 * b->indent, "");
         for (int j = 0; j < vb; j++) dn_buf_printf(b, "%s c%d%d = {0}", j ? "," : "", fi, j);
@@ -137,7 +130,8 @@ static void emit_fwd_tile(dn_buf *b, int nf, void *vctx) {
     }
     dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
     b->indent++;
-    dn_buf_line(b, "const float *xp = xr + (size_t)ci * %d + (size_t)(oy * %d) * %d + ox0;", in.h * in.w, op->sh, in.w);
+    dn_buf_line(b, "const float *xp = xr + (size_t)ci * %d + (size_t)(oy * %d) * %d + %s;", in.h * in.w, op->sh, in.w,
+                ox0);
     dn_buf_line(b, "const float *wp = w + (size_t)f0 * %d + (size_t)ci * %d;", taps, op->kh * op->kw);
     for (int ky = 0; ky < op->kh; ky++)
         for (int kx = 0; kx < op->kw; kx++) {
@@ -158,24 +152,33 @@ static void emit_fwd_tile(dn_buf *b, int nf, void *vctx) {
     dn_buf_line(b, "}");
     for (int fi = 0; fi < nf; fi++)
         for (int j = 0; j < vb; j++)
-            dn_buf_line(b, "dn_store8(&s[%d][oy * %d + ox0 + %d], c%d%d);", fi, out.w, 8 * j, fi, j);
+            dn_buf_line(b, "dn_store8(&s[%d][oy * %d + %s + %d], c%d%d);", fi, out.w, ox0, 8 * j, fi, j);
+}
+
+/* Filters [f0, f0 + nf) of row r, every output row: tiles of ctx->vb
+ * vectors of 8 columns, then, when the width is not a multiple of 8, one
+ * more vector ending at the last column: it recomputes a few columns with
+ * the same operations in the same order, so they get the same values. */
+static void emit_fwd_tile(dn_buf *b, int nf, void *vctx) {
+    const fwd_tile_ctx *t = vctx;
+    const dn_op *op = t->op;
+    const dn_shape out = op->out.shape;
+    const int full = out.w / 8 * 8;
+    dn_buf_line(b, "for (int oy = 0; oy < %d; oy++) {", out.h);
+    b->indent++;
+    dn_buf_line(b, "for (int ox0 = 0; ox0 < %d; ox0 += %d) {", full, 8 * t->vb);
+    b->indent++;
+    emit_fwd_vectors(b, op, nf, t->vb, "ox0");
     b->indent--;
     dn_buf_line(b, "}");
     if (full < out.w) {
-        dn_buf_line(b, "for (int ox = %d; ox < %d; ox++)", full, out.w);
-        dn_buf_line(b, "    for (int fi = 0; fi < %d; fi++) {", nf);
-        dn_buf_line(b, "        float sum = 0.0f;");
-        dn_buf_line(b, "        for (int ci = 0; ci < %d; ci++) {", in.c);
-        dn_buf_line(b, "            const float *xp = xr + (size_t)ci * %d + (size_t)(oy * %d) * %d + ox;", in.h * in.w,
-                    op->sh, in.w);
-        dn_buf_line(b, "            const float *wp = w + (size_t)(f0 + fi) * %d + (size_t)ci * %d;", taps,
-                    op->kh * op->kw);
-        dn_buf_line(b, "            for (int ky = 0; ky < %d; ky++)", op->kh);
-        dn_buf_line(b, "                for (int kx = 0; kx < %d; kx++) sum = dn_fmaf(wp[ky * %d + kx], xp[ky * %d + kx], sum);",
-                    op->kw, op->kw, in.w);
-        dn_buf_line(b, "        }");
-        dn_buf_line(b, "        s[fi][oy * %d + ox] = sum;", out.w);
-        dn_buf_line(b, "    }");
+        char last[16];
+        snprintf(last, sizeof last, "%d", out.w - 8);
+        dn_buf_line(b, "{ /* the last 8 columns */");
+        b->indent++;
+        emit_fwd_vectors(b, op, nf, 1, last);
+        b->indent--;
+        dn_buf_line(b, "}");
     }
     b->indent--;
     dn_buf_line(b, "}");

@@ -778,17 +778,191 @@ static void cnn_conv1_forward(const float *restrict x, const float *restrict w,
                 dn_store8(&s[3][oy * 26 + ox0 + 8], c31);
                 dn_store8(&s[3][oy * 26 + ox0 + 16], c32);
             }
-            for (int ox = 24; ox < 26; ox++)
-                for (int fi = 0; fi < 4; fi++) {
-                    float sum = 0.0f;
-                    for (int ci = 0; ci < 1; ci++) {
-                        const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + ox;
-                        const float *wp = w + (size_t)(f0 + fi) * 9 + (size_t)ci * 9;
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) sum = dn_fmaf(wp[ky * 3 + kx], xp[ky * 28 + kx], sum);
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + 18;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
                     }
-                    s[fi][oy * 26 + ox] = sum;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
                 }
+                dn_store8(&s[0][oy * 26 + 18 + 0], c00);
+                dn_store8(&s[1][oy * 26 + 18 + 0], c10);
+                dn_store8(&s[2][oy * 26 + 18 + 0], c20);
+                dn_store8(&s[3][oy * 26 + 18 + 0], c30);
+            }
         }
         for (int fi = 0; fi < 4; fi++) {
             const int c = f0 + fi;

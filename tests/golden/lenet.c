@@ -1955,17 +1955,495 @@ static void lenet_conv2_forward(const float *restrict x, const float *restrict w
                 dn_store8(&s[2][oy * 10 + ox0 + 0], c20);
                 dn_store8(&s[3][oy * 10 + ox0 + 0], c30);
             }
-            for (int ox = 8; ox < 10; ox++)
-                for (int fi = 0; fi < 4; fi++) {
-                    float sum = 0.0f;
-                    for (int ci = 0; ci < 6; ci++) {
-                        const float *xp = xr + (size_t)ci * 196 + (size_t)(oy * 1) * 14 + ox;
-                        const float *wp = w + (size_t)(f0 + fi) * 150 + (size_t)ci * 25;
-                        for (int ky = 0; ky < 5; ky++)
-                            for (int kx = 0; kx < 5; kx++) sum = dn_fmaf(wp[ky * 5 + kx], xp[ky * 14 + kx], sum);
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 6; ci++) {
+                    const float *xp = xr + (size_t)ci * 196 + (size_t)(oy * 1) * 14 + 2;
+                    const float *wp = w + (size_t)f0 * 150 + (size_t)ci * 25;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[150]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[300]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[450]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
                     }
-                    s[fi][oy * 10 + ox] = sum;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[151]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[301]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[451]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[152]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[302]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[452]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 3);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[153]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[303]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[453]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 4);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[154]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[304]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[454]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 14);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[155]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[305]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[455]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 15);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[156]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[306]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[456]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[157]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[307]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[457]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[158]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[308]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[458]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[159]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[309]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[459]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[160]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[310]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[460]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[161]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[311]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[461]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[162]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[312]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[462]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 31);
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[163]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[313]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[463]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 32);
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[164]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[314]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[464]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 42);
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[165]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[315]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[465]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 43);
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[166]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[316]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[466]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[167]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[317]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[467]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 45);
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[168]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[318]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[468]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 46);
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[169]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[319]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[469]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[170]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[320]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[470]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[171]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[321]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[471]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[172]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[322]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[472]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 59);
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[173]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[323]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[473]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 60);
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[174]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[324]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[474]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
                 }
+                dn_store8(&s[0][oy * 10 + 2 + 0], c00);
+                dn_store8(&s[1][oy * 10 + 2 + 0], c10);
+                dn_store8(&s[2][oy * 10 + 2 + 0], c20);
+                dn_store8(&s[3][oy * 10 + 2 + 0], c30);
+            }
         }
         for (int fi = 0; fi < 4; fi++) {
             const int c = f0 + fi;
