@@ -447,23 +447,7 @@ static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *op) {
     emit_taps(b, op, 0, "wc");
     b->indent--;
     dn_buf_line(b, "}");
-    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)ci * %d;", op->in.stride, iplane);
-    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", iplane);
-    b->indent++;
-    dn_buf_line(b, "float v = s[i];");
-    if (op->in.has_mask) dn_buf_line(b, "v *= mask_prev[at + (size_t)i];");
-    if (deriv) {
-        dn_buf_line(b, "const float a = a_prev[at + (size_t)i];");
-        dn_buf_line(b, "v *= %s;", deriv);
-    }
-    dn_buf_line(b, "dx[at + (size_t)i] = v;");
-    b->indent--;
-    dn_buf_line(b, "}");
-    if (op->in.width != op->in.stride) {
-        dn_buf_line(b, "if (ci == 0)");
-        dn_buf_line(b, "    for (int i = %d; i < %d; i++) dx[(size_t)r * %d + i] = 0.0f;", op->in.width, op->in.stride,
-                    op->in.stride);
-    }
+    dn_emit_dx_plane(b, op, "ci");
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_line(b, "dn_sync();");

@@ -258,6 +258,28 @@ void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task) {
     dn_buf_line(b, "    }");
 }
 
+void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan) {
+    const int iplane = op->in.shape.h * op->in.shape.w;
+    const char *deriv = dn_act_derivative(op->in.act);
+    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)%s * %d;", op->in.stride, chan, iplane);
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", iplane);
+    b->indent++;
+    dn_buf_line(b, "float v = s[i];");
+    if (op->in.has_mask) dn_buf_line(b, "v *= mask_prev[at + (size_t)i];");
+    if (deriv) {
+        dn_buf_line(b, "const float a = a_prev[at + (size_t)i];");
+        dn_buf_line(b, "v *= %s;", deriv);
+    }
+    dn_buf_line(b, "dx[at + (size_t)i] = v;");
+    b->indent--;
+    dn_buf_line(b, "}");
+    if (op->in.width != op->in.stride) {
+        dn_buf_line(b, "if (%s == 0)", chan);
+        dn_buf_line(b, "    for (int i = %d; i < %d; i++) dx[(size_t)r * %d + i] = 0.0f;", op->in.width, op->in.stride,
+                    op->in.stride);
+    }
+}
+
 /* ---- activations -------------------------------------------------------------------- */
 
 const char *dn_act_derivative(dn_act act) {

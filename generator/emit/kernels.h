@@ -78,6 +78,12 @@ void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *sums, const 
  * training mask and h), in the task where `last_task` (a C condition) holds. */
 void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task);
 
+/* The end of an input-gradient task for plane `chan` (a C variable) of row
+ * r, from its sums s[]: times the previous op's dropout scale and
+ * activation derivative into dx, and dx's row padding zeroed by the task
+ * of plane 0. Needs mask_prev and a_prev in scope. */
+void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan);
+
 /* ---- activations -------------------------------------------------------------------- */
 
 /* The C expression of act's derivative in terms of its output `a`, e.g.
