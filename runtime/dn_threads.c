@@ -84,7 +84,6 @@ static void dn_gov_decide(dn_governor *g) {
         int t = g->in_use;
         g->in_use = g->other;
         g->other = t;
-        g->switches++;
         g->wins = 0;
         g->ratio = g->quick ? 1 : DN_GOV_RATIO;
         if (g->trace)

@@ -258,7 +258,6 @@ typedef struct {
     double probe_t, use_t;  /* this round's seconds of steps: probing, in use */
     int probe_n, use_n;     /* ... and their steps */
     int wins;               /* rounds in a row the probe was clearly faster */
-    int switches;           /* how often in_use changed */
     int quick, trace;       /* DN_GOV_QUICK (tests), DN_THREADS_TRACE */
     double t0;
 } dn_governor;

@@ -184,7 +184,7 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".n_outputs = %d,", p->last->out.width);
     dn_buf_line(b, ".n_params = %zu,", s->n_floats);
     dn_buf_line(b, ".n_trainable = %zu,", s->n_train_floats);
-    dn_buf_line(b, ".batchnorm = %d,", p->n_batchnorm);
+    dn_buf_line(b, ".batchnorm = %d,", s->n_batchnorm); /* batches need >= 2 rows */
     dn_buf_line(b, ".n_tensors = %d,", p->n_tensors);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");

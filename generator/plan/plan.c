@@ -141,7 +141,6 @@ static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     dn_float_literal(op->bn_momentum, sizeof op->bn_momentum, (float)L->bn_momentum);
     dn_format_rate(op->bn_momentum_text, sizeof op->bn_momentum_text, L->bn_momentum);
     dn_format_rate(op->bn_eps_text, sizeof op->bn_eps_text, L->bn_eps);
-    p->n_batchnorm++;
     *cur = op->out;
 }
 

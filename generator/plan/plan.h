@@ -163,7 +163,6 @@ typedef struct {
     dn_plan_buf bufs[DN_MAX_BUFS];
     int n_tensors;
     dn_plan_tensor tensors[DN_MAX_TENSORS];
-    int n_batchnorm;              /* batchnorm ops: batches need >= 2 rows */
     size_t workspace_floats_per_row, workspace_floats_fixed; /* the work space: per batch row, and once */
 } dn_plan;
 
