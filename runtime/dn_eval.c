@@ -200,13 +200,19 @@ static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) 
     return DN_EXIT_OK;
 }
 
-int dn_eval_rows(const dn_model *m, int at_least) {
+int dn_eval_rows_by(size_t (*ws_bytes)(int rows, const void *ctx), const void *ctx, int at_least) {
     int rows = at_least > DN_EVAL_BATCH ? at_least : DN_EVAL_BATCH;
-    size_t floor_ws = m->workspace_size(at_least), cap = floor_ws > DN_EVAL_WS_MAX ? floor_ws : DN_EVAL_WS_MAX;
-    while (rows > at_least && m->workspace_size(rows) > cap)
+    size_t floor_ws = ws_bytes(at_least, ctx), cap = floor_ws > DN_EVAL_WS_MAX ? floor_ws : DN_EVAL_WS_MAX;
+    while (rows > at_least && ws_bytes(rows, ctx) > cap)
         rows = rows / 2 > at_least ? rows / 2 : at_least;
     return rows;
 }
+
+static size_t dn_ev_model_ws(int rows, const void *ctx) {
+    return ((const dn_model *)ctx)->workspace_size(rows);
+}
+
+int dn_eval_rows(const dn_model *m, int at_least) { return dn_eval_rows_by(dn_ev_model_ws, m, at_least); }
 
 int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     char err[DN_ERR_MAX], warn[DN_ERR_MAX];

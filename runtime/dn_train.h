@@ -38,6 +38,9 @@ enum {
  * The evaluation's results do not depend on it beyond the rounding of the
  * loss's sum. */
 int dn_eval_rows(const dn_model *m, int at_least);
+/* The same rule on any measure of the work space (bytes for `rows` rows):
+ * `dngen summary` applies it to the plan's counts. */
+int dn_eval_rows_by(size_t (*ws_bytes)(int rows, const void *ctx), const void *ctx, int at_least);
 
 /* ---- command line (dn_args.c) --------------------------------------------- */
 

@@ -128,18 +128,10 @@ static void print_row(FILE *out, const int *width, const char *const *cells) {
 
 static double mib(double floats) { return floats * sizeof(float) / (1024.0 * 1024.0); }
 
-/* Bytes of work space for `rows` rows, as the plan counts them. */
-static double work_bytes(const dn_plan *p, size_t rows) {
-    return ((double)rows * (double)p->workspace_floats_per_row + (double)p->workspace_floats_fixed) * sizeof(float);
-}
-
-/* dn_eval_rows (runtime/dn_eval.c) on the plan's work space sizes. */
-static size_t eval_rows(const dn_plan *p, int batch) {
-    size_t at_least = (size_t)batch, rows = at_least > DN_EVAL_BATCH ? at_least : DN_EVAL_BATCH;
-    double cap = work_bytes(p, at_least) > (double)DN_EVAL_WS_MAX ? work_bytes(p, at_least) : (double)DN_EVAL_WS_MAX;
-    while (rows > at_least && work_bytes(p, rows) > cap)
-        rows = rows / 2 > at_least ? rows / 2 : at_least;
-    return rows;
+/* Bytes of work space for `rows` rows of plan ctx, as the plan counts them. */
+static size_t work_bytes(int rows, const void *ctx) {
+    const dn_plan *p = ctx;
+    return ((size_t)rows * p->workspace_floats_per_row + p->workspace_floats_fixed) * sizeof(float);
 }
 
 /* The memory a training run allocates for the network, as runtime/dn_train.c
@@ -151,7 +143,7 @@ static size_t eval_rows(const dn_plan *p, int batch) {
 static void print_memory(const dn_plan *p, FILE *out) {
     const dn_spec *s = p->spec;
     const int batch = s->train.batch_size;
-    const size_t rows = eval_rows(p, batch);
+    const size_t rows = (size_t)dn_eval_rows_by(work_bytes, p, batch); /* the trainer's rule (runtime/dn_eval.c) */
     const double params = 3.0 * (double)s->n_floats;
     const double work = (double)rows * (double)p->workspace_floats_per_row + (double)p->workspace_floats_fixed;
     const double input = (double)rows * (double)s->input;
