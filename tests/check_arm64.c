@@ -37,20 +37,6 @@ static void run_ok(const char *what, const char *cmd) {
     free(out);
 }
 
-static int same_file(const char *a, const char *b) {
-    char pa[4200], pb[4200];
-    size_t la, lb;
-    snprintf(pa, sizeof pa, "%s/%s", dir, a);
-    snprintf(pb, sizeof pb, "%s/%s", dir, b);
-    char *x = tu_read(pa, &la), *y = tu_read(pb, &lb);
-    ck_assert_ptr_nonnull(x);
-    ck_assert_ptr_nonnull(y);
-    int same = la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* The predictor of tests/fixtures/small_ce.yaml (tanh, sigmoid, relu and
  * softmax layers) with committed weights, on 200 CSV rows. */
 START_TEST(test_predictor_same_output) {
@@ -76,7 +62,7 @@ START_TEST(test_predictor_same_output) {
     run_ok("arm64 build", ARM_CC " -O2 -static p.c -o p_arm -L" ARM_LIB " -lz -lm");
     run_ok("x86-64 run", "./p_x86 in.csv --format csv > out_x86.csv");
     run_ok("arm64 run", "qemu-aarch64 ./p_arm in.csv --format csv > out_arm.csv");
-    ck_assert_msg(same_file("out_x86.csv", "out_arm.csv"), "arm64 predictions differ from x86-64's");
+    ck_assert_msg(tu_same_files(dir, "out_x86.csv", "out_arm.csv"), "arm64 predictions differ from x86-64's");
 }
 END_TEST
 
@@ -100,7 +86,7 @@ START_TEST(test_trainer_same_checkpoint) {
     run_ok("arm64 build", ARM_CC " -O2 -static -fopenmp r.c -o r_arm -L" ARM_LIB " -lz -lm");
     run_ok("x86-64 train", "./r_x86 train --data data --threads 2 --save x86.safetensors");
     run_ok("arm64 train", "qemu-aarch64 ./r_arm train --data data --threads 2 --save arm.safetensors");
-    ck_assert_msg(same_file("x86.safetensors", "arm.safetensors"), "arm64 checkpoint differs from x86-64's");
+    ck_assert_msg(tu_same_files(dir, "x86.safetensors", "arm.safetensors"), "arm64 checkpoint differs from x86-64's");
 }
 END_TEST
 

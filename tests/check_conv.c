@@ -13,14 +13,6 @@
 #include "dn_runtime.h"
 #include "test_util.h"
 
-static char *expect_run(int want, const char *cmd) {
-    char *out = NULL;
-    int st = tu_run(cmd, &out);
-    if (st != want) fprintf(stderr, "$ %s\n%s\n", cmd, out);
-    ck_assert_msg(st == want, "'%s' exited %d, want %d", cmd, st, want);
-    return out;
-}
-
 /* ---- gradient checks ----------------------------------------------------------- */
 
 /* Odd sizes, kernels 3 and 5, stride 1 and 2, padding 0, 1 and same (odd and
@@ -74,7 +66,7 @@ START_TEST(test_gradcheck) {
     tu_write(spec, gradcheck_specs[_i]);
     ck_assert_int_eq(tu_build_trainer(spec, dir, "g", "", ""), 0);
     snprintf(cmd, sizeof cmd, "%s/g gradcheck --samples 30", dir);
-    char *out = expect_run(0, cmd);
+    char *out = tu_expect_run(0, cmd);
     printf("conv spec %d:\n%s", _i, out);
     ck_assert_ptr_nonnull(strstr(out, "weight"));
     ck_assert_ptr_null(strstr(out, "FAIL"));
@@ -126,43 +118,19 @@ static char *trainer(const char *bin, const char *args) {
     return out;
 }
 
-static int same_bytes(const char *a, const char *b) {
-    char pa[4200], pb[4200];
-    size_t la, lb;
-    snprintf(pa, sizeof pa, "%s/%s", dir, a);
-    snprintf(pb, sizeof pb, "%s/%s", dir, b);
-    char *x = tu_read(pa, &la), *y = tu_read(pb, &lb);
-    ck_assert_ptr_nonnull(x);
-    ck_assert_ptr_nonnull(y);
-    int same = la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
-static double last_test_acc(const char *out) {
-    const char *p = out, *q;
-    double acc = -1;
-    while ((q = strstr(p, "test_acc ")) != NULL) {
-        acc = strtod(q + 9, NULL);
-        p = q + 9;
-    }
-    return acc;
-}
-
 /* It learns, and 1, 2, 3 threads and a serial build give the same bytes. */
 START_TEST(test_learns_bit_identical) {
     char *out = trainer("cnet", "--threads 1 --save t1.safetensors");
-    double acc = last_test_acc(out);
+    double acc = tu_last_test_acc(out);
     printf("cnet: synthetic test accuracy %.4f\n", acc);
     ck_assert_msg(acc >= 0.9, "test accuracy %.4f < 0.9\n%s", acc, out);
     free(out);
     free(trainer("cnet", "--threads 2 --save t2.safetensors"));
     free(trainer("cnet", "--threads 3 --save t3.safetensors"));
     free(trainer("cnet_serial", "--save ts.safetensors"));
-    ck_assert_msg(same_bytes("t1.safetensors", "t2.safetensors"), "1 vs 2 threads differ");
-    ck_assert_msg(same_bytes("t1.safetensors", "t3.safetensors"), "1 vs 3 threads differ");
-    ck_assert_msg(same_bytes("t1.safetensors", "ts.safetensors"), "OpenMP vs serial differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "t2.safetensors"), "1 vs 2 threads differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "t3.safetensors"), "1 vs 3 threads differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "ts.safetensors"), "OpenMP vs serial differ");
 }
 END_TEST
 
@@ -171,7 +139,7 @@ START_TEST(test_resume_bit_identical) {
     free(trainer("cnet", "--threads 2 --checkpoint-every 100000 --save full.safetensors"));
     free(trainer("cnet", "--threads 2 --checkpoint-every 100000 --save part.safetensors --max-steps 70"));
     free(trainer("cnet", "--threads 2 --checkpoint-every 100000 --save part.safetensors --resume part.safetensors"));
-    ck_assert_msg(same_bytes("full.safetensors", "part.safetensors"), "resumed run differs");
+    ck_assert_msg(tu_same_files(dir, "full.safetensors", "part.safetensors"), "resumed run differs");
 }
 END_TEST
 

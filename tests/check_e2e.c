@@ -72,44 +72,18 @@ static char *trainer(int want, const char *bin, const char *args) {
     return out;
 }
 
-/* True when the two files in dir have the same bytes. */
-static int same_bytes(const char *a, const char *b) {
-    char pa[4200], pb[4200];
-    snprintf(pa, sizeof pa, "%s/%s", dir, a);
-    snprintf(pb, sizeof pb, "%s/%s", dir, b);
-    size_t la, lb;
-    char *x = tu_read(pa, &la), *y = tu_read(pb, &lb);
-    ck_assert_ptr_nonnull(x);
-    ck_assert_ptr_nonnull(y);
-    int same = la == lb && memcmp(x, y, la) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
-/* Last test_acc printed. */
-static double last_test_acc(const char *out) {
-    const char *p = out, *q;
-    double acc = -1;
-    while ((q = strstr(p, "test_acc ")) != NULL) {
-        acc = strtod(q + 9, NULL);
-        p = q + 9;
-    }
-    return acc;
-}
-
 /* Trains `bin` with args (which must save to `weights`): test accuracy
  * >= 0.95, and eval on the saved weights agrees with the last epoch line.
  * Returns that accuracy. */
 static double learns(const char *bin, const char *args, const char *weights) {
     char *out = trainer(0, bin, args);
-    double acc = last_test_acc(out);
+    double acc = tu_last_test_acc(out);
     printf("%s: synthetic test accuracy %.4f\n", bin, acc);
     ck_assert_msg(acc >= 0.95, "test accuracy %.4f < 0.95\n%s", acc, out);
     free(out);
     char *ev = NULL;
     ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./%s eval --weights %s --data data", dir, bin, weights), 0);
-    ck_assert_msg(last_test_acc(ev) == acc, "eval: %s", ev);
+    ck_assert_msg(tu_last_test_acc(ev) == acc, "eval: %s", ev);
     free(ev);
     return acc;
 }
@@ -122,14 +96,14 @@ START_TEST(test_threads_bit_identical) {
     free(trainer(0, "syn", "--threads 2 --save t2.safetensors"));
     free(trainer(0, "syn", "--threads 3 --save t3.safetensors"));
     free(trainer(0, "syn_serial", "--save serial.safetensors"));
-    ck_assert_msg(same_bytes("t1.safetensors", "t2.safetensors"), "1 vs 2 threads differ");
-    ck_assert_msg(same_bytes("t1.safetensors", "t3.safetensors"), "1 vs 3 threads differ");
-    ck_assert_msg(same_bytes("t1.safetensors", "serial.safetensors"), "OpenMP vs serial build differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "t2.safetensors"), "1 vs 2 threads differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "t3.safetensors"), "1 vs 3 threads differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "serial.safetensors"), "OpenMP vs serial build differ");
     /* Without AVX-512 the gradient kernels use narrower tiles: same results. */
     free(trainer(0, "syn_narrow", "--threads 2 --save narrow.safetensors"));
-    ck_assert_msg(same_bytes("t1.safetensors", "narrow.safetensors"), "narrow vs wide tiles differ");
+    ck_assert_msg(tu_same_files(dir, "t1.safetensors", "narrow.safetensors"), "narrow vs wide tiles differ");
     free(trainer(0, "syn", "--threads 2 --seed 8 --save s8.safetensors"));
-    ck_assert_msg(!same_bytes("t1.safetensors", "s8.safetensors"), "the seed changes nothing");
+    ck_assert_msg(!tu_same_files(dir, "t1.safetensors", "s8.safetensors"), "the seed changes nothing");
 }
 END_TEST
 
@@ -143,7 +117,7 @@ START_TEST(test_adaptive_threads_bit_identical) {
                      "--save adaptive.safetensors 2>&1", dir);
     ck_assert_msg(st == 0, "%s", out);
     free(out);
-    ck_assert_msg(same_bytes("a1.safetensors", "adaptive.safetensors"), "adaptive team size changed the results");
+    ck_assert_msg(tu_same_files(dir, "a1.safetensors", "adaptive.safetensors"), "adaptive team size changed the results");
 }
 END_TEST
 
@@ -160,7 +134,7 @@ START_TEST(test_resume_bit_identical) {
         free(trainer(0, "syn", args));
         snprintf(args, sizeof args, "%s r.safetensors --resume r.safetensors", full);
         free(trainer(0, "syn", args));
-        ck_assert_msg(same_bytes("ref.safetensors", "r.safetensors"), "resume after step %d differs", stops[i]);
+        ck_assert_msg(tu_same_files(dir, "ref.safetensors", "r.safetensors"), "resume after step %d differs", stops[i]);
     }
 }
 END_TEST
@@ -214,7 +188,7 @@ START_TEST(test_kill9_resume) {
     free(trainer(0, "syn", args));
     printf("kill -9: 4 kills, %d of them hit a run resumed from a checkpoint\n", resumed);
     ck_assert_msg(resumed >= 2, "the kills came too early to test resuming (%d)", resumed);
-    ck_assert_msg(same_bytes("ref9.safetensors", "k.safetensors"), "killed and resumed run differs");
+    ck_assert_msg(tu_same_files(dir, "ref9.safetensors", "k.safetensors"), "killed and resumed run differs");
     tu_runf(&out, "ls -a '%s' | grep -c '\\.tmp\\.' || true", dir);
     ck_assert_msg(atoi(out) == 0, "temporary files left behind: %s", out);
     free(out);
@@ -285,14 +259,14 @@ START_TEST(test_batchnorm) {
     free(pr);
     free(trainer(0, "synbn", "--threads 2 --save bn2.safetensors --checkpoint-every 100000"));
     free(trainer(0, "synbn_serial", "--save bns.safetensors --checkpoint-every 100000"));
-    ck_assert_msg(same_bytes("bn1.safetensors", "bn2.safetensors"), "1 vs 2 threads differ");
-    ck_assert_msg(same_bytes("bn1.safetensors", "bns.safetensors"), "OpenMP vs serial build differ");
+    ck_assert_msg(tu_same_files(dir, "bn1.safetensors", "bn2.safetensors"), "1 vs 2 threads differ");
+    ck_assert_msg(tu_same_files(dir, "bn1.safetensors", "bns.safetensors"), "OpenMP vs serial build differ");
     ck_assert(file_has("bn1.safetensors", "\"fc1_bn.running_var\""));
     ck_assert(file_has("bn1.safetensors", "\"optimizer.exp_avg.fc1_bn.weight\""));
     ck_assert(!file_has("bn1.safetensors", "optimizer.exp_avg.fc1_bn.running_mean"));
     free(trainer(0, "synbn", "--threads 2 --save bnr.safetensors --checkpoint-every 100000 --max-steps 130"));
     free(trainer(0, "synbn", "--threads 2 --save bnr.safetensors --checkpoint-every 100000 --resume bnr.safetensors"));
-    ck_assert_msg(same_bytes("bn1.safetensors", "bnr.safetensors"), "resumed batch norm run differs");
+    ck_assert_msg(tu_same_files(dir, "bn1.safetensors", "bnr.safetensors"), "resumed batch norm run differs");
     /* 2850 rows in batches of 37: 77 batches and one row, which is skipped */
     char *out = trainer(0, "synbn", "--epochs 1 --val-split 0.05 --batch-size 37 --save bnv.safetensors --checkpoint-every 100000");
     ck_assert_msg(file_has("bnv.safetensors", "\"step\":\"77\""), "%s", out);
@@ -310,7 +284,7 @@ START_TEST(test_predictor) {
     free(trainer(0, "syn", "--save pw.safetensors"));
     char *ev = NULL, *out = NULL;
     ck_assert_int_eq(tu_runf(&ev, "cd '%s' && ./syn eval --weights pw.safetensors --data data", dir), 0);
-    double acc = last_test_acc(ev);
+    double acc = tu_last_test_acc(ev);
     int st = tu_runf(&out,
                      "cd '%s' && '%s' syn.yaml --inference --weights pw.safetensors -o predict.c && "
                      "'%s' -std=c11 -O2 -Wall -Wextra -Wshadow -Werror -static predict.c -o predict -lz -lm 2>&1 && "

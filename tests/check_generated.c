@@ -12,15 +12,6 @@
 
 #define FIXTURES DNGEN_SOURCE_DIR "/tests/fixtures"
 
-/* Asserts that cmd exits with `want`, printing its output on failure. */
-static char *expect_run(int want, const char *cmd) {
-    char *out = NULL;
-    int st = tu_run(cmd, &out);
-    if (st != want) fprintf(stderr, "$ %s\n%s\n", cmd, out);
-    ck_assert_msg(st == want, "'%s' exited %d, want %d", cmd, st, want);
-    return out;
-}
-
 /* ---- builds ------------------------------------------------------------------ */
 
 /* The seed network compiles warning-free (-Wall -Wextra -Werror -std=c11)
@@ -30,7 +21,7 @@ START_TEST(test_compiles_everywhere) {
     char cmd[8192], *out;
     snprintf(cmd, sizeof cmd, "'%s' %s/specs/mlp.yaml -o %s/lib.c && '%s' %s/specs/mlp.yaml --standalone -o %s/sa.c",
              DNGEN_EXE, DNGEN_SOURCE_DIR, dir, DNGEN_EXE, DNGEN_SOURCE_DIR, dir);
-    free(expect_run(0, cmd));
+    free(tu_expect_run(0, cmd));
     const char *ccs[] = {"gcc", "clang"}, *omps[] = {"", "-fopenmp"}, *files[] = {"lib", "sa"};
     for (int c = 0; c < 2; c++)
         for (int o = 0; o < 2; o++)
@@ -38,24 +29,24 @@ START_TEST(test_compiles_everywhere) {
                 snprintf(cmd, sizeof cmd,
                          "%s -std=c11 -O1 -Wall -Wextra -Werror %s -I%s/runtime -c %s/%s.c -o %s/%s_%d%d.o", ccs[c],
                          omps[o], DNGEN_SOURCE_DIR, dir, files[f], dir, files[f], c, o);
-                out = expect_run(0, cmd);
+                out = tu_expect_run(0, cmd);
                 ck_assert_str_eq(out, ""); /* not even a note */
                 free(out);
             }
     /* A network with batch norm (its own kernels), in the linked form. */
     snprintf(cmd, sizeof cmd, "'%s' %s/specs/mlp_batchnorm.yaml -o %s/bn.c", DNGEN_EXE, DNGEN_SOURCE_DIR, dir);
-    free(expect_run(0, cmd));
+    free(tu_expect_run(0, cmd));
     for (int c = 0; c < 2; c++)
         for (int o = 0; o < 2; o++) {
             snprintf(cmd, sizeof cmd, "%s -std=c11 -O1 -Wall -Wextra -Werror %s -I%s/runtime -c %s/bn.c -o %s/bn_%d%d.o",
                      ccs[c], omps[o], DNGEN_SOURCE_DIR, dir, dir, c, o);
-            out = expect_run(0, cmd);
+            out = tu_expect_run(0, cmd);
             ck_assert_str_eq(out, "");
             free(out);
         }
     /* The standalone file links with nothing but libc, libm and zlib. */
     snprintf(cmd, sizeof cmd, "cc -O2 -fopenmp %s/sa.c -o %s/sa -lz -lm && %s/sa --help", dir, dir, dir);
-    out = expect_run(0, cmd);
+    out = tu_expect_run(0, cmd);
     ck_assert_ptr_nonnull(strstr(out, "train"));
     free(out);
 }
@@ -74,7 +65,7 @@ START_TEST(test_source_size_independent_of_width) {
                    "  - {units: 2048, activation: relu}\n  - {units: 10, activation: softmax}\n");
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' %s -o %s/n.c && '%s' %s -o %s/w.c", DNGEN_EXE, narrow, dir, DNGEN_EXE, wide, dir);
-    free(expect_run(0, cmd));
+    free(tu_expect_run(0, cmd));
     size_t ln, lw;
     char *a = tu_read(strcat(strcpy(cmd, dir), "/n.c"), &ln);
     char *b = tu_read(strcat(strcpy(cmd, dir), "/w.c"), &lw);
@@ -107,7 +98,7 @@ START_TEST(test_fixture_forward_backward) {
     snprintf(sym, sizeof sym, "%s_model", c);
     ck_assert_int_eq(tu_build_probe(dir, c, sym), 0);
     snprintf(cmd, sizeof cmd, "%s/%s_probe fixture %s/%s.safetensors", dir, c, FIXTURES, c);
-    char *out = expect_run(0, cmd);
+    char *out = tu_expect_run(0, cmd);
     printf("%s:\n%s", c, out);
     free(out);
 }
@@ -156,7 +147,7 @@ START_TEST(test_fixture_adam10) {
     snprintf(sym, sizeof sym, "%s_model", c);
     ck_assert_int_eq(tu_build_probe(dir, c, sym), 0);
     snprintf(cmd, sizeof cmd, "%s/%s_probe fixture %s/%s.safetensors --adam", dir, c, FIXTURES, c);
-    char *out = expect_run(0, cmd);
+    char *out = tu_expect_run(0, cmd);
     printf("%s adam10:\n%s", c, out);
     free(out);
 }
@@ -181,12 +172,12 @@ START_TEST(test_dropout_statistics) {
     ck_assert_int_eq(tu_build_trainer(spec, dir, "drop", "", ""), 0);
     ck_assert_int_eq(tu_build_probe(dir, "drop", "drop_model"), 0);
     snprintf(cmd, sizeof cmd, "%s/drop_probe dropout %g", dir, p);
-    char *out = expect_run(0, cmd);
+    char *out = tu_expect_run(0, cmd);
     printf("p=%g: %s", p, out);
     free(out);
     if (_i == 0) { /* the kernels' vectorized Philox gives the scalar one's words */
         snprintf(cmd, sizeof cmd, "%s/drop_probe philox", dir);
-        out = expect_run(0, cmd);
+        out = tu_expect_run(0, cmd);
         printf("%s", out);
         free(out);
     }
@@ -239,7 +230,7 @@ START_TEST(test_gradcheck) {
     tu_write(spec, gradcheck_specs[_i]);
     ck_assert_int_eq(tu_build_trainer(spec, dir, "g", "", ""), 0);
     snprintf(cmd, sizeof cmd, "%s/g gradcheck --samples 30", dir);
-    char *out = expect_run(0, cmd);
+    char *out = tu_expect_run(0, cmd);
     printf("spec %d:\n%s", _i, out);
     ck_assert_ptr_nonnull(strstr(out, "ok"));
     ck_assert_ptr_null(strstr(out, "FAIL"));

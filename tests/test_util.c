@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test_util.h"
 
+#include <check.h>
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -165,4 +167,36 @@ int tu_write_synthetic_idx(const char *dir, const char *prefix, int n, int rows,
     free(img);
     free(lab);
     return r;
+}
+
+char *tu_expect_run(int want, const char *cmd) {
+    char *out = NULL;
+    int st = tu_run(cmd, &out);
+    if (st != want) fprintf(stderr, "$ %s\n%s\n", cmd, out);
+    ck_assert_msg(st == want, "'%s' exited %d, want %d", cmd, st, want);
+    return out;
+}
+
+int tu_same_files(const char *dir, const char *a, const char *b) {
+    char pa[4200], pb[4200];
+    size_t la, lb;
+    snprintf(pa, sizeof pa, "%s/%s", dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", dir, b);
+    char *x = tu_read(pa, &la), *y = tu_read(pb, &lb);
+    ck_assert_msg(x != NULL, "cannot read %s", pa);
+    ck_assert_msg(y != NULL, "cannot read %s", pb);
+    int same = la == lb && memcmp(x, y, la) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+double tu_last_test_acc(const char *out) {
+    const char *p = out, *q;
+    double acc = -1;
+    while ((q = strstr(p, "test_acc ")) != NULL) {
+        acc = strtod(q + 9, NULL);
+        p = q + 9;
+    }
+    return acc;
 }

@@ -37,4 +37,15 @@ int tu_build_probe(const char *dir, const char *name, const char *model_symbol);
 int tu_write_synthetic_idx(const char *dir, const char *prefix, int n, int rows, int cols, int classes,
                            unsigned seed);
 
+/* Runs cmd and asserts (Check) that it exits with `want`, printing its
+ * output when not. Returns the output (caller frees). */
+char *tu_expect_run(int want, const char *cmd);
+
+/* True when files dir/a and dir/b have the same bytes; asserts that both
+ * can be read. */
+int tu_same_files(const char *dir, const char *a, const char *b);
+
+/* The last "test_acc X" a trainer printed in out, or -1. */
+double tu_last_test_acc(const char *out);
+
 #endif
