@@ -159,9 +159,10 @@ static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     op->plane4 = dn_round_up(L->out_shape.h * L->out_shape.w, 4);
     /* The kernels (emit/conv.c): register tiles where nothing is padded and
      * output columns are adjacent in the input (stride 1) and at least one
-     * vector wide; vectors along columns wherever the stride is 1. On
-     * cnn.yaml's conv2 the tiled forward runs at about twice the plain one's
-     * speed, the vectorized weight gradient about 10x the scalar one's. */
+     * vector wide; vectors along columns wherever the stride is 1. Measured
+     * on cnn.yaml, one thread, 20 training steps and an eval of 10000
+     * images (forward-heavy): 13.9 s with the plain forward, 8.2 s tiled;
+     * the weight gradient took 10.3 s of a run scalar, 1.0 s vectorized. */
     op->conv_rows_vec = L->sw == 1;
     op->conv_tiled = L->sw == 1 && L->pad_top == 0 && L->pad_left == 0 && L->pad_bottom == 0 &&
                      L->pad_right == 0 && L->out_shape.w >= 8;
