@@ -281,7 +281,7 @@ START_TEST(test_version) {
 }
 END_TEST
 
-#define USAGE_LINE "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target native|x86-64-v3|generic]\n"
+#define USAGE_LINE "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target portable|native|x86-64-v3|generic]\n"
 
 START_TEST(test_no_spec) {
     run r;

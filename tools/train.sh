@@ -14,7 +14,7 @@ cmake --build build -j"$(nproc)" --target dngen dnrt >/dev/null
 
 name=$(basename "$spec" .yaml)
 ./build/dngen "$spec" -o "build/$name.c"
-cc -std=c11 -O2 -march=native -fopenmp -Iruntime "build/$name.c" -o "build/$name" build/runtime/libdnrt.a -lz -lm
+cc -std=c11 -O2 -fopenmp -Iruntime "build/$name.c" -o "build/$name" build/runtime/libdnrt.a -lz -lm
 
 data=/usr/share/datasets/fashion-mnist
 echo "\$ build/$name train --data $data $*"

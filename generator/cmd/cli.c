@@ -30,7 +30,7 @@ typedef struct {
 
 static void print_usage(FILE *f) {
     fprintf(f,
-            "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target native|x86-64-v3|generic]\n"
+            "usage: dngen SPEC.yaml -o OUT.c [--standalone] [--target portable|native|x86-64-v3|generic]\n"
             "       dngen SPEC.yaml --inference --weights W.safetensors -o PREDICT.c\n"
             "       dngen SPEC.yaml --check\n"
             "       dngen plot RUN.csv... -o CHART.svg [--metric acc|loss|both]\n"
@@ -51,10 +51,12 @@ static void print_help(FILE *f) {
             "  --inference     emit an inference-only program with the weights of --weights\n"
             "                  built in (always standalone; link it with -static)\n"
             "  --weights FILE  trained weights (safetensors, e.g. from `train --save`)\n"
-            "  --target T      native (default), x86-64-v3 or generic: the -march in the\n"
-            "                  build command written at the top of the output\n"
+            "  --target T      portable (default), native, x86-64-v3 or generic: the -march\n"
+            "                  in the build command written at the top of the output (the\n"
+            "                  output runs the best of its AVX-512, AVX2 and baseline\n"
+            "                  kernels on any x86-64 CPU; -march only raises the baseline)\n"
             "  --standalone    include the runtime, so that\n"
-            "                    cc -O2 -march=native -fopenmp OUT.c -o model -lz -lm\n"
+            "                    cc -O2 -fopenmp OUT.c -o model -lz -lm\n"
             "                  builds the trainer with nothing else present\n"
             "  --check         validate the spec only\n"
             "  -h, --help      this text\n"
@@ -103,6 +105,8 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
             const char *v = argv[++i];
             if (a[2] == 'w') {
                 o->weights = v;
+            } else if (strcmp(v, "portable") == 0) {
+                o->target = DN_TARGET_PORTABLE;
             } else if (strcmp(v, "native") == 0) {
                 o->target = DN_TARGET_NATIVE;
             } else if (strcmp(v, "x86-64-v3") == 0) {
@@ -110,7 +114,7 @@ static int parse_args(int argc, char **argv, cli_opts *o, FILE *out, FILE *err) 
             } else if (strcmp(v, "generic") == 0) {
                 o->target = DN_TARGET_GENERIC;
             } else {
-                fprintf(err, "dngen: unknown --target '%s' (native, x86-64-v3, generic)\n", v);
+                fprintf(err, "dngen: unknown --target '%s' (portable, native, x86-64-v3, generic)\n", v);
                 return -1;
             }
         } else if (a[0] == '-' && a[1] != '\0') {

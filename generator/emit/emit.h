@@ -16,7 +16,10 @@
 
 /* ---- entry points ------------------------------------------------------------ */
 
-typedef enum { DN_TARGET_NATIVE, DN_TARGET_X86_64_V3, DN_TARGET_GENERIC } dn_target;
+/* The -march of the banner's build command. The default, portable, has
+ * none: the program carries kernels for several CPUs and picks at run time
+ * (templates/prelude.c.in, DN_DISPATCH). */
+typedef enum { DN_TARGET_PORTABLE, DN_TARGET_NATIVE, DN_TARGET_X86_64_V3, DN_TARGET_GENERIC } dn_target;
 
 typedef struct {
     int standalone;   /* paste the runtime into the output */

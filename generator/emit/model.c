@@ -63,18 +63,18 @@ static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
                   dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
     dn_buf_printf(b, " *   batch %d, %d epochs, seed %" PRIu64 ".\n *\n", s->train.batch_size, s->train.epochs,
                   s->train.seed);
-    static const char *const march[] = {"-march=native", "-march=x86-64-v3", "-march=x86-64"};
+    static const char *const march[] = {"", " -march=native", " -march=x86-64-v3", " -march=x86-64"};
     if (o->inference) {
         dn_buf_printf(b, " * Inference only: trained weights built in, eval mode (dropout only for --mc).\n");
-        dn_buf_printf(b, " * Build:  cc -O2 %s -static %s_predict.c -o %s_predict -lz -lm\n", march[o->target],
+        dn_buf_printf(b, " * Build:  cc -O2%s -static %s_predict.c -o %s_predict -lz -lm\n", march[o->target],
                       s->name, s->name);
         dn_buf_printf(b, " * Run:    ./%s_predict IMAGES.idx [--format text|csv|json] [--top K] [--mc N]\n */", s->name);
         return;
     }
     if (o->standalone)
-        dn_buf_printf(b, " * Build:  cc -O2 %s -fopenmp %s.c -o %s -lz -lm\n", march[o->target], s->name, s->name);
+        dn_buf_printf(b, " * Build:  cc -O2%s -fopenmp %s.c -o %s -lz -lm\n", march[o->target], s->name, s->name);
     else
-        dn_buf_printf(b, " * Build:  cc -O2 %s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
+        dn_buf_printf(b, " * Build:  cc -O2%s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
                       march[o->target], s->name, s->name);
     dn_buf_printf(b, " * Run:    ./%s train --data DIR     (./%s --help lists everything)\n */", s->name, s->name);
 }
@@ -215,13 +215,138 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, "};");
 }
 
+/* ---- CPU targets --------------------------------------------------------------- */
+
+/* The copies of the kernels a program carries besides the one for the
+ * compiler's own target ("base", always there): each compiled for its
+ * instruction set through a target pragma, used when dn_cpu_level() (the
+ * prelude) reports at least `level`. Clang's pragma does not define __AVX2__
+ * and the like, so the copy's DN_HAVE_* say what it may use. */
+typedef struct {
+    const char *suffix; /* the copy's functions are <model>_<suffix>_... */
+    const char *isa;    /* the target attribute's string */
+    int level;          /* dn_cpu_level() that selects it */
+    int avx512;         /* DN_HAVE_AVX512 (AVX, FMA and AVX2 are always on) */
+} cpu_target;
+
+static const cpu_target cpu_targets[] = {
+    {"avx2", "avx2,fma", 1, 0},
+    {"avx512", "avx512f,avx512vl,avx2,fma", 2, 1},
+};
+
+/* Everything that runs per batch, under p->name: buffers, kernels (the eval
+ * ones only with forward_only), steps (not with forward_only), eval. */
+static void emit_hot_code(dn_buf *b, const dn_plan *p, int forward_only) {
+    dn_emit_buffers(b, p);
+    emit_kernels(b, p, forward_only);
+    if (!forward_only) dn_emit_train_steps(b, p);
+    dn_emit_eval(b, p);
+}
+
+/* One copy of the vector helpers and the hot code under the name
+ * <model>_<suffix>; DN_VNAME and DN_HAVE_* must be defined before. */
+static void emit_copy(dn_buf *b, dn_plan *p, const char *suffix, int forward_only) {
+    const dn_embedded_file *vec = dn_embedded_find("templates/vector.c.in");
+    const char *name = p->name;
+    char copy[DN_NAME_MAX + 16];
+    snprintf(copy, sizeof copy, "%s_%s", name, suffix);
+    if (vec) dn_buf_append(b, vec->data, vec->len);
+    else b->oom = 1;
+    dn_buf_blank(b);
+    p->name = copy;
+    emit_hot_code(b, p, forward_only);
+    p->name = name;
+}
+
+/* The base copy, then (when the prelude's DN_DISPATCH is on) one copy per
+ * entry of cpu_targets. */
+static void emit_for_targets(dn_buf *b, dn_plan *p, int forward_only) {
+    dn_buf_line(b, "/* ==== the kernels for the compiler's target (-march; baseline x86-64 by default) ==== */");
+    dn_buf_blank(b);
+    dn_buf_line(b, "#define DN_VNAME(n) n");
+    dn_buf_line(b, "#define DN_HAVE_AVX DN_CC_AVX");
+    dn_buf_line(b, "#define DN_HAVE_FMA DN_CC_FMA");
+    dn_buf_line(b, "#define DN_HAVE_AVX2 DN_CC_AVX2");
+    dn_buf_line(b, "#define DN_HAVE_AVX512 DN_CC_AVX512");
+    emit_copy(b, p, "base", forward_only);
+    for (size_t i = 0; i < sizeof cpu_targets / sizeof cpu_targets[0]; i++) {
+        const cpu_target *t = &cpu_targets[i];
+        dn_buf_line(b, "/* ==== the kernels for %s (used when dn_cpu_level() >= %d) ==== */", t->suffix, t->level);
+        dn_buf_blank(b);
+        dn_buf_line(b, "#if DN_DISPATCH");
+        dn_buf_line(b, "#if defined(__clang__)");
+        dn_buf_line(b, "#pragma clang attribute push(__attribute__((target(\"%s\"))), apply_to = function)", t->isa);
+        dn_buf_line(b, "#else");
+        dn_buf_line(b, "#pragma GCC push_options");
+        dn_buf_line(b, "#pragma GCC target(\"%s\")", t->isa);
+        dn_buf_line(b, "#endif");
+        dn_buf_line(b, "#undef DN_VNAME");
+        dn_buf_line(b, "#undef DN_HAVE_AVX");
+        dn_buf_line(b, "#undef DN_HAVE_FMA");
+        dn_buf_line(b, "#undef DN_HAVE_AVX2");
+        dn_buf_line(b, "#undef DN_HAVE_AVX512");
+        dn_buf_line(b, "#define DN_VNAME(n) n##_%s", t->suffix);
+        dn_buf_line(b, "#define DN_HAVE_AVX 1");
+        dn_buf_line(b, "#define DN_HAVE_FMA 1");
+        dn_buf_line(b, "#define DN_HAVE_AVX2 1");
+        dn_buf_line(b, "#define DN_HAVE_AVX512 %d", t->avx512);
+        emit_copy(b, p, t->suffix, forward_only);
+        dn_buf_line(b, "#if defined(__clang__)");
+        dn_buf_line(b, "#pragma clang attribute pop");
+        dn_buf_line(b, "#else");
+        dn_buf_line(b, "#pragma GCC pop_options");
+        dn_buf_line(b, "#endif");
+        dn_buf_line(b, "#endif /* DN_DISPATCH */");
+        dn_buf_blank(b);
+    }
+}
+
+/* A function of the model's interface that runs the best copy for this CPU:
+ * `ret` and `params` its declaration's parts, `args` the call's arguments. */
+static void emit_dispatcher(dn_buf *b, const char *m, const char *ret, const char *fn, const char *params,
+                            const char *args) {
+    dn_buf_line(b, "static %s %s_%s(%s) {", ret, m, fn, params);
+    dn_buf_line(b, "#if DN_DISPATCH");
+    dn_buf_line(b, "    switch (dn_cpu_level()) {");
+    for (size_t i = sizeof cpu_targets / sizeof cpu_targets[0]; i-- > 0;)
+        dn_buf_line(b, "    case %d: return %s_%s_%s(%s);", cpu_targets[i].level, m, cpu_targets[i].suffix, fn, args);
+    dn_buf_line(b, "    default: break;");
+    dn_buf_line(b, "    }");
+    dn_buf_line(b, "#endif");
+    dn_buf_line(b, "    return %s_base_%s(%s);", m, fn, args);
+    dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* The model's entry points through dn_cpu_level(): the work space size, the
+ * training steps (not with forward_only) and eval. */
+static void emit_dispatch(dn_buf *b, const dn_plan *p, int forward_only) {
+    const char *m = p->name;
+    dn_buf_line(b, "/* ==== entry points: the copy for this CPU ==== */");
+    dn_buf_blank(b);
+    emit_dispatcher(b, m, "size_t", "workspace_size", "int max_batch", "max_batch");
+    if (!forward_only) {
+        emit_dispatcher(b, m, "double", "train_step",
+                        "float *params, float *grads, void *ws, const dn_batch *bt, int *correct",
+                        "params, grads, ws, bt, correct");
+        emit_dispatcher(b, m, "double", "train_step_adam",
+                        "float *params, float *m, float *v, const dn_adam_coef *ac, void *ws, const dn_batch *bt,\n"
+                        "        int *correct",
+                        "params, m, v, ac, ws, bt, correct");
+    }
+    emit_dispatcher(b, m, "double", "eval", "const float *params, void *ws, const dn_batch *bt, float *out, int *correct",
+                    "params, ws, bt, out, correct");
+}
+
 /* ---- driver ----------------------------------------------------------------- */
 
-typedef void (*model_emitter)(dn_buf *b, const dn_plan *p, const void *extra);
+/* The model section. The plan is the driver's own: the section writes the
+ * kernels once per CPU target under the target's name (cpu_targets). */
+typedef void (*model_emitter)(dn_buf *b, dn_plan *p, const void *extra);
 
 /* Expands the embedded template `name`: marker lines become sections (the
  * model section from `model`), @MODEL@ becomes the model name. */
-static int expand(const char *name, const dn_plan *pl, const dn_emit_opts *o, model_emitter model,
+static int expand(const char *name, dn_plan *pl, const dn_emit_opts *o, model_emitter model,
                   const void *extra, dn_buf *out) {
     const dn_embedded_file *tpl = dn_embedded_find(name), *pre = dn_embedded_find("templates/prelude.c.in");
     if (!tpl || !pre) return -1;
@@ -251,12 +376,10 @@ static int expand(const char *name, const dn_plan *pl, const dn_emit_opts *o, mo
     return out->oom ? -1 : 0;
 }
 
-static void emit_trainer_model(dn_buf *b, const dn_plan *p, const void *extra) {
+static void emit_trainer_model(dn_buf *b, dn_plan *p, const void *extra) {
     (void)extra;
-    dn_emit_buffers(b, p);
-    emit_kernels(b, p, 0);
-    dn_emit_train_steps(b, p);
-    dn_emit_eval(b, p);
+    emit_for_targets(b, p, 0);
+    emit_dispatch(b, p, 0);
     emit_tensors(b, p);
     emit_descriptor(b, p);
 }
@@ -311,11 +434,10 @@ typedef struct {
     uint64_t hash;
 } predictor_input;
 
-static void emit_predictor_model(dn_buf *b, const dn_plan *p, const void *extra) {
+static void emit_predictor_model(dn_buf *b, dn_plan *p, const void *extra) {
     const predictor_input *in = extra;
-    dn_emit_buffers(b, p);
-    emit_kernels(b, p, 1);
-    dn_emit_eval(b, p);
+    emit_for_targets(b, p, 1);
+    emit_dispatch(b, p, 1);
     emit_weights(b, p->spec, in->params);
     emit_infer_descriptor(b, p, in->hash);
 }

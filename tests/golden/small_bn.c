@@ -13,7 +13,7 @@
  * Training defaults: cross_entropy loss, adam lr 0.01 betas (0.9, 0.999) eps 1e-08 weight_decay 0.01,
  *   batch 6, 1 epochs, seed 11.
  *
- * Build:  cc -O2 -march=native -fopenmp -I DNGEN/runtime small_bn.c -o small_bn -L DIR -ldnrt -lz -lm
+ * Build:  cc -O2 -fopenmp -I DNGEN/runtime small_bn.c -o small_bn -L DIR -ldnrt -lz -lm
  * Run:    ./small_bn train --data DIR     (./small_bn --help lists everything)
  */
 
@@ -25,6 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* No fused multiply-add unless a kernel asks for one: Clang would otherwise
+ * fuse a * b + c where it can (GCC does not in ISO C mode), and round
+ * differently from GCC. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 /* OpenMP pragmas that vanish (without a warning) when compiled without -fopenmp;
  * the code is then serial and computes bit-identical results. */
@@ -97,19 +104,165 @@ DN_INLINE void dn_sync(void) {
 #define dn_sync() DN_OMP(omp barrier)
 #endif
 
-/* ---- vector helpers (fixed part of every generated trainer) -------------
- * 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
- * register, elsewhere the compiler splits them. FMA is explicit because ISO C
- * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
- * kernels compute has one fixed order, independent of the thread count. */
+
+/* ---- CPU targets --------------------------------------------------------------
+ * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
+ * the compiler targets (at least baseline x86-64: SSE2), for AVX2 with FMA
+ * (x86-64-v3) and for AVX-512; the first call asks the CPU once and every
+ * call runs the best copy it supports. So one binary built without -march
+ * runs at full speed on any x86-64. -DDN_NO_DISPATCH keeps only the first
+ * copy (build with -march=native for this CPU only); other architectures
+ * have only that one. */
+#if !defined(DN_NO_DISPATCH) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DN_DISPATCH 1
+#else
+#define DN_DISPATCH 0
+#endif
+#if DN_DISPATCH || defined(__AVX__)
+#include <immintrin.h>
+#endif
+/* What the compiler's own target has (the base copy's DN_HAVE_*). */
+#if defined(__AVX__)
+#define DN_CC_AVX 1
+#else
+#define DN_CC_AVX 0
+#endif
+#if defined(__FMA__) && defined(__AVX__)
+#define DN_CC_FMA 1
+#else
+#define DN_CC_FMA 0
+#endif
+#if defined(__AVX2__)
+#define DN_CC_AVX2 1
+#else
+#define DN_CC_AVX2 0
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX2__) && defined(__FMA__)
+#define DN_CC_AVX512 1
+#else
+#define DN_CC_AVX512 0
+#endif
+#if DN_DISPATCH
+#include <stdlib.h>
+/* 2: AVX-512 (F, VL) with AVX2 and FMA; 1: AVX2 and FMA; 0: neither. The
+ * environment variable DN_CPU (baseline, avx2, avx512) caps it, to compare
+ * the copies on one machine. Asked once, then cached. */
+static int dn_cpu_level(void) {
+    static int cached = -1;
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level >= 0) return level;
+    __builtin_cpu_init();
+    level = 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        level = 1;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) level = 2;
+    }
+    const char *cap = getenv("DN_CPU");
+    if (cap && strcmp(cap, "baseline") == 0) level = 0;
+    if (cap && strcmp(cap, "avx2") == 0 && level > 1) level = 1;
+    __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
+    return level;
+}
+#endif
+
+/* The vector types every target's kernels use. */
 typedef float dn_v8 __attribute__((vector_size(32)));
 typedef float dn_v8u __attribute__((vector_size(32), aligned(4)));
 typedef int32_t dn_v8i __attribute__((vector_size(32)));
+typedef float dn_v16 __attribute__((vector_size(64)));
+typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
+
+/* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
+DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
+                           uint32_t u, uint32_t threshold, float scale, float m[4]) {
+    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+    for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
+}
+
+/* Gaussian noise N(0, 1) for the 4 units [u, u+4) of one row (u % 4 == 0),
+ * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
+DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
+    for (int half = 0; half < 2; half++) {
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+        for (int j = 0; j < 2; j++) {
+            double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
+            double u2 = (double)r.v[2 * j + 1] * (1.0 / 4294967296.0);
+            g[2 * half + j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+    }
+}
+
+/* Carves a 64-byte aligned block of `count` floats at *off from base and
+ * advances *off. With base == NULL it only measures (returns NULL). */
+DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
+    float *p = base ? (float *)(base + *off) : NULL;
+    *off += (count * sizeof(float) + 63) & ~(size_t)63;
+    return p;
+}
+
+/* ==== the kernels for the compiler's target (-march; baseline x86-64 by default) ==== */
+
+#define DN_VNAME(n) n
+#define DN_HAVE_AVX DN_CC_AVX
+#define DN_HAVE_FMA DN_CC_FMA
+#define DN_HAVE_AVX2 DN_CC_AVX2
+#define DN_HAVE_AVX512 DN_CC_AVX512
+/* ==== vector helpers for one CPU target (templates/vector.c.in) ====
+ * Pasted once per target the program carries (see the prelude's DN_DISPATCH):
+ * before each copy the generator defines DN_VNAME(n), the target's name for
+ * helper n, and DN_HAVE_AVX, DN_HAVE_FMA, DN_HAVE_AVX2 and DN_HAVE_AVX512
+ * (AVX-512 F and VL), the instructions the copy may use; the copy's functions
+ * are compiled for that target. So nothing here tests the compiler's __AVX2__
+ * and the like, and every macro is undefined first. */
+#undef dn_fma8
+#undef dn_load8
+#undef dn_store8
+#undef dn_splat8
+#undef dn_prefetch_rw
+#undef dn_relu8
+#undef dn_shuf8
+#undef dn_transpose8x8
+#undef dn_step8
+#undef dn_sqrt8
+#undef dn_fmaf
+#undef DN_WIDE_TILES
+#undef dn_fma16
+#undef dn_load16
+#undef dn_store16
+#undef dn_splat16
+#undef dn_load8x2
+#undef dn_lo8
+#undef dn_mulhilo8
+#undef dn_mulhilo16
+#undef dn_sqrt8_lanes
+#undef dn_adam8
+#undef dn_adam1
+#undef dn_adam16
+#undef dn_philox8
+#undef dn_philox16
+#undef dn_dropout_scales8
+#undef dn_dropout_block
+#define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
+#define dn_adam8 DN_VNAME(dn_adam8)
+#define dn_adam1 DN_VNAME(dn_adam1)
+#define dn_adam16 DN_VNAME(dn_adam16)
+#define dn_philox8 DN_VNAME(dn_philox8)
+#define dn_philox16 DN_VNAME(dn_philox16)
+#define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
+#define dn_dropout_block DN_VNAME(dn_dropout_block)
+
+/* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
+ * register, elsewhere the compiler splits them. FMA is explicit because ISO C
+ * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
+ * kernels compute has one fixed order, independent of the thread count and
+ * of the target: lane by lane the same operations (so AVX2 and AVX-512 give
+ * the same bits; without FMA, a product and a sum round twice). */
 
 /* Macros rather than functions: vectors never cross a call, so no target
  * (AVX or not) has an ABI question, and the arguments are simple names. */
-#if defined(__FMA__) && defined(__AVX__)
-#include <immintrin.h>
+#if DN_HAVE_FMA
 #define dn_fma8(a, b, c) ((dn_v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #else
 #define dn_fma8(a, b, c) ((a) * (b) + (c))
@@ -169,14 +322,14 @@ typedef int32_t dn_v8i __attribute__((vector_size(32)));
 /* 1.0f where v > 0, else 0.0f (v a name). */
 #define dn_step8(v) ((dn_v8)((dn_v8i)dn_splat8(1.0f) & (dn_v8i)((v) > (dn_v8){0})))
 
-#if defined(__AVX__)
+#if DN_HAVE_AVX
 #define dn_sqrt8(x) ((dn_v8)_mm256_sqrt_ps((__m256)(x)))
 #else
 DN_INLINE void dn_sqrt8_lanes(float *x) {
     for (int j = 0; j < 8; j++) x[j] = sqrtf(x[j]);
 }
 #endif
-#if defined(__FMA__)
+#if DN_HAVE_FMA
 #define dn_fmaf(a, b, c) fmaf(a, b, c)
 #else
 #define dn_fmaf(a, b, c) ((a) * (b) + (c))
@@ -190,7 +343,7 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     if (c->l2) gi = dn_fma8(pi, dn_splat8(c->wd), gi);
     const dn_v8 mi = dn_fma8(gi, dn_splat8(c->omb1), dn_load8(m) * dn_splat8(c->b1));
     const dn_v8 vi = dn_fma8(dn_splat8(c->omb2) * gi, gi, dn_load8(v) * dn_splat8(c->b2));
-#if defined(__AVX__)
+#if DN_HAVE_AVX
     const dn_v8 root = dn_sqrt8(vi);
 #else
     float lanes[8];
@@ -220,11 +373,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
  * backward_x), and its accumulators fill 16 registers; the narrow tiles use
  * 8-float vectors. Each lane does the same operations in the same order in
  * both, so the results are the same either way. */
-#if defined(__AVX512F__) && defined(__AVX512VL__)
+#if DN_HAVE_AVX512
 #define DN_WIDE_TILES 1
-#include <immintrin.h>
-typedef float dn_v16 __attribute__((vector_size(64)));
-typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 #define dn_fma16(a, b, c) ((dn_v16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define dn_load16(p) (*(const dn_v16u *)(p))
 #define dn_store16(p, v) (*(dn_v16u *)(p) = (v))
@@ -255,19 +405,10 @@ DN_INLINE void dn_adam16(float *p, float *m, float *v, const float *g0, const fl
 #define DN_WIDE_TILES 0
 #endif
 
-/* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
-DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
-                           uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
-    dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-    for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
-}
-
 /* Eight Philox4x32-10 blocks at once: out[w][l] is word w of
  * dn_philox4x32_10({c0[l], c1[l], c2, c3}, k0, k1). With AVX2 the eight run
  * side by side in vector registers; the words are the same either way. */
-#if defined(__AVX2__)
-#include <immintrin.h>
+#if DN_HAVE_AVX2
 /* lo/hi halves of the 32x32-bit products x * m, lane by lane. */
 #define dn_mulhilo8(x, m, lo, hi)                                                        \
     do {                                                                                 \
@@ -297,7 +438,7 @@ DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c
     _mm256_storeu_si256((__m256i *)out[2], x2);
     _mm256_storeu_si256((__m256i *)out[3], x3);
 }
-#if defined(__AVX512F__)
+#if DN_HAVE_AVX512
 /* Sixteen blocks, as two dn_philox8 calls (lanes 0-7, then 8-15) would
  * give: out[h][w][l] is word w of block 8h + l. */
 #define dn_mulhilo16(x, m, lo, hi)                                                       \
@@ -340,7 +481,7 @@ DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c
 }
 #endif
 
-#if defined(__AVX2__)
+#if DN_HAVE_AVX2
 /* The scales of 8 groups of 4 units from their words w[word][group] into
  * out[4 * group + word]: 0 where the word is below threshold, else scale. */
 DN_INLINE void dn_dropout_scales8(uint32_t w[4][8], uint32_t threshold, float scale, float *out) {
@@ -372,7 +513,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
     const int groups = width / 4, n = rows * groups;
     const uint32_t c3 = ((uint32_t)DN_RNG_DROPOUT << 24) | slot;
     int first = 0;
-#if defined(__AVX2__) && defined(__AVX512F__)
+#if DN_HAVE_AVX512
     for (; first + 16 <= n; first += 16) { /* 16 groups, 64 consecutive floats of m */
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
@@ -392,7 +533,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
             c1[l] = row0 + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
-#if defined(__AVX2__)
+#if DN_HAVE_AVX2
         if (first + 8 <= n) { /* 8 groups, 32 consecutive floats of m */
             dn_dropout_scales8(w, threshold, scale, m + (size_t)first * 4);
             continue;
@@ -405,27 +546,6 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
     }
 }
 
-/* Gaussian noise N(0, 1) for the 4 units [u, u+4) of one row (u % 4 == 0),
- * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
-DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
-    for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
-        dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-        for (int j = 0; j < 2; j++) {
-            double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
-            double u2 = (double)r.v[2 * j + 1] * (1.0 / 4294967296.0);
-            g[2 * half + j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-        }
-    }
-}
-
-/* Carves a 64-byte aligned block of `count` floats at *off from base and
- * advances *off. With base == NULL it only measures (returns NULL). */
-DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
-    float *p = base ? (float *)(base + *off) : NULL;
-    *off += (count * sizeof(float) + 63) & ~(size_t)63;
-    return p;
-}
 
 /* ==== work buffers (one block, carved per batch of n rows) ==== */
 
@@ -446,11 +566,11 @@ typedef struct {
     float *rowloss; /* [n] per-row loss */
     float *hits; /* [n] argmax hit */
     float *wt; /* [64] scratch: one layer's W^T for its input gradient */
-} small_bn_buffers;
+} small_bn_base_buffers;
 
 /* Carves the buffers for n rows from ws; with ws == NULL only measures.
  * Returns the bytes used. */
-static size_t small_bn_bind(void *ws, int n, small_bn_buffers *bf) {
+static size_t small_bn_base_bind(void *ws, int n, small_bn_base_buffers *bf) {
     char *base = ws;
     size_t off = 0;
     const size_t rows = (size_t)n;
@@ -473,16 +593,16 @@ static size_t small_bn_bind(void *ws, int n, small_bn_buffers *bf) {
     return off;
 }
 
-static size_t small_bn_workspace_size(int max_batch) {
-    small_bn_buffers bf;
-    return small_bn_bind(NULL, max_batch, &bf);
+static size_t small_bn_base_workspace_size(int max_batch) {
+    small_bn_base_buffers bf;
+    return small_bn_base_bind(NULL, max_batch, &bf);
 }
 
 /* ==== fc1: dense 7 -> 6, the product before batch norm ==== */
 
 /* Forward product: out = x W^T + b [n, 6] (row stride 8), the input of batch norm.
  * x [n, 7] (row stride 7), w: 1 panels of [7, 8], bias [8]. */
-static void small_bn_fc1_forward(const float *restrict x, const float *restrict w,
+static void small_bn_base_fc1_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict out, int n) {
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
@@ -595,7 +715,7 @@ static void small_bn_fc1_forward(const float *restrict x, const float *restrict 
 /* Weight gradients: dw [6, 7] = d^T x (in w's panels), db [6] = column sums of d.
  * d [n, 6] (row stride 8), x [n, 7] (this layer's input). Each element sums
  * rows in order. */
-static void small_bn_fc1_backward_w(const float *restrict d, const float *restrict x,
+static void small_bn_base_fc1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
@@ -722,7 +842,7 @@ static void small_bn_fc1_backward_w(const float *restrict d, const float *restri
 
 /* Weight gradients as above, each tile applied at once by Adam to w and bias;
  * m and v hold the moments of w (56 floats) followed by those of bias. */
-static void small_bn_fc1_backward_w_adam(const float *restrict d, const float *restrict x,
+static void small_bn_base_fc1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
         const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
@@ -882,7 +1002,7 @@ static void small_bn_fc1_backward_w_adam(const float *restrict d, const float *r
 
 /* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
  * whose sums over the inputs are z[0..8) and dropout scales mk[0..8). */
-static inline void small_bn_fc1_finish(const float *z, size_t row, int u, const float *restrict bias,
+static inline void small_bn_base_fc1_finish(const float *z, size_t row, int u, const float *restrict bias,
         float *restrict a, float *restrict mask, const float *mk, float *restrict h, uint64_t seed, uint64_t step) {
     (void)seed, (void)step; /* for noise, which this layer has not */
     const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
@@ -900,7 +1020,7 @@ static inline void small_bn_fc1_finish(const float *z, size_t row, int u, const 
 /* Batch statistics of z [n, 6] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
  * run over the rows in order, in double; 8 units side by side. */
-static void small_bn_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
+static void small_bn_base_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, int n) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
@@ -928,7 +1048,7 @@ static void small_bn_fc1_bn_batch(const float *restrict z, const float *restrict
 }
 
 /* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
-static void small_bn_fc1_bn_running(const float *restrict run_mean, const float *restrict run_var,
+static void small_bn_base_fc1_bn_running(const float *restrict run_mean, const float *restrict run_var,
         const float *restrict gamma, const float *restrict beta, float *restrict stats) {
     DN_OMP(omp for schedule(static))
     for (int u = 0; u < 8; u++) {
@@ -940,7 +1060,7 @@ static void small_bn_fc1_bn_running(const float *restrict run_mean, const float 
 }
 
 /* a = relu(z * alpha + shift) [n, 6]; in training (h != NULL) noise and dropout into h. */
-static void small_bn_fc1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+static void small_bn_base_fc1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
         float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static))
@@ -954,7 +1074,7 @@ static void small_bn_fc1_bn_apply(const float *restrict z, const float *restrict
         for (int r = 0; r < nr; r++) {
             float zs[8];
             dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * 8 + u) * alpha);
-            small_bn_fc1_finish(zs, (size_t)(r0 + r), u, stats + 24, a, mask, mk[r], h, seed, step);
+            small_bn_base_fc1_finish(zs, (size_t)(r0 + r), u, stats + 24, a, mask, mk[r], h, seed, step);
         }
     }
 }
@@ -964,7 +1084,7 @@ static void small_bn_fc1_bn_apply(const float *restrict z, const float *restrict
  *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)
  * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
  * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
-static void small_bn_fc1_bn_backward(float *restrict d, const float *restrict z,
+static void small_bn_base_fc1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
     DN_OMP(omp for schedule(static))
@@ -1002,7 +1122,7 @@ static void small_bn_fc1_bn_backward(float *restrict d, const float *restrict z,
 
 /* Backward through batch norm as above, with gamma and beta updated by Adam at once
  * (moments: m and v, gamma's [8] then beta's [8]). */
-static void small_bn_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
+static void small_bn_base_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, int n) {
@@ -1043,7 +1163,7 @@ static void small_bn_fc1_bn_backward_adam(float *restrict d, const float *restri
 
 /* Forward product: out = x W^T + b [n, 5] (row stride 8), the input of batch norm.
  * x [n, 6] (row stride 8), w: 1 panels of [6, 8], bias [8]. */
-static void small_bn_fc2_forward(const float *restrict x, const float *restrict w,
+static void small_bn_base_fc2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict out, int n) {
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
@@ -1156,7 +1276,7 @@ static void small_bn_fc2_forward(const float *restrict x, const float *restrict 
 /* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
  * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
  * rows in order. */
-static void small_bn_fc2_backward_w(const float *restrict d, const float *restrict x,
+static void small_bn_base_fc2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
@@ -1261,7 +1381,7 @@ static void small_bn_fc2_backward_w(const float *restrict d, const float *restri
 
 /* Weight gradients as above, each tile applied at once by Adam to w and bias;
  * m and v hold the moments of w (48 floats) followed by those of bias. */
-static void small_bn_fc2_backward_w_adam(const float *restrict d, const float *restrict x,
+static void small_bn_base_fc2_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
         const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
@@ -1388,7 +1508,7 @@ static void small_bn_fc2_backward_w_adam(const float *restrict d, const float *r
  * input vectors, its W^T into wt (1 vectors of 8 inputs x 8 units x 8), then tiles
  * of rows x input vectors down the column, an outer product over the units: each
  * element sums units in order. */
-static void small_bn_fc2_backward_x(const float *restrict d, const float *restrict w, float *restrict wt,
+static void small_bn_base_fc2_backward_x(const float *restrict d, const float *restrict w, float *restrict wt,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
@@ -1534,7 +1654,7 @@ static void small_bn_fc2_backward_x(const float *restrict d, const float *restri
 
 /* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
  * whose sums over the inputs are z[0..8). */
-static inline void small_bn_fc2_finish(const float *z, size_t row, int u, const float *restrict bias,
+static inline void small_bn_base_fc2_finish(const float *z, size_t row, int u, const float *restrict bias,
         float *restrict a, float *restrict h, uint64_t seed, uint64_t step) {
     const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
     float t[8];
@@ -1555,7 +1675,7 @@ static inline void small_bn_fc2_finish(const float *z, size_t row, int u, const 
 /* Batch statistics of z [n, 5] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
  * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
  * run over the rows in order, in double; 8 units side by side. */
-static void small_bn_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
+static void small_bn_base_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, int n) {
     DN_OMP(omp for schedule(static))
     for (int g = 0; g < 1; g++) {
@@ -1583,7 +1703,7 @@ static void small_bn_fc2_bn_batch(const float *restrict z, const float *restrict
 }
 
 /* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
-static void small_bn_fc2_bn_running(const float *restrict run_mean, const float *restrict run_var,
+static void small_bn_base_fc2_bn_running(const float *restrict run_mean, const float *restrict run_var,
         const float *restrict gamma, const float *restrict beta, float *restrict stats) {
     DN_OMP(omp for schedule(static))
     for (int u = 0; u < 8; u++) {
@@ -1595,7 +1715,7 @@ static void small_bn_fc2_bn_running(const float *restrict run_mean, const float 
 }
 
 /* a = tanh(z * alpha + shift) [n, 5]; in training (h != NULL) noise and dropout into h. */
-static void small_bn_fc2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+static void small_bn_base_fc2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
         float *restrict h, int n, uint64_t seed, uint64_t step) {
     const int row_blocks = (n + 7) / 8;
     DN_OMP(omp for schedule(static))
@@ -1606,7 +1726,7 @@ static void small_bn_fc2_bn_apply(const float *restrict z, const float *restrict
         for (int r = 0; r < nr; r++) {
             float zs[8];
             dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * 8 + u) * alpha);
-            small_bn_fc2_finish(zs, (size_t)(r0 + r), u, stats + 24, a, h, seed, step);
+            small_bn_base_fc2_finish(zs, (size_t)(r0 + r), u, stats + 24, a, h, seed, step);
         }
     }
 }
@@ -1616,7 +1736,7 @@ static void small_bn_fc2_bn_apply(const float *restrict z, const float *restrict
  *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)
  * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
  * mean and unbiased variance by momentum 0.2f. 8 units side by side, sums in double. */
-static void small_bn_fc2_bn_backward(float *restrict d, const float *restrict z,
+static void small_bn_base_fc2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
     DN_OMP(omp for schedule(static))
@@ -1654,7 +1774,7 @@ static void small_bn_fc2_bn_backward(float *restrict d, const float *restrict z,
 
 /* Backward through batch norm as above, with gamma and beta updated by Adam at once
  * (moments: m and v, gamma's [8] then beta's [8]). */
-static void small_bn_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
+static void small_bn_base_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
         const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
         float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
         float *restrict run_var, int n) {
@@ -1695,7 +1815,7 @@ static void small_bn_fc2_bn_backward_adam(float *restrict d, const float *restri
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
  * whose sums over the inputs are z[0..8). */
-static inline void small_bn_out_finish(const float *z, size_t row, int u, const float *restrict bias,
+static inline void small_bn_base_out_finish(const float *z, size_t row, int u, const float *restrict bias,
         float *restrict a) {
     const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
     const dn_v8 y = v;
@@ -1705,7 +1825,7 @@ static inline void small_bn_out_finish(const float *z, size_t row, int u, const 
 
 /* Forward: a = softmax(x W^T + b) [n, 3] (row stride 8).
  * x [n, 5] (row stride 8), w: 1 panels of [5, 8], bias [8]. */
-static void small_bn_out_forward(const float *restrict x, const float *restrict w,
+static void small_bn_base_out_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
@@ -1760,7 +1880,7 @@ static void small_bn_out_forward(const float *restrict x, const float *restrict 
         dn_store8(&z[7][0], c70);
         for (int r = 0; r < nr; r++)
             for (int j = 0; j < 1; j++)
-                small_bn_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+                small_bn_base_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
     }
 #else
     const int row_blocks = (n + 5) / 6;
@@ -1805,7 +1925,7 @@ static void small_bn_out_forward(const float *restrict x, const float *restrict 
         dn_store8(&z[5][0], c50);
         for (int r = 0; r < nr; r++)
             for (int j = 0; j < 1; j++)
-                small_bn_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+                small_bn_base_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
     }
 #endif
     dn_sync();
@@ -1814,7 +1934,7 @@ static void small_bn_out_forward(const float *restrict x, const float *restrict 
 /* Weight gradients: dw [3, 5] = d^T x (in w's panels), db [3] = column sums of d.
  * d [n, 3] (row stride 8), x [n, 5] (this layer's input). Each element sums
  * rows in order. */
-static void small_bn_out_backward_w(const float *restrict d, const float *restrict x,
+static void small_bn_base_out_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
@@ -1911,7 +2031,7 @@ static void small_bn_out_backward_w(const float *restrict d, const float *restri
 
 /* Weight gradients as above, each tile applied at once by Adam to w and bias;
  * m and v hold the moments of w (40 floats) followed by those of bias. */
-static void small_bn_out_backward_w_adam(const float *restrict d, const float *restrict x,
+static void small_bn_base_out_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
         const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
@@ -2032,12 +2152,12 @@ static void small_bn_out_backward_w_adam(const float *restrict d, const float *r
 
 /* ==== training head: out forward, loss, out input gradient ==== */
 
-/* small_bn_out_forward, small_bn_loss (training: y and d set, no output) and
- * small_bn_out_backward_x in one kernel: per block of rows a [n, 3], rowloss, hits and
+/* small_bn_base_out_forward, small_bn_base_loss (training: y and d set, no output) and
+ * small_bn_base_out_backward_x in one kernel: per block of rows a [n, 3], rowloss, hits and
  * d = dloss/dz [n, 3], then dx [n, 5] = (d W) * act'(a_prev). A row's input gradient
  * needs only its own d, so there is no barrier between the three; each thread
  * transposes W into its own wt. The sums are those of the three kernels. */
-static void small_bn_head(const float *restrict x, const float *restrict w, const float *restrict bias,
+static void small_bn_base_head(const float *restrict x, const float *restrict w, const float *restrict bias,
         float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
         float *restrict hits, float *restrict dx, const float *restrict mask_prev,
         const float *restrict a_prev, int n) {
@@ -2109,7 +2229,7 @@ static void small_bn_head(const float *restrict x, const float *restrict w, cons
             dn_store8(&z[7][0], c70);
             for (int r = 0; r < nr; r++)
                 for (int j = 0; j < 1; j++)
-                    small_bn_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+                    small_bn_base_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
         }
         for (int r = r0; r < r0 + nr; r++) {
             const float *zr = a + (size_t)r * 8;
@@ -2230,7 +2350,7 @@ static void small_bn_head(const float *restrict x, const float *restrict w, cons
             dn_store8(&z[5][0], c50);
             for (int r = 0; r < nr; r++)
                 for (int j = 0; j < 1; j++)
-                    small_bn_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+                    small_bn_base_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
         }
         for (int r = r0; r < r0 + nr; r++) {
             const float *zr = a + (size_t)r * 8;
@@ -2306,7 +2426,7 @@ static void small_bn_head(const float *restrict x, const float *restrict w, cons
 /* Per row r of z [n, 3] (row stride 8): rowloss and hit (when y != NULL), the output
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
-static void small_bn_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
+static void small_bn_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
         float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
     const float inv_n = 1.0f / (float)n;
     DN_OMP(omp for schedule(static) nowait)
@@ -2336,7 +2456,7 @@ static void small_bn_loss(const float *restrict z, const int32_t *restrict y, fl
 }
 
 /* Sums the per-row results in row order (the same for any thread count). */
-static double small_bn_sum_rows(const small_bn_buffers *bf, int n, int *correct) {
+static double small_bn_base_sum_rows(const small_bn_base_buffers *bf, int n, int *correct) {
     double loss = 0.0;
     int hits = 0;
     for (int r = 0; r < n; r++) {
@@ -2353,37 +2473,37 @@ static double small_bn_sum_rows(const small_bn_buffers *bf, int n, int *correct)
  * One parallel region; the kernels split work with orphaned omp for.
  * State tensors (params from 200 on, batch norm's running statistics)
  * are updated, their grads zeroed. */
-static double small_bn_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
+static double small_bn_base_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
     memset(grads + 200, 0, sizeof(float) * 32);
-    small_bn_buffers bf;
+    small_bn_base_buffers bf;
     const int n = bt->n;
-    small_bn_bind(ws, n, &bf);
+    small_bn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
-        small_bn_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
-        small_bn_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
-        small_bn_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
-        small_bn_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
-        small_bn_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
+        small_bn_base_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_base_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
+        small_bn_base_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
+        small_bn_base_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
+        small_bn_base_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
                 bf.fc2_d, NULL, bf.fc2_a, n);
-        small_bn_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
-        small_bn_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
+        small_bn_base_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
+        small_bn_base_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
                 params + 216, params + 224, n);
-        small_bn_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
-        small_bn_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
-        small_bn_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
+        small_bn_base_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
+        small_bn_base_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+        small_bn_base_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
                 params + 200, params + 208, n);
-        small_bn_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
+        small_bn_base_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
     }
-    return small_bn_sum_rows(&bf, n, correct);
+    return small_bn_base_sum_rows(&bf, n, correct);
 }
 
 /* True when every row's loss is finite (every thread computes the same). */
-static int small_bn_rows_finite(const small_bn_buffers *bf, int n) {
+static int small_bn_base_rows_finite(const small_bn_base_buffers *bf, int n) {
     for (int r = 0; r < n; r++)
         if (!isfinite(bf->rowloss[r])) return 0;
     return 1;
@@ -2392,59 +2512,4874 @@ static int small_bn_rows_finite(const small_bn_buffers *bf, int n) {
 /* Forward with dropout, loss, then per layer the input gradient and the
  * weight gradient with Adam applied tile by tile (no gradient buffer).
  * A non-finite loss leaves params, m and v untouched. */
-static double small_bn_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
+static double small_bn_base_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
         void *ws, const dn_batch *bt, int *correct) {
-    small_bn_buffers bf;
+    small_bn_base_buffers bf;
     const int n = bt->n;
-    small_bn_bind(ws, n, &bf);
+    small_bn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
-        small_bn_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
-        small_bn_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
-        small_bn_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
-        small_bn_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
-        small_bn_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
-        small_bn_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
+        small_bn_base_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_base_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
+        small_bn_base_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
+        small_bn_base_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
+        small_bn_base_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
                 bf.fc2_d, NULL, bf.fc2_a, n);
-        if (small_bn_rows_finite(&bf, n)) {
-            small_bn_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
-            small_bn_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
+        if (small_bn_base_rows_finite(&bf, n)) {
+            small_bn_base_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
+            small_bn_base_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
                     ac, params + 216, params + 224, n);
-            small_bn_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
-            small_bn_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
-            small_bn_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
+            small_bn_base_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+            small_bn_base_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
+            small_bn_base_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
                     ac, params + 200, params + 208, n);
-            small_bn_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
+            small_bn_base_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
         }
     }
-    return small_bn_sum_rows(&bf, n, correct);
+    return small_bn_base_sum_rows(&bf, n, correct);
 }
 
 /* ==== evaluation (dropout off unless MC dropout) ==== */
 
-static double small_bn_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+static double small_bn_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
-    small_bn_buffers bf;
+    small_bn_base_buffers bf;
     const int n = bt->n;
-    small_bn_bind(ws, n, &bf);
+    small_bn_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
-        small_bn_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
-        small_bn_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
-        small_bn_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
-        small_bn_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 80, params + 128, bf.fc2_z, n);
-        small_bn_fc2_bn_running(params + 216, params + 224, params + 136, params + 144, bf.fc2_stats);
-        small_bn_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
-        small_bn_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
+        small_bn_base_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_base_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
+        small_bn_base_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
+        small_bn_base_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 80, params + 128, bf.fc2_z, n);
+        small_bn_base_fc2_bn_running(params + 216, params + 224, params + 136, params + 144, bf.fc2_stats);
+        small_bn_base_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
+        small_bn_base_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
                 n);
-        small_bn_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_bn_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
     }
-    return bt->y ? small_bn_sum_rows(&bf, n, correct) : 0.0;
+    return bt->y ? small_bn_base_sum_rows(&bf, n, correct) : 0.0;
+}
+
+/* ==== the kernels for avx2 (used when dn_cpu_level() >= 1) ==== */
+
+#if DN_DISPATCH
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#undef DN_VNAME
+#undef DN_HAVE_AVX
+#undef DN_HAVE_FMA
+#undef DN_HAVE_AVX2
+#undef DN_HAVE_AVX512
+#define DN_VNAME(n) n##_avx2
+#define DN_HAVE_AVX 1
+#define DN_HAVE_FMA 1
+#define DN_HAVE_AVX2 1
+#define DN_HAVE_AVX512 0
+/* ==== vector helpers for one CPU target (templates/vector.c.in) ====
+ * Pasted once per target the program carries (see the prelude's DN_DISPATCH):
+ * before each copy the generator defines DN_VNAME(n), the target's name for
+ * helper n, and DN_HAVE_AVX, DN_HAVE_FMA, DN_HAVE_AVX2 and DN_HAVE_AVX512
+ * (AVX-512 F and VL), the instructions the copy may use; the copy's functions
+ * are compiled for that target. So nothing here tests the compiler's __AVX2__
+ * and the like, and every macro is undefined first. */
+#undef dn_fma8
+#undef dn_load8
+#undef dn_store8
+#undef dn_splat8
+#undef dn_prefetch_rw
+#undef dn_relu8
+#undef dn_shuf8
+#undef dn_transpose8x8
+#undef dn_step8
+#undef dn_sqrt8
+#undef dn_fmaf
+#undef DN_WIDE_TILES
+#undef dn_fma16
+#undef dn_load16
+#undef dn_store16
+#undef dn_splat16
+#undef dn_load8x2
+#undef dn_lo8
+#undef dn_mulhilo8
+#undef dn_mulhilo16
+#undef dn_sqrt8_lanes
+#undef dn_adam8
+#undef dn_adam1
+#undef dn_adam16
+#undef dn_philox8
+#undef dn_philox16
+#undef dn_dropout_scales8
+#undef dn_dropout_block
+#define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
+#define dn_adam8 DN_VNAME(dn_adam8)
+#define dn_adam1 DN_VNAME(dn_adam1)
+#define dn_adam16 DN_VNAME(dn_adam16)
+#define dn_philox8 DN_VNAME(dn_philox8)
+#define dn_philox16 DN_VNAME(dn_philox16)
+#define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
+#define dn_dropout_block DN_VNAME(dn_dropout_block)
+
+/* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
+ * register, elsewhere the compiler splits them. FMA is explicit because ISO C
+ * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
+ * kernels compute has one fixed order, independent of the thread count and
+ * of the target: lane by lane the same operations (so AVX2 and AVX-512 give
+ * the same bits; without FMA, a product and a sum round twice). */
+
+/* Macros rather than functions: vectors never cross a call, so no target
+ * (AVX or not) has an ABI question, and the arguments are simple names. */
+#if DN_HAVE_FMA
+#define dn_fma8(a, b, c) ((dn_v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#else
+#define dn_fma8(a, b, c) ((a) * (b) + (c))
+#endif
+#define dn_load8(p) (*(const dn_v8u *)(p))
+#define dn_store8(p, v) (*(dn_v8u *)(p) = (v))
+#define dn_splat8(x) ((dn_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+/* Asks for the cache line at p, to be written soon (a hint: never faults). */
+#define dn_prefetch_rw(p) __builtin_prefetch((p), 1, 3)
+/* max(v, 0) lane by lane, as v > 0 ? v : 0 (so NaN gives 0); v must be a name. */
+#define dn_relu8(v) ((dn_v8)((dn_v8i)(v) & (dn_v8i)((v) > (dn_v8){0})))
+/* dst[8 * j + i] = src[8 * i + j] for i, j < 8 (an 8 x 8 transpose; src and
+ * dst are float pointers, need not be aligned, and do not overlap). */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define dn_shuf8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#define dn_transpose8x8(src, dst)                                                    \
+    do {                                                                             \
+        const float *dn_s_ = (src);                                                  \
+        float *dn_d_ = (dst);                                                        \
+        const dn_v8 dn_r0_ = dn_load8(dn_s_ + 0), dn_r1_ = dn_load8(dn_s_ + 8);      \
+        const dn_v8 dn_r2_ = dn_load8(dn_s_ + 16), dn_r3_ = dn_load8(dn_s_ + 24);    \
+        const dn_v8 dn_r4_ = dn_load8(dn_s_ + 32), dn_r5_ = dn_load8(dn_s_ + 40);    \
+        const dn_v8 dn_r6_ = dn_load8(dn_s_ + 48), dn_r7_ = dn_load8(dn_s_ + 56);    \
+        const dn_v8 dn_t0_ = dn_shuf8(dn_r0_, dn_r1_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t1_ = dn_shuf8(dn_r0_, dn_r1_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t2_ = dn_shuf8(dn_r2_, dn_r3_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t3_ = dn_shuf8(dn_r2_, dn_r3_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t4_ = dn_shuf8(dn_r4_, dn_r5_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t5_ = dn_shuf8(dn_r4_, dn_r5_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t6_ = dn_shuf8(dn_r6_, dn_r7_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t7_ = dn_shuf8(dn_r6_, dn_r7_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_u0_ = dn_shuf8(dn_t0_, dn_t2_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u1_ = dn_shuf8(dn_t0_, dn_t2_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u2_ = dn_shuf8(dn_t1_, dn_t3_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u3_ = dn_shuf8(dn_t1_, dn_t3_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u4_ = dn_shuf8(dn_t4_, dn_t6_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u5_ = dn_shuf8(dn_t4_, dn_t6_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u6_ = dn_shuf8(dn_t5_, dn_t7_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u7_ = dn_shuf8(dn_t5_, dn_t7_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        dn_store8(dn_d_ + 0, dn_shuf8(dn_u0_, dn_u4_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 32, dn_shuf8(dn_u0_, dn_u4_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 8, dn_shuf8(dn_u1_, dn_u5_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 40, dn_shuf8(dn_u1_, dn_u5_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 16, dn_shuf8(dn_u2_, dn_u6_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 48, dn_shuf8(dn_u2_, dn_u6_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 24, dn_shuf8(dn_u3_, dn_u7_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 56, dn_shuf8(dn_u3_, dn_u7_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+    } while (0)
+#else
+#define dn_transpose8x8(src, dst)                                          \
+    do {                                                                   \
+        for (int dn_j_ = 0; dn_j_ < 8; dn_j_++)                            \
+            for (int dn_i_ = 0; dn_i_ < 8; dn_i_++)                        \
+                (dst)[8 * dn_j_ + dn_i_] = (src)[8 * dn_i_ + dn_j_];       \
+    } while (0)
+#endif
+/* 1.0f where v > 0, else 0.0f (v a name). */
+#define dn_step8(v) ((dn_v8)((dn_v8i)dn_splat8(1.0f) & (dn_v8i)((v) > (dn_v8){0})))
+
+#if DN_HAVE_AVX
+#define dn_sqrt8(x) ((dn_v8)_mm256_sqrt_ps((__m256)(x)))
+#else
+DN_INLINE void dn_sqrt8_lanes(float *x) {
+    for (int j = 0; j < 8; j++) x[j] = sqrtf(x[j]);
+}
+#endif
+#if DN_HAVE_FMA
+#define dn_fmaf(a, b, c) fmaf(a, b, c)
+#else
+#define dn_fmaf(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* Adam on 8 consecutive parameters with gradients g[0..8), as dn_adam_step
+ * (see dn_adam_coef in dn_runtime.h). p, m, v need not be aligned. */
+DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_adam_coef *c) {
+    const dn_v8 pi = dn_load8(p) * dn_splat8(c->shrink);
+    dn_v8 gi = dn_load8(g);
+    if (c->l2) gi = dn_fma8(pi, dn_splat8(c->wd), gi);
+    const dn_v8 mi = dn_fma8(gi, dn_splat8(c->omb1), dn_load8(m) * dn_splat8(c->b1));
+    const dn_v8 vi = dn_fma8(dn_splat8(c->omb2) * gi, gi, dn_load8(v) * dn_splat8(c->b2));
+#if DN_HAVE_AVX
+    const dn_v8 root = dn_sqrt8(vi);
+#else
+    float lanes[8];
+    dn_store8(lanes, vi);
+    dn_sqrt8_lanes(lanes);
+    const dn_v8 root = dn_load8(lanes);
+#endif
+    const dn_v8 denom = root / dn_splat8(c->bc2_sqrt) + dn_splat8(c->eps);
+    dn_store8(m, mi);
+    dn_store8(v, vi);
+    dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
+}
+
+/* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
+DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
+    const float pi = *p * c->shrink;
+    const float gi = c->l2 ? dn_fmaf(pi, c->wd, g) : g;
+    const float mi = dn_fmaf(gi, c->omb1, *m * c->b1);
+    const float vi = dn_fmaf(c->omb2 * gi, gi, *v * c->b2);
+    *m = mi;
+    *v = vi;
+    *p = pi + (c->neg_step * mi) / (sqrtf(vi) / c->bc2_sqrt + c->eps);
+}
+
+/* Wide tiles where there are AVX-512 registers: 32 of them, 16 floats each.
+ * A wide tile's vectors hold two panels side by side (16 units, or inputs in
+ * backward_x), and its accumulators fill 16 registers; the narrow tiles use
+ * 8-float vectors. Each lane does the same operations in the same order in
+ * both, so the results are the same either way. */
+#if DN_HAVE_AVX512
+#define DN_WIDE_TILES 1
+#define dn_fma16(a, b, c) ((dn_v16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define dn_load16(p) (*(const dn_v16u *)(p))
+#define dn_store16(p, v) (*(dn_v16u *)(p) = (v))
+#define dn_splat16(x) ((dn_v16)_mm512_set1_ps(x))
+/* The 8 floats at p then the 8 at q (two panels' rows) as one vector. */
+#define dn_load8x2(p, q)                                                                         \
+    ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
+                                                     _mm256_loadu_ps(p))),                       \
+                                                 _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The low 8 lanes of a 16-float vector. */
+#define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
+
+/* dn_adam8 on 16 consecutive parameters, their gradients the 8 floats at g0
+ * then the 8 at g1: lane by lane the same operations. */
+DN_INLINE void dn_adam16(float *p, float *m, float *v, const float *g0, const float *g1, const dn_adam_coef *c) {
+    const dn_v16 pi = dn_load16(p) * dn_splat16(c->shrink);
+    dn_v16 gi = dn_load8x2(g0, g1);
+    if (c->l2) gi = dn_fma16(pi, dn_splat16(c->wd), gi);
+    const dn_v16 mi = dn_fma16(gi, dn_splat16(c->omb1), dn_load16(m) * dn_splat16(c->b1));
+    const dn_v16 vi = dn_fma16(dn_splat16(c->omb2) * gi, gi, dn_load16(v) * dn_splat16(c->b2));
+    const dn_v16 root = (dn_v16)_mm512_sqrt_ps((__m512)vi);
+    const dn_v16 denom = root / dn_splat16(c->bc2_sqrt) + dn_splat16(c->eps);
+    dn_store16(m, mi);
+    dn_store16(v, vi);
+    dn_store16(p, pi + (dn_splat16(c->neg_step) * mi) / denom);
+}
+#else
+#define DN_WIDE_TILES 0
+#endif
+
+/* Eight Philox4x32-10 blocks at once: out[w][l] is word w of
+ * dn_philox4x32_10({c0[l], c1[l], c2, c3}, k0, k1). With AVX2 the eight run
+ * side by side in vector registers; the words are the same either way. */
+#if DN_HAVE_AVX2
+/* lo/hi halves of the 32x32-bit products x * m, lane by lane. */
+#define dn_mulhilo8(x, m, lo, hi)                                                        \
+    do {                                                                                 \
+        const __m256i dn_e_ = _mm256_mul_epu32((x), (m));                                \
+        const __m256i dn_o_ = _mm256_mul_epu32(_mm256_srli_epi64((x), 32), (m));         \
+        (lo) = _mm256_blend_epi32(dn_e_, _mm256_slli_epi64(dn_o_, 32), 0xAA);            \
+        (hi) = _mm256_blend_epi32(_mm256_srli_epi64(dn_e_, 32), dn_o_, 0xAA);            \
+    } while (0)
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)c0), x1 = _mm256_loadu_si256((const __m256i *)c1);
+    __m256i x2 = _mm256_set1_epi32((int)c2), x3 = _mm256_set1_epi32((int)c3);
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m256i lo0, hi0, lo1, hi1;
+        dn_mulhilo8(x0, m0, lo0, hi0);
+        dn_mulhilo8(x2, m1, lo1, hi1);
+        x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+        x1 = lo1;
+        x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+        x3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)out[0], x0);
+    _mm256_storeu_si256((__m256i *)out[1], x1);
+    _mm256_storeu_si256((__m256i *)out[2], x2);
+    _mm256_storeu_si256((__m256i *)out[3], x3);
+}
+#if DN_HAVE_AVX512
+/* Sixteen blocks, as two dn_philox8 calls (lanes 0-7, then 8-15) would
+ * give: out[h][w][l] is word w of block 8h + l. */
+#define dn_mulhilo16(x, m, lo, hi)                                                       \
+    do {                                                                                 \
+        const __m512i dn_e_ = _mm512_mul_epu32((x), (m));                                \
+        const __m512i dn_o_ = _mm512_mul_epu32(_mm512_srli_epi64((x), 32), (m));         \
+        (lo) = _mm512_mask_blend_epi32(0xAAAA, dn_e_, _mm512_slli_epi64(dn_o_, 32));     \
+        (hi) = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(dn_e_, 32), dn_o_);     \
+    } while (0)
+DN_INLINE void dn_philox16(const uint32_t c0[16], const uint32_t c1[16], uint32_t c2, uint32_t c3, uint32_t k0,
+                           uint32_t k1, uint32_t out[2][4][8]) {
+    __m512i x[4] = {_mm512_loadu_si512(c0), _mm512_loadu_si512(c1), _mm512_set1_epi32((int)c2),
+                    _mm512_set1_epi32((int)c3)};
+    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m512i lo0, hi0, lo1, hi1;
+        dn_mulhilo16(x[0], m0, lo0, hi0);
+        dn_mulhilo16(x[2], m1, lo1, hi1);
+        x[0] = _mm512_xor_si512(_mm512_xor_si512(hi1, x[1]), _mm512_set1_epi32((int)k0));
+        x[1] = lo1;
+        x[2] = _mm512_xor_si512(_mm512_xor_si512(hi0, x[3]), _mm512_set1_epi32((int)k1));
+        x[3] = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int w = 0; w < 4; w++) {
+        _mm256_storeu_si256((__m256i *)out[0][w], _mm512_castsi512_si256(x[w]));
+        _mm256_storeu_si256((__m256i *)out[1][w], _mm512_extracti64x4_epi64(x[w], 1));
+    }
+}
+#endif
+#else
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    for (int l = 0; l < 8; l++) {
+        dn_u32x4 ctr = {{c0[l], c1[l], c2, c3}};
+        dn_u32x4 r = dn_philox4x32_10(ctr, k0, k1);
+        for (int w = 0; w < 4; w++) out[w][l] = r.v[w];
+    }
+}
+#endif
+
+#if DN_HAVE_AVX2
+/* The scales of 8 groups of 4 units from their words w[word][group] into
+ * out[4 * group + word]: 0 where the word is below threshold, else scale. */
+DN_INLINE void dn_dropout_scales8(uint32_t w[4][8], uint32_t threshold, float scale, float *out) {
+    const __m256i bias = _mm256_set1_epi32((int)0x80000000u); /* unsigned order as signed */
+    const __m256i thr = _mm256_xor_si256(_mm256_set1_epi32((int)threshold), bias);
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 q[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[j]), bias);
+        q[j] = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(thr, x)), sc);
+    }
+    /* transpose 4 x 8 into 8 x 4 */
+    const __m256 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpacklo_ps(q[2], q[3]);
+    const __m256 t2 = _mm256_unpackhi_ps(q[0], q[1]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
+    const __m256 r0 = _mm256_shuffle_ps(t0, t1, 0x44), r1 = _mm256_shuffle_ps(t0, t1, 0xEE);
+    const __m256 r2 = _mm256_shuffle_ps(t2, t3, 0x44), r3 = _mm256_shuffle_ps(t2, t3, 0xEE);
+    _mm256_storeu_ps(out, _mm256_permute2f128_ps(r0, r1, 0x20));
+    _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(r2, r3, 0x20));
+    _mm256_storeu_ps(out + 16, _mm256_permute2f128_ps(r0, r1, 0x31));
+    _mm256_storeu_ps(out + 24, _mm256_permute2f128_ps(r2, r3, 0x31));
+}
+#endif
+
+/* Dropout scale factors (0 or `scale`) of rows [row0, row0 + rows) x units
+ * [u0, u0 + width) into m (rows x width, row-major); u0 and width multiples
+ * of 4. The same values as dn_dropout4 on every group of 4 units. */
+DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row0, int rows, uint32_t u0,
+                                int width, uint32_t threshold, float scale, float *m) {
+    const int groups = width / 4, n = rows * groups;
+    const uint32_t c3 = ((uint32_t)DN_RNG_DROPOUT << 24) | slot;
+    int first = 0;
+#if DN_HAVE_AVX512
+    for (; first + 16 <= n; first += 16) { /* 16 groups, 64 consecutive floats of m */
+        uint32_t c0[16], c1[16], w[2][4][8];
+        for (int l = 0; l < 16; l++) {
+            c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
+            c1[l] = row0 + (uint32_t)((first + l) / groups);
+        }
+        dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+        dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
+        dn_dropout_scales8(w[1], threshold, scale, m + (size_t)(first + 8) * 4);
+    }
+#endif
+    for (; first < n; first += 8) {
+        uint32_t c0[8], c1[8], w[4][8];
+        for (int l = 0; l < 8; l++) {
+            const int g = first + l < n ? first + l : n - 1;
+            c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
+            c1[l] = row0 + (uint32_t)(g / groups);
+        }
+        dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+#if DN_HAVE_AVX2
+        if (first + 8 <= n) { /* 8 groups, 32 consecutive floats of m */
+            dn_dropout_scales8(w, threshold, scale, m + (size_t)first * 4);
+            continue;
+        }
+#endif
+        for (int l = 0; l < 8 && first + l < n; l++) {
+            float *mg = m + (size_t)(first + l) * 4; /* group g's 4 units: row g / groups, unit 4 * (g % groups) */
+            for (int j = 0; j < 4; j++) mg[j] = w[j][l] < threshold ? 0.0f : scale;
+        }
+    }
+}
+
+
+/* ==== work buffers (one block, carved per batch of n rows) ==== */
+
+typedef struct {
+    float *fc1_a; /* [n, 8] activation */
+    float *fc1_mask; /* [n, 8] dropout scale */
+    float *fc1_h; /* [n, 8] output in training */
+    float *fc1_d; /* [n, 8] gradient wrt the pre-activation (zero past 6) */
+    float *fc1_z; /* [n, 8] x W^T + b, the input of batch norm */
+    float *fc1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_a; /* [n, 8] activation */
+    float *fc2_h; /* [n, 8] output in training */
+    float *fc2_d; /* [n, 8] gradient wrt the pre-activation (zero past 5) */
+    float *fc2_z; /* [n, 8] x W^T + b, the input of batch norm */
+    float *fc2_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *out_a; /* [n, 8] activation */
+    float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
+    float *rowloss; /* [n] per-row loss */
+    float *hits; /* [n] argmax hit */
+    float *wt; /* [64] scratch: one layer's W^T for its input gradient */
+} small_bn_avx2_buffers;
+
+/* Carves the buffers for n rows from ws; with ws == NULL only measures.
+ * Returns the bytes used. */
+static size_t small_bn_avx2_bind(void *ws, int n, small_bn_avx2_buffers *bf) {
+    char *base = ws;
+    size_t off = 0;
+    const size_t rows = (size_t)n;
+    bf->fc1_a = dn_carve(base, &off, rows * 8);
+    bf->fc1_mask = dn_carve(base, &off, rows * 8);
+    bf->fc1_h = dn_carve(base, &off, rows * 8);
+    bf->fc1_d = dn_carve(base, &off, rows * 8);
+    bf->fc1_z = dn_carve(base, &off, rows * 8);
+    bf->fc1_stats = dn_carve(base, &off, 40);
+    bf->fc2_a = dn_carve(base, &off, rows * 8);
+    bf->fc2_h = dn_carve(base, &off, rows * 8);
+    bf->fc2_d = dn_carve(base, &off, rows * 8);
+    bf->fc2_z = dn_carve(base, &off, rows * 8);
+    bf->fc2_stats = dn_carve(base, &off, 40);
+    bf->out_a = dn_carve(base, &off, rows * 8);
+    bf->out_d = dn_carve(base, &off, rows * 8);
+    bf->rowloss = dn_carve(base, &off, rows);
+    bf->hits = dn_carve(base, &off, rows);
+    bf->wt = dn_carve(base, &off, 64);
+    return off;
+}
+
+static size_t small_bn_avx2_workspace_size(int max_batch) {
+    small_bn_avx2_buffers bf;
+    return small_bn_avx2_bind(NULL, max_batch, &bf);
+}
+
+/* ==== fc1: dense 7 -> 6, the product before batch norm ==== */
+
+/* Forward product: out = x W^T + b [n, 6] (row stride 8), the input of batch norm.
+ * x [n, 7] (row stride 7), w: 1 panels of [7, 8], bias [8]. */
+static void small_bn_avx2_fc1_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict out, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 56;
+        const float *x0 = x + (size_t)r0 * 7;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 7;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 7;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 7;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 7;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 7;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 7;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 7;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 7; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 56;
+        const float *x0 = x + (size_t)r0 * 7;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 7;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 7;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 7;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 7;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 7;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 7; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#endif
+    dn_sync();
+}
+
+/* Weight gradients: dw [6, 7] = d^T x (in w's panels), db [6] = column sums of d.
+ * d [n, 6] (row stride 8), x [n, 7] (this layer's input). Each element sums
+ * rows in order. */
+static void small_bn_avx2_fc1_backward_w(const float *restrict d, const float *restrict x,
+        float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+                g = dn_splat16(xr[6]);
+                c60 = dn_fma8(dn_lo8(g), d0, c60);
+            }
+            float z[7][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 7; i++) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int p0 = (t / 2) * 2, i0 = (t % 2) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            if (i0 < 6) {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float z[6][8];
+                dn_store8(&z[0][0], c00);
+                dn_store8(&z[1][0], c10);
+                dn_store8(&z[2][0], c20);
+                dn_store8(&z[3][0], c30);
+                dn_store8(&z[4][0], c40);
+                dn_store8(&z[5][0], c50);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 6; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                    }
+            } else {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                dn_v8 c00 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                }
+                float z[1][8];
+                dn_store8(&z[0][0], c00);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 1; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                    }
+            }
+        }
+    }
+#endif
+}
+
+/* Weight gradients as above, each tile applied at once by Adam to w and bias;
+ * m and v hold the moments of w (56 floats) followed by those of bias. */
+static void small_bn_avx2_fc1_backward_w_adam(const float *restrict d, const float *restrict x,
+        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
+        const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 7 && i0 + 7 + i < 7; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + 7 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+                g = dn_splat16(xr[6]);
+                c60 = dn_fma8(dn_lo8(g), d0, c60);
+            }
+            float z[7][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                    dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);
+                }
+            for (int j = 0; j < 1; j++)
+                for (int i = 6; i < 7; i++) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int p0 = (t / 2) * 2, i0 = (t % 2) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
+            }
+        {
+            if (i0 < 6) {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 6 && i0 + 6 + i < 7; i += 2) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + 6 + i) * 8;
+                        dn_prefetch_rw(w + at);
+                        dn_prefetch_rw(m + at);
+                        dn_prefetch_rw(v + at);
+                    }
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float z[6][8];
+                dn_store8(&z[0][0], c00);
+                dn_store8(&z[1][0], c10);
+                dn_store8(&z[2][0], c20);
+                dn_store8(&z[3][0], c30);
+                dn_store8(&z[4][0], c40);
+                dn_store8(&z[5][0], c50);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 6; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                    }
+            } else {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 1 && i0 + 1 + i < 7; i += 2) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + 1 + i) * 8;
+                        dn_prefetch_rw(w + at);
+                        dn_prefetch_rw(m + at);
+                        dn_prefetch_rw(v + at);
+                    }
+                dn_v8 c00 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                }
+                float z[1][8];
+                dn_store8(&z[0][0], c00);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 1; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                    }
+            }
+        }
+    }
+#endif
+}
+
+/* ==== fc1: batch norm of 6 units (momentum 0.1, eps 1e-05), relu, dropout 0.3 ==== */
+
+/* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8) and dropout scales mk[0..8). */
+static inline void small_bn_avx2_fc1_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a, float *restrict mask, const float *mk, float *restrict h, uint64_t seed, uint64_t step) {
+    (void)seed, (void)step; /* for noise, which this layer has not */
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    const dn_v8 y = dn_relu8(v);
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+    if (!h) return;
+    dn_v8 o = y;
+    const dn_v8 mv = dn_load8(mk);
+    dn_store8(mask + at, mv);
+    o = o * mv;
+    dn_store8(h + at, o);
+}
+
+/* Batch statistics of z [n, 6] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
+ * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
+ * run over the rows in order, in double; 8 units side by side. */
+static void small_bn_avx2_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
+        const float *restrict beta, float *restrict stats, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sum[8] = {0}, sq[8] = {0};
+        float mean[8];
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) {
+                const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                sq[j] += (double)(e * e);
+            }
+        for (int j = 0; j < 8; j++) {
+            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float alpha = istd * gamma[u + j];
+            stats[0 + u + j] = mean[j];
+            stats[8 + u + j] = istd;
+            stats[16 + u + j] = alpha;
+            stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
+            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+        }
+    }
+}
+
+/* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
+static void small_bn_avx2_fc1_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 8; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 1e-05f);
+        const float alpha = istd * gamma[u];
+        stats[16 + u] = alpha;
+        stats[24 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = relu(z * alpha + shift) [n, 6]; in training (h != NULL) noise and dropout into h. */
+static void small_bn_avx2_fc1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static))
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int u = (t / row_blocks) * 8, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        float mk[8][8];
+        if (h)
+            dn_dropout_block(seed, step, 1, (uint32_t)r0, nr, (uint32_t)(u), 8, 1288490188u, 1.4285715f, &mk[0][0]);
+        const dn_v8 alpha = dn_load8(stats + 16 + u);
+        for (int r = 0; r < nr; r++) {
+            float zs[8];
+            dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * 8 + u) * alpha);
+            small_bn_avx2_fc1_finish(zs, (size_t)(r0 + r), u, stats + 24, a, mask, mk[r], h, seed, step);
+        }
+    }
+}
+
+/* Backward through batch norm (batch statistics): d [n, 6], the gradient wrt the
+ * output, becomes the gradient wrt z in place:
+ *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)
+ * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
+ * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
+static void small_bn_avx2_fc1_bn_backward(float *restrict d, const float *restrict z,
+        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dgamma[u + j] = (float)dot[j] * istd[j];
+            dbeta[u + j] = (float)sum[j];
+            const float mom = 0.1f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* Backward through batch norm as above, with gamma and beta updated by Adam at once
+ * (moments: m and v, gamma's [8] then beta's [8]). */
+static void small_bn_avx2_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
+        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
+        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
+        float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dn_adam1(gamma + u + j, m + u + j, v + u + j, (float)dot[j] * istd[j], ac);
+            dn_adam1(beta + u + j, m + 8 + u + j, v + 8 + u + j, (float)sum[j], ac);
+            const float mom = 0.1f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* ==== fc2: dense 6 -> 5, the product before batch norm ==== */
+
+/* Forward product: out = x W^T + b [n, 5] (row stride 8), the input of batch norm.
+ * x [n, 6] (row stride 8), w: 1 panels of [6, 8], bias [8]. */
+static void small_bn_avx2_fc2_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict out, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 48;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 6; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 48;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 6; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#endif
+    dn_sync();
+}
+
+/* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
+ * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
+ * rows in order. */
+static void small_bn_avx2_fc2_backward_w(const float *restrict d, const float *restrict x,
+        float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i++) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+                g = dn_splat8(xr[5]);
+                c50 = dn_fma8(g, d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i++) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#endif
+}
+
+/* Weight gradients as above, each tile applied at once by Adam to w and bias;
+ * m and v hold the moments of w (48 floats) followed by those of bias. */
+static void small_bn_avx2_fc2_backward_w_adam(const float *restrict d, const float *restrict x,
+        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
+        const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6 && i0 + 6 + i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + 6 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6 && i0 + 6 + i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + 6 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+                g = dn_splat8(xr[5]);
+                c50 = dn_fma8(g, d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i++) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#endif
+}
+
+/* Input gradient, into fc1: d_prev [n, 6] (row stride 8) = (d W) * mask_prev * act'(a_prev),
+ * zero past 6. d [n, 5] (row stride 8), w: 1 panels of [6, 8]. Per column of
+ * input vectors, its W^T into wt (1 vectors of 8 inputs x 8 units x 8), then tiles
+ * of rows x input vectors down the column, an outer product over the units: each
+ * element sums units in order. */
+static void small_bn_avx2_fc2_backward_x(const float *restrict d, const float *restrict w, float *restrict wt,
+        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int q0 = t * 4;
+        for (int e = 0; e < 1; e++) {
+            const int q = q0 + e / 1, p = e % 1;
+            const float *src = w + (size_t)p * 48 + (size_t)q * 64;
+            float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
+            if (q < 0) {
+                dn_transpose8x8(src, dst);
+            } else {
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
+            }
+        }
+        for (int r0 = 0; r0 < n; r0 += 8) {
+            const int nr = n - r0 < 8 ? n - r0 : 8;
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            const float *d6 = d + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+            const float *d7 = d + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            dn_v8 c70 = {0};
+            for (int u = 0; u < 5; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v16 g = dn_splat16(d0[u]);
+                c00 = dn_fma8(dn_lo8(g), w0, c00);
+                g = dn_splat16(d1[u]);
+                c10 = dn_fma8(dn_lo8(g), w0, c10);
+                g = dn_splat16(d2[u]);
+                c20 = dn_fma8(dn_lo8(g), w0, c20);
+                g = dn_splat16(d3[u]);
+                c30 = dn_fma8(dn_lo8(g), w0, c30);
+                g = dn_splat16(d4[u]);
+                c40 = dn_fma8(dn_lo8(g), w0, c40);
+                g = dn_splat16(d5[u]);
+                c50 = dn_fma8(dn_lo8(g), w0, c50);
+                g = dn_splat16(d6[u]);
+                c60 = dn_fma8(dn_lo8(g), w0, c60);
+                g = dn_splat16(d7[u]);
+                c70 = dn_fma8(dn_lo8(g), w0, c70);
+            }
+            float z[8][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            dn_store8(&z[7][0], c70);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    const dn_v8 mv = dn_load8(mask_prev + at);
+                    s = s * (mv * dn_step8(av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int q0 = t * 2;
+        for (int e = 0; e < 1; e++) {
+            const int q = q0 + e / 1, p = e % 1;
+            const float *src = w + (size_t)p * 48 + (size_t)q * 64;
+            float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
+            if (q < 0) {
+                dn_transpose8x8(src, dst);
+            } else {
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
+            }
+        }
+        for (int r0 = 0; r0 < n; r0 += 6) {
+            const int nr = n - r0 < 6 ? n - r0 : 6;
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int u = 0; u < 5; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v8 g = dn_splat8(d0[u]);
+                c00 = dn_fma8(g, w0, c00);
+                g = dn_splat8(d1[u]);
+                c10 = dn_fma8(g, w0, c10);
+                g = dn_splat8(d2[u]);
+                c20 = dn_fma8(g, w0, c20);
+                g = dn_splat8(d3[u]);
+                c30 = dn_fma8(g, w0, c30);
+                g = dn_splat8(d4[u]);
+                c40 = dn_fma8(g, w0, c40);
+                g = dn_splat8(d5[u]);
+                c50 = dn_fma8(g, w0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    const dn_v8 mv = dn_load8(mask_prev + at);
+                    s = s * (mv * dn_step8(av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#endif
+    dn_sync();
+}
+
+/* ==== fc2: batch norm of 5 units (momentum 0.2, eps 0.001), tanh, noise 0.1 ==== */
+
+/* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8). */
+static inline void small_bn_avx2_fc2_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a, float *restrict h, uint64_t seed, uint64_t step) {
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    float t[8];
+    dn_store8(t, v);
+    for (int j = 0; j < 8; j++) t[j] = tanhf(t[j]);
+    const dn_v8 y = dn_load8(t);
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+    if (!h) return;
+    dn_v8 o = y;
+    float g[8];
+    dn_gauss4(seed, step, 2, (uint32_t)row, (uint32_t)u, g);
+    dn_gauss4(seed, step, 2, (uint32_t)row, (uint32_t)u + 4, g + 4);
+    o = o + dn_splat8(0.1f) * dn_load8(g);
+    dn_store8(h + at, o);
+}
+
+/* Batch statistics of z [n, 5] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
+ * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
+ * run over the rows in order, in double; 8 units side by side. */
+static void small_bn_avx2_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
+        const float *restrict beta, float *restrict stats, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sum[8] = {0}, sq[8] = {0};
+        float mean[8];
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) {
+                const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                sq[j] += (double)(e * e);
+            }
+        for (int j = 0; j < 8; j++) {
+            const float istd = (float)(1.0 / sqrt(sq[j] / n + 0.001));
+            const float alpha = istd * gamma[u + j];
+            stats[0 + u + j] = mean[j];
+            stats[8 + u + j] = istd;
+            stats[16 + u + j] = alpha;
+            stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
+            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+        }
+    }
+}
+
+/* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
+static void small_bn_avx2_fc2_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 8; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 0.001f);
+        const float alpha = istd * gamma[u];
+        stats[16 + u] = alpha;
+        stats[24 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = tanh(z * alpha + shift) [n, 5]; in training (h != NULL) noise and dropout into h. */
+static void small_bn_avx2_fc2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict h, int n, uint64_t seed, uint64_t step) {
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static))
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int u = (t / row_blocks) * 8, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const dn_v8 alpha = dn_load8(stats + 16 + u);
+        for (int r = 0; r < nr; r++) {
+            float zs[8];
+            dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * 8 + u) * alpha);
+            small_bn_avx2_fc2_finish(zs, (size_t)(r0 + r), u, stats + 24, a, h, seed, step);
+        }
+    }
+}
+
+/* Backward through batch norm (batch statistics): d [n, 5], the gradient wrt the
+ * output, becomes the gradient wrt z in place:
+ *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)
+ * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
+ * mean and unbiased variance by momentum 0.2f. 8 units side by side, sums in double. */
+static void small_bn_avx2_fc2_bn_backward(float *restrict d, const float *restrict z,
+        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dgamma[u + j] = (float)dot[j] * istd[j];
+            dbeta[u + j] = (float)sum[j];
+            const float mom = 0.2f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* Backward through batch norm as above, with gamma and beta updated by Adam at once
+ * (moments: m and v, gamma's [8] then beta's [8]). */
+static void small_bn_avx2_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
+        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
+        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
+        float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dn_adam1(gamma + u + j, m + u + j, v + u + j, (float)dot[j] * istd[j], ac);
+            dn_adam1(beta + u + j, m + 8 + u + j, v + 8 + u + j, (float)sum[j], ac);
+            const float mom = 0.2f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* ==== out: dense 5 -> 3, softmax ==== */
+
+/* Bias, activation for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8). */
+static inline void small_bn_avx2_out_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a) {
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    const dn_v8 y = v;
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+}
+
+/* Forward: a = softmax(x W^T + b) [n, 3] (row stride 8).
+ * x [n, 5] (row stride 8), w: 1 panels of [5, 8], bias [8]. */
+static void small_bn_avx2_out_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 40;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 5; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_bn_avx2_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 40;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 5; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_bn_avx2_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#endif
+    dn_sync();
+}
+
+/* Weight gradients: dw [3, 5] = d^T x (in w's panels), db [3] = column sums of d.
+ * d [n, 3] (row stride 8), x [n, 5] (this layer's input). Each element sums
+ * rows in order. */
+static void small_bn_avx2_out_backward_w(const float *restrict d, const float *restrict x,
+        float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#endif
+}
+
+/* Weight gradients as above, each tile applied at once by Adam to w and bias;
+ * m and v hold the moments of w (40 floats) followed by those of bias. */
+static void small_bn_avx2_out_backward_w_adam(const float *restrict d, const float *restrict x,
+        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
+        const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5 && i0 + 5 + i < 5; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + 5 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 4; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);
+                }
+            for (int j = 0; j < 1; j++)
+                for (int i = 4; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5 && i0 + 5 + i < 5; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + 5 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#endif
+}
+
+/* ==== training head: out forward, loss, out input gradient ==== */
+
+/* small_bn_avx2_out_forward, small_bn_avx2_loss (training: y and d set, no output) and
+ * small_bn_avx2_out_backward_x in one kernel: per block of rows a [n, 3], rowloss, hits and
+ * d = dloss/dz [n, 3], then dx [n, 5] = (d W) * act'(a_prev). A row's input gradient
+ * needs only its own d, so there is no barrier between the three; each thread
+ * transposes W into its own wt. The sums are those of the three kernels. */
+static void small_bn_avx2_head(const float *restrict x, const float *restrict w, const float *restrict bias,
+        float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
+        float *restrict hits, float *restrict dx, const float *restrict mask_prev,
+        const float *restrict a_prev, int n) {
+    (void)mask_prev;
+    _Alignas(64) float wt[64];
+    for (int e = 0; e < 1; e++) {
+        const int q = e / 1, p = e % 1;
+        const float *src = w + (size_t)p * 40 + (size_t)q * 64;
+        float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
+        if (q < 0) {
+            dn_transpose8x8(src, dst);
+        } else {
+            for (int j = 0; j < 8; j++)
+                for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
+        }
+    }
+    const float inv_n = 1.0f / (float)n;
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < row_blocks; t++) {
+        const int r0 = t * 8, nr = n - r0 < 8 ? n - r0 : 8;
+        {
+            const int p0 = 0;
+            const float *wp = w + (size_t)p0 * 40;
+            const float *x0 = x + (size_t)r0 * 8;
+            const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+            const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            dn_v8 c70 = {0};
+            for (int i = 0; i < 5; i++) {
+                const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+                dn_v16 g = dn_splat16(x0[i]);
+                c00 = dn_fma8(dn_lo8(g), w0, c00);
+                g = dn_splat16(x1[i]);
+                c10 = dn_fma8(dn_lo8(g), w0, c10);
+                g = dn_splat16(x2[i]);
+                c20 = dn_fma8(dn_lo8(g), w0, c20);
+                g = dn_splat16(x3[i]);
+                c30 = dn_fma8(dn_lo8(g), w0, c30);
+                g = dn_splat16(x4[i]);
+                c40 = dn_fma8(dn_lo8(g), w0, c40);
+                g = dn_splat16(x5[i]);
+                c50 = dn_fma8(dn_lo8(g), w0, c50);
+                g = dn_splat16(x6[i]);
+                c60 = dn_fma8(dn_lo8(g), w0, c60);
+                g = dn_splat16(x7[i]);
+                c70 = dn_fma8(dn_lo8(g), w0, c70);
+            }
+            float z[8][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            dn_store8(&z[7][0], c70);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++)
+                    small_bn_avx2_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+        }
+        for (int r = r0; r < r0 + nr; r++) {
+            const float *zr = a + (size_t)r * 8;
+            float mx = zr[0];
+            int arg = 0;
+            for (int o = 1; o < 3; o++)
+                if (zr[o] > mx) mx = zr[arg = o];
+            float sum = 0.0f;
+            for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+            const float lse = mx + logf(sum);
+            {
+                rowloss[r] = lse - zr[y[r]];
+                hits[r] = arg == y[r] ? 1.0f : 0.0f;
+            }
+            {
+                for (int o = 0; o < 3; o++)
+                    d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+                for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+            }
+        }
+        for (int q0 = 0; q0 < 1; q0 += 4) {
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            const float *d6 = d + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+            const float *d7 = d + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            dn_v8 c70 = {0};
+            for (int u = 0; u < 3; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v16 g = dn_splat16(d0[u]);
+                c00 = dn_fma8(dn_lo8(g), w0, c00);
+                g = dn_splat16(d1[u]);
+                c10 = dn_fma8(dn_lo8(g), w0, c10);
+                g = dn_splat16(d2[u]);
+                c20 = dn_fma8(dn_lo8(g), w0, c20);
+                g = dn_splat16(d3[u]);
+                c30 = dn_fma8(dn_lo8(g), w0, c30);
+                g = dn_splat16(d4[u]);
+                c40 = dn_fma8(dn_lo8(g), w0, c40);
+                g = dn_splat16(d5[u]);
+                c50 = dn_fma8(dn_lo8(g), w0, c50);
+                g = dn_splat16(d6[u]);
+                c60 = dn_fma8(dn_lo8(g), w0, c60);
+                g = dn_splat16(d7[u]);
+                c70 = dn_fma8(dn_lo8(g), w0, c70);
+            }
+            float z[8][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            dn_store8(&z[7][0], c70);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    s = s * ((dn_splat8(1.0f) - av * av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < row_blocks; t++) {
+        const int r0 = t * 6, nr = n - r0 < 6 ? n - r0 : 6;
+        {
+            const int p0 = 0;
+            const float *wp = w + (size_t)p0 * 40;
+            const float *x0 = x + (size_t)r0 * 8;
+            const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int i = 0; i < 5; i++) {
+                const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+                dn_v8 g = dn_splat8(x0[i]);
+                c00 = dn_fma8(g, w0, c00);
+                g = dn_splat8(x1[i]);
+                c10 = dn_fma8(g, w0, c10);
+                g = dn_splat8(x2[i]);
+                c20 = dn_fma8(g, w0, c20);
+                g = dn_splat8(x3[i]);
+                c30 = dn_fma8(g, w0, c30);
+                g = dn_splat8(x4[i]);
+                c40 = dn_fma8(g, w0, c40);
+                g = dn_splat8(x5[i]);
+                c50 = dn_fma8(g, w0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++)
+                    small_bn_avx2_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+        }
+        for (int r = r0; r < r0 + nr; r++) {
+            const float *zr = a + (size_t)r * 8;
+            float mx = zr[0];
+            int arg = 0;
+            for (int o = 1; o < 3; o++)
+                if (zr[o] > mx) mx = zr[arg = o];
+            float sum = 0.0f;
+            for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+            const float lse = mx + logf(sum);
+            {
+                rowloss[r] = lse - zr[y[r]];
+                hits[r] = arg == y[r] ? 1.0f : 0.0f;
+            }
+            {
+                for (int o = 0; o < 3; o++)
+                    d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+                for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+            }
+        }
+        for (int q0 = 0; q0 < 1; q0 += 2) {
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int u = 0; u < 3; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v8 g = dn_splat8(d0[u]);
+                c00 = dn_fma8(g, w0, c00);
+                g = dn_splat8(d1[u]);
+                c10 = dn_fma8(g, w0, c10);
+                g = dn_splat8(d2[u]);
+                c20 = dn_fma8(g, w0, c20);
+                g = dn_splat8(d3[u]);
+                c30 = dn_fma8(g, w0, c30);
+                g = dn_splat8(d4[u]);
+                c40 = dn_fma8(g, w0, c40);
+                g = dn_splat8(d5[u]);
+                c50 = dn_fma8(g, w0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    s = s * ((dn_splat8(1.0f) - av * av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#endif
+    dn_sync();
+}
+
+/* ==== loss: softmax + cross-entropy, mean over the batch ==== */
+
+/* Per row r of z [n, 3] (row stride 8): rowloss and hit (when y != NULL), the output
+ * (probabilities) into p (when p != NULL), and the gradient of the mean loss
+ * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
+static void small_bn_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
+    const float inv_n = 1.0f / (float)n;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int r = 0; r < n; r++) {
+        const float *zr = z + (size_t)r * 8;
+        float *p = out ? out + (size_t)r * 3 : NULL;
+        float mx = zr[0];
+        int arg = 0;
+        for (int o = 1; o < 3; o++)
+            if (zr[o] > mx) mx = zr[arg = o];
+        float sum = 0.0f;
+        for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+        const float lse = mx + logf(sum);
+        if (p)
+            for (int o = 0; o < 3; o++) p[o] = expf(zr[o] - lse);
+        if (y) {
+            rowloss[r] = lse - zr[y[r]];
+            hits[r] = arg == y[r] ? 1.0f : 0.0f;
+        }
+        if (d) {
+            for (int o = 0; o < 3; o++)
+                d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+            for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+        }
+    }
+    dn_sync();
+}
+
+/* Sums the per-row results in row order (the same for any thread count). */
+static double small_bn_avx2_sum_rows(const small_bn_avx2_buffers *bf, int n, int *correct) {
+    double loss = 0.0;
+    int hits = 0;
+    for (int r = 0; r < n; r++) {
+        loss += bf->rowloss[r];
+        hits += bf->hits[r] != 0.0f;
+    }
+    if (correct) *correct += hits;
+    return loss;
+}
+
+/* ==== training step ==== */
+
+/* Forward with dropout, loss, backward into grads (all of them overwritten).
+ * One parallel region; the kernels split work with orphaned omp for.
+ * State tensors (params from 200 on, batch norm's running statistics)
+ * are updated, their grads zeroed. */
+static double small_bn_avx2_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
+    memset(grads + 200, 0, sizeof(float) * 32);
+    small_bn_avx2_buffers bf;
+    const int n = bt->n;
+    small_bn_avx2_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_bn_avx2_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_avx2_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
+        small_bn_avx2_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
+        small_bn_avx2_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
+        small_bn_avx2_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
+                bf.fc2_d, NULL, bf.fc2_a, n);
+        small_bn_avx2_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
+        small_bn_avx2_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
+                params + 216, params + 224, n);
+        small_bn_avx2_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
+        small_bn_avx2_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+        small_bn_avx2_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
+                params + 200, params + 208, n);
+        small_bn_avx2_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
+    }
+    return small_bn_avx2_sum_rows(&bf, n, correct);
+}
+
+/* True when every row's loss is finite (every thread computes the same). */
+static int small_bn_avx2_rows_finite(const small_bn_avx2_buffers *bf, int n) {
+    for (int r = 0; r < n; r++)
+        if (!isfinite(bf->rowloss[r])) return 0;
+    return 1;
+}
+
+/* Forward with dropout, loss, then per layer the input gradient and the
+ * weight gradient with Adam applied tile by tile (no gradient buffer).
+ * A non-finite loss leaves params, m and v untouched. */
+static double small_bn_avx2_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
+        void *ws, const dn_batch *bt, int *correct) {
+    small_bn_avx2_buffers bf;
+    const int n = bt->n;
+    small_bn_avx2_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_bn_avx2_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_avx2_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
+        small_bn_avx2_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
+        small_bn_avx2_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
+        small_bn_avx2_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
+                bf.fc2_d, NULL, bf.fc2_a, n);
+        if (small_bn_avx2_rows_finite(&bf, n)) {
+            small_bn_avx2_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
+            small_bn_avx2_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
+                    ac, params + 216, params + 224, n);
+            small_bn_avx2_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+            small_bn_avx2_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
+            small_bn_avx2_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
+                    ac, params + 200, params + 208, n);
+            small_bn_avx2_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
+        }
+    }
+    return small_bn_avx2_sum_rows(&bf, n, correct);
+}
+
+/* ==== evaluation (dropout off unless MC dropout) ==== */
+
+static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+    const int mc = bt->mc_dropout;
+    small_bn_avx2_buffers bf;
+    const int n = bt->n;
+    small_bn_avx2_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_bn_avx2_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_avx2_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
+        small_bn_avx2_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
+        small_bn_avx2_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 80, params + 128, bf.fc2_z, n);
+        small_bn_avx2_fc2_bn_running(params + 216, params + 224, params + 136, params + 144, bf.fc2_stats);
+        small_bn_avx2_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
+        small_bn_avx2_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
+                n);
+        small_bn_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+    }
+    return bt->y ? small_bn_avx2_sum_rows(&bf, n, correct) : 0.0;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif /* DN_DISPATCH */
+
+/* ==== the kernels for avx512 (used when dn_cpu_level() >= 2) ==== */
+
+#if DN_DISPATCH
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+#endif
+#undef DN_VNAME
+#undef DN_HAVE_AVX
+#undef DN_HAVE_FMA
+#undef DN_HAVE_AVX2
+#undef DN_HAVE_AVX512
+#define DN_VNAME(n) n##_avx512
+#define DN_HAVE_AVX 1
+#define DN_HAVE_FMA 1
+#define DN_HAVE_AVX2 1
+#define DN_HAVE_AVX512 1
+/* ==== vector helpers for one CPU target (templates/vector.c.in) ====
+ * Pasted once per target the program carries (see the prelude's DN_DISPATCH):
+ * before each copy the generator defines DN_VNAME(n), the target's name for
+ * helper n, and DN_HAVE_AVX, DN_HAVE_FMA, DN_HAVE_AVX2 and DN_HAVE_AVX512
+ * (AVX-512 F and VL), the instructions the copy may use; the copy's functions
+ * are compiled for that target. So nothing here tests the compiler's __AVX2__
+ * and the like, and every macro is undefined first. */
+#undef dn_fma8
+#undef dn_load8
+#undef dn_store8
+#undef dn_splat8
+#undef dn_prefetch_rw
+#undef dn_relu8
+#undef dn_shuf8
+#undef dn_transpose8x8
+#undef dn_step8
+#undef dn_sqrt8
+#undef dn_fmaf
+#undef DN_WIDE_TILES
+#undef dn_fma16
+#undef dn_load16
+#undef dn_store16
+#undef dn_splat16
+#undef dn_load8x2
+#undef dn_lo8
+#undef dn_mulhilo8
+#undef dn_mulhilo16
+#undef dn_sqrt8_lanes
+#undef dn_adam8
+#undef dn_adam1
+#undef dn_adam16
+#undef dn_philox8
+#undef dn_philox16
+#undef dn_dropout_scales8
+#undef dn_dropout_block
+#define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
+#define dn_adam8 DN_VNAME(dn_adam8)
+#define dn_adam1 DN_VNAME(dn_adam1)
+#define dn_adam16 DN_VNAME(dn_adam16)
+#define dn_philox8 DN_VNAME(dn_philox8)
+#define dn_philox16 DN_VNAME(dn_philox16)
+#define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
+#define dn_dropout_block DN_VNAME(dn_dropout_block)
+
+/* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
+ * register, elsewhere the compiler splits them. FMA is explicit because ISO C
+ * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
+ * kernels compute has one fixed order, independent of the thread count and
+ * of the target: lane by lane the same operations (so AVX2 and AVX-512 give
+ * the same bits; without FMA, a product and a sum round twice). */
+
+/* Macros rather than functions: vectors never cross a call, so no target
+ * (AVX or not) has an ABI question, and the arguments are simple names. */
+#if DN_HAVE_FMA
+#define dn_fma8(a, b, c) ((dn_v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#else
+#define dn_fma8(a, b, c) ((a) * (b) + (c))
+#endif
+#define dn_load8(p) (*(const dn_v8u *)(p))
+#define dn_store8(p, v) (*(dn_v8u *)(p) = (v))
+#define dn_splat8(x) ((dn_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+/* Asks for the cache line at p, to be written soon (a hint: never faults). */
+#define dn_prefetch_rw(p) __builtin_prefetch((p), 1, 3)
+/* max(v, 0) lane by lane, as v > 0 ? v : 0 (so NaN gives 0); v must be a name. */
+#define dn_relu8(v) ((dn_v8)((dn_v8i)(v) & (dn_v8i)((v) > (dn_v8){0})))
+/* dst[8 * j + i] = src[8 * i + j] for i, j < 8 (an 8 x 8 transpose; src and
+ * dst are float pointers, need not be aligned, and do not overlap). */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define dn_shuf8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#define dn_transpose8x8(src, dst)                                                    \
+    do {                                                                             \
+        const float *dn_s_ = (src);                                                  \
+        float *dn_d_ = (dst);                                                        \
+        const dn_v8 dn_r0_ = dn_load8(dn_s_ + 0), dn_r1_ = dn_load8(dn_s_ + 8);      \
+        const dn_v8 dn_r2_ = dn_load8(dn_s_ + 16), dn_r3_ = dn_load8(dn_s_ + 24);    \
+        const dn_v8 dn_r4_ = dn_load8(dn_s_ + 32), dn_r5_ = dn_load8(dn_s_ + 40);    \
+        const dn_v8 dn_r6_ = dn_load8(dn_s_ + 48), dn_r7_ = dn_load8(dn_s_ + 56);    \
+        const dn_v8 dn_t0_ = dn_shuf8(dn_r0_, dn_r1_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t1_ = dn_shuf8(dn_r0_, dn_r1_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t2_ = dn_shuf8(dn_r2_, dn_r3_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t3_ = dn_shuf8(dn_r2_, dn_r3_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t4_ = dn_shuf8(dn_r4_, dn_r5_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t5_ = dn_shuf8(dn_r4_, dn_r5_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t6_ = dn_shuf8(dn_r6_, dn_r7_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t7_ = dn_shuf8(dn_r6_, dn_r7_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_u0_ = dn_shuf8(dn_t0_, dn_t2_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u1_ = dn_shuf8(dn_t0_, dn_t2_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u2_ = dn_shuf8(dn_t1_, dn_t3_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u3_ = dn_shuf8(dn_t1_, dn_t3_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u4_ = dn_shuf8(dn_t4_, dn_t6_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u5_ = dn_shuf8(dn_t4_, dn_t6_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u6_ = dn_shuf8(dn_t5_, dn_t7_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u7_ = dn_shuf8(dn_t5_, dn_t7_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        dn_store8(dn_d_ + 0, dn_shuf8(dn_u0_, dn_u4_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 32, dn_shuf8(dn_u0_, dn_u4_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 8, dn_shuf8(dn_u1_, dn_u5_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 40, dn_shuf8(dn_u1_, dn_u5_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 16, dn_shuf8(dn_u2_, dn_u6_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 48, dn_shuf8(dn_u2_, dn_u6_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 24, dn_shuf8(dn_u3_, dn_u7_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 56, dn_shuf8(dn_u3_, dn_u7_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+    } while (0)
+#else
+#define dn_transpose8x8(src, dst)                                          \
+    do {                                                                   \
+        for (int dn_j_ = 0; dn_j_ < 8; dn_j_++)                            \
+            for (int dn_i_ = 0; dn_i_ < 8; dn_i_++)                        \
+                (dst)[8 * dn_j_ + dn_i_] = (src)[8 * dn_i_ + dn_j_];       \
+    } while (0)
+#endif
+/* 1.0f where v > 0, else 0.0f (v a name). */
+#define dn_step8(v) ((dn_v8)((dn_v8i)dn_splat8(1.0f) & (dn_v8i)((v) > (dn_v8){0})))
+
+#if DN_HAVE_AVX
+#define dn_sqrt8(x) ((dn_v8)_mm256_sqrt_ps((__m256)(x)))
+#else
+DN_INLINE void dn_sqrt8_lanes(float *x) {
+    for (int j = 0; j < 8; j++) x[j] = sqrtf(x[j]);
+}
+#endif
+#if DN_HAVE_FMA
+#define dn_fmaf(a, b, c) fmaf(a, b, c)
+#else
+#define dn_fmaf(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* Adam on 8 consecutive parameters with gradients g[0..8), as dn_adam_step
+ * (see dn_adam_coef in dn_runtime.h). p, m, v need not be aligned. */
+DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_adam_coef *c) {
+    const dn_v8 pi = dn_load8(p) * dn_splat8(c->shrink);
+    dn_v8 gi = dn_load8(g);
+    if (c->l2) gi = dn_fma8(pi, dn_splat8(c->wd), gi);
+    const dn_v8 mi = dn_fma8(gi, dn_splat8(c->omb1), dn_load8(m) * dn_splat8(c->b1));
+    const dn_v8 vi = dn_fma8(dn_splat8(c->omb2) * gi, gi, dn_load8(v) * dn_splat8(c->b2));
+#if DN_HAVE_AVX
+    const dn_v8 root = dn_sqrt8(vi);
+#else
+    float lanes[8];
+    dn_store8(lanes, vi);
+    dn_sqrt8_lanes(lanes);
+    const dn_v8 root = dn_load8(lanes);
+#endif
+    const dn_v8 denom = root / dn_splat8(c->bc2_sqrt) + dn_splat8(c->eps);
+    dn_store8(m, mi);
+    dn_store8(v, vi);
+    dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
+}
+
+/* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
+DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
+    const float pi = *p * c->shrink;
+    const float gi = c->l2 ? dn_fmaf(pi, c->wd, g) : g;
+    const float mi = dn_fmaf(gi, c->omb1, *m * c->b1);
+    const float vi = dn_fmaf(c->omb2 * gi, gi, *v * c->b2);
+    *m = mi;
+    *v = vi;
+    *p = pi + (c->neg_step * mi) / (sqrtf(vi) / c->bc2_sqrt + c->eps);
+}
+
+/* Wide tiles where there are AVX-512 registers: 32 of them, 16 floats each.
+ * A wide tile's vectors hold two panels side by side (16 units, or inputs in
+ * backward_x), and its accumulators fill 16 registers; the narrow tiles use
+ * 8-float vectors. Each lane does the same operations in the same order in
+ * both, so the results are the same either way. */
+#if DN_HAVE_AVX512
+#define DN_WIDE_TILES 1
+#define dn_fma16(a, b, c) ((dn_v16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define dn_load16(p) (*(const dn_v16u *)(p))
+#define dn_store16(p, v) (*(dn_v16u *)(p) = (v))
+#define dn_splat16(x) ((dn_v16)_mm512_set1_ps(x))
+/* The 8 floats at p then the 8 at q (two panels' rows) as one vector. */
+#define dn_load8x2(p, q)                                                                         \
+    ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
+                                                     _mm256_loadu_ps(p))),                       \
+                                                 _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The low 8 lanes of a 16-float vector. */
+#define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
+
+/* dn_adam8 on 16 consecutive parameters, their gradients the 8 floats at g0
+ * then the 8 at g1: lane by lane the same operations. */
+DN_INLINE void dn_adam16(float *p, float *m, float *v, const float *g0, const float *g1, const dn_adam_coef *c) {
+    const dn_v16 pi = dn_load16(p) * dn_splat16(c->shrink);
+    dn_v16 gi = dn_load8x2(g0, g1);
+    if (c->l2) gi = dn_fma16(pi, dn_splat16(c->wd), gi);
+    const dn_v16 mi = dn_fma16(gi, dn_splat16(c->omb1), dn_load16(m) * dn_splat16(c->b1));
+    const dn_v16 vi = dn_fma16(dn_splat16(c->omb2) * gi, gi, dn_load16(v) * dn_splat16(c->b2));
+    const dn_v16 root = (dn_v16)_mm512_sqrt_ps((__m512)vi);
+    const dn_v16 denom = root / dn_splat16(c->bc2_sqrt) + dn_splat16(c->eps);
+    dn_store16(m, mi);
+    dn_store16(v, vi);
+    dn_store16(p, pi + (dn_splat16(c->neg_step) * mi) / denom);
+}
+#else
+#define DN_WIDE_TILES 0
+#endif
+
+/* Eight Philox4x32-10 blocks at once: out[w][l] is word w of
+ * dn_philox4x32_10({c0[l], c1[l], c2, c3}, k0, k1). With AVX2 the eight run
+ * side by side in vector registers; the words are the same either way. */
+#if DN_HAVE_AVX2
+/* lo/hi halves of the 32x32-bit products x * m, lane by lane. */
+#define dn_mulhilo8(x, m, lo, hi)                                                        \
+    do {                                                                                 \
+        const __m256i dn_e_ = _mm256_mul_epu32((x), (m));                                \
+        const __m256i dn_o_ = _mm256_mul_epu32(_mm256_srli_epi64((x), 32), (m));         \
+        (lo) = _mm256_blend_epi32(dn_e_, _mm256_slli_epi64(dn_o_, 32), 0xAA);            \
+        (hi) = _mm256_blend_epi32(_mm256_srli_epi64(dn_e_, 32), dn_o_, 0xAA);            \
+    } while (0)
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)c0), x1 = _mm256_loadu_si256((const __m256i *)c1);
+    __m256i x2 = _mm256_set1_epi32((int)c2), x3 = _mm256_set1_epi32((int)c3);
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m256i lo0, hi0, lo1, hi1;
+        dn_mulhilo8(x0, m0, lo0, hi0);
+        dn_mulhilo8(x2, m1, lo1, hi1);
+        x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+        x1 = lo1;
+        x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+        x3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)out[0], x0);
+    _mm256_storeu_si256((__m256i *)out[1], x1);
+    _mm256_storeu_si256((__m256i *)out[2], x2);
+    _mm256_storeu_si256((__m256i *)out[3], x3);
+}
+#if DN_HAVE_AVX512
+/* Sixteen blocks, as two dn_philox8 calls (lanes 0-7, then 8-15) would
+ * give: out[h][w][l] is word w of block 8h + l. */
+#define dn_mulhilo16(x, m, lo, hi)                                                       \
+    do {                                                                                 \
+        const __m512i dn_e_ = _mm512_mul_epu32((x), (m));                                \
+        const __m512i dn_o_ = _mm512_mul_epu32(_mm512_srli_epi64((x), 32), (m));         \
+        (lo) = _mm512_mask_blend_epi32(0xAAAA, dn_e_, _mm512_slli_epi64(dn_o_, 32));     \
+        (hi) = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(dn_e_, 32), dn_o_);     \
+    } while (0)
+DN_INLINE void dn_philox16(const uint32_t c0[16], const uint32_t c1[16], uint32_t c2, uint32_t c3, uint32_t k0,
+                           uint32_t k1, uint32_t out[2][4][8]) {
+    __m512i x[4] = {_mm512_loadu_si512(c0), _mm512_loadu_si512(c1), _mm512_set1_epi32((int)c2),
+                    _mm512_set1_epi32((int)c3)};
+    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m512i lo0, hi0, lo1, hi1;
+        dn_mulhilo16(x[0], m0, lo0, hi0);
+        dn_mulhilo16(x[2], m1, lo1, hi1);
+        x[0] = _mm512_xor_si512(_mm512_xor_si512(hi1, x[1]), _mm512_set1_epi32((int)k0));
+        x[1] = lo1;
+        x[2] = _mm512_xor_si512(_mm512_xor_si512(hi0, x[3]), _mm512_set1_epi32((int)k1));
+        x[3] = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int w = 0; w < 4; w++) {
+        _mm256_storeu_si256((__m256i *)out[0][w], _mm512_castsi512_si256(x[w]));
+        _mm256_storeu_si256((__m256i *)out[1][w], _mm512_extracti64x4_epi64(x[w], 1));
+    }
+}
+#endif
+#else
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    for (int l = 0; l < 8; l++) {
+        dn_u32x4 ctr = {{c0[l], c1[l], c2, c3}};
+        dn_u32x4 r = dn_philox4x32_10(ctr, k0, k1);
+        for (int w = 0; w < 4; w++) out[w][l] = r.v[w];
+    }
+}
+#endif
+
+#if DN_HAVE_AVX2
+/* The scales of 8 groups of 4 units from their words w[word][group] into
+ * out[4 * group + word]: 0 where the word is below threshold, else scale. */
+DN_INLINE void dn_dropout_scales8(uint32_t w[4][8], uint32_t threshold, float scale, float *out) {
+    const __m256i bias = _mm256_set1_epi32((int)0x80000000u); /* unsigned order as signed */
+    const __m256i thr = _mm256_xor_si256(_mm256_set1_epi32((int)threshold), bias);
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 q[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[j]), bias);
+        q[j] = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(thr, x)), sc);
+    }
+    /* transpose 4 x 8 into 8 x 4 */
+    const __m256 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpacklo_ps(q[2], q[3]);
+    const __m256 t2 = _mm256_unpackhi_ps(q[0], q[1]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
+    const __m256 r0 = _mm256_shuffle_ps(t0, t1, 0x44), r1 = _mm256_shuffle_ps(t0, t1, 0xEE);
+    const __m256 r2 = _mm256_shuffle_ps(t2, t3, 0x44), r3 = _mm256_shuffle_ps(t2, t3, 0xEE);
+    _mm256_storeu_ps(out, _mm256_permute2f128_ps(r0, r1, 0x20));
+    _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(r2, r3, 0x20));
+    _mm256_storeu_ps(out + 16, _mm256_permute2f128_ps(r0, r1, 0x31));
+    _mm256_storeu_ps(out + 24, _mm256_permute2f128_ps(r2, r3, 0x31));
+}
+#endif
+
+/* Dropout scale factors (0 or `scale`) of rows [row0, row0 + rows) x units
+ * [u0, u0 + width) into m (rows x width, row-major); u0 and width multiples
+ * of 4. The same values as dn_dropout4 on every group of 4 units. */
+DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row0, int rows, uint32_t u0,
+                                int width, uint32_t threshold, float scale, float *m) {
+    const int groups = width / 4, n = rows * groups;
+    const uint32_t c3 = ((uint32_t)DN_RNG_DROPOUT << 24) | slot;
+    int first = 0;
+#if DN_HAVE_AVX512
+    for (; first + 16 <= n; first += 16) { /* 16 groups, 64 consecutive floats of m */
+        uint32_t c0[16], c1[16], w[2][4][8];
+        for (int l = 0; l < 16; l++) {
+            c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
+            c1[l] = row0 + (uint32_t)((first + l) / groups);
+        }
+        dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+        dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
+        dn_dropout_scales8(w[1], threshold, scale, m + (size_t)(first + 8) * 4);
+    }
+#endif
+    for (; first < n; first += 8) {
+        uint32_t c0[8], c1[8], w[4][8];
+        for (int l = 0; l < 8; l++) {
+            const int g = first + l < n ? first + l : n - 1;
+            c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
+            c1[l] = row0 + (uint32_t)(g / groups);
+        }
+        dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+#if DN_HAVE_AVX2
+        if (first + 8 <= n) { /* 8 groups, 32 consecutive floats of m */
+            dn_dropout_scales8(w, threshold, scale, m + (size_t)first * 4);
+            continue;
+        }
+#endif
+        for (int l = 0; l < 8 && first + l < n; l++) {
+            float *mg = m + (size_t)(first + l) * 4; /* group g's 4 units: row g / groups, unit 4 * (g % groups) */
+            for (int j = 0; j < 4; j++) mg[j] = w[j][l] < threshold ? 0.0f : scale;
+        }
+    }
+}
+
+
+/* ==== work buffers (one block, carved per batch of n rows) ==== */
+
+typedef struct {
+    float *fc1_a; /* [n, 8] activation */
+    float *fc1_mask; /* [n, 8] dropout scale */
+    float *fc1_h; /* [n, 8] output in training */
+    float *fc1_d; /* [n, 8] gradient wrt the pre-activation (zero past 6) */
+    float *fc1_z; /* [n, 8] x W^T + b, the input of batch norm */
+    float *fc1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *fc2_a; /* [n, 8] activation */
+    float *fc2_h; /* [n, 8] output in training */
+    float *fc2_d; /* [n, 8] gradient wrt the pre-activation (zero past 5) */
+    float *fc2_z; /* [n, 8] x W^T + b, the input of batch norm */
+    float *fc2_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var */
+    float *out_a; /* [n, 8] activation */
+    float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
+    float *rowloss; /* [n] per-row loss */
+    float *hits; /* [n] argmax hit */
+    float *wt; /* [64] scratch: one layer's W^T for its input gradient */
+} small_bn_avx512_buffers;
+
+/* Carves the buffers for n rows from ws; with ws == NULL only measures.
+ * Returns the bytes used. */
+static size_t small_bn_avx512_bind(void *ws, int n, small_bn_avx512_buffers *bf) {
+    char *base = ws;
+    size_t off = 0;
+    const size_t rows = (size_t)n;
+    bf->fc1_a = dn_carve(base, &off, rows * 8);
+    bf->fc1_mask = dn_carve(base, &off, rows * 8);
+    bf->fc1_h = dn_carve(base, &off, rows * 8);
+    bf->fc1_d = dn_carve(base, &off, rows * 8);
+    bf->fc1_z = dn_carve(base, &off, rows * 8);
+    bf->fc1_stats = dn_carve(base, &off, 40);
+    bf->fc2_a = dn_carve(base, &off, rows * 8);
+    bf->fc2_h = dn_carve(base, &off, rows * 8);
+    bf->fc2_d = dn_carve(base, &off, rows * 8);
+    bf->fc2_z = dn_carve(base, &off, rows * 8);
+    bf->fc2_stats = dn_carve(base, &off, 40);
+    bf->out_a = dn_carve(base, &off, rows * 8);
+    bf->out_d = dn_carve(base, &off, rows * 8);
+    bf->rowloss = dn_carve(base, &off, rows);
+    bf->hits = dn_carve(base, &off, rows);
+    bf->wt = dn_carve(base, &off, 64);
+    return off;
+}
+
+static size_t small_bn_avx512_workspace_size(int max_batch) {
+    small_bn_avx512_buffers bf;
+    return small_bn_avx512_bind(NULL, max_batch, &bf);
+}
+
+/* ==== fc1: dense 7 -> 6, the product before batch norm ==== */
+
+/* Forward product: out = x W^T + b [n, 6] (row stride 8), the input of batch norm.
+ * x [n, 7] (row stride 7), w: 1 panels of [7, 8], bias [8]. */
+static void small_bn_avx512_fc1_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict out, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 56;
+        const float *x0 = x + (size_t)r0 * 7;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 7;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 7;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 7;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 7;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 7;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 7;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 7;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 7; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 56;
+        const float *x0 = x + (size_t)r0 * 7;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 7;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 7;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 7;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 7;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 7;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 7; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#endif
+    dn_sync();
+}
+
+/* Weight gradients: dw [6, 7] = d^T x (in w's panels), db [6] = column sums of d.
+ * d [n, 6] (row stride 8), x [n, 7] (this layer's input). Each element sums
+ * rows in order. */
+static void small_bn_avx512_fc1_backward_w(const float *restrict d, const float *restrict x,
+        float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+                g = dn_splat16(xr[6]);
+                c60 = dn_fma8(dn_lo8(g), d0, c60);
+            }
+            float z[7][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 7; i++) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int p0 = (t / 2) * 2, i0 = (t % 2) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            if (i0 < 6) {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float z[6][8];
+                dn_store8(&z[0][0], c00);
+                dn_store8(&z[1][0], c10);
+                dn_store8(&z[2][0], c20);
+                dn_store8(&z[3][0], c30);
+                dn_store8(&z[4][0], c40);
+                dn_store8(&z[5][0], c50);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 6; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                    }
+            } else {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                dn_v8 c00 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                }
+                float z[1][8];
+                dn_store8(&z[0][0], c00);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 1; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                    }
+            }
+        }
+    }
+#endif
+}
+
+/* Weight gradients as above, each tile applied at once by Adam to w and bias;
+ * m and v hold the moments of w (56 floats) followed by those of bias. */
+static void small_bn_avx512_fc1_backward_w_adam(const float *restrict d, const float *restrict x,
+        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
+        const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 7 && i0 + 7 + i < 7; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + 7 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+                g = dn_splat16(xr[6]);
+                c60 = dn_fma8(dn_lo8(g), d0, c60);
+            }
+            float z[7][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                    dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);
+                }
+            for (int j = 0; j < 1; j++)
+                for (int i = 6; i < 7; i++) {
+                    const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int p0 = (t / 2) * 2, i0 = (t % 2) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 56 + u, v + 56 + u, gs, ac);
+            }
+        {
+            if (i0 < 6) {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 6 && i0 + 6 + i < 7; i += 2) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + 6 + i) * 8;
+                        dn_prefetch_rw(w + at);
+                        dn_prefetch_rw(m + at);
+                        dn_prefetch_rw(v + at);
+                    }
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                    g = dn_splat8(xr[1]);
+                    c10 = dn_fma8(g, d0, c10);
+                    g = dn_splat8(xr[2]);
+                    c20 = dn_fma8(g, d0, c20);
+                    g = dn_splat8(xr[3]);
+                    c30 = dn_fma8(g, d0, c30);
+                    g = dn_splat8(xr[4]);
+                    c40 = dn_fma8(g, d0, c40);
+                    g = dn_splat8(xr[5]);
+                    c50 = dn_fma8(g, d0, c50);
+                }
+                float z[6][8];
+                dn_store8(&z[0][0], c00);
+                dn_store8(&z[1][0], c10);
+                dn_store8(&z[2][0], c20);
+                dn_store8(&z[3][0], c30);
+                dn_store8(&z[4][0], c40);
+                dn_store8(&z[5][0], c50);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 6; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                    }
+            } else {
+                const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 1 && i0 + 1 + i < 7; i += 2) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + 1 + i) * 8;
+                        dn_prefetch_rw(w + at);
+                        dn_prefetch_rw(m + at);
+                        dn_prefetch_rw(v + at);
+                    }
+                dn_v8 c00 = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 7;
+                    const dn_v8 d0 = dn_load8(dr);
+                    dn_v8 g = dn_splat8(xr[0]);
+                    c00 = dn_fma8(g, d0, c00);
+                }
+                float z[1][8];
+                dn_store8(&z[0][0], c00);
+                for (int j = 0; j < 1; j++)
+                    for (int i = 0; i < 1; i++) {
+                        const size_t at = (size_t)(p0 + j) * 56 + (size_t)(i0 + i) * 8;
+                        dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                    }
+            }
+        }
+    }
+#endif
+}
+
+/* ==== fc1: batch norm of 6 units (momentum 0.1, eps 1e-05), relu, dropout 0.3 ==== */
+
+/* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8) and dropout scales mk[0..8). */
+static inline void small_bn_avx512_fc1_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a, float *restrict mask, const float *mk, float *restrict h, uint64_t seed, uint64_t step) {
+    (void)seed, (void)step; /* for noise, which this layer has not */
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    const dn_v8 y = dn_relu8(v);
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+    if (!h) return;
+    dn_v8 o = y;
+    const dn_v8 mv = dn_load8(mk);
+    dn_store8(mask + at, mv);
+    o = o * mv;
+    dn_store8(h + at, o);
+}
+
+/* Batch statistics of z [n, 6] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
+ * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
+ * run over the rows in order, in double; 8 units side by side. */
+static void small_bn_avx512_fc1_bn_batch(const float *restrict z, const float *restrict gamma,
+        const float *restrict beta, float *restrict stats, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sum[8] = {0}, sq[8] = {0};
+        float mean[8];
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) {
+                const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                sq[j] += (double)(e * e);
+            }
+        for (int j = 0; j < 8; j++) {
+            const float istd = (float)(1.0 / sqrt(sq[j] / n + 1.0000000000000001e-05));
+            const float alpha = istd * gamma[u + j];
+            stats[0 + u + j] = mean[j];
+            stats[8 + u + j] = istd;
+            stats[16 + u + j] = alpha;
+            stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
+            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+        }
+    }
+}
+
+/* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
+static void small_bn_avx512_fc1_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 8; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 1e-05f);
+        const float alpha = istd * gamma[u];
+        stats[16 + u] = alpha;
+        stats[24 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = relu(z * alpha + shift) [n, 6]; in training (h != NULL) noise and dropout into h. */
+static void small_bn_avx512_fc1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static))
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int u = (t / row_blocks) * 8, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        float mk[8][8];
+        if (h)
+            dn_dropout_block(seed, step, 1, (uint32_t)r0, nr, (uint32_t)(u), 8, 1288490188u, 1.4285715f, &mk[0][0]);
+        const dn_v8 alpha = dn_load8(stats + 16 + u);
+        for (int r = 0; r < nr; r++) {
+            float zs[8];
+            dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * 8 + u) * alpha);
+            small_bn_avx512_fc1_finish(zs, (size_t)(r0 + r), u, stats + 24, a, mask, mk[r], h, seed, step);
+        }
+    }
+}
+
+/* Backward through batch norm (batch statistics): d [n, 6], the gradient wrt the
+ * output, becomes the gradient wrt z in place:
+ *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)
+ * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
+ * mean and unbiased variance by momentum 0.1f. 8 units side by side, sums in double. */
+static void small_bn_avx512_fc1_bn_backward(float *restrict d, const float *restrict z,
+        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dgamma[u + j] = (float)dot[j] * istd[j];
+            dbeta[u + j] = (float)sum[j];
+            const float mom = 0.1f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* Backward through batch norm as above, with gamma and beta updated by Adam at once
+ * (moments: m and v, gamma's [8] then beta's [8]). */
+static void small_bn_avx512_fc1_bn_backward_adam(float *restrict d, const float *restrict z,
+        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
+        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
+        float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dn_adam1(gamma + u + j, m + u + j, v + u + j, (float)dot[j] * istd[j], ac);
+            dn_adam1(beta + u + j, m + 8 + u + j, v + 8 + u + j, (float)sum[j], ac);
+            const float mom = 0.1f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* ==== fc2: dense 6 -> 5, the product before batch norm ==== */
+
+/* Forward product: out = x W^T + b [n, 5] (row stride 8), the input of batch norm.
+ * x [n, 6] (row stride 8), w: 1 panels of [6, 8], bias [8]. */
+static void small_bn_avx512_fc2_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict out, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 48;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 6; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 48;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 6; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_store8(out + (size_t)(r0 + r) * 8 + u, dn_load8(&z[r][8 * j]) + dn_load8(bias + u));
+            }
+    }
+#endif
+    dn_sync();
+}
+
+/* Weight gradients: dw [5, 6] = d^T x (in w's panels), db [5] = column sums of d.
+ * d [n, 5] (row stride 8), x [n, 6] (this layer's input). Each element sums
+ * rows in order. */
+static void small_bn_avx512_fc2_backward_w(const float *restrict d, const float *restrict x,
+        float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i++) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+                g = dn_splat8(xr[5]);
+                c50 = dn_fma8(g, d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i++) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#endif
+}
+
+/* Weight gradients as above, each tile applied at once by Adam to w and bias;
+ * m and v hold the moments of w (48 floats) followed by those of bias. */
+static void small_bn_avx512_fc2_backward_w_adam(const float *restrict d, const float *restrict x,
+        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
+        const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6 && i0 + 6 + i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + 6 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+                g = dn_splat16(xr[5]);
+                c50 = dn_fma8(dn_lo8(g), d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 48 + u, v + 48 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6 && i0 + 6 + i < 6; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + 6 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+                g = dn_splat8(xr[5]);
+                c50 = dn_fma8(g, d0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 6; i++) {
+                    const size_t at = (size_t)(p0 + j) * 48 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#endif
+}
+
+/* Input gradient, into fc1: d_prev [n, 6] (row stride 8) = (d W) * mask_prev * act'(a_prev),
+ * zero past 6. d [n, 5] (row stride 8), w: 1 panels of [6, 8]. Per column of
+ * input vectors, its W^T into wt (1 vectors of 8 inputs x 8 units x 8), then tiles
+ * of rows x input vectors down the column, an outer product over the units: each
+ * element sums units in order. */
+static void small_bn_avx512_fc2_backward_x(const float *restrict d, const float *restrict w, float *restrict wt,
+        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int q0 = t * 4;
+        for (int e = 0; e < 1; e++) {
+            const int q = q0 + e / 1, p = e % 1;
+            const float *src = w + (size_t)p * 48 + (size_t)q * 64;
+            float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
+            if (q < 0) {
+                dn_transpose8x8(src, dst);
+            } else {
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
+            }
+        }
+        for (int r0 = 0; r0 < n; r0 += 8) {
+            const int nr = n - r0 < 8 ? n - r0 : 8;
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            const float *d6 = d + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+            const float *d7 = d + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            dn_v8 c70 = {0};
+            for (int u = 0; u < 5; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v16 g = dn_splat16(d0[u]);
+                c00 = dn_fma8(dn_lo8(g), w0, c00);
+                g = dn_splat16(d1[u]);
+                c10 = dn_fma8(dn_lo8(g), w0, c10);
+                g = dn_splat16(d2[u]);
+                c20 = dn_fma8(dn_lo8(g), w0, c20);
+                g = dn_splat16(d3[u]);
+                c30 = dn_fma8(dn_lo8(g), w0, c30);
+                g = dn_splat16(d4[u]);
+                c40 = dn_fma8(dn_lo8(g), w0, c40);
+                g = dn_splat16(d5[u]);
+                c50 = dn_fma8(dn_lo8(g), w0, c50);
+                g = dn_splat16(d6[u]);
+                c60 = dn_fma8(dn_lo8(g), w0, c60);
+                g = dn_splat16(d7[u]);
+                c70 = dn_fma8(dn_lo8(g), w0, c70);
+            }
+            float z[8][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            dn_store8(&z[7][0], c70);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    const dn_v8 mv = dn_load8(mask_prev + at);
+                    s = s * (mv * dn_step8(av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int q0 = t * 2;
+        for (int e = 0; e < 1; e++) {
+            const int q = q0 + e / 1, p = e % 1;
+            const float *src = w + (size_t)p * 48 + (size_t)q * 64;
+            float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
+            if (q < 0) {
+                dn_transpose8x8(src, dst);
+            } else {
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 6 ? src[i * 8 + j] : 0.0f;
+            }
+        }
+        for (int r0 = 0; r0 < n; r0 += 6) {
+            const int nr = n - r0 < 6 ? n - r0 : 6;
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int u = 0; u < 5; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v8 g = dn_splat8(d0[u]);
+                c00 = dn_fma8(g, w0, c00);
+                g = dn_splat8(d1[u]);
+                c10 = dn_fma8(g, w0, c10);
+                g = dn_splat8(d2[u]);
+                c20 = dn_fma8(g, w0, c20);
+                g = dn_splat8(d3[u]);
+                c30 = dn_fma8(g, w0, c30);
+                g = dn_splat8(d4[u]);
+                c40 = dn_fma8(g, w0, c40);
+                g = dn_splat8(d5[u]);
+                c50 = dn_fma8(g, w0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    const dn_v8 mv = dn_load8(mask_prev + at);
+                    s = s * (mv * dn_step8(av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#endif
+    dn_sync();
+}
+
+/* ==== fc2: batch norm of 5 units (momentum 0.2, eps 0.001), tanh, noise 0.1 ==== */
+
+/* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8). */
+static inline void small_bn_avx512_fc2_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a, float *restrict h, uint64_t seed, uint64_t step) {
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    float t[8];
+    dn_store8(t, v);
+    for (int j = 0; j < 8; j++) t[j] = tanhf(t[j]);
+    const dn_v8 y = dn_load8(t);
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+    if (!h) return;
+    dn_v8 o = y;
+    float g[8];
+    dn_gauss4(seed, step, 2, (uint32_t)row, (uint32_t)u, g);
+    dn_gauss4(seed, step, 2, (uint32_t)row, (uint32_t)u + 4, g + 4);
+    o = o + dn_splat8(0.1f) * dn_load8(g);
+    dn_store8(h + at, o);
+}
+
+/* Batch statistics of z [n, 5] (n >= 2) into stats [5][8]: mean, 1/sqrt(var + eps),
+ * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums
+ * run over the rows in order, in double; 8 units side by side. */
+static void small_bn_avx512_fc2_bn_batch(const float *restrict z, const float *restrict gamma,
+        const float *restrict beta, float *restrict stats, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        double sum[8] = {0}, sq[8] = {0};
+        float mean[8];
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) sum[j] += z[(size_t)r * 8 + u + j];
+        for (int j = 0; j < 8; j++) mean[j] = (float)(sum[j] / n);
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < 8; j++) {
+                const float e = z[(size_t)r * 8 + u + j] - mean[j];
+                sq[j] += (double)(e * e);
+            }
+        for (int j = 0; j < 8; j++) {
+            const float istd = (float)(1.0 / sqrt(sq[j] / n + 0.001));
+            const float alpha = istd * gamma[u + j];
+            stats[0 + u + j] = mean[j];
+            stats[8 + u + j] = istd;
+            stats[16 + u + j] = alpha;
+            stats[24 + u + j] = beta[u + j] - mean[j] * alpha;
+            stats[32 + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));
+        }
+    }
+}
+
+/* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
+static void small_bn_avx512_fc2_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 8; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 0.001f);
+        const float alpha = istd * gamma[u];
+        stats[16 + u] = alpha;
+        stats[24 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = tanh(z * alpha + shift) [n, 5]; in training (h != NULL) noise and dropout into h. */
+static void small_bn_avx512_fc2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict h, int n, uint64_t seed, uint64_t step) {
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static))
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int u = (t / row_blocks) * 8, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const dn_v8 alpha = dn_load8(stats + 16 + u);
+        for (int r = 0; r < nr; r++) {
+            float zs[8];
+            dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * 8 + u) * alpha);
+            small_bn_avx512_fc2_finish(zs, (size_t)(r0 + r), u, stats + 24, a, h, seed, step);
+        }
+    }
+}
+
+/* Backward through batch norm (batch statistics): d [n, 5], the gradient wrt the
+ * output, becomes the gradient wrt z in place:
+ *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)
+ * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
+ * mean and unbiased variance by momentum 0.2f. 8 units side by side, sums in double. */
+static void small_bn_avx512_fc2_bn_backward(float *restrict d, const float *restrict z,
+        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
+        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dgamma[u + j] = (float)dot[j] * istd[j];
+            dbeta[u + j] = (float)sum[j];
+            const float mom = 0.2f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* Backward through batch norm as above, with gamma and beta updated by Adam at once
+ * (moments: m and v, gamma's [8] then beta's [8]). */
+static void small_bn_avx512_fc2_bn_backward_adam(float *restrict d, const float *restrict z,
+        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,
+        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,
+        float *restrict run_var, int n) {
+    DN_OMP(omp for schedule(static))
+    for (int g = 0; g < 1; g++) {
+        const int u = g * 8;
+        const float *mean = stats + 0 + u, *istd = stats + 8 + u;
+        double sum[8] = {0}, dot[8] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 8 + u, *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) {
+                sum[j] += dr[j];
+                dot[j] += (double)((zr[j] - mean[j]) * dr[j]);
+            }
+        }
+        float k[8], mean_d[8], scale[8];
+        for (int j = 0; j < 8; j++) {
+            k[j] = (float)dot[j] * istd[j] * istd[j] / (float)n;
+            mean_d[j] = (float)(sum[j] / n);
+            scale[j] = istd[j] * gamma[u + j];
+        }
+        for (int r = 0; r < n; r++) {
+            float *dr = d + (size_t)r * 8 + u;
+            const float *zr = z + (size_t)r * 8 + u;
+            for (int j = 0; j < 8; j++) dr[j] = (dr[j] - mean_d[j] - (zr[j] - mean[j]) * k[j]) * scale[j];
+        }
+        for (int j = 0; j < 8; j++) {
+            dn_adam1(gamma + u + j, m + u + j, v + u + j, (float)dot[j] * istd[j], ac);
+            dn_adam1(beta + u + j, m + 8 + u + j, v + 8 + u + j, (float)sum[j], ac);
+            const float mom = 0.2f;
+            run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];
+            run_var[u + j] = mom * stats[32 + u + j] + (1.0f - mom) * run_var[u + j];
+        }
+    }
+}
+
+/* ==== out: dense 5 -> 3, softmax ==== */
+
+/* Bias, activation for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8). */
+static inline void small_bn_avx512_out_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a) {
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    const dn_v8 y = v;
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+}
+
+/* Forward: a = softmax(x W^T + b) [n, 3] (row stride 8).
+ * x [n, 5] (row stride 8), w: 1 panels of [5, 8], bias [8]. */
+static void small_bn_avx512_out_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 40;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 5; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_bn_avx512_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 40;
+        const float *x0 = x + (size_t)r0 * 8;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 5; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_bn_avx512_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#endif
+    dn_sync();
+}
+
+/* Weight gradients: dw [3, 5] = d^T x (in w's panels), db [3] = column sums of d.
+ * d [n, 3] (row stride 8), x [n, 5] (this layer's input). Each element sums
+ * rows in order. */
+static void small_bn_avx512_out_backward_w(const float *restrict d, const float *restrict x,
+        float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                dn_store8(db + u, sum);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    memcpy(dw + at, &z[i][8 * j], sizeof(float) * 8);
+                }
+        }
+    }
+#endif
+}
+
+/* Weight gradients as above, each tile applied at once by Adam to w and bias;
+ * m and v hold the moments of w (40 floats) followed by those of bias. */
+static void small_bn_avx512_out_backward_w_adam(const float *restrict d, const float *restrict x,
+        float *restrict w, float *restrict bias, float *restrict m, float *restrict v,
+        const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 4, i0 = (t % 1) * 8;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5 && i0 + 5 + i < 5; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + 5 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v16 g = dn_splat16(xr[0]);
+                c00 = dn_fma8(dn_lo8(g), d0, c00);
+                g = dn_splat16(xr[1]);
+                c10 = dn_fma8(dn_lo8(g), d0, c10);
+                g = dn_splat16(xr[2]);
+                c20 = dn_fma8(dn_lo8(g), d0, c20);
+                g = dn_splat16(xr[3]);
+                c30 = dn_fma8(dn_lo8(g), d0, c30);
+                g = dn_splat16(xr[4]);
+                c40 = dn_fma8(dn_lo8(g), d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 4; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    dn_adam16(w + at, m + at, v + at, &z[i][8 * j], &z[i + 1][8 * j], ac);
+                }
+            for (int j = 0; j < 1; j++)
+                for (int i = 4; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1; t++) {
+        const int p0 = (t / 1) * 2, i0 = (t % 1) * 6;
+        if (i0 == 0)
+            for (int j = 0; j < 1; j++) {
+                const int u = (p0 + j) * 8;
+                dn_v8 sum = {0};
+                for (int r = 0; r < n; r++) sum += dn_load8(d + (size_t)r * 8 + u);
+                float gs[8];
+                dn_store8(gs, sum);
+                dn_adam8(bias + u, m + 40 + u, v + 40 + u, gs, ac);
+            }
+        {
+            const float *dp = d + (size_t)p0 * 8, *xp = x + i0;
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5 && i0 + 5 + i < 5; i += 2) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + 5 + i) * 8;
+                    dn_prefetch_rw(w + at);
+                    dn_prefetch_rw(m + at);
+                    dn_prefetch_rw(v + at);
+                }
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            for (int r = 0; r < n; r++) {
+                const float *dr = dp + (size_t)r * 8, *xr = xp + (size_t)r * 8;
+                const dn_v8 d0 = dn_load8(dr);
+                dn_v8 g = dn_splat8(xr[0]);
+                c00 = dn_fma8(g, d0, c00);
+                g = dn_splat8(xr[1]);
+                c10 = dn_fma8(g, d0, c10);
+                g = dn_splat8(xr[2]);
+                c20 = dn_fma8(g, d0, c20);
+                g = dn_splat8(xr[3]);
+                c30 = dn_fma8(g, d0, c30);
+                g = dn_splat8(xr[4]);
+                c40 = dn_fma8(g, d0, c40);
+            }
+            float z[5][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            for (int j = 0; j < 1; j++)
+                for (int i = 0; i < 5; i++) {
+                    const size_t at = (size_t)(p0 + j) * 40 + (size_t)(i0 + i) * 8;
+                    dn_adam8(w + at, m + at, v + at, &z[i][8 * j], ac);
+                }
+        }
+    }
+#endif
+}
+
+/* ==== training head: out forward, loss, out input gradient ==== */
+
+/* small_bn_avx512_out_forward, small_bn_avx512_loss (training: y and d set, no output) and
+ * small_bn_avx512_out_backward_x in one kernel: per block of rows a [n, 3], rowloss, hits and
+ * d = dloss/dz [n, 3], then dx [n, 5] = (d W) * act'(a_prev). A row's input gradient
+ * needs only its own d, so there is no barrier between the three; each thread
+ * transposes W into its own wt. The sums are those of the three kernels. */
+static void small_bn_avx512_head(const float *restrict x, const float *restrict w, const float *restrict bias,
+        float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,
+        float *restrict hits, float *restrict dx, const float *restrict mask_prev,
+        const float *restrict a_prev, int n) {
+    (void)mask_prev;
+    _Alignas(64) float wt[64];
+    for (int e = 0; e < 1; e++) {
+        const int q = e / 1, p = e % 1;
+        const float *src = w + (size_t)p * 40 + (size_t)q * 64;
+        float *dst = wt + (size_t)q * 64 + (size_t)p * 64;
+        if (q < 0) {
+            dn_transpose8x8(src, dst);
+        } else {
+            for (int j = 0; j < 8; j++)
+                for (int i = 0; i < 8; i++) dst[j * 8 + i] = i < 5 ? src[i * 8 + j] : 0.0f;
+        }
+    }
+    const float inv_n = 1.0f / (float)n;
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < row_blocks; t++) {
+        const int r0 = t * 8, nr = n - r0 < 8 ? n - r0 : 8;
+        {
+            const int p0 = 0;
+            const float *wp = w + (size_t)p0 * 40;
+            const float *x0 = x + (size_t)r0 * 8;
+            const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+            const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            dn_v8 c70 = {0};
+            for (int i = 0; i < 5; i++) {
+                const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+                dn_v16 g = dn_splat16(x0[i]);
+                c00 = dn_fma8(dn_lo8(g), w0, c00);
+                g = dn_splat16(x1[i]);
+                c10 = dn_fma8(dn_lo8(g), w0, c10);
+                g = dn_splat16(x2[i]);
+                c20 = dn_fma8(dn_lo8(g), w0, c20);
+                g = dn_splat16(x3[i]);
+                c30 = dn_fma8(dn_lo8(g), w0, c30);
+                g = dn_splat16(x4[i]);
+                c40 = dn_fma8(dn_lo8(g), w0, c40);
+                g = dn_splat16(x5[i]);
+                c50 = dn_fma8(dn_lo8(g), w0, c50);
+                g = dn_splat16(x6[i]);
+                c60 = dn_fma8(dn_lo8(g), w0, c60);
+                g = dn_splat16(x7[i]);
+                c70 = dn_fma8(dn_lo8(g), w0, c70);
+            }
+            float z[8][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            dn_store8(&z[7][0], c70);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++)
+                    small_bn_avx512_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+        }
+        for (int r = r0; r < r0 + nr; r++) {
+            const float *zr = a + (size_t)r * 8;
+            float mx = zr[0];
+            int arg = 0;
+            for (int o = 1; o < 3; o++)
+                if (zr[o] > mx) mx = zr[arg = o];
+            float sum = 0.0f;
+            for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+            const float lse = mx + logf(sum);
+            {
+                rowloss[r] = lse - zr[y[r]];
+                hits[r] = arg == y[r] ? 1.0f : 0.0f;
+            }
+            {
+                for (int o = 0; o < 3; o++)
+                    d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+                for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+            }
+        }
+        for (int q0 = 0; q0 < 1; q0 += 4) {
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            const float *d6 = d + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 8;
+            const float *d7 = d + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            dn_v8 c60 = {0};
+            dn_v8 c70 = {0};
+            for (int u = 0; u < 3; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v16 g = dn_splat16(d0[u]);
+                c00 = dn_fma8(dn_lo8(g), w0, c00);
+                g = dn_splat16(d1[u]);
+                c10 = dn_fma8(dn_lo8(g), w0, c10);
+                g = dn_splat16(d2[u]);
+                c20 = dn_fma8(dn_lo8(g), w0, c20);
+                g = dn_splat16(d3[u]);
+                c30 = dn_fma8(dn_lo8(g), w0, c30);
+                g = dn_splat16(d4[u]);
+                c40 = dn_fma8(dn_lo8(g), w0, c40);
+                g = dn_splat16(d5[u]);
+                c50 = dn_fma8(dn_lo8(g), w0, c50);
+                g = dn_splat16(d6[u]);
+                c60 = dn_fma8(dn_lo8(g), w0, c60);
+                g = dn_splat16(d7[u]);
+                c70 = dn_fma8(dn_lo8(g), w0, c70);
+            }
+            float z[8][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            dn_store8(&z[6][0], c60);
+            dn_store8(&z[7][0], c70);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    s = s * ((dn_splat8(1.0f) - av * av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < row_blocks; t++) {
+        const int r0 = t * 6, nr = n - r0 < 6 ? n - r0 : 6;
+        {
+            const int p0 = 0;
+            const float *wp = w + (size_t)p0 * 40;
+            const float *x0 = x + (size_t)r0 * 8;
+            const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int i = 0; i < 5; i++) {
+                const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+                dn_v8 g = dn_splat8(x0[i]);
+                c00 = dn_fma8(g, w0, c00);
+                g = dn_splat8(x1[i]);
+                c10 = dn_fma8(g, w0, c10);
+                g = dn_splat8(x2[i]);
+                c20 = dn_fma8(g, w0, c20);
+                g = dn_splat8(x3[i]);
+                c30 = dn_fma8(g, w0, c30);
+                g = dn_splat8(x4[i]);
+                c40 = dn_fma8(g, w0, c40);
+                g = dn_splat8(x5[i]);
+                c50 = dn_fma8(g, w0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++)
+                    small_bn_avx512_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+        }
+        for (int r = r0; r < r0 + nr; r++) {
+            const float *zr = a + (size_t)r * 8;
+            float mx = zr[0];
+            int arg = 0;
+            for (int o = 1; o < 3; o++)
+                if (zr[o] > mx) mx = zr[arg = o];
+            float sum = 0.0f;
+            for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+            const float lse = mx + logf(sum);
+            {
+                rowloss[r] = lse - zr[y[r]];
+                hits[r] = arg == y[r] ? 1.0f : 0.0f;
+            }
+            {
+                for (int o = 0; o < 3; o++)
+                    d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+                for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+            }
+        }
+        for (int q0 = 0; q0 < 1; q0 += 2) {
+            const float *wq = wt + (size_t)q0 * 64;
+            const float *d0 = d + (size_t)r0 * 8;
+            const float *d1 = d + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 8;
+            const float *d2 = d + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 8;
+            const float *d3 = d + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 8;
+            const float *d4 = d + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 8;
+            const float *d5 = d + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 8;
+            dn_v8 c00 = {0};
+            dn_v8 c10 = {0};
+            dn_v8 c20 = {0};
+            dn_v8 c30 = {0};
+            dn_v8 c40 = {0};
+            dn_v8 c50 = {0};
+            for (int u = 0; u < 3; u++) {
+                const dn_v8 w0 = dn_load8(wq + (size_t)u * 8);
+                dn_v8 g = dn_splat8(d0[u]);
+                c00 = dn_fma8(g, w0, c00);
+                g = dn_splat8(d1[u]);
+                c10 = dn_fma8(g, w0, c10);
+                g = dn_splat8(d2[u]);
+                c20 = dn_fma8(g, w0, c20);
+                g = dn_splat8(d3[u]);
+                c30 = dn_fma8(g, w0, c30);
+                g = dn_splat8(d4[u]);
+                c40 = dn_fma8(g, w0, c40);
+                g = dn_splat8(d5[u]);
+                c50 = dn_fma8(g, w0, c50);
+            }
+            float z[6][8];
+            dn_store8(&z[0][0], c00);
+            dn_store8(&z[1][0], c10);
+            dn_store8(&z[2][0], c20);
+            dn_store8(&z[3][0], c30);
+            dn_store8(&z[4][0], c40);
+            dn_store8(&z[5][0], c50);
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 1; j++) {
+                    const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
+                    dn_v8 s = dn_load8(&z[r][8 * j]);
+                    const dn_v8 av = dn_load8(a_prev + at);
+                    s = s * ((dn_splat8(1.0f) - av * av));
+                    dn_store8(dx + at, s);
+                }
+        }
+    }
+#endif
+    dn_sync();
+}
+
+/* ==== loss: softmax + cross-entropy, mean over the batch ==== */
+
+/* Per row r of z [n, 3] (row stride 8): rowloss and hit (when y != NULL), the output
+ * (probabilities) into p (when p != NULL), and the gradient of the mean loss
+ * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
+static void small_bn_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
+    const float inv_n = 1.0f / (float)n;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int r = 0; r < n; r++) {
+        const float *zr = z + (size_t)r * 8;
+        float *p = out ? out + (size_t)r * 3 : NULL;
+        float mx = zr[0];
+        int arg = 0;
+        for (int o = 1; o < 3; o++)
+            if (zr[o] > mx) mx = zr[arg = o];
+        float sum = 0.0f;
+        for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+        const float lse = mx + logf(sum);
+        if (p)
+            for (int o = 0; o < 3; o++) p[o] = expf(zr[o] - lse);
+        if (y) {
+            rowloss[r] = lse - zr[y[r]];
+            hits[r] = arg == y[r] ? 1.0f : 0.0f;
+        }
+        if (d) {
+            for (int o = 0; o < 3; o++)
+                d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+            for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+        }
+    }
+    dn_sync();
+}
+
+/* Sums the per-row results in row order (the same for any thread count). */
+static double small_bn_avx512_sum_rows(const small_bn_avx512_buffers *bf, int n, int *correct) {
+    double loss = 0.0;
+    int hits = 0;
+    for (int r = 0; r < n; r++) {
+        loss += bf->rowloss[r];
+        hits += bf->hits[r] != 0.0f;
+    }
+    if (correct) *correct += hits;
+    return loss;
+}
+
+/* ==== training step ==== */
+
+/* Forward with dropout, loss, backward into grads (all of them overwritten).
+ * One parallel region; the kernels split work with orphaned omp for.
+ * State tensors (params from 200 on, batch norm's running statistics)
+ * are updated, their grads zeroed. */
+static double small_bn_avx512_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
+    memset(grads + 200, 0, sizeof(float) * 32);
+    small_bn_avx512_buffers bf;
+    const int n = bt->n;
+    small_bn_avx512_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_bn_avx512_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_avx512_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
+        small_bn_avx512_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
+        small_bn_avx512_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
+        small_bn_avx512_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
+                bf.fc2_d, NULL, bf.fc2_a, n);
+        small_bn_avx512_out_backward_w(bf.out_d, bf.fc2_h, grads + 152, grads + 192, n);
+        small_bn_avx512_fc2_bn_backward(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, grads + 136, grads + 144,
+                params + 216, params + 224, n);
+        small_bn_avx512_fc2_backward_w(bf.fc2_d, bf.fc1_h, grads + 80, grads + 128, n);
+        small_bn_avx512_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+        small_bn_avx512_fc1_bn_backward(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, grads + 64, grads + 72,
+                params + 200, params + 208, n);
+        small_bn_avx512_fc1_backward_w(bf.fc1_d, bt->x, grads + 0, grads + 56, n);
+    }
+    return small_bn_avx512_sum_rows(&bf, n, correct);
+}
+
+/* True when every row's loss is finite (every thread computes the same). */
+static int small_bn_avx512_rows_finite(const small_bn_avx512_buffers *bf, int n) {
+    for (int r = 0; r < n; r++)
+        if (!isfinite(bf->rowloss[r])) return 0;
+    return 1;
+}
+
+/* Forward with dropout, loss, then per layer the input gradient and the
+ * weight gradient with Adam applied tile by tile (no gradient buffer).
+ * A non-finite loss leaves params, m and v untouched. */
+static double small_bn_avx512_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac,
+        void *ws, const dn_batch *bt, int *correct) {
+    small_bn_avx512_buffers bf;
+    const int n = bt->n;
+    small_bn_avx512_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_bn_avx512_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_avx512_fc1_bn_batch(bf.fc1_z, params + 64, params + 72, bf.fc1_stats, n);
+        small_bn_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, bf.fc1_mask, bf.fc1_h, n, bt->seed, bt->step);
+        small_bn_avx512_fc2_forward(bf.fc1_h, params + 80, params + 128, bf.fc2_z, n);
+        small_bn_avx512_fc2_bn_batch(bf.fc2_z, params + 136, params + 144, bf.fc2_stats, n);
+        small_bn_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, bf.fc2_h, n, bt->seed, bt->step);
+        small_bn_avx512_head(bf.fc2_h, params + 152, params + 192, bf.out_a, bt->y, bf.out_d, bf.rowloss, bf.hits,
+                bf.fc2_d, NULL, bf.fc2_a, n);
+        if (small_bn_avx512_rows_finite(&bf, n)) {
+            small_bn_avx512_out_backward_w_adam(bf.out_d, bf.fc2_h, params + 152, params + 192, m + 152, v + 152, ac, n);
+            small_bn_avx512_fc2_bn_backward_adam(bf.fc2_d, bf.fc2_z, bf.fc2_stats, params + 136, params + 144, m + 136, v + 136,
+                    ac, params + 216, params + 224, n);
+            small_bn_avx512_fc2_backward_x(bf.fc2_d, params + 80, bf.wt, bf.fc1_d, bf.fc1_mask, bf.fc1_a, n);
+            small_bn_avx512_fc2_backward_w_adam(bf.fc2_d, bf.fc1_h, params + 80, params + 128, m + 80, v + 80, ac, n);
+            small_bn_avx512_fc1_bn_backward_adam(bf.fc1_d, bf.fc1_z, bf.fc1_stats, params + 64, params + 72, m + 64, v + 64,
+                    ac, params + 200, params + 208, n);
+            small_bn_avx512_fc1_backward_w_adam(bf.fc1_d, bt->x, params + 0, params + 56, m + 0, v + 0, ac, n);
+        }
+    }
+    return small_bn_avx512_sum_rows(&bf, n, correct);
+}
+
+/* ==== evaluation (dropout off unless MC dropout) ==== */
+
+static double small_bn_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+    const int mc = bt->mc_dropout;
+    small_bn_avx512_buffers bf;
+    const int n = bt->n;
+    small_bn_avx512_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_bn_avx512_fc1_forward(bt->x, params + 0, params + 56, bf.fc1_z, n);
+        small_bn_avx512_fc1_bn_running(params + 200, params + 208, params + 64, params + 72, bf.fc1_stats);
+        small_bn_avx512_fc1_bn_apply(bf.fc1_z, bf.fc1_stats, bf.fc1_a, mc ? bf.fc1_mask : NULL, mc ? bf.fc1_h : NULL, n, bt->seed, bt->step);
+        small_bn_avx512_fc2_forward((mc ? bf.fc1_h : bf.fc1_a), params + 80, params + 128, bf.fc2_z, n);
+        small_bn_avx512_fc2_bn_running(params + 216, params + 224, params + 136, params + 144, bf.fc2_stats);
+        small_bn_avx512_fc2_bn_apply(bf.fc2_z, bf.fc2_stats, bf.fc2_a, mc ? bf.fc2_h : NULL, n, bt->seed, bt->step);
+        small_bn_avx512_out_forward((mc ? bf.fc2_h : bf.fc2_a), params + 152, params + 192, bf.out_a,
+                n);
+        small_bn_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+    }
+    return bt->y ? small_bn_avx512_sum_rows(&bf, n, correct) : 0.0;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif /* DN_DISPATCH */
+
+/* ==== entry points: the copy for this CPU ==== */
+
+static size_t small_bn_workspace_size(int max_batch) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_bn_avx512_workspace_size(max_batch);
+    case 1: return small_bn_avx2_workspace_size(max_batch);
+    default: break;
+    }
+#endif
+    return small_bn_base_workspace_size(max_batch);
+}
+
+static double small_bn_train_step(float *params, float *grads, void *ws, const dn_batch *bt, int *correct) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_bn_avx512_train_step(params, grads, ws, bt, correct);
+    case 1: return small_bn_avx2_train_step(params, grads, ws, bt, correct);
+    default: break;
+    }
+#endif
+    return small_bn_base_train_step(params, grads, ws, bt, correct);
+}
+
+static double small_bn_train_step_adam(float *params, float *m, float *v, const dn_adam_coef *ac, void *ws, const dn_batch *bt,
+        int *correct) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_bn_avx512_train_step_adam(params, m, v, ac, ws, bt, correct);
+    case 1: return small_bn_avx2_train_step_adam(params, m, v, ac, ws, bt, correct);
+    default: break;
+    }
+#endif
+    return small_bn_base_train_step_adam(params, m, v, ac, ws, bt, correct);
+}
+
+static double small_bn_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_bn_avx512_eval(params, ws, bt, out, correct);
+    case 1: return small_bn_avx2_eval(params, ws, bt, out, correct);
+    default: break;
+    }
+#endif
+    return small_bn_base_eval(params, ws, bt, out, correct);
 }
 
 /* ==== parameters: PyTorch state_dict names and shapes; weights in panels ==== */
