@@ -10,7 +10,9 @@
 # the best of the four. Seconds per epoch are ms per step x 937.5 (60000
 # samples in batches of 64), without data loading or eval. GFLOP/s from the
 # plan's FLOP per sample (`dngen summary`; fixed below), % of the FMA peak
-# from bench/peak_flops.c. Writes bench/results_conv.csv; prints a table.
+# from bench/peak_flops.c; peak RSS of a 100-step training run with its
+# eval. Writes bench/results_conv.csv; prints a table. bench/run.sh runs it
+# after the dense nets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=20
@@ -48,6 +50,11 @@ for net in cnn lenet; do
     ms=$("$out/sb_$net" --threads "$th" --steps "$steps" --flop "${flop[$net]}" | sed -n 's/.*ms_per_step=\([0-9.]*\).*/\1/p')
     row dngen_ms "$net" "$th" "$ms" ms/step
   done
+  # peak RSS of a training run (100 steps, then the test set's eval)
+  cc $CFLAGS "$out/sb_$net.c" -o "$out/tr_$net" $LIBS
+  rss=$(/usr/bin/time -f "rss_kb %M" "$out/tr_$net" train --data /usr/share/datasets/fashion-mnist --max-steps 100 \
+        --threads 2 2>&1 | awk '/^rss_kb/ {printf "%.1f", $2 / 1024}')
+  row rss "$net" 2 "$rss" MB
   if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     for th in 1 2; do
       for dnn in 1 0; do
@@ -74,6 +81,7 @@ for net in cnn lenet; do
     v=$(get torch_ms "$net" "$k"); [ -z "$v" ] && continue
     if [ -z "$best" ] || [ "$(echo "$v < $best" | bc -l)" = 1 ]; then best=$v; bestk=$k; fi
   done
+  echo "$net peak RSS of a training run (2 threads): $(get rss "$net" 2) MB"
   if [ -n "$best" ]; then
     d2=$(get dngen_ms "$net" 2)
     printf '%-6s PyTorch best (threads.oneDNN %s): %.1f s/epoch; dngen 2 threads is %.2fx that\n' "$net" "$bestk" \

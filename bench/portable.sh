@@ -8,8 +8,8 @@
 # kernels at run time) and for this CPU only (-march=native -DDN_NO_DISPATCH).
 # Times, taking turns so that load which comes and goes hits both alike:
 # a training epoch on Fashion-MNIST with 1 and 2 threads (the trainer's
-# per-epoch time), and the predictor on the 10k test images (wall time, with
-# and without --mc 5); also the portable binary capped to its AVX2 and
+# per-epoch time), and the predictor on the 10k test images (its CPU time,
+# with and without --mc 5); also the portable binary capped to its AVX2 and
 # baseline copies (DN_CPU). Prints medians and portable/native ratios and
 # writes bench/portable.csv.
 set -euo pipefail
@@ -45,20 +45,17 @@ epoch_time() { # binary threads [env...]
   env "$@" "$bin" train --data "$data" --epochs 1 --threads "$th" |
     awk '/^epoch/ {for (i = 1; i <= NF; i++) if ($i == "time") {sub("s", "", $(i + 1)); print $(i + 1)}}'
 }
-wall() { # command...
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >/dev/null
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l | xargs printf '%.4f\n'
+cpu_time() { # command...: its user + system CPU seconds (one thread, so
+  # other load on the machine does not count, as it would in wall time)
+  /usr/bin/time -f "%U %S" "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.2f\n", $1 + $2}'
 }
 declare -A t
 images="$data/t10k-images-idx3-ubyte.gz"
 for _ in $(seq "$reps"); do
   for build in portable native; do
     for th in 1 2; do t[train.$th.$build]+="$(epoch_time "$out/pt_mlp_$build" "$th") "; done
-    t[predict.1.$build]+="$(wall "$out/pt_predict_$build" "$images" --format csv) "
-    t[predict_mc5.1.$build]+="$(wall "$out/pt_predict_$build" "$images" --mc 5 --format csv) "
+    t[predict.1.$build]+="$(cpu_time "$out/pt_predict_$build" "$images" --format csv) "
+    t[predict_mc5.1.$build]+="$(cpu_time "$out/pt_predict_$build" "$images" --mc 5 --format csv) "
   done
   for cap in avx2 baseline; do
     t[train.1.portable_$cap]+="$(epoch_time "$out/pt_mlp_portable" 1 DN_CPU=$cap) "

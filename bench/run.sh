@@ -12,7 +12,8 @@
 # eval in isolation (GFLOP/s, % of peak) for the seed net and a wide one;
 # dngen's own run time and the trainer's compile time; and, when Debian's
 # python3-torch is installed, the seed's PyTorch model at its best thread
-# setting. Writes bench/results.csv and bench/results.svg and prints a table.
+# setting. Writes bench/results.csv and bench/results.svg and prints a table;
+# then (not with --quick) the conv nets, bench/conv.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=1
@@ -199,3 +200,6 @@ awk -F, '
     print "</svg>"
   }' "$csv" > bench/results.svg
 echo "wrote $csv and bench/results.svg"
+
+# ---- conv nets (specs/cnn.yaml, specs/lenet.yaml), in the same run ----
+[ "$quick" = 1 ] || bench/conv.sh
