@@ -11,17 +11,25 @@
  *               output plane sums over channels, then kernel rows and
  *               columns (each tap an unrolled block with literal bounds that
  *               skip the zero padding), then bias, activation and dropout.
- *   backward_w  dW and db, one task per filter: every element sums over
- *               samples in order, each sample's plane first. With Adam
- *               fused, the filter's gradients update its weights at once.
- *   backward_x  d_prev, one task per (sample, input channel): each element
+ *   backward_w  dW and db, one task per filter (two, side by side in the
+ *               16-float vectors, with AVX-512): every element sums over
+ *               samples in order, each sample's plane first; with column
+ *               stride 1 in 8 lanes of output columns, all taps of up to
+ *               12 / kw kernel rows in one pass over d. With Adam fused, the
+ *               filter's gradients update its weights at once.
+ *   backward_x  d_prev, one task per (sample, input channels): each element
  *               sums over filters, then taps, in order; then the previous
- *               op's dropout scale and activation derivative.
+ *               op's dropout scale and activation derivative. With stride 1,
+ *               register tiles of channels x 8-column vectors of an input
+ *               row over a ring of zero-margined rows of d (as many channels
+ *               as 24 accumulators allow with AVX-512, 12 without); else
+ *               the plain scatter, tap by tap, into the channel's plane.
  *
  * The order of every sum depends on the shapes alone, so results are the
- * same at any thread count. The algorithm is the plain direct one for
- * every shape (named in each kernel's comment); faster ones per shape are
- * the next step (issue 22).
+ * same at any thread count, and the tiled kernels give the plain ones'
+ * bits. cnn.yaml's training step on one thread (bench/step_bench.c, Zen 5,
+ * a shared machine): 110 ms with the plain gradient kernels, 94 with the
+ * tiled weight gradient, 75 with both.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -302,65 +310,142 @@ static void emit_bw_sums_scalar(dn_buf *b, const dn_op *op) {
     dn_buf_line(b, "}");
 }
 
-/* For column stride 1: per input channel and kernel row, one vector
- * accumulator of 8 output columns per kernel column, over all rows and
- * output rows (8 adjacent columns of d times 8 adjacent columns of x), the
- * columns past the last full vector in a scalar beside it; at the end the
- * lanes are added in order, then the scalar. A fixed order, set by the
- * shapes alone. */
-static void emit_bw_sums_vec(dn_buf *b, const dn_op *op) {
+/* Whether the weight gradient runs 8 output columns per vector: column
+ * stride 1 and rows of at least 8 outputs. */
+static int bw_vectorized(const dn_op *op) { return op->conv_rows_vec && op->out.shape.w >= 8; }
+
+/* Kernel rows whose taps share one pass over d in the vectorized weight
+ * gradient: as many as keep 12 accumulators (16 registers with AVX2). */
+static int bw_rows_per_pass(const dn_op *op) {
+    int g = 12 / op->kw;
+    if (g < 1) g = 1;
+    return g < op->kh ? g : op->kh;
+}
+
+/* For column stride 1, the sums of filter c (or, with `wide`, of filters c
+ * and c + 1 side by side in 16-float vectors: two panels of 8 lanes) into
+ * g[taps] (g[2 * taps]) and gb (gb[2]). Per input channel and pass over
+ * kernel rows [ky0, ky1), one vector accumulator of 8 output columns per tap,
+ * over all rows and output rows (8 adjacent columns of d times 8 adjacent
+ * columns of x, the d vector loaded once for every tap that reads those
+ * columns), the columns past the last full vector in a scalar beside it; at
+ * the end the lanes are added in order, then the scalar. Each sum's order
+ * (rows, output rows, vectors, lanes) is set by the shapes alone and is the
+ * same in both widths, for any grouping of kernel rows into passes. */
+static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
     const dn_shape in = op->in.shape, out = op->out.shape;
-    const int plane = out.h * out.w;
-    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
-    dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
-    dn_buf_line(b, "    float sb = 0.0f;");
-    dn_buf_line(b, "    for (int i = 0; i < %d; i++) sb += dr[i];", plane);
-    dn_buf_line(b, "    gb += sb;");
-    dn_buf_line(b, "}");
+    const int plane = out.h * out.w, taps = in.c * op->kh * op->kw, per = bw_rows_per_pass(op);
+    const char *vt = wide ? "dn_v16" : "dn_v8";
+    for (int f = 0; f <= wide; f++) {
+        dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+        dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + (size_t)(c + %d) * %d;", op->out.stride, f, plane);
+        dn_buf_line(b, "    float sb = 0.0f;");
+        dn_buf_line(b, "    for (int i = 0; i < %d; i++) sb += dr[i];", plane);
+        if (wide)
+            dn_buf_line(b, "    gb[%d] += sb;", f);
+        else
+            dn_buf_line(b, "    gb += sb;");
+        dn_buf_line(b, "}");
+    }
     dn_buf_line(b, "for (int ci = 0; ci < %d; ci++) {", in.c);
     b->indent++;
-    for (int ky = 0; ky < op->kh; ky++) {
-        int y0, y1;
-        tap_range(out.h, op->sh, ky, op->pad_top, in.h, &y0, &y1);
-        if (y0 >= y1) continue;
-        const int dy = ky - op->pad_top;
-        dn_buf_line(b, "{ /* kernel row %d */", ky);
+    for (int ky0 = 0; ky0 < op->kh; ky0 += per) {
+        const int ky1 = ky0 + per < op->kh ? ky0 + per : op->kh;
+        int ylo[64], yhi[64], xlo[64], xhi[64], xfull[64], any = 0;
+        for (int ky = ky0; ky < ky1; ky++) tap_range(out.h, op->sh, ky, op->pad_top, in.h, &ylo[ky], &yhi[ky]);
+        for (int kx = 0; kx < op->kw; kx++) {
+            tap_range(out.w, 1, kx, op->pad_left, in.w, &xlo[kx], &xhi[kx]);
+            xfull[kx] = xlo[kx] + (xhi[kx] - xlo[kx] > 0 ? (xhi[kx] - xlo[kx]) / 8 * 8 : 0);
+        }
+        for (int ky = ky0; ky < ky1; ky++) any |= ylo[ky] < yhi[ky];
+        if (!any) continue;
+        dn_buf_line(b, "{ /* kernel rows %d to %d */", ky0, ky1 - 1);
         b->indent++;
-        for (int kx = 0; kx < op->kw; kx++) dn_buf_line(b, "dn_v8 acc%d = {0};", kx);
-        for (int kx = 0; kx < op->kw; kx++) dn_buf_line(b, "float tail%d = 0.0f;", kx);
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = 0; kx < op->kw; kx++) {
+                dn_buf_line(b, "%s acc%d_%d = {0};", vt, ky, kx);
+                dn_buf_line(b, wide ? "float tail%d_%d[2] = {0.0f, 0.0f};" : "float tail%d_%d = 0.0f;", ky, kx);
+            }
         dn_buf_line(b, "for (int r = 0; r < n; r++) {");
         b->indent++;
         dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
         dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
-        dn_buf_line(b, "for (int oy = %d; oy < %d; oy++) {", y0, y1);
-        b->indent++;
-        dn_buf_line(b, "const float *drow = dr + oy * %d, *xrow = xc + (oy * %d %c %d) * %d;", out.w, op->sh,
-                    dy < 0 ? '-' : '+', dy < 0 ? -dy : dy, in.w);
-        for (int kx = 0; kx < op->kw; kx++) {
-            int x0, x1;
-            tap_range(out.w, 1, kx, op->pad_left, in.w, &x0, &x1);
-            if (x0 >= x1) continue;
-            const int dx = kx - op->pad_left, full = x0 + (x1 - x0) / 8 * 8;
-            if (full > x0)
-                dn_buf_line(b, "for (int ox = %d; ox < %d; ox += 8) acc%d = dn_fma8(dn_load8(drow + ox), "
-                            "dn_load8(xrow + ox %c %d), acc%d);", x0, full, kx, dx < 0 ? '-' : '+', dx < 0 ? -dx : dx,
-                            kx);
-            if (x1 > full)
-                dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) tail%d += drow[ox] * xrow[ox %c %d];", full, x1, kx,
-                            dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
-        }
-        b->indent--;
-        dn_buf_line(b, "}");
-        b->indent--;
-        dn_buf_line(b, "}");
-        for (int kx = 0; kx < op->kw; kx++) {
-            dn_buf_line(b, "{");
-            dn_buf_line(b, "    float lanes[8], sum = 0.0f;");
-            dn_buf_line(b, "    dn_store8(lanes, acc%d);", kx);
-            dn_buf_line(b, "    for (int l = 0; l < 8; l++) sum += lanes[l];");
-            dn_buf_line(b, "    g[ci * %d + %d] = sum + tail%d;", op->kh * op->kw, ky * op->kw + kx, kx);
+        /* output rows in segments over which the same kernel rows are in range */
+        int cuts[130], nc = 0;
+        for (int ky = ky0; ky < ky1; ky++)
+            if (ylo[ky] < yhi[ky]) cuts[nc++] = ylo[ky], cuts[nc++] = yhi[ky];
+        for (int i = 1; i < nc; i++) /* sort, small */
+            for (int j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+                int t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        for (int i = 0; i + 1 < nc; i++) {
+            const int s0 = cuts[i], s1 = cuts[i + 1];
+            if (s0 >= s1) continue;
+            dn_buf_line(b, "for (int oy = %d; oy < %d; oy++) {", s0, s1);
+            b->indent++;
+            dn_buf_line(b, "const float *drow = dr + oy * %d;", out.w);
+            for (int ky = ky0; ky < ky1; ky++) {
+                if (!(ylo[ky] <= s0 && s1 <= yhi[ky])) continue;
+                const int dy = ky - op->pad_top;
+                dn_buf_line(b, "const float *xrow%d = xc + (oy * %d %c %d) * %d;", ky, op->sh, dy < 0 ? '-' : '+',
+                            dy < 0 ? -dy : dy, in.w);
+            }
+            /* taps grouped by their full-vector column range: one d load each */
+            for (int kx = 0; kx < op->kw; kx++) {
+                int first = 1;
+                for (int k2 = 0; k2 < kx; k2++)
+                    if (xlo[k2] == xlo[kx] && xfull[k2] == xfull[kx]) first = 0;
+                if (!first || xfull[kx] <= xlo[kx]) continue;
+                dn_buf_line(b, "for (int ox = %d; ox < %d; ox += 8) {", xlo[kx], xfull[kx]);
+                if (wide)
+                    dn_buf_line(b, "    const dn_v16 dv = dn_load8x2(drow + ox, drow + %d + ox);", plane);
+                else
+                    dn_buf_line(b, "    const dn_v8 dv = dn_load8(drow + ox);");
+                for (int ky = ky0; ky < ky1; ky++) {
+                    if (!(ylo[ky] <= s0 && s1 <= yhi[ky])) continue;
+                    for (int k2 = kx; k2 < op->kw; k2++) {
+                        if (xlo[k2] != xlo[kx] || xfull[k2] != xfull[kx]) continue;
+                        const int dx = k2 - op->pad_left;
+                        dn_buf_line(b, "    acc%d_%d = %s(dv, %s(xrow%d + ox %c %d), acc%d_%d);", ky, k2,
+                                    wide ? "dn_fma16" : "dn_fma8", wide ? "dn_dup8" : "dn_load8", ky,
+                                    dx < 0 ? '-' : '+', dx < 0 ? -dx : dx, ky, k2);
+                    }
+                }
+                dn_buf_line(b, "}");
+            }
+            for (int ky = ky0; ky < ky1; ky++) {
+                if (!(ylo[ky] <= s0 && s1 <= yhi[ky])) continue;
+                for (int kx = 0; kx < op->kw; kx++) {
+                    if (xhi[kx] <= xfull[kx]) continue;
+                    const int dx = kx - op->pad_left;
+                    for (int f = 0; f <= wide; f++)
+                        dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) tail%d_%d%s += drow[%d + ox] * xrow%d[ox %c %d];",
+                                    xfull[kx], xhi[kx], ky, kx, wide ? (f ? "[1]" : "[0]") : "", f * plane, ky,
+                                    dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
+                }
+            }
+            b->indent--;
             dn_buf_line(b, "}");
         }
+        b->indent--;
+        dn_buf_line(b, "}");
+        for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = 0; kx < op->kw; kx++) {
+                dn_buf_line(b, "{");
+                dn_buf_line(b, "    float lanes[%d];", wide ? 16 : 8);
+                dn_buf_line(b, wide ? "    dn_store16(lanes, acc%d_%d);" : "    dn_store8(lanes, acc%d_%d);", ky, kx);
+                for (int f = 0; f <= wide; f++) {
+                    dn_buf_line(b, "    {");
+                    dn_buf_line(b, "        float sum = 0.0f;");
+                    dn_buf_line(b, "        for (int l = 0; l < 8; l++) sum += lanes[%d + l];", 8 * f);
+                    dn_buf_line(b, "        g[%d + ci * %d + %d] = sum + tail%d_%d%s;", f * taps, op->kh * op->kw,
+                                ky * op->kw + kx, ky, kx, wide ? (f ? "[1]" : "[0]") : "");
+                    dn_buf_line(b, "    }");
+                }
+                dn_buf_line(b, "}");
+            }
         b->indent--;
         dn_buf_line(b, "}");
     }
@@ -371,17 +456,76 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op) {
 /* A filter's weight-gradient sums, vectorized along output columns when
  * the column stride is 1, else plain. */
 static void emit_bw_sums(dn_buf *b, const dn_op *op) {
-    if (op->conv_rows_vec && op->out.shape.w >= 8)
-        emit_bw_sums_vec(b, op);
+    if (bw_vectorized(op))
+        emit_bw_sums_vec(b, op, 0);
     else
         emit_bw_sums_scalar(b, op);
+}
+
+/* The end of a task's filters [c, c + nf): their sums g (taps floats per
+ * filter) and gb (one per filter; a scalar when nf == 1) into dw and db, or
+ * with `adam` through Adam into w and bias. */
+static void emit_bw_store(dn_buf *b, const dn_op *op, int adam, int nf) {
+    const int taps = op->in.shape.c * op->kh * op->kw;
+    for (int f = 0; f < nf; f++) {
+        char gb[16] = "gb";
+        if (nf > 1) snprintf(gb, sizeof gb, "gb[%d]", f);
+        if (adam) {
+            dn_buf_line(b, "for (int e = 0; e < %d; e++)", taps);
+            dn_buf_line(b, "    dn_adam1(w + (size_t)(c + %d) * %d + e, mw + (size_t)(c + %d) * %d + e, "
+                        "vw + (size_t)(c + %d) * %d + e, g[%d + e], ac);", f, taps, f, taps, f, taps, f * taps);
+            dn_buf_line(b, "dn_adam1(bias + c + %d, mb + c + %d, vb + c + %d, %s, ac);", f, f, f, gb);
+        } else {
+            dn_buf_line(b, "for (int e = 0; e < %d; e++) dw[(size_t)(c + %d) * %d + e] = g[%d + e];", taps, f, taps,
+                        f * taps);
+            dn_buf_line(b, "db[c + %d] = %s;", f, gb);
+        }
+    }
+}
+
+/* One filter per task, as the narrow kernels (and every non-vectorized
+ * one) do it. */
+static void emit_bw_filters(dn_buf *b, const dn_op *op, int adam) {
+    const int taps = op->in.shape.c * op->kh * op->kw;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", op->out.shape.c);
+    b->indent++;
+    dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
+    emit_bw_sums(b, op);
+    emit_bw_store(b, op, adam, 1);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* With wide tiles (AVX-512): filters in pairs, one per half of each 16-float
+ * vector, lane for lane the narrow kernel's sums; an odd last filter alone. */
+static void emit_bw_pairs(dn_buf *b, const dn_op *op, int adam) {
+    const int taps = op->in.shape.c * op->kh * op->kw, nf = op->out.shape.c;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (nf + 1) / 2);
+    b->indent++;
+    dn_buf_line(b, "const int c = 2 * t;");
+    if (nf % 2) {
+        dn_buf_line(b, "if (c == %d) { /* the last filter alone */", nf - 1);
+        b->indent++;
+        dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
+        emit_bw_sums_vec(b, op, 0);
+        emit_bw_store(b, op, adam, 1);
+        dn_buf_line(b, "continue;");
+        b->indent--;
+        dn_buf_line(b, "}");
+    }
+    dn_buf_line(b, "float g[%d] = {0}, gb[2] = {0.0f, 0.0f};", 2 * taps);
+    emit_bw_sums_vec(b, op, 1);
+    emit_bw_store(b, op, adam, 2);
+    b->indent--;
+    dn_buf_line(b, "}");
 }
 
 /* The weight-gradient kernel; with `adam` each filter's gradients update
  * its weights (and bias) by Adam at once. */
 static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int adam) {
     const dn_shape in = op->in.shape, out = op->out.shape;
-    const int taps = in.c * op->kh * op->kw;
     if (adam) {
         dn_buf_line(b, "/* Weight gradients as above, each filter's applied at once by Adam to w and bias");
         dn_buf_line(b, " * (moments mw, vw of w and mb, vb of bias). */");
@@ -399,22 +543,178 @@ static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int ad
         dn_buf_line(b, "        float *restrict dw, float *restrict db, int n) {");
     }
     b->indent++;
-    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
-    b->indent++;
-    dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
-    emit_bw_sums(b, op);
-    if (adam) {
-        dn_buf_line(b, "for (int e = 0; e < %d; e++)", taps);
-        dn_buf_line(b, "    dn_adam1(w + (size_t)c * %d + e, mw + (size_t)c * %d + e, vw + (size_t)c * %d + e, g[e], ac);",
-                    taps, taps, taps);
-        dn_buf_line(b, "dn_adam1(bias + c, mb + c, vb + c, gb, ac);");
+    if (bw_vectorized(op) && out.c > 1) {
+        dn_buf_line(b, "#if DN_WIDE_TILES");
+        emit_bw_pairs(b, op, adam);
+        dn_buf_line(b, "#else");
+        emit_bw_filters(b, op, adam);
+        dn_buf_line(b, "#endif");
     } else {
-        dn_buf_line(b, "for (int e = 0; e < %d; e++) dw[(size_t)c * %d + e] = g[e];", taps, taps);
-        dn_buf_line(b, "db[c] = gb;");
+        emit_bw_filters(b, op, adam);
     }
     b->indent--;
     dn_buf_line(b, "}");
+    dn_buf_blank(b);
+}
+
+/* Input channels per task of the tiled input gradient: the largest divisor
+ * of the channel count whose accumulators (channels x vectors of a row) fit
+ * in `regs` registers; 0 when not even one channel's row does. */
+static int bx_group(const dn_op *op, int regs) {
+    const int v = (op->in.shape.w + 7) / 8;
+    for (int g = regs / v; g >= 1; g--)
+        if (op->in.shape.c % g == 0) return g;
+    return 0;
+}
+
+/* Floats of one padded row of d (one filter's output row with zero margins
+ * wide enough for every tap of every vector). */
+static int bx_padded_width(const dn_op *op) { return ((op->in.shape.w + 7) / 8 * 8 + op->kw - 1 + 7) / 8 * 8; }
+
+/* Whether the input gradient runs by register tiles: stride 1, padding
+ * inside the kernel, rows of at most 12 vectors, and a ring of padded rows
+ * of d that stays small (at most 128 KiB on the stack). */
+static int bx_tiled(const dn_op *op) {
+    return op->sh == 1 && op->sw == 1 && op->pad_top < op->kh && op->pad_left < op->kw && op->pad_right < op->kw &&
+           op->pad_bottom < op->kh && bx_group(op, 12) > 0 &&
+           (long)op->kh * op->out.shape.c * bx_padded_width(op) <= 32768;
+}
+
+/* The tiled input-gradient task body for `g` input channels [ci0, ci0 + g):
+ * input row by input row, g x v accumulators of 8 columns in registers over
+ * every filter and tap (a correlation of d with the flipped kernel), read
+ * from a ring of the kh rows of d the row needs, each copied once per task
+ * with zero margins, so every vector takes every tap in range of its rows;
+ * a column past the row's end computes what is dropped. */
+static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
+    const dn_shape in = op->in.shape, out = op->out.shape;
+    const int v = (in.w + 7) / 8, pw = bx_padded_width(op), kk = op->kh * op->kw, taps = in.c * kk;
+    const int margin = op->kw - 1 - op->pad_left;
+    dn_buf_line(b, "float sg[%d][%d];", g, in.h * in.w);
+    dn_buf_line(b, "float ring[%d][%d];", op->kh, out.c * pw);
+    dn_buf_line(b, "const float *dr = d + (size_t)r * %d;", op->out.stride);
+    /* row oy of every filter into slot oy %% kh, margins zero */
+    dn_buf_line(b, "#define DN_BX_ROW(oy) \\");
+    dn_buf_line(b, "    for (int c = 0; c < %d; c++) { \\", out.c);
+    dn_buf_line(b, "        float *q = ring[(oy) %% %d] + c * %d; \\", op->kh, pw);
+    dn_buf_line(b, "        memset(q, 0, sizeof(float) * %d); \\", pw);
+    dn_buf_line(b, "        memcpy(q + %d, dr + c * %d + (oy) * %d, sizeof(float) * %d); \\", margin, out.h * out.w,
+                out.w, out.w);
+    dn_buf_line(b, "    }");
+    if (op->pad_top > 0) dn_buf_line(b, "for (int oy = 0; oy < %d; oy++) DN_BX_ROW(oy);", op->pad_top);
+    /* input rows in segments with the same kernel rows in range: oy = iy + pt - ky in [0, out.h) */
+    int cuts[140], nc = 0;
+    cuts[nc++] = 0;
+    cuts[nc++] = in.h;
+    for (int ky = 0; ky < op->kh; ky++) {
+        const int lo = ky - op->pad_top, hi = out.h + ky - op->pad_top; /* iy range of tap row ky */
+        if (lo > 0 && lo < in.h) cuts[nc++] = lo;
+        if (hi > 0 && hi < in.h) cuts[nc++] = hi;
+    }
+    for (int i = 1; i < nc; i++)
+        for (int j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+            int t = cuts[j];
+            cuts[j] = cuts[j - 1];
+            cuts[j - 1] = t;
+        }
+    for (int i = 0; i + 1 < nc; i++) {
+        const int s0 = cuts[i], s1 = cuts[i + 1];
+        if (s0 >= s1) continue;
+        dn_buf_line(b, "for (int iy = %d; iy < %d; iy++) {", s0, s1);
+        b->indent++;
+        if (s0 + op->pad_top < out.h) /* a new row of d enters: oy = iy + pt */
+            dn_buf_line(b, "DN_BX_ROW(iy + %d);", op->pad_top);
+        for (int ci = 0; ci < g; ci++)
+            for (int j = 0; j < v; j++) dn_buf_line(b, "dn_v8 c%d_%d = {0};", ci, j);
+        dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
+        b->indent++;
+        dn_buf_line(b, "const float *wc = w + (size_t)c * %d + (size_t)ci0 * %d;", taps, kk);
+        for (int ky = 0; ky < op->kh; ky++) {
+            const int lo = ky - op->pad_top, hi = out.h + ky - op->pad_top;
+            if (!(lo <= s0 && s1 <= hi)) continue; /* tap row out of range for this segment */
+            dn_buf_line(b, "{");
+            b->indent++;
+            dn_buf_line(b, "const float *q = ring[(iy + %d) %% %d] + c * %d;", op->pad_top - ky + op->kh, op->kh, pw);
+            for (int kx = 0; kx < op->kw; kx++) {
+                dn_buf_line(b, "{");
+                b->indent++;
+                for (int j = 0; j < v; j++)
+                    dn_buf_line(b, "const dn_v8 d%d = dn_load8(q + %d);", j, 8 * j + op->kw - 1 - kx);
+                for (int ci = 0; ci < g; ci++) {
+                    dn_buf_line(b, "{");
+                    dn_buf_line(b, "    const dn_v8 wv = dn_splat8(wc[%d]);", ci * kk + ky * op->kw + kx);
+                    for (int j = 0; j < v; j++) dn_buf_line(b, "    c%d_%d = dn_fma8(wv, d%d, c%d_%d);", ci, j, j, ci, j);
+                    dn_buf_line(b, "}");
+                }
+                b->indent--;
+                dn_buf_line(b, "}");
+            }
+            b->indent--;
+            dn_buf_line(b, "}");
+        }
+        b->indent--;
+        dn_buf_line(b, "}");
+        for (int ci = 0; ci < g; ci++)
+            for (int j = 0; j < v; j++) {
+                if (8 * j + 8 <= in.w) {
+                    dn_buf_line(b, "dn_store8(sg[%d] + iy * %d + %d, c%d_%d);", ci, in.w, 8 * j, ci, j);
+                } else {
+                    dn_buf_line(b, "{");
+                    dn_buf_line(b, "    float lanes[8];");
+                    dn_buf_line(b, "    dn_store8(lanes, c%d_%d);", ci, j);
+                    dn_buf_line(b, "    memcpy(sg[%d] + iy * %d + %d, lanes, sizeof(float) * %d);", ci, in.w, 8 * j,
+                                in.w - 8 * j);
+                    dn_buf_line(b, "}");
+                }
+            }
+        b->indent--;
+        dn_buf_line(b, "}");
+    }
+    dn_buf_line(b, "#undef DN_BX_ROW");
+    for (int ci = 0; ci < g; ci++) {
+        dn_buf_line(b, "{");
+        b->indent++;
+        dn_buf_line(b, "const int ci = ci0 + %d;", ci);
+        dn_buf_line(b, "const float *s = sg[%d];", ci);
+        dn_emit_dx_plane(b, op, "ci");
+        b->indent--;
+        dn_buf_line(b, "}");
+    }
+}
+
+/* The tiled input-gradient kernel: tasks of (row, group of input channels),
+ * the group as wide as the registers allow (32 with AVX-512, 16 without).
+ * Each element sums filters, then taps, in order, as the plain kernel. */
+static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const dn_shape in = op->in.shape;
+    const char *deriv = dn_act_derivative(op->in.act);
+    dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = (d through W)%s%s;",
+                op->in.owner, in.c, in.h, in.w, op->in.stride, op->in.has_mask ? " * mask_prev" : "",
+                deriv ? " * act'(a_prev)" : "");
+    dn_buf_line(b, " * register tiles of input channels x 8-column vectors of an input row over a ring of zero-");
+    dn_buf_line(b, " * margined rows of d; each element sums filters, then taps, in order. */");
+    dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w,", p->name, op->name);
+    dn_buf_line(b, "        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {");
+    b->indent++;
+    if (!op->in.has_mask) dn_buf_line(b, "(void)mask_prev;");
+    if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    const int gw = bx_group(op, 24), gn = bx_group(op, 12);
+    for (int wide = 1; wide >= 0; wide--) {
+        const int g = wide ? gw : gn;
+        if (gw != gn) dn_buf_line(b, wide ? "#if DN_WIDE_TILES" : "#else");
+        if (gw != gn || wide) {
+            dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+            dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", in.c / g);
+            b->indent++;
+            dn_buf_line(b, "const int r = t / %d, ci0 = (t %% %d) * %d;", in.c / g, in.c / g, g);
+            emit_bx_tile(b, op, g);
+            b->indent--;
+            dn_buf_line(b, "}");
+        }
+        if (gw == gn) break;
+    }
+    if (gw != gn) dn_buf_line(b, "#endif");
+    dn_buf_line(b, "dn_sync();");
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);
@@ -476,7 +776,12 @@ static void conv_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forwa
     if (forward_only) return;
     emit_backward_w(b, p, op, 0);
     emit_backward_w(b, p, op, 1);
-    if (op->own_backward_x) emit_backward_x(b, p, op);
+    if (op->own_backward_x) {
+        if (bx_tiled(op))
+            emit_backward_x_tiled(b, p, op);
+        else
+            emit_backward_x(b, p, op);
+    }
 }
 
 static void conv_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {

@@ -234,6 +234,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -385,6 +386,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -1102,137 +1105,364 @@ static void cnn_base_conv1_forward(const float *restrict x, const float *restric
  * d [n, 32, 26, 26] (row stride 21632). Each element sums rows in order. */
 static void cnn_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 16; t++) {
+        const int c = 2 * t;
+        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 1) * 9 + e] = g[9 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 1; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
                     for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 9; e++) dw[(size_t)c * 9 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -1240,138 +1470,367 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
 static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 16; t++) {
+        const int c = 2 * t;
+        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 0) * 9 + e, mw + (size_t)(c + 0) * 9 + e, vw + (size_t)(c + 0) * 9 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 1) * 9 + e, mw + (size_t)(c + 1) * 9 + e, vw + (size_t)(c + 1) * 9 + e, g[9 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 1; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
                     for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 9; e++)
-            dn_adam1(w + (size_t)c * 9 + e, mw + (size_t)c * 9 + e, vw + (size_t)c * 9 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 9 + e, mw + (size_t)(c + 0) * 9 + e, vw + (size_t)(c + 0) * 9 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== conv2: conv2d [32, 26, 26] -> [64, 24, 24], relu ==== */
@@ -1688,128 +2147,337 @@ static void cnn_base_conv2_forward(const float *restrict x, const float *restric
  * d [n, 64, 24, 24] (row stride 36864). Each element sums rows in order. */
 static void cnn_base_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 32; t++) {
+        const int c = 2 * t;
+        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 1) * 288 + e] = g[288 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 32; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
                     for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 288; e++) dw[(size_t)c * 288 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -1817,233 +2485,2373 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
 static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 32; t++) {
+        const int c = 2 * t;
+        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 0) * 288 + e, mw + (size_t)(c + 0) * 288 + e, vw + (size_t)(c + 0) * 288 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 1) * 288 + e, mw + (size_t)(c + 1) * 288 + e, vw + (size_t)(c + 1) * 288 + e, g[288 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 32; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
                     for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 288; e++)
-            dn_adam1(w + (size_t)c * 288 + e, mw + (size_t)c * 288 + e, vw + (size_t)c * 288 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 288 + e, mw + (size_t)(c + 0) * 288 + e, vw + (size_t)(c + 0) * 288 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* Input gradient, into conv1: d_prev [n, 32, 26, 26] (row stride 21632) = (d through W) * act'(a_prev);
- * one task per (row, input channel); each element sums filters, then taps, in order. */
+ * register tiles of input channels x 8-column vectors of an input row over a ring of zero-
+ * margined rows of d; each element sums filters, then taps, in order. */
 static void cnn_base_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)mask_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 32; t++) {
-        const int r = t / 32, ci = t % 32;
-        float s[676] = {0};
-        for (int c = 0; c < 64; c++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-            const float *wc = w + (size_t)c * 288 + (size_t)ci * 9;
-            {
-                const float wv = wc[0];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, ci0 = (t % 8) * 4;
+        float sg[4][676];
+        float ring[3][2560];
+        const float *dr = d + (size_t)r * 36864;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 64; c++) { \
+                float *q = ring[(oy) % 3] + c * 40; \
+                memset(q, 0, sizeof(float) * 40); \
+                memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
                 }
             }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
             {
-                const float wv = wc[1];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
             {
-                const float wv = wc[2];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
             {
-                const float wv = wc[3];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
-                }
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
             {
-                const float wv = wc[4];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
-            }
-            {
-                const float wv = wc[5];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
-            }
-            {
-                const float wv = wc[6];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
-                }
-            }
-            {
-                const float wv = wc[7];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
-            }
-            {
-                const float wv = wc[8];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
         }
-        const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
-        for (int i = 0; i < 676; i++) {
-            float v = s[i];
-            const float a = a_prev[at + (size_t)i];
-            v *= (a > 0.0f ? 1.0f : 0.0f);
-            dx[at + (size_t)i] = v;
+        for (int iy = 1; iy < 2; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 2; iy < 24; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 24; iy < 25; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 25; iy < 26; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 3;
+            const float *s = sg[3];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
         }
     }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 16; t++) {
+        const int r = t / 16, ci0 = (t % 16) * 2;
+        float sg[2][676];
+        float ring[3][2560];
+        const float *dr = d + (size_t)r * 36864;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 64; c++) { \
+                float *q = ring[(oy) % 3] + c * 40; \
+                memset(q, 0, sizeof(float) * 40); \
+                memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 1; iy < 2; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 2; iy < 24; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 24; iy < 25; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 25; iy < 26; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+    }
+#endif
     dn_sync();
 }
 
@@ -3710,6 +6518,7 @@ static double cnn_base_eval(const float *params, void *ws, const dn_batch *bt, f
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -3861,6 +6670,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -4578,137 +7389,364 @@ static void cnn_avx2_conv1_forward(const float *restrict x, const float *restric
  * d [n, 32, 26, 26] (row stride 21632). Each element sums rows in order. */
 static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 16; t++) {
+        const int c = 2 * t;
+        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 1) * 9 + e] = g[9 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 1; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
                     for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 9; e++) dw[(size_t)c * 9 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -4716,138 +7754,367 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
 static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 16; t++) {
+        const int c = 2 * t;
+        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 0) * 9 + e, mw + (size_t)(c + 0) * 9 + e, vw + (size_t)(c + 0) * 9 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 1) * 9 + e, mw + (size_t)(c + 1) * 9 + e, vw + (size_t)(c + 1) * 9 + e, g[9 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 1; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
                     for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 9; e++)
-            dn_adam1(w + (size_t)c * 9 + e, mw + (size_t)c * 9 + e, vw + (size_t)c * 9 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 9 + e, mw + (size_t)(c + 0) * 9 + e, vw + (size_t)(c + 0) * 9 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== conv2: conv2d [32, 26, 26] -> [64, 24, 24], relu ==== */
@@ -5164,128 +8431,337 @@ static void cnn_avx2_conv2_forward(const float *restrict x, const float *restric
  * d [n, 64, 24, 24] (row stride 36864). Each element sums rows in order. */
 static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 32; t++) {
+        const int c = 2 * t;
+        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 1) * 288 + e] = g[288 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 32; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
                     for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 288; e++) dw[(size_t)c * 288 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -5293,233 +8769,2373 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
 static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 32; t++) {
+        const int c = 2 * t;
+        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 0) * 288 + e, mw + (size_t)(c + 0) * 288 + e, vw + (size_t)(c + 0) * 288 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 1) * 288 + e, mw + (size_t)(c + 1) * 288 + e, vw + (size_t)(c + 1) * 288 + e, g[288 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 32; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
                     for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 288; e++)
-            dn_adam1(w + (size_t)c * 288 + e, mw + (size_t)c * 288 + e, vw + (size_t)c * 288 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 288 + e, mw + (size_t)(c + 0) * 288 + e, vw + (size_t)(c + 0) * 288 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* Input gradient, into conv1: d_prev [n, 32, 26, 26] (row stride 21632) = (d through W) * act'(a_prev);
- * one task per (row, input channel); each element sums filters, then taps, in order. */
+ * register tiles of input channels x 8-column vectors of an input row over a ring of zero-
+ * margined rows of d; each element sums filters, then taps, in order. */
 static void cnn_avx2_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)mask_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 32; t++) {
-        const int r = t / 32, ci = t % 32;
-        float s[676] = {0};
-        for (int c = 0; c < 64; c++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-            const float *wc = w + (size_t)c * 288 + (size_t)ci * 9;
-            {
-                const float wv = wc[0];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, ci0 = (t % 8) * 4;
+        float sg[4][676];
+        float ring[3][2560];
+        const float *dr = d + (size_t)r * 36864;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 64; c++) { \
+                float *q = ring[(oy) % 3] + c * 40; \
+                memset(q, 0, sizeof(float) * 40); \
+                memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
                 }
             }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
             {
-                const float wv = wc[1];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
             {
-                const float wv = wc[2];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
             {
-                const float wv = wc[3];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
-                }
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
             {
-                const float wv = wc[4];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
-            }
-            {
-                const float wv = wc[5];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
-            }
-            {
-                const float wv = wc[6];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
-                }
-            }
-            {
-                const float wv = wc[7];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
-            }
-            {
-                const float wv = wc[8];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
         }
-        const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
-        for (int i = 0; i < 676; i++) {
-            float v = s[i];
-            const float a = a_prev[at + (size_t)i];
-            v *= (a > 0.0f ? 1.0f : 0.0f);
-            dx[at + (size_t)i] = v;
+        for (int iy = 1; iy < 2; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 2; iy < 24; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 24; iy < 25; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 25; iy < 26; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 3;
+            const float *s = sg[3];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
         }
     }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 16; t++) {
+        const int r = t / 16, ci0 = (t % 16) * 2;
+        float sg[2][676];
+        float ring[3][2560];
+        const float *dr = d + (size_t)r * 36864;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 64; c++) { \
+                float *q = ring[(oy) % 3] + c * 40; \
+                memset(q, 0, sizeof(float) * 40); \
+                memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 1; iy < 2; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 2; iy < 24; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 24; iy < 25; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 25; iy < 26; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+    }
+#endif
     dn_sync();
 }
 
@@ -7193,6 +12809,7 @@ static double cnn_avx2_eval(const float *params, void *ws, const dn_batch *bt, f
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -7344,6 +12961,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -8061,137 +13680,364 @@ static void cnn_avx512_conv1_forward(const float *restrict x, const float *restr
  * d [n, 32, 26, 26] (row stride 21632). Each element sums rows in order. */
 static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 16; t++) {
+        const int c = 2 * t;
+        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 1) * 9 + e] = g[9 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 1; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
                     for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 9; e++) dw[(size_t)c * 9 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -8199,138 +14045,367 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
 static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 16; t++) {
+        const int c = 2 * t;
+        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 1) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 1; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
+                    for (int oy = 0; oy < 26; oy++) {
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[9 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 0) * 9 + e, mw + (size_t)(c + 0) * 9 + e, vw + (size_t)(c + 0) * 9 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 1) * 9 + e, mw + (size_t)(c + 1) * 9 + e, vw + (size_t)(c + 1) * 9 + e, g[9 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 32; c++) {
         float g[9] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 1; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
                     for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 0) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 26;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 28;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 28;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 28;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
+                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 1) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
-                    const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
-                    for (int oy = 0; oy < 26; oy++) {
-                        const float *drow = dr + oy * 26, *xrow = xc + (oy * 1 + 2) * 28;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 24; ox < 26; ox++) tail0 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 24; ox < 26; ox++) tail1 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
-                        for (int ox = 24; ox < 26; ox++) tail2 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 9; e++)
-            dn_adam1(w + (size_t)c * 9 + e, mw + (size_t)c * 9 + e, vw + (size_t)c * 9 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 9 + e, mw + (size_t)(c + 0) * 9 + e, vw + (size_t)(c + 0) * 9 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== conv2: conv2d [32, 26, 26] -> [64, 24, 24], relu ==== */
@@ -8647,128 +14722,337 @@ static void cnn_avx512_conv2_forward(const float *restrict x, const float *restr
  * d [n, 64, 24, 24] (row stride 36864). Each element sums rows in order. */
 static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 32; t++) {
+        const int c = 2 * t;
+        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 1) * 288 + e] = g[288 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 32; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
                     for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 288; e++) dw[(size_t)c * 288 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -8776,233 +15060,2373 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
 static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 32; t++) {
+        const int c = 2 * t;
+        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 1) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 32; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
+                    for (int oy = 0; oy < 24; oy++) {
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                        }
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[288 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 0) * 288 + e, mw + (size_t)(c + 0) * 288 + e, vw + (size_t)(c + 0) * 288 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 1) * 288 + e, mw + (size_t)(c + 1) * 288 + e, vw + (size_t)(c + 1) * 288 + e, g[288 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 64; c++) {
         float g[288] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 32; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
                     for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 0) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                        const float *drow = dr + oy * 24;
+                        const float *xrow0 = xc + (oy * 1 + 0) * 26;
+                        const float *xrow1 = xc + (oy * 1 + 1) * 26;
+                        const float *xrow2 = xc + (oy * 1 + 2) * 26;
+                        for (int ox = 0; ox < 24; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                        }
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 1) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-                    const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
-                    for (int oy = 0; oy < 24; oy++) {
-                        const float *drow = dr + oy * 24, *xrow = xc + (oy * 1 + 2) * 26;
-                        for (int ox = 0; ox < 24; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc0);
-                        for (int ox = 0; ox < 24; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc1);
-                        for (int ox = 0; ox < 24; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 2), acc2);
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 288; e++)
-            dn_adam1(w + (size_t)c * 288 + e, mw + (size_t)c * 288 + e, vw + (size_t)c * 288 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 288 + e, mw + (size_t)(c + 0) * 288 + e, vw + (size_t)(c + 0) * 288 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* Input gradient, into conv1: d_prev [n, 32, 26, 26] (row stride 21632) = (d through W) * act'(a_prev);
- * one task per (row, input channel); each element sums filters, then taps, in order. */
+ * register tiles of input channels x 8-column vectors of an input row over a ring of zero-
+ * margined rows of d; each element sums filters, then taps, in order. */
 static void cnn_avx512_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)mask_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 32; t++) {
-        const int r = t / 32, ci = t % 32;
-        float s[676] = {0};
-        for (int c = 0; c < 64; c++) {
-            const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
-            const float *wc = w + (size_t)c * 288 + (size_t)ci * 9;
-            {
-                const float wv = wc[0];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, ci0 = (t % 8) * 4;
+        float sg[4][676];
+        float ring[3][2560];
+        const float *dr = d + (size_t)r * 36864;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 64; c++) { \
+                float *q = ring[(oy) % 3] + c * 40; \
+                memset(q, 0, sizeof(float) * 40); \
+                memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
                 }
             }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
             {
-                const float wv = wc[1];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
             {
-                const float wv = wc[2];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 0) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
             {
-                const float wv = wc[3];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
-                }
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
             {
-                const float wv = wc[4];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
-            }
-            {
-                const float wv = wc[5];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 1) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
-            }
-            {
-                const float wv = wc[6];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + ox, dn_fma8(w8, dn_load8(di + ox), dn_load8(si + ox)));
-                }
-            }
-            {
-                const float wv = wc[7];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 1), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 1))));
-                }
-            }
-            {
-                const float wv = wc[8];
-                const dn_v8 w8 = dn_splat8(wv);
-                for (int oy = 0; oy < 24; oy++) {
-                    const float *di = dr + oy * 24;
-                    float *si = s + (oy * 1 + 2) * 26;
-                    for (int ox = 0; ox < 24; ox += 8) dn_store8(si + (ox + 2), dn_fma8(w8, dn_load8(di + ox), dn_load8(si + (ox + 2))));
-                }
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
             }
         }
-        const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
-        for (int i = 0; i < 676; i++) {
-            float v = s[i];
-            const float a = a_prev[at + (size_t)i];
-            v *= (a > 0.0f ? 1.0f : 0.0f);
-            dx[at + (size_t)i] = v;
+        for (int iy = 1; iy < 2; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 2; iy < 24; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[18]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[27]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[19]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[28]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[20]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[29]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 24; iy < 25; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[21]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[30]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[22]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[31]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[23]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[32]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 25; iy < 26; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            dn_v8 c2_0 = {0};
+            dn_v8 c2_1 = {0};
+            dn_v8 c2_2 = {0};
+            dn_v8 c2_3 = {0};
+            dn_v8 c3_0 = {0};
+            dn_v8 c3_1 = {0};
+            dn_v8 c3_2 = {0};
+            dn_v8 c3_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[24]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[33]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[25]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[34]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[26]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                            c2_1 = dn_fma8(wv, d1, c2_1);
+                            c2_2 = dn_fma8(wv, d2, c2_2);
+                            c2_3 = dn_fma8(wv, d3, c2_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[35]);
+                            c3_0 = dn_fma8(wv, d0, c3_0);
+                            c3_1 = dn_fma8(wv, d1, c3_1);
+                            c3_2 = dn_fma8(wv, d2, c3_2);
+                            c3_3 = dn_fma8(wv, d3, c3_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[2] + iy * 26 + 0, c2_0);
+            dn_store8(sg[2] + iy * 26 + 8, c2_1);
+            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_3);
+                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[3] + iy * 26 + 0, c3_0);
+            dn_store8(sg[3] + iy * 26 + 8, c3_1);
+            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c3_3);
+                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 3;
+            const float *s = sg[3];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
         }
     }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 16; t++) {
+        const int r = t / 16, ci0 = (t % 16) * 2;
+        float sg[2][676];
+        float ring[3][2560];
+        const float *dr = d + (size_t)r * 36864;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 64; c++) { \
+                float *q = ring[(oy) % 3] + c * 40; \
+                memset(q, 0, sizeof(float) * 40); \
+                memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 1; iy < 2; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 2; iy < 24; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 3) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 24; iy < 25; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 2) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[12]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[13]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[14]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 25; iy < 26; iy++) {
+            dn_v8 c0_0 = {0};
+            dn_v8 c0_1 = {0};
+            dn_v8 c0_2 = {0};
+            dn_v8 c0_3 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c1_1 = {0};
+            dn_v8 c1_2 = {0};
+            dn_v8 c1_3 = {0};
+            for (int c = 0; c < 64; c++) {
+                const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
+                {
+                    const float *q = ring[(iy + 1) % 3] + c * 40;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 2);
+                        const dn_v8 d1 = dn_load8(q + 10);
+                        const dn_v8 d2 = dn_load8(q + 18);
+                        const dn_v8 d3 = dn_load8(q + 26);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[15]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        const dn_v8 d1 = dn_load8(q + 9);
+                        const dn_v8 d2 = dn_load8(q + 17);
+                        const dn_v8 d3 = dn_load8(q + 25);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[16]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        const dn_v8 d1 = dn_load8(q + 8);
+                        const dn_v8 d2 = dn_load8(q + 16);
+                        const dn_v8 d3 = dn_load8(q + 24);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                            c0_1 = dn_fma8(wv, d1, c0_1);
+                            c0_2 = dn_fma8(wv, d2, c0_2);
+                            c0_3 = dn_fma8(wv, d3, c0_3);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[17]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                            c1_1 = dn_fma8(wv, d1, c1_1);
+                            c1_2 = dn_fma8(wv, d2, c1_2);
+                            c1_3 = dn_fma8(wv, d3, c1_3);
+                        }
+                    }
+                }
+            }
+            dn_store8(sg[0] + iy * 26 + 0, c0_0);
+            dn_store8(sg[0] + iy * 26 + 8, c0_1);
+            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_3);
+                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+            dn_store8(sg[1] + iy * 26 + 0, c1_0);
+            dn_store8(sg[1] + iy * 26 + 8, c1_1);
+            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_3);
+                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+    }
+#endif
     dn_sync();
 }
 

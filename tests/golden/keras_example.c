@@ -230,6 +230,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -381,6 +382,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -2814,6 +2817,7 @@ static double keras_example_base_eval(const float *params, void *ws, const dn_ba
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -2965,6 +2969,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -5405,6 +5411,7 @@ static double keras_example_avx2_eval(const float *params, void *ws, const dn_ba
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -5556,6 +5563,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 

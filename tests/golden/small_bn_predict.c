@@ -234,6 +234,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -385,6 +386,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -1162,6 +1165,7 @@ static double small_bn_base_eval(const float *params, void *ws, const dn_batch *
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -1313,6 +1317,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -2097,6 +2103,7 @@ static double small_bn_avx2_eval(const float *params, void *ws, const dn_batch *
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -2248,6 +2255,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 

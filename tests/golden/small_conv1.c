@@ -232,6 +232,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -383,6 +384,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -739,137 +742,474 @@ static void small_conv1_base_conv1_forward(const float *restrict x, const float 
  * d [n, 4, 11, 11] (row stride 488). Each element sums rows in order. */
 static void small_conv1_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 3; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 1) * 27 + e] = g[27 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 3; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 1; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 - 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 27; e++) dw[(size_t)c * 27 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -877,138 +1217,477 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
 static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 3; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 0) * 27 + e, mw + (size_t)(c + 0) * 27 + e, vw + (size_t)(c + 0) * 27 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 1) * 27 + e, mw + (size_t)(c + 1) * 27 + e, vw + (size_t)(c + 1) * 27 + e, g[27 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 3; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 1; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 - 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 27; e++)
-            dn_adam1(w + (size_t)c * 27 + e, mw + (size_t)c * 27 + e, vw + (size_t)c * 27 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 27 + e, mw + (size_t)(c + 0) * 27 + e, vw + (size_t)(c + 0) * 27 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== pool1: max pooling [4, 11, 11] -> [4, 5, 5] ==== */
@@ -1237,8 +1916,8 @@ static void small_conv1_base_conv2_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 36; e++) dw[(size_t)c * 36 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -1324,8 +2003,8 @@ static void small_conv1_base_conv2_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 36; e++)
-            dn_adam1(w + (size_t)c * 36 + e, mw + (size_t)c * 36 + e, vw + (size_t)c * 36 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -2882,6 +3561,7 @@ static double small_conv1_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -3033,6 +3713,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -3389,137 +4071,474 @@ static void small_conv1_avx2_conv1_forward(const float *restrict x, const float 
  * d [n, 4, 11, 11] (row stride 488). Each element sums rows in order. */
 static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 3; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 1) * 27 + e] = g[27 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 3; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 1; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 - 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 27; e++) dw[(size_t)c * 27 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -3527,138 +4546,477 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
 static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 3; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 0) * 27 + e, mw + (size_t)(c + 0) * 27 + e, vw + (size_t)(c + 0) * 27 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 1) * 27 + e, mw + (size_t)(c + 1) * 27 + e, vw + (size_t)(c + 1) * 27 + e, g[27 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 3; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 1; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 - 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 27; e++)
-            dn_adam1(w + (size_t)c * 27 + e, mw + (size_t)c * 27 + e, vw + (size_t)c * 27 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 27 + e, mw + (size_t)(c + 0) * 27 + e, vw + (size_t)(c + 0) * 27 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== pool1: max pooling [4, 11, 11] -> [4, 5, 5] ==== */
@@ -3887,8 +5245,8 @@ static void small_conv1_avx2_conv2_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 36; e++) dw[(size_t)c * 36 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -3974,8 +5332,8 @@ static void small_conv1_avx2_conv2_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 36; e++)
-            dn_adam1(w + (size_t)c * 36 + e, mw + (size_t)c * 36 + e, vw + (size_t)c * 36 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -5539,6 +6897,7 @@ static double small_conv1_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -5690,6 +7049,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -6046,137 +7407,474 @@ static void small_conv1_avx512_conv1_forward(const float *restrict x, const floa
  * d [n, 4, 11, 11] (row stride 488). Each element sums rows in order. */
 static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 3; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 1) * 27 + e] = g[27 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 3; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 1; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 - 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 27; e++) dw[(size_t)c * 27 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -6184,138 +7882,477 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
 static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 1) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 3; ci++) {
+            { /* kernel rows 0 to 2 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
+                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 0) * 27 + e, mw + (size_t)(c + 0) * 27 + e, vw + (size_t)(c + 0) * 27 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 1) * 27 + e, mw + (size_t)(c + 1) * 27 + e, vw + (size_t)(c + 1) * 27 + e, g[27 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         float g[27] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 3; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
+            { /* kernel rows 0 to 2 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 1; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 - 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    for (int oy = 0; oy < 1; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 1; oy < 10; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        const float *xrow2 = xc + (oy * 1 + 1) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                    }
+                    for (int oy = 10; oy < 11; oy++) {
+                        const float *drow = dr + oy * 11;
+                        const float *xrow0 = xc + (oy * 1 - 1) * 11;
+                        const float *xrow1 = xc + (oy * 1 + 0) * 11;
+                        for (int ox = 1; ox < 9; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
+                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                        }
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
+                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                        }
+                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 2] = sum + tail2;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 11; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 0) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 3] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 4] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 5] = sum + tail2;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
-                    const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 11, *xrow = xc + (oy * 1 + 1) * 11;
-                        for (int ox = 1; ox < 9; ox += 8) acc0 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox - 1), acc0);
-                        for (int ox = 9; ox < 11; ox++) tail0 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc1 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc1);
-                        for (int ox = 8; ox < 11; ox++) tail1 += drow[ox] * xrow[ox + 0];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 1), acc2);
-                        for (int ox = 8; ox < 10; ox++) tail2 += drow[ox] * xrow[ox + 1];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 6] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 7] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 9 + 8] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                    }
                 }
             }
         }
         for (int e = 0; e < 27; e++)
-            dn_adam1(w + (size_t)c * 27 + e, mw + (size_t)c * 27 + e, vw + (size_t)c * 27 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 27 + e, mw + (size_t)(c + 0) * 27 + e, vw + (size_t)(c + 0) * 27 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== pool1: max pooling [4, 11, 11] -> [4, 5, 5] ==== */
@@ -6544,8 +8581,8 @@ static void small_conv1_avx512_conv2_backward_w(const float *restrict d, const f
                 }
             }
         }
-        for (int e = 0; e < 36; e++) dw[(size_t)c * 36 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 36; e++) dw[(size_t)(c + 0) * 36 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -6631,8 +8668,8 @@ static void small_conv1_avx512_conv2_backward_w_adam(const float *restrict d, co
             }
         }
         for (int e = 0; e < 36; e++)
-            dn_adam1(w + (size_t)c * 36 + e, mw + (size_t)c * 36 + e, vw + (size_t)c * 36 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 36 + e, mw + (size_t)(c + 0) * 36 + e, vw + (size_t)(c + 0) * 36 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 

@@ -232,6 +232,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -383,6 +384,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -809,290 +812,1308 @@ static void small_conv2_base_conv1_forward(const float *restrict x, const float 
  * d [n, 3, 10, 8] (row stride 240). Each element sums rows in order. */
 static void small_conv2_base_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        if (c == 2) { /* the last filter alone */
+            float g[50] = {0}, gb = 0.0f;
+            for (int r = 0; r < n; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                float sb = 0.0f;
+                for (int i = 0; i < 80; i++) sb += dr[i];
+                gb += sb;
+            }
+            for (int ci = 0; ci < 2; ci++) {
+                { /* kernel rows 0 to 1 */
+                    dn_v8 acc0_0 = {0};
+                    float tail0_0 = 0.0f;
+                    dn_v8 acc0_1 = {0};
+                    float tail0_1 = 0.0f;
+                    dn_v8 acc0_2 = {0};
+                    float tail0_2 = 0.0f;
+                    dn_v8 acc0_3 = {0};
+                    float tail0_3 = 0.0f;
+                    dn_v8 acc0_4 = {0};
+                    float tail0_4 = 0.0f;
+                    dn_v8 acc1_0 = {0};
+                    float tail1_0 = 0.0f;
+                    dn_v8 acc1_1 = {0};
+                    float tail1_1 = 0.0f;
+                    dn_v8 acc1_2 = {0};
+                    float tail1_2 = 0.0f;
+                    dn_v8 acc1_3 = {0};
+                    float tail1_3 = 0.0f;
+                    dn_v8 acc1_4 = {0};
+                    float tail1_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                        }
+                    }
+                }
+                { /* kernel rows 2 to 3 */
+                    dn_v8 acc2_0 = {0};
+                    float tail2_0 = 0.0f;
+                    dn_v8 acc2_1 = {0};
+                    float tail2_1 = 0.0f;
+                    dn_v8 acc2_2 = {0};
+                    float tail2_2 = 0.0f;
+                    dn_v8 acc2_3 = {0};
+                    float tail2_3 = 0.0f;
+                    dn_v8 acc2_4 = {0};
+                    float tail2_4 = 0.0f;
+                    dn_v8 acc3_0 = {0};
+                    float tail3_0 = 0.0f;
+                    dn_v8 acc3_1 = {0};
+                    float tail3_1 = 0.0f;
+                    dn_v8 acc3_2 = {0};
+                    float tail3_2 = 0.0f;
+                    dn_v8 acc3_3 = {0};
+                    float tail3_3 = 0.0f;
+                    dn_v8 acc3_4 = {0};
+                    float tail3_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                        }
+                    }
+                }
+                { /* kernel rows 4 to 4 */
+                    dn_v8 acc4_0 = {0};
+                    float tail4_0 = 0.0f;
+                    dn_v8 acc4_1 = {0};
+                    float tail4_1 = 0.0f;
+                    dn_v8 acc4_2 = {0};
+                    float tail4_2 = 0.0f;
+                    dn_v8 acc4_3 = {0};
+                    float tail4_3 = 0.0f;
+                    dn_v8 acc4_4 = {0};
+                    float tail4_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                        }
+                    }
+                }
+            }
+            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+            db[c + 0] = gb;
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_3 = {0};
+                float tail0_3[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4 = {0};
+                float tail0_4[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_3 = {0};
+                float tail1_3[2] = {0.0f, 0.0f};
+                dn_v16 acc1_4 = {0};
+                float tail1_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                    for (int oy = 2; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 2 to 3 */
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_3 = {0};
+                float tail2_3[2] = {0.0f, 0.0f};
+                dn_v16 acc2_4 = {0};
+                float tail2_4[2] = {0.0f, 0.0f};
+                dn_v16 acc3_0 = {0};
+                float tail3_0[2] = {0.0f, 0.0f};
+                dn_v16 acc3_1 = {0};
+                float tail3_1[2] = {0.0f, 0.0f};
+                dn_v16 acc3_2 = {0};
+                float tail3_2[2] = {0.0f, 0.0f};
+                dn_v16 acc3_3 = {0};
+                float tail3_3[2] = {0.0f, 0.0f};
+                dn_v16 acc3_4 = {0};
+                float tail3_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 9; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 4 to 4 */
+                dn_v16 acc4_0 = {0};
+                float tail4_0[2] = {0.0f, 0.0f};
+                dn_v16 acc4_1 = {0};
+                float tail4_1[2] = {0.0f, 0.0f};
+                dn_v16 acc4_2 = {0};
+                float tail4_2[2] = {0.0f, 0.0f};
+                dn_v16 acc4_3 = {0};
+                float tail4_3[2] = {0.0f, 0.0f};
+                dn_v16 acc4_4 = {0};
+                float tail4_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 8; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[50] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
             for (int i = 0; i < 80; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 2; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 0 to 1 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc0_3 = {0};
+                float tail0_3 = 0.0f;
+                dn_v8 acc0_4 = {0};
+                float tail0_4 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc1_3 = {0};
+                float tail1_3 = 0.0f;
+                dn_v8 acc1_4 = {0};
+                float tail1_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                    }
                     for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 2] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 3] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 4] = sum + tail4;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 5] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 6] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 7] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 8] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 9] = sum + tail4;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 10] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 11] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 12] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 13] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 14] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                    }
                 }
             }
-            { /* kernel row 3 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 2 to 3 */
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
+                dn_v8 acc2_3 = {0};
+                float tail2_3 = 0.0f;
+                dn_v8 acc2_4 = {0};
+                float tail2_4 = 0.0f;
+                dn_v8 acc3_0 = {0};
+                float tail3_0 = 0.0f;
+                dn_v8 acc3_1 = {0};
+                float tail3_1 = 0.0f;
+                dn_v8 acc3_2 = {0};
+                float tail3_2 = 0.0f;
+                dn_v8 acc3_3 = {0};
+                float tail3_3 = 0.0f;
+                dn_v8 acc3_4 = {0};
+                float tail3_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 15] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 16] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 17] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 18] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 19] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                    }
                 }
             }
-            { /* kernel row 4 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 4 to 4 */
+                dn_v8 acc4_0 = {0};
+                float tail4_0 = 0.0f;
+                dn_v8 acc4_1 = {0};
+                float tail4_1 = 0.0f;
+                dn_v8 acc4_2 = {0};
+                float tail4_2 = 0.0f;
+                dn_v8 acc4_3 = {0};
+                float tail4_3 = 0.0f;
+                dn_v8 acc4_4 = {0};
+                float tail4_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 20] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 21] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 22] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 23] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 24] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 50; e++) dw[(size_t)c * 50 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -1100,291 +2121,1312 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
 static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        if (c == 2) { /* the last filter alone */
+            float g[50] = {0}, gb = 0.0f;
+            for (int r = 0; r < n; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                float sb = 0.0f;
+                for (int i = 0; i < 80; i++) sb += dr[i];
+                gb += sb;
+            }
+            for (int ci = 0; ci < 2; ci++) {
+                { /* kernel rows 0 to 1 */
+                    dn_v8 acc0_0 = {0};
+                    float tail0_0 = 0.0f;
+                    dn_v8 acc0_1 = {0};
+                    float tail0_1 = 0.0f;
+                    dn_v8 acc0_2 = {0};
+                    float tail0_2 = 0.0f;
+                    dn_v8 acc0_3 = {0};
+                    float tail0_3 = 0.0f;
+                    dn_v8 acc0_4 = {0};
+                    float tail0_4 = 0.0f;
+                    dn_v8 acc1_0 = {0};
+                    float tail1_0 = 0.0f;
+                    dn_v8 acc1_1 = {0};
+                    float tail1_1 = 0.0f;
+                    dn_v8 acc1_2 = {0};
+                    float tail1_2 = 0.0f;
+                    dn_v8 acc1_3 = {0};
+                    float tail1_3 = 0.0f;
+                    dn_v8 acc1_4 = {0};
+                    float tail1_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                        }
+                    }
+                }
+                { /* kernel rows 2 to 3 */
+                    dn_v8 acc2_0 = {0};
+                    float tail2_0 = 0.0f;
+                    dn_v8 acc2_1 = {0};
+                    float tail2_1 = 0.0f;
+                    dn_v8 acc2_2 = {0};
+                    float tail2_2 = 0.0f;
+                    dn_v8 acc2_3 = {0};
+                    float tail2_3 = 0.0f;
+                    dn_v8 acc2_4 = {0};
+                    float tail2_4 = 0.0f;
+                    dn_v8 acc3_0 = {0};
+                    float tail3_0 = 0.0f;
+                    dn_v8 acc3_1 = {0};
+                    float tail3_1 = 0.0f;
+                    dn_v8 acc3_2 = {0};
+                    float tail3_2 = 0.0f;
+                    dn_v8 acc3_3 = {0};
+                    float tail3_3 = 0.0f;
+                    dn_v8 acc3_4 = {0};
+                    float tail3_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                        }
+                    }
+                }
+                { /* kernel rows 4 to 4 */
+                    dn_v8 acc4_0 = {0};
+                    float tail4_0 = 0.0f;
+                    dn_v8 acc4_1 = {0};
+                    float tail4_1 = 0.0f;
+                    dn_v8 acc4_2 = {0};
+                    float tail4_2 = 0.0f;
+                    dn_v8 acc4_3 = {0};
+                    float tail4_3 = 0.0f;
+                    dn_v8 acc4_4 = {0};
+                    float tail4_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                        }
+                    }
+                }
+            }
+            for (int e = 0; e < 50; e++)
+                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_3 = {0};
+                float tail0_3[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4 = {0};
+                float tail0_4[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_3 = {0};
+                float tail1_3[2] = {0.0f, 0.0f};
+                dn_v16 acc1_4 = {0};
+                float tail1_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                    for (int oy = 2; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 2 to 3 */
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_3 = {0};
+                float tail2_3[2] = {0.0f, 0.0f};
+                dn_v16 acc2_4 = {0};
+                float tail2_4[2] = {0.0f, 0.0f};
+                dn_v16 acc3_0 = {0};
+                float tail3_0[2] = {0.0f, 0.0f};
+                dn_v16 acc3_1 = {0};
+                float tail3_1[2] = {0.0f, 0.0f};
+                dn_v16 acc3_2 = {0};
+                float tail3_2[2] = {0.0f, 0.0f};
+                dn_v16 acc3_3 = {0};
+                float tail3_3[2] = {0.0f, 0.0f};
+                dn_v16 acc3_4 = {0};
+                float tail3_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 9; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 4 to 4 */
+                dn_v16 acc4_0 = {0};
+                float tail4_0[2] = {0.0f, 0.0f};
+                dn_v16 acc4_1 = {0};
+                float tail4_1[2] = {0.0f, 0.0f};
+                dn_v16 acc4_2 = {0};
+                float tail4_2[2] = {0.0f, 0.0f};
+                dn_v16 acc4_3 = {0};
+                float tail4_3[2] = {0.0f, 0.0f};
+                dn_v16 acc4_4 = {0};
+                float tail4_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 8; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[50] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
             for (int i = 0; i < 80; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 2; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 0 to 1 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc0_3 = {0};
+                float tail0_3 = 0.0f;
+                dn_v8 acc0_4 = {0};
+                float tail0_4 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc1_3 = {0};
+                float tail1_3 = 0.0f;
+                dn_v8 acc1_4 = {0};
+                float tail1_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                    }
                     for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 2] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 3] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 4] = sum + tail4;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 5] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 6] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 7] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 8] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 9] = sum + tail4;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 10] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 11] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 12] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 13] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 14] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                    }
                 }
             }
-            { /* kernel row 3 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 2 to 3 */
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
+                dn_v8 acc2_3 = {0};
+                float tail2_3 = 0.0f;
+                dn_v8 acc2_4 = {0};
+                float tail2_4 = 0.0f;
+                dn_v8 acc3_0 = {0};
+                float tail3_0 = 0.0f;
+                dn_v8 acc3_1 = {0};
+                float tail3_1 = 0.0f;
+                dn_v8 acc3_2 = {0};
+                float tail3_2 = 0.0f;
+                dn_v8 acc3_3 = {0};
+                float tail3_3 = 0.0f;
+                dn_v8 acc3_4 = {0};
+                float tail3_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 15] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 16] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 17] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 18] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 19] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                    }
                 }
             }
-            { /* kernel row 4 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 4 to 4 */
+                dn_v8 acc4_0 = {0};
+                float tail4_0 = 0.0f;
+                dn_v8 acc4_1 = {0};
+                float tail4_1 = 0.0f;
+                dn_v8 acc4_2 = {0};
+                float tail4_2 = 0.0f;
+                dn_v8 acc4_3 = {0};
+                float tail4_3 = 0.0f;
+                dn_v8 acc4_4 = {0};
+                float tail4_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 20] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 21] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 22] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 23] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 24] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                    }
                 }
             }
         }
         for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)c * 50 + e, mw + (size_t)c * 50 + e, vw + (size_t)c * 50 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== pool1: average pooling [3, 10, 8] -> [3, 3, 2], dropout 0.25 per channel ==== */
@@ -1557,8 +3599,8 @@ static void small_conv2_base_conv2_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 12; e++) dw[(size_t)c * 12 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 12; e++) dw[(size_t)(c + 0) * 12 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -1609,56 +3651,213 @@ static void small_conv2_base_conv2_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 12; e++)
-            dn_adam1(w + (size_t)c * 12 + e, mw + (size_t)c * 12 + e, vw + (size_t)c * 12 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 12 + e, mw + (size_t)(c + 0) * 12 + e, vw + (size_t)(c + 0) * 12 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
 /* Input gradient, into pool1: d_prev [n, 3, 3, 2] (row stride 24) = (d through W) * mask_prev;
- * one task per (row, input channel); each element sums filters, then taps, in order. */
+ * register tiles of input channels x 8-column vectors of an input row over a ring of zero-
+ * margined rows of d; each element sums filters, then taps, in order. */
 static void small_conv2_base_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)a_prev;
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 3; t++) {
-        const int r = t / 3, ci = t % 3;
-        float s[6] = {0};
-        for (int c = 0; c < 4; c++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            const float *wc = w + (size_t)c * 12 + (size_t)ci * 4;
-            {
-                const float wv = wc[0];
-                for (int oy = 0; oy < 3; oy++)
-                    for (int ox = 0; ox < 2; ox++)
-                        s[(oy * 1 + 0) * 2 + ox * 1 + 0] += wv * dr[oy * 2 + ox];
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 3;
+        float sg[3][6];
+        float ring[2][64];
+        const float *dr = d + (size_t)r * 24;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 4; c++) { \
+                float *q = ring[(oy) % 2] + c * 16; \
+                memset(q, 0, sizeof(float) * 16); \
+                memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
             }
             {
-                const float wv = wc[1];
-                for (int oy = 0; oy < 3; oy++)
-                    for (int ox = 0; ox < 1; ox++)
-                        s[(oy * 1 + 0) * 2 + ox * 1 + 1] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
             {
-                const float wv = wc[2];
-                for (int oy = 0; oy < 2; oy++)
-                    for (int ox = 0; ox < 2; ox++)
-                        s[(oy * 1 + 1) * 2 + ox * 1 + 0] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
             {
-                const float wv = wc[3];
-                for (int oy = 0; oy < 2; oy++)
-                    for (int ox = 0; ox < 1; ox++)
-                        s[(oy * 1 + 1) * 2 + ox * 1 + 1] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
         }
-        const size_t at = (size_t)r * 24 + (size_t)ci * 6;
-        for (int i = 0; i < 6; i++) {
-            float v = s[i];
-            v *= mask_prev[at + (size_t)i];
-            dx[at + (size_t)i] = v;
+        for (int iy = 1; iy < 3; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
         }
-        if (ci == 0)
-            for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
     }
     dn_sync();
 }
@@ -2563,6 +4762,7 @@ static double small_conv2_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -2714,6 +4914,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -3140,290 +5342,1308 @@ static void small_conv2_avx2_conv1_forward(const float *restrict x, const float 
  * d [n, 3, 10, 8] (row stride 240). Each element sums rows in order. */
 static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        if (c == 2) { /* the last filter alone */
+            float g[50] = {0}, gb = 0.0f;
+            for (int r = 0; r < n; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                float sb = 0.0f;
+                for (int i = 0; i < 80; i++) sb += dr[i];
+                gb += sb;
+            }
+            for (int ci = 0; ci < 2; ci++) {
+                { /* kernel rows 0 to 1 */
+                    dn_v8 acc0_0 = {0};
+                    float tail0_0 = 0.0f;
+                    dn_v8 acc0_1 = {0};
+                    float tail0_1 = 0.0f;
+                    dn_v8 acc0_2 = {0};
+                    float tail0_2 = 0.0f;
+                    dn_v8 acc0_3 = {0};
+                    float tail0_3 = 0.0f;
+                    dn_v8 acc0_4 = {0};
+                    float tail0_4 = 0.0f;
+                    dn_v8 acc1_0 = {0};
+                    float tail1_0 = 0.0f;
+                    dn_v8 acc1_1 = {0};
+                    float tail1_1 = 0.0f;
+                    dn_v8 acc1_2 = {0};
+                    float tail1_2 = 0.0f;
+                    dn_v8 acc1_3 = {0};
+                    float tail1_3 = 0.0f;
+                    dn_v8 acc1_4 = {0};
+                    float tail1_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                        }
+                    }
+                }
+                { /* kernel rows 2 to 3 */
+                    dn_v8 acc2_0 = {0};
+                    float tail2_0 = 0.0f;
+                    dn_v8 acc2_1 = {0};
+                    float tail2_1 = 0.0f;
+                    dn_v8 acc2_2 = {0};
+                    float tail2_2 = 0.0f;
+                    dn_v8 acc2_3 = {0};
+                    float tail2_3 = 0.0f;
+                    dn_v8 acc2_4 = {0};
+                    float tail2_4 = 0.0f;
+                    dn_v8 acc3_0 = {0};
+                    float tail3_0 = 0.0f;
+                    dn_v8 acc3_1 = {0};
+                    float tail3_1 = 0.0f;
+                    dn_v8 acc3_2 = {0};
+                    float tail3_2 = 0.0f;
+                    dn_v8 acc3_3 = {0};
+                    float tail3_3 = 0.0f;
+                    dn_v8 acc3_4 = {0};
+                    float tail3_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                        }
+                    }
+                }
+                { /* kernel rows 4 to 4 */
+                    dn_v8 acc4_0 = {0};
+                    float tail4_0 = 0.0f;
+                    dn_v8 acc4_1 = {0};
+                    float tail4_1 = 0.0f;
+                    dn_v8 acc4_2 = {0};
+                    float tail4_2 = 0.0f;
+                    dn_v8 acc4_3 = {0};
+                    float tail4_3 = 0.0f;
+                    dn_v8 acc4_4 = {0};
+                    float tail4_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                        }
+                    }
+                }
+            }
+            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+            db[c + 0] = gb;
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_3 = {0};
+                float tail0_3[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4 = {0};
+                float tail0_4[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_3 = {0};
+                float tail1_3[2] = {0.0f, 0.0f};
+                dn_v16 acc1_4 = {0};
+                float tail1_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                    for (int oy = 2; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 2 to 3 */
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_3 = {0};
+                float tail2_3[2] = {0.0f, 0.0f};
+                dn_v16 acc2_4 = {0};
+                float tail2_4[2] = {0.0f, 0.0f};
+                dn_v16 acc3_0 = {0};
+                float tail3_0[2] = {0.0f, 0.0f};
+                dn_v16 acc3_1 = {0};
+                float tail3_1[2] = {0.0f, 0.0f};
+                dn_v16 acc3_2 = {0};
+                float tail3_2[2] = {0.0f, 0.0f};
+                dn_v16 acc3_3 = {0};
+                float tail3_3[2] = {0.0f, 0.0f};
+                dn_v16 acc3_4 = {0};
+                float tail3_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 9; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 4 to 4 */
+                dn_v16 acc4_0 = {0};
+                float tail4_0[2] = {0.0f, 0.0f};
+                dn_v16 acc4_1 = {0};
+                float tail4_1[2] = {0.0f, 0.0f};
+                dn_v16 acc4_2 = {0};
+                float tail4_2[2] = {0.0f, 0.0f};
+                dn_v16 acc4_3 = {0};
+                float tail4_3[2] = {0.0f, 0.0f};
+                dn_v16 acc4_4 = {0};
+                float tail4_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 8; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[50] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
             for (int i = 0; i < 80; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 2; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 0 to 1 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc0_3 = {0};
+                float tail0_3 = 0.0f;
+                dn_v8 acc0_4 = {0};
+                float tail0_4 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc1_3 = {0};
+                float tail1_3 = 0.0f;
+                dn_v8 acc1_4 = {0};
+                float tail1_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                    }
                     for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 2] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 3] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 4] = sum + tail4;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 5] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 6] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 7] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 8] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 9] = sum + tail4;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 10] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 11] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 12] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 13] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 14] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                    }
                 }
             }
-            { /* kernel row 3 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 2 to 3 */
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
+                dn_v8 acc2_3 = {0};
+                float tail2_3 = 0.0f;
+                dn_v8 acc2_4 = {0};
+                float tail2_4 = 0.0f;
+                dn_v8 acc3_0 = {0};
+                float tail3_0 = 0.0f;
+                dn_v8 acc3_1 = {0};
+                float tail3_1 = 0.0f;
+                dn_v8 acc3_2 = {0};
+                float tail3_2 = 0.0f;
+                dn_v8 acc3_3 = {0};
+                float tail3_3 = 0.0f;
+                dn_v8 acc3_4 = {0};
+                float tail3_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 15] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 16] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 17] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 18] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 19] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                    }
                 }
             }
-            { /* kernel row 4 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 4 to 4 */
+                dn_v8 acc4_0 = {0};
+                float tail4_0 = 0.0f;
+                dn_v8 acc4_1 = {0};
+                float tail4_1 = 0.0f;
+                dn_v8 acc4_2 = {0};
+                float tail4_2 = 0.0f;
+                dn_v8 acc4_3 = {0};
+                float tail4_3 = 0.0f;
+                dn_v8 acc4_4 = {0};
+                float tail4_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 20] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 21] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 22] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 23] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 24] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 50; e++) dw[(size_t)c * 50 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -3431,291 +6651,1312 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
 static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        if (c == 2) { /* the last filter alone */
+            float g[50] = {0}, gb = 0.0f;
+            for (int r = 0; r < n; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                float sb = 0.0f;
+                for (int i = 0; i < 80; i++) sb += dr[i];
+                gb += sb;
+            }
+            for (int ci = 0; ci < 2; ci++) {
+                { /* kernel rows 0 to 1 */
+                    dn_v8 acc0_0 = {0};
+                    float tail0_0 = 0.0f;
+                    dn_v8 acc0_1 = {0};
+                    float tail0_1 = 0.0f;
+                    dn_v8 acc0_2 = {0};
+                    float tail0_2 = 0.0f;
+                    dn_v8 acc0_3 = {0};
+                    float tail0_3 = 0.0f;
+                    dn_v8 acc0_4 = {0};
+                    float tail0_4 = 0.0f;
+                    dn_v8 acc1_0 = {0};
+                    float tail1_0 = 0.0f;
+                    dn_v8 acc1_1 = {0};
+                    float tail1_1 = 0.0f;
+                    dn_v8 acc1_2 = {0};
+                    float tail1_2 = 0.0f;
+                    dn_v8 acc1_3 = {0};
+                    float tail1_3 = 0.0f;
+                    dn_v8 acc1_4 = {0};
+                    float tail1_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                        }
+                    }
+                }
+                { /* kernel rows 2 to 3 */
+                    dn_v8 acc2_0 = {0};
+                    float tail2_0 = 0.0f;
+                    dn_v8 acc2_1 = {0};
+                    float tail2_1 = 0.0f;
+                    dn_v8 acc2_2 = {0};
+                    float tail2_2 = 0.0f;
+                    dn_v8 acc2_3 = {0};
+                    float tail2_3 = 0.0f;
+                    dn_v8 acc2_4 = {0};
+                    float tail2_4 = 0.0f;
+                    dn_v8 acc3_0 = {0};
+                    float tail3_0 = 0.0f;
+                    dn_v8 acc3_1 = {0};
+                    float tail3_1 = 0.0f;
+                    dn_v8 acc3_2 = {0};
+                    float tail3_2 = 0.0f;
+                    dn_v8 acc3_3 = {0};
+                    float tail3_3 = 0.0f;
+                    dn_v8 acc3_4 = {0};
+                    float tail3_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                        }
+                    }
+                }
+                { /* kernel rows 4 to 4 */
+                    dn_v8 acc4_0 = {0};
+                    float tail4_0 = 0.0f;
+                    dn_v8 acc4_1 = {0};
+                    float tail4_1 = 0.0f;
+                    dn_v8 acc4_2 = {0};
+                    float tail4_2 = 0.0f;
+                    dn_v8 acc4_3 = {0};
+                    float tail4_3 = 0.0f;
+                    dn_v8 acc4_4 = {0};
+                    float tail4_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                        }
+                    }
+                }
+            }
+            for (int e = 0; e < 50; e++)
+                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_3 = {0};
+                float tail0_3[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4 = {0};
+                float tail0_4[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_3 = {0};
+                float tail1_3[2] = {0.0f, 0.0f};
+                dn_v16 acc1_4 = {0};
+                float tail1_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                    for (int oy = 2; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 2 to 3 */
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_3 = {0};
+                float tail2_3[2] = {0.0f, 0.0f};
+                dn_v16 acc2_4 = {0};
+                float tail2_4[2] = {0.0f, 0.0f};
+                dn_v16 acc3_0 = {0};
+                float tail3_0[2] = {0.0f, 0.0f};
+                dn_v16 acc3_1 = {0};
+                float tail3_1[2] = {0.0f, 0.0f};
+                dn_v16 acc3_2 = {0};
+                float tail3_2[2] = {0.0f, 0.0f};
+                dn_v16 acc3_3 = {0};
+                float tail3_3[2] = {0.0f, 0.0f};
+                dn_v16 acc3_4 = {0};
+                float tail3_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 9; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 4 to 4 */
+                dn_v16 acc4_0 = {0};
+                float tail4_0[2] = {0.0f, 0.0f};
+                dn_v16 acc4_1 = {0};
+                float tail4_1[2] = {0.0f, 0.0f};
+                dn_v16 acc4_2 = {0};
+                float tail4_2[2] = {0.0f, 0.0f};
+                dn_v16 acc4_3 = {0};
+                float tail4_3[2] = {0.0f, 0.0f};
+                dn_v16 acc4_4 = {0};
+                float tail4_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 8; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[50] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
             for (int i = 0; i < 80; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 2; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 0 to 1 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc0_3 = {0};
+                float tail0_3 = 0.0f;
+                dn_v8 acc0_4 = {0};
+                float tail0_4 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc1_3 = {0};
+                float tail1_3 = 0.0f;
+                dn_v8 acc1_4 = {0};
+                float tail1_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                    }
                     for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 2] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 3] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 4] = sum + tail4;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 5] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 6] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 7] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 8] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 9] = sum + tail4;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 10] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 11] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 12] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 13] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 14] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                    }
                 }
             }
-            { /* kernel row 3 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 2 to 3 */
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
+                dn_v8 acc2_3 = {0};
+                float tail2_3 = 0.0f;
+                dn_v8 acc2_4 = {0};
+                float tail2_4 = 0.0f;
+                dn_v8 acc3_0 = {0};
+                float tail3_0 = 0.0f;
+                dn_v8 acc3_1 = {0};
+                float tail3_1 = 0.0f;
+                dn_v8 acc3_2 = {0};
+                float tail3_2 = 0.0f;
+                dn_v8 acc3_3 = {0};
+                float tail3_3 = 0.0f;
+                dn_v8 acc3_4 = {0};
+                float tail3_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 15] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 16] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 17] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 18] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 19] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                    }
                 }
             }
-            { /* kernel row 4 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 4 to 4 */
+                dn_v8 acc4_0 = {0};
+                float tail4_0 = 0.0f;
+                dn_v8 acc4_1 = {0};
+                float tail4_1 = 0.0f;
+                dn_v8 acc4_2 = {0};
+                float tail4_2 = 0.0f;
+                dn_v8 acc4_3 = {0};
+                float tail4_3 = 0.0f;
+                dn_v8 acc4_4 = {0};
+                float tail4_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 20] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 21] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 22] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 23] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 24] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                    }
                 }
             }
         }
         for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)c * 50 + e, mw + (size_t)c * 50 + e, vw + (size_t)c * 50 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== pool1: average pooling [3, 10, 8] -> [3, 3, 2], dropout 0.25 per channel ==== */
@@ -3888,8 +8129,8 @@ static void small_conv2_avx2_conv2_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 12; e++) dw[(size_t)c * 12 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 12; e++) dw[(size_t)(c + 0) * 12 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -3940,56 +8181,213 @@ static void small_conv2_avx2_conv2_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 12; e++)
-            dn_adam1(w + (size_t)c * 12 + e, mw + (size_t)c * 12 + e, vw + (size_t)c * 12 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 12 + e, mw + (size_t)(c + 0) * 12 + e, vw + (size_t)(c + 0) * 12 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
 /* Input gradient, into pool1: d_prev [n, 3, 3, 2] (row stride 24) = (d through W) * mask_prev;
- * one task per (row, input channel); each element sums filters, then taps, in order. */
+ * register tiles of input channels x 8-column vectors of an input row over a ring of zero-
+ * margined rows of d; each element sums filters, then taps, in order. */
 static void small_conv2_avx2_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)a_prev;
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 3; t++) {
-        const int r = t / 3, ci = t % 3;
-        float s[6] = {0};
-        for (int c = 0; c < 4; c++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            const float *wc = w + (size_t)c * 12 + (size_t)ci * 4;
-            {
-                const float wv = wc[0];
-                for (int oy = 0; oy < 3; oy++)
-                    for (int ox = 0; ox < 2; ox++)
-                        s[(oy * 1 + 0) * 2 + ox * 1 + 0] += wv * dr[oy * 2 + ox];
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 3;
+        float sg[3][6];
+        float ring[2][64];
+        const float *dr = d + (size_t)r * 24;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 4; c++) { \
+                float *q = ring[(oy) % 2] + c * 16; \
+                memset(q, 0, sizeof(float) * 16); \
+                memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
             }
             {
-                const float wv = wc[1];
-                for (int oy = 0; oy < 3; oy++)
-                    for (int ox = 0; ox < 1; ox++)
-                        s[(oy * 1 + 0) * 2 + ox * 1 + 1] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
             {
-                const float wv = wc[2];
-                for (int oy = 0; oy < 2; oy++)
-                    for (int ox = 0; ox < 2; ox++)
-                        s[(oy * 1 + 1) * 2 + ox * 1 + 0] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
             {
-                const float wv = wc[3];
-                for (int oy = 0; oy < 2; oy++)
-                    for (int ox = 0; ox < 1; ox++)
-                        s[(oy * 1 + 1) * 2 + ox * 1 + 1] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
         }
-        const size_t at = (size_t)r * 24 + (size_t)ci * 6;
-        for (int i = 0; i < 6; i++) {
-            float v = s[i];
-            v *= mask_prev[at + (size_t)i];
-            dx[at + (size_t)i] = v;
+        for (int iy = 1; iy < 3; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
         }
-        if (ci == 0)
-            for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
     }
     dn_sync();
 }
@@ -4901,6 +9299,7 @@ static double small_conv2_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -5052,6 +9451,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -5478,290 +9879,1308 @@ static void small_conv2_avx512_conv1_forward(const float *restrict x, const floa
  * d [n, 3, 10, 8] (row stride 240). Each element sums rows in order. */
 static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const float *restrict x,
         float *restrict dw, float *restrict db, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        if (c == 2) { /* the last filter alone */
+            float g[50] = {0}, gb = 0.0f;
+            for (int r = 0; r < n; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                float sb = 0.0f;
+                for (int i = 0; i < 80; i++) sb += dr[i];
+                gb += sb;
+            }
+            for (int ci = 0; ci < 2; ci++) {
+                { /* kernel rows 0 to 1 */
+                    dn_v8 acc0_0 = {0};
+                    float tail0_0 = 0.0f;
+                    dn_v8 acc0_1 = {0};
+                    float tail0_1 = 0.0f;
+                    dn_v8 acc0_2 = {0};
+                    float tail0_2 = 0.0f;
+                    dn_v8 acc0_3 = {0};
+                    float tail0_3 = 0.0f;
+                    dn_v8 acc0_4 = {0};
+                    float tail0_4 = 0.0f;
+                    dn_v8 acc1_0 = {0};
+                    float tail1_0 = 0.0f;
+                    dn_v8 acc1_1 = {0};
+                    float tail1_1 = 0.0f;
+                    dn_v8 acc1_2 = {0};
+                    float tail1_2 = 0.0f;
+                    dn_v8 acc1_3 = {0};
+                    float tail1_3 = 0.0f;
+                    dn_v8 acc1_4 = {0};
+                    float tail1_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                        }
+                    }
+                }
+                { /* kernel rows 2 to 3 */
+                    dn_v8 acc2_0 = {0};
+                    float tail2_0 = 0.0f;
+                    dn_v8 acc2_1 = {0};
+                    float tail2_1 = 0.0f;
+                    dn_v8 acc2_2 = {0};
+                    float tail2_2 = 0.0f;
+                    dn_v8 acc2_3 = {0};
+                    float tail2_3 = 0.0f;
+                    dn_v8 acc2_4 = {0};
+                    float tail2_4 = 0.0f;
+                    dn_v8 acc3_0 = {0};
+                    float tail3_0 = 0.0f;
+                    dn_v8 acc3_1 = {0};
+                    float tail3_1 = 0.0f;
+                    dn_v8 acc3_2 = {0};
+                    float tail3_2 = 0.0f;
+                    dn_v8 acc3_3 = {0};
+                    float tail3_3 = 0.0f;
+                    dn_v8 acc3_4 = {0};
+                    float tail3_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                        }
+                    }
+                }
+                { /* kernel rows 4 to 4 */
+                    dn_v8 acc4_0 = {0};
+                    float tail4_0 = 0.0f;
+                    dn_v8 acc4_1 = {0};
+                    float tail4_1 = 0.0f;
+                    dn_v8 acc4_2 = {0};
+                    float tail4_2 = 0.0f;
+                    dn_v8 acc4_3 = {0};
+                    float tail4_3 = 0.0f;
+                    dn_v8 acc4_4 = {0};
+                    float tail4_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                        }
+                    }
+                }
+            }
+            for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+            db[c + 0] = gb;
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_3 = {0};
+                float tail0_3[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4 = {0};
+                float tail0_4[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_3 = {0};
+                float tail1_3[2] = {0.0f, 0.0f};
+                dn_v16 acc1_4 = {0};
+                float tail1_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                    for (int oy = 2; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 2 to 3 */
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_3 = {0};
+                float tail2_3[2] = {0.0f, 0.0f};
+                dn_v16 acc2_4 = {0};
+                float tail2_4[2] = {0.0f, 0.0f};
+                dn_v16 acc3_0 = {0};
+                float tail3_0[2] = {0.0f, 0.0f};
+                dn_v16 acc3_1 = {0};
+                float tail3_1[2] = {0.0f, 0.0f};
+                dn_v16 acc3_2 = {0};
+                float tail3_2[2] = {0.0f, 0.0f};
+                dn_v16 acc3_3 = {0};
+                float tail3_3[2] = {0.0f, 0.0f};
+                dn_v16 acc3_4 = {0};
+                float tail3_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 9; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 4 to 4 */
+                dn_v16 acc4_0 = {0};
+                float tail4_0[2] = {0.0f, 0.0f};
+                dn_v16 acc4_1 = {0};
+                float tail4_1[2] = {0.0f, 0.0f};
+                dn_v16 acc4_2 = {0};
+                float tail4_2[2] = {0.0f, 0.0f};
+                dn_v16 acc4_3 = {0};
+                float tail4_3[2] = {0.0f, 0.0f};
+                dn_v16 acc4_4 = {0};
+                float tail4_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 8; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb[0];
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 1) * 50 + e] = g[50 + e];
+        db[c + 1] = gb[1];
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[50] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
             for (int i = 0; i < 80; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 2; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 0 to 1 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc0_3 = {0};
+                float tail0_3 = 0.0f;
+                dn_v8 acc0_4 = {0};
+                float tail0_4 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc1_3 = {0};
+                float tail1_3 = 0.0f;
+                dn_v8 acc1_4 = {0};
+                float tail1_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                    }
                     for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 2] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 3] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 4] = sum + tail4;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 5] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 6] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 7] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 8] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 9] = sum + tail4;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 10] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 11] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 12] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 13] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 14] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                    }
                 }
             }
-            { /* kernel row 3 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 2 to 3 */
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
+                dn_v8 acc2_3 = {0};
+                float tail2_3 = 0.0f;
+                dn_v8 acc2_4 = {0};
+                float tail2_4 = 0.0f;
+                dn_v8 acc3_0 = {0};
+                float tail3_0 = 0.0f;
+                dn_v8 acc3_1 = {0};
+                float tail3_1 = 0.0f;
+                dn_v8 acc3_2 = {0};
+                float tail3_2 = 0.0f;
+                dn_v8 acc3_3 = {0};
+                float tail3_3 = 0.0f;
+                dn_v8 acc3_4 = {0};
+                float tail3_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 15] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 16] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 17] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 18] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 19] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                    }
                 }
             }
-            { /* kernel row 4 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 4 to 4 */
+                dn_v8 acc4_0 = {0};
+                float tail4_0 = 0.0f;
+                dn_v8 acc4_1 = {0};
+                float tail4_1 = 0.0f;
+                dn_v8 acc4_2 = {0};
+                float tail4_2 = 0.0f;
+                dn_v8 acc4_3 = {0};
+                float tail4_3 = 0.0f;
+                dn_v8 acc4_4 = {0};
+                float tail4_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 20] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 21] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 22] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 23] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 24] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                    }
                 }
             }
         }
-        for (int e = 0; e < 50; e++) dw[(size_t)c * 50 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 50; e++) dw[(size_t)(c + 0) * 50 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
+#endif
 }
 
 /* Weight gradients as above, each filter's applied at once by Adam to w and bias
@@ -5769,291 +11188,1312 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
 static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, const float *restrict x,
         float *restrict w, float *restrict bias, float *restrict mw, float *restrict vw,
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 2; t++) {
+        const int c = 2 * t;
+        if (c == 2) { /* the last filter alone */
+            float g[50] = {0}, gb = 0.0f;
+            for (int r = 0; r < n; r++) {
+                const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+                float sb = 0.0f;
+                for (int i = 0; i < 80; i++) sb += dr[i];
+                gb += sb;
+            }
+            for (int ci = 0; ci < 2; ci++) {
+                { /* kernel rows 0 to 1 */
+                    dn_v8 acc0_0 = {0};
+                    float tail0_0 = 0.0f;
+                    dn_v8 acc0_1 = {0};
+                    float tail0_1 = 0.0f;
+                    dn_v8 acc0_2 = {0};
+                    float tail0_2 = 0.0f;
+                    dn_v8 acc0_3 = {0};
+                    float tail0_3 = 0.0f;
+                    dn_v8 acc0_4 = {0};
+                    float tail0_4 = 0.0f;
+                    dn_v8 acc1_0 = {0};
+                    float tail1_0 = 0.0f;
+                    dn_v8 acc1_1 = {0};
+                    float tail1_1 = 0.0f;
+                    dn_v8 acc1_2 = {0};
+                    float tail1_2 = 0.0f;
+                    dn_v8 acc1_3 = {0};
+                    float tail1_3 = 0.0f;
+                    dn_v8 acc1_4 = {0};
+                    float tail1_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 1; oy < 2; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                        for (int oy = 2; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                            const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc0_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc1_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                        }
+                    }
+                }
+                { /* kernel rows 2 to 3 */
+                    dn_v8 acc2_0 = {0};
+                    float tail2_0 = 0.0f;
+                    dn_v8 acc2_1 = {0};
+                    float tail2_1 = 0.0f;
+                    dn_v8 acc2_2 = {0};
+                    float tail2_2 = 0.0f;
+                    dn_v8 acc2_3 = {0};
+                    float tail2_3 = 0.0f;
+                    dn_v8 acc2_4 = {0};
+                    float tail2_4 = 0.0f;
+                    dn_v8 acc3_0 = {0};
+                    float tail3_0 = 0.0f;
+                    dn_v8 acc3_1 = {0};
+                    float tail3_1 = 0.0f;
+                    dn_v8 acc3_2 = {0};
+                    float tail3_2 = 0.0f;
+                    dn_v8 acc3_3 = {0};
+                    float tail3_3 = 0.0f;
+                    dn_v8 acc3_4 = {0};
+                    float tail3_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 9; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        }
+                        for (int oy = 9; oy < 10; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc2_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc3_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                        }
+                    }
+                }
+                { /* kernel rows 4 to 4 */
+                    dn_v8 acc4_0 = {0};
+                    float tail4_0 = 0.0f;
+                    dn_v8 acc4_1 = {0};
+                    float tail4_1 = 0.0f;
+                    dn_v8 acc4_2 = {0};
+                    float tail4_2 = 0.0f;
+                    dn_v8 acc4_3 = {0};
+                    float tail4_3 = 0.0f;
+                    dn_v8 acc4_4 = {0};
+                    float tail4_4 = 0.0f;
+                    for (int r = 0; r < n; r++) {
+                        const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                        const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                        for (int oy = 0; oy < 8; oy++) {
+                            const float *drow = dr + oy * 8;
+                            const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                            for (int ox = 0; ox < 8; ox += 8) {
+                                const dn_v8 dv = dn_load8(drow + ox);
+                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            }
+                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_0);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_1);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_2);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_3);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                        }
+                    }
+                    {
+                        float lanes[8];
+                        dn_store8(lanes, acc4_4);
+                        {
+                            float sum = 0.0f;
+                            for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                        }
+                    }
+                }
+            }
+            for (int e = 0; e < 50; e++)
+                dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+            dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
+            continue;
+        }
+        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[0] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 1) * 80;
+            float sb = 0.0f;
+            for (int i = 0; i < 80; i++) sb += dr[i];
+            gb[1] += sb;
+        }
+        for (int ci = 0; ci < 2; ci++) {
+            { /* kernel rows 0 to 1 */
+                dn_v16 acc0_0 = {0};
+                float tail0_0[2] = {0.0f, 0.0f};
+                dn_v16 acc0_1 = {0};
+                float tail0_1[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2 = {0};
+                float tail0_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_3 = {0};
+                float tail0_3[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4 = {0};
+                float tail0_4[2] = {0.0f, 0.0f};
+                dn_v16 acc1_0 = {0};
+                float tail1_0[2] = {0.0f, 0.0f};
+                dn_v16 acc1_1 = {0};
+                float tail1_1[2] = {0.0f, 0.0f};
+                dn_v16 acc1_2 = {0};
+                float tail1_2[2] = {0.0f, 0.0f};
+                dn_v16 acc1_3 = {0};
+                float tail1_3[2] = {0.0f, 0.0f};
+                dn_v16 acc1_4 = {0};
+                float tail1_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                    for (int oy = 2; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[1] += drow[80 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[1] += drow[80 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[1] += drow[80 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[1] += drow[80 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[1] += drow[80 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[1] += drow[80 + ox] * xrow1[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 0] = sum + tail0_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 1] = sum + tail0_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 2] = sum + tail0_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 3] = sum + tail0_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 4] = sum + tail0_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 5] = sum + tail1_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 6] = sum + tail1_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 7] = sum + tail1_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 8] = sum + tail1_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 9] = sum + tail1_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 2 to 3 */
+                dn_v16 acc2_0 = {0};
+                float tail2_0[2] = {0.0f, 0.0f};
+                dn_v16 acc2_1 = {0};
+                float tail2_1[2] = {0.0f, 0.0f};
+                dn_v16 acc2_2 = {0};
+                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc2_3 = {0};
+                float tail2_3[2] = {0.0f, 0.0f};
+                dn_v16 acc2_4 = {0};
+                float tail2_4[2] = {0.0f, 0.0f};
+                dn_v16 acc3_0 = {0};
+                float tail3_0[2] = {0.0f, 0.0f};
+                dn_v16 acc3_1 = {0};
+                float tail3_1[2] = {0.0f, 0.0f};
+                dn_v16 acc3_2 = {0};
+                float tail3_2[2] = {0.0f, 0.0f};
+                dn_v16 acc3_3 = {0};
+                float tail3_3[2] = {0.0f, 0.0f};
+                dn_v16 acc3_4 = {0};
+                float tail3_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 9; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[1] += drow[80 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[1] += drow[80 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[1] += drow[80 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[1] += drow[80 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[1] += drow[80 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[1] += drow[80 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[1] += drow[80 + ox] * xrow2[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 10] = sum + tail2_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 11] = sum + tail2_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 12] = sum + tail2_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 13] = sum + tail2_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 14] = sum + tail2_4[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 15] = sum + tail3_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 16] = sum + tail3_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 17] = sum + tail3_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 18] = sum + tail3_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 19] = sum + tail3_4[1];
+                    }
+                }
+            }
+            { /* kernel rows 4 to 4 */
+                dn_v16 acc4_0 = {0};
+                float tail4_0[2] = {0.0f, 0.0f};
+                dn_v16 acc4_1 = {0};
+                float tail4_1[2] = {0.0f, 0.0f};
+                dn_v16 acc4_2 = {0};
+                float tail4_2[2] = {0.0f, 0.0f};
+                dn_v16 acc4_3 = {0};
+                float tail4_3[2] = {0.0f, 0.0f};
+                dn_v16 acc4_4 = {0};
+                float tail4_4[2] = {0.0f, 0.0f};
+                for (int r = 0; r < n; r++) {
+                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 0; oy < 8; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
+                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[1] += drow[80 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[1] += drow[80 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[1] += drow[80 + ox] * xrow4[ox + 2];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 20] = sum + tail4_0[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 21] = sum + tail4_1[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 22] = sum + tail4_2[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 23] = sum + tail4_3[1];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[50 + ci * 25 + 24] = sum + tail4_4[1];
+                    }
+                }
+            }
+        }
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb[0], ac);
+        for (int e = 0; e < 50; e++)
+            dn_adam1(w + (size_t)(c + 1) * 50 + e, mw + (size_t)(c + 1) * 50 + e, vw + (size_t)(c + 1) * 50 + e, g[50 + e], ac);
+        dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 3; c++) {
         float g[50] = {0}, gb = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
+            const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
             for (int i = 0; i < 80; i++) sb += dr[i];
             gb += sb;
         }
         for (int ci = 0; ci < 2; ci++) {
-            { /* kernel row 0 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 0 to 1 */
+                dn_v8 acc0_0 = {0};
+                float tail0_0 = 0.0f;
+                dn_v8 acc0_1 = {0};
+                float tail0_1 = 0.0f;
+                dn_v8 acc0_2 = {0};
+                float tail0_2 = 0.0f;
+                dn_v8 acc0_3 = {0};
+                float tail0_3 = 0.0f;
+                dn_v8 acc0_4 = {0};
+                float tail0_4 = 0.0f;
+                dn_v8 acc1_0 = {0};
+                float tail1_0 = 0.0f;
+                dn_v8 acc1_1 = {0};
+                float tail1_1 = 0.0f;
+                dn_v8 acc1_2 = {0};
+                float tail1_2 = 0.0f;
+                dn_v8 acc1_3 = {0};
+                float tail1_3 = 0.0f;
+                dn_v8 acc1_4 = {0};
+                float tail1_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
+                    for (int oy = 1; oy < 2; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                    }
                     for (int oy = 2; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow0 = xc + (oy * 1 - 2) * 8;
+                        const float *xrow1 = xc + (oy * 1 - 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
+                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 0] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 1] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 2] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 3] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 4] = sum + tail4;
-                }
-            }
-            { /* kernel row 1 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 1; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 - 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 0] = sum + tail0_0;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 5] = sum + tail0;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 6] = sum + tail1;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 7] = sum + tail2;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 8] = sum + tail3;
-                }
-                {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 9] = sum + tail4;
-                }
-            }
-            { /* kernel row 2 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
-                for (int r = 0; r < n; r++) {
-                    const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
-                    const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
-                    for (int oy = 0; oy < 10; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 0) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                    float lanes[8];
+                    dn_store8(lanes, acc0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 1] = sum + tail0_1;
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 10] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 11] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 12] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc0_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 13] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 14] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc1_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                    }
                 }
             }
-            { /* kernel row 3 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 2 to 3 */
+                dn_v8 acc2_0 = {0};
+                float tail2_0 = 0.0f;
+                dn_v8 acc2_1 = {0};
+                float tail2_1 = 0.0f;
+                dn_v8 acc2_2 = {0};
+                float tail2_2 = 0.0f;
+                dn_v8 acc2_3 = {0};
+                float tail2_3 = 0.0f;
+                dn_v8 acc2_4 = {0};
+                float tail2_4 = 0.0f;
+                dn_v8 acc3_0 = {0};
+                float tail3_0 = 0.0f;
+                dn_v8 acc3_1 = {0};
+                float tail3_1 = 0.0f;
+                dn_v8 acc3_2 = {0};
+                float tail3_2 = 0.0f;
+                dn_v8 acc3_3 = {0};
+                float tail3_3 = 0.0f;
+                dn_v8 acc3_4 = {0};
+                float tail3_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 9; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 1) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        const float *xrow3 = xc + (oy * 1 + 1) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                    }
+                    for (int oy = 9; oy < 10; oy++) {
+                        const float *drow = dr + oy * 8;
+                        const float *xrow2 = xc + (oy * 1 + 0) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 15] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 16] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 17] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 18] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 19] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc2_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                    }
+                }
+                {
+                    float lanes[8];
+                    dn_store8(lanes, acc3_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                    }
                 }
             }
-            { /* kernel row 4 */
-                dn_v8 acc0 = {0};
-                dn_v8 acc1 = {0};
-                dn_v8 acc2 = {0};
-                dn_v8 acc3 = {0};
-                dn_v8 acc4 = {0};
-                float tail0 = 0.0f;
-                float tail1 = 0.0f;
-                float tail2 = 0.0f;
-                float tail3 = 0.0f;
-                float tail4 = 0.0f;
+            { /* kernel rows 4 to 4 */
+                dn_v8 acc4_0 = {0};
+                float tail4_0 = 0.0f;
+                dn_v8 acc4_1 = {0};
+                float tail4_1 = 0.0f;
+                dn_v8 acc4_2 = {0};
+                float tail4_2 = 0.0f;
+                dn_v8 acc4_3 = {0};
+                float tail4_3 = 0.0f;
+                dn_v8 acc4_4 = {0};
+                float tail4_4 = 0.0f;
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
                     for (int oy = 0; oy < 8; oy++) {
-                        const float *drow = dr + oy * 8, *xrow = xc + (oy * 1 + 2) * 8;
-                        for (int ox = 2; ox < 8; ox++) tail0 += drow[ox] * xrow[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1 += drow[ox] * xrow[ox - 1];
-                        for (int ox = 0; ox < 8; ox += 8) acc2 = dn_fma8(dn_load8(drow + ox), dn_load8(xrow + ox + 0), acc2);
-                        for (int ox = 0; ox < 7; ox++) tail3 += drow[ox] * xrow[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4 += drow[ox] * xrow[ox + 2];
+                        const float *drow = dr + oy * 8;
+                        const float *xrow4 = xc + (oy * 1 + 2) * 8;
+                        for (int ox = 0; ox < 8; ox += 8) {
+                            const dn_v8 dv = dn_load8(drow + ox);
+                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                        }
+                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc0);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 20] = sum + tail0;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc1);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 21] = sum + tail1;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc2);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 22] = sum + tail2;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc3);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 23] = sum + tail3;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_3);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                    }
                 }
                 {
-                    float lanes[8], sum = 0.0f;
-                    dn_store8(lanes, acc4);
-                    for (int l = 0; l < 8; l++) sum += lanes[l];
-                    g[ci * 25 + 24] = sum + tail4;
+                    float lanes[8];
+                    dn_store8(lanes, acc4_4);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                    }
                 }
             }
         }
         for (int e = 0; e < 50; e++)
-            dn_adam1(w + (size_t)c * 50 + e, mw + (size_t)c * 50 + e, vw + (size_t)c * 50 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 50 + e, mw + (size_t)(c + 0) * 50 + e, vw + (size_t)(c + 0) * 50 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
+#endif
 }
 
 /* ==== pool1: average pooling [3, 10, 8] -> [3, 3, 2], dropout 0.25 per channel ==== */
@@ -6226,8 +12666,8 @@ static void small_conv2_avx512_conv2_backward_w(const float *restrict d, const f
                 }
             }
         }
-        for (int e = 0; e < 12; e++) dw[(size_t)c * 12 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 12; e++) dw[(size_t)(c + 0) * 12 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -6278,56 +12718,213 @@ static void small_conv2_avx512_conv2_backward_w_adam(const float *restrict d, co
             }
         }
         for (int e = 0; e < 12; e++)
-            dn_adam1(w + (size_t)c * 12 + e, mw + (size_t)c * 12 + e, vw + (size_t)c * 12 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 12 + e, mw + (size_t)(c + 0) * 12 + e, vw + (size_t)(c + 0) * 12 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
 /* Input gradient, into pool1: d_prev [n, 3, 3, 2] (row stride 24) = (d through W) * mask_prev;
- * one task per (row, input channel); each element sums filters, then taps, in order. */
+ * register tiles of input channels x 8-column vectors of an input row over a ring of zero-
+ * margined rows of d; each element sums filters, then taps, in order. */
 static void small_conv2_avx512_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)a_prev;
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 3; t++) {
-        const int r = t / 3, ci = t % 3;
-        float s[6] = {0};
-        for (int c = 0; c < 4; c++) {
-            const float *dr = d + (size_t)r * 24 + (size_t)c * 6;
-            const float *wc = w + (size_t)c * 12 + (size_t)ci * 4;
-            {
-                const float wv = wc[0];
-                for (int oy = 0; oy < 3; oy++)
-                    for (int ox = 0; ox < 2; ox++)
-                        s[(oy * 1 + 0) * 2 + ox * 1 + 0] += wv * dr[oy * 2 + ox];
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 3;
+        float sg[3][6];
+        float ring[2][64];
+        const float *dr = d + (size_t)r * 24;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 4; c++) { \
+                float *q = ring[(oy) % 2] + c * 16; \
+                memset(q, 0, sizeof(float) * 16); \
+                memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
             }
             {
-                const float wv = wc[1];
-                for (int oy = 0; oy < 3; oy++)
-                    for (int ox = 0; ox < 1; ox++)
-                        s[(oy * 1 + 0) * 2 + ox * 1 + 1] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
             {
-                const float wv = wc[2];
-                for (int oy = 0; oy < 2; oy++)
-                    for (int ox = 0; ox < 2; ox++)
-                        s[(oy * 1 + 1) * 2 + ox * 1 + 0] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
             {
-                const float wv = wc[3];
-                for (int oy = 0; oy < 2; oy++)
-                    for (int ox = 0; ox < 1; ox++)
-                        s[(oy * 1 + 1) * 2 + ox * 1 + 1] += wv * dr[oy * 2 + ox];
+                float lanes[8];
+                dn_store8(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
             }
         }
-        const size_t at = (size_t)r * 24 + (size_t)ci * 6;
-        for (int i = 0; i < 6; i++) {
-            float v = s[i];
-            v *= mask_prev[at + (size_t)i];
-            dx[at + (size_t)i] = v;
+        for (int iy = 1; iy < 3; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v8 c0_0 = {0};
+            dn_v8 c1_0 = {0};
+            dn_v8 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[0]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[4]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[8]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[1]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[5]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[9]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 2] + c * 16;
+                    {
+                        const dn_v8 d0 = dn_load8(q + 1);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[2]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[6]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[10]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v8 d0 = dn_load8(q + 0);
+                        {
+                            const dn_v8 wv = dn_splat8(wc[3]);
+                            c0_0 = dn_fma8(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[7]);
+                            c1_0 = dn_fma8(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v8 wv = dn_splat8(wc[11]);
+                            c2_0 = dn_fma8(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[8];
+                dn_store8(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
         }
-        if (ci == 0)
-            for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
     }
     dn_sync();
 }

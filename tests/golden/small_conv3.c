@@ -233,6 +233,7 @@ DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -384,6 +385,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -976,8 +979,8 @@ static void small_conv3_base_conv1_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 25; e++) dw[(size_t)c * 25 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 25; e++) dw[(size_t)(c + 0) * 25 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -1175,8 +1178,8 @@ static void small_conv3_base_conv1_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 25; e++)
-            dn_adam1(w + (size_t)c * 25 + e, mw + (size_t)c * 25 + e, vw + (size_t)c * 25 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 25 + e, mw + (size_t)(c + 0) * 25 + e, vw + (size_t)(c + 0) * 25 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -1372,8 +1375,8 @@ static void small_conv3_base_conv2_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 24; e++) dw[(size_t)c * 24 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 24; e++) dw[(size_t)(c + 0) * 24 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -1438,8 +1441,8 @@ static void small_conv3_base_conv2_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 24; e++)
-            dn_adam1(w + (size_t)c * 24 + e, mw + (size_t)c * 24 + e, vw + (size_t)c * 24 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 24 + e, mw + (size_t)(c + 0) * 24 + e, vw + (size_t)(c + 0) * 24 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -3050,6 +3053,7 @@ static double small_conv3_base_eval(const float *params, void *ws, const dn_batc
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -3201,6 +3205,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -3793,8 +3799,8 @@ static void small_conv3_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 25; e++) dw[(size_t)c * 25 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 25; e++) dw[(size_t)(c + 0) * 25 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -3992,8 +3998,8 @@ static void small_conv3_avx2_conv1_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 25; e++)
-            dn_adam1(w + (size_t)c * 25 + e, mw + (size_t)c * 25 + e, vw + (size_t)c * 25 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 25 + e, mw + (size_t)(c + 0) * 25 + e, vw + (size_t)(c + 0) * 25 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -4189,8 +4195,8 @@ static void small_conv3_avx2_conv2_backward_w(const float *restrict d, const flo
                 }
             }
         }
-        for (int e = 0; e < 24; e++) dw[(size_t)c * 24 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 24; e++) dw[(size_t)(c + 0) * 24 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -4255,8 +4261,8 @@ static void small_conv3_avx2_conv2_backward_w_adam(const float *restrict d, cons
             }
         }
         for (int e = 0; e < 24; e++)
-            dn_adam1(w + (size_t)c * 24 + e, mw + (size_t)c * 24 + e, vw + (size_t)c * 24 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 24 + e, mw + (size_t)(c + 0) * 24 + e, vw + (size_t)(c + 0) * 24 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -5874,6 +5880,7 @@ static double small_conv3_avx2_eval(const float *params, void *ws, const dn_batc
 #undef dn_store16
 #undef dn_splat16
 #undef dn_load8x2
+#undef dn_dup8
 #undef dn_lo8
 #undef dn_mulhilo8
 #undef dn_mulhilo16
@@ -6025,6 +6032,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -6617,8 +6626,8 @@ static void small_conv3_avx512_conv1_backward_w(const float *restrict d, const f
                 }
             }
         }
-        for (int e = 0; e < 25; e++) dw[(size_t)c * 25 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 25; e++) dw[(size_t)(c + 0) * 25 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -6816,8 +6825,8 @@ static void small_conv3_avx512_conv1_backward_w_adam(const float *restrict d, co
             }
         }
         for (int e = 0; e < 25; e++)
-            dn_adam1(w + (size_t)c * 25 + e, mw + (size_t)c * 25 + e, vw + (size_t)c * 25 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 25 + e, mw + (size_t)(c + 0) * 25 + e, vw + (size_t)(c + 0) * 25 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
@@ -7013,8 +7022,8 @@ static void small_conv3_avx512_conv2_backward_w(const float *restrict d, const f
                 }
             }
         }
-        for (int e = 0; e < 24; e++) dw[(size_t)c * 24 + e] = g[e];
-        db[c] = gb;
+        for (int e = 0; e < 24; e++) dw[(size_t)(c + 0) * 24 + e] = g[0 + e];
+        db[c + 0] = gb;
     }
 }
 
@@ -7079,8 +7088,8 @@ static void small_conv3_avx512_conv2_backward_w_adam(const float *restrict d, co
             }
         }
         for (int e = 0; e < 24; e++)
-            dn_adam1(w + (size_t)c * 24 + e, mw + (size_t)c * 24 + e, vw + (size_t)c * 24 + e, g[e], ac);
-        dn_adam1(bias + c, mb + c, vb + c, gb, ac);
+            dn_adam1(w + (size_t)(c + 0) * 24 + e, mw + (size_t)(c + 0) * 24 + e, vw + (size_t)(c + 0) * 24 + e, g[0 + e], ac);
+        dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
     }
 }
 
