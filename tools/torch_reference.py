@@ -308,7 +308,8 @@ def flat_size(shape):
 
 class SpecNet(nn.Module):
     """A network as a dngen spec describes it; parameters named <layer>.weight/bias,
-    a layer's batch norm (Linear -> BatchNorm1d -> activation) <layer>_bn.*.
+    a layer's batch norm (Linear -> BatchNorm1d -> activation, or Conv2d -> BatchNorm2d
+    -> activation) <layer>_bn.*.
 
     Dense layers are nn.Linear; image layers nn.Conv2d (then the activation),
     nn.MaxPool2d / nn.AvgPool2d (no padding, floor mode) and nn.Flatten."""
@@ -324,6 +325,10 @@ class SpecNet(nn.Module):
                 pad = "same" if pad == "same" else _pair(pad)
                 self.add_module(layer["name"], nn.Conv2d(shape[0], layer["filters"], _pair(layer["kernel"]),
                                                          stride=_pair(layer.get("stride", 1)), padding=pad))
+                bn = bn_settings(layer)
+                if bn:
+                    self.add_module(layer["name"] + "_bn",
+                                    nn.BatchNorm2d(layer["filters"], momentum=bn[0], eps=bn[1]))
             elif t in ("maxpool2d", "avgpool2d"):
                 cls = nn.MaxPool2d if t == "maxpool2d" else nn.AvgPool2d
                 self.add_module(layer["name"], cls(_pair(layer["kernel"]),
@@ -532,6 +537,26 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt("adamw", wd=0.01), "n": 4, "seed": 23,
         "torch_seed": 23, "x_range": 1.0,
     },
+    # BatchNorm2d. Coupled L2 weight decay, as in the dense batch norm cases: the conv
+    # biases before batch norm have a zero gradient up to rounding.
+    "small_conv4": {
+        "doc": "BatchNorm2d: conv 3x3 (register-tiled forward) with batch norm (tanh, element "
+               "dropout), 2x2 max pool, conv 2x2 padding 1 with 10 filters and batch norm "
+               "(momentum 0.2, eps 1e-3; relu, channel dropout), 2x2 average pool, flatten, "
+               "dense, Adam with L2 weight decay",
+        "input": [2, 9, 12], "input_dropout": 0.0,
+        "layers": [{"name": "conv1", "type": "conv2d", "filters": 4, "kernel": 3,
+                    "activation": "tanh", "dropout": 0.2, "batchnorm": True},
+                   {"name": "pool1", "type": "maxpool2d", "kernel": 2},
+                   {"name": "conv2", "type": "conv2d", "filters": 10, "kernel": 2, "padding": 1,
+                    "activation": "relu", "dropout": 0.3, "dropout_mode": "channel",
+                    "batchnorm": {"momentum": 0.2, "eps": 1e-3}},
+                   {"name": "pool2", "type": "avgpool2d", "kernel": 2},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "out", "units": 3, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt(wd=0.01), "n": 8, "seed": 29,
+        "torch_seed": 29, "x_range": 1.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
@@ -575,7 +600,17 @@ def _image_layer_yaml(layer):
         item += f", dropout: {{rate: {_num(p)}, mode: channel}}"
     elif p > 0:
         item += f", dropout: {_num(p)}"
-    return item + "}"
+    return item + _batchnorm_yaml(layer) + "}"
+
+
+def _batchnorm_yaml(layer):
+    """The `batchnorm` key of a layer's spec line, or "" without batch norm."""
+    bn = layer.get("batchnorm")
+    if bn is True:
+        return ", batchnorm: true"
+    if bn:
+        return f", batchnorm: {{momentum: {_num(bn['momentum'])}, eps: {_num(bn['eps'])}}}"
+    return ""
 
 
 def spec_yaml(name, case):
@@ -601,12 +636,7 @@ def spec_yaml(name, case):
             item += f", dropout: {_num(layer['dropout'])}"
         if layer.get("noise", 0.0) > 0:
             item += f", noise: {_num(layer['noise'])}"
-        bn = layer.get("batchnorm")
-        if bn is True:
-            item += ", batchnorm: true"
-        elif bn:
-            item += f", batchnorm: {{momentum: {_num(bn['momentum'])}, eps: {_num(bn['eps'])}}}"
-        lines.append(item + "}")
+        lines.append(item + _batchnorm_yaml(layer) + "}")
     o = case["optimizer"]
     lines += ["train:",
               f"  batch_size: {case['n']}",
