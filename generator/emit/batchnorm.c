@@ -123,28 +123,84 @@ static void open_channel_rows(dn_buf *b, const dn_op *L) {
     dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", L->out.stride, L->bn_plane);
 }
 
+/* The statements of a plane loop for one value: `i` its position in the
+ * plane (a C expression), `l` the lane (0..7) whose partial sums it adds to. */
+typedef void (*plane_body)(dn_buf *b, const char *i, const char *l);
+
+/* A channel's plane of one row, value by value in order, each added to the
+ * partial sums of lane (position mod 8): eight independent chains of double
+ * additions instead of one, in an order set by the plane's size. */
+static void emit_plane_lanes(dn_buf *b, const dn_op *L, plane_body body) {
+    const int P = L->bn_plane, full = P / 8 * 8;
+    if (full > 0) {
+        dn_buf_line(b, "for (int i = 0; i < %d; i += 8)", full);
+        dn_buf_line(b, "    for (int l = 0; l < 8; l++) {");
+        b->indent += 2;
+        body(b, "i + l", "l");
+        b->indent -= 2;
+        dn_buf_line(b, "    }");
+    }
+    if (full < P) {
+        char lane[32];
+        snprintf(lane, sizeof lane, full ? "i - %d" : "i", full);
+        dn_buf_line(b, "for (int i = %d; i < %d; i++) {", full, P);
+        b->indent++;
+        body(b, "i", lane);
+        dn_buf_close(b);
+    }
+}
+
+/* Declares `name`, the sum of the eight lanes of `lanes` in lane order. */
+static void emit_lane_total(dn_buf *b, const char *name, const char *lanes) {
+    dn_buf_line(b, "double %s = 0.0;", name);
+    dn_buf_line(b, "for (int l = 0; l < 8; l++) %s += %s[l];", name, lanes);
+}
+
+/* z at position i of the plane at `at`: "z[at + (size_t)i]". */
+static void z_at(char *dst, size_t n, const char *i) {
+    snprintf(dst, n, strchr(i, ' ') ? "z[at + (size_t)(%s)]" : "z[at + (size_t)%s]", i);
+}
+
+static void body_sum(dn_buf *b, const char *i, const char *l) {
+    char zi[64];
+    z_at(zi, sizeof zi, i);
+    dn_buf_line(b, "sum8[%s] += %s;", l, zi);
+}
+
+static void body_sq(dn_buf *b, const char *i, const char *l) {
+    char zi[64];
+    z_at(zi, sizeof zi, i);
+    dn_buf_line(b, "const float e = %s - mean;", zi);
+    dn_buf_line(b, "sq8[%s] += (double)(e * e);", l);
+}
+
+static void body_sum_dot(dn_buf *b, const char *i, const char *l) {
+    dn_buf_line(b, "sum8[%s] += dr[%s];", l, i);
+    dn_buf_line(b, "dot8[%s] += (double)((zr[%s] - mean) * dr[%s]);", l, i, i);
+}
+
 static void emit_batch_stats_image(dn_buf *b, const dn_plan *p, const dn_op *L) {
     const dn_shape o = L->out.shape;
     dn_buf_line(b, "/* Batch statistics of z [n, %d, %d, %d] (n >= 2) per channel into stats [5][%d]: mean,", o.c, o.h,
                 o.w, L->bn_width);
     dn_buf_line(b, " * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,");
-    dn_buf_line(b, " * each over the channel's n * %d values. Its sums run over the rows in order, each row's", L->bn_plane);
-    dn_buf_line(b, " * plane in order, in double; one task per channel. */");
+    dn_buf_line(b, " * each over the channel's n * %d values. Sums in double over the rows in order, each", L->bn_plane);
+    dn_buf_line(b, " * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task");
+    dn_buf_line(b, " * per channel. */");
     dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", p->name, L->name);
     dn_buf_line(b, "        const float *restrict beta, float *restrict stats, int n) {");
     b->indent++;
     open_channels(b, L);
-    dn_buf_line(b, "double sum = 0.0, sq = 0.0;");
+    dn_buf_line(b, "double sum8[8] = {0}, sq8[8] = {0};");
     open_channel_rows(b, L);
-    dn_buf_line(b, "for (int i = 0; i < %d; i++) sum += z[at + (size_t)i];", L->bn_plane);
+    emit_plane_lanes(b, L, body_sum);
     dn_buf_close(b);
+    emit_lane_total(b, "sum", "sum8");
     dn_buf_line(b, "const float mean = (float)(sum / cnt);");
     open_channel_rows(b, L);
-    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", L->bn_plane);
-    dn_buf_line(b, "    const float e = z[at + (size_t)i] - mean;");
-    dn_buf_line(b, "    sq += (double)(e * e);");
-    dn_buf_line(b, "}");
+    emit_plane_lanes(b, L, body_sq);
     dn_buf_close(b);
+    emit_lane_total(b, "sq", "sq8");
     emit_stats_final(b, L, IMAGE_NAMES);
     dn_buf_close(b);
     dn_buf_line(b, "dn_sync();");
@@ -331,21 +387,20 @@ static void emit_backward_image(dn_buf *b, const dn_plan *p, const dn_op *L, int
                     o.h, o.w);
         dn_buf_line(b, " *   d = (d - sum(d) / cnt - (z - mean) * dot / (cnt var)) * gamma / std,  dot = sum((z - mean) d)");
         dn_buf_line(b, " * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's");
-        dn_buf_line(b, " * mean and unbiased variance by momentum %s. One task per channel, sums in double over", L->bn_momentum);
-        dn_buf_line(b, " * the rows in order, each row's plane in order. */");
+        dn_buf_line(b, " * mean and unbiased variance by momentum %s. One task per channel, sums in 8 lanes as", L->bn_momentum);
+        dn_buf_line(b, " * bn_batch's. */");
     }
     emit_backward_signature(b, p, L, adam);
     b->indent++;
     open_channels(b, L);
     dn_buf_line(b, "const float mean = stats[%d + c], istd = stats[%d + c];", ST_MEAN * K, ST_ISTD * K);
-    dn_buf_line(b, "double sum = 0.0, dot = 0.0;");
+    dn_buf_line(b, "double sum8[8] = {0}, dot8[8] = {0};");
     open_channel_rows(b, L);
     dn_buf_line(b, "const float *dr = d + at, *zr = z + at;");
-    dn_buf_line(b, "for (int i = 0; i < %d; i++) {", P);
-    dn_buf_line(b, "    sum += dr[i];");
-    dn_buf_line(b, "    dot += (double)((zr[i] - mean) * dr[i]);");
-    dn_buf_line(b, "}");
+    emit_plane_lanes(b, L, body_sum_dot);
     dn_buf_close(b);
+    emit_lane_total(b, "sum", "sum8");
+    emit_lane_total(b, "dot", "dot8");
     dn_buf_line(b, "const float k = (float)dot * istd * istd / (float)cnt;");
     dn_buf_line(b, "const float mean_d = (float)(sum / cnt);");
     dn_buf_line(b, "const float scale = istd * gamma[c];");

@@ -1166,26 +1166,42 @@ static void small_conv4_conv1_backward_w_adam(const float *restrict d, const flo
 
 /* Batch statistics of z [n, 4, 7, 10] (n >= 2) per channel into stats [5][8]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 70 values. Its sums run over the rows in order, each row's
- * plane in order, in double; one task per channel. */
+ * each over the channel's n * 70 values. Sums in double over the rows in order, each
+ * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
+ * per channel. */
 static void small_conv4_conv1_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, int n) {
     const int64_t cnt = (int64_t)n * 70;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
-        double sum = 0.0, sq = 0.0;
+        double sum8[8] = {0}, sq8[8] = {0};
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 70; i++) sum += z[at + (size_t)i];
+            for (int i = 0; i < 64; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    sum8[l] += z[at + (size_t)(i + l)];
+                }
+            for (int i = 64; i < 70; i++) {
+                sum8[i - 64] += z[at + (size_t)i];
+            }
         }
+        double sum = 0.0;
+        for (int l = 0; l < 8; l++) sum += sum8[l];
         const float mean = (float)(sum / cnt);
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 280 + (size_t)c * 70;
-            for (int i = 0; i < 70; i++) {
+            for (int i = 0; i < 64; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    const float e = z[at + (size_t)(i + l)] - mean;
+                    sq8[l] += (double)(e * e);
+                }
+            for (int i = 64; i < 70; i++) {
                 const float e = z[at + (size_t)i] - mean;
-                sq += (double)(e * e);
+                sq8[i - 64] += (double)(e * e);
             }
         }
+        double sq = 0.0;
+        for (int l = 0; l < 8; l++) sq += sq8[l];
         const float istd = (float)(1.0 / sqrt(sq / cnt + 1.0000000000000001e-05));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -1241,8 +1257,8 @@ static void small_conv4_conv1_bn_apply(const float *restrict z, const float *res
  * d [n, 4, 7, 10], the gradient wrt the output, becomes the gradient wrt z in place:
  *   d = (d - sum(d) / cnt - (z - mean) * dot / (cnt var)) * gamma / std,  dot = sum((z - mean) d)
  * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
- * mean and unbiased variance by momentum 0.1f. One task per channel, sums in double over
- * the rows in order, each row's plane in order. */
+ * mean and unbiased variance by momentum 0.1f. One task per channel, sums in 8 lanes as
+ * bn_batch's. */
 static void small_conv4_conv1_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
@@ -1250,15 +1266,24 @@ static void small_conv4_conv1_bn_backward(float *restrict d, const float *restri
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum = 0.0, dot = 0.0;
+        double sum8[8] = {0}, dot8[8] = {0};
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 280 + (size_t)c * 70;
             const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 70; i++) {
-                sum += dr[i];
-                dot += (double)((zr[i] - mean) * dr[i]);
+            for (int i = 0; i < 64; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    sum8[l] += dr[i + l];
+                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                }
+            for (int i = 64; i < 70; i++) {
+                sum8[i - 64] += dr[i];
+                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
             }
         }
+        double sum = 0.0;
+        for (int l = 0; l < 8; l++) sum += sum8[l];
+        double dot = 0.0;
+        for (int l = 0; l < 8; l++) dot += dot8[l];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -1287,15 +1312,24 @@ static void small_conv4_conv1_bn_backward_adam(float *restrict d, const float *r
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 4; c++) {
         const float mean = stats[0 + c], istd = stats[8 + c];
-        double sum = 0.0, dot = 0.0;
+        double sum8[8] = {0}, dot8[8] = {0};
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 280 + (size_t)c * 70;
             const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 70; i++) {
-                sum += dr[i];
-                dot += (double)((zr[i] - mean) * dr[i]);
+            for (int i = 0; i < 64; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    sum8[l] += dr[i + l];
+                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                }
+            for (int i = 64; i < 70; i++) {
+                sum8[i - 64] += dr[i];
+                dot8[i - 64] += (double)((zr[i] - mean) * dr[i]);
             }
         }
+        double sum = 0.0;
+        for (int l = 0; l < 8; l++) sum += sum8[l];
+        double dot = 0.0;
+        for (int l = 0; l < 8; l++) dot += dot8[l];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -1573,26 +1607,35 @@ static void small_conv4_conv2_backward_x(const float *restrict d, const float *r
 
 /* Batch statistics of z [n, 10, 4, 6] (n >= 2) per channel into stats [5][16]: mean,
  * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,
- * each over the channel's n * 24 values. Its sums run over the rows in order, each row's
- * plane in order, in double; one task per channel. */
+ * each over the channel's n * 24 values. Sums in double over the rows in order, each
+ * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task
+ * per channel. */
 static void small_conv4_conv2_bn_batch(const float *restrict z, const float *restrict gamma,
         const float *restrict beta, float *restrict stats, int n) {
     const int64_t cnt = (int64_t)n * 24;
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
-        double sum = 0.0, sq = 0.0;
+        double sum8[8] = {0}, sq8[8] = {0};
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i++) sum += z[at + (size_t)i];
+            for (int i = 0; i < 24; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    sum8[l] += z[at + (size_t)(i + l)];
+                }
         }
+        double sum = 0.0;
+        for (int l = 0; l < 8; l++) sum += sum8[l];
         const float mean = (float)(sum / cnt);
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 240 + (size_t)c * 24;
-            for (int i = 0; i < 24; i++) {
-                const float e = z[at + (size_t)i] - mean;
-                sq += (double)(e * e);
-            }
+            for (int i = 0; i < 24; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    const float e = z[at + (size_t)(i + l)] - mean;
+                    sq8[l] += (double)(e * e);
+                }
         }
+        double sq = 0.0;
+        for (int l = 0; l < 8; l++) sq += sq8[l];
         const float istd = (float)(1.0 / sqrt(sq / cnt + 0.001));
         const float alpha = istd * gamma[c];
         stats[0 + c] = mean;
@@ -1649,8 +1692,8 @@ static void small_conv4_conv2_bn_apply(const float *restrict z, const float *res
  * d [n, 10, 4, 6], the gradient wrt the output, becomes the gradient wrt z in place:
  *   d = (d - sum(d) / cnt - (z - mean) * dot / (cnt var)) * gamma / std,  dot = sum((z - mean) d)
  * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's
- * mean and unbiased variance by momentum 0.2f. One task per channel, sums in double over
- * the rows in order, each row's plane in order. */
+ * mean and unbiased variance by momentum 0.2f. One task per channel, sums in 8 lanes as
+ * bn_batch's. */
 static void small_conv4_conv2_bn_backward(float *restrict d, const float *restrict z,
         const float *restrict stats, const float *restrict gamma, float *restrict dgamma,
         float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {
@@ -1658,15 +1701,20 @@ static void small_conv4_conv2_bn_backward(float *restrict d, const float *restri
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum = 0.0, dot = 0.0;
+        double sum8[8] = {0}, dot8[8] = {0};
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 240 + (size_t)c * 24;
             const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i++) {
-                sum += dr[i];
-                dot += (double)((zr[i] - mean) * dr[i]);
-            }
+            for (int i = 0; i < 24; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    sum8[l] += dr[i + l];
+                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                }
         }
+        double sum = 0.0;
+        for (int l = 0; l < 8; l++) sum += sum8[l];
+        double dot = 0.0;
+        for (int l = 0; l < 8; l++) dot += dot8[l];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
@@ -1695,15 +1743,20 @@ static void small_conv4_conv2_bn_backward_adam(float *restrict d, const float *r
     DN_OMP(omp for schedule(static) nowait)
     for (int c = 0; c < 10; c++) {
         const float mean = stats[0 + c], istd = stats[16 + c];
-        double sum = 0.0, dot = 0.0;
+        double sum8[8] = {0}, dot8[8] = {0};
         for (int r = 0; r < n; r++) {
             const size_t at = (size_t)r * 240 + (size_t)c * 24;
             const float *dr = d + at, *zr = z + at;
-            for (int i = 0; i < 24; i++) {
-                sum += dr[i];
-                dot += (double)((zr[i] - mean) * dr[i]);
-            }
+            for (int i = 0; i < 24; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    sum8[l] += dr[i + l];
+                    dot8[l] += (double)((zr[i + l] - mean) * dr[i + l]);
+                }
         }
+        double sum = 0.0;
+        for (int l = 0; l < 8; l++) sum += sum8[l];
+        double dot = 0.0;
+        for (int l = 0; l < 8; l++) dot += dot8[l];
         const float k = (float)dot * istd * istd / (float)cnt;
         const float mean_d = (float)(sum / cnt);
         const float scale = istd * gamma[c];
