@@ -177,41 +177,67 @@ static double csv_loss(char *csv, int k, const dn_dataset *ds, int *rows, int *h
     return *rows ? loss / *rows : 0.0;
 }
 
+/* The trainer's `eval --weights p.safetensors` with extra arguments `args`:
+ * its test_acc and test_loss. */
+static void eval_figures(const char *args, double *acc, double *loss) {
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && ./cnet eval --weights p.safetensors --data data %s 2>&1", dir, args);
+    ck_assert_msg(st == 0, "%s", out);
+    const char *acc_at = strstr(out, "test_acc "), *loss_at = strstr(out, "test_loss ");
+    ck_assert_msg(acc_at && loss_at, "%s", out);
+    *acc = strtod(acc_at + 9, NULL);
+    *loss = strtod(loss_at + 10, NULL);
+    free(out);
+}
+
+/* The predictor's accuracy and mean loss on the test set, with extra
+ * arguments `args`, all 4 classes listed. */
+static void predictor_figures(const char *args, const dn_dataset *ds, double *acc, double *loss) {
+    char *out = NULL, path[4200];
+    int st = tu_runf(&out, "cd '%s' && ./cnet_predict data/t10k-images-idx3-ubyte* --format csv --top 4 %s > pred.csv",
+                     dir, args);
+    ck_assert_msg(st == 0, "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/pred.csv", dir);
+    char *csv = tu_read(path, NULL);
+    ck_assert_ptr_nonnull(csv);
+    int rows = 0, hits = 0;
+    *loss = csv_loss(csv, 4, ds, &rows, &hits);
+    ck_assert_int_eq(rows, (int)ds->n);
+    *acc = (double)hits / rows;
+    free(csv);
+}
+
 /* The static predictor made from the saved weights classifies the test set
  * as the trainer's eval does (batch norm on its running statistics): the
  * same accuracy to the last sample, and the same mean loss from its
- * probabilities. */
+ * probabilities; with MC dropout (same seed, same batches, so the same
+ * masks) too. */
 START_TEST(test_predictor_agrees_with_eval) {
     free(trainer("cnet", "--threads 2 --save p.safetensors"));
     char *out = NULL;
-    int st = tu_runf(&out, "cd '%s' && ./cnet eval --weights p.safetensors --data data 2>&1", dir);
-    ck_assert_msg(st == 0, "%s", out);
-    const char *acc_at = strstr(out, "test_acc "), *loss_at = strstr(out, "test_loss ");
-    ck_assert_ptr_nonnull(acc_at);
-    ck_assert_ptr_nonnull(loss_at);
-    double eval_acc = strtod(acc_at + 9, NULL), eval_loss = strtod(loss_at + 10, NULL);
-    free(out);
-    st = tu_runf(&out, "cd '%s' && '%s' cnet.yaml --inference --weights p.safetensors -o cnet_predict.c && "
-                 "'%s' -O2 cnet_predict.c -o cnet_predict -lz -lm && "
-                 "./cnet_predict data/t10k-images-idx3-ubyte* --format csv --top 4 > pred.csv 2>&1",
-                 dir, DNGEN_EXE, DNGEN_CC);
+    int st = tu_runf(&out, "cd '%s' && '%s' cnet.yaml --inference --weights p.safetensors -o cnet_predict.c && "
+                     "'%s' -O2 cnet_predict.c -o cnet_predict -lz -lm 2>&1", dir, DNGEN_EXE, DNGEN_CC);
     ck_assert_msg(st == 0, "%s", out);
     free(out);
     dn_dataset ds;
     char err[DN_ERR_MAX], path[4200];
     snprintf(path, sizeof path, "%s/data", dir);
     ck_assert_msg(dn_dataset_load(path, "t10k", 100, 4, &ds, err) == 0, "%s", err);
-    snprintf(path, sizeof path, "%s/pred.csv", dir);
-    size_t len;
-    char *csv = tu_read(path, &len);
-    int rows = 0, hits = 0;
-    double loss = csv_loss(csv, 4, &ds, &rows, &hits);
-    ck_assert_int_eq(rows, (int)ds.n);
-    printf("predictor accuracy %.4f loss %.5f, eval %.4f loss %.4f\n", (double)hits / rows, loss, eval_acc,
-           eval_loss);
-    ck_assert_msg(fabs((double)hits / rows - eval_acc) < 1e-4, "predictor %d/%d vs eval %.4f", hits, rows, eval_acc);
+    double eval_acc, eval_loss, acc, loss;
+    eval_figures("", &eval_acc, &eval_loss);
+    predictor_figures("", &ds, &acc, &loss);
+    printf("predictor accuracy %.4f loss %.5f, eval %.4f loss %.4f\n", acc, loss, eval_acc, eval_loss);
+    ck_assert_msg(fabs(acc - eval_acc) < 1e-4, "predictor accuracy %.4f vs eval %.4f", acc, eval_acc);
     ck_assert_msg(fabs(loss - eval_loss) < 2e-4, "predictor loss %.5f vs eval %.4f", loss, eval_loss);
-    free(csv);
+    double mc_eval_acc, mc_eval_loss;
+    eval_figures("--mc 5 --mc-seed 3 --batch-size 100", &mc_eval_acc, &mc_eval_loss);
+    predictor_figures("--mc 5 --seed 3 --batch 100", &ds, &acc, &loss);
+    printf("MC dropout: predictor accuracy %.4f loss %.5f, eval %.4f loss %.4f\n", acc, loss, mc_eval_acc,
+           mc_eval_loss);
+    ck_assert_msg(fabs(acc - mc_eval_acc) < 1e-4, "MC predictor accuracy %.4f vs eval %.4f", acc, mc_eval_acc);
+    ck_assert_msg(fabs(loss - mc_eval_loss) < 2e-4, "MC predictor loss %.5f vs eval %.4f", loss, mc_eval_loss);
+    ck_assert_msg(fabs(mc_eval_loss - eval_loss) > 1e-3, "MC dropout changed nothing (loss %.4f)", eval_loss);
     dn_dataset_free(&ds);
 }
 END_TEST
