@@ -9,8 +9,8 @@
  *
  *   bn_batch     training: per feature the batch mean and 1/sqrt(var + eps)
  *                (biased variance, sums in double over the rows in row
- *                order, and for an image each row's plane in order, as
- *                PyTorch's CPU kernel), the unbiased variance, and the
+ *                order, and for an image each row's plane, as PyTorch's
+ *                CPU kernel), the unbiased variance, and the
  *                affine map alpha = gamma/std, shift = beta - mean * alpha,
  *                into stats [5][K];
  *   bn_running   eval: the same map from the running mean and variance;
@@ -26,11 +26,13 @@
  *
  * On flat values the statistics and the backward pass split groups of 8
  * units between threads and keep 8 sums side by side; on images each task
- * is one channel. Every feature's sums run in an order set by the shapes,
- * so results do not depend on the thread count. Units past `units`
- * (padding) have z = 0 and d = 0, hence mean 0, alpha = shift = 0, and zero
- * gradients: their gamma, beta and running statistics stay 0; an image's
- * features past its channels are never touched.
+ * is one channel, whose sums run over the rows in order, each row's plane
+ * into 8 lanes (position mod 8), the lanes added in order at the end. Every
+ * feature's sums run in an order set by the shapes, so results do not
+ * depend on the thread count. Units past `units` (padding) have z = 0 and
+ * d = 0, hence mean 0, alpha = shift = 0, and zero gradients: their gamma,
+ * beta and running statistics stay 0; an image's features past its
+ * channels are never touched.
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +40,7 @@
 #include "kernels.h"
 #include "kind.h"
 
-/* The rows of stats [5][S] (see above). */
+/* The rows of stats [5][K] (see above). */
 enum { ST_MEAN, ST_ISTD, ST_ALPHA, ST_SHIFT, ST_UVAR };
 
 /* Whether the op normalizes an image's channels (BatchNorm2d), else units. */
