@@ -800,6 +800,35 @@ def build_case(name, case):
     return out, meta, tie_margins(case, record)
 
 
+def adam_conditioning(case):
+    """How far float32 rounding alone moves a case's 10 optimizer steps: the steps of
+    build_case (dropout off) in float32 and in float64 from the same initial weights;
+    {tensor: (worst |f32 - f64| / max(|f64|, 0.01), entries over 1e-5)}, as the probe
+    measures dngen against the fixture. A case whose float32 steps are this far from
+    float64 cannot be compared with dngen more closely."""
+    out = {}
+    runs = []
+    for dtype in (torch.float32, torch.float64):
+        torch.manual_seed(case["torch_seed"])
+        model = SpecNet(case).to(dtype)
+        gen = torch.Generator().manual_seed(case["torch_seed"] + 1000)
+        in_shape = case["input"] if isinstance(case["input"], list) else [case["input"]]
+        x = ((torch.rand(case["n"], *in_shape, generator=gen) * 2 - 1) * case["x_range"]).to(dtype)
+        y = torch.randint(0, case["layers"][-1]["units"], (case["n"],), generator=gen, dtype=torch.int64)
+        opt = make_optimizer(case, model.parameters())
+        for _ in range(ADAM_STEPS):
+            opt.zero_grad()
+            logits, output = model(x)
+            loss_fn(case, logits, output, y).backward()
+            opt.step()
+        runs.append({k: v.detach().double().numpy() for k, v in model.state_dict().items()
+                     if not k.endswith("num_batches_tracked")})
+    for k, ref in runs[1].items():
+        err = np.abs(runs[0][k] - ref) / np.maximum(np.abs(ref), 1e-2)
+        out[k] = (float(err.max()), int((err > 1e-5).sum()))
+    return out
+
+
 def self_check_masks():
     """dropout_mask and image_dropout_mask must agree with the scalar definition
     (dn_rand_u32 per unit)."""
@@ -831,7 +860,15 @@ def main():
                     help="Random123 kat_vectors file (default %(default)s; built-in copy if absent)")
     ap.add_argument("--case", action="append", choices=sorted(CASES),
                     help="only this case (repeatable; default all)")
+    ap.add_argument("--conditioning", action="store_true",
+                    help="write nothing; print how far float32 rounding alone moves each "
+                         "case's 10 optimizer steps (float32 against float64)")
     args = ap.parse_args()
+    if args.conditioning:
+        for name in args.case or list(CASES):
+            for k, (worst, over) in adam_conditioning(CASES[name]).items():
+                print(f"{name} {k}: f32 vs f64 worst {worst:.2e}, {over} over 1e-5")
+        return 0
 
     torch.use_deterministic_algorithms(True)
     # nn.Conv2d(padding='same') with an even kernel pads a copy of its input: a note, not
