@@ -558,6 +558,51 @@ static const char summary_conv_table[] =
     "  input batch               256 rows x 784 floats                  0.77 MiB\n"
     "  (256 rows: training batches of 32, evaluation batches of 256)\n";
 
+/* A conv with BatchNorm2d, by hand as above, batch 16:
+ *   conv1 (1 -> 4 filters 3x3 on 6x6: [4, 4, 4], first layer): params
+ *       4 * (9 + 1) = 40; fwd 2 * 4 * 4 * 4 * 9 = 1,152; step 2,304; batch 36,864
+ *   conv1_bn: params gamma + beta, one per channel: 8; 4 FLOP per value
+ *       forward: fwd 4 * 64 = 256; step 768; batch 12,288
+ *   fc1 (64 -> 3): params 195; fwd 384; step 1,152; batch 18,432
+ *   total: params 243; fwd 1,792; step 4,224; batch 67,584
+ * Memory, 256 rows:
+ *   parameters: conv1 36 + 4, gamma and beta 8 + 8 (channels rounded up to
+ *     8), fc1 8 * 64 + 8, running mean and var 8 + 8: 592 floats; 3 copies
+ *     7,104 bytes = 0.01 MiB
+ *   work space per row: conv1 a, mask, h, d and z 5 * 64; fc1 a, d 2 * 8;
+ *     row loss and hit 2: 338; once: conv1's statistics 5 * 8 = 40 (fc1 is
+ *     the fused head); 256 * 338 + 40 = 86,568 floats = 346,272 bytes = 0.33 MiB
+ *   input batch 256 * 36 floats = 36,864 bytes = 0.04 MiB; total 390,240
+ *   bytes = 0.37 MiB */
+static const char summary_bn2d_yaml[] =
+    "name: b\n"
+    "input: {shape: [1, 6, 6]}\n"
+    "layers:\n"
+    "  - {name: conv1, type: conv2d, filters: 4, kernel: 3, activation: relu, batchnorm: true, dropout: 0.2}\n"
+    "  - {name: flat, type: flatten}\n"
+    "  - {name: fc1, units: 3, activation: softmax}\n"
+    "train: {batch_size: 16}\n";
+
+static const char summary_bn2d_table[] =
+    "layer     type         output     dropout  params  fwd MFLOP  step MFLOP  batch MFLOP\n"
+    "-------------------------------------------------------------------------------------\n"
+    "input     input        [1, 6, 6]                0      0.000       0.000        0.000\n"
+    "conv1     conv2d       [4, 4, 4]               40      0.001       0.002        0.037\n"
+    "conv1_bn  batchnorm2d  [4, 4, 4]  0.2           8      0.000       0.001        0.012\n"
+    "flat      flatten      [64]                     0      0.000       0.000        0.000\n"
+    "fc1       dense        [3]                    195      0.000       0.001        0.018\n"
+    "-------------------------------------------------------------------------------------\n"
+    "total                                         243      0.002       0.004        0.068\n"
+    "\n"
+    "fwd: forward pass per sample; step: forward and backward per sample; batch: step x 16\n"
+    "(a multiply-add is 2 FLOP; the loss and Adam's update are not counted)\n"
+    "\n"
+    "memory a training run allocates: 0.37 MiB (float32; the data set not counted)\n"
+    "  parameters, Adam m and v  3 x 592 floats                  0.01 MiB\n"
+    "  work space                256 rows x 338 + 40 floats      0.33 MiB\n"
+    "  input batch               256 rows x 36 floats            0.04 MiB\n"
+    "  (256 rows: training batches of 16, evaluation batches of 256)\n";
+
 /* Writes yaml to DIR/name.yaml, runs `dngen summary` on it and checks the
  * whole output: the model line, then table. */
 static void expect_summary(const char *name, const char *yaml, const char *model_line, const char *table) {
@@ -585,6 +630,12 @@ END_TEST
 START_TEST(test_summary_conv) {
     expect_summary("c", summary_conv_yaml, "input [1, 28, 28], batch 32, loss cross_entropy, optimizer adam",
                    summary_conv_table);
+}
+END_TEST
+
+START_TEST(test_summary_bn2d) {
+    expect_summary("b", summary_bn2d_yaml, "input [1, 6, 6], batch 16, loss cross_entropy, optimizer adam",
+                   summary_bn2d_table);
 }
 END_TEST
 
@@ -1428,6 +1479,7 @@ int main(void) {
     tcase_add_test(tc, test_plot_dispatch);
     tcase_add_test(tc, test_summary_dense);
     tcase_add_test(tc, test_summary_conv);
+    tcase_add_test(tc, test_summary_bn2d);
     tcase_add_test(tc, test_summary_big_batch);
     tcase_add_test(tc, test_summary_specs);
     tcase_add_test(tc, test_summary_usage);

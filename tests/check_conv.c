@@ -1,8 +1,8 @@
 /* check_conv.c - convolutional nets (conv2d, max and average pooling,
- * flatten, element and channel dropout) generated, compiled and run: their
- * gradients agree with finite differences, they learn a synthetic image
- * task, and their weights are bit-identical at 1, 2 and 3 threads, without
- * OpenMP, and after a resume. */
+ * flatten, element and channel dropout, BatchNorm2d) generated, compiled
+ * and run: their gradients agree with finite differences, they learn a
+ * synthetic image task, and their weights are bit-identical at 1, 2 and 3
+ * threads, without OpenMP, and after a resume. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
@@ -56,6 +56,17 @@ static const char *const gradcheck_specs[] = {
     "  - {type: conv2d, filters: 2, kernel: [2, 4], padding: same, activation: tanh}\n"
     "  - {type: flatten}\n"
     "  - {units: 3, activation: softmax}\n",
+    /* BatchNorm2d in train mode (batch statistics): after the tiled and the
+     * plain forward, with custom momentum and eps, element and channel
+     * dropout after it, more channels than one group of 8, a conv and a
+     * pool after it (their input gradients into its output) */
+    "name: c6\ninput: {shape: [2, 8, 11]}\nlayers:\n"
+    "  - {type: conv2d, filters: 3, kernel: 3, activation: tanh, batchnorm: true, dropout: 0.2}\n"
+    "  - {type: conv2d, filters: 10, kernel: 2, padding: 1, activation: sigmoid,\n"
+    "     batchnorm: {momentum: 0.3, eps: 1.0e-3}, dropout: {rate: 0.3, mode: channel}}\n"
+    "  - {type: maxpool2d, kernel: 2}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 4, activation: softmax}\n",
 };
 
 /* The trainer's own gradcheck (central differences, masks fixed) passes. */
@@ -77,14 +88,17 @@ END_TEST
 /* ---- training ------------------------------------------------------------------ */
 
 /* A small LeNet-like net on 10x10 images of 4 classes: conv1 runs the
- * register-tiled forward kernel, conv2 (padded) the plain one. */
+ * register-tiled forward kernel, conv2 (padded) the plain one, then
+ * BatchNorm2d (its running statistics in checkpoints, eval and the
+ * predictor). */
 static const char *const net_text =
     "name: cnet\n"
     "input: {shape: [1, 10, 10]}\n"
     "layers:\n"
     "  - {name: conv1, type: conv2d, filters: 6, kernel: 3, activation: relu}\n"
     "  - {name: pool1, type: maxpool2d, kernel: 2, dropout: {rate: 0.2, mode: channel}}\n"
-    "  - {name: conv2, type: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu, dropout: 0.1}\n"
+    "  - {name: conv2, type: conv2d, filters: 8, kernel: 3, padding: 1, activation: relu, dropout: 0.1,\n"
+    "     batchnorm: {momentum: 0.2}}\n"
     "  - {name: pool2, type: avgpool2d, kernel: 2}\n"
     "  - {name: flat, type: flatten}\n"
     "  - {name: fc1, units: 16, activation: relu, dropout: 0.3}\n"
@@ -143,41 +157,87 @@ START_TEST(test_resume_bit_identical) {
 }
 END_TEST
 
+/* The mean cross-entropy over a predictor's CSV of all classes (`--top
+ * K`: index, then K pairs of class and probability per line) for the
+ * labels of ds; *hits counts the first class equal to the label. */
+static double csv_loss(char *csv, int k, const dn_dataset *ds, int *rows, int *hits) {
+    double loss = 0.0;
+    *rows = *hits = 0;
+    for (char *line = strchr(csv, '\n'); line && line[1]; line = strchr(line, '\n')) {
+        long idx = strtol(line + 1, &line, 10);
+        for (int j = 0; j < k; j++) {
+            long cls = strtol(line + 1, &line, 10);
+            double prob = strtod(line + 1, &line);
+            if (cls != ds->labels[idx]) continue;
+            *hits += j == 0;
+            loss -= log(prob > 5e-7 ? prob : 5e-7); /* printed to 6 decimals */
+        }
+        (*rows)++;
+    }
+    return *rows ? loss / *rows : 0.0;
+}
+
+/* The trainer's `eval --weights p.safetensors` with extra arguments `args`:
+ * its test_acc and test_loss. */
+static void eval_figures(const char *args, double *acc, double *loss) {
+    char *out = NULL;
+    int st = tu_runf(&out, "cd '%s' && ./cnet eval --weights p.safetensors --data data %s 2>&1", dir, args);
+    ck_assert_msg(st == 0, "%s", out);
+    const char *acc_at = strstr(out, "test_acc "), *loss_at = strstr(out, "test_loss ");
+    ck_assert_msg(acc_at && loss_at, "%s", out);
+    *acc = strtod(acc_at + 9, NULL);
+    *loss = strtod(loss_at + 10, NULL);
+    free(out);
+}
+
+/* The predictor's accuracy and mean loss on the test set, with extra
+ * arguments `args`, all 4 classes listed. */
+static void predictor_figures(const char *args, const dn_dataset *ds, double *acc, double *loss) {
+    char *out = NULL, path[4200];
+    int st = tu_runf(&out, "cd '%s' && ./cnet_predict data/t10k-images-idx3-ubyte* --format csv --top 4 %s > pred.csv",
+                     dir, args);
+    ck_assert_msg(st == 0, "%s", out);
+    free(out);
+    snprintf(path, sizeof path, "%s/pred.csv", dir);
+    char *csv = tu_read(path, NULL);
+    ck_assert_ptr_nonnull(csv);
+    int rows = 0, hits = 0;
+    *loss = csv_loss(csv, 4, ds, &rows, &hits);
+    ck_assert_int_eq(rows, (int)ds->n);
+    *acc = (double)hits / rows;
+    free(csv);
+}
+
 /* The static predictor made from the saved weights classifies the test set
- * as the trainer's eval does: the same accuracy to the last sample. */
+ * as the trainer's eval does (batch norm on its running statistics): the
+ * same accuracy to the last sample, and the same mean loss from its
+ * probabilities; with MC dropout (same seed, same batches, so the same
+ * masks) too. */
 START_TEST(test_predictor_agrees_with_eval) {
     free(trainer("cnet", "--threads 2 --save p.safetensors"));
     char *out = NULL;
-    int st = tu_runf(&out, "cd '%s' && ./cnet eval --weights p.safetensors --data data 2>&1", dir);
-    ck_assert_msg(st == 0, "%s", out);
-    const char *acc_at = strstr(out, "test_acc ");
-    ck_assert_ptr_nonnull(acc_at);
-    double eval_acc = strtod(acc_at + 9, NULL);
-    free(out);
-    st = tu_runf(&out, "cd '%s' && '%s' cnet.yaml --inference --weights p.safetensors -o cnet_predict.c && "
-                 "'%s' -O2 cnet_predict.c -o cnet_predict -lz -lm && "
-                 "./cnet_predict data/t10k-images-idx3-ubyte* --format csv --top 1 > pred.csv 2>&1",
-                 dir, DNGEN_EXE, DNGEN_CC);
+    int st = tu_runf(&out, "cd '%s' && '%s' cnet.yaml --inference --weights p.safetensors -o cnet_predict.c && "
+                     "'%s' -O2 cnet_predict.c -o cnet_predict -lz -lm 2>&1", dir, DNGEN_EXE, DNGEN_CC);
     ck_assert_msg(st == 0, "%s", out);
     free(out);
     dn_dataset ds;
     char err[DN_ERR_MAX], path[4200];
     snprintf(path, sizeof path, "%s/data", dir);
     ck_assert_msg(dn_dataset_load(path, "t10k", 100, 4, &ds, err) == 0, "%s", err);
-    snprintf(path, sizeof path, "%s/pred.csv", dir);
-    size_t len;
-    char *csv = tu_read(path, &len), *line = strchr(csv, '\n');
-    int rows = 0, hits = 0;
-    while (line && line[1]) {
-        long idx = strtol(line + 1, &line, 10), cls = strtol(line + 1, &line, 10);
-        hits += ds.labels[idx] == cls;
-        rows++;
-        line = strchr(line, '\n');
-    }
-    ck_assert_int_eq(rows, (int)ds.n);
-    printf("predictor accuracy %.4f, eval %.4f\n", (double)hits / rows, eval_acc);
-    ck_assert_msg(fabs((double)hits / rows - eval_acc) < 1e-4, "predictor %d/%d vs eval %.4f", hits, rows, eval_acc);
-    free(csv);
+    double eval_acc, eval_loss, acc, loss;
+    eval_figures("", &eval_acc, &eval_loss);
+    predictor_figures("", &ds, &acc, &loss);
+    printf("predictor accuracy %.4f loss %.5f, eval %.4f loss %.4f\n", acc, loss, eval_acc, eval_loss);
+    ck_assert_msg(fabs(acc - eval_acc) < 1e-4, "predictor accuracy %.4f vs eval %.4f", acc, eval_acc);
+    ck_assert_msg(fabs(loss - eval_loss) < 2e-4, "predictor loss %.5f vs eval %.4f", loss, eval_loss);
+    double mc_eval_acc, mc_eval_loss;
+    eval_figures("--mc 5 --mc-seed 3 --batch-size 100", &mc_eval_acc, &mc_eval_loss);
+    predictor_figures("--mc 5 --seed 3 --batch 100", &ds, &acc, &loss);
+    printf("MC dropout: predictor accuracy %.4f loss %.5f, eval %.4f loss %.4f\n", acc, loss, mc_eval_acc,
+           mc_eval_loss);
+    ck_assert_msg(fabs(acc - mc_eval_acc) < 1e-4, "MC predictor accuracy %.4f vs eval %.4f", acc, mc_eval_acc);
+    ck_assert_msg(fabs(loss - mc_eval_loss) < 2e-4, "MC predictor loss %.5f vs eval %.4f", loss, mc_eval_loss);
+    ck_assert_msg(fabs(mc_eval_loss - eval_loss) > 1e-3, "MC dropout changed nothing (loss %.4f)", eval_loss);
     dn_dataset_free(&ds);
 }
 END_TEST

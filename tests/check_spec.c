@@ -412,8 +412,9 @@ static const spec_case cases[] = {
      "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, units: 4, filters: 2, kernel: 3, activation: relu}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
      "t.yaml:4:20: error: key 'units' is not allowed in a conv2d layer\n"},
     {"bn_on_conv",
-     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, activation: relu, batchnorm: true}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
-     "t.yaml:4:72: error: batchnorm on conv2d layers (BatchNorm2d) is not supported yet\n"},
+     "name: t\ninput: {shape: [1, 4, 4]}\nlayers:\n  - {type: conv2d, filters: 2, kernel: 3, activation: relu, batchnorm: {momentum: 1.5}}\n  - {type: flatten}\n  - {units: 2, activation: softmax}\ntrain: {batch_size: 1}\n",
+     "t.yaml:4:83: error: batchnorm momentum must be in [0, 1], got 1.5\n"
+     "t.yaml:7:21: error: batch_size must be at least 2 with batchnorm (layer 'conv1'), got 1\n"},
     {"flatten_on_flat",
      "name: t\ninput: 4\nlayers:\n  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
      "t.yaml:4:5: error: flatten layer 'flatten1' needs an image input [channels, height, width], but its input is flat (4 features); give the input as {shape: [c, h, w]}\n"},
@@ -792,6 +793,38 @@ START_TEST(test_batchnorm_layout) {
 }
 END_TEST
 
+/* BatchNorm2d on a conv2d: one gamma, beta and running statistic per
+ * channel, stored rounded up to 8 after the conv's bias (its weights are
+ * not in panels); PyTorch's parameter count. */
+START_TEST(test_batchnorm2d_layout) {
+    parsed p;
+    parse_ok(&p, "name: t\ninput: {shape: [2, 5, 5]}\nlayers:\n"
+                 "  - {type: conv2d, filters: 3, kernel: 3, activation: relu, batchnorm: {momentum: 0.2, eps: 1e-3}}\n"
+                 "  - {type: flatten}\n  - {units: 2, activation: softmax, batchnorm: true}\n");
+    const dn_spec *s = p.spec;
+    const dn_layer *a = &s->layers[0], *b = &s->layers[2];
+    ck_assert_int_eq(a->batchnorm, 1);
+    ck_assert_double_eq(a->bn_momentum, 0.2);
+    ck_assert_double_eq(a->bn_eps, 1e-3);
+    ck_assert_int_eq(dn_bn_features(a), 3);
+    ck_assert_int_eq(dn_bn_stride(a), 8);
+    /* conv1: W 3x2x3x3 at 0, b at 54, gamma 57, beta 65; fc3: W 8x27 at 73, b 289, gamma 297, beta 305 */
+    ck_assert_uint_eq(a->b_off, 54);
+    ck_assert_uint_eq(a->g_off, 57);
+    ck_assert_uint_eq(a->beta_off, 65);
+    ck_assert_uint_eq(b->w_off, 73);
+    ck_assert_uint_eq(b->g_off, 297);
+    ck_assert_uint_eq(s->n_train_floats, 313);
+    ck_assert_uint_eq(a->rm_off, 313);
+    ck_assert_uint_eq(a->rv_off, 321);
+    ck_assert_uint_eq(b->rm_off, 329);
+    ck_assert_uint_eq(s->n_floats, 345);
+    ck_assert_uint_eq(s->n_params, 3 * 18 + 3 + 2 * 3 + 2 * 27 + 2 + 2 * 2);
+    ck_assert_int_eq(s->n_batchnorm, 2);
+    parsed_free(&p);
+}
+END_TEST
+
 START_TEST(test_mse_outputs) {
     static const char *const acts[] = {"linear", "sigmoid", "tanh"};
     for (int i = 0; i < 3; i++) {
@@ -1070,6 +1103,7 @@ static Suite *spec_suite(void) {
     tcase_add_test(ir, test_accepted_forms);
     tcase_add_test(ir, test_mse_outputs);
     tcase_add_test(ir, test_batchnorm_layout);
+    tcase_add_test(ir, test_batchnorm2d_layout);
     tcase_add_test(ir, test_params_at_limit);
     tcase_add_test(ir, test_description_limits);
     tcase_add_test(ir, test_layer_count_limit);

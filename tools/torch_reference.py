@@ -308,7 +308,8 @@ def flat_size(shape):
 
 class SpecNet(nn.Module):
     """A network as a dngen spec describes it; parameters named <layer>.weight/bias,
-    a layer's batch norm (Linear -> BatchNorm1d -> activation) <layer>_bn.*.
+    a layer's batch norm (Linear -> BatchNorm1d -> activation, or Conv2d -> BatchNorm2d
+    -> activation) <layer>_bn.*.
 
     Dense layers are nn.Linear; image layers nn.Conv2d (then the activation),
     nn.MaxPool2d / nn.AvgPool2d (no padding, floor mode) and nn.Flatten."""
@@ -324,6 +325,10 @@ class SpecNet(nn.Module):
                 pad = "same" if pad == "same" else _pair(pad)
                 self.add_module(layer["name"], nn.Conv2d(shape[0], layer["filters"], _pair(layer["kernel"]),
                                                          stride=_pair(layer.get("stride", 1)), padding=pad))
+                bn = bn_settings(layer)
+                if bn:
+                    self.add_module(layer["name"] + "_bn",
+                                    nn.BatchNorm2d(layer["filters"], momentum=bn[0], eps=bn[1]))
             elif t in ("maxpool2d", "avgpool2d"):
                 cls = nn.MaxPool2d if t == "maxpool2d" else nn.AvgPool2d
                 self.add_module(layer["name"], cls(_pair(layer["kernel"]),
@@ -532,6 +537,26 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt("adamw", wd=0.01), "n": 4, "seed": 23,
         "torch_seed": 23, "x_range": 1.0,
     },
+    # BatchNorm2d. Coupled L2 weight decay, as in the dense batch norm cases: the conv
+    # biases before batch norm have a zero gradient up to rounding.
+    "small_conv4": {
+        "doc": "BatchNorm2d: conv 3x3 (register-tiled forward) with batch norm (tanh, element "
+               "dropout), 2x2 max pool, conv 2x2 padding 1 with 10 filters and batch norm "
+               "(momentum 0.2, eps 1e-3; relu, channel dropout), 2x2 average pool, flatten, "
+               "dense, Adam with L2 weight decay",
+        "input": [2, 9, 12], "input_dropout": 0.0,
+        "layers": [{"name": "conv1", "type": "conv2d", "filters": 4, "kernel": 3,
+                    "activation": "tanh", "dropout": 0.2, "batchnorm": True},
+                   {"name": "pool1", "type": "maxpool2d", "kernel": 2},
+                   {"name": "conv2", "type": "conv2d", "filters": 10, "kernel": 2, "padding": 1,
+                    "activation": "relu", "dropout": 0.3, "dropout_mode": "channel",
+                    "batchnorm": {"momentum": 0.2, "eps": 1e-3}},
+                   {"name": "pool2", "type": "avgpool2d", "kernel": 2},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "out", "units": 3, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _opt(wd=0.01), "n": 8, "seed": 29,
+        "torch_seed": 29, "x_range": 1.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
@@ -575,7 +600,17 @@ def _image_layer_yaml(layer):
         item += f", dropout: {{rate: {_num(p)}, mode: channel}}"
     elif p > 0:
         item += f", dropout: {_num(p)}"
-    return item + "}"
+    return item + _batchnorm_yaml(layer) + "}"
+
+
+def _batchnorm_yaml(layer):
+    """The `batchnorm` key of a layer's spec line, or "" without batch norm."""
+    bn = layer.get("batchnorm")
+    if bn is True:
+        return ", batchnorm: true"
+    if bn:
+        return f", batchnorm: {{momentum: {_num(bn['momentum'])}, eps: {_num(bn['eps'])}}}"
+    return ""
 
 
 def spec_yaml(name, case):
@@ -601,12 +636,7 @@ def spec_yaml(name, case):
             item += f", dropout: {_num(layer['dropout'])}"
         if layer.get("noise", 0.0) > 0:
             item += f", noise: {_num(layer['noise'])}"
-        bn = layer.get("batchnorm")
-        if bn is True:
-            item += ", batchnorm: true"
-        elif bn:
-            item += f", batchnorm: {{momentum: {_num(bn['momentum'])}, eps: {_num(bn['eps'])}}}"
-        lines.append(item + "}")
+        lines.append(item + _batchnorm_yaml(layer) + "}")
     o = case["optimizer"]
     lines += ["train:",
               f"  batch_size: {case['n']}",
@@ -770,6 +800,35 @@ def build_case(name, case):
     return out, meta, tie_margins(case, record)
 
 
+def adam_conditioning(case):
+    """How far float32 rounding alone moves a case's 10 optimizer steps: the steps of
+    build_case (dropout off) in float32 and in float64 from the same initial weights;
+    {tensor: (worst |f32 - f64| / max(|f64|, 0.01), entries over 1e-5)}, as the probe
+    measures dngen against the fixture. A case whose float32 steps are this far from
+    float64 cannot be compared with dngen more closely."""
+    out = {}
+    runs = []
+    for dtype in (torch.float32, torch.float64):
+        torch.manual_seed(case["torch_seed"])
+        model = SpecNet(case).to(dtype)
+        gen = torch.Generator().manual_seed(case["torch_seed"] + 1000)
+        in_shape = case["input"] if isinstance(case["input"], list) else [case["input"]]
+        x = ((torch.rand(case["n"], *in_shape, generator=gen) * 2 - 1) * case["x_range"]).to(dtype)
+        y = torch.randint(0, case["layers"][-1]["units"], (case["n"],), generator=gen, dtype=torch.int64)
+        opt = make_optimizer(case, model.parameters())
+        for _ in range(ADAM_STEPS):
+            opt.zero_grad()
+            logits, output = model(x)
+            loss_fn(case, logits, output, y).backward()
+            opt.step()
+        runs.append({k: v.detach().double().numpy() for k, v in model.state_dict().items()
+                     if not k.endswith("num_batches_tracked")})
+    for k, ref in runs[1].items():
+        err = np.abs(runs[0][k] - ref) / np.maximum(np.abs(ref), 1e-2)
+        out[k] = (float(err.max()), int((err > 1e-5).sum()))
+    return out
+
+
 def self_check_masks():
     """dropout_mask and image_dropout_mask must agree with the scalar definition
     (dn_rand_u32 per unit)."""
@@ -801,7 +860,15 @@ def main():
                     help="Random123 kat_vectors file (default %(default)s; built-in copy if absent)")
     ap.add_argument("--case", action="append", choices=sorted(CASES),
                     help="only this case (repeatable; default all)")
+    ap.add_argument("--conditioning", action="store_true",
+                    help="write nothing; print how far float32 rounding alone moves each "
+                         "case's 10 optimizer steps (float32 against float64)")
     args = ap.parse_args()
+    if args.conditioning:
+        for name in args.case or list(CASES):
+            for k, (worst, over) in adam_conditioning(CASES[name]).items():
+                print(f"{name} {k}: f32 vs f64 worst {worst:.2e}, {over} over 1e-5")
+        return 0
 
     torch.use_deterministic_algorithms(True)
     # nn.Conv2d(padding='same') with an even kernel pads a copy of its input: a note, not

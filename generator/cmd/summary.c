@@ -66,7 +66,10 @@ static void op_row(row *r, const dn_op *op, int batch) {
     const dn_layer *L = op->layer;
     snprintf(r->cell[COL_LAYER], CELL_MAX, "%s%s", op->name, op->kind == DN_OP_BATCHNORM ? "_bn" : "");
     snprintf(r->cell[COL_TYPE], CELL_MAX, "%s",
-             !L ? "dropout" : op->kind == DN_OP_BATCHNORM ? "batchnorm" : dn_layer_type_name(L->type));
+             !L                              ? "dropout"
+             : op->kind != DN_OP_BATCHNORM   ? dn_layer_type_name(L->type)
+             : op->out.shape.rank == 3       ? "batchnorm2d"
+                                             : "batchnorm");
     fmt_shape(r->cell[COL_OUTPUT], CELL_MAX, op->out.shape);
     if (op->drop.p > 0)
         snprintf(r->cell[COL_DROPOUT], CELL_MAX, "%s%s", op->drop.rate, op->drop_channel ? " channel" : "");

@@ -1,9 +1,10 @@
 /* weights.c - reads trained weights (safetensors) for `dngen --inference`,
  * checked against the validated spec: every layer's tensors (dn_layer_tensors
  * in plan/tensors.c: `<name>.weight` [units, in] or [filters, c, kh, kw],
- * `<name>.bias`, with batchnorm also `<name>_bn.*` [units]) as F32, finite; optimizer state of a full training
- * checkpoint (`optimizer.*`, `best.*`) is ignored; anything else is an
- * error, so a file made for another network is never silently used. */
+ * `<name>.bias`, with batchnorm also `<name>_bn.*` [units or filters]) as
+ * F32, finite; optimizer state of a full training checkpoint (`optimizer.*`,
+ * `best.*`) is ignored; anything else is an error, so a file made for
+ * another network is never silently used. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,17 +1,22 @@
-/* batchnorm.c - the batchnorm kind: BatchNorm1d of the dense product before
- * it, then activation, noise and dropout (PyTorch's Linear -> BatchNorm1d ->
- * activation -> Dropout).
+/* batchnorm.c - the batchnorm kind: batch norm of the product before it,
+ * then activation, noise and dropout: PyTorch's Linear -> BatchNorm1d ->
+ * activation -> Dropout, or on an image Conv2d -> BatchNorm2d -> activation
+ * -> Dropout / Dropout2d.
  *
- * The dense op before it leaves z = x W^T + b in a buffer of its own (op->z). Then, with S the layer's row stride:
+ * The dense or conv2d op before it leaves z, its product plus bias, in a
+ * buffer of its own (op->z). Then, with S the layer's row stride and K =
+ * op->bn_width its features (units, or an image's channels) rounded up to 8:
  *
- *   bn_batch     training: per unit the batch mean and 1/sqrt(var + eps)
- *                (biased variance, sums over rows in row order in double,
- *                as PyTorch's CPU kernel), the unbiased variance, and the
+ *   bn_batch     training: per feature the batch mean and 1/sqrt(var + eps)
+ *                (biased variance, sums in double over the rows in row
+ *                order, and for an image each row's plane, as PyTorch's
+ *                CPU kernel), the unbiased variance, and the
  *                affine map alpha = gamma/std, shift = beta - mean * alpha,
- *                into stats [5][S];
+ *                into stats [5][K];
  *   bn_running   eval: the same map from the running mean and variance;
  *   bn_apply     a = act(z * alpha + shift) through the layer's finish
- *                function, which also adds noise and applies dropout;
+ *                function (an image's: the plane epilogue conv2d uses),
+ *                which also adds noise and applies dropout;
  *   bn_backward  the gradient wrt the batch norm output becomes the
  *                gradient wrt z, in place (PyTorch's formula), gamma's and
  *                beta's gradients are stored or, in the fused variant,
@@ -19,11 +24,15 @@
  *                the batch's by the momentum (after the loss was found
  *                finite, in the fused step).
  *
- * The statistics and the backward pass split groups of 8 units between
- * threads and keep 8 sums side by side; every unit's sums run over the rows
- * in order, so results do not depend on the thread count. Units past
- * `units` (padding) have z = 0 and d = 0, hence mean 0, alpha = shift = 0,
- * and zero gradients: their gamma, beta and running statistics stay 0.
+ * On flat values the statistics and the backward pass split groups of 8
+ * units between threads and keep 8 sums side by side; on images each task
+ * is one channel, whose sums run over the rows in order, each row's plane
+ * into 8 lanes (position mod 8), the lanes added in order at the end. Every
+ * feature's sums run in an order set by the shapes, so results do not
+ * depend on the thread count. Units past `units` (padding) have z = 0 and
+ * d = 0, hence mean 0, alpha = shift = 0, and zero gradients: their gamma,
+ * beta and running statistics stay 0; an image's features past its
+ * channels are never touched.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,8 +40,11 @@
 #include "kernels.h"
 #include "kind.h"
 
-/* The rows of stats [5][S] (see above). */
+/* The rows of stats [5][K] (see above). */
 enum { ST_MEAN, ST_ISTD, ST_ALPHA, ST_SHIFT, ST_UVAR };
+
+/* Whether the op normalizes an image's channels (BatchNorm2d), else units. */
+static int on_image(const dn_op *L) { return L->out.shape.rank == 3; }
 
 /* The loop over groups of 8 units, as an omp for: opens `u = 8 * group`. */
 static void open_groups(dn_buf *b, int stride) {
@@ -42,9 +54,34 @@ static void open_groups(dn_buf *b, int stride) {
     dn_buf_line(b, "const int u = g * 8;");
 }
 
-static void emit_batch_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
-    int S = L->out.stride;
+/* How the statements shared by flat and image values name one feature's
+ * numbers: `ix` indexes the per-feature arrays ("[j]" for flat values'
+ * 8 units side by side, "" for an image channel's scalars), `at` is the
+ * feature's index into gamma, beta, the running statistics and the rows of
+ * stats ("u + j" or "c"), `cnt` the count of values per feature ("n" or
+ * "cnt"). */
+typedef struct {
+    const char *ix, *at, *cnt;
+} feature_names;
+
+static const feature_names FLAT_NAMES = {"[j]", "u + j", "n"}, IMAGE_NAMES = {"", "c", "cnt"};
+
+/* The statements that turn a feature's sum and sq (and mean) into its
+ * statistics in stats [5][K]. */
+static void emit_stats_final(dn_buf *b, const dn_op *L, feature_names f) {
+    const int K = L->bn_width;
     const char *eps = L->bn_eps_double; /* in double here, as PyTorch's CPU kernel adds it (in eval: in float) */
+    dn_buf_line(b, "const float istd = (float)(1.0 / sqrt(sq%s / %s + %s));", f.ix, f.cnt, eps);
+    dn_buf_line(b, "const float alpha = istd * gamma[%s];", f.at);
+    dn_buf_line(b, "stats[%d + %s] = mean%s;", ST_MEAN * K, f.at, f.ix);
+    dn_buf_line(b, "stats[%d + %s] = istd;", ST_ISTD * K, f.at);
+    dn_buf_line(b, "stats[%d + %s] = alpha;", ST_ALPHA * K, f.at);
+    dn_buf_line(b, "stats[%d + %s] = beta[%s] - mean%s * alpha;", ST_SHIFT * K, f.at, f.at, f.ix);
+    dn_buf_line(b, "stats[%d + %s] = (float)(sq%s / (%s > 1 ? %s - 1 : 1));", ST_UVAR * K, f.at, f.ix, f.cnt, f.cnt);
+}
+
+static void emit_batch_stats_flat(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    int S = L->out.stride;
     dn_buf_line(b, "/* Batch statistics of z [n, %d] (n >= 2) into stats [5][%d]: mean, 1/sqrt(var + eps),", L->out.width, S);
     dn_buf_line(b, " * alpha = gamma/std, shift = beta - mean * alpha, unbiased variance. Each unit's sums");
     dn_buf_line(b, " * run over the rows in order, in double; 8 units side by side. */");
@@ -64,21 +101,124 @@ static void emit_batch_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, "    }");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
     b->indent++;
-    dn_buf_line(b, "const float istd = (float)(1.0 / sqrt(sq[j] / n + %s));", eps);
-    dn_buf_line(b, "const float alpha = istd * gamma[u + j];");
-    dn_buf_line(b, "stats[%d + u + j] = mean[j];", ST_MEAN * S);
-    dn_buf_line(b, "stats[%d + u + j] = istd;", ST_ISTD * S);
-    dn_buf_line(b, "stats[%d + u + j] = alpha;", ST_ALPHA * S);
-    dn_buf_line(b, "stats[%d + u + j] = beta[u + j] - mean[j] * alpha;", ST_SHIFT * S);
-    dn_buf_line(b, "stats[%d + u + j] = (float)(sq[j] / (n > 1 ? n - 1 : 1));", ST_UVAR * S);
+    emit_stats_final(b, L, FLAT_NAMES);
     dn_buf_close(b);
     dn_buf_close(b);
     dn_buf_close(b);
     dn_buf_blank(b);
 }
 
+/* The loop over an image's channels, one task each, as an omp for: opens
+ * channel c, with cnt (the values per channel: n * h * w) declared before. */
+static void open_channels(dn_buf *b, const dn_op *L) {
+    dn_buf_line(b, "const int64_t cnt = (int64_t)n * %d;", L->bn_plane);
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int c = 0; c < %d; c++) {", L->bn_features);
+    b->indent++;
+}
+
+/* Opens the loop over the rows of channel c with `at`, the offset of its
+ * plane in row r. */
+static void open_channel_rows(dn_buf *b, const dn_op *L) {
+    dn_buf_line(b, "for (int r = 0; r < n; r++) {");
+    b->indent++;
+    dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)c * %d;", L->out.stride, L->bn_plane);
+}
+
+/* The statements of a plane loop for one value: `i` its position in the
+ * plane (a C expression), `l` the lane (0..7) whose partial sums it adds to. */
+typedef void (*plane_body)(dn_buf *b, const char *i, const char *l);
+
+/* A channel's plane of one row, value by value in order, each added to the
+ * partial sums of lane (position mod 8): eight independent chains of double
+ * additions instead of one, in an order set by the plane's size. */
+static void emit_plane_lanes(dn_buf *b, const dn_op *L, plane_body body) {
+    const int P = L->bn_plane, full = P / 8 * 8;
+    if (full > 0) {
+        dn_buf_line(b, "for (int i = 0; i < %d; i += 8)", full);
+        dn_buf_line(b, "    for (int l = 0; l < 8; l++) {");
+        b->indent += 2;
+        body(b, "i + l", "l");
+        b->indent -= 2;
+        dn_buf_line(b, "    }");
+    }
+    if (full < P) {
+        char lane[32];
+        snprintf(lane, sizeof lane, full ? "i - %d" : "i", full);
+        dn_buf_line(b, "for (int i = %d; i < %d; i++) {", full, P);
+        b->indent++;
+        body(b, "i", lane);
+        dn_buf_close(b);
+    }
+}
+
+/* Declares `name`, the sum of the eight lanes of `lanes` in lane order. */
+static void emit_lane_total(dn_buf *b, const char *name, const char *lanes) {
+    dn_buf_line(b, "double %s = 0.0;", name);
+    dn_buf_line(b, "for (int l = 0; l < 8; l++) %s += %s[l];", name, lanes);
+}
+
+/* z at position i of the plane at `at`: "z[at + (size_t)i]". */
+static void z_at(char *dst, size_t n, const char *i) {
+    snprintf(dst, n, strchr(i, ' ') ? "z[at + (size_t)(%s)]" : "z[at + (size_t)%s]", i);
+}
+
+static void body_sum(dn_buf *b, const char *i, const char *l) {
+    char zi[64];
+    z_at(zi, sizeof zi, i);
+    dn_buf_line(b, "sum8[%s] += %s;", l, zi);
+}
+
+static void body_sq(dn_buf *b, const char *i, const char *l) {
+    char zi[64];
+    z_at(zi, sizeof zi, i);
+    dn_buf_line(b, "const float e = %s - mean;", zi);
+    dn_buf_line(b, "sq8[%s] += (double)(e * e);", l);
+}
+
+static void body_sum_dot(dn_buf *b, const char *i, const char *l) {
+    dn_buf_line(b, "sum8[%s] += dr[%s];", l, i);
+    dn_buf_line(b, "dot8[%s] += (double)((zr[%s] - mean) * dr[%s]);", l, i, i);
+}
+
+static void emit_batch_stats_image(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    const dn_shape o = L->out.shape;
+    dn_buf_line(b, "/* Batch statistics of z [n, %d, %d, %d] (n >= 2) per channel into stats [5][%d]: mean,", o.c, o.h,
+                o.w, L->bn_width);
+    dn_buf_line(b, " * 1/sqrt(var + eps), alpha = gamma/std, shift = beta - mean * alpha, unbiased variance,");
+    dn_buf_line(b, " * each over the channel's n * %d values. Sums in double over the rows in order, each", L->bn_plane);
+    dn_buf_line(b, " * row's plane in order into 8 lanes (position mod 8), then the lanes in order; one task");
+    dn_buf_line(b, " * per channel. */");
+    dn_buf_line(b, "static void %s_%s_bn_batch(const float *restrict z, const float *restrict gamma,", p->name, L->name);
+    dn_buf_line(b, "        const float *restrict beta, float *restrict stats, int n) {");
+    b->indent++;
+    open_channels(b, L);
+    dn_buf_line(b, "double sum8[8] = {0}, sq8[8] = {0};");
+    open_channel_rows(b, L);
+    emit_plane_lanes(b, L, body_sum);
+    dn_buf_close(b);
+    emit_lane_total(b, "sum", "sum8");
+    dn_buf_line(b, "const float mean = (float)(sum / cnt);");
+    open_channel_rows(b, L);
+    emit_plane_lanes(b, L, body_sq);
+    dn_buf_close(b);
+    emit_lane_total(b, "sq", "sq8");
+    emit_stats_final(b, L, IMAGE_NAMES);
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_sync();");
+    dn_buf_close(b);
+    dn_buf_blank(b);
+}
+
+static void emit_batch_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    if (on_image(L))
+        emit_batch_stats_image(b, p, L);
+    else
+        emit_batch_stats_flat(b, p, L);
+}
+
 static void emit_running_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
-    int S = L->out.stride;
+    int S = L->bn_width;
     const char *eps = L->bn_eps_float;
     dn_buf_line(b, "/* Eval: alpha and shift of stats [5][%d] from the running mean and variance. */", S);
     dn_buf_line(b, "static void %s_%s_bn_running(const float *restrict run_mean, const float *restrict run_var,",
@@ -93,6 +233,36 @@ static void emit_running_stats(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, "stats[%d + u] = alpha;", ST_ALPHA * S);
     dn_buf_line(b, "stats[%d + u] = beta[u] - run_mean[u] * alpha;", ST_SHIFT * S);
     dn_buf_close(b);
+    dn_buf_close(b);
+    dn_buf_blank(b);
+}
+
+/* bn_apply on an image: one task per (row, channel), its plane scaled by
+ * alpha, then the plane epilogue conv2d uses (shift, activation, dropout of
+ * elements or channels). */
+static void emit_apply_image(dn_buf *b, const dn_plan *p, const dn_op *L) {
+    const int K = L->bn_width, C = L->bn_features, P = L->bn_plane, drop = L->drop.p > 0;
+    const dn_shape o = L->out.shape;
+    dn_buf_line(b, "/* a = %s(z * alpha + shift) [n, %d, %d, %d] (row stride %d), alpha and shift per channel%s. */",
+                dn_act_name(L->act), o.c, o.h, o.w, L->out.stride,
+                !drop ? "" : L->drop_channel ? "; in training h = a * mask per channel" : "; in training h = a * mask per element");
+    dn_buf_line(b, "static void %s_%s_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,",
+                p->name, L->name);
+    dn_buf_line(b, "        %s%sint n%s) {", drop ? "float *restrict mask, " : "", L->stochastic ? "float *restrict h, " : "",
+                L->stochastic ? ", uint64_t seed, uint64_t step" : "");
+    b->indent++;
+    dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+    dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", C);
+    b->indent++;
+    dn_buf_line(b, "const int r = t / %d, c = t %% %d;", C, C);
+    dn_buf_line(b, "const float *zc = z + (size_t)r * %d + (size_t)c * %d;", L->out.stride, P);
+    dn_buf_line(b, "const float alpha = stats[%d + c], shift = stats[%d + c];", ST_ALPHA * K, ST_SHIFT * K);
+    dn_buf_line(b, "float s[%d];", P);
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) s[i] = zc[i] * alpha;", P);
+    dn_emit_plane_epilogue(b, L, "s", "shift");
+    dn_emit_row_padding(b, L, "c == 0");
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_sync();");
     dn_buf_close(b);
     dn_buf_blank(b);
 }
@@ -128,27 +298,52 @@ static void emit_apply(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_blank(b);
 }
 
-static void emit_backward(dn_buf *b, const dn_plan *p, const dn_op *L, int adam) {
-    int S = L->out.stride;
-    const char *mom = L->bn_momentum;
+/* The backward kernel's signature, plain or with Adam fused. */
+static void emit_backward_signature(dn_buf *b, const dn_plan *p, const dn_op *L, int adam) {
     if (adam) {
-        dn_buf_line(b, "/* Backward through batch norm as above, with gamma and beta updated by Adam at once");
-        dn_buf_line(b, " * (moments: m and v, gamma's [%d] then beta's [%d]). */", S, S);
         dn_buf_line(b, "static void %s_%s_bn_backward_adam(float *restrict d, const float *restrict z,", p->name,
                     L->name);
         dn_buf_line(b, "        const float *restrict stats, float *restrict gamma, float *restrict beta, float *restrict m,");
         dn_buf_line(b, "        float *restrict v, const dn_adam_coef *ac, float *restrict run_mean,");
         dn_buf_line(b, "        float *restrict run_var, int n) {");
     } else {
+        dn_buf_line(b, "static void %s_%s_bn_backward(float *restrict d, const float *restrict z,", p->name, L->name);
+        dn_buf_line(b, "        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,");
+        dn_buf_line(b, "        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {");
+    }
+}
+
+/* The end of the backward pass of one feature, from its sums: gamma's and
+ * beta's gradients stored or applied by Adam, then the running statistics
+ * moved by the momentum. */
+static void emit_backward_final(dn_buf *b, const dn_op *L, int adam, feature_names f) {
+    const int K = L->bn_width;
+    if (adam) {
+        dn_buf_line(b, "dn_adam1(gamma + %s, m + %s, v + %s, (float)dot%s * istd%s, ac);", f.at, f.at, f.at, f.ix, f.ix);
+        dn_buf_line(b, "dn_adam1(beta + %s, m + %d + %s, v + %d + %s, (float)sum%s, ac);", f.at, K, f.at, K, f.at, f.ix);
+    } else {
+        dn_buf_line(b, "dgamma[%s] = (float)dot%s * istd%s;", f.at, f.ix, f.ix);
+        dn_buf_line(b, "dbeta[%s] = (float)sum%s;", f.at, f.ix);
+    }
+    dn_buf_line(b, "const float mom = %s;", L->bn_momentum);
+    dn_buf_line(b, "run_mean[%s] = mom * mean%s + (1.0f - mom) * run_mean[%s];", f.at, f.ix, f.at);
+    dn_buf_line(b, "run_var[%s] = mom * stats[%d + %s] + (1.0f - mom) * run_var[%s];", f.at, ST_UVAR * K, f.at, f.at);
+}
+
+static void emit_backward_flat(dn_buf *b, const dn_plan *p, const dn_op *L, int adam) {
+    int S = L->out.stride;
+    const char *mom = L->bn_momentum;
+    if (adam) {
+        dn_buf_line(b, "/* Backward through batch norm as above, with gamma and beta updated by Adam at once");
+        dn_buf_line(b, " * (moments: m and v, gamma's [%d] then beta's [%d]). */", S, S);
+    } else {
         dn_buf_line(b, "/* Backward through batch norm (batch statistics): d [n, %d], the gradient wrt the", L->out.width);
         dn_buf_line(b, " * output, becomes the gradient wrt z in place:");
         dn_buf_line(b, " *   d = (d - sum(d) / n - (z - mean) * dot / (n var)) * gamma / std,  dot = sum((z - mean) d)");
         dn_buf_line(b, " * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's");
         dn_buf_line(b, " * mean and unbiased variance by momentum %s. 8 units side by side, sums in double. */", mom);
-        dn_buf_line(b, "static void %s_%s_bn_backward(float *restrict d, const float *restrict z,", p->name, L->name);
-        dn_buf_line(b, "        const float *restrict stats, const float *restrict gamma, float *restrict dgamma,");
-        dn_buf_line(b, "        float *restrict dbeta, float *restrict run_mean, float *restrict run_var, int n) {");
     }
+    emit_backward_signature(b, p, L, adam);
     b->indent++;
     open_groups(b, S);
     dn_buf_line(b, "const float *mean = stats + %d + u, *istd = stats + %d + u;", ST_MEAN * S, ST_ISTD * S);
@@ -173,18 +368,52 @@ static void emit_backward(dn_buf *b, const dn_plan *p, const dn_op *L, int adam)
     dn_buf_line(b, "}");
     dn_buf_line(b, "for (int j = 0; j < 8; j++) {");
     b->indent++;
+    emit_backward_final(b, L, adam, FLAT_NAMES);
+    dn_buf_close(b);
+    dn_buf_close(b);
+    dn_buf_close(b);
+    dn_buf_blank(b);
+}
+
+/* Backward through BatchNorm2d: as the flat one, per channel over the
+ * channel's n * h * w values, one task per channel. */
+static void emit_backward_image(dn_buf *b, const dn_plan *p, const dn_op *L, int adam) {
+    const int K = L->bn_width, P = L->bn_plane;
+    const dn_shape o = L->out.shape;
     if (adam) {
-        dn_buf_line(b, "dn_adam1(gamma + u + j, m + u + j, v + u + j, (float)dot[j] * istd[j], ac);");
-        dn_buf_line(b, "dn_adam1(beta + u + j, m + %d + u + j, v + %d + u + j, (float)sum[j], ac);", S, S);
+        dn_buf_line(b, "/* Backward through batch norm as above, with gamma and beta updated by Adam at once");
+        dn_buf_line(b, " * (moments: m and v, gamma's [%d] then beta's [%d]). */", K, K);
     } else {
-        dn_buf_line(b, "dgamma[u + j] = (float)dot[j] * istd[j];");
-        dn_buf_line(b, "dbeta[u + j] = (float)sum[j];");
+        dn_buf_line(b, "/* Backward through batch norm (batch statistics), per channel over its n * %d values:", P);
+        dn_buf_line(b, " * d [n, %d, %d, %d], the gradient wrt the output, becomes the gradient wrt z in place:", o.c,
+                    o.h, o.w);
+        dn_buf_line(b, " *   d = (d - sum(d) / cnt - (z - mean) * dot / (cnt var)) * gamma / std,  dot = sum((z - mean) d)");
+        dn_buf_line(b, " * dgamma = dot / std, dbeta = sum(d). Then run_mean and run_var move toward the batch's");
+        dn_buf_line(b, " * mean and unbiased variance by momentum %s. One task per channel, sums in 8 lanes as", L->bn_momentum);
+        dn_buf_line(b, " * bn_batch's. */");
     }
-    dn_buf_line(b, "const float mom = %s;", mom);
-    dn_buf_line(b, "run_mean[u + j] = mom * mean[j] + (1.0f - mom) * run_mean[u + j];");
-    dn_buf_line(b, "run_var[u + j] = mom * stats[%d + u + j] + (1.0f - mom) * run_var[u + j];", ST_UVAR * S);
+    emit_backward_signature(b, p, L, adam);
+    b->indent++;
+    open_channels(b, L);
+    dn_buf_line(b, "const float mean = stats[%d + c], istd = stats[%d + c];", ST_MEAN * K, ST_ISTD * K);
+    dn_buf_line(b, "double sum8[8] = {0}, dot8[8] = {0};");
+    open_channel_rows(b, L);
+    dn_buf_line(b, "const float *dr = d + at, *zr = z + at;");
+    emit_plane_lanes(b, L, body_sum_dot);
     dn_buf_close(b);
+    emit_lane_total(b, "sum", "sum8");
+    emit_lane_total(b, "dot", "dot8");
+    dn_buf_line(b, "const float k = (float)dot * istd * istd / (float)cnt;");
+    dn_buf_line(b, "const float mean_d = (float)(sum / cnt);");
+    dn_buf_line(b, "const float scale = istd * gamma[c];");
+    open_channel_rows(b, L);
+    dn_buf_line(b, "float *dr = d + at;");
+    dn_buf_line(b, "const float *zr = z + at;");
+    dn_buf_line(b, "for (int i = 0; i < %d; i++) dr[i] = (dr[i] - mean_d - (zr[i] - mean) * k) * scale;", P);
     dn_buf_close(b);
+    emit_backward_final(b, L, adam, IMAGE_NAMES);
+    dn_buf_close(b);
+    dn_buf_line(b, "dn_sync();");
     dn_buf_close(b);
     dn_buf_blank(b);
 }
@@ -193,25 +422,38 @@ static void emit_backward(dn_buf *b, const dn_plan *p, const dn_op *L, int adam)
 
 static void bn_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
     (void)p;
-    dn_buf_printf(b, "%-12s batchnorm %3d (momentum %s, eps %s) %s", op->name, op->out.width,
-                  op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act));
+    if (on_image(op))
+        dn_buf_printf(b, "%-12s batchnorm2d %d channels (momentum %s, eps %s) %s", op->name, op->bn_features,
+                      op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act));
+    else
+        dn_buf_printf(b, "%-12s batchnorm %3d (momentum %s, eps %s) %s", op->name, op->out.width,
+                      op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act));
     if (op->noise > 0) dn_buf_printf(b, " noise %s", op->noise_text);
-    if (op->drop.p > 0) dn_buf_printf(b, " dropout %s", op->drop.rate);
+    if (op->drop.p > 0) dn_buf_printf(b, " dropout %s%s", op->drop.rate, op->drop_channel ? " (channels)" : "");
 }
 
 static void bn_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
-    dn_buf_line(b, "/* ==== %s: batch norm of %d units (momentum %s, eps %s), %s%s%s%s%s ==== */", op->name,
-                op->out.width, op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act),
-                op->noise > 0 ? ", noise " : "", op->noise > 0 ? op->noise_text : "",
-                op->drop.p > 0 ? ", dropout " : "", op->drop.p > 0 ? op->drop.rate : "");
+    const int image = on_image(op);
+    dn_buf_line(b, "/* ==== %s: batch norm of %d %s (momentum %s, eps %s), %s%s%s%s%s%s ==== */", op->name,
+                op->bn_features, image ? "channels" : "units", op->bn_momentum_text, op->bn_eps_text,
+                dn_act_name(op->act), op->noise > 0 ? ", noise " : "", op->noise > 0 ? op->noise_text : "",
+                op->drop.p > 0 ? ", dropout " : "", op->drop.p > 0 ? op->drop.rate : "",
+                op->drop.p > 0 && op->drop_channel ? " per channel" : "");
     dn_buf_blank(b);
-    dn_emit_finish(b, p, op);
+    if (!image) dn_emit_finish(b, p, op);
     if (!forward_only) emit_batch_stats(b, p, op);
     emit_running_stats(b, p, op);
-    emit_apply(b, p, op);
+    if (image)
+        emit_apply_image(b, p, op);
+    else
+        emit_apply(b, p, op);
     if (forward_only) return;
-    emit_backward(b, p, op, 0);
-    emit_backward(b, p, op, 1);
+    for (int adam = 0; adam < 2; adam++) {
+        if (image)
+            emit_backward_image(b, p, op, adam);
+        else
+            emit_backward_flat(b, p, op, adam);
+    }
 }
 
 static void bn_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {

@@ -231,11 +231,15 @@ static void emit_fwd_signature(dn_buf *b, const dn_plan *p, const dn_op *op) {
 static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const int taps = in.c * op->kh * op->kw;
-    dn_buf_line(b, "/* Forward (direct convolution): a = %s(conv(x, W) + b) [n, %d, %d, %d] (row stride %d)%s.",
-                dn_act_name(op->act), out.c, out.h, out.w, op->out.stride,
-                op->drop.p > 0 ? (op->drop_channel ? ", in training h = a * mask per channel"
-                                                   : ", in training h = a * mask per element")
-                               : "");
+    if (op->product_only)
+        dn_buf_line(b, "/* Forward (direct convolution): z = conv(x, W) + b [n, %d, %d, %d] (row stride %d), the input of "
+                    "batch norm.", out.c, out.h, out.w, op->out.stride);
+    else
+        dn_buf_line(b, "/* Forward (direct convolution): a = %s(conv(x, W) + b) [n, %d, %d, %d] (row stride %d)%s.",
+                    dn_act_name(op->act), out.c, out.h, out.w, op->out.stride,
+                    op->drop.p > 0 ? (op->drop_channel ? ", in training h = a * mask per channel"
+                                                       : ", in training h = a * mask per element")
+                                   : "");
     dn_buf_line(b, " * x [n, %d, %d, %d] (row stride %d), w [%d, %d, %d, %d], stride %d x %d, padding %d x %d. */",
                 in.c, in.h, in.w, op->in.stride, out.c, in.c, op->kh, op->kw, op->sh, op->sw, op->pad_top,
                 op->pad_left);
@@ -762,14 +766,15 @@ static void conv_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
     (void)p;
     const dn_shape i = op->in.shape, o = op->out.shape;
     dn_buf_printf(b, "%-12s conv2d %dx%dx%d -> %dx%dx%d, kernel %dx%d stride %dx%d %s", op->name, i.c, i.h, i.w, o.c,
-                  o.h, o.w, op->kh, op->kw, op->sh, op->sw, dn_act_name(op->act));
+                  o.h, o.w, op->kh, op->kw, op->sh, op->sw, op->product_only ? "(z)" : dn_act_name(op->act));
     if (op->drop.p > 0) dn_buf_printf(b, " dropout %s%s", op->drop.rate, op->drop_channel ? " (channels)" : "");
 }
 
 static void conv_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
     const dn_shape i = op->in.shape, o = op->out.shape;
     dn_buf_line(b, "/* ==== %s: conv2d [%d, %d, %d] -> [%d, %d, %d], %s%s%s%s ==== */", op->name, i.c, i.h, i.w, o.c,
-                o.h, o.w, dn_act_name(op->act), op->drop.p > 0 ? ", dropout " : "",
+                o.h, o.w, op->product_only ? "the sum before batch norm" : dn_act_name(op->act),
+                op->drop.p > 0 ? ", dropout " : "",
                 op->drop.p > 0 ? op->drop.rate : "", op->drop.p > 0 && op->drop_channel ? " per channel" : "");
     dn_buf_blank(b);
     emit_forward(b, p, op);

@@ -127,12 +127,12 @@ typedef struct {
     dn_act act;
     double dropout;             /* PyTorch p in [0,1); 0 = no dropout */
     double noise;               /* std of Gaussian noise added to the output in training; 0 = none */
-    int batchnorm;              /* 1: BatchNorm1d between the product and the activation */
+    int batchnorm;              /* 1: BatchNorm1d (dense) or BatchNorm2d (conv2d) between the product and the activation */
     double bn_momentum, bn_eps; /* its momentum and eps, as PyTorch's (0.1 and 1e-5 by default) */
     size_t w_off;               /* offset (floats) of W's panels (stride * in floats) in the buffer */
     size_t b_off;               /* offset (floats) of b (stride floats, zero past units) */
-    size_t g_off, beta_off;     /* batchnorm: gamma and beta (stride floats each), trained */
-    size_t rm_off, rv_off;      /* batchnorm: running mean and variance (stride floats each), state */
+    size_t g_off, beta_off;     /* batchnorm: gamma and beta (dn_bn_stride floats each), trained */
+    size_t rm_off, rv_off;      /* batchnorm: running mean and variance (dn_bn_stride floats each), state */
     dn_loc loc;                 /* where the layer's mapping starts */
 } dn_layer;
 
@@ -172,6 +172,13 @@ typedef struct {
     dn_train train;
     dn_data data;
 } dn_spec;
+
+/* The features batch norm normalizes apart in layer l: a dense layer's
+ * units (BatchNorm1d), a conv2d's channels (BatchNorm2d, each over the batch
+ * and its plane). Its gamma, beta and running statistics hold one float per
+ * feature, stored dn_bn_stride(l) long (zero past the features). */
+static inline int dn_bn_features(const dn_layer *l) { return l->type == DN_LAYER_CONV2D ? l->out_shape.c : l->units; }
+static inline int dn_bn_stride(const dn_layer *l) { return (dn_bn_features(l) + DN_PANEL - 1) / DN_PANEL * DN_PANEL; }
 
 /* Parameter buffer layout: first the trained tensors in PyTorch state_dict
  * order, layers[0].W, layers[0].b (then its gamma and beta with batchnorm),

@@ -310,11 +310,8 @@ static void check_image_values(vctx *v, const dn_ynode *n, const dn_yfield *f, d
                 src->act_ok = 0;
             }
         }
-        if (f[K_BATCHNORM].value) {
-            dn_diag_report(v->d, DN_ERROR, f[K_BATCHNORM].value->loc,
-                           "batchnorm on conv2d layers (BatchNorm2d) is not supported yet");
-            ok = 0;
-        }
+        if (f[K_BATCHNORM].value) /* BatchNorm2d */
+            check_layer_batchnorm(v, f[K_BATCHNORM].value, l);
     }
     if (f[K_STRIDE].value && get_pair(v, f[K_STRIDE].value, "stride", &l->sh, &l->sw))
         ok = 0;

@@ -82,7 +82,8 @@ static int infer_shapes(vctx *v) {
 static uint64_t layer_params(const dn_layer *l) {
     switch (l->type) {
     case DN_LAYER_CONV2D:
-        return (uint64_t)l->out_shape.c * ((uint64_t)l->in_shape.c * (uint64_t)(l->kh * l->kw) + 1);
+        return (uint64_t)l->out_shape.c * ((uint64_t)l->in_shape.c * (uint64_t)(l->kh * l->kw) + 1) +
+               (l->batchnorm ? 2 * (uint64_t)l->out_shape.c : 0);
     case DN_LAYER_DENSE:
     case DN_LAYER_TYPE_COUNT:
         return (uint64_t)l->units * (uint64_t)l->in + (uint64_t)l->units * (l->batchnorm ? 3 : 1);
@@ -94,13 +95,23 @@ static uint64_t layer_params(const dn_layer *l) {
     return 0;
 }
 
+/* Lays out batch norm's gamma and beta of layer l from `floats` on (when
+ * it has batch norm); returns the new end. */
+static uint64_t layout_bn(dn_layer *l, uint64_t floats) {
+    if (!l->batchnorm)
+        return floats;
+    l->g_off = (size_t)floats;
+    l->beta_off = (size_t)(floats + (uint64_t)dn_bn_stride(l));
+    return floats + 2 * (uint64_t)dn_bn_stride(l);
+}
+
 /* Lays out layer l's trained tensors from `floats` on; returns the new end. */
 static uint64_t layout_layer(dn_layer *l, uint64_t floats) {
     if (l->type == DN_LAYER_CONV2D) {
         l->w_off = (size_t)floats;
         floats += (uint64_t)l->out_shape.c * (uint64_t)l->in_shape.c * (uint64_t)(l->kh * l->kw);
         l->b_off = (size_t)floats;
-        return floats + (uint64_t)l->out_shape.c;
+        return layout_bn(l, floats + (uint64_t)l->out_shape.c);
     }
     if (l->type != DN_LAYER_DENSE)
         return floats;
@@ -108,12 +119,7 @@ static uint64_t layout_layer(dn_layer *l, uint64_t floats) {
     floats += (uint64_t)l->stride * (uint64_t)l->in;
     l->b_off = (size_t)floats;
     floats += (uint64_t)l->stride;
-    if (l->batchnorm) {
-        l->g_off = (size_t)floats;
-        l->beta_off = (size_t)(floats + (uint64_t)l->stride);
-        floats += 2 * (uint64_t)l->stride;
-    }
-    return floats;
+    return layout_bn(l, floats);
 }
 
 /* Fills shapes, in/stride and the offsets in state_dict order (W, b, then
@@ -153,8 +159,8 @@ void dnv_layout_params(vctx *v) {
             continue;
         v->s->n_batchnorm++;
         l->rm_off = (size_t)floats;
-        l->rv_off = (size_t)(floats + (uint64_t)l->stride);
-        floats += 2 * (uint64_t)l->stride;
+        l->rv_off = (size_t)(floats + (uint64_t)dn_bn_stride(l));
+        floats += 2 * (uint64_t)dn_bn_stride(l);
     }
     v->s->n_floats = (size_t)floats;
 }

@@ -98,6 +98,19 @@ static void plan_input_dropout(dn_plan *p, const dn_spec *s, dn_value *cur) {
     *cur = op->out;
 }
 
+/* An op of layer L whose batch norm follows: it leaves z, the product plus
+ * bias, in bf.<L>_z, without activation, noise or dropout. */
+static void set_product_only(dn_op *op, const dn_layer *L) {
+    op->product_only = 1;
+    op->act = DN_ACT_LINEAR;
+    op->drop = drop_of(0);
+    snprintf(op->noise_text, sizeof op->noise_text, "0");
+    op->out = epilogue_value(L->name, L->units, L->stride, DN_ACT_LINEAR, 0, 0);
+    snprintf(op->out.a, sizeof op->out.a, "bf.%s_z", L->name);
+    snprintf(op->out.train, sizeof op->out.train, "bf.%s_z", L->name);
+    snprintf(op->out.eval, sizeof op->out.eval, "bf.%s_z", L->name);
+}
+
 /* Layer k's dense product, and its epilogue unless batch norm follows. */
 static void plan_dense(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     const dn_layer *L = &s->layers[k];
@@ -107,16 +120,9 @@ static void plan_dense(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     op->panels = L->stride / DN_PANEL;
     op->fwd = op->bw = op->bx = DENSE_TILES;
     op->own_backward_x = k > 0;
-    if (L->batchnorm) {
-        op->product_only = 1;
-        op->act = DN_ACT_LINEAR;
-        op->drop = drop_of(0);
-        snprintf(op->noise_text, sizeof op->noise_text, "0");
-        op->out = epilogue_value(L->name, L->units, L->stride, DN_ACT_LINEAR, 0, 0);
-        snprintf(op->out.a, sizeof op->out.a, "bf.%s_z", L->name);
-        snprintf(op->out.train, sizeof op->out.train, "bf.%s_z", L->name);
-        snprintf(op->out.eval, sizeof op->out.eval, "bf.%s_z", L->name);
-    } else {
+    if (L->batchnorm)
+        set_product_only(op, L);
+    else {
         set_epilogue(op, L);
         op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
     }
@@ -129,6 +135,14 @@ static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     dn_op *op = new_op(p, DN_OP_BATCHNORM, L, k + 1, cur);
     set_epilogue(op, L);
     op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+    op->out.shape = L->out_shape;
+    op->bn_features = dn_bn_features(L);
+    op->bn_plane = L->type == DN_LAYER_CONV2D ? L->out_shape.h * L->out_shape.w : 1;
+    op->bn_width = dn_bn_stride(L);
+    if (L->type == DN_LAYER_CONV2D) { /* BatchNorm2d: the epilogue works on planes, as conv2d's */
+        op->drop_channel = L->dropout_channel;
+        op->plane4 = dn_round_up(op->bn_plane, 4);
+    }
     op->g_off = L->g_off;
     op->beta_off = L->beta_off;
     op->rm_off = L->rm_off;
@@ -149,13 +163,17 @@ static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
 static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     const dn_layer *L = &s->layers[k];
     dn_op *op = new_op(p, DN_OP_CONV2D, L, k + 1, cur);
-    set_epilogue(op, L);
-    op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+    if (L->batchnorm)
+        set_product_only(op, L);
+    else {
+        set_epilogue(op, L);
+        op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+        op->drop_channel = L->dropout_channel;
+    }
     op->out.shape = L->out_shape;
     op->kh = L->kh, op->kw = L->kw, op->sh = L->sh, op->sw = L->sw;
     op->pad_top = L->pad_top, op->pad_left = L->pad_left;
     op->pad_bottom = L->pad_bottom, op->pad_right = L->pad_right;
-    op->drop_channel = L->dropout_channel;
     op->plane4 = dn_round_up(L->out_shape.h * L->out_shape.w, 4);
     /* The kernels (emit/conv.c): register tiles where nothing is padded and
      * output columns are adjacent in the input (stride 1) and at least one
@@ -215,7 +233,7 @@ static void plan_costs(dn_plan *p) {
             wgrad = fwd;
             break;
         case DN_OP_BATCHNORM:
-            op->params = 2 * (size_t)op->out.width;
+            op->params = 2 * (size_t)op->bn_features;
             fwd = 4.0 * op->out.width;
             wgrad = fwd;
             break;
@@ -290,10 +308,12 @@ static void plan_layer_bufs(dn_plan *p, const dn_layer *L) {
     snprintf(c, sizeof c, "[n, %d] gradient wrt the pre-activation (zero past %d)", L->stride, L->units);
     add_buf(p, 1, (size_t)L->stride, c, "%s_d", L->name);
     if (L->batchnorm) {
-        snprintf(c, sizeof c, "[n, %d] x W^T + b, the input of batch norm", L->stride);
+        snprintf(c, sizeof c, "[n, %d] %s, the input of batch norm", L->stride,
+                 L->type == DN_LAYER_CONV2D ? "conv(x, W) + b" : "x W^T + b");
         add_buf(p, 1, (size_t)L->stride, c, "%s_z", L->name);
-        snprintf(c, sizeof c, "[5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var", L->stride);
-        add_buf(p, 0, 5 * (size_t)L->stride, c, "%s_stats", L->name);
+        snprintf(c, sizeof c, "[5][%d] batch norm: mean, 1/std, alpha, shift, unbiased var%s", dn_bn_stride(L),
+                 L->type == DN_LAYER_CONV2D ? " per channel" : "");
+        add_buf(p, 0, 5 * (size_t)dn_bn_stride(L), c, "%s_stats", L->name);
     }
     if (L->type == DN_LAYER_MAXPOOL2D) {
         snprintf(c, sizeof c, "[n, %d] int32: max pool's argmax in its input plane", L->stride);
@@ -338,7 +358,10 @@ void dn_plan_build(const dn_spec *s, dn_plan *p) {
     if (s->input_dropout > 0) plan_input_dropout(p, s, &cur);
     for (int k = 0; k < s->n_layers; k++) {
         switch (s->layers[k].type) {
-        case DN_LAYER_CONV2D: plan_conv(p, s, k, &cur); break;
+        case DN_LAYER_CONV2D:
+            plan_conv(p, s, k, &cur);
+            if (s->layers[k].batchnorm) plan_batchnorm(p, s, k, &cur);
+            break;
         case DN_LAYER_MAXPOOL2D:
         case DN_LAYER_AVGPOOL2D: plan_pool(p, s, k, &cur); break;
         case DN_LAYER_FLATTEN: plan_flatten(&cur); break;

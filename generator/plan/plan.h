@@ -13,8 +13,10 @@
  * question an emitter would ask of the spec is a field here.
  *
  * A spec layer with batch norm becomes two ops, a dense product (writing
- * z = x W^T + b) and a batchnorm op (normalization, activation, noise and
- * dropout), as PyTorch's Linear -> BatchNorm1d -> activation -> Dropout.
+ * z = x W^T + b) or a convolution (z = conv(x, W) + b), and a batchnorm op
+ * (normalization, activation, noise and dropout), as PyTorch's Linear ->
+ * BatchNorm1d -> activation -> Dropout or Conv2d -> BatchNorm2d ->
+ * activation -> Dropout.
  * Input dropout is an op of its own (kind DN_OP_DROPOUT) in front.
  */
 #ifndef DNGEN_PLAN_H
@@ -30,8 +32,9 @@
 typedef enum {
     DN_OP_DROPOUT,   /* dropout of the network's input */
     DN_OP_DENSE,     /* x W^T + b, then activation, noise, dropout (or only the product, before batch norm) */
-    DN_OP_BATCHNORM, /* BatchNorm1d of the product before it, then activation, noise, dropout */
-    DN_OP_CONV2D,    /* direct convolution + bias, then activation and dropout (element or channel) */
+    DN_OP_BATCHNORM, /* BatchNorm1d or 2d of the product before it, then activation, noise, dropout */
+    DN_OP_CONV2D,    /* direct convolution + bias, then activation and dropout (element or channel), or
+                        only the sum, before batch norm */
     DN_OP_POOL2D,    /* max or average pooling, then dropout */
     DN_OP_KIND_COUNT
 } dn_op_kind;
@@ -91,7 +94,8 @@ typedef struct {
     double noise;                 /* std of Gaussian noise in training; 0 = none */
     char noise_text[32], noise_lit[40];
     int stochastic;               /* dropout or noise: a training output h beside a */
-    int product_only;             /* dense before batch norm: out.a is z = x W^T + b, no epilogue */
+    int product_only;             /* dense or conv2d before batch norm: out.a is z (the product plus bias), no
+                                     epilogue */
 
     /* Kernels. */
     int head;                     /* dense: the last layer, fused with the loss in training */
@@ -120,7 +124,11 @@ typedef struct {
     size_t g_off, beta_off;       /* batchnorm: gamma, beta (trained) */
     size_t rm_off, rv_off;        /* batchnorm: running statistics (state) */
     char z[DN_EXPR_MAX];          /* batchnorm: its input z, the dense product */
-    char stats[DN_EXPR_MAX];      /* batchnorm: its statistics [5][stride] */
+    int bn_features;              /* batchnorm: features normalized apart: units, or an image's channels */
+    int bn_plane;                 /* batchnorm: values of a feature per sample: 1, or an image's h * w */
+    int bn_width;                 /* batchnorm: bn_features rounded up to 8: gamma, beta, running statistics
+                                     and each row of stats are that long */
+    char stats[DN_EXPR_MAX];      /* batchnorm: its statistics [5][bn_width] */
     char bn_eps_double[40];       /* batchnorm: eps as PyTorch's CPU kernel adds it in training */
     char bn_eps_float[40];        /* ... and in eval (float) */
     char bn_momentum[40];         /* batchnorm: momentum literal */
@@ -167,10 +175,10 @@ typedef struct {
 } dn_plan;
 
 /* The tensors of layer L in state_dict order: dense "<L>.weight" [units,
- * in] (in panels), "<L>.bias", and with batchnorm "<L>_bn.weight",
- * "<L>_bn.bias", "<L>_bn.running_mean", "<L>_bn.running_var" (the last two
- * state); conv2d "<L>.weight" [F, C, KH, KW] and "<L>.bias" in PyTorch's
- * layout; none for pools and flatten. What the generated tensor table says
+ * in] (in panels) and "<L>.bias", or conv2d "<L>.weight" [F, C, KH, KW] and
+ * "<L>.bias" in PyTorch's layout; then with batchnorm "<L>_bn.weight",
+ * "<L>_bn.bias", "<L>_bn.running_mean", "<L>_bn.running_var" [units or F]
+ * (the last two state); none for pools and flatten. What the generated tensor table says
  * and what dn_tensor_index() reads. Returns the count (0 to 6). */
 #define DN_LAYER_TENSORS 6
 int dn_layer_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]);

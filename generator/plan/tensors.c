@@ -6,15 +6,16 @@
 
 #include "plan.h"
 
-/* A [units] tensor of a batchnorm layer at offset; fill is its init value. */
+/* A [features] tensor of a batchnorm layer at offset (dn_bn_features: units
+ * or channels); fill is its init value. */
 static void bn_tensor(dn_plan_tensor *t, const dn_layer *L, const char *what, size_t offset, float fill,
                       int state) {
     snprintf(t->name, sizeof t->name, "%s_bn.%s", L->name, what);
     t->info.ndim = 1;
-    t->info.shape[0] = L->units;
+    t->info.shape[0] = dn_bn_features(L);
     t->info.offset = offset;
-    t->info.count = (size_t)L->units;
-    t->info.stored = (size_t)L->stride;
+    t->info.count = (size_t)dn_bn_features(L);
+    t->info.stored = (size_t)dn_bn_stride(L);
     t->info.fill = fill;
     t->info.state = state;
 }
@@ -39,17 +40,24 @@ static int conv_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]) {
     for (int j = 0; j < 2; j++) {
         t[j].info.fan_in = fan_in;
         t[j].info.stored = t[j].info.count;
-        t[j].info.name = t[j].name;
     }
     return 2;
 }
 
-int dn_layer_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]) {
-    memset(t, 0, DN_LAYER_TENSORS * sizeof *t);
-    if (L->type == DN_LAYER_CONV2D)
-        return conv_tensors(L, t);
-    if (L->type != DN_LAYER_DENSE)
+/* Batch norm's four tensors of layer L from t on (none without it): gamma,
+ * beta, then the running statistics (state). Returns the count. */
+static int bn_tensors(const dn_layer *L, dn_plan_tensor *t) {
+    if (!L->batchnorm)
         return 0;
+    bn_tensor(&t[0], L, "weight", L->g_off, 1.0f, 0);
+    bn_tensor(&t[1], L, "bias", L->beta_off, 0.0f, 0);
+    bn_tensor(&t[2], L, "running_mean", L->rm_off, 0.0f, 1);
+    bn_tensor(&t[3], L, "running_var", L->rv_off, 1.0f, 1);
+    return 4;
+}
+
+/* dense: weight [units, in] in panels and bias [units]; returns 2. */
+static int dense_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]) {
     snprintf(t[0].name, sizeof t[0].name, "%s.weight", L->name);
     t[0].info.ndim = 2;
     t[0].info.shape[0] = L->units;
@@ -66,13 +74,13 @@ int dn_layer_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]) {
     t[1].info.count = (size_t)L->units;
     t[1].info.fan_in = L->in;
     t[1].info.stored = (size_t)L->stride;
-    int n = 2;
-    if (L->batchnorm) {
-        bn_tensor(&t[n++], L, "weight", L->g_off, 1.0f, 0);
-        bn_tensor(&t[n++], L, "bias", L->beta_off, 0.0f, 0);
-        bn_tensor(&t[n++], L, "running_mean", L->rm_off, 0.0f, 1);
-        bn_tensor(&t[n++], L, "running_var", L->rv_off, 1.0f, 1);
-    }
+    return 2;
+}
+
+int dn_layer_tensors(const dn_layer *L, dn_plan_tensor t[DN_LAYER_TENSORS]) {
+    memset(t, 0, DN_LAYER_TENSORS * sizeof *t);
+    int n = L->type == DN_LAYER_CONV2D ? conv_tensors(L, t) : L->type == DN_LAYER_DENSE ? dense_tensors(L, t) : 0;
+    if (n) n += bn_tensors(L, t + n);
     for (int j = 0; j < n; j++) t[j].info.name = t[j].name;
     return n;
 }

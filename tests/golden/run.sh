@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Golden test of the emitted C: the generated source of every spec in specs/
-# and tests/fixtures/, and of two predictors (weights committed here, made by
+# and tests/fixtures/, and of three predictors (weights committed here, made by
 # make_weights.py from the PyTorch fixtures' initial weights), compared byte
 # for byte with the snapshots beside this script, so that every change to
 # generated code is reviewed as a diff of C.
@@ -29,6 +29,7 @@ for spec in specs/*.yaml tests/fixtures/*.yaml; do
 done
 cases+=("small_ce_predict.c|tests/fixtures/small_ce.yaml --inference --weights tests/golden/small_ce_weights.safetensors")
 cases+=("small_bn_predict.c|tests/fixtures/small_bn.yaml --inference --weights tests/golden/small_bn_weights.safetensors")
+cases+=("small_conv4_predict.c|tests/fixtures/small_conv4.yaml --inference --weights tests/golden/small_conv4_weights.safetensors")
 
 status=0
 for c in "${cases[@]}"; do
