@@ -16,7 +16,7 @@
  *   batch 8, 1 epochs, seed 29.
  *
  * Inference only: trained weights built in, eval mode (dropout only for --mc).
- * Build:  cc -O2 -march=native -static small_conv4_predict.c -o small_conv4_predict -lz -lm
+ * Build:  cc -O2 -static small_conv4_predict.c -o small_conv4_predict -lz -lm
  * Run:    ./small_conv4_predict IMAGES.idx [--format text|csv|json] [--top K] [--mc N]
  */
 
@@ -28,6 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* No fused multiply-add unless a kernel asks for one: Clang would otherwise
+ * fuse a * b + c where it can (GCC does not in ISO C mode), and round
+ * differently from GCC. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 /* OpenMP pragmas that vanish (without a warning) when compiled without -fopenmp;
  * the code is then serial and computes bit-identical results. */
@@ -100,19 +107,166 @@ DN_INLINE void dn_sync(void) {
 #define dn_sync() DN_OMP(omp barrier)
 #endif
 
-/* ---- vector helpers (fixed part of every generated trainer) -------------
- * 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
- * register, elsewhere the compiler splits them. FMA is explicit because ISO C
- * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
- * kernels compute has one fixed order, independent of the thread count. */
+
+/* ---- CPU targets --------------------------------------------------------------
+ * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
+ * the compiler targets (at least baseline x86-64: SSE2), for AVX2 with FMA
+ * (x86-64-v3) and for AVX-512; the first call asks the CPU once and every
+ * call runs the best copy it supports. So one binary built without -march
+ * runs at full speed on any x86-64. -DDN_NO_DISPATCH keeps only the first
+ * copy (build with -march=native for this CPU only); other architectures
+ * have only that one. */
+#if !defined(DN_NO_DISPATCH) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DN_DISPATCH 1
+#else
+#define DN_DISPATCH 0
+#endif
+#if DN_DISPATCH || defined(__AVX__)
+#include <immintrin.h>
+#endif
+/* What the compiler's own target has (the base copy's DN_HAVE_*). */
+#if defined(__AVX__)
+#define DN_CC_AVX 1
+#else
+#define DN_CC_AVX 0
+#endif
+#if defined(__FMA__) && defined(__AVX__)
+#define DN_CC_FMA 1
+#else
+#define DN_CC_FMA 0
+#endif
+#if defined(__AVX2__)
+#define DN_CC_AVX2 1
+#else
+#define DN_CC_AVX2 0
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX2__) && defined(__FMA__)
+#define DN_CC_AVX512 1
+#else
+#define DN_CC_AVX512 0
+#endif
+#if DN_DISPATCH
+#include <stdlib.h>
+/* 2: AVX-512 (F, VL) with AVX2 and FMA; 1: AVX2 and FMA; 0: neither. The
+ * environment variable DN_CPU (baseline, avx2, avx512) caps it, to compare
+ * the copies on one machine. Asked once, then cached. */
+static int dn_cpu_level(void) {
+    static int cached = -1;
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level >= 0) return level;
+    __builtin_cpu_init();
+    level = 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        level = 1;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) level = 2;
+    }
+    const char *cap = getenv("DN_CPU");
+    if (cap && strcmp(cap, "baseline") == 0) level = 0;
+    if (cap && strcmp(cap, "avx2") == 0 && level > 1) level = 1;
+    __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
+    return level;
+}
+#endif
+
+/* The vector types every target's kernels use. */
 typedef float dn_v8 __attribute__((vector_size(32)));
 typedef float dn_v8u __attribute__((vector_size(32), aligned(4)));
 typedef int32_t dn_v8i __attribute__((vector_size(32)));
+typedef float dn_v16 __attribute__((vector_size(64)));
+typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
+
+/* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
+DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
+                           uint32_t u, uint32_t threshold, float scale, float m[4]) {
+    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
+    dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+    for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
+}
+
+/* Gaussian noise N(0, 1) for the 4 units [u, u+4) of one row (u % 4 == 0),
+ * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
+DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
+    for (int half = 0; half < 2; half++) {
+        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
+        dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+        for (int j = 0; j < 2; j++) {
+            double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
+            double u2 = (double)r.v[2 * j + 1] * (1.0 / 4294967296.0);
+            g[2 * half + j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        }
+    }
+}
+
+/* Carves a 64-byte aligned block of `count` floats at *off from base and
+ * advances *off. With base == NULL it only measures (returns NULL). */
+DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
+    float *p = base ? (float *)(base + *off) : NULL;
+    *off += (count * sizeof(float) + 63) & ~(size_t)63;
+    return p;
+}
+
+/* ==== the kernels for the compiler's target (-march; baseline x86-64 by default) ==== */
+
+#define DN_VNAME(n) n
+#define DN_HAVE_AVX DN_CC_AVX
+#define DN_HAVE_FMA DN_CC_FMA
+#define DN_HAVE_AVX2 DN_CC_AVX2
+#define DN_HAVE_AVX512 DN_CC_AVX512
+/* ==== vector helpers for one CPU target (templates/vector.c.in) ====
+ * Pasted once per target the program carries (see the prelude's DN_DISPATCH):
+ * before each copy the generator defines DN_VNAME(n), the target's name for
+ * helper n, and DN_HAVE_AVX, DN_HAVE_FMA, DN_HAVE_AVX2 and DN_HAVE_AVX512
+ * (AVX-512 F and VL), the instructions the copy may use; the copy's functions
+ * are compiled for that target. So nothing here tests the compiler's __AVX2__
+ * and the like, and every macro is undefined first. */
+#undef dn_fma8
+#undef dn_load8
+#undef dn_store8
+#undef dn_splat8
+#undef dn_prefetch_rw
+#undef dn_relu8
+#undef dn_shuf8
+#undef dn_transpose8x8
+#undef dn_step8
+#undef dn_sqrt8
+#undef dn_fmaf
+#undef DN_WIDE_TILES
+#undef dn_fma16
+#undef dn_load16
+#undef dn_store16
+#undef dn_splat16
+#undef dn_load8x2
+#undef dn_dup8
+#undef dn_lo8
+#undef dn_mulhilo8
+#undef dn_mulhilo16
+#undef dn_sqrt8_lanes
+#undef dn_adam8
+#undef dn_adam1
+#undef dn_adam16
+#undef dn_philox8
+#undef dn_philox16
+#undef dn_dropout_scales8
+#undef dn_dropout_block
+#define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
+#define dn_adam8 DN_VNAME(dn_adam8)
+#define dn_adam1 DN_VNAME(dn_adam1)
+#define dn_adam16 DN_VNAME(dn_adam16)
+#define dn_philox8 DN_VNAME(dn_philox8)
+#define dn_philox16 DN_VNAME(dn_philox16)
+#define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
+#define dn_dropout_block DN_VNAME(dn_dropout_block)
+
+/* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
+ * register, elsewhere the compiler splits them. FMA is explicit because ISO C
+ * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
+ * kernels compute has one fixed order, independent of the thread count and
+ * of the target: lane by lane the same operations (so AVX2 and AVX-512 give
+ * the same bits; without FMA, a product and a sum round twice). */
 
 /* Macros rather than functions: vectors never cross a call, so no target
  * (AVX or not) has an ABI question, and the arguments are simple names. */
-#if defined(__FMA__) && defined(__AVX__)
-#include <immintrin.h>
+#if DN_HAVE_FMA
 #define dn_fma8(a, b, c) ((dn_v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #else
 #define dn_fma8(a, b, c) ((a) * (b) + (c))
@@ -172,14 +326,14 @@ typedef int32_t dn_v8i __attribute__((vector_size(32)));
 /* 1.0f where v > 0, else 0.0f (v a name). */
 #define dn_step8(v) ((dn_v8)((dn_v8i)dn_splat8(1.0f) & (dn_v8i)((v) > (dn_v8){0})))
 
-#if defined(__AVX__)
+#if DN_HAVE_AVX
 #define dn_sqrt8(x) ((dn_v8)_mm256_sqrt_ps((__m256)(x)))
 #else
 DN_INLINE void dn_sqrt8_lanes(float *x) {
     for (int j = 0; j < 8; j++) x[j] = sqrtf(x[j]);
 }
 #endif
-#if defined(__FMA__)
+#if DN_HAVE_FMA
 #define dn_fmaf(a, b, c) fmaf(a, b, c)
 #else
 #define dn_fmaf(a, b, c) ((a) * (b) + (c))
@@ -193,7 +347,7 @@ DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_a
     if (c->l2) gi = dn_fma8(pi, dn_splat8(c->wd), gi);
     const dn_v8 mi = dn_fma8(gi, dn_splat8(c->omb1), dn_load8(m) * dn_splat8(c->b1));
     const dn_v8 vi = dn_fma8(dn_splat8(c->omb2) * gi, gi, dn_load8(v) * dn_splat8(c->b2));
-#if defined(__AVX__)
+#if DN_HAVE_AVX
     const dn_v8 root = dn_sqrt8(vi);
 #else
     float lanes[8];
@@ -223,11 +377,8 @@ DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coe
  * backward_x), and its accumulators fill 16 registers; the narrow tiles use
  * 8-float vectors. Each lane does the same operations in the same order in
  * both, so the results are the same either way. */
-#if defined(__AVX512F__) && defined(__AVX512VL__)
+#if DN_HAVE_AVX512
 #define DN_WIDE_TILES 1
-#include <immintrin.h>
-typedef float dn_v16 __attribute__((vector_size(64)));
-typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
 #define dn_fma16(a, b, c) ((dn_v16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define dn_load16(p) (*(const dn_v16u *)(p))
 #define dn_store16(p, v) (*(dn_v16u *)(p) = (v))
@@ -237,6 +388,8 @@ typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
     ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
                                                      _mm256_loadu_ps(p))),                       \
                                                  _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
 /* The low 8 lanes of a 16-float vector. */
 #define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
 
@@ -258,19 +411,10 @@ DN_INLINE void dn_adam16(float *p, float *m, float *v, const float *g0, const fl
 #define DN_WIDE_TILES 0
 #endif
 
-/* Dropout scale factors for the 4 units [u, u+4) of one row: 0 or 1/(1-p). */
-DN_INLINE void dn_dropout4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row,
-                           uint32_t u, uint32_t threshold, float scale, float m[4]) {
-    dn_u32x4 ctr = {{u >> 2, row, (uint32_t)step, ((uint32_t)DN_RNG_DROPOUT << 24) | slot}};
-    dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-    for (int j = 0; j < 4; j++) m[j] = r.v[j] < threshold ? 0.0f : scale;
-}
-
 /* Eight Philox4x32-10 blocks at once: out[w][l] is word w of
  * dn_philox4x32_10({c0[l], c1[l], c2, c3}, k0, k1). With AVX2 the eight run
  * side by side in vector registers; the words are the same either way. */
-#if defined(__AVX2__)
-#include <immintrin.h>
+#if DN_HAVE_AVX2
 /* lo/hi halves of the 32x32-bit products x * m, lane by lane. */
 #define dn_mulhilo8(x, m, lo, hi)                                                        \
     do {                                                                                 \
@@ -300,7 +444,7 @@ DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c
     _mm256_storeu_si256((__m256i *)out[2], x2);
     _mm256_storeu_si256((__m256i *)out[3], x3);
 }
-#if defined(__AVX512F__)
+#if DN_HAVE_AVX512
 /* Sixteen blocks, as two dn_philox8 calls (lanes 0-7, then 8-15) would
  * give: out[h][w][l] is word w of block 8h + l. */
 #define dn_mulhilo16(x, m, lo, hi)                                                       \
@@ -343,7 +487,7 @@ DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c
 }
 #endif
 
-#if defined(__AVX2__)
+#if DN_HAVE_AVX2
 /* The scales of 8 groups of 4 units from their words w[word][group] into
  * out[4 * group + word]: 0 where the word is below threshold, else scale. */
 DN_INLINE void dn_dropout_scales8(uint32_t w[4][8], uint32_t threshold, float scale, float *out) {
@@ -375,7 +519,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
     const int groups = width / 4, n = rows * groups;
     const uint32_t c3 = ((uint32_t)DN_RNG_DROPOUT << 24) | slot;
     int first = 0;
-#if defined(__AVX2__) && defined(__AVX512F__)
+#if DN_HAVE_AVX512
     for (; first + 16 <= n; first += 16) { /* 16 groups, 64 consecutive floats of m */
         uint32_t c0[16], c1[16], w[2][4][8];
         for (int l = 0; l < 16; l++) {
@@ -395,7 +539,7 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
             c1[l] = row0 + (uint32_t)(g / groups);
         }
         dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
-#if defined(__AVX2__)
+#if DN_HAVE_AVX2
         if (first + 8 <= n) { /* 8 groups, 32 consecutive floats of m */
             dn_dropout_scales8(w, threshold, scale, m + (size_t)first * 4);
             continue;
@@ -408,27 +552,6 @@ DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uin
     }
 }
 
-/* Gaussian noise N(0, 1) for the 4 units [u, u+4) of one row (u % 4 == 0),
- * by Box-Muller from the DN_RNG_NOISE words 2*unit and 2*unit + 1. */
-DN_INLINE void dn_gauss4(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row, uint32_t u, float g[4]) {
-    for (int half = 0; half < 2; half++) {
-        dn_u32x4 ctr = {{(u >> 1) + (uint32_t)half, row, (uint32_t)step, ((uint32_t)DN_RNG_NOISE << 24) | slot}};
-        dn_u32x4 r = dn_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
-        for (int j = 0; j < 2; j++) {
-            double u1 = ((double)r.v[2 * j] + 1.0) * (1.0 / 4294967296.0); /* (0, 1] */
-            double u2 = (double)r.v[2 * j + 1] * (1.0 / 4294967296.0);
-            g[2 * half + j] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-        }
-    }
-}
-
-/* Carves a 64-byte aligned block of `count` floats at *off from base and
- * advances *off. With base == NULL it only measures (returns NULL). */
-DN_INLINE float *dn_carve(char *base, size_t *off, size_t count) {
-    float *p = base ? (float *)(base + *off) : NULL;
-    *off += (count * sizeof(float) + 63) & ~(size_t)63;
-    return p;
-}
 
 /* ==== work buffers (one block, carved per batch of n rows) ==== */
 
@@ -454,11 +577,11 @@ typedef struct {
     float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
     float *rowloss; /* [n] per-row loss */
     float *hits; /* [n] argmax hit */
-} small_conv4_buffers;
+} small_conv4_base_buffers;
 
 /* Carves the buffers for n rows from ws; with ws == NULL only measures.
  * Returns the bytes used. */
-static size_t small_conv4_bind(void *ws, int n, small_conv4_buffers *bf) {
+static size_t small_conv4_base_bind(void *ws, int n, small_conv4_base_buffers *bf) {
     char *base = ws;
     size_t off = 0;
     const size_t rows = (size_t)n;
@@ -486,16 +609,16 @@ static size_t small_conv4_bind(void *ws, int n, small_conv4_buffers *bf) {
     return off;
 }
 
-static size_t small_conv4_workspace_size(int max_batch) {
-    small_conv4_buffers bf;
-    return small_conv4_bind(NULL, max_batch, &bf);
+static size_t small_conv4_base_workspace_size(int max_batch) {
+    small_conv4_base_buffers bf;
+    return small_conv4_base_bind(NULL, max_batch, &bf);
 }
 
 /* ==== conv1: conv2d [2, 9, 12] -> [4, 7, 10], the sum before batch norm ==== */
 
 /* Forward (direct convolution): z = conv(x, W) + b [n, 4, 7, 10] (row stride 280), the input of batch norm.
  * x [n, 2, 9, 12] (row stride 216), w [4, 2, 3, 3], stride 1 x 1, padding 0 x 0. */
-static void small_conv4_conv1_forward(const float *restrict x, const float *restrict w,
+static void small_conv4_base_conv1_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
@@ -890,7 +1013,7 @@ static void small_conv4_conv1_forward(const float *restrict x, const float *rest
 /* ==== conv1: batch norm of 4 channels (momentum 0.1, eps 1e-05), tanh, dropout 0.2 ==== */
 
 /* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
-static void small_conv4_conv1_bn_running(const float *restrict run_mean, const float *restrict run_var,
+static void small_conv4_base_conv1_bn_running(const float *restrict run_mean, const float *restrict run_var,
         const float *restrict gamma, const float *restrict beta, float *restrict stats) {
     DN_OMP(omp for schedule(static))
     for (int u = 0; u < 8; u++) {
@@ -902,7 +1025,7 @@ static void small_conv4_conv1_bn_running(const float *restrict run_mean, const f
 }
 
 /* a = tanh(z * alpha + shift) [n, 4, 7, 10] (row stride 280), alpha and shift per channel; in training h = a * mask per element. */
-static void small_conv4_conv1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+static void small_conv4_base_conv1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
         float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 4; t++) {
@@ -933,7 +1056,7 @@ static void small_conv4_conv1_bn_apply(const float *restrict z, const float *res
 
 /* Forward: max pooling [n, 4, 7, 10] -> a [n, 4, 3, 5] (row stride 64), window 2x2,
  * stride 2x2; arg: each max's position in its plane. */
-static void small_conv4_pool1_forward(const float *restrict x, int32_t *restrict arg, float *restrict a, int n) {
+static void small_conv4_base_pool1_forward(const float *restrict x, int32_t *restrict arg, float *restrict a, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 4; t++) {
         const int r = t / 4, c = t % 4;
@@ -968,7 +1091,7 @@ static void small_conv4_pool1_forward(const float *restrict x, int32_t *restrict
 
 /* Forward (direct convolution): z = conv(x, W) + b [n, 10, 4, 6] (row stride 240), the input of batch norm.
  * x [n, 4, 3, 5] (row stride 64), w [10, 4, 2, 2], stride 1 x 1, padding 1 x 1. */
-static void small_conv4_conv2_forward(const float *restrict x, const float *restrict w,
+static void small_conv4_base_conv2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 10; t++) {
@@ -1014,7 +1137,7 @@ static void small_conv4_conv2_forward(const float *restrict x, const float *rest
 /* ==== conv2: batch norm of 10 channels (momentum 0.2, eps 0.001), relu, dropout 0.3 per channel ==== */
 
 /* Eval: alpha and shift of stats [5][16] from the running mean and variance. */
-static void small_conv4_conv2_bn_running(const float *restrict run_mean, const float *restrict run_var,
+static void small_conv4_base_conv2_bn_running(const float *restrict run_mean, const float *restrict run_var,
         const float *restrict gamma, const float *restrict beta, float *restrict stats) {
     DN_OMP(omp for schedule(static))
     for (int u = 0; u < 16; u++) {
@@ -1026,7 +1149,7 @@ static void small_conv4_conv2_bn_running(const float *restrict run_mean, const f
 }
 
 /* a = relu(z * alpha + shift) [n, 10, 4, 6] (row stride 240), alpha and shift per channel; in training h = a * mask per channel. */
-static void small_conv4_conv2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+static void small_conv4_base_conv2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
         float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 10; t++) {
@@ -1058,7 +1181,7 @@ static void small_conv4_conv2_bn_apply(const float *restrict z, const float *res
 
 /* Forward: average pooling [n, 10, 4, 6] -> a [n, 10, 2, 3] (row stride 64), window 2x2,
  * stride 2x2. */
-static void small_conv4_pool2_forward(const float *restrict x, float *restrict a, int n) {
+static void small_conv4_base_pool2_forward(const float *restrict x, float *restrict a, int n) {
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 10; t++) {
         const int r = t / 10, c = t % 10;
@@ -1089,7 +1212,7 @@ static void small_conv4_pool2_forward(const float *restrict x, float *restrict a
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
  * whose sums over the inputs are z[0..8). */
-static inline void small_conv4_out_finish(const float *z, size_t row, int u, const float *restrict bias,
+static inline void small_conv4_base_out_finish(const float *z, size_t row, int u, const float *restrict bias,
         float *restrict a) {
     const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
     const dn_v8 y = v;
@@ -1099,7 +1222,7 @@ static inline void small_conv4_out_finish(const float *z, size_t row, int u, con
 
 /* Forward: a = softmax(x W^T + b) [n, 3] (row stride 8).
  * x [n, 60] (row stride 64), w: 1 panels of [60, 8], bias [8]. */
-static void small_conv4_out_forward(const float *restrict x, const float *restrict w,
+static void small_conv4_base_out_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
 #if DN_WIDE_TILES
     const int row_blocks = (n + 7) / 8;
@@ -1154,7 +1277,7 @@ static void small_conv4_out_forward(const float *restrict x, const float *restri
         dn_store8(&z[7][0], c70);
         for (int r = 0; r < nr; r++)
             for (int j = 0; j < 1; j++)
-                small_conv4_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+                small_conv4_base_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
     }
 #else
     const int row_blocks = (n + 5) / 6;
@@ -1199,7 +1322,7 @@ static void small_conv4_out_forward(const float *restrict x, const float *restri
         dn_store8(&z[5][0], c50);
         for (int r = 0; r < nr; r++)
             for (int j = 0; j < 1; j++)
-                small_conv4_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+                small_conv4_base_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
     }
 #endif
     dn_sync();
@@ -1210,7 +1333,7 @@ static void small_conv4_out_forward(const float *restrict x, const float *restri
 /* Per row r of z [n, 3] (row stride 8): rowloss and hit (when y != NULL), the output
  * (probabilities) into p (when p != NULL), and the gradient of the mean loss
  * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
-static void small_conv4_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
+static void small_conv4_base_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
         float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
     const float inv_n = 1.0f / (float)n;
     DN_OMP(omp for schedule(static) nowait)
@@ -1240,7 +1363,7 @@ static void small_conv4_loss(const float *restrict z, const int32_t *restrict y,
 }
 
 /* Sums the per-row results in row order (the same for any thread count). */
-static double small_conv4_sum_rows(const small_conv4_buffers *bf, int n, int *correct) {
+static double small_conv4_base_sum_rows(const small_conv4_base_buffers *bf, int n, int *correct) {
     double loss = 0.0;
     int hits = 0;
     for (int r = 0; r < n; r++) {
@@ -1253,30 +1376,2486 @@ static double small_conv4_sum_rows(const small_conv4_buffers *bf, int n, int *co
 
 /* ==== evaluation (dropout off unless MC dropout) ==== */
 
-static double small_conv4_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+static double small_conv4_base_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
     const int mc = bt->mc_dropout;
-    small_conv4_buffers bf;
+    small_conv4_base_buffers bf;
     const int n = bt->n;
-    small_conv4_bind(ws, n, &bf);
+    small_conv4_base_bind(ws, n, &bf);
     DN_TEAM_DECLARE(team);
     DN_OMP(omp parallel)
     {
         DN_TEAM_BIND(team);
-        small_conv4_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
+        small_conv4_base_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
                 n);
-        small_conv4_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
-        small_conv4_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
-        small_conv4_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
-        small_conv4_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
+        small_conv4_base_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
+        small_conv4_base_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
+        small_conv4_base_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
+        small_conv4_base_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
                 n);
-        small_conv4_conv2_bn_running(params + 798, params + 814, params + 262, params + 278, bf.conv2_stats);
-        small_conv4_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
-        small_conv4_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
-        small_conv4_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
+        small_conv4_base_conv2_bn_running(params + 798, params + 814, params + 262, params + 278, bf.conv2_stats);
+        small_conv4_base_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
+        small_conv4_base_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
+        small_conv4_base_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
                 n);
-        small_conv4_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+        small_conv4_base_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
     }
-    return bt->y ? small_conv4_sum_rows(&bf, n, correct) : 0.0;
+    return bt->y ? small_conv4_base_sum_rows(&bf, n, correct) : 0.0;
+}
+
+/* ==== the kernels for avx2 (used when dn_cpu_level() >= 1) ==== */
+
+#if DN_DISPATCH
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#undef DN_VNAME
+#undef DN_HAVE_AVX
+#undef DN_HAVE_FMA
+#undef DN_HAVE_AVX2
+#undef DN_HAVE_AVX512
+#define DN_VNAME(n) n##_avx2
+#define DN_HAVE_AVX 1
+#define DN_HAVE_FMA 1
+#define DN_HAVE_AVX2 1
+#define DN_HAVE_AVX512 0
+/* ==== vector helpers for one CPU target (templates/vector.c.in) ====
+ * Pasted once per target the program carries (see the prelude's DN_DISPATCH):
+ * before each copy the generator defines DN_VNAME(n), the target's name for
+ * helper n, and DN_HAVE_AVX, DN_HAVE_FMA, DN_HAVE_AVX2 and DN_HAVE_AVX512
+ * (AVX-512 F and VL), the instructions the copy may use; the copy's functions
+ * are compiled for that target. So nothing here tests the compiler's __AVX2__
+ * and the like, and every macro is undefined first. */
+#undef dn_fma8
+#undef dn_load8
+#undef dn_store8
+#undef dn_splat8
+#undef dn_prefetch_rw
+#undef dn_relu8
+#undef dn_shuf8
+#undef dn_transpose8x8
+#undef dn_step8
+#undef dn_sqrt8
+#undef dn_fmaf
+#undef DN_WIDE_TILES
+#undef dn_fma16
+#undef dn_load16
+#undef dn_store16
+#undef dn_splat16
+#undef dn_load8x2
+#undef dn_dup8
+#undef dn_lo8
+#undef dn_mulhilo8
+#undef dn_mulhilo16
+#undef dn_sqrt8_lanes
+#undef dn_adam8
+#undef dn_adam1
+#undef dn_adam16
+#undef dn_philox8
+#undef dn_philox16
+#undef dn_dropout_scales8
+#undef dn_dropout_block
+#define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
+#define dn_adam8 DN_VNAME(dn_adam8)
+#define dn_adam1 DN_VNAME(dn_adam1)
+#define dn_adam16 DN_VNAME(dn_adam16)
+#define dn_philox8 DN_VNAME(dn_philox8)
+#define dn_philox16 DN_VNAME(dn_philox16)
+#define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
+#define dn_dropout_block DN_VNAME(dn_dropout_block)
+
+/* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
+ * register, elsewhere the compiler splits them. FMA is explicit because ISO C
+ * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
+ * kernels compute has one fixed order, independent of the thread count and
+ * of the target: lane by lane the same operations (so AVX2 and AVX-512 give
+ * the same bits; without FMA, a product and a sum round twice). */
+
+/* Macros rather than functions: vectors never cross a call, so no target
+ * (AVX or not) has an ABI question, and the arguments are simple names. */
+#if DN_HAVE_FMA
+#define dn_fma8(a, b, c) ((dn_v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#else
+#define dn_fma8(a, b, c) ((a) * (b) + (c))
+#endif
+#define dn_load8(p) (*(const dn_v8u *)(p))
+#define dn_store8(p, v) (*(dn_v8u *)(p) = (v))
+#define dn_splat8(x) ((dn_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+/* Asks for the cache line at p, to be written soon (a hint: never faults). */
+#define dn_prefetch_rw(p) __builtin_prefetch((p), 1, 3)
+/* max(v, 0) lane by lane, as v > 0 ? v : 0 (so NaN gives 0); v must be a name. */
+#define dn_relu8(v) ((dn_v8)((dn_v8i)(v) & (dn_v8i)((v) > (dn_v8){0})))
+/* dst[8 * j + i] = src[8 * i + j] for i, j < 8 (an 8 x 8 transpose; src and
+ * dst are float pointers, need not be aligned, and do not overlap). */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define dn_shuf8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#define dn_transpose8x8(src, dst)                                                    \
+    do {                                                                             \
+        const float *dn_s_ = (src);                                                  \
+        float *dn_d_ = (dst);                                                        \
+        const dn_v8 dn_r0_ = dn_load8(dn_s_ + 0), dn_r1_ = dn_load8(dn_s_ + 8);      \
+        const dn_v8 dn_r2_ = dn_load8(dn_s_ + 16), dn_r3_ = dn_load8(dn_s_ + 24);    \
+        const dn_v8 dn_r4_ = dn_load8(dn_s_ + 32), dn_r5_ = dn_load8(dn_s_ + 40);    \
+        const dn_v8 dn_r6_ = dn_load8(dn_s_ + 48), dn_r7_ = dn_load8(dn_s_ + 56);    \
+        const dn_v8 dn_t0_ = dn_shuf8(dn_r0_, dn_r1_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t1_ = dn_shuf8(dn_r0_, dn_r1_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t2_ = dn_shuf8(dn_r2_, dn_r3_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t3_ = dn_shuf8(dn_r2_, dn_r3_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t4_ = dn_shuf8(dn_r4_, dn_r5_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t5_ = dn_shuf8(dn_r4_, dn_r5_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t6_ = dn_shuf8(dn_r6_, dn_r7_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t7_ = dn_shuf8(dn_r6_, dn_r7_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_u0_ = dn_shuf8(dn_t0_, dn_t2_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u1_ = dn_shuf8(dn_t0_, dn_t2_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u2_ = dn_shuf8(dn_t1_, dn_t3_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u3_ = dn_shuf8(dn_t1_, dn_t3_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u4_ = dn_shuf8(dn_t4_, dn_t6_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u5_ = dn_shuf8(dn_t4_, dn_t6_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u6_ = dn_shuf8(dn_t5_, dn_t7_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u7_ = dn_shuf8(dn_t5_, dn_t7_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        dn_store8(dn_d_ + 0, dn_shuf8(dn_u0_, dn_u4_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 32, dn_shuf8(dn_u0_, dn_u4_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 8, dn_shuf8(dn_u1_, dn_u5_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 40, dn_shuf8(dn_u1_, dn_u5_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 16, dn_shuf8(dn_u2_, dn_u6_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 48, dn_shuf8(dn_u2_, dn_u6_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 24, dn_shuf8(dn_u3_, dn_u7_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 56, dn_shuf8(dn_u3_, dn_u7_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+    } while (0)
+#else
+#define dn_transpose8x8(src, dst)                                          \
+    do {                                                                   \
+        for (int dn_j_ = 0; dn_j_ < 8; dn_j_++)                            \
+            for (int dn_i_ = 0; dn_i_ < 8; dn_i_++)                        \
+                (dst)[8 * dn_j_ + dn_i_] = (src)[8 * dn_i_ + dn_j_];       \
+    } while (0)
+#endif
+/* 1.0f where v > 0, else 0.0f (v a name). */
+#define dn_step8(v) ((dn_v8)((dn_v8i)dn_splat8(1.0f) & (dn_v8i)((v) > (dn_v8){0})))
+
+#if DN_HAVE_AVX
+#define dn_sqrt8(x) ((dn_v8)_mm256_sqrt_ps((__m256)(x)))
+#else
+DN_INLINE void dn_sqrt8_lanes(float *x) {
+    for (int j = 0; j < 8; j++) x[j] = sqrtf(x[j]);
+}
+#endif
+#if DN_HAVE_FMA
+#define dn_fmaf(a, b, c) fmaf(a, b, c)
+#else
+#define dn_fmaf(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* Adam on 8 consecutive parameters with gradients g[0..8), as dn_adam_step
+ * (see dn_adam_coef in dn_runtime.h). p, m, v need not be aligned. */
+DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_adam_coef *c) {
+    const dn_v8 pi = dn_load8(p) * dn_splat8(c->shrink);
+    dn_v8 gi = dn_load8(g);
+    if (c->l2) gi = dn_fma8(pi, dn_splat8(c->wd), gi);
+    const dn_v8 mi = dn_fma8(gi, dn_splat8(c->omb1), dn_load8(m) * dn_splat8(c->b1));
+    const dn_v8 vi = dn_fma8(dn_splat8(c->omb2) * gi, gi, dn_load8(v) * dn_splat8(c->b2));
+#if DN_HAVE_AVX
+    const dn_v8 root = dn_sqrt8(vi);
+#else
+    float lanes[8];
+    dn_store8(lanes, vi);
+    dn_sqrt8_lanes(lanes);
+    const dn_v8 root = dn_load8(lanes);
+#endif
+    const dn_v8 denom = root / dn_splat8(c->bc2_sqrt) + dn_splat8(c->eps);
+    dn_store8(m, mi);
+    dn_store8(v, vi);
+    dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
+}
+
+/* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
+DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
+    const float pi = *p * c->shrink;
+    const float gi = c->l2 ? dn_fmaf(pi, c->wd, g) : g;
+    const float mi = dn_fmaf(gi, c->omb1, *m * c->b1);
+    const float vi = dn_fmaf(c->omb2 * gi, gi, *v * c->b2);
+    *m = mi;
+    *v = vi;
+    *p = pi + (c->neg_step * mi) / (sqrtf(vi) / c->bc2_sqrt + c->eps);
+}
+
+/* Wide tiles where there are AVX-512 registers: 32 of them, 16 floats each.
+ * A wide tile's vectors hold two panels side by side (16 units, or inputs in
+ * backward_x), and its accumulators fill 16 registers; the narrow tiles use
+ * 8-float vectors. Each lane does the same operations in the same order in
+ * both, so the results are the same either way. */
+#if DN_HAVE_AVX512
+#define DN_WIDE_TILES 1
+#define dn_fma16(a, b, c) ((dn_v16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define dn_load16(p) (*(const dn_v16u *)(p))
+#define dn_store16(p, v) (*(dn_v16u *)(p) = (v))
+#define dn_splat16(x) ((dn_v16)_mm512_set1_ps(x))
+/* The 8 floats at p then the 8 at q (two panels' rows) as one vector. */
+#define dn_load8x2(p, q)                                                                         \
+    ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
+                                                     _mm256_loadu_ps(p))),                       \
+                                                 _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
+/* The low 8 lanes of a 16-float vector. */
+#define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
+
+/* dn_adam8 on 16 consecutive parameters, their gradients the 8 floats at g0
+ * then the 8 at g1: lane by lane the same operations. */
+DN_INLINE void dn_adam16(float *p, float *m, float *v, const float *g0, const float *g1, const dn_adam_coef *c) {
+    const dn_v16 pi = dn_load16(p) * dn_splat16(c->shrink);
+    dn_v16 gi = dn_load8x2(g0, g1);
+    if (c->l2) gi = dn_fma16(pi, dn_splat16(c->wd), gi);
+    const dn_v16 mi = dn_fma16(gi, dn_splat16(c->omb1), dn_load16(m) * dn_splat16(c->b1));
+    const dn_v16 vi = dn_fma16(dn_splat16(c->omb2) * gi, gi, dn_load16(v) * dn_splat16(c->b2));
+    const dn_v16 root = (dn_v16)_mm512_sqrt_ps((__m512)vi);
+    const dn_v16 denom = root / dn_splat16(c->bc2_sqrt) + dn_splat16(c->eps);
+    dn_store16(m, mi);
+    dn_store16(v, vi);
+    dn_store16(p, pi + (dn_splat16(c->neg_step) * mi) / denom);
+}
+#else
+#define DN_WIDE_TILES 0
+#endif
+
+/* Eight Philox4x32-10 blocks at once: out[w][l] is word w of
+ * dn_philox4x32_10({c0[l], c1[l], c2, c3}, k0, k1). With AVX2 the eight run
+ * side by side in vector registers; the words are the same either way. */
+#if DN_HAVE_AVX2
+/* lo/hi halves of the 32x32-bit products x * m, lane by lane. */
+#define dn_mulhilo8(x, m, lo, hi)                                                        \
+    do {                                                                                 \
+        const __m256i dn_e_ = _mm256_mul_epu32((x), (m));                                \
+        const __m256i dn_o_ = _mm256_mul_epu32(_mm256_srli_epi64((x), 32), (m));         \
+        (lo) = _mm256_blend_epi32(dn_e_, _mm256_slli_epi64(dn_o_, 32), 0xAA);            \
+        (hi) = _mm256_blend_epi32(_mm256_srli_epi64(dn_e_, 32), dn_o_, 0xAA);            \
+    } while (0)
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)c0), x1 = _mm256_loadu_si256((const __m256i *)c1);
+    __m256i x2 = _mm256_set1_epi32((int)c2), x3 = _mm256_set1_epi32((int)c3);
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m256i lo0, hi0, lo1, hi1;
+        dn_mulhilo8(x0, m0, lo0, hi0);
+        dn_mulhilo8(x2, m1, lo1, hi1);
+        x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+        x1 = lo1;
+        x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+        x3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)out[0], x0);
+    _mm256_storeu_si256((__m256i *)out[1], x1);
+    _mm256_storeu_si256((__m256i *)out[2], x2);
+    _mm256_storeu_si256((__m256i *)out[3], x3);
+}
+#if DN_HAVE_AVX512
+/* Sixteen blocks, as two dn_philox8 calls (lanes 0-7, then 8-15) would
+ * give: out[h][w][l] is word w of block 8h + l. */
+#define dn_mulhilo16(x, m, lo, hi)                                                       \
+    do {                                                                                 \
+        const __m512i dn_e_ = _mm512_mul_epu32((x), (m));                                \
+        const __m512i dn_o_ = _mm512_mul_epu32(_mm512_srli_epi64((x), 32), (m));         \
+        (lo) = _mm512_mask_blend_epi32(0xAAAA, dn_e_, _mm512_slli_epi64(dn_o_, 32));     \
+        (hi) = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(dn_e_, 32), dn_o_);     \
+    } while (0)
+DN_INLINE void dn_philox16(const uint32_t c0[16], const uint32_t c1[16], uint32_t c2, uint32_t c3, uint32_t k0,
+                           uint32_t k1, uint32_t out[2][4][8]) {
+    __m512i x[4] = {_mm512_loadu_si512(c0), _mm512_loadu_si512(c1), _mm512_set1_epi32((int)c2),
+                    _mm512_set1_epi32((int)c3)};
+    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m512i lo0, hi0, lo1, hi1;
+        dn_mulhilo16(x[0], m0, lo0, hi0);
+        dn_mulhilo16(x[2], m1, lo1, hi1);
+        x[0] = _mm512_xor_si512(_mm512_xor_si512(hi1, x[1]), _mm512_set1_epi32((int)k0));
+        x[1] = lo1;
+        x[2] = _mm512_xor_si512(_mm512_xor_si512(hi0, x[3]), _mm512_set1_epi32((int)k1));
+        x[3] = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int w = 0; w < 4; w++) {
+        _mm256_storeu_si256((__m256i *)out[0][w], _mm512_castsi512_si256(x[w]));
+        _mm256_storeu_si256((__m256i *)out[1][w], _mm512_extracti64x4_epi64(x[w], 1));
+    }
+}
+#endif
+#else
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    for (int l = 0; l < 8; l++) {
+        dn_u32x4 ctr = {{c0[l], c1[l], c2, c3}};
+        dn_u32x4 r = dn_philox4x32_10(ctr, k0, k1);
+        for (int w = 0; w < 4; w++) out[w][l] = r.v[w];
+    }
+}
+#endif
+
+#if DN_HAVE_AVX2
+/* The scales of 8 groups of 4 units from their words w[word][group] into
+ * out[4 * group + word]: 0 where the word is below threshold, else scale. */
+DN_INLINE void dn_dropout_scales8(uint32_t w[4][8], uint32_t threshold, float scale, float *out) {
+    const __m256i bias = _mm256_set1_epi32((int)0x80000000u); /* unsigned order as signed */
+    const __m256i thr = _mm256_xor_si256(_mm256_set1_epi32((int)threshold), bias);
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 q[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[j]), bias);
+        q[j] = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(thr, x)), sc);
+    }
+    /* transpose 4 x 8 into 8 x 4 */
+    const __m256 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpacklo_ps(q[2], q[3]);
+    const __m256 t2 = _mm256_unpackhi_ps(q[0], q[1]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
+    const __m256 r0 = _mm256_shuffle_ps(t0, t1, 0x44), r1 = _mm256_shuffle_ps(t0, t1, 0xEE);
+    const __m256 r2 = _mm256_shuffle_ps(t2, t3, 0x44), r3 = _mm256_shuffle_ps(t2, t3, 0xEE);
+    _mm256_storeu_ps(out, _mm256_permute2f128_ps(r0, r1, 0x20));
+    _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(r2, r3, 0x20));
+    _mm256_storeu_ps(out + 16, _mm256_permute2f128_ps(r0, r1, 0x31));
+    _mm256_storeu_ps(out + 24, _mm256_permute2f128_ps(r2, r3, 0x31));
+}
+#endif
+
+/* Dropout scale factors (0 or `scale`) of rows [row0, row0 + rows) x units
+ * [u0, u0 + width) into m (rows x width, row-major); u0 and width multiples
+ * of 4. The same values as dn_dropout4 on every group of 4 units. */
+DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row0, int rows, uint32_t u0,
+                                int width, uint32_t threshold, float scale, float *m) {
+    const int groups = width / 4, n = rows * groups;
+    const uint32_t c3 = ((uint32_t)DN_RNG_DROPOUT << 24) | slot;
+    int first = 0;
+#if DN_HAVE_AVX512
+    for (; first + 16 <= n; first += 16) { /* 16 groups, 64 consecutive floats of m */
+        uint32_t c0[16], c1[16], w[2][4][8];
+        for (int l = 0; l < 16; l++) {
+            c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
+            c1[l] = row0 + (uint32_t)((first + l) / groups);
+        }
+        dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+        dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
+        dn_dropout_scales8(w[1], threshold, scale, m + (size_t)(first + 8) * 4);
+    }
+#endif
+    for (; first < n; first += 8) {
+        uint32_t c0[8], c1[8], w[4][8];
+        for (int l = 0; l < 8; l++) {
+            const int g = first + l < n ? first + l : n - 1;
+            c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
+            c1[l] = row0 + (uint32_t)(g / groups);
+        }
+        dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+#if DN_HAVE_AVX2
+        if (first + 8 <= n) { /* 8 groups, 32 consecutive floats of m */
+            dn_dropout_scales8(w, threshold, scale, m + (size_t)first * 4);
+            continue;
+        }
+#endif
+        for (int l = 0; l < 8 && first + l < n; l++) {
+            float *mg = m + (size_t)(first + l) * 4; /* group g's 4 units: row g / groups, unit 4 * (g % groups) */
+            for (int j = 0; j < 4; j++) mg[j] = w[j][l] < threshold ? 0.0f : scale;
+        }
+    }
+}
+
+
+/* ==== work buffers (one block, carved per batch of n rows) ==== */
+
+typedef struct {
+    float *conv1_a; /* [n, 280] activation */
+    float *conv1_mask; /* [n, 280] dropout scale */
+    float *conv1_h; /* [n, 280] output in training */
+    float *conv1_d; /* [n, 280] gradient wrt the pre-activation (zero past 280) */
+    float *conv1_z; /* [n, 280] conv(x, W) + b, the input of batch norm */
+    float *conv1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *pool1_a; /* [n, 64] activation */
+    float *pool1_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
+    float *pool1_arg; /* [n, 64] int32: max pool's argmax in its input plane */
+    float *conv2_a; /* [n, 240] activation */
+    float *conv2_mask; /* [n, 240] dropout scale */
+    float *conv2_h; /* [n, 240] output in training */
+    float *conv2_d; /* [n, 240] gradient wrt the pre-activation (zero past 240) */
+    float *conv2_z; /* [n, 240] conv(x, W) + b, the input of batch norm */
+    float *conv2_stats; /* [5][16] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *pool2_a; /* [n, 64] activation */
+    float *pool2_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
+    float *out_a; /* [n, 8] activation */
+    float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
+    float *rowloss; /* [n] per-row loss */
+    float *hits; /* [n] argmax hit */
+} small_conv4_avx2_buffers;
+
+/* Carves the buffers for n rows from ws; with ws == NULL only measures.
+ * Returns the bytes used. */
+static size_t small_conv4_avx2_bind(void *ws, int n, small_conv4_avx2_buffers *bf) {
+    char *base = ws;
+    size_t off = 0;
+    const size_t rows = (size_t)n;
+    bf->conv1_a = dn_carve(base, &off, rows * 280);
+    bf->conv1_mask = dn_carve(base, &off, rows * 280);
+    bf->conv1_h = dn_carve(base, &off, rows * 280);
+    bf->conv1_d = dn_carve(base, &off, rows * 280);
+    bf->conv1_z = dn_carve(base, &off, rows * 280);
+    bf->conv1_stats = dn_carve(base, &off, 40);
+    bf->pool1_a = dn_carve(base, &off, rows * 64);
+    bf->pool1_d = dn_carve(base, &off, rows * 64);
+    bf->pool1_arg = dn_carve(base, &off, rows * 64);
+    bf->conv2_a = dn_carve(base, &off, rows * 240);
+    bf->conv2_mask = dn_carve(base, &off, rows * 240);
+    bf->conv2_h = dn_carve(base, &off, rows * 240);
+    bf->conv2_d = dn_carve(base, &off, rows * 240);
+    bf->conv2_z = dn_carve(base, &off, rows * 240);
+    bf->conv2_stats = dn_carve(base, &off, 80);
+    bf->pool2_a = dn_carve(base, &off, rows * 64);
+    bf->pool2_d = dn_carve(base, &off, rows * 64);
+    bf->out_a = dn_carve(base, &off, rows * 8);
+    bf->out_d = dn_carve(base, &off, rows * 8);
+    bf->rowloss = dn_carve(base, &off, rows);
+    bf->hits = dn_carve(base, &off, rows);
+    return off;
+}
+
+static size_t small_conv4_avx2_workspace_size(int max_batch) {
+    small_conv4_avx2_buffers bf;
+    return small_conv4_avx2_bind(NULL, max_batch, &bf);
+}
+
+/* ==== conv1: conv2d [2, 9, 12] -> [4, 7, 10], the sum before batch norm ==== */
+
+/* Forward (direct convolution): z = conv(x, W) + b [n, 4, 7, 10] (row stride 280), the input of batch norm.
+ * x [n, 2, 9, 12] (row stride 216), w [4, 2, 3, 3], stride 1 x 1, padding 0 x 0. */
+static void small_conv4_avx2_conv1_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, f0 = (t % 1) * 4;
+        const float *xr = x + (size_t)r * 216;
+        float s[4][70];
+        for (int oy = 0; oy < 7; oy++) {
+            for (int ox0 = 0; ox0 < 8; ox0 += 8) {
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 2; ci++) {
+                    const float *xp = xr + (size_t)ci * 108 + (size_t)(oy * 1) * 12 + ox0;
+                    const float *wp = w + (size_t)f0 * 18 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 12);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 13);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 14);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 24);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 25);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 10 + ox0 + 0], c00);
+                dn_store8(&s[1][oy * 10 + ox0 + 0], c10);
+                dn_store8(&s[2][oy * 10 + ox0 + 0], c20);
+                dn_store8(&s[3][oy * 10 + ox0 + 0], c30);
+            }
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 2; ci++) {
+                    const float *xp = xr + (size_t)ci * 108 + (size_t)(oy * 1) * 12 + 2;
+                    const float *wp = w + (size_t)f0 * 18 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 12);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 13);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 14);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 24);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 25);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 10 + 2 + 0], c00);
+                dn_store8(&s[1][oy * 10 + 2 + 0], c10);
+                dn_store8(&s[2][oy * 10 + 2 + 0], c20);
+                dn_store8(&s[3][oy * 10 + 2 + 0], c30);
+            }
+        }
+        for (int fi = 0; fi < 4; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 280 + (size_t)c * 70;
+            for (int i = 0; i < 70; i++) {
+                float v = sf[i] + bias[c];
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+    dn_sync();
+}
+
+/* ==== conv1: batch norm of 4 channels (momentum 0.1, eps 1e-05), tanh, dropout 0.2 ==== */
+
+/* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
+static void small_conv4_avx2_conv1_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 8; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 1e-05f);
+        const float alpha = istd * gamma[u];
+        stats[16 + u] = alpha;
+        stats[24 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = tanh(z * alpha + shift) [n, 4, 7, 10] (row stride 280), alpha and shift per channel; in training h = a * mask per element. */
+static void small_conv4_avx2_conv1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, c = t % 4;
+        const float *zc = z + (size_t)r * 280 + (size_t)c * 70;
+        const float alpha = stats[16 + c], shift = stats[24 + c];
+        float s[70];
+        for (int i = 0; i < 70; i++) s[i] = zc[i] * alpha;
+        float mk[72];
+        if (h)
+            dn_dropout_block(seed, step, 1, (uint32_t)r, 1, (uint32_t)c * 72u, 72, 858993459u, 1.25f, mk);
+        const size_t at = (size_t)r * 280 + (size_t)c * 70;
+        for (int i = 0; i < 70; i++) {
+            float v = s[i] + shift;
+            v = tanhf(v);
+            a[at + (size_t)i] = v;
+            if (h) {
+                const float m = mk[i];
+                mask[at + (size_t)i] = m;
+                h[at + (size_t)i] = v * m;
+            }
+        }
+    }
+    dn_sync();
+}
+
+/* ==== pool1: max pooling [4, 7, 10] -> [4, 3, 5] ==== */
+
+/* Forward: max pooling [n, 4, 7, 10] -> a [n, 4, 3, 5] (row stride 64), window 2x2,
+ * stride 2x2; arg: each max's position in its plane. */
+static void small_conv4_avx2_pool1_forward(const float *restrict x, int32_t *restrict arg, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, c = t % 4;
+        const float *xc = x + (size_t)r * 280 + (size_t)c * 70;
+        float s[15];
+        for (int oy = 0; oy < 3; oy++)
+            for (int ox = 0; ox < 5; ox++) {
+                const int y0 = oy * 2, x0 = ox * 2;
+                int best = y0 * 10 + x0;
+                for (int ky = 0; ky < 2; ky++)
+                    for (int kx = 0; kx < 2; kx++) {
+                        const int i = (y0 + ky) * 10 + x0 + kx;
+                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
+                    }
+                s[oy * 5 + ox] = xc[best];
+                if (arg) arg[(size_t)r * 64 + (size_t)c * 15 + (size_t)(oy * 5 + ox)] = best;
+            }
+        const size_t at = (size_t)r * 64 + (size_t)c * 15;
+        for (int i = 0; i < 15; i++) {
+            float v = s[i];
+            a[at + (size_t)i] = v;
+        }
+        if (c == 0)
+            for (size_t i = (size_t)r * 64 + 60; i < (size_t)r * 64 + 64; i++) {
+                a[i] = 0.0f;
+            }
+    }
+    dn_sync();
+}
+
+/* ==== conv2: conv2d [4, 3, 5] -> [10, 4, 6], the sum before batch norm ==== */
+
+/* Forward (direct convolution): z = conv(x, W) + b [n, 10, 4, 6] (row stride 240), the input of batch norm.
+ * x [n, 4, 3, 5] (row stride 64), w [10, 4, 2, 2], stride 1 x 1, padding 1 x 1. */
+static void small_conv4_avx2_conv2_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 10; t++) {
+        const int r = t / 10, c = t % 10;
+        float s[24] = {0};
+        for (int ci = 0; ci < 4; ci++) {
+            const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+            const float *wc = w + (size_t)c * 16 + (size_t)ci * 4;
+            {
+                const float wv = wc[0];
+                for (int oy = 1; oy < 4; oy++)
+                    for (int ox = 1; ox < 6; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+            }
+            {
+                const float wv = wc[1];
+                for (int oy = 1; oy < 4; oy++)
+                    for (int ox = 0; ox < 5; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+            }
+            {
+                const float wv = wc[2];
+                for (int oy = 0; oy < 3; oy++)
+                    for (int ox = 1; ox < 6; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+            }
+            {
+                const float wv = wc[3];
+                for (int oy = 0; oy < 3; oy++)
+                    for (int ox = 0; ox < 5; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+            }
+        }
+        const size_t at = (size_t)r * 240 + (size_t)c * 24;
+        for (int i = 0; i < 24; i++) {
+            float v = s[i] + bias[c];
+            a[at + (size_t)i] = v;
+        }
+    }
+    dn_sync();
+}
+
+/* ==== conv2: batch norm of 10 channels (momentum 0.2, eps 0.001), relu, dropout 0.3 per channel ==== */
+
+/* Eval: alpha and shift of stats [5][16] from the running mean and variance. */
+static void small_conv4_avx2_conv2_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 16; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 0.001f);
+        const float alpha = istd * gamma[u];
+        stats[32 + u] = alpha;
+        stats[48 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = relu(z * alpha + shift) [n, 10, 4, 6] (row stride 240), alpha and shift per channel; in training h = a * mask per channel. */
+static void small_conv4_avx2_conv2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 10; t++) {
+        const int r = t / 10, c = t % 10;
+        const float *zc = z + (size_t)r * 240 + (size_t)c * 24;
+        const float alpha = stats[32 + c], shift = stats[48 + c];
+        float s[24];
+        for (int i = 0; i < 24; i++) s[i] = zc[i] * alpha;
+        float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        if (h)
+            dn_dropout4(seed, step, 3, (uint32_t)r, (uint32_t)c & ~3u, 1288490188u, 1.4285715f, mk);
+        const float keep = mk[c & 3];
+        const size_t at = (size_t)r * 240 + (size_t)c * 24;
+        for (int i = 0; i < 24; i++) {
+            float v = s[i] + shift;
+            v = v > 0.0f ? v : 0.0f;
+            a[at + (size_t)i] = v;
+            if (h) {
+                const float m = keep;
+                mask[at + (size_t)i] = m;
+                h[at + (size_t)i] = v * m;
+            }
+        }
+    }
+    dn_sync();
+}
+
+/* ==== pool2: average pooling [10, 4, 6] -> [10, 2, 3] ==== */
+
+/* Forward: average pooling [n, 10, 4, 6] -> a [n, 10, 2, 3] (row stride 64), window 2x2,
+ * stride 2x2. */
+static void small_conv4_avx2_pool2_forward(const float *restrict x, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 10; t++) {
+        const int r = t / 10, c = t % 10;
+        const float *xc = x + (size_t)r * 240 + (size_t)c * 24;
+        float s[6];
+        for (int oy = 0; oy < 2; oy++)
+            for (int ox = 0; ox < 3; ox++) {
+                const int y0 = oy * 2, x0 = ox * 2;
+                float sum = 0.0f;
+                for (int ky = 0; ky < 2; ky++)
+                    for (int kx = 0; kx < 2; kx++) sum += xc[(y0 + ky) * 6 + x0 + kx];
+                s[oy * 3 + ox] = sum / 4.0f;
+            }
+        const size_t at = (size_t)r * 64 + (size_t)c * 6;
+        for (int i = 0; i < 6; i++) {
+            float v = s[i];
+            a[at + (size_t)i] = v;
+        }
+        if (c == 0)
+            for (size_t i = (size_t)r * 64 + 60; i < (size_t)r * 64 + 64; i++) {
+                a[i] = 0.0f;
+            }
+    }
+    dn_sync();
+}
+
+/* ==== out: dense 60 -> 3, softmax ==== */
+
+/* Bias, activation for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8). */
+static inline void small_conv4_avx2_out_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a) {
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    const dn_v8 y = v;
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+}
+
+/* Forward: a = softmax(x W^T + b) [n, 3] (row stride 8).
+ * x [n, 60] (row stride 64), w: 1 panels of [60, 8], bias [8]. */
+static void small_conv4_avx2_out_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 480;
+        const float *x0 = x + (size_t)r0 * 64;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 64;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 64;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 64;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 64;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 64;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 64;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 64;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 60; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_conv4_avx2_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 480;
+        const float *x0 = x + (size_t)r0 * 64;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 64;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 64;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 64;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 64;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 64;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 60; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_conv4_avx2_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#endif
+    dn_sync();
+}
+
+/* ==== loss: softmax + cross-entropy, mean over the batch ==== */
+
+/* Per row r of z [n, 3] (row stride 8): rowloss and hit (when y != NULL), the output
+ * (probabilities) into p (when p != NULL), and the gradient of the mean loss
+ * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
+static void small_conv4_avx2_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
+    const float inv_n = 1.0f / (float)n;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int r = 0; r < n; r++) {
+        const float *zr = z + (size_t)r * 8;
+        float *p = out ? out + (size_t)r * 3 : NULL;
+        float mx = zr[0];
+        int arg = 0;
+        for (int o = 1; o < 3; o++)
+            if (zr[o] > mx) mx = zr[arg = o];
+        float sum = 0.0f;
+        for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+        const float lse = mx + logf(sum);
+        if (p)
+            for (int o = 0; o < 3; o++) p[o] = expf(zr[o] - lse);
+        if (y) {
+            rowloss[r] = lse - zr[y[r]];
+            hits[r] = arg == y[r] ? 1.0f : 0.0f;
+        }
+        if (d) {
+            for (int o = 0; o < 3; o++)
+                d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+            for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+        }
+    }
+    dn_sync();
+}
+
+/* Sums the per-row results in row order (the same for any thread count). */
+static double small_conv4_avx2_sum_rows(const small_conv4_avx2_buffers *bf, int n, int *correct) {
+    double loss = 0.0;
+    int hits = 0;
+    for (int r = 0; r < n; r++) {
+        loss += bf->rowloss[r];
+        hits += bf->hits[r] != 0.0f;
+    }
+    if (correct) *correct += hits;
+    return loss;
+}
+
+/* ==== evaluation (dropout off unless MC dropout) ==== */
+
+static double small_conv4_avx2_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+    const int mc = bt->mc_dropout;
+    small_conv4_avx2_buffers bf;
+    const int n = bt->n;
+    small_conv4_avx2_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_conv4_avx2_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
+                n);
+        small_conv4_avx2_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
+        small_conv4_avx2_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
+        small_conv4_avx2_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
+        small_conv4_avx2_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
+                n);
+        small_conv4_avx2_conv2_bn_running(params + 798, params + 814, params + 262, params + 278, bf.conv2_stats);
+        small_conv4_avx2_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
+        small_conv4_avx2_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
+        small_conv4_avx2_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
+                n);
+        small_conv4_avx2_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+    }
+    return bt->y ? small_conv4_avx2_sum_rows(&bf, n, correct) : 0.0;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif /* DN_DISPATCH */
+
+/* ==== the kernels for avx512 (used when dn_cpu_level() >= 2) ==== */
+
+#if DN_DISPATCH
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+#endif
+#undef DN_VNAME
+#undef DN_HAVE_AVX
+#undef DN_HAVE_FMA
+#undef DN_HAVE_AVX2
+#undef DN_HAVE_AVX512
+#define DN_VNAME(n) n##_avx512
+#define DN_HAVE_AVX 1
+#define DN_HAVE_FMA 1
+#define DN_HAVE_AVX2 1
+#define DN_HAVE_AVX512 1
+/* ==== vector helpers for one CPU target (templates/vector.c.in) ====
+ * Pasted once per target the program carries (see the prelude's DN_DISPATCH):
+ * before each copy the generator defines DN_VNAME(n), the target's name for
+ * helper n, and DN_HAVE_AVX, DN_HAVE_FMA, DN_HAVE_AVX2 and DN_HAVE_AVX512
+ * (AVX-512 F and VL), the instructions the copy may use; the copy's functions
+ * are compiled for that target. So nothing here tests the compiler's __AVX2__
+ * and the like, and every macro is undefined first. */
+#undef dn_fma8
+#undef dn_load8
+#undef dn_store8
+#undef dn_splat8
+#undef dn_prefetch_rw
+#undef dn_relu8
+#undef dn_shuf8
+#undef dn_transpose8x8
+#undef dn_step8
+#undef dn_sqrt8
+#undef dn_fmaf
+#undef DN_WIDE_TILES
+#undef dn_fma16
+#undef dn_load16
+#undef dn_store16
+#undef dn_splat16
+#undef dn_load8x2
+#undef dn_dup8
+#undef dn_lo8
+#undef dn_mulhilo8
+#undef dn_mulhilo16
+#undef dn_sqrt8_lanes
+#undef dn_adam8
+#undef dn_adam1
+#undef dn_adam16
+#undef dn_philox8
+#undef dn_philox16
+#undef dn_dropout_scales8
+#undef dn_dropout_block
+#define dn_sqrt8_lanes DN_VNAME(dn_sqrt8_lanes)
+#define dn_adam8 DN_VNAME(dn_adam8)
+#define dn_adam1 DN_VNAME(dn_adam1)
+#define dn_adam16 DN_VNAME(dn_adam16)
+#define dn_philox8 DN_VNAME(dn_philox8)
+#define dn_philox16 DN_VNAME(dn_philox16)
+#define dn_dropout_scales8 DN_VNAME(dn_dropout_scales8)
+#define dn_dropout_block DN_VNAME(dn_dropout_block)
+
+/* 8-float vectors through GCC/Clang vector extensions: on an AVX2 target one
+ * register, elsewhere the compiler splits them. FMA is explicit because ISO C
+ * mode (-std=c11) turns off floating-point contraction in GCC. Every sum the
+ * kernels compute has one fixed order, independent of the thread count and
+ * of the target: lane by lane the same operations (so AVX2 and AVX-512 give
+ * the same bits; without FMA, a product and a sum round twice). */
+
+/* Macros rather than functions: vectors never cross a call, so no target
+ * (AVX or not) has an ABI question, and the arguments are simple names. */
+#if DN_HAVE_FMA
+#define dn_fma8(a, b, c) ((dn_v8)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#else
+#define dn_fma8(a, b, c) ((a) * (b) + (c))
+#endif
+#define dn_load8(p) (*(const dn_v8u *)(p))
+#define dn_store8(p, v) (*(dn_v8u *)(p) = (v))
+#define dn_splat8(x) ((dn_v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+/* Asks for the cache line at p, to be written soon (a hint: never faults). */
+#define dn_prefetch_rw(p) __builtin_prefetch((p), 1, 3)
+/* max(v, 0) lane by lane, as v > 0 ? v : 0 (so NaN gives 0); v must be a name. */
+#define dn_relu8(v) ((dn_v8)((dn_v8i)(v) & (dn_v8i)((v) > (dn_v8){0})))
+/* dst[8 * j + i] = src[8 * i + j] for i, j < 8 (an 8 x 8 transpose; src and
+ * dst are float pointers, need not be aligned, and do not overlap). */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define dn_shuf8(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#define dn_transpose8x8(src, dst)                                                    \
+    do {                                                                             \
+        const float *dn_s_ = (src);                                                  \
+        float *dn_d_ = (dst);                                                        \
+        const dn_v8 dn_r0_ = dn_load8(dn_s_ + 0), dn_r1_ = dn_load8(dn_s_ + 8);      \
+        const dn_v8 dn_r2_ = dn_load8(dn_s_ + 16), dn_r3_ = dn_load8(dn_s_ + 24);    \
+        const dn_v8 dn_r4_ = dn_load8(dn_s_ + 32), dn_r5_ = dn_load8(dn_s_ + 40);    \
+        const dn_v8 dn_r6_ = dn_load8(dn_s_ + 48), dn_r7_ = dn_load8(dn_s_ + 56);    \
+        const dn_v8 dn_t0_ = dn_shuf8(dn_r0_, dn_r1_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t1_ = dn_shuf8(dn_r0_, dn_r1_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t2_ = dn_shuf8(dn_r2_, dn_r3_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t3_ = dn_shuf8(dn_r2_, dn_r3_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t4_ = dn_shuf8(dn_r4_, dn_r5_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t5_ = dn_shuf8(dn_r4_, dn_r5_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_t6_ = dn_shuf8(dn_r6_, dn_r7_, 0, 8, 1, 9, 4, 12, 5, 13);     \
+        const dn_v8 dn_t7_ = dn_shuf8(dn_r6_, dn_r7_, 2, 10, 3, 11, 6, 14, 7, 15);   \
+        const dn_v8 dn_u0_ = dn_shuf8(dn_t0_, dn_t2_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u1_ = dn_shuf8(dn_t0_, dn_t2_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u2_ = dn_shuf8(dn_t1_, dn_t3_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u3_ = dn_shuf8(dn_t1_, dn_t3_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u4_ = dn_shuf8(dn_t4_, dn_t6_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u5_ = dn_shuf8(dn_t4_, dn_t6_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        const dn_v8 dn_u6_ = dn_shuf8(dn_t5_, dn_t7_, 0, 1, 8, 9, 4, 5, 12, 13);     \
+        const dn_v8 dn_u7_ = dn_shuf8(dn_t5_, dn_t7_, 2, 3, 10, 11, 6, 7, 14, 15);   \
+        dn_store8(dn_d_ + 0, dn_shuf8(dn_u0_, dn_u4_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 32, dn_shuf8(dn_u0_, dn_u4_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 8, dn_shuf8(dn_u1_, dn_u5_, 0, 1, 2, 3, 8, 9, 10, 11));    \
+        dn_store8(dn_d_ + 40, dn_shuf8(dn_u1_, dn_u5_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 16, dn_shuf8(dn_u2_, dn_u6_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 48, dn_shuf8(dn_u2_, dn_u6_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+        dn_store8(dn_d_ + 24, dn_shuf8(dn_u3_, dn_u7_, 0, 1, 2, 3, 8, 9, 10, 11));   \
+        dn_store8(dn_d_ + 56, dn_shuf8(dn_u3_, dn_u7_, 4, 5, 6, 7, 12, 13, 14, 15)); \
+    } while (0)
+#else
+#define dn_transpose8x8(src, dst)                                          \
+    do {                                                                   \
+        for (int dn_j_ = 0; dn_j_ < 8; dn_j_++)                            \
+            for (int dn_i_ = 0; dn_i_ < 8; dn_i_++)                        \
+                (dst)[8 * dn_j_ + dn_i_] = (src)[8 * dn_i_ + dn_j_];       \
+    } while (0)
+#endif
+/* 1.0f where v > 0, else 0.0f (v a name). */
+#define dn_step8(v) ((dn_v8)((dn_v8i)dn_splat8(1.0f) & (dn_v8i)((v) > (dn_v8){0})))
+
+#if DN_HAVE_AVX
+#define dn_sqrt8(x) ((dn_v8)_mm256_sqrt_ps((__m256)(x)))
+#else
+DN_INLINE void dn_sqrt8_lanes(float *x) {
+    for (int j = 0; j < 8; j++) x[j] = sqrtf(x[j]);
+}
+#endif
+#if DN_HAVE_FMA
+#define dn_fmaf(a, b, c) fmaf(a, b, c)
+#else
+#define dn_fmaf(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* Adam on 8 consecutive parameters with gradients g[0..8), as dn_adam_step
+ * (see dn_adam_coef in dn_runtime.h). p, m, v need not be aligned. */
+DN_INLINE void dn_adam8(float *p, float *m, float *v, const float *g, const dn_adam_coef *c) {
+    const dn_v8 pi = dn_load8(p) * dn_splat8(c->shrink);
+    dn_v8 gi = dn_load8(g);
+    if (c->l2) gi = dn_fma8(pi, dn_splat8(c->wd), gi);
+    const dn_v8 mi = dn_fma8(gi, dn_splat8(c->omb1), dn_load8(m) * dn_splat8(c->b1));
+    const dn_v8 vi = dn_fma8(dn_splat8(c->omb2) * gi, gi, dn_load8(v) * dn_splat8(c->b2));
+#if DN_HAVE_AVX
+    const dn_v8 root = dn_sqrt8(vi);
+#else
+    float lanes[8];
+    dn_store8(lanes, vi);
+    dn_sqrt8_lanes(lanes);
+    const dn_v8 root = dn_load8(lanes);
+#endif
+    const dn_v8 denom = root / dn_splat8(c->bc2_sqrt) + dn_splat8(c->eps);
+    dn_store8(m, mi);
+    dn_store8(v, vi);
+    dn_store8(p, pi + (dn_splat8(c->neg_step) * mi) / denom);
+}
+
+/* Adam on one parameter with gradient g (the scalar twin of dn_adam8). */
+DN_INLINE void dn_adam1(float *p, float *m, float *v, float g, const dn_adam_coef *c) {
+    const float pi = *p * c->shrink;
+    const float gi = c->l2 ? dn_fmaf(pi, c->wd, g) : g;
+    const float mi = dn_fmaf(gi, c->omb1, *m * c->b1);
+    const float vi = dn_fmaf(c->omb2 * gi, gi, *v * c->b2);
+    *m = mi;
+    *v = vi;
+    *p = pi + (c->neg_step * mi) / (sqrtf(vi) / c->bc2_sqrt + c->eps);
+}
+
+/* Wide tiles where there are AVX-512 registers: 32 of them, 16 floats each.
+ * A wide tile's vectors hold two panels side by side (16 units, or inputs in
+ * backward_x), and its accumulators fill 16 registers; the narrow tiles use
+ * 8-float vectors. Each lane does the same operations in the same order in
+ * both, so the results are the same either way. */
+#if DN_HAVE_AVX512
+#define DN_WIDE_TILES 1
+#define dn_fma16(a, b, c) ((dn_v16)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define dn_load16(p) (*(const dn_v16u *)(p))
+#define dn_store16(p, v) (*(dn_v16u *)(p) = (v))
+#define dn_splat16(x) ((dn_v16)_mm512_set1_ps(x))
+/* The 8 floats at p then the 8 at q (two panels' rows) as one vector. */
+#define dn_load8x2(p, q)                                                                         \
+    ((dn_v16)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(        \
+                                                     _mm256_loadu_ps(p))),                       \
+                                                 _mm256_castps_pd(_mm256_loadu_ps(q)), 1)))
+/* The 8 floats at p in both halves of a 16-float vector. */
+#define dn_dup8(p) ((dn_v16)_mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(p)))))
+/* The low 8 lanes of a 16-float vector. */
+#define dn_lo8(v) ((dn_v8)_mm512_castps512_ps256((__m512)(v)))
+
+/* dn_adam8 on 16 consecutive parameters, their gradients the 8 floats at g0
+ * then the 8 at g1: lane by lane the same operations. */
+DN_INLINE void dn_adam16(float *p, float *m, float *v, const float *g0, const float *g1, const dn_adam_coef *c) {
+    const dn_v16 pi = dn_load16(p) * dn_splat16(c->shrink);
+    dn_v16 gi = dn_load8x2(g0, g1);
+    if (c->l2) gi = dn_fma16(pi, dn_splat16(c->wd), gi);
+    const dn_v16 mi = dn_fma16(gi, dn_splat16(c->omb1), dn_load16(m) * dn_splat16(c->b1));
+    const dn_v16 vi = dn_fma16(dn_splat16(c->omb2) * gi, gi, dn_load16(v) * dn_splat16(c->b2));
+    const dn_v16 root = (dn_v16)_mm512_sqrt_ps((__m512)vi);
+    const dn_v16 denom = root / dn_splat16(c->bc2_sqrt) + dn_splat16(c->eps);
+    dn_store16(m, mi);
+    dn_store16(v, vi);
+    dn_store16(p, pi + (dn_splat16(c->neg_step) * mi) / denom);
+}
+#else
+#define DN_WIDE_TILES 0
+#endif
+
+/* Eight Philox4x32-10 blocks at once: out[w][l] is word w of
+ * dn_philox4x32_10({c0[l], c1[l], c2, c3}, k0, k1). With AVX2 the eight run
+ * side by side in vector registers; the words are the same either way. */
+#if DN_HAVE_AVX2
+/* lo/hi halves of the 32x32-bit products x * m, lane by lane. */
+#define dn_mulhilo8(x, m, lo, hi)                                                        \
+    do {                                                                                 \
+        const __m256i dn_e_ = _mm256_mul_epu32((x), (m));                                \
+        const __m256i dn_o_ = _mm256_mul_epu32(_mm256_srli_epi64((x), 32), (m));         \
+        (lo) = _mm256_blend_epi32(dn_e_, _mm256_slli_epi64(dn_o_, 32), 0xAA);            \
+        (hi) = _mm256_blend_epi32(_mm256_srli_epi64(dn_e_, 32), dn_o_, 0xAA);            \
+    } while (0)
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)c0), x1 = _mm256_loadu_si256((const __m256i *)c1);
+    __m256i x2 = _mm256_set1_epi32((int)c2), x3 = _mm256_set1_epi32((int)c3);
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m256i lo0, hi0, lo1, hi1;
+        dn_mulhilo8(x0, m0, lo0, hi0);
+        dn_mulhilo8(x2, m1, lo1, hi1);
+        x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+        x1 = lo1;
+        x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+        x3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    _mm256_storeu_si256((__m256i *)out[0], x0);
+    _mm256_storeu_si256((__m256i *)out[1], x1);
+    _mm256_storeu_si256((__m256i *)out[2], x2);
+    _mm256_storeu_si256((__m256i *)out[3], x3);
+}
+#if DN_HAVE_AVX512
+/* Sixteen blocks, as two dn_philox8 calls (lanes 0-7, then 8-15) would
+ * give: out[h][w][l] is word w of block 8h + l. */
+#define dn_mulhilo16(x, m, lo, hi)                                                       \
+    do {                                                                                 \
+        const __m512i dn_e_ = _mm512_mul_epu32((x), (m));                                \
+        const __m512i dn_o_ = _mm512_mul_epu32(_mm512_srli_epi64((x), 32), (m));         \
+        (lo) = _mm512_mask_blend_epi32(0xAAAA, dn_e_, _mm512_slli_epi64(dn_o_, 32));     \
+        (hi) = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(dn_e_, 32), dn_o_);     \
+    } while (0)
+DN_INLINE void dn_philox16(const uint32_t c0[16], const uint32_t c1[16], uint32_t c2, uint32_t c3, uint32_t k0,
+                           uint32_t k1, uint32_t out[2][4][8]) {
+    __m512i x[4] = {_mm512_loadu_si512(c0), _mm512_loadu_si512(c1), _mm512_set1_epi32((int)c2),
+                    _mm512_set1_epi32((int)c3)};
+    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m512i lo0, hi0, lo1, hi1;
+        dn_mulhilo16(x[0], m0, lo0, hi0);
+        dn_mulhilo16(x[2], m1, lo1, hi1);
+        x[0] = _mm512_xor_si512(_mm512_xor_si512(hi1, x[1]), _mm512_set1_epi32((int)k0));
+        x[1] = lo1;
+        x[2] = _mm512_xor_si512(_mm512_xor_si512(hi0, x[3]), _mm512_set1_epi32((int)k1));
+        x[3] = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int w = 0; w < 4; w++) {
+        _mm256_storeu_si256((__m256i *)out[0][w], _mm512_castsi512_si256(x[w]));
+        _mm256_storeu_si256((__m256i *)out[1][w], _mm512_extracti64x4_epi64(x[w], 1));
+    }
+}
+#endif
+#else
+DN_INLINE void dn_philox8(const uint32_t c0[8], const uint32_t c1[8], uint32_t c2, uint32_t c3, uint32_t k0,
+                          uint32_t k1, uint32_t out[4][8]) {
+    for (int l = 0; l < 8; l++) {
+        dn_u32x4 ctr = {{c0[l], c1[l], c2, c3}};
+        dn_u32x4 r = dn_philox4x32_10(ctr, k0, k1);
+        for (int w = 0; w < 4; w++) out[w][l] = r.v[w];
+    }
+}
+#endif
+
+#if DN_HAVE_AVX2
+/* The scales of 8 groups of 4 units from their words w[word][group] into
+ * out[4 * group + word]: 0 where the word is below threshold, else scale. */
+DN_INLINE void dn_dropout_scales8(uint32_t w[4][8], uint32_t threshold, float scale, float *out) {
+    const __m256i bias = _mm256_set1_epi32((int)0x80000000u); /* unsigned order as signed */
+    const __m256i thr = _mm256_xor_si256(_mm256_set1_epi32((int)threshold), bias);
+    const __m256 sc = _mm256_set1_ps(scale);
+    __m256 q[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w[j]), bias);
+        q[j] = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(thr, x)), sc);
+    }
+    /* transpose 4 x 8 into 8 x 4 */
+    const __m256 t0 = _mm256_unpacklo_ps(q[0], q[1]), t1 = _mm256_unpacklo_ps(q[2], q[3]);
+    const __m256 t2 = _mm256_unpackhi_ps(q[0], q[1]), t3 = _mm256_unpackhi_ps(q[2], q[3]);
+    const __m256 r0 = _mm256_shuffle_ps(t0, t1, 0x44), r1 = _mm256_shuffle_ps(t0, t1, 0xEE);
+    const __m256 r2 = _mm256_shuffle_ps(t2, t3, 0x44), r3 = _mm256_shuffle_ps(t2, t3, 0xEE);
+    _mm256_storeu_ps(out, _mm256_permute2f128_ps(r0, r1, 0x20));
+    _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(r2, r3, 0x20));
+    _mm256_storeu_ps(out + 16, _mm256_permute2f128_ps(r0, r1, 0x31));
+    _mm256_storeu_ps(out + 24, _mm256_permute2f128_ps(r2, r3, 0x31));
+}
+#endif
+
+/* Dropout scale factors (0 or `scale`) of rows [row0, row0 + rows) x units
+ * [u0, u0 + width) into m (rows x width, row-major); u0 and width multiples
+ * of 4. The same values as dn_dropout4 on every group of 4 units. */
+DN_INLINE void dn_dropout_block(uint64_t seed, uint64_t step, uint32_t slot, uint32_t row0, int rows, uint32_t u0,
+                                int width, uint32_t threshold, float scale, float *m) {
+    const int groups = width / 4, n = rows * groups;
+    const uint32_t c3 = ((uint32_t)DN_RNG_DROPOUT << 24) | slot;
+    int first = 0;
+#if DN_HAVE_AVX512
+    for (; first + 16 <= n; first += 16) { /* 16 groups, 64 consecutive floats of m */
+        uint32_t c0[16], c1[16], w[2][4][8];
+        for (int l = 0; l < 16; l++) {
+            c0[l] = (u0 >> 2) + (uint32_t)((first + l) % groups);
+            c1[l] = row0 + (uint32_t)((first + l) / groups);
+        }
+        dn_philox16(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+        dn_dropout_scales8(w[0], threshold, scale, m + (size_t)first * 4);
+        dn_dropout_scales8(w[1], threshold, scale, m + (size_t)(first + 8) * 4);
+    }
+#endif
+    for (; first < n; first += 8) {
+        uint32_t c0[8], c1[8], w[4][8];
+        for (int l = 0; l < 8; l++) {
+            const int g = first + l < n ? first + l : n - 1;
+            c0[l] = (u0 >> 2) + (uint32_t)(g % groups);
+            c1[l] = row0 + (uint32_t)(g / groups);
+        }
+        dn_philox8(c0, c1, (uint32_t)step, c3, (uint32_t)seed, (uint32_t)(seed >> 32), w);
+#if DN_HAVE_AVX2
+        if (first + 8 <= n) { /* 8 groups, 32 consecutive floats of m */
+            dn_dropout_scales8(w, threshold, scale, m + (size_t)first * 4);
+            continue;
+        }
+#endif
+        for (int l = 0; l < 8 && first + l < n; l++) {
+            float *mg = m + (size_t)(first + l) * 4; /* group g's 4 units: row g / groups, unit 4 * (g % groups) */
+            for (int j = 0; j < 4; j++) mg[j] = w[j][l] < threshold ? 0.0f : scale;
+        }
+    }
+}
+
+
+/* ==== work buffers (one block, carved per batch of n rows) ==== */
+
+typedef struct {
+    float *conv1_a; /* [n, 280] activation */
+    float *conv1_mask; /* [n, 280] dropout scale */
+    float *conv1_h; /* [n, 280] output in training */
+    float *conv1_d; /* [n, 280] gradient wrt the pre-activation (zero past 280) */
+    float *conv1_z; /* [n, 280] conv(x, W) + b, the input of batch norm */
+    float *conv1_stats; /* [5][8] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *pool1_a; /* [n, 64] activation */
+    float *pool1_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
+    float *pool1_arg; /* [n, 64] int32: max pool's argmax in its input plane */
+    float *conv2_a; /* [n, 240] activation */
+    float *conv2_mask; /* [n, 240] dropout scale */
+    float *conv2_h; /* [n, 240] output in training */
+    float *conv2_d; /* [n, 240] gradient wrt the pre-activation (zero past 240) */
+    float *conv2_z; /* [n, 240] conv(x, W) + b, the input of batch norm */
+    float *conv2_stats; /* [5][16] batch norm: mean, 1/std, alpha, shift, unbiased var per channel */
+    float *pool2_a; /* [n, 64] activation */
+    float *pool2_d; /* [n, 64] gradient wrt the pre-activation (zero past 60) */
+    float *out_a; /* [n, 8] activation */
+    float *out_d; /* [n, 8] gradient wrt the pre-activation (zero past 3) */
+    float *rowloss; /* [n] per-row loss */
+    float *hits; /* [n] argmax hit */
+} small_conv4_avx512_buffers;
+
+/* Carves the buffers for n rows from ws; with ws == NULL only measures.
+ * Returns the bytes used. */
+static size_t small_conv4_avx512_bind(void *ws, int n, small_conv4_avx512_buffers *bf) {
+    char *base = ws;
+    size_t off = 0;
+    const size_t rows = (size_t)n;
+    bf->conv1_a = dn_carve(base, &off, rows * 280);
+    bf->conv1_mask = dn_carve(base, &off, rows * 280);
+    bf->conv1_h = dn_carve(base, &off, rows * 280);
+    bf->conv1_d = dn_carve(base, &off, rows * 280);
+    bf->conv1_z = dn_carve(base, &off, rows * 280);
+    bf->conv1_stats = dn_carve(base, &off, 40);
+    bf->pool1_a = dn_carve(base, &off, rows * 64);
+    bf->pool1_d = dn_carve(base, &off, rows * 64);
+    bf->pool1_arg = dn_carve(base, &off, rows * 64);
+    bf->conv2_a = dn_carve(base, &off, rows * 240);
+    bf->conv2_mask = dn_carve(base, &off, rows * 240);
+    bf->conv2_h = dn_carve(base, &off, rows * 240);
+    bf->conv2_d = dn_carve(base, &off, rows * 240);
+    bf->conv2_z = dn_carve(base, &off, rows * 240);
+    bf->conv2_stats = dn_carve(base, &off, 80);
+    bf->pool2_a = dn_carve(base, &off, rows * 64);
+    bf->pool2_d = dn_carve(base, &off, rows * 64);
+    bf->out_a = dn_carve(base, &off, rows * 8);
+    bf->out_d = dn_carve(base, &off, rows * 8);
+    bf->rowloss = dn_carve(base, &off, rows);
+    bf->hits = dn_carve(base, &off, rows);
+    return off;
+}
+
+static size_t small_conv4_avx512_workspace_size(int max_batch) {
+    small_conv4_avx512_buffers bf;
+    return small_conv4_avx512_bind(NULL, max_batch, &bf);
+}
+
+/* ==== conv1: conv2d [2, 9, 12] -> [4, 7, 10], the sum before batch norm ==== */
+
+/* Forward (direct convolution): z = conv(x, W) + b [n, 4, 7, 10] (row stride 280), the input of batch norm.
+ * x [n, 2, 9, 12] (row stride 216), w [4, 2, 3, 3], stride 1 x 1, padding 0 x 0. */
+static void small_conv4_avx512_conv1_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, f0 = (t % 1) * 4;
+        const float *xr = x + (size_t)r * 216;
+        float s[4][70];
+        for (int oy = 0; oy < 7; oy++) {
+            for (int ox0 = 0; ox0 < 8; ox0 += 8) {
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 2; ci++) {
+                    const float *xp = xr + (size_t)ci * 108 + (size_t)(oy * 1) * 12 + ox0;
+                    const float *wp = w + (size_t)f0 * 18 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 12);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 13);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 14);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 24);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 25);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 10 + ox0 + 0], c00);
+                dn_store8(&s[1][oy * 10 + ox0 + 0], c10);
+                dn_store8(&s[2][oy * 10 + ox0 + 0], c20);
+                dn_store8(&s[3][oy * 10 + ox0 + 0], c30);
+            }
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                for (int ci = 0; ci < 2; ci++) {
+                    const float *xp = xr + (size_t)ci * 108 + (size_t)(oy * 1) * 12 + 2;
+                    const float *wp = w + (size_t)f0 * 18 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 12);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 13);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 14);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 24);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 25);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 10 + 2 + 0], c00);
+                dn_store8(&s[1][oy * 10 + 2 + 0], c10);
+                dn_store8(&s[2][oy * 10 + 2 + 0], c20);
+                dn_store8(&s[3][oy * 10 + 2 + 0], c30);
+            }
+        }
+        for (int fi = 0; fi < 4; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 280 + (size_t)c * 70;
+            for (int i = 0; i < 70; i++) {
+                float v = sf[i] + bias[c];
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+    dn_sync();
+}
+
+/* ==== conv1: batch norm of 4 channels (momentum 0.1, eps 1e-05), tanh, dropout 0.2 ==== */
+
+/* Eval: alpha and shift of stats [5][8] from the running mean and variance. */
+static void small_conv4_avx512_conv1_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 8; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 1e-05f);
+        const float alpha = istd * gamma[u];
+        stats[16 + u] = alpha;
+        stats[24 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = tanh(z * alpha + shift) [n, 4, 7, 10] (row stride 280), alpha and shift per channel; in training h = a * mask per element. */
+static void small_conv4_avx512_conv1_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, c = t % 4;
+        const float *zc = z + (size_t)r * 280 + (size_t)c * 70;
+        const float alpha = stats[16 + c], shift = stats[24 + c];
+        float s[70];
+        for (int i = 0; i < 70; i++) s[i] = zc[i] * alpha;
+        float mk[72];
+        if (h)
+            dn_dropout_block(seed, step, 1, (uint32_t)r, 1, (uint32_t)c * 72u, 72, 858993459u, 1.25f, mk);
+        const size_t at = (size_t)r * 280 + (size_t)c * 70;
+        for (int i = 0; i < 70; i++) {
+            float v = s[i] + shift;
+            v = tanhf(v);
+            a[at + (size_t)i] = v;
+            if (h) {
+                const float m = mk[i];
+                mask[at + (size_t)i] = m;
+                h[at + (size_t)i] = v * m;
+            }
+        }
+    }
+    dn_sync();
+}
+
+/* ==== pool1: max pooling [4, 7, 10] -> [4, 3, 5] ==== */
+
+/* Forward: max pooling [n, 4, 7, 10] -> a [n, 4, 3, 5] (row stride 64), window 2x2,
+ * stride 2x2; arg: each max's position in its plane. */
+static void small_conv4_avx512_pool1_forward(const float *restrict x, int32_t *restrict arg, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, c = t % 4;
+        const float *xc = x + (size_t)r * 280 + (size_t)c * 70;
+        float s[15];
+        for (int oy = 0; oy < 3; oy++)
+            for (int ox = 0; ox < 5; ox++) {
+                const int y0 = oy * 2, x0 = ox * 2;
+                int best = y0 * 10 + x0;
+                for (int ky = 0; ky < 2; ky++)
+                    for (int kx = 0; kx < 2; kx++) {
+                        const int i = (y0 + ky) * 10 + x0 + kx;
+                        if (xc[i] > xc[best] || xc[i] != xc[i]) best = i; /* NaN wins, as in PyTorch */
+                    }
+                s[oy * 5 + ox] = xc[best];
+                if (arg) arg[(size_t)r * 64 + (size_t)c * 15 + (size_t)(oy * 5 + ox)] = best;
+            }
+        const size_t at = (size_t)r * 64 + (size_t)c * 15;
+        for (int i = 0; i < 15; i++) {
+            float v = s[i];
+            a[at + (size_t)i] = v;
+        }
+        if (c == 0)
+            for (size_t i = (size_t)r * 64 + 60; i < (size_t)r * 64 + 64; i++) {
+                a[i] = 0.0f;
+            }
+    }
+    dn_sync();
+}
+
+/* ==== conv2: conv2d [4, 3, 5] -> [10, 4, 6], the sum before batch norm ==== */
+
+/* Forward (direct convolution): z = conv(x, W) + b [n, 10, 4, 6] (row stride 240), the input of batch norm.
+ * x [n, 4, 3, 5] (row stride 64), w [10, 4, 2, 2], stride 1 x 1, padding 1 x 1. */
+static void small_conv4_avx512_conv2_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 10; t++) {
+        const int r = t / 10, c = t % 10;
+        float s[24] = {0};
+        for (int ci = 0; ci < 4; ci++) {
+            const float *xc = x + (size_t)r * 64 + (size_t)ci * 15;
+            const float *wc = w + (size_t)c * 16 + (size_t)ci * 4;
+            {
+                const float wv = wc[0];
+                for (int oy = 1; oy < 4; oy++)
+                    for (int ox = 1; ox < 6; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 - 1) * 5 + ox * 1 - 1];
+            }
+            {
+                const float wv = wc[1];
+                for (int oy = 1; oy < 4; oy++)
+                    for (int ox = 0; ox < 5; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 - 1) * 5 + ox * 1 + 0];
+            }
+            {
+                const float wv = wc[2];
+                for (int oy = 0; oy < 3; oy++)
+                    for (int ox = 1; ox < 6; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 + 0) * 5 + ox * 1 - 1];
+            }
+            {
+                const float wv = wc[3];
+                for (int oy = 0; oy < 3; oy++)
+                    for (int ox = 0; ox < 5; ox++)
+                        s[oy * 6 + ox] += wv * xc[(oy * 1 + 0) * 5 + ox * 1 + 0];
+            }
+        }
+        const size_t at = (size_t)r * 240 + (size_t)c * 24;
+        for (int i = 0; i < 24; i++) {
+            float v = s[i] + bias[c];
+            a[at + (size_t)i] = v;
+        }
+    }
+    dn_sync();
+}
+
+/* ==== conv2: batch norm of 10 channels (momentum 0.2, eps 0.001), relu, dropout 0.3 per channel ==== */
+
+/* Eval: alpha and shift of stats [5][16] from the running mean and variance. */
+static void small_conv4_avx512_conv2_bn_running(const float *restrict run_mean, const float *restrict run_var,
+        const float *restrict gamma, const float *restrict beta, float *restrict stats) {
+    DN_OMP(omp for schedule(static))
+    for (int u = 0; u < 16; u++) {
+        const float istd = 1.0f / sqrtf(run_var[u] + 0.001f);
+        const float alpha = istd * gamma[u];
+        stats[32 + u] = alpha;
+        stats[48 + u] = beta[u] - run_mean[u] * alpha;
+    }
+}
+
+/* a = relu(z * alpha + shift) [n, 10, 4, 6] (row stride 240), alpha and shift per channel; in training h = a * mask per channel. */
+static void small_conv4_avx512_conv2_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,
+        float *restrict mask, float *restrict h, int n, uint64_t seed, uint64_t step) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 10; t++) {
+        const int r = t / 10, c = t % 10;
+        const float *zc = z + (size_t)r * 240 + (size_t)c * 24;
+        const float alpha = stats[32 + c], shift = stats[48 + c];
+        float s[24];
+        for (int i = 0; i < 24; i++) s[i] = zc[i] * alpha;
+        float mk[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        if (h)
+            dn_dropout4(seed, step, 3, (uint32_t)r, (uint32_t)c & ~3u, 1288490188u, 1.4285715f, mk);
+        const float keep = mk[c & 3];
+        const size_t at = (size_t)r * 240 + (size_t)c * 24;
+        for (int i = 0; i < 24; i++) {
+            float v = s[i] + shift;
+            v = v > 0.0f ? v : 0.0f;
+            a[at + (size_t)i] = v;
+            if (h) {
+                const float m = keep;
+                mask[at + (size_t)i] = m;
+                h[at + (size_t)i] = v * m;
+            }
+        }
+    }
+    dn_sync();
+}
+
+/* ==== pool2: average pooling [10, 4, 6] -> [10, 2, 3] ==== */
+
+/* Forward: average pooling [n, 10, 4, 6] -> a [n, 10, 2, 3] (row stride 64), window 2x2,
+ * stride 2x2. */
+static void small_conv4_avx512_pool2_forward(const float *restrict x, float *restrict a, int n) {
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 10; t++) {
+        const int r = t / 10, c = t % 10;
+        const float *xc = x + (size_t)r * 240 + (size_t)c * 24;
+        float s[6];
+        for (int oy = 0; oy < 2; oy++)
+            for (int ox = 0; ox < 3; ox++) {
+                const int y0 = oy * 2, x0 = ox * 2;
+                float sum = 0.0f;
+                for (int ky = 0; ky < 2; ky++)
+                    for (int kx = 0; kx < 2; kx++) sum += xc[(y0 + ky) * 6 + x0 + kx];
+                s[oy * 3 + ox] = sum / 4.0f;
+            }
+        const size_t at = (size_t)r * 64 + (size_t)c * 6;
+        for (int i = 0; i < 6; i++) {
+            float v = s[i];
+            a[at + (size_t)i] = v;
+        }
+        if (c == 0)
+            for (size_t i = (size_t)r * 64 + 60; i < (size_t)r * 64 + 64; i++) {
+                a[i] = 0.0f;
+            }
+    }
+    dn_sync();
+}
+
+/* ==== out: dense 60 -> 3, softmax ==== */
+
+/* Bias, activation for the units [u, u + 8) of row `row`,
+ * whose sums over the inputs are z[0..8). */
+static inline void small_conv4_avx512_out_finish(const float *z, size_t row, int u, const float *restrict bias,
+        float *restrict a) {
+    const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
+    const dn_v8 y = v;
+    const size_t at = row * 8 + (size_t)u;
+    dn_store8(a + at, y);
+}
+
+/* Forward: a = softmax(x W^T + b) [n, 3] (row stride 8).
+ * x [n, 60] (row stride 64), w: 1 panels of [60, 8], bias [8]. */
+static void small_conv4_avx512_out_forward(const float *restrict x, const float *restrict w,
+        const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    const int row_blocks = (n + 7) / 8;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 4, r0 = (t % row_blocks) * 8;
+        const int nr = n - r0 < 8 ? n - r0 : 8;
+        const float *wp = w + (size_t)p0 * 480;
+        const float *x0 = x + (size_t)r0 * 64;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 64;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 64;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 64;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 64;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 64;
+        const float *x6 = x + (size_t)(r0 + 6 < n ? r0 + 6 : n - 1) * 64;
+        const float *x7 = x + (size_t)(r0 + 7 < n ? r0 + 7 : n - 1) * 64;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        dn_v8 c60 = {0};
+        dn_v8 c70 = {0};
+        for (int i = 0; i < 60; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v16 g = dn_splat16(x0[i]);
+            c00 = dn_fma8(dn_lo8(g), w0, c00);
+            g = dn_splat16(x1[i]);
+            c10 = dn_fma8(dn_lo8(g), w0, c10);
+            g = dn_splat16(x2[i]);
+            c20 = dn_fma8(dn_lo8(g), w0, c20);
+            g = dn_splat16(x3[i]);
+            c30 = dn_fma8(dn_lo8(g), w0, c30);
+            g = dn_splat16(x4[i]);
+            c40 = dn_fma8(dn_lo8(g), w0, c40);
+            g = dn_splat16(x5[i]);
+            c50 = dn_fma8(dn_lo8(g), w0, c50);
+            g = dn_splat16(x6[i]);
+            c60 = dn_fma8(dn_lo8(g), w0, c60);
+            g = dn_splat16(x7[i]);
+            c70 = dn_fma8(dn_lo8(g), w0, c70);
+        }
+        float z[8][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        dn_store8(&z[6][0], c60);
+        dn_store8(&z[7][0], c70);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_conv4_avx512_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#else
+    const int row_blocks = (n + 5) / 6;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < 1 * row_blocks; t++) {
+        const int p0 = (t / row_blocks) * 2, r0 = (t % row_blocks) * 6;
+        const int nr = n - r0 < 6 ? n - r0 : 6;
+        const float *wp = w + (size_t)p0 * 480;
+        const float *x0 = x + (size_t)r0 * 64;
+        const float *x1 = x + (size_t)(r0 + 1 < n ? r0 + 1 : n - 1) * 64;
+        const float *x2 = x + (size_t)(r0 + 2 < n ? r0 + 2 : n - 1) * 64;
+        const float *x3 = x + (size_t)(r0 + 3 < n ? r0 + 3 : n - 1) * 64;
+        const float *x4 = x + (size_t)(r0 + 4 < n ? r0 + 4 : n - 1) * 64;
+        const float *x5 = x + (size_t)(r0 + 5 < n ? r0 + 5 : n - 1) * 64;
+        dn_v8 c00 = {0};
+        dn_v8 c10 = {0};
+        dn_v8 c20 = {0};
+        dn_v8 c30 = {0};
+        dn_v8 c40 = {0};
+        dn_v8 c50 = {0};
+        for (int i = 0; i < 60; i++) {
+            const dn_v8 w0 = dn_load8(wp + (size_t)i * 8);
+            dn_v8 g = dn_splat8(x0[i]);
+            c00 = dn_fma8(g, w0, c00);
+            g = dn_splat8(x1[i]);
+            c10 = dn_fma8(g, w0, c10);
+            g = dn_splat8(x2[i]);
+            c20 = dn_fma8(g, w0, c20);
+            g = dn_splat8(x3[i]);
+            c30 = dn_fma8(g, w0, c30);
+            g = dn_splat8(x4[i]);
+            c40 = dn_fma8(g, w0, c40);
+            g = dn_splat8(x5[i]);
+            c50 = dn_fma8(g, w0, c50);
+        }
+        float z[6][8];
+        dn_store8(&z[0][0], c00);
+        dn_store8(&z[1][0], c10);
+        dn_store8(&z[2][0], c20);
+        dn_store8(&z[3][0], c30);
+        dn_store8(&z[4][0], c40);
+        dn_store8(&z[5][0], c50);
+        for (int r = 0; r < nr; r++)
+            for (int j = 0; j < 1; j++)
+                small_conv4_avx512_out_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a);
+    }
+#endif
+    dn_sync();
+}
+
+/* ==== loss: softmax + cross-entropy, mean over the batch ==== */
+
+/* Per row r of z [n, 3] (row stride 8): rowloss and hit (when y != NULL), the output
+ * (probabilities) into p (when p != NULL), and the gradient of the mean loss
+ * wrt the pre-activation into d (when d != NULL; needs y; row stride 8, zero past 3). */
+static void small_conv4_avx512_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,
+        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {
+    const float inv_n = 1.0f / (float)n;
+    DN_OMP(omp for schedule(static) nowait)
+    for (int r = 0; r < n; r++) {
+        const float *zr = z + (size_t)r * 8;
+        float *p = out ? out + (size_t)r * 3 : NULL;
+        float mx = zr[0];
+        int arg = 0;
+        for (int o = 1; o < 3; o++)
+            if (zr[o] > mx) mx = zr[arg = o];
+        float sum = 0.0f;
+        for (int o = 0; o < 3; o++) sum += expf(zr[o] - mx);
+        const float lse = mx + logf(sum);
+        if (p)
+            for (int o = 0; o < 3; o++) p[o] = expf(zr[o] - lse);
+        if (y) {
+            rowloss[r] = lse - zr[y[r]];
+            hits[r] = arg == y[r] ? 1.0f : 0.0f;
+        }
+        if (d) {
+            for (int o = 0; o < 3; o++)
+                d[(size_t)r * 8 + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;
+            for (int o = 3; o < 8; o++) d[(size_t)r * 8 + o] = 0.0f;
+        }
+    }
+    dn_sync();
+}
+
+/* Sums the per-row results in row order (the same for any thread count). */
+static double small_conv4_avx512_sum_rows(const small_conv4_avx512_buffers *bf, int n, int *correct) {
+    double loss = 0.0;
+    int hits = 0;
+    for (int r = 0; r < n; r++) {
+        loss += bf->rowloss[r];
+        hits += bf->hits[r] != 0.0f;
+    }
+    if (correct) *correct += hits;
+    return loss;
+}
+
+/* ==== evaluation (dropout off unless MC dropout) ==== */
+
+static double small_conv4_avx512_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+    const int mc = bt->mc_dropout;
+    small_conv4_avx512_buffers bf;
+    const int n = bt->n;
+    small_conv4_avx512_bind(ws, n, &bf);
+    DN_TEAM_DECLARE(team);
+    DN_OMP(omp parallel)
+    {
+        DN_TEAM_BIND(team);
+        small_conv4_avx512_conv1_forward(bt->x, params + 0, params + 72, bf.conv1_z,
+                n);
+        small_conv4_avx512_conv1_bn_running(params + 782, params + 790, params + 76, params + 84, bf.conv1_stats);
+        small_conv4_avx512_conv1_bn_apply(bf.conv1_z, bf.conv1_stats, bf.conv1_a, mc ? bf.conv1_mask : NULL, mc ? bf.conv1_h : NULL, n, bt->seed, bt->step);
+        small_conv4_avx512_pool1_forward((mc ? bf.conv1_h : bf.conv1_a), NULL, bf.pool1_a, n);
+        small_conv4_avx512_conv2_forward(bf.pool1_a, params + 92, params + 252, bf.conv2_z,
+                n);
+        small_conv4_avx512_conv2_bn_running(params + 798, params + 814, params + 262, params + 278, bf.conv2_stats);
+        small_conv4_avx512_conv2_bn_apply(bf.conv2_z, bf.conv2_stats, bf.conv2_a, mc ? bf.conv2_mask : NULL, mc ? bf.conv2_h : NULL, n, bt->seed, bt->step);
+        small_conv4_avx512_pool2_forward((mc ? bf.conv2_h : bf.conv2_a), bf.pool2_a, n);
+        small_conv4_avx512_out_forward(bf.pool2_a, params + 294, params + 774, bf.out_a,
+                n);
+        small_conv4_avx512_loss(bf.out_a, bt->y, NULL, out, bf.rowloss, bf.hits, n);
+    }
+    return bt->y ? small_conv4_avx512_sum_rows(&bf, n, correct) : 0.0;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif /* DN_DISPATCH */
+
+/* ==== entry points: the copy for this CPU ==== */
+
+static size_t small_conv4_workspace_size(int max_batch) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_conv4_avx512_workspace_size(max_batch);
+    case 1: return small_conv4_avx2_workspace_size(max_batch);
+    default: break;
+    }
+#endif
+    return small_conv4_base_workspace_size(max_batch);
+}
+
+static double small_conv4_eval(const float *params, void *ws, const dn_batch *bt, float *out, int *correct) {
+#if DN_DISPATCH
+    switch (dn_cpu_level()) {
+    case 2: return small_conv4_avx512_eval(params, ws, bt, out, correct);
+    case 1: return small_conv4_avx2_eval(params, ws, bt, out, correct);
+    default: break;
+    }
+#endif
+    return small_conv4_base_eval(params, ws, bt, out, correct);
 }
 
 /* ==== trained parameters: 830 floats, as the trainer keeps them (weights in panels of 8 units) ==== */
