@@ -27,9 +27,12 @@
  *
  * The order of every sum depends on the shapes alone, so results are the
  * same at any thread count, and the tiled kernels give the plain ones'
- * bits. cnn.yaml's training step on one thread (bench/step_bench.c, Zen 5,
- * a shared machine): 110 ms with the plain gradient kernels, 94 with the
- * tiled weight gradient, 75 with both.
+ * bits. cnn.yaml's training step on one thread (bench/step_bench.c with
+ * DN_BENCH_CPUTIME=1, Zen 5, a shared machine): 110 ms with the plain
+ * gradient kernels, 94 with the tiled weight gradient, 75 with both, 66
+ * with four filters per weight-gradient task and eight per forward tile
+ * (AVX-512). 16-float vectors in the input gradient measured the same as
+ * 8-float ones there (its broadcasts and the ring's copies bind).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -117,8 +120,9 @@ static void emit_taps(dn_buf *b, const dn_op *op, int forward, const char *wbase
 }
 
 /* Filters per task and vectors of 8 output columns per tile of the tiled
- * forward kernel: FWD_FB x 3 accumulators of 8 floats fit 16 registers. */
-enum { FWD_FB = 4 };
+ * forward kernel: FWD_FB x 3 accumulators of 8 floats fit 16 registers
+ * (AVX2), FWD_FB_WIDE x 3 fit 32 (AVX-512). */
+enum { FWD_FB = 4, FWD_FB_WIDE = 8 };
 
 typedef struct {
     const dn_op *op;
@@ -200,25 +204,38 @@ static void emit_fwd_tile(dn_buf *b, int nf, void *vctx) {
 }
 
 /* The forward kernel of a convolution without padding and with column
- * stride 1, at least 8 output columns wide: register tiles of FWD_FB
- * filters x up to 3 vectors of 8 output columns, one task per (row, block
- * of filters). */
-static void emit_forward_tiled(dn_buf *b, const dn_op *op) {
+ * stride 1, at least 8 output columns wide: register tiles of fb filters x
+ * up to 3 vectors of 8 output columns, one task per (row, block of filters). */
+static void emit_forward_tiles(dn_buf *b, const dn_op *op, int fb) {
     const dn_shape out = op->out.shape;
-    const int nv = out.w / 8, blocks = (out.c + FWD_FB - 1) / FWD_FB;
+    const int nv = out.w / 8, blocks = (out.c + fb - 1) / fb;
     fwd_tile_ctx t = {op, nv % 3 == 0 ? 3 : nv % 2 == 0 ? 2 : 1};
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", blocks);
     b->indent++;
-    dn_buf_line(b, "const int r = t / %d, f0 = (t %% %d) * %d;", blocks, blocks, FWD_FB);
+    dn_buf_line(b, "const int r = t / %d, f0 = (t %% %d) * %d;", blocks, blocks, fb);
     dn_buf_line(b, "const float *xr = x + (size_t)r * %d;", op->in.stride);
-    dn_buf_line(b, "float s[%d][%d];", FWD_FB, out.h * out.w);
-    dn_emit_split(b, "f0", out.c, FWD_FB, emit_fwd_tile, &t);
+    dn_buf_line(b, "float s[%d][%d];", fb, out.h * out.w);
+    dn_emit_split(b, "f0", out.c, fb, emit_fwd_tile, &t);
     dn_emit_row_padding(b, op, "f0 == 0");
     b->indent--;
     dn_buf_line(b, "}");
 }
 
+/* The tiled forward kernel: twice the filters per tile with AVX-512's 32
+ * registers (when there are more than FWD_FB); each output sums channels,
+ * then taps, in the same order either way. */
+static void emit_forward_tiled(dn_buf *b, const dn_op *op) {
+    if (op->out.shape.c <= FWD_FB) {
+        emit_forward_tiles(b, op, FWD_FB);
+        return;
+    }
+    dn_buf_line(b, "#if DN_WIDE_TILES");
+    emit_forward_tiles(b, op, FWD_FB_WIDE);
+    dn_buf_line(b, "#else");
+    emit_forward_tiles(b, op, FWD_FB);
+    dn_buf_line(b, "#endif");
+}
 
 /* The forward kernel's signature tail, as dense's: mask, h and the stream when randomized. */
 static void emit_fwd_signature(dn_buf *b, const dn_plan *p, const dn_op *op) {
@@ -326,21 +343,22 @@ static int bw_rows_per_pass(const dn_op *op) {
     return g < op->kh ? g : op->kh;
 }
 
-/* For column stride 1, the sums of filter c (or, with `wide`, of filters c
- * and c + 1 side by side in 16-float vectors: two panels of 8 lanes) into
- * g[taps] (g[2 * taps]) and gb (gb[2]). Per input channel and pass over
- * kernel rows [ky0, ky1), one vector accumulator of 8 output columns per tap,
+/* For column stride 1, the sums of filters [c, c + nf) into g[nf * taps]
+ * (filter by filter) and gb (gb[nf] when nf > 1). nf == 1: 8-float vectors;
+ * nf even: nf / 2 16-float vectors per tap, each holding two filters side
+ * by side (two panels of 8 lanes). Per input channel and pass over kernel
+ * rows [ky0, ky1), one accumulator of 8 output columns per tap and filter,
  * over all rows and output rows (8 adjacent columns of d times 8 adjacent
- * columns of x, the d vector loaded once for every tap that reads those
+ * columns of x, the d vectors loaded once for every tap that reads those
  * columns), the columns past the last full vector in a scalar beside it; at
  * the end the lanes are added in order, then the scalar. Each sum's order
  * (rows, output rows, vectors, lanes) is set by the shapes alone and is the
- * same in both widths, for any grouping of kernel rows into passes. */
-static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
+ * same for every nf and any grouping of kernel rows into passes. */
+static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const int plane = out.h * out.w, taps = in.c * op->kh * op->kw, per = bw_rows_per_pass(op);
-    const char *vt = wide ? "dn_v16" : "dn_v8";
-    for (int f = 0; f <= wide; f++) {
+    const int wide = nf > 1, nv = wide ? nf / 2 : 1;
+    for (int f = 0; f < nf; f++) {
         dn_buf_line(b, "for (int r = 0; r < n; r++) {");
         dn_buf_line(b, "    const float *dr = d + (size_t)r * %d + (size_t)(c + %d) * %d;", op->out.stride, f, plane);
         dn_buf_line(b, "    float sb = 0.0f;");
@@ -367,8 +385,8 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
         b->indent++;
         for (int ky = ky0; ky < ky1; ky++)
             for (int kx = 0; kx < op->kw; kx++) {
-                dn_buf_line(b, "%s acc%d_%d = {0};", vt, ky, kx);
-                dn_buf_line(b, wide ? "float tail%d_%d[2] = {0.0f, 0.0f};" : "float tail%d_%d = 0.0f;", ky, kx);
+                for (int v = 0; v < nv; v++) dn_buf_line(b, "%s acc%d_%d_%d = {0};", wide ? "dn_v16" : "dn_v8", v, ky, kx);
+                dn_buf_line(b, "float tail%d_%d[%d] = {0};", ky, kx, nf);
             }
         dn_buf_line(b, "for (int r = 0; r < n; r++) {");
         b->indent++;
@@ -396,27 +414,37 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
                 dn_buf_line(b, "const float *xrow%d = xc + (oy * %d %c %d) * %d;", ky, op->sh, dy < 0 ? '-' : '+',
                             dy < 0 ? -dy : dy, in.w);
             }
-            /* taps grouped by their full-vector column range: one d load each */
+            /* taps grouped by their full-vector column range: the d vectors loaded once each */
             for (int kx = 0; kx < op->kw; kx++) {
                 int first = 1;
                 for (int k2 = 0; k2 < kx; k2++)
                     if (xlo[k2] == xlo[kx] && xfull[k2] == xfull[kx]) first = 0;
                 if (!first || xfull[kx] <= xlo[kx]) continue;
                 dn_buf_line(b, "for (int ox = %d; ox < %d; ox += 8) {", xlo[kx], xfull[kx]);
-                if (wide)
-                    dn_buf_line(b, "    const dn_v16 dv = dn_load8x2(drow + ox, drow + %d + ox);", plane);
-                else
-                    dn_buf_line(b, "    const dn_v8 dv = dn_load8(drow + ox);");
+                b->indent++;
+                for (int v = 0; v < nv; v++) {
+                    if (wide)
+                        dn_buf_line(b, "const dn_v16 dv%d = dn_load8x2(drow + %d + ox, drow + %d + ox);", v,
+                                    2 * v * plane, (2 * v + 1) * plane);
+                    else
+                        dn_buf_line(b, "const dn_v8 dv%d = dn_load8(drow + ox);", v);
+                }
                 for (int ky = ky0; ky < ky1; ky++) {
                     if (!(ylo[ky] <= s0 && s1 <= yhi[ky])) continue;
                     for (int k2 = kx; k2 < op->kw; k2++) {
                         if (xlo[k2] != xlo[kx] || xfull[k2] != xfull[kx]) continue;
                         const int dx = k2 - op->pad_left;
-                        dn_buf_line(b, "    acc%d_%d = %s(dv, %s(xrow%d + ox %c %d), acc%d_%d);", ky, k2,
-                                    wide ? "dn_fma16" : "dn_fma8", wide ? "dn_dup8" : "dn_load8", ky,
-                                    dx < 0 ? '-' : '+', dx < 0 ? -dx : dx, ky, k2);
+                        dn_buf_line(b, "{");
+                        dn_buf_line(b, wide ? "    const dn_v16 xv = dn_dup8(xrow%d + ox %c %d);"
+                                            : "    const dn_v8 xv = dn_load8(xrow%d + ox %c %d);",
+                                    ky, dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
+                        for (int v = 0; v < nv; v++)
+                            dn_buf_line(b, "    acc%d_%d_%d = %s(dv%d, xv, acc%d_%d_%d);", v, ky, k2,
+                                        wide ? "dn_fma16" : "dn_fma8", v, v, ky, k2);
+                        dn_buf_line(b, "}");
                     }
                 }
+                b->indent--;
                 dn_buf_line(b, "}");
             }
             for (int ky = ky0; ky < ky1; ky++) {
@@ -424,10 +452,10 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
                 for (int kx = 0; kx < op->kw; kx++) {
                     if (xhi[kx] <= xfull[kx]) continue;
                     const int dx = kx - op->pad_left;
-                    for (int f = 0; f <= wide; f++)
-                        dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) tail%d_%d%s += drow[%d + ox] * xrow%d[ox %c %d];",
-                                    xfull[kx], xhi[kx], ky, kx, wide ? (f ? "[1]" : "[0]") : "", f * plane, ky,
-                                    dx < 0 ? '-' : '+', dx < 0 ? -dx : dx);
+                    for (int f = 0; f < nf; f++)
+                        dn_buf_line(b, "for (int ox = %d; ox < %d; ox++) tail%d_%d[%d] += drow[%d + ox] * xrow%d[ox %c %d];",
+                                    xfull[kx], xhi[kx], ky, kx, f, f * plane, ky, dx < 0 ? '-' : '+',
+                                    dx < 0 ? -dx : dx);
                 }
             }
             b->indent--;
@@ -436,20 +464,23 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
         b->indent--;
         dn_buf_line(b, "}");
         for (int ky = ky0; ky < ky1; ky++)
-            for (int kx = 0; kx < op->kw; kx++) {
-                dn_buf_line(b, "{");
-                dn_buf_line(b, "    float lanes[%d];", wide ? 16 : 8);
-                dn_buf_line(b, wide ? "    dn_store16(lanes, acc%d_%d);" : "    dn_store8(lanes, acc%d_%d);", ky, kx);
-                for (int f = 0; f <= wide; f++) {
-                    dn_buf_line(b, "    {");
-                    dn_buf_line(b, "        float sum = 0.0f;");
-                    dn_buf_line(b, "        for (int l = 0; l < 8; l++) sum += lanes[%d + l];", 8 * f);
-                    dn_buf_line(b, "        g[%d + ci * %d + %d] = sum + tail%d_%d%s;", f * taps, op->kh * op->kw,
-                                ky * op->kw + kx, ky, kx, wide ? (f ? "[1]" : "[0]") : "");
-                    dn_buf_line(b, "    }");
+            for (int kx = 0; kx < op->kw; kx++)
+                for (int v = 0; v < nv; v++) {
+                    dn_buf_line(b, "{");
+                    dn_buf_line(b, "    float lanes[%d];", wide ? 16 : 8);
+                    dn_buf_line(b, wide ? "    dn_store16(lanes, acc%d_%d_%d);" : "    dn_store8(lanes, acc%d_%d_%d);", v,
+                                ky, kx);
+                    for (int h = 0; h <= wide; h++) {
+                        const int f = wide ? 2 * v + h : 0;
+                        dn_buf_line(b, "    {");
+                        dn_buf_line(b, "        float sum = 0.0f;");
+                        dn_buf_line(b, "        for (int l = 0; l < 8; l++) sum += lanes[%d + l];", 8 * h);
+                        dn_buf_line(b, "        g[%d + ci * %d + %d] = sum + tail%d_%d[%d];", f * taps, op->kh * op->kw,
+                                    ky * op->kw + kx, ky, kx, f);
+                        dn_buf_line(b, "    }");
+                    }
+                    dn_buf_line(b, "}");
                 }
-                dn_buf_line(b, "}");
-            }
         b->indent--;
         dn_buf_line(b, "}");
     }
@@ -461,7 +492,7 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int wide) {
  * the column stride is 1, else plain. */
 static void emit_bw_sums(dn_buf *b, const dn_op *op) {
     if (bw_vectorized(op))
-        emit_bw_sums_vec(b, op, 0);
+        emit_bw_sums_vec(b, op, 1);
     else
         emit_bw_sums_scalar(b, op);
 }
@@ -501,27 +532,29 @@ static void emit_bw_filters(dn_buf *b, const dn_op *op, int adam) {
     dn_buf_line(b, "}");
 }
 
-/* With wide tiles (AVX-512): filters in pairs, one per half of each 16-float
- * vector, lane for lane the narrow kernel's sums; an odd last filter alone. */
-static void emit_bw_pairs(dn_buf *b, const dn_op *op, int adam) {
-    const int taps = op->in.shape.c * op->kh * op->kw, nf = op->out.shape.c;
+/* With wide tiles (AVX-512): filters in groups of 4 (when their count is a
+ * multiple of 4) or 2, two per 16-float vector, lane for lane the narrow
+ * kernel's sums; an odd last filter alone. Four filters share each load of
+ * x among two vectors of accumulators. */
+static void emit_bw_groups(dn_buf *b, const dn_op *op, int adam) {
+    const int taps = op->in.shape.c * op->kh * op->kw, nf = op->out.shape.c, fg = nf % 4 == 0 ? 4 : 2;
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-    dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (nf + 1) / 2);
+    dn_buf_line(b, "for (int t = 0; t < %d; t++) {", (nf + fg - 1) / fg);
     b->indent++;
-    dn_buf_line(b, "const int c = 2 * t;");
-    if (nf % 2) {
+    dn_buf_line(b, "const int c = %d * t;", fg);
+    if (nf % fg) {
         dn_buf_line(b, "if (c == %d) { /* the last filter alone */", nf - 1);
         b->indent++;
         dn_buf_line(b, "float g[%d] = {0}, gb = 0.0f;", taps);
-        emit_bw_sums_vec(b, op, 0);
+        emit_bw_sums_vec(b, op, 1);
         emit_bw_store(b, op, adam, 1);
         dn_buf_line(b, "continue;");
         b->indent--;
         dn_buf_line(b, "}");
     }
-    dn_buf_line(b, "float g[%d] = {0}, gb[2] = {0.0f, 0.0f};", 2 * taps);
-    emit_bw_sums_vec(b, op, 1);
-    emit_bw_store(b, op, adam, 2);
+    dn_buf_line(b, "float g[%d] = {0}, gb[%d] = {0};", fg * taps, fg);
+    emit_bw_sums_vec(b, op, fg);
+    emit_bw_store(b, op, adam, fg);
     b->indent--;
     dn_buf_line(b, "}");
 }
@@ -549,7 +582,7 @@ static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int ad
     b->indent++;
     if (bw_vectorized(op) && out.c > 1) {
         dn_buf_line(b, "#if DN_WIDE_TILES");
-        emit_bw_pairs(b, op, adam);
+        emit_bw_groups(b, op, adam);
         dn_buf_line(b, "#else");
         emit_bw_filters(b, op, adam);
         dn_buf_line(b, "#endif");
@@ -562,10 +595,11 @@ static void emit_backward_w(dn_buf *b, const dn_plan *p, const dn_op *op, int ad
 }
 
 /* Input channels per task of the tiled input gradient: the largest divisor
- * of the channel count whose accumulators (channels x vectors of a row) fit
- * in `regs` registers; 0 when not even one channel's row does. */
-static int bx_group(const dn_op *op, int regs) {
-    const int v = (op->in.shape.w + 7) / 8;
+ * of the channel count whose accumulators (channels x vectors of vw floats
+ * covering a row) fit in `regs` registers; 0 when not even one channel's
+ * row does. */
+static int bx_group(const dn_op *op, int regs, int vw) {
+    const int v = (op->in.shape.w + vw - 1) / vw;
     for (int g = regs / v; g >= 1; g--)
         if (op->in.shape.c % g == 0) return g;
     return 0;
@@ -573,14 +607,14 @@ static int bx_group(const dn_op *op, int regs) {
 
 /* Floats of one padded row of d (one filter's output row with zero margins
  * wide enough for every tap of every vector). */
-static int bx_padded_width(const dn_op *op) { return ((op->in.shape.w + 7) / 8 * 8 + op->kw - 1 + 7) / 8 * 8; }
+static int bx_padded_width(const dn_op *op) { return ((op->in.shape.w + 15) / 16 * 16 + op->kw - 1 + 7) / 8 * 8; }
 
 /* Whether the input gradient runs by register tiles: stride 1, padding
  * inside the kernel, rows of at most 12 vectors, and a ring of padded rows
  * of d that stays small (at most 128 KiB on the stack). */
 static int bx_tiled(const dn_op *op) {
     return op->sh == 1 && op->sw == 1 && op->pad_top < op->kh && op->pad_left < op->kw && op->pad_right < op->kw &&
-           op->pad_bottom < op->kh && bx_group(op, 12) > 0 &&
+           op->pad_bottom < op->kh && bx_group(op, 12, 8) > 0 &&
            (long)op->kh * op->out.shape.c * bx_padded_width(op) <= 32768;
 }
 
@@ -590,9 +624,9 @@ static int bx_tiled(const dn_op *op) {
  * from a ring of the kh rows of d the row needs, each copied once per task
  * with zero margins, so every vector takes every tap in range of its rows;
  * a column past the row's end computes what is dropped. */
-static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
+static void emit_bx_tile(dn_buf *b, const dn_op *op, int g, int vw) {
     const dn_shape in = op->in.shape, out = op->out.shape;
-    const int v = (in.w + 7) / 8, pw = bx_padded_width(op), kk = op->kh * op->kw, taps = in.c * kk;
+    const int v = (in.w + vw - 1) / vw, pw = bx_padded_width(op), kk = op->kh * op->kw, taps = in.c * kk;
     const int margin = op->kw - 1 - op->pad_left;
     dn_buf_line(b, "float sg[%d][%d];", g, in.h * in.w);
     dn_buf_line(b, "float ring[%d][%d];", op->kh, out.c * pw);
@@ -601,9 +635,10 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
     dn_buf_line(b, "#define DN_BX_ROW(oy) \\");
     dn_buf_line(b, "    for (int c = 0; c < %d; c++) { \\", out.c);
     dn_buf_line(b, "        float *q = ring[(oy) %% %d] + c * %d; \\", op->kh, pw);
-    dn_buf_line(b, "        memset(q, 0, sizeof(float) * %d); \\", pw);
+    if (margin > 0) dn_buf_line(b, "        memset(q, 0, sizeof(float) * %d); \\", margin);
     dn_buf_line(b, "        memcpy(q + %d, dr + c * %d + (oy) * %d, sizeof(float) * %d); \\", margin, out.h * out.w,
                 out.w, out.w);
+    dn_buf_line(b, "        memset(q + %d, 0, sizeof(float) * %d); \\", margin + out.w, pw - margin - out.w);
     dn_buf_line(b, "    }");
     if (op->pad_top > 0) dn_buf_line(b, "for (int oy = 0; oy < %d; oy++) DN_BX_ROW(oy);", op->pad_top);
     /* input rows in segments with the same kernel rows in range: oy = iy + pt - ky in [0, out.h) */
@@ -629,7 +664,7 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
         if (s0 + op->pad_top < out.h) /* a new row of d enters: oy = iy + pt */
             dn_buf_line(b, "DN_BX_ROW(iy + %d);", op->pad_top);
         for (int ci = 0; ci < g; ci++)
-            for (int j = 0; j < v; j++) dn_buf_line(b, "dn_v8 c%d_%d = {0};", ci, j);
+            for (int j = 0; j < v; j++) dn_buf_line(b, "dn_v%d c%d_%d = {0};", vw, ci, j);
         dn_buf_line(b, "for (int c = 0; c < %d; c++) {", out.c);
         b->indent++;
         dn_buf_line(b, "const float *wc = w + (size_t)c * %d + (size_t)ci0 * %d;", taps, kk);
@@ -643,11 +678,12 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
                 dn_buf_line(b, "{");
                 b->indent++;
                 for (int j = 0; j < v; j++)
-                    dn_buf_line(b, "const dn_v8 d%d = dn_load8(q + %d);", j, 8 * j + op->kw - 1 - kx);
+                    dn_buf_line(b, "const dn_v%d d%d = dn_load%d(q + %d);", vw, j, vw, vw * j + op->kw - 1 - kx);
                 for (int ci = 0; ci < g; ci++) {
                     dn_buf_line(b, "{");
-                    dn_buf_line(b, "    const dn_v8 wv = dn_splat8(wc[%d]);", ci * kk + ky * op->kw + kx);
-                    for (int j = 0; j < v; j++) dn_buf_line(b, "    c%d_%d = dn_fma8(wv, d%d, c%d_%d);", ci, j, j, ci, j);
+                    dn_buf_line(b, "    const dn_v%d wv = dn_splat%d(wc[%d]);", vw, vw, ci * kk + ky * op->kw + kx);
+                    for (int j = 0; j < v; j++)
+                        dn_buf_line(b, "    c%d_%d = dn_fma%d(wv, d%d, c%d_%d);", ci, j, vw, j, ci, j);
                     dn_buf_line(b, "}");
                 }
                 b->indent--;
@@ -660,14 +696,14 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
         dn_buf_line(b, "}");
         for (int ci = 0; ci < g; ci++)
             for (int j = 0; j < v; j++) {
-                if (8 * j + 8 <= in.w) {
-                    dn_buf_line(b, "dn_store8(sg[%d] + iy * %d + %d, c%d_%d);", ci, in.w, 8 * j, ci, j);
+                if (vw * j + vw <= in.w) {
+                    dn_buf_line(b, "dn_store%d(sg[%d] + iy * %d + %d, c%d_%d);", vw, ci, in.w, vw * j, ci, j);
                 } else {
                     dn_buf_line(b, "{");
-                    dn_buf_line(b, "    float lanes[8];");
-                    dn_buf_line(b, "    dn_store8(lanes, c%d_%d);", ci, j);
-                    dn_buf_line(b, "    memcpy(sg[%d] + iy * %d + %d, lanes, sizeof(float) * %d);", ci, in.w, 8 * j,
-                                in.w - 8 * j);
+                    dn_buf_line(b, "    float lanes[%d];", vw);
+                    dn_buf_line(b, "    dn_store%d(lanes, c%d_%d);", vw, ci, j);
+                    dn_buf_line(b, "    memcpy(sg[%d] + iy * %d + %d, lanes, sizeof(float) * %d);", ci, in.w, vw * j,
+                                in.w - vw * j);
                     dn_buf_line(b, "}");
                 }
             }
@@ -687,7 +723,8 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g) {
 }
 
 /* The tiled input-gradient kernel: tasks of (row, group of input channels),
- * the group as wide as the registers allow (32 with AVX-512, 16 without).
+ * with AVX-512 16-float vectors and as many channels as 24 accumulators
+ * allow, else 8-float ones and 12.
  * Each element sums filters, then taps, in order, as the plain kernel. */
 static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape;
@@ -702,22 +739,20 @@ static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) 
     b->indent++;
     if (!op->in.has_mask) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
-    const int gw = bx_group(op, 24), gn = bx_group(op, 12);
+    const int gw = bx_group(op, 24, 16), gn = bx_group(op, 12, 8);
     for (int wide = 1; wide >= 0; wide--) {
         const int g = wide ? gw : gn;
-        if (gw != gn) dn_buf_line(b, wide ? "#if DN_WIDE_TILES" : "#else");
-        if (gw != gn || wide) {
-            dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
-            dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", in.c / g);
-            b->indent++;
-            dn_buf_line(b, "const int r = t / %d, ci0 = (t %% %d) * %d;", in.c / g, in.c / g, g);
-            emit_bx_tile(b, op, g);
-            b->indent--;
-            dn_buf_line(b, "}");
-        }
-        if (gw == gn) break;
+        if (g == 0) continue; /* no 16-float tile fits: the narrow one for both */
+        if (gw > 0) dn_buf_line(b, wide ? "#if DN_WIDE_TILES" : "#else");
+        dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
+        dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", in.c / g);
+        b->indent++;
+        dn_buf_line(b, "const int r = t / %d, ci0 = (t %% %d) * %d;", in.c / g, in.c / g, g);
+        emit_bx_tile(b, op, g, wide ? 16 : 8);
+        b->indent--;
+        dn_buf_line(b, "}");
     }
-    if (gw != gn) dn_buf_line(b, "#endif");
+    if (gw > 0) dn_buf_line(b, "#endif");
     dn_buf_line(b, "dn_sync();");
     b->indent--;
     dn_buf_line(b, "}");

@@ -612,6 +612,878 @@ static size_t cnn_base_workspace_size(int max_batch) {
  * x [n, 1, 28, 28] (row stride 784), w [32, 1, 3, 3], stride 1 x 1, padding 0 x 0. */
 static void cnn_base_conv1_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, f0 = (t % 4) * 8;
+        const float *xr = x + (size_t)r * 784;
+        float s[8][676];
+        for (int oy = 0; oy < 26; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                dn_v8 c40 = {0}, c41 = {0}, c42 = {0};
+                dn_v8 c50 = {0}, c51 = {0}, c52 = {0};
+                dn_v8 c60 = {0}, c61 = {0}, c62 = {0};
+                dn_v8 c70 = {0}, c71 = {0}, c72 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + ox0;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[45]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[63]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[46]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[64]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[47]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[65]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[48]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[66]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        const dn_v8 x1 = dn_load8(xp + 37);
+                        const dn_v8 x2 = dn_load8(xp + 45);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[49]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[67]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        const dn_v8 x1 = dn_load8(xp + 38);
+                        const dn_v8 x2 = dn_load8(xp + 46);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[50]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[68]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        const dn_v8 x1 = dn_load8(xp + 64);
+                        const dn_v8 x2 = dn_load8(xp + 72);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[51]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[69]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        const dn_v8 x1 = dn_load8(xp + 65);
+                        const dn_v8 x2 = dn_load8(xp + 73);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[52]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[70]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        const dn_v8 x1 = dn_load8(xp + 66);
+                        const dn_v8 x2 = dn_load8(xp + 74);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[53]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[71]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 26 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 26 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 26 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 26 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 26 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 26 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 26 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 26 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 26 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 26 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 26 + ox0 + 16], c32);
+                dn_store8(&s[4][oy * 26 + ox0 + 0], c40);
+                dn_store8(&s[4][oy * 26 + ox0 + 8], c41);
+                dn_store8(&s[4][oy * 26 + ox0 + 16], c42);
+                dn_store8(&s[5][oy * 26 + ox0 + 0], c50);
+                dn_store8(&s[5][oy * 26 + ox0 + 8], c51);
+                dn_store8(&s[5][oy * 26 + ox0 + 16], c52);
+                dn_store8(&s[6][oy * 26 + ox0 + 0], c60);
+                dn_store8(&s[6][oy * 26 + ox0 + 8], c61);
+                dn_store8(&s[6][oy * 26 + ox0 + 16], c62);
+                dn_store8(&s[7][oy * 26 + ox0 + 0], c70);
+                dn_store8(&s[7][oy * 26 + ox0 + 8], c71);
+                dn_store8(&s[7][oy * 26 + ox0 + 16], c72);
+            }
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + 18;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[45]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[63]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[46]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[64]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[47]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[65]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[48]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[66]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[49]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[67]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[50]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[68]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[51]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[69]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[52]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[70]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[53]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[71]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + 18 + 0], c00);
+                dn_store8(&s[1][oy * 26 + 18 + 0], c10);
+                dn_store8(&s[2][oy * 26 + 18 + 0], c20);
+                dn_store8(&s[3][oy * 26 + 18 + 0], c30);
+                dn_store8(&s[4][oy * 26 + 18 + 0], c40);
+                dn_store8(&s[5][oy * 26 + 18 + 0], c50);
+                dn_store8(&s[6][oy * 26 + 18 + 0], c60);
+                dn_store8(&s[7][oy * 26 + 18 + 0], c70);
+            }
+        }
+        for (int fi = 0; fi < 8; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 21632 + (size_t)c * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 8; t++) {
         const int r = t / 8, f0 = (t % 8) * 4;
@@ -1098,6 +1970,7 @@ static void cnn_base_conv1_forward(const float *restrict x, const float *restric
             }
         }
     }
+#endif
     dn_sync();
 }
 
@@ -1107,9 +1980,9 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 16; t++) {
-        const int c = 2 * t;
-        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 8; t++) {
+        const int c = 4 * t;
+        float g[36] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
@@ -1122,26 +1995,47 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -1151,40 +2045,95 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1198,7 +2147,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1212,7 +2175,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1226,7 +2203,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1240,7 +2231,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1254,7 +2259,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1268,7 +2287,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1282,7 +2315,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1296,7 +2343,21 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1308,12 +2369,30 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                         g[9 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 1) * 9 + e] = g[9 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 2) * 9 + e] = g[18 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 3) * 9 + e] = g[27 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -1327,24 +2406,24 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -1354,107 +2433,134 @@ static void cnn_base_conv1_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -1472,9 +2578,9 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 16; t++) {
-        const int c = 2 * t;
-        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 8; t++) {
+        const int c = 4 * t;
+        float g[36] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
@@ -1487,26 +2593,47 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -1516,40 +2643,95 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1563,7 +2745,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1577,7 +2773,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1591,7 +2801,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1605,7 +2829,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1619,7 +2857,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1633,7 +2885,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1647,7 +2913,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1661,7 +2941,21 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1673,6 +2967,20 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                         g[9 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 9; e++)
@@ -1681,6 +2989,12 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         for (int e = 0; e < 9; e++)
             dn_adam1(w + (size_t)(c + 1) * 9 + e, mw + (size_t)(c + 1) * 9 + e, vw + (size_t)(c + 1) * 9 + e, g[9 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 2) * 9 + e, mw + (size_t)(c + 2) * 9 + e, vw + (size_t)(c + 2) * 9 + e, g[18 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 3) * 9 + e, mw + (size_t)(c + 3) * 9 + e, vw + (size_t)(c + 3) * 9 + e, g[27 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -1694,24 +3008,24 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -1721,107 +3035,134 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -1839,6 +3180,541 @@ static void cnn_base_conv1_backward_w_adam(const float *restrict d, const float 
  * x [n, 32, 26, 26] (row stride 21632), w [64, 32, 3, 3], stride 1 x 1, padding 0 x 0. */
 static void cnn_base_conv2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, f0 = (t % 8) * 8;
+        const float *xr = x + (size_t)r * 21632;
+        float s[8][576];
+        for (int oy = 0; oy < 24; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                dn_v8 c40 = {0}, c41 = {0}, c42 = {0};
+                dn_v8 c50 = {0}, c51 = {0}, c52 = {0};
+                dn_v8 c60 = {0}, c61 = {0}, c62 = {0};
+                dn_v8 c70 = {0}, c71 = {0}, c72 = {0};
+                for (int ci = 0; ci < 32; ci++) {
+                    const float *xp = xr + (size_t)ci * 676 + (size_t)(oy * 1) * 26 + ox0;
+                    const float *wp = w + (size_t)f0 * 288 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[288]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[576]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[864]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1152]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1440]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1728]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2016]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[289]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[577]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[865]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1153]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1441]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1729]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2017]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[290]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[578]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[866]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1154]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1442]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1730]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2018]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        const dn_v8 x1 = dn_load8(xp + 34);
+                        const dn_v8 x2 = dn_load8(xp + 42);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[291]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[579]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[867]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1155]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1443]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1731]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2019]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 27);
+                        const dn_v8 x1 = dn_load8(xp + 35);
+                        const dn_v8 x2 = dn_load8(xp + 43);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[292]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[580]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[868]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1156]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1444]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1732]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2020]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[293]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[581]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[869]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1157]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1445]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1733]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2021]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 52);
+                        const dn_v8 x1 = dn_load8(xp + 60);
+                        const dn_v8 x2 = dn_load8(xp + 68);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[294]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[582]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[870]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1158]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1446]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1734]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2022]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 53);
+                        const dn_v8 x1 = dn_load8(xp + 61);
+                        const dn_v8 x2 = dn_load8(xp + 69);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[295]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[583]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[871]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1159]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1447]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1735]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2023]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 54);
+                        const dn_v8 x1 = dn_load8(xp + 62);
+                        const dn_v8 x2 = dn_load8(xp + 70);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[296]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[584]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[872]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1160]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1448]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1736]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2024]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 24 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 24 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 24 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 24 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 24 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 24 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 24 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 24 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 24 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 24 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 24 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 24 + ox0 + 16], c32);
+                dn_store8(&s[4][oy * 24 + ox0 + 0], c40);
+                dn_store8(&s[4][oy * 24 + ox0 + 8], c41);
+                dn_store8(&s[4][oy * 24 + ox0 + 16], c42);
+                dn_store8(&s[5][oy * 24 + ox0 + 0], c50);
+                dn_store8(&s[5][oy * 24 + ox0 + 8], c51);
+                dn_store8(&s[5][oy * 24 + ox0 + 16], c52);
+                dn_store8(&s[6][oy * 24 + ox0 + 0], c60);
+                dn_store8(&s[6][oy * 24 + ox0 + 8], c61);
+                dn_store8(&s[6][oy * 24 + ox0 + 16], c62);
+                dn_store8(&s[7][oy * 24 + ox0 + 0], c70);
+                dn_store8(&s[7][oy * 24 + ox0 + 8], c71);
+                dn_store8(&s[7][oy * 24 + ox0 + 16], c72);
+            }
+        }
+        for (int fi = 0; fi < 8; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 36864 + (size_t)c * 576;
+            for (int i = 0; i < 576; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 16; t++) {
         const int r = t / 16, f0 = (t % 16) * 4;
@@ -2140,6 +4016,7 @@ static void cnn_base_conv2_forward(const float *restrict x, const float *restric
             }
         }
     }
+#endif
     dn_sync();
 }
 
@@ -2149,9 +4026,9 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 32; t++) {
-        const int c = 2 * t;
-        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 16; t++) {
+        const int c = 4 * t;
+        float g[1152] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
@@ -2164,26 +4041,47 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -2193,22 +4091,59 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2222,7 +4157,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2236,7 +4185,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2250,7 +4213,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2264,7 +4241,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2278,7 +4269,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2292,7 +4297,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2306,7 +4325,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2320,7 +4353,21 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2332,12 +4379,30 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                         g[288 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 1) * 288 + e] = g[288 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 2) * 288 + e] = g[576 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 3) * 288 + e] = g[864 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -2351,24 +4416,24 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -2378,98 +4443,125 @@ static void cnn_base_conv2_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -2487,9 +4579,9 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 32; t++) {
-        const int c = 2 * t;
-        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 16; t++) {
+        const int c = 4 * t;
+        float g[1152] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
@@ -2502,26 +4594,47 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -2531,22 +4644,59 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2560,7 +4710,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2574,7 +4738,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2588,7 +4766,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2602,7 +4794,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2616,7 +4822,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2630,7 +4850,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2644,7 +4878,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2658,7 +4906,21 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2670,6 +4932,20 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                         g[288 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 288; e++)
@@ -2678,6 +4954,12 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         for (int e = 0; e < 288; e++)
             dn_adam1(w + (size_t)(c + 1) * 288 + e, mw + (size_t)(c + 1) * 288 + e, vw + (size_t)(c + 1) * 288 + e, g[288 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 2) * 288 + e, mw + (size_t)(c + 2) * 288 + e, vw + (size_t)(c + 2) * 288 + e, g[576 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 3) * 288 + e, mw + (size_t)(c + 3) * 288 + e, vw + (size_t)(c + 3) * 288 + e, g[864 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -2691,24 +4973,24 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -2718,98 +5000,125 @@ static void cnn_base_conv2_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -2829,1228 +5138,1579 @@ static void cnn_base_conv2_backward_x(const float *restrict d, const float *rest
     (void)mask_prev;
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 8; t++) {
-        const int r = t / 8, ci0 = (t % 8) * 4;
-        float sg[4][676];
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, ci0 = (t % 4) * 8;
+        float sg[8][676];
         float ring[3][2560];
         const float *dr = d + (size_t)r * 36864;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 64; c++) { \
                 float *q = ring[(oy) % 3] + c * 40; \
-                memset(q, 0, sizeof(float) * 40); \
+                memset(q, 0, sizeof(float) * 2); \
                 memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+                memset(q + 26, 0, sizeof(float) * 14); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 1; iy < 2; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 2; iy < 24; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 24; iy < 25; iy++) {
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 25; iy < 26; iy++) {
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
 #undef DN_BX_ROW
@@ -4098,6 +6758,50 @@ static void cnn_base_conv2_backward_x(const float *restrict d, const float *rest
                 dx[at + (size_t)i] = v;
             }
         }
+        {
+            const int ci = ci0 + 4;
+            const float *s = sg[4];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 5;
+            const float *s = sg[5];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 6;
+            const float *s = sg[6];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 7;
+            const float *s = sg[7];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -4109,8 +6813,9 @@ static void cnn_base_conv2_backward_x(const float *restrict d, const float *rest
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 64; c++) { \
                 float *q = ring[(oy) % 3] + c * 40; \
-                memset(q, 0, sizeof(float) * 40); \
+                memset(q, 0, sizeof(float) * 2); \
                 memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+                memset(q + 26, 0, sizeof(float) * 14); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
@@ -6896,6 +9601,878 @@ static size_t cnn_avx2_workspace_size(int max_batch) {
  * x [n, 1, 28, 28] (row stride 784), w [32, 1, 3, 3], stride 1 x 1, padding 0 x 0. */
 static void cnn_avx2_conv1_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, f0 = (t % 4) * 8;
+        const float *xr = x + (size_t)r * 784;
+        float s[8][676];
+        for (int oy = 0; oy < 26; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                dn_v8 c40 = {0}, c41 = {0}, c42 = {0};
+                dn_v8 c50 = {0}, c51 = {0}, c52 = {0};
+                dn_v8 c60 = {0}, c61 = {0}, c62 = {0};
+                dn_v8 c70 = {0}, c71 = {0}, c72 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + ox0;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[45]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[63]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[46]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[64]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[47]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[65]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[48]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[66]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        const dn_v8 x1 = dn_load8(xp + 37);
+                        const dn_v8 x2 = dn_load8(xp + 45);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[49]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[67]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        const dn_v8 x1 = dn_load8(xp + 38);
+                        const dn_v8 x2 = dn_load8(xp + 46);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[50]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[68]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        const dn_v8 x1 = dn_load8(xp + 64);
+                        const dn_v8 x2 = dn_load8(xp + 72);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[51]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[69]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        const dn_v8 x1 = dn_load8(xp + 65);
+                        const dn_v8 x2 = dn_load8(xp + 73);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[52]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[70]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        const dn_v8 x1 = dn_load8(xp + 66);
+                        const dn_v8 x2 = dn_load8(xp + 74);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[53]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[71]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 26 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 26 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 26 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 26 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 26 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 26 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 26 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 26 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 26 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 26 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 26 + ox0 + 16], c32);
+                dn_store8(&s[4][oy * 26 + ox0 + 0], c40);
+                dn_store8(&s[4][oy * 26 + ox0 + 8], c41);
+                dn_store8(&s[4][oy * 26 + ox0 + 16], c42);
+                dn_store8(&s[5][oy * 26 + ox0 + 0], c50);
+                dn_store8(&s[5][oy * 26 + ox0 + 8], c51);
+                dn_store8(&s[5][oy * 26 + ox0 + 16], c52);
+                dn_store8(&s[6][oy * 26 + ox0 + 0], c60);
+                dn_store8(&s[6][oy * 26 + ox0 + 8], c61);
+                dn_store8(&s[6][oy * 26 + ox0 + 16], c62);
+                dn_store8(&s[7][oy * 26 + ox0 + 0], c70);
+                dn_store8(&s[7][oy * 26 + ox0 + 8], c71);
+                dn_store8(&s[7][oy * 26 + ox0 + 16], c72);
+            }
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + 18;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[45]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[63]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[46]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[64]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[47]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[65]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[48]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[66]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[49]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[67]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[50]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[68]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[51]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[69]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[52]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[70]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[53]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[71]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + 18 + 0], c00);
+                dn_store8(&s[1][oy * 26 + 18 + 0], c10);
+                dn_store8(&s[2][oy * 26 + 18 + 0], c20);
+                dn_store8(&s[3][oy * 26 + 18 + 0], c30);
+                dn_store8(&s[4][oy * 26 + 18 + 0], c40);
+                dn_store8(&s[5][oy * 26 + 18 + 0], c50);
+                dn_store8(&s[6][oy * 26 + 18 + 0], c60);
+                dn_store8(&s[7][oy * 26 + 18 + 0], c70);
+            }
+        }
+        for (int fi = 0; fi < 8; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 21632 + (size_t)c * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 8; t++) {
         const int r = t / 8, f0 = (t % 8) * 4;
@@ -7382,6 +10959,7 @@ static void cnn_avx2_conv1_forward(const float *restrict x, const float *restric
             }
         }
     }
+#endif
     dn_sync();
 }
 
@@ -7391,9 +10969,9 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 16; t++) {
-        const int c = 2 * t;
-        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 8; t++) {
+        const int c = 4 * t;
+        float g[36] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
@@ -7406,26 +10984,47 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -7435,40 +11034,95 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7482,7 +11136,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7496,7 +11164,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7510,7 +11192,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7524,7 +11220,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7538,7 +11248,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7552,7 +11276,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7566,7 +11304,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7580,7 +11332,21 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7592,12 +11358,30 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                         g[9 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 1) * 9 + e] = g[9 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 2) * 9 + e] = g[18 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 3) * 9 + e] = g[27 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -7611,24 +11395,24 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -7638,107 +11422,134 @@ static void cnn_avx2_conv1_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -7756,9 +11567,9 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 16; t++) {
-        const int c = 2 * t;
-        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 8; t++) {
+        const int c = 4 * t;
+        float g[36] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
@@ -7771,26 +11582,47 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -7800,40 +11632,95 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7847,7 +11734,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7861,7 +11762,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7875,7 +11790,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7889,7 +11818,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7903,7 +11846,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7917,7 +11874,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7931,7 +11902,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7945,7 +11930,21 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7957,6 +11956,20 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                         g[9 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 9; e++)
@@ -7965,6 +11978,12 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         for (int e = 0; e < 9; e++)
             dn_adam1(w + (size_t)(c + 1) * 9 + e, mw + (size_t)(c + 1) * 9 + e, vw + (size_t)(c + 1) * 9 + e, g[9 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 2) * 9 + e, mw + (size_t)(c + 2) * 9 + e, vw + (size_t)(c + 2) * 9 + e, g[18 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 3) * 9 + e, mw + (size_t)(c + 3) * 9 + e, vw + (size_t)(c + 3) * 9 + e, g[27 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -7978,24 +11997,24 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -8005,107 +12024,134 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -8123,6 +12169,541 @@ static void cnn_avx2_conv1_backward_w_adam(const float *restrict d, const float 
  * x [n, 32, 26, 26] (row stride 21632), w [64, 32, 3, 3], stride 1 x 1, padding 0 x 0. */
 static void cnn_avx2_conv2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, f0 = (t % 8) * 8;
+        const float *xr = x + (size_t)r * 21632;
+        float s[8][576];
+        for (int oy = 0; oy < 24; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                dn_v8 c40 = {0}, c41 = {0}, c42 = {0};
+                dn_v8 c50 = {0}, c51 = {0}, c52 = {0};
+                dn_v8 c60 = {0}, c61 = {0}, c62 = {0};
+                dn_v8 c70 = {0}, c71 = {0}, c72 = {0};
+                for (int ci = 0; ci < 32; ci++) {
+                    const float *xp = xr + (size_t)ci * 676 + (size_t)(oy * 1) * 26 + ox0;
+                    const float *wp = w + (size_t)f0 * 288 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[288]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[576]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[864]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1152]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1440]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1728]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2016]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[289]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[577]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[865]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1153]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1441]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1729]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2017]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[290]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[578]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[866]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1154]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1442]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1730]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2018]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        const dn_v8 x1 = dn_load8(xp + 34);
+                        const dn_v8 x2 = dn_load8(xp + 42);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[291]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[579]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[867]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1155]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1443]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1731]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2019]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 27);
+                        const dn_v8 x1 = dn_load8(xp + 35);
+                        const dn_v8 x2 = dn_load8(xp + 43);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[292]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[580]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[868]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1156]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1444]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1732]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2020]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[293]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[581]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[869]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1157]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1445]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1733]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2021]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 52);
+                        const dn_v8 x1 = dn_load8(xp + 60);
+                        const dn_v8 x2 = dn_load8(xp + 68);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[294]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[582]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[870]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1158]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1446]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1734]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2022]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 53);
+                        const dn_v8 x1 = dn_load8(xp + 61);
+                        const dn_v8 x2 = dn_load8(xp + 69);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[295]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[583]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[871]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1159]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1447]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1735]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2023]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 54);
+                        const dn_v8 x1 = dn_load8(xp + 62);
+                        const dn_v8 x2 = dn_load8(xp + 70);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[296]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[584]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[872]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1160]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1448]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1736]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2024]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 24 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 24 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 24 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 24 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 24 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 24 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 24 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 24 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 24 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 24 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 24 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 24 + ox0 + 16], c32);
+                dn_store8(&s[4][oy * 24 + ox0 + 0], c40);
+                dn_store8(&s[4][oy * 24 + ox0 + 8], c41);
+                dn_store8(&s[4][oy * 24 + ox0 + 16], c42);
+                dn_store8(&s[5][oy * 24 + ox0 + 0], c50);
+                dn_store8(&s[5][oy * 24 + ox0 + 8], c51);
+                dn_store8(&s[5][oy * 24 + ox0 + 16], c52);
+                dn_store8(&s[6][oy * 24 + ox0 + 0], c60);
+                dn_store8(&s[6][oy * 24 + ox0 + 8], c61);
+                dn_store8(&s[6][oy * 24 + ox0 + 16], c62);
+                dn_store8(&s[7][oy * 24 + ox0 + 0], c70);
+                dn_store8(&s[7][oy * 24 + ox0 + 8], c71);
+                dn_store8(&s[7][oy * 24 + ox0 + 16], c72);
+            }
+        }
+        for (int fi = 0; fi < 8; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 36864 + (size_t)c * 576;
+            for (int i = 0; i < 576; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 16; t++) {
         const int r = t / 16, f0 = (t % 16) * 4;
@@ -8424,6 +13005,7 @@ static void cnn_avx2_conv2_forward(const float *restrict x, const float *restric
             }
         }
     }
+#endif
     dn_sync();
 }
 
@@ -8433,9 +13015,9 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 32; t++) {
-        const int c = 2 * t;
-        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 16; t++) {
+        const int c = 4 * t;
+        float g[1152] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
@@ -8448,26 +13030,47 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -8477,22 +13080,59 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8506,7 +13146,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8520,7 +13174,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8534,7 +13202,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8548,7 +13230,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8562,7 +13258,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8576,7 +13286,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8590,7 +13314,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8604,7 +13342,21 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8616,12 +13368,30 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                         g[288 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 1) * 288 + e] = g[288 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 2) * 288 + e] = g[576 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 3) * 288 + e] = g[864 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -8635,24 +13405,24 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -8662,98 +13432,125 @@ static void cnn_avx2_conv2_backward_w(const float *restrict d, const float *rest
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -8771,9 +13568,9 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 32; t++) {
-        const int c = 2 * t;
-        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 16; t++) {
+        const int c = 4 * t;
+        float g[1152] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
@@ -8786,26 +13583,47 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -8815,22 +13633,59 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8844,7 +13699,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8858,7 +13727,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8872,7 +13755,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8886,7 +13783,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8900,7 +13811,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8914,7 +13839,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8928,7 +13867,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8942,7 +13895,21 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8954,6 +13921,20 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                         g[288 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 288; e++)
@@ -8962,6 +13943,12 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         for (int e = 0; e < 288; e++)
             dn_adam1(w + (size_t)(c + 1) * 288 + e, mw + (size_t)(c + 1) * 288 + e, vw + (size_t)(c + 1) * 288 + e, g[288 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 2) * 288 + e, mw + (size_t)(c + 2) * 288 + e, vw + (size_t)(c + 2) * 288 + e, g[576 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 3) * 288 + e, mw + (size_t)(c + 3) * 288 + e, vw + (size_t)(c + 3) * 288 + e, g[864 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -8975,24 +13962,24 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -9002,98 +13989,125 @@ static void cnn_avx2_conv2_backward_w_adam(const float *restrict d, const float 
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -9113,1228 +14127,1579 @@ static void cnn_avx2_conv2_backward_x(const float *restrict d, const float *rest
     (void)mask_prev;
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 8; t++) {
-        const int r = t / 8, ci0 = (t % 8) * 4;
-        float sg[4][676];
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, ci0 = (t % 4) * 8;
+        float sg[8][676];
         float ring[3][2560];
         const float *dr = d + (size_t)r * 36864;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 64; c++) { \
                 float *q = ring[(oy) % 3] + c * 40; \
-                memset(q, 0, sizeof(float) * 40); \
+                memset(q, 0, sizeof(float) * 2); \
                 memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+                memset(q + 26, 0, sizeof(float) * 14); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 1; iy < 2; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 2; iy < 24; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 24; iy < 25; iy++) {
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 25; iy < 26; iy++) {
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
 #undef DN_BX_ROW
@@ -10382,6 +15747,50 @@ static void cnn_avx2_conv2_backward_x(const float *restrict d, const float *rest
                 dx[at + (size_t)i] = v;
             }
         }
+        {
+            const int ci = ci0 + 4;
+            const float *s = sg[4];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 5;
+            const float *s = sg[5];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 6;
+            const float *s = sg[6];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 7;
+            const float *s = sg[7];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -10393,8 +15802,9 @@ static void cnn_avx2_conv2_backward_x(const float *restrict d, const float *rest
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 64; c++) { \
                 float *q = ring[(oy) % 3] + c * 40; \
-                memset(q, 0, sizeof(float) * 40); \
+                memset(q, 0, sizeof(float) * 2); \
                 memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+                memset(q + 26, 0, sizeof(float) * 14); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
@@ -13187,6 +18597,878 @@ static size_t cnn_avx512_workspace_size(int max_batch) {
  * x [n, 1, 28, 28] (row stride 784), w [32, 1, 3, 3], stride 1 x 1, padding 0 x 0. */
 static void cnn_avx512_conv1_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, f0 = (t % 4) * 8;
+        const float *xr = x + (size_t)r * 784;
+        float s[8][676];
+        for (int oy = 0; oy < 26; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                dn_v8 c40 = {0}, c41 = {0}, c42 = {0};
+                dn_v8 c50 = {0}, c51 = {0}, c52 = {0};
+                dn_v8 c60 = {0}, c61 = {0}, c62 = {0};
+                dn_v8 c70 = {0}, c71 = {0}, c72 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + ox0;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[45]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[63]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[46]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[64]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[47]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[65]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[48]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[66]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        const dn_v8 x1 = dn_load8(xp + 37);
+                        const dn_v8 x2 = dn_load8(xp + 45);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[49]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[67]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        const dn_v8 x1 = dn_load8(xp + 38);
+                        const dn_v8 x2 = dn_load8(xp + 46);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[50]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[68]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        const dn_v8 x1 = dn_load8(xp + 64);
+                        const dn_v8 x2 = dn_load8(xp + 72);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[51]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[69]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        const dn_v8 x1 = dn_load8(xp + 65);
+                        const dn_v8 x2 = dn_load8(xp + 73);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[52]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[70]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        const dn_v8 x1 = dn_load8(xp + 66);
+                        const dn_v8 x2 = dn_load8(xp + 74);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[53]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[71]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 26 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 26 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 26 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 26 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 26 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 26 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 26 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 26 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 26 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 26 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 26 + ox0 + 16], c32);
+                dn_store8(&s[4][oy * 26 + ox0 + 0], c40);
+                dn_store8(&s[4][oy * 26 + ox0 + 8], c41);
+                dn_store8(&s[4][oy * 26 + ox0 + 16], c42);
+                dn_store8(&s[5][oy * 26 + ox0 + 0], c50);
+                dn_store8(&s[5][oy * 26 + ox0 + 8], c51);
+                dn_store8(&s[5][oy * 26 + ox0 + 16], c52);
+                dn_store8(&s[6][oy * 26 + ox0 + 0], c60);
+                dn_store8(&s[6][oy * 26 + ox0 + 8], c61);
+                dn_store8(&s[6][oy * 26 + ox0 + 16], c62);
+                dn_store8(&s[7][oy * 26 + ox0 + 0], c70);
+                dn_store8(&s[7][oy * 26 + ox0 + 8], c71);
+                dn_store8(&s[7][oy * 26 + ox0 + 16], c72);
+            }
+            { /* the last 8 columns */
+                dn_v8 c00 = {0};
+                dn_v8 c10 = {0};
+                dn_v8 c20 = {0};
+                dn_v8 c30 = {0};
+                dn_v8 c40 = {0};
+                dn_v8 c50 = {0};
+                dn_v8 c60 = {0};
+                dn_v8 c70 = {0};
+                for (int ci = 0; ci < 1; ci++) {
+                    const float *xp = xr + (size_t)ci * 784 + (size_t)(oy * 1) * 28 + 18;
+                    const float *wp = w + (size_t)f0 * 9 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[9]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[18]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[27]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[36]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[45]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[54]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[63]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[10]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[19]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[28]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[37]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[46]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[55]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[64]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[11]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[20]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[29]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[38]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[47]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[56]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[65]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[12]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[21]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[30]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[39]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[48]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[57]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[66]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 29);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[13]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[22]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[31]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[40]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[49]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[58]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[67]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 30);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[14]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[23]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[32]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[41]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[50]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[59]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[68]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 56);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[15]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[24]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[33]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[42]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[51]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[60]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[69]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 57);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[16]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[25]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[34]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[43]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[52]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[61]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[70]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 58);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[17]);
+                            c10 = dn_fma8(g, x0, c10);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[26]);
+                            c20 = dn_fma8(g, x0, c20);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[35]);
+                            c30 = dn_fma8(g, x0, c30);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[44]);
+                            c40 = dn_fma8(g, x0, c40);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[53]);
+                            c50 = dn_fma8(g, x0, c50);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[62]);
+                            c60 = dn_fma8(g, x0, c60);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[71]);
+                            c70 = dn_fma8(g, x0, c70);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 26 + 18 + 0], c00);
+                dn_store8(&s[1][oy * 26 + 18 + 0], c10);
+                dn_store8(&s[2][oy * 26 + 18 + 0], c20);
+                dn_store8(&s[3][oy * 26 + 18 + 0], c30);
+                dn_store8(&s[4][oy * 26 + 18 + 0], c40);
+                dn_store8(&s[5][oy * 26 + 18 + 0], c50);
+                dn_store8(&s[6][oy * 26 + 18 + 0], c60);
+                dn_store8(&s[7][oy * 26 + 18 + 0], c70);
+            }
+        }
+        for (int fi = 0; fi < 8; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 21632 + (size_t)c * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 8; t++) {
         const int r = t / 8, f0 = (t % 8) * 4;
@@ -13673,6 +19955,7 @@ static void cnn_avx512_conv1_forward(const float *restrict x, const float *restr
             }
         }
     }
+#endif
     dn_sync();
 }
 
@@ -13682,9 +19965,9 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 16; t++) {
-        const int c = 2 * t;
-        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 8; t++) {
+        const int c = 4 * t;
+        float g[36] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
@@ -13697,26 +19980,47 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -13726,40 +20030,95 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13773,7 +20132,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13787,7 +20160,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13801,7 +20188,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13815,7 +20216,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13829,7 +20244,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13843,7 +20272,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13857,7 +20300,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13871,7 +20328,21 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -13883,12 +20354,30 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                         g[9 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 0) * 9 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 9; e++) dw[(size_t)(c + 1) * 9 + e] = g[9 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 2) * 9 + e] = g[18 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 9; e++) dw[(size_t)(c + 3) * 9 + e] = g[27 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -13902,24 +20391,24 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -13929,107 +20418,134 @@ static void cnn_avx512_conv1_backward_w(const float *restrict d, const float *re
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -14047,9 +20563,9 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 16; t++) {
-        const int c = 2 * t;
-        float g[18] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 8; t++) {
+        const int c = 4 * t;
+        float g[36] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 21632 + (size_t)(c + 0) * 676;
             float sb = 0.0f;
@@ -14062,26 +20578,47 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
             for (int i = 0; i < 676; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 2) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 21632 + (size_t)(c + 3) * 676;
+            float sb = 0.0f;
+            for (int i = 0; i < 676; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -14091,40 +20628,95 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 676 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 676 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1352 + ox, drow + 2028 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_0[1] += drow[676 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[2] += drow[1352 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[3] += drow[2028 + ox] * xrow0[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_1[1] += drow[676 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[2] += drow[1352 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[3] += drow[2028 + ox] * xrow0[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail0_2[1] += drow[676 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[2] += drow[1352 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[3] += drow[2028 + ox] * xrow0[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_0[1] += drow[676 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[2] += drow[1352 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[3] += drow[2028 + ox] * xrow1[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_1[1] += drow[676 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[2] += drow[1352 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[3] += drow[2028 + ox] * xrow1[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail1_2[1] += drow[676 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[2] += drow[1352 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[3] += drow[2028 + ox] * xrow1[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_0[1] += drow[676 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[2] += drow[1352 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[3] += drow[2028 + ox] * xrow2[ox + 0];
                         for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_1[1] += drow[676 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[2] += drow[1352 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[3] += drow[2028 + ox] * xrow2[ox + 1];
                         for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 24; ox < 26; ox++) tail2_2[1] += drow[676 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[2] += drow[1352 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[3] += drow[2028 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14138,7 +20730,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14152,7 +20758,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14166,7 +20786,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14180,7 +20814,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14194,7 +20842,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14208,7 +20870,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14222,7 +20898,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14236,7 +20926,21 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14248,6 +20952,20 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                         g[9 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[18 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[27 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 9; e++)
@@ -14256,6 +20974,12 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         for (int e = 0; e < 9; e++)
             dn_adam1(w + (size_t)(c + 1) * 9 + e, mw + (size_t)(c + 1) * 9 + e, vw + (size_t)(c + 1) * 9 + e, g[9 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 2) * 9 + e, mw + (size_t)(c + 2) * 9 + e, vw + (size_t)(c + 2) * 9 + e, g[18 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 9; e++)
+            dn_adam1(w + (size_t)(c + 3) * 9 + e, mw + (size_t)(c + 3) * 9 + e, vw + (size_t)(c + 3) * 9 + e, g[27 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -14269,24 +20993,24 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
         }
         for (int ci = 0; ci < 1; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 21632 + (size_t)c * 676;
                     const float *xc = x + (size_t)r * 784 + (size_t)ci * 784;
@@ -14296,107 +21020,134 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
                         const float *xrow1 = xc + (oy * 1 + 1) * 28;
                         const float *xrow2 = xc + (oy * 1 + 2) * 28;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 24; ox < 26; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 24; ox < 26; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 24; ox < 26; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 24; ox < 26; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 24; ox < 26; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 24; ox < 26; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 24; ox < 26; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -14414,6 +21165,541 @@ static void cnn_avx512_conv1_backward_w_adam(const float *restrict d, const floa
  * x [n, 32, 26, 26] (row stride 21632), w [64, 32, 3, 3], stride 1 x 1, padding 0 x 0. */
 static void cnn_avx512_conv2_forward(const float *restrict x, const float *restrict w,
         const float *restrict bias, float *restrict a, int n) {
+#if DN_WIDE_TILES
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 8; t++) {
+        const int r = t / 8, f0 = (t % 8) * 8;
+        const float *xr = x + (size_t)r * 21632;
+        float s[8][576];
+        for (int oy = 0; oy < 24; oy++) {
+            for (int ox0 = 0; ox0 < 24; ox0 += 24) {
+                dn_v8 c00 = {0}, c01 = {0}, c02 = {0};
+                dn_v8 c10 = {0}, c11 = {0}, c12 = {0};
+                dn_v8 c20 = {0}, c21 = {0}, c22 = {0};
+                dn_v8 c30 = {0}, c31 = {0}, c32 = {0};
+                dn_v8 c40 = {0}, c41 = {0}, c42 = {0};
+                dn_v8 c50 = {0}, c51 = {0}, c52 = {0};
+                dn_v8 c60 = {0}, c61 = {0}, c62 = {0};
+                dn_v8 c70 = {0}, c71 = {0}, c72 = {0};
+                for (int ci = 0; ci < 32; ci++) {
+                    const float *xp = xr + (size_t)ci * 676 + (size_t)(oy * 1) * 26 + ox0;
+                    const float *wp = w + (size_t)f0 * 288 + (size_t)ci * 9;
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 0);
+                        const dn_v8 x1 = dn_load8(xp + 8);
+                        const dn_v8 x2 = dn_load8(xp + 16);
+                        {
+                            const dn_v8 g = dn_splat8(wp[0]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[288]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[576]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[864]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1152]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1440]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1728]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2016]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 1);
+                        const dn_v8 x1 = dn_load8(xp + 9);
+                        const dn_v8 x2 = dn_load8(xp + 17);
+                        {
+                            const dn_v8 g = dn_splat8(wp[1]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[289]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[577]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[865]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1153]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1441]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1729]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2017]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 2);
+                        const dn_v8 x1 = dn_load8(xp + 10);
+                        const dn_v8 x2 = dn_load8(xp + 18);
+                        {
+                            const dn_v8 g = dn_splat8(wp[2]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[290]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[578]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[866]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1154]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1442]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1730]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2018]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 26);
+                        const dn_v8 x1 = dn_load8(xp + 34);
+                        const dn_v8 x2 = dn_load8(xp + 42);
+                        {
+                            const dn_v8 g = dn_splat8(wp[3]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[291]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[579]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[867]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1155]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1443]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1731]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2019]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 27);
+                        const dn_v8 x1 = dn_load8(xp + 35);
+                        const dn_v8 x2 = dn_load8(xp + 43);
+                        {
+                            const dn_v8 g = dn_splat8(wp[4]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[292]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[580]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[868]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1156]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1444]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1732]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2020]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 28);
+                        const dn_v8 x1 = dn_load8(xp + 36);
+                        const dn_v8 x2 = dn_load8(xp + 44);
+                        {
+                            const dn_v8 g = dn_splat8(wp[5]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[293]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[581]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[869]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1157]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1445]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1733]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2021]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 52);
+                        const dn_v8 x1 = dn_load8(xp + 60);
+                        const dn_v8 x2 = dn_load8(xp + 68);
+                        {
+                            const dn_v8 g = dn_splat8(wp[6]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[294]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[582]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[870]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1158]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1446]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1734]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2022]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 53);
+                        const dn_v8 x1 = dn_load8(xp + 61);
+                        const dn_v8 x2 = dn_load8(xp + 69);
+                        {
+                            const dn_v8 g = dn_splat8(wp[7]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[295]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[583]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[871]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1159]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1447]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1735]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2023]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                    {
+                        const dn_v8 x0 = dn_load8(xp + 54);
+                        const dn_v8 x1 = dn_load8(xp + 62);
+                        const dn_v8 x2 = dn_load8(xp + 70);
+                        {
+                            const dn_v8 g = dn_splat8(wp[8]);
+                            c00 = dn_fma8(g, x0, c00);
+                            c01 = dn_fma8(g, x1, c01);
+                            c02 = dn_fma8(g, x2, c02);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[296]);
+                            c10 = dn_fma8(g, x0, c10);
+                            c11 = dn_fma8(g, x1, c11);
+                            c12 = dn_fma8(g, x2, c12);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[584]);
+                            c20 = dn_fma8(g, x0, c20);
+                            c21 = dn_fma8(g, x1, c21);
+                            c22 = dn_fma8(g, x2, c22);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[872]);
+                            c30 = dn_fma8(g, x0, c30);
+                            c31 = dn_fma8(g, x1, c31);
+                            c32 = dn_fma8(g, x2, c32);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1160]);
+                            c40 = dn_fma8(g, x0, c40);
+                            c41 = dn_fma8(g, x1, c41);
+                            c42 = dn_fma8(g, x2, c42);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1448]);
+                            c50 = dn_fma8(g, x0, c50);
+                            c51 = dn_fma8(g, x1, c51);
+                            c52 = dn_fma8(g, x2, c52);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[1736]);
+                            c60 = dn_fma8(g, x0, c60);
+                            c61 = dn_fma8(g, x1, c61);
+                            c62 = dn_fma8(g, x2, c62);
+                        }
+                        {
+                            const dn_v8 g = dn_splat8(wp[2024]);
+                            c70 = dn_fma8(g, x0, c70);
+                            c71 = dn_fma8(g, x1, c71);
+                            c72 = dn_fma8(g, x2, c72);
+                        }
+                    }
+                }
+                dn_store8(&s[0][oy * 24 + ox0 + 0], c00);
+                dn_store8(&s[0][oy * 24 + ox0 + 8], c01);
+                dn_store8(&s[0][oy * 24 + ox0 + 16], c02);
+                dn_store8(&s[1][oy * 24 + ox0 + 0], c10);
+                dn_store8(&s[1][oy * 24 + ox0 + 8], c11);
+                dn_store8(&s[1][oy * 24 + ox0 + 16], c12);
+                dn_store8(&s[2][oy * 24 + ox0 + 0], c20);
+                dn_store8(&s[2][oy * 24 + ox0 + 8], c21);
+                dn_store8(&s[2][oy * 24 + ox0 + 16], c22);
+                dn_store8(&s[3][oy * 24 + ox0 + 0], c30);
+                dn_store8(&s[3][oy * 24 + ox0 + 8], c31);
+                dn_store8(&s[3][oy * 24 + ox0 + 16], c32);
+                dn_store8(&s[4][oy * 24 + ox0 + 0], c40);
+                dn_store8(&s[4][oy * 24 + ox0 + 8], c41);
+                dn_store8(&s[4][oy * 24 + ox0 + 16], c42);
+                dn_store8(&s[5][oy * 24 + ox0 + 0], c50);
+                dn_store8(&s[5][oy * 24 + ox0 + 8], c51);
+                dn_store8(&s[5][oy * 24 + ox0 + 16], c52);
+                dn_store8(&s[6][oy * 24 + ox0 + 0], c60);
+                dn_store8(&s[6][oy * 24 + ox0 + 8], c61);
+                dn_store8(&s[6][oy * 24 + ox0 + 16], c62);
+                dn_store8(&s[7][oy * 24 + ox0 + 0], c70);
+                dn_store8(&s[7][oy * 24 + ox0 + 8], c71);
+                dn_store8(&s[7][oy * 24 + ox0 + 16], c72);
+            }
+        }
+        for (int fi = 0; fi < 8; fi++) {
+            const int c = f0 + fi;
+            const float *sf = s[fi];
+            const size_t at = (size_t)r * 36864 + (size_t)c * 576;
+            for (int i = 0; i < 576; i++) {
+                float v = sf[i] + bias[c];
+                v = v > 0.0f ? v : 0.0f;
+                a[at + (size_t)i] = v;
+            }
+        }
+    }
+#else
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 16; t++) {
         const int r = t / 16, f0 = (t % 16) * 4;
@@ -14715,6 +22001,7 @@ static void cnn_avx512_conv2_forward(const float *restrict x, const float *restr
             }
         }
     }
+#endif
     dn_sync();
 }
 
@@ -14724,9 +22011,9 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 32; t++) {
-        const int c = 2 * t;
-        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 16; t++) {
+        const int c = 4 * t;
+        float g[1152] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
@@ -14739,26 +22026,47 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -14768,22 +22076,59 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14797,7 +22142,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14811,7 +22170,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14825,7 +22198,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14839,7 +22226,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14853,7 +22254,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14867,7 +22282,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14881,7 +22310,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14895,7 +22338,21 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -14907,12 +22364,30 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                         g[288 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 0) * 288 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 288; e++) dw[(size_t)(c + 1) * 288 + e] = g[288 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 2) * 288 + e] = g[576 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 288; e++) dw[(size_t)(c + 3) * 288 + e] = g[864 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -14926,24 +22401,24 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -14953,98 +22428,125 @@ static void cnn_avx512_conv2_backward_w(const float *restrict d, const float *re
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -15062,9 +22564,9 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 32; t++) {
-        const int c = 2 * t;
-        float g[576] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 16; t++) {
+        const int c = 4 * t;
+        float g[1152] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 36864 + (size_t)(c + 0) * 576;
             float sb = 0.0f;
@@ -15077,26 +22579,47 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
             for (int i = 0; i < 576; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 2) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 36864 + (size_t)(c + 3) * 576;
+            float sb = 0.0f;
+            for (int i = 0; i < 576; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -15106,22 +22629,59 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 576 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 576 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 1152 + ox, drow + 1728 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15135,7 +22695,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15149,7 +22723,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15163,7 +22751,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15177,7 +22779,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15191,7 +22807,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15205,7 +22835,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15219,7 +22863,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15233,7 +22891,21 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -15245,6 +22917,20 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                         g[288 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[576 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[864 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 288; e++)
@@ -15253,6 +22939,12 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         for (int e = 0; e < 288; e++)
             dn_adam1(w + (size_t)(c + 1) * 288 + e, mw + (size_t)(c + 1) * 288 + e, vw + (size_t)(c + 1) * 288 + e, g[288 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 2) * 288 + e, mw + (size_t)(c + 2) * 288 + e, vw + (size_t)(c + 2) * 288 + e, g[576 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 288; e++)
+            dn_adam1(w + (size_t)(c + 3) * 288 + e, mw + (size_t)(c + 3) * 288 + e, vw + (size_t)(c + 3) * 288 + e, g[864 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -15266,24 +22958,24 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
         }
         for (int ci = 0; ci < 32; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 36864 + (size_t)c * 576;
                     const float *xc = x + (size_t)r * 21632 + (size_t)ci * 676;
@@ -15293,98 +22985,125 @@ static void cnn_avx512_conv2_backward_w_adam(const float *restrict d, const floa
                         const float *xrow1 = xc + (oy * 1 + 1) * 26;
                         const float *xrow2 = xc + (oy * 1 + 2) * 26;
                         for (int ox = 0; ox < 24; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -15404,1228 +23123,1579 @@ static void cnn_avx512_conv2_backward_x(const float *restrict d, const float *re
     (void)mask_prev;
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < n * 8; t++) {
-        const int r = t / 8, ci0 = (t % 8) * 4;
-        float sg[4][676];
+    for (int t = 0; t < n * 4; t++) {
+        const int r = t / 4, ci0 = (t % 4) * 8;
+        float sg[8][676];
         float ring[3][2560];
         const float *dr = d + (size_t)r * 36864;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 64; c++) { \
                 float *q = ring[(oy) % 3] + c * 40; \
-                memset(q, 0, sizeof(float) * 40); \
+                memset(q, 0, sizeof(float) * 2); \
                 memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+                memset(q + 26, 0, sizeof(float) * 14); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 1; iy < 2; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 2; iy < 24; iy++) {
             DN_BX_ROW(iy + 0);
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 3) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[0]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[9]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[18]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[18]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[27]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[1]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[27]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[10]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[36]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[19]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[45]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[28]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[54]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[63]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[2]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[11]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[20]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[19]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[29]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[28]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[37]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[46]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[55]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[64]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[20]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[29]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[38]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[47]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[56]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[65]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 24; iy < 25; iy++) {
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 2) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[3]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[12]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[21]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[21]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[30]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[4]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[30]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[13]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[39]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[22]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[48]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[31]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[57]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[66]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[5]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[14]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[23]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[22]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[32]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[31]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[40]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[49]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[58]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[67]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[23]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[32]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[41]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[50]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[59]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[68]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
         for (int iy = 25; iy < 26; iy++) {
-            dn_v8 c0_0 = {0};
-            dn_v8 c0_1 = {0};
-            dn_v8 c0_2 = {0};
-            dn_v8 c0_3 = {0};
-            dn_v8 c1_0 = {0};
-            dn_v8 c1_1 = {0};
-            dn_v8 c1_2 = {0};
-            dn_v8 c1_3 = {0};
-            dn_v8 c2_0 = {0};
-            dn_v8 c2_1 = {0};
-            dn_v8 c2_2 = {0};
-            dn_v8 c2_3 = {0};
-            dn_v8 c3_0 = {0};
-            dn_v8 c3_1 = {0};
-            dn_v8 c3_2 = {0};
-            dn_v8 c3_3 = {0};
+            dn_v16 c0_0 = {0};
+            dn_v16 c0_1 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c1_1 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c2_1 = {0};
+            dn_v16 c3_0 = {0};
+            dn_v16 c3_1 = {0};
+            dn_v16 c4_0 = {0};
+            dn_v16 c4_1 = {0};
+            dn_v16 c5_0 = {0};
+            dn_v16 c5_1 = {0};
+            dn_v16 c6_0 = {0};
+            dn_v16 c6_1 = {0};
+            dn_v16 c7_0 = {0};
+            dn_v16 c7_1 = {0};
             for (int c = 0; c < 64; c++) {
                 const float *wc = w + (size_t)c * 288 + (size_t)ci0 * 9;
                 {
                     const float *q = ring[(iy + 1) % 3] + c * 40;
                     {
-                        const dn_v8 d0 = dn_load8(q + 2);
-                        const dn_v8 d1 = dn_load8(q + 10);
-                        const dn_v8 d2 = dn_load8(q + 18);
-                        const dn_v8 d3 = dn_load8(q + 26);
+                        const dn_v16 d0 = dn_load16(q + 2);
+                        const dn_v16 d1 = dn_load16(q + 18);
                         {
-                            const dn_v8 wv = dn_splat8(wc[6]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[15]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[24]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[24]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[33]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
-                        }
-                    }
-                    {
-                        const dn_v8 d0 = dn_load8(q + 1);
-                        const dn_v8 d1 = dn_load8(q + 9);
-                        const dn_v8 d2 = dn_load8(q + 17);
-                        const dn_v8 d3 = dn_load8(q + 25);
-                        {
-                            const dn_v8 wv = dn_splat8(wc[7]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[33]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[16]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[42]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[25]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[51]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[34]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[60]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[69]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                     {
-                        const dn_v8 d0 = dn_load8(q + 0);
-                        const dn_v8 d1 = dn_load8(q + 8);
-                        const dn_v8 d2 = dn_load8(q + 16);
-                        const dn_v8 d3 = dn_load8(q + 24);
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        const dn_v16 d1 = dn_load16(q + 17);
                         {
-                            const dn_v8 wv = dn_splat8(wc[8]);
-                            c0_0 = dn_fma8(wv, d0, c0_0);
-                            c0_1 = dn_fma8(wv, d1, c0_1);
-                            c0_2 = dn_fma8(wv, d2, c0_2);
-                            c0_3 = dn_fma8(wv, d3, c0_3);
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[17]);
-                            c1_0 = dn_fma8(wv, d0, c1_0);
-                            c1_1 = dn_fma8(wv, d1, c1_1);
-                            c1_2 = dn_fma8(wv, d2, c1_2);
-                            c1_3 = dn_fma8(wv, d3, c1_3);
+                            const dn_v16 wv = dn_splat16(wc[16]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[26]);
-                            c2_0 = dn_fma8(wv, d0, c2_0);
-                            c2_1 = dn_fma8(wv, d1, c2_1);
-                            c2_2 = dn_fma8(wv, d2, c2_2);
-                            c2_3 = dn_fma8(wv, d3, c2_3);
+                            const dn_v16 wv = dn_splat16(wc[25]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
                         }
                         {
-                            const dn_v8 wv = dn_splat8(wc[35]);
-                            c3_0 = dn_fma8(wv, d0, c3_0);
-                            c3_1 = dn_fma8(wv, d1, c3_1);
-                            c3_2 = dn_fma8(wv, d2, c3_2);
-                            c3_3 = dn_fma8(wv, d3, c3_3);
+                            const dn_v16 wv = dn_splat16(wc[34]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[43]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[52]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[61]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[70]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        const dn_v16 d1 = dn_load16(q + 16);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                            c0_1 = dn_fma16(wv, d1, c0_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[17]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                            c1_1 = dn_fma16(wv, d1, c1_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[26]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                            c2_1 = dn_fma16(wv, d1, c2_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[35]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                            c3_1 = dn_fma16(wv, d1, c3_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[44]);
+                            c4_0 = dn_fma16(wv, d0, c4_0);
+                            c4_1 = dn_fma16(wv, d1, c4_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[53]);
+                            c5_0 = dn_fma16(wv, d0, c5_0);
+                            c5_1 = dn_fma16(wv, d1, c5_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[62]);
+                            c6_0 = dn_fma16(wv, d0, c6_0);
+                            c6_1 = dn_fma16(wv, d1, c6_1);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[71]);
+                            c7_0 = dn_fma16(wv, d0, c7_0);
+                            c7_1 = dn_fma16(wv, d1, c7_1);
                         }
                     }
                 }
             }
-            dn_store8(sg[0] + iy * 26 + 0, c0_0);
-            dn_store8(sg[0] + iy * 26 + 8, c0_1);
-            dn_store8(sg[0] + iy * 26 + 16, c0_2);
+            dn_store16(sg[0] + iy * 26 + 0, c0_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c0_3);
-                memcpy(sg[0] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c0_1);
+                memcpy(sg[0] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[1] + iy * 26 + 0, c1_0);
-            dn_store8(sg[1] + iy * 26 + 8, c1_1);
-            dn_store8(sg[1] + iy * 26 + 16, c1_2);
+            dn_store16(sg[1] + iy * 26 + 0, c1_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c1_3);
-                memcpy(sg[1] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c1_1);
+                memcpy(sg[1] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[2] + iy * 26 + 0, c2_0);
-            dn_store8(sg[2] + iy * 26 + 8, c2_1);
-            dn_store8(sg[2] + iy * 26 + 16, c2_2);
+            dn_store16(sg[2] + iy * 26 + 0, c2_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c2_3);
-                memcpy(sg[2] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c2_1);
+                memcpy(sg[2] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
-            dn_store8(sg[3] + iy * 26 + 0, c3_0);
-            dn_store8(sg[3] + iy * 26 + 8, c3_1);
-            dn_store8(sg[3] + iy * 26 + 16, c3_2);
+            dn_store16(sg[3] + iy * 26 + 0, c3_0);
             {
-                float lanes[8];
-                dn_store8(lanes, c3_3);
-                memcpy(sg[3] + iy * 26 + 24, lanes, sizeof(float) * 2);
+                float lanes[16];
+                dn_store16(lanes, c3_1);
+                memcpy(sg[3] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[4] + iy * 26 + 0, c4_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c4_1);
+                memcpy(sg[4] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[5] + iy * 26 + 0, c5_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c5_1);
+                memcpy(sg[5] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[6] + iy * 26 + 0, c6_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c6_1);
+                memcpy(sg[6] + iy * 26 + 16, lanes, sizeof(float) * 10);
+            }
+            dn_store16(sg[7] + iy * 26 + 0, c7_0);
+            {
+                float lanes[16];
+                dn_store16(lanes, c7_1);
+                memcpy(sg[7] + iy * 26 + 16, lanes, sizeof(float) * 10);
             }
         }
 #undef DN_BX_ROW
@@ -16673,6 +24743,50 @@ static void cnn_avx512_conv2_backward_x(const float *restrict d, const float *re
                 dx[at + (size_t)i] = v;
             }
         }
+        {
+            const int ci = ci0 + 4;
+            const float *s = sg[4];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 5;
+            const float *s = sg[5];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 6;
+            const float *s = sg[6];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
+        {
+            const int ci = ci0 + 7;
+            const float *s = sg[7];
+            const size_t at = (size_t)r * 21632 + (size_t)ci * 676;
+            for (int i = 0; i < 676; i++) {
+                float v = s[i];
+                const float a = a_prev[at + (size_t)i];
+                v *= (a > 0.0f ? 1.0f : 0.0f);
+                dx[at + (size_t)i] = v;
+            }
+        }
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -16684,8 +24798,9 @@ static void cnn_avx512_conv2_backward_x(const float *restrict d, const float *re
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 64; c++) { \
                 float *q = ring[(oy) % 3] + c * 40; \
-                memset(q, 0, sizeof(float) * 40); \
+                memset(q, 0, sizeof(float) * 2); \
                 memcpy(q + 2, dr + c * 576 + (oy) * 24, sizeof(float) * 24); \
+                memset(q + 26, 0, sizeof(float) * 14); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);

@@ -744,9 +744,9 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[108] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
@@ -759,26 +759,47 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -787,29 +808,67 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -817,72 +876,166 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -896,7 +1049,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -910,7 +1077,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -924,7 +1105,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -938,7 +1133,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -952,7 +1161,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -966,7 +1189,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -980,7 +1217,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -994,7 +1245,21 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1006,12 +1271,30 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                         g[27 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 1) * 27 + e] = g[27 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 2) * 27 + e] = g[54 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 3) * 27 + e] = g[81 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -1025,24 +1308,24 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -1051,23 +1334,41 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -1075,133 +1376,178 @@ static void small_conv1_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -1219,9 +1565,9 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[108] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
@@ -1234,26 +1580,47 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -1262,29 +1629,67 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -1292,72 +1697,166 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1371,7 +1870,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1385,7 +1898,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1399,7 +1926,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1413,7 +1954,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1427,7 +1982,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1441,7 +2010,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1455,7 +2038,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1469,7 +2066,21 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1481,6 +2092,20 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                         g[27 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 27; e++)
@@ -1489,6 +2114,12 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
         for (int e = 0; e < 27; e++)
             dn_adam1(w + (size_t)(c + 1) * 27 + e, mw + (size_t)(c + 1) * 27 + e, vw + (size_t)(c + 1) * 27 + e, g[27 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 2) * 27 + e, mw + (size_t)(c + 2) * 27 + e, vw + (size_t)(c + 2) * 27 + e, g[54 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 3) * 27 + e, mw + (size_t)(c + 3) * 27 + e, vw + (size_t)(c + 3) * 27 + e, g[81 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -1502,24 +2133,24 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -1528,23 +2159,41 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -1552,133 +2201,178 @@ static void small_conv1_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -4073,9 +4767,9 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[108] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
@@ -4088,26 +4782,47 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -4116,29 +4831,67 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -4146,72 +4899,166 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4225,7 +5072,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4239,7 +5100,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4253,7 +5128,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4267,7 +5156,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4281,7 +5184,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4295,7 +5212,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4309,7 +5240,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4323,7 +5268,21 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4335,12 +5294,30 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                         g[27 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 1) * 27 + e] = g[27 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 2) * 27 + e] = g[54 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 3) * 27 + e] = g[81 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -4354,24 +5331,24 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -4380,23 +5357,41 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -4404,133 +5399,178 @@ static void small_conv1_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -4548,9 +5588,9 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[108] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
@@ -4563,26 +5603,47 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -4591,29 +5652,67 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -4621,72 +5720,166 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4700,7 +5893,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4714,7 +5921,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4728,7 +5949,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4742,7 +5977,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4756,7 +6005,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4770,7 +6033,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4784,7 +6061,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4798,7 +6089,21 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4810,6 +6115,20 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         g[27 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 27; e++)
@@ -4818,6 +6137,12 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
         for (int e = 0; e < 27; e++)
             dn_adam1(w + (size_t)(c + 1) * 27 + e, mw + (size_t)(c + 1) * 27 + e, vw + (size_t)(c + 1) * 27 + e, g[27 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 2) * 27 + e, mw + (size_t)(c + 2) * 27 + e, vw + (size_t)(c + 2) * 27 + e, g[54 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 3) * 27 + e, mw + (size_t)(c + 3) * 27 + e, vw + (size_t)(c + 3) * 27 + e, g[81 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -4831,24 +6156,24 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -4857,23 +6182,41 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -4881,133 +6224,178 @@ static void small_conv1_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -7409,9 +8797,9 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[108] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
@@ -7424,26 +8812,47 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -7452,29 +8861,67 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -7482,72 +8929,166 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7561,7 +9102,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7575,7 +9130,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7589,7 +9158,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7603,7 +9186,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7617,7 +9214,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7631,7 +9242,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7645,7 +9270,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7659,7 +9298,21 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7671,12 +9324,30 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                         g[27 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 0) * 27 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 27; e++) dw[(size_t)(c + 1) * 27 + e] = g[27 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 2) * 27 + e] = g[54 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 27; e++) dw[(size_t)(c + 3) * 27 + e] = g[81 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -7690,24 +9361,24 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -7716,23 +9387,41 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -7740,133 +9429,178 @@ static void small_conv1_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -7884,9 +9618,9 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[54] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[108] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 488 + (size_t)(c + 0) * 121;
             float sb = 0.0f;
@@ -7899,26 +9633,47 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
             for (int i = 0; i < 121; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 2) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 488 + (size_t)(c + 3) * 121;
+            float sb = 0.0f;
+            for (int i = 0; i < 121; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -7927,29 +9682,67 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -7957,72 +9750,166 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox - 1), acc2_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail2_0[1] += drow[121 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[2] += drow[242 + ox] * xrow2[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[3] += drow[363 + ox] * xrow2[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail2_1[1] += drow[121 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[2] += drow[242 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[3] += drow[363 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[121 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[242 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[363 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox - 1), acc1_0);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 121 + ox);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 121 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 242 + ox, drow + 363 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
                         }
                         for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail0_0[1] += drow[121 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[2] += drow[242 + ox] * xrow0[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[3] += drow[363 + ox] * xrow0[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail0_1[1] += drow[121 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[2] += drow[242 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[3] += drow[363 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[121 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[242 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[363 + ox] * xrow0[ox + 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
                         for (int ox = 9; ox < 11; ox++) tail1_0[1] += drow[121 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[2] += drow[242 + ox] * xrow1[ox - 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[3] += drow[363 + ox] * xrow1[ox - 1];
                         for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 11; ox++) tail1_1[1] += drow[121 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[2] += drow[242 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[3] += drow[363 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[121 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[242 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[363 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8036,7 +9923,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8050,7 +9951,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8064,7 +9979,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8078,7 +10007,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8092,7 +10035,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8106,7 +10063,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8120,7 +10091,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8134,7 +10119,21 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8146,6 +10145,20 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                         g[27 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[81 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 27; e++)
@@ -8154,6 +10167,12 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
         for (int e = 0; e < 27; e++)
             dn_adam1(w + (size_t)(c + 1) * 27 + e, mw + (size_t)(c + 1) * 27 + e, vw + (size_t)(c + 1) * 27 + e, g[27 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 2) * 27 + e, mw + (size_t)(c + 2) * 27 + e, vw + (size_t)(c + 2) * 27 + e, g[54 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 27; e++)
+            dn_adam1(w + (size_t)(c + 3) * 27 + e, mw + (size_t)(c + 3) * 27 + e, vw + (size_t)(c + 3) * 27 + e, g[81 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -8167,24 +10186,24 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         for (int ci = 0; ci < 3; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 488 + (size_t)c * 121;
                     const float *xc = x + (size_t)r * 363 + (size_t)ci * 121;
@@ -8193,23 +10212,41 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 1; oy < 10; oy++) {
                         const float *drow = dr + oy * 11;
@@ -8217,133 +10254,178 @@ static void small_conv1_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         const float *xrow2 = xc + (oy * 1 + 1) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox - 1), acc2_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox - 1);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 1];
                     }
                     for (int oy = 10; oy < 11; oy++) {
                         const float *drow = dr + oy * 11;
                         const float *xrow0 = xc + (oy * 1 - 1) * 11;
                         const float *xrow1 = xc + (oy * 1 + 0) * 11;
                         for (int ox = 1; ox < 9; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox - 1), acc0_0);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox - 1), acc1_0);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox - 1);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox - 1);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
                         }
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_2);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 9; ox < 11; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 9; ox < 11; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 8; ox < 11; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 9; ox < 11; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 8; ox < 11; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 1];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }

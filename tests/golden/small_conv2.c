@@ -826,26 +826,26 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
-                    dn_v8 acc0_0 = {0};
-                    float tail0_0 = 0.0f;
-                    dn_v8 acc0_1 = {0};
-                    float tail0_1 = 0.0f;
-                    dn_v8 acc0_2 = {0};
-                    float tail0_2 = 0.0f;
-                    dn_v8 acc0_3 = {0};
-                    float tail0_3 = 0.0f;
-                    dn_v8 acc0_4 = {0};
-                    float tail0_4 = 0.0f;
-                    dn_v8 acc1_0 = {0};
-                    float tail1_0 = 0.0f;
-                    dn_v8 acc1_1 = {0};
-                    float tail1_1 = 0.0f;
-                    dn_v8 acc1_2 = {0};
-                    float tail1_2 = 0.0f;
-                    dn_v8 acc1_3 = {0};
-                    float tail1_3 = 0.0f;
-                    dn_v8 acc1_4 = {0};
-                    float tail1_4 = 0.0f;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_0_3 = {0};
+                    float tail0_3[1] = {0};
+                    dn_v8 acc0_0_4 = {0};
+                    float tail0_4[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_1_3 = {0};
+                    float tail1_3[1] = {0};
+                    dn_v8 acc0_1_4 = {0};
+                    float tail1_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -853,145 +853,154 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                             const float *drow = dr + oy * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                         for (int oy = 2; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow0 = xc + (oy * 1 - 2) * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_0);
+                        dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_1);
+                        dn_store8(lanes, acc0_0_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_2);
+                        dn_store8(lanes, acc0_0_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_3);
+                        dn_store8(lanes, acc0_0_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_4);
+                        dn_store8(lanes, acc0_0_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_0);
+                        dn_store8(lanes, acc0_1_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_1);
+                        dn_store8(lanes, acc0_1_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_2);
+                        dn_store8(lanes, acc0_1_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_3);
+                        dn_store8(lanes, acc0_1_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_4);
+                        dn_store8(lanes, acc0_1_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
                         }
                     }
                 }
                 { /* kernel rows 2 to 3 */
-                    dn_v8 acc2_0 = {0};
-                    float tail2_0 = 0.0f;
-                    dn_v8 acc2_1 = {0};
-                    float tail2_1 = 0.0f;
-                    dn_v8 acc2_2 = {0};
-                    float tail2_2 = 0.0f;
-                    dn_v8 acc2_3 = {0};
-                    float tail2_3 = 0.0f;
-                    dn_v8 acc2_4 = {0};
-                    float tail2_4 = 0.0f;
-                    dn_v8 acc3_0 = {0};
-                    float tail3_0 = 0.0f;
-                    dn_v8 acc3_1 = {0};
-                    float tail3_1 = 0.0f;
-                    dn_v8 acc3_2 = {0};
-                    float tail3_2 = 0.0f;
-                    dn_v8 acc3_3 = {0};
-                    float tail3_3 = 0.0f;
-                    dn_v8 acc3_4 = {0};
-                    float tail3_4 = 0.0f;
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    dn_v8 acc0_2_3 = {0};
+                    float tail2_3[1] = {0};
+                    dn_v8 acc0_2_4 = {0};
+                    float tail2_4[1] = {0};
+                    dn_v8 acc0_3_0 = {0};
+                    float tail3_0[1] = {0};
+                    dn_v8 acc0_3_1 = {0};
+                    float tail3_1[1] = {0};
+                    dn_v8 acc0_3_2 = {0};
+                    float tail3_2[1] = {0};
+                    dn_v8 acc0_3_3 = {0};
+                    float tail3_3[1] = {0};
+                    dn_v8 acc0_3_4 = {0};
+                    float tail3_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1000,134 +1009,143 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             const float *xrow3 = xc + (oy * 1 + 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                         }
                         for (int oy = 9; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_0);
+                        dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_1);
+                        dn_store8(lanes, acc0_2_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_2);
+                        dn_store8(lanes, acc0_2_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_3);
+                        dn_store8(lanes, acc0_2_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_4);
+                        dn_store8(lanes, acc0_2_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_0);
+                        dn_store8(lanes, acc0_3_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_1);
+                        dn_store8(lanes, acc0_3_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_2);
+                        dn_store8(lanes, acc0_3_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_3);
+                        dn_store8(lanes, acc0_3_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_4);
+                        dn_store8(lanes, acc0_3_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
                         }
                     }
                 }
                 { /* kernel rows 4 to 4 */
-                    dn_v8 acc4_0 = {0};
-                    float tail4_0 = 0.0f;
-                    dn_v8 acc4_1 = {0};
-                    float tail4_1 = 0.0f;
-                    dn_v8 acc4_2 = {0};
-                    float tail4_2 = 0.0f;
-                    dn_v8 acc4_3 = {0};
-                    float tail4_3 = 0.0f;
-                    dn_v8 acc4_4 = {0};
-                    float tail4_4 = 0.0f;
+                    dn_v8 acc0_4_0 = {0};
+                    float tail4_0[1] = {0};
+                    dn_v8 acc0_4_1 = {0};
+                    float tail4_1[1] = {0};
+                    dn_v8 acc0_4_2 = {0};
+                    float tail4_2[1] = {0};
+                    dn_v8 acc0_4_3 = {0};
+                    float tail4_3[1] = {0};
+                    dn_v8 acc0_4_4 = {0};
+                    float tail4_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1135,58 +1153,61 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                             const float *drow = dr + oy * 8;
                             const float *xrow4 = xc + (oy * 1 + 2) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_0);
+                        dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_1);
+                        dn_store8(lanes, acc0_4_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_2);
+                        dn_store8(lanes, acc0_4_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_3);
+                        dn_store8(lanes, acc0_4_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_4);
+                        dn_store8(lanes, acc0_4_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
                         }
                     }
                 }
@@ -1195,7 +1216,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
             db[c + 0] = gb;
             continue;
         }
-        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        float g[100] = {0}, gb[2] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
@@ -1210,26 +1231,26 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc0_3 = {0};
-                float tail0_3[2] = {0.0f, 0.0f};
-                dn_v16 acc0_4 = {0};
-                float tail0_4[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_3 = {0};
-                float tail1_3[2] = {0.0f, 0.0f};
-                dn_v16 acc1_4 = {0};
-                float tail1_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                float tail0_0[2] = {0};
+                dn_v16 acc0_0_1 = {0};
+                float tail0_1[2] = {0};
+                dn_v16 acc0_0_2 = {0};
+                float tail0_2[2] = {0};
+                dn_v16 acc0_0_3 = {0};
+                float tail0_3[2] = {0};
+                dn_v16 acc0_0_4 = {0};
+                float tail0_4[2] = {0};
+                dn_v16 acc0_1_0 = {0};
+                float tail1_0[2] = {0};
+                dn_v16 acc0_1_1 = {0};
+                float tail1_1[2] = {0};
+                dn_v16 acc0_1_2 = {0};
+                float tail1_2[2] = {0};
+                dn_v16 acc0_1_3 = {0};
+                float tail1_3[2] = {0};
+                dn_v16 acc0_1_4 = {0};
+                float tail1_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1237,8 +1258,11 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
@@ -1254,9 +1278,15 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
@@ -1278,7 +1308,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1292,7 +1322,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1306,7 +1336,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1320,7 +1350,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_3);
+                    dn_store16(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1334,7 +1364,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_4);
+                    dn_store16(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1348,7 +1378,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1362,7 +1392,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1376,7 +1406,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1390,7 +1420,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_3);
+                    dn_store16(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1404,7 +1434,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_4);
+                    dn_store16(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1418,26 +1448,26 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_3 = {0};
-                float tail2_3[2] = {0.0f, 0.0f};
-                dn_v16 acc2_4 = {0};
-                float tail2_4[2] = {0.0f, 0.0f};
-                dn_v16 acc3_0 = {0};
-                float tail3_0[2] = {0.0f, 0.0f};
-                dn_v16 acc3_1 = {0};
-                float tail3_1[2] = {0.0f, 0.0f};
-                dn_v16 acc3_2 = {0};
-                float tail3_2[2] = {0.0f, 0.0f};
-                dn_v16 acc3_3 = {0};
-                float tail3_3[2] = {0.0f, 0.0f};
-                dn_v16 acc3_4 = {0};
-                float tail3_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2_0 = {0};
+                float tail2_0[2] = {0};
+                dn_v16 acc0_2_1 = {0};
+                float tail2_1[2] = {0};
+                dn_v16 acc0_2_2 = {0};
+                float tail2_2[2] = {0};
+                dn_v16 acc0_2_3 = {0};
+                float tail2_3[2] = {0};
+                dn_v16 acc0_2_4 = {0};
+                float tail2_4[2] = {0};
+                dn_v16 acc0_3_0 = {0};
+                float tail3_0[2] = {0};
+                dn_v16 acc0_3_1 = {0};
+                float tail3_1[2] = {0};
+                dn_v16 acc0_3_2 = {0};
+                float tail3_2[2] = {0};
+                dn_v16 acc0_3_3 = {0};
+                float tail3_3[2] = {0};
+                dn_v16 acc0_3_4 = {0};
+                float tail3_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1446,9 +1476,15 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -1471,8 +1507,11 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -1486,7 +1525,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1500,7 +1539,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1514,7 +1553,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1528,7 +1567,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_3);
+                    dn_store16(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1542,7 +1581,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_4);
+                    dn_store16(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1556,7 +1595,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_0);
+                    dn_store16(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1570,7 +1609,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_1);
+                    dn_store16(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1584,7 +1623,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_2);
+                    dn_store16(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1598,7 +1637,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_3);
+                    dn_store16(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1612,7 +1651,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_4);
+                    dn_store16(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1626,16 +1665,16 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v16 acc4_0 = {0};
-                float tail4_0[2] = {0.0f, 0.0f};
-                dn_v16 acc4_1 = {0};
-                float tail4_1[2] = {0.0f, 0.0f};
-                dn_v16 acc4_2 = {0};
-                float tail4_2[2] = {0.0f, 0.0f};
-                dn_v16 acc4_3 = {0};
-                float tail4_3[2] = {0.0f, 0.0f};
-                dn_v16 acc4_4 = {0};
-                float tail4_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4_0 = {0};
+                float tail4_0[2] = {0};
+                dn_v16 acc0_4_1 = {0};
+                float tail4_1[2] = {0};
+                dn_v16 acc0_4_2 = {0};
+                float tail4_2[2] = {0};
+                dn_v16 acc0_4_3 = {0};
+                float tail4_3[2] = {0};
+                dn_v16 acc0_4_4 = {0};
+                float tail4_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1643,8 +1682,11 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
@@ -1658,7 +1700,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_0);
+                    dn_store16(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1672,7 +1714,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_1);
+                    dn_store16(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1686,7 +1728,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_2);
+                    dn_store16(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1700,7 +1742,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_3);
+                    dn_store16(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1714,7 +1756,7 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_4);
+                    dn_store16(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1745,26 +1787,26 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc0_3 = {0};
-                float tail0_3 = 0.0f;
-                dn_v8 acc0_4 = {0};
-                float tail0_4 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc1_3 = {0};
-                float tail1_3 = 0.0f;
-                dn_v8 acc1_4 = {0};
-                float tail1_4 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_0_3 = {0};
+                float tail0_3[1] = {0};
+                dn_v8 acc0_0_4 = {0};
+                float tail0_4[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_1_3 = {0};
+                float tail1_3[1] = {0};
+                dn_v8 acc0_1_4 = {0};
+                float tail1_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1772,145 +1814,154 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                     for (int oy = 2; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0;
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1;
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_3);
+                    dn_store8(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_4);
+                    dn_store8(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_3);
+                    dn_store8(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_4);
+                    dn_store8(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
                     }
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
-                dn_v8 acc2_3 = {0};
-                float tail2_3 = 0.0f;
-                dn_v8 acc2_4 = {0};
-                float tail2_4 = 0.0f;
-                dn_v8 acc3_0 = {0};
-                float tail3_0 = 0.0f;
-                dn_v8 acc3_1 = {0};
-                float tail3_1 = 0.0f;
-                dn_v8 acc3_2 = {0};
-                float tail3_2 = 0.0f;
-                dn_v8 acc3_3 = {0};
-                float tail3_3 = 0.0f;
-                dn_v8 acc3_4 = {0};
-                float tail3_4 = 0.0f;
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
+                dn_v8 acc0_2_3 = {0};
+                float tail2_3[1] = {0};
+                dn_v8 acc0_2_4 = {0};
+                float tail2_4[1] = {0};
+                dn_v8 acc0_3_0 = {0};
+                float tail3_0[1] = {0};
+                dn_v8 acc0_3_1 = {0};
+                float tail3_1[1] = {0};
+                dn_v8 acc0_3_2 = {0};
+                float tail3_2[1] = {0};
+                dn_v8 acc0_3_3 = {0};
+                float tail3_3[1] = {0};
+                dn_v8 acc0_3_4 = {0};
+                float tail3_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -1919,134 +1970,143 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                     }
                     for (int oy = 9; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_3);
+                    dn_store8(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_4);
+                    dn_store8(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_0);
+                    dn_store8(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_1);
+                    dn_store8(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_2);
+                    dn_store8(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_3);
+                    dn_store8(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_4);
+                    dn_store8(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
                     }
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v8 acc4_0 = {0};
-                float tail4_0 = 0.0f;
-                dn_v8 acc4_1 = {0};
-                float tail4_1 = 0.0f;
-                dn_v8 acc4_2 = {0};
-                float tail4_2 = 0.0f;
-                dn_v8 acc4_3 = {0};
-                float tail4_3 = 0.0f;
-                dn_v8 acc4_4 = {0};
-                float tail4_4 = 0.0f;
+                dn_v8 acc0_4_0 = {0};
+                float tail4_0[1] = {0};
+                dn_v8 acc0_4_1 = {0};
+                float tail4_1[1] = {0};
+                dn_v8 acc0_4_2 = {0};
+                float tail4_2[1] = {0};
+                dn_v8 acc0_4_3 = {0};
+                float tail4_3[1] = {0};
+                dn_v8 acc0_4_4 = {0};
+                float tail4_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2054,58 +2114,61 @@ static void small_conv2_base_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_0);
+                    dn_store8(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_1);
+                    dn_store8(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_2);
+                    dn_store8(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_3);
+                    dn_store8(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_4);
+                    dn_store8(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
                     }
                 }
             }
@@ -2135,26 +2198,26 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
-                    dn_v8 acc0_0 = {0};
-                    float tail0_0 = 0.0f;
-                    dn_v8 acc0_1 = {0};
-                    float tail0_1 = 0.0f;
-                    dn_v8 acc0_2 = {0};
-                    float tail0_2 = 0.0f;
-                    dn_v8 acc0_3 = {0};
-                    float tail0_3 = 0.0f;
-                    dn_v8 acc0_4 = {0};
-                    float tail0_4 = 0.0f;
-                    dn_v8 acc1_0 = {0};
-                    float tail1_0 = 0.0f;
-                    dn_v8 acc1_1 = {0};
-                    float tail1_1 = 0.0f;
-                    dn_v8 acc1_2 = {0};
-                    float tail1_2 = 0.0f;
-                    dn_v8 acc1_3 = {0};
-                    float tail1_3 = 0.0f;
-                    dn_v8 acc1_4 = {0};
-                    float tail1_4 = 0.0f;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_0_3 = {0};
+                    float tail0_3[1] = {0};
+                    dn_v8 acc0_0_4 = {0};
+                    float tail0_4[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_1_3 = {0};
+                    float tail1_3[1] = {0};
+                    dn_v8 acc0_1_4 = {0};
+                    float tail1_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2162,145 +2225,154 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                             const float *drow = dr + oy * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                         for (int oy = 2; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow0 = xc + (oy * 1 - 2) * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_0);
+                        dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_1);
+                        dn_store8(lanes, acc0_0_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_2);
+                        dn_store8(lanes, acc0_0_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_3);
+                        dn_store8(lanes, acc0_0_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_4);
+                        dn_store8(lanes, acc0_0_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_0);
+                        dn_store8(lanes, acc0_1_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_1);
+                        dn_store8(lanes, acc0_1_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_2);
+                        dn_store8(lanes, acc0_1_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_3);
+                        dn_store8(lanes, acc0_1_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_4);
+                        dn_store8(lanes, acc0_1_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
                         }
                     }
                 }
                 { /* kernel rows 2 to 3 */
-                    dn_v8 acc2_0 = {0};
-                    float tail2_0 = 0.0f;
-                    dn_v8 acc2_1 = {0};
-                    float tail2_1 = 0.0f;
-                    dn_v8 acc2_2 = {0};
-                    float tail2_2 = 0.0f;
-                    dn_v8 acc2_3 = {0};
-                    float tail2_3 = 0.0f;
-                    dn_v8 acc2_4 = {0};
-                    float tail2_4 = 0.0f;
-                    dn_v8 acc3_0 = {0};
-                    float tail3_0 = 0.0f;
-                    dn_v8 acc3_1 = {0};
-                    float tail3_1 = 0.0f;
-                    dn_v8 acc3_2 = {0};
-                    float tail3_2 = 0.0f;
-                    dn_v8 acc3_3 = {0};
-                    float tail3_3 = 0.0f;
-                    dn_v8 acc3_4 = {0};
-                    float tail3_4 = 0.0f;
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    dn_v8 acc0_2_3 = {0};
+                    float tail2_3[1] = {0};
+                    dn_v8 acc0_2_4 = {0};
+                    float tail2_4[1] = {0};
+                    dn_v8 acc0_3_0 = {0};
+                    float tail3_0[1] = {0};
+                    dn_v8 acc0_3_1 = {0};
+                    float tail3_1[1] = {0};
+                    dn_v8 acc0_3_2 = {0};
+                    float tail3_2[1] = {0};
+                    dn_v8 acc0_3_3 = {0};
+                    float tail3_3[1] = {0};
+                    dn_v8 acc0_3_4 = {0};
+                    float tail3_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2309,134 +2381,143 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             const float *xrow3 = xc + (oy * 1 + 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                         }
                         for (int oy = 9; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_0);
+                        dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_1);
+                        dn_store8(lanes, acc0_2_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_2);
+                        dn_store8(lanes, acc0_2_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_3);
+                        dn_store8(lanes, acc0_2_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_4);
+                        dn_store8(lanes, acc0_2_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_0);
+                        dn_store8(lanes, acc0_3_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_1);
+                        dn_store8(lanes, acc0_3_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_2);
+                        dn_store8(lanes, acc0_3_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_3);
+                        dn_store8(lanes, acc0_3_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_4);
+                        dn_store8(lanes, acc0_3_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
                         }
                     }
                 }
                 { /* kernel rows 4 to 4 */
-                    dn_v8 acc4_0 = {0};
-                    float tail4_0 = 0.0f;
-                    dn_v8 acc4_1 = {0};
-                    float tail4_1 = 0.0f;
-                    dn_v8 acc4_2 = {0};
-                    float tail4_2 = 0.0f;
-                    dn_v8 acc4_3 = {0};
-                    float tail4_3 = 0.0f;
-                    dn_v8 acc4_4 = {0};
-                    float tail4_4 = 0.0f;
+                    dn_v8 acc0_4_0 = {0};
+                    float tail4_0[1] = {0};
+                    dn_v8 acc0_4_1 = {0};
+                    float tail4_1[1] = {0};
+                    dn_v8 acc0_4_2 = {0};
+                    float tail4_2[1] = {0};
+                    dn_v8 acc0_4_3 = {0};
+                    float tail4_3[1] = {0};
+                    dn_v8 acc0_4_4 = {0};
+                    float tail4_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2444,58 +2525,61 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                             const float *drow = dr + oy * 8;
                             const float *xrow4 = xc + (oy * 1 + 2) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_0);
+                        dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_1);
+                        dn_store8(lanes, acc0_4_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_2);
+                        dn_store8(lanes, acc0_4_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_3);
+                        dn_store8(lanes, acc0_4_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_4);
+                        dn_store8(lanes, acc0_4_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
                         }
                     }
                 }
@@ -2505,7 +2589,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
             dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
             continue;
         }
-        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        float g[100] = {0}, gb[2] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
@@ -2520,26 +2604,26 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc0_3 = {0};
-                float tail0_3[2] = {0.0f, 0.0f};
-                dn_v16 acc0_4 = {0};
-                float tail0_4[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_3 = {0};
-                float tail1_3[2] = {0.0f, 0.0f};
-                dn_v16 acc1_4 = {0};
-                float tail1_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                float tail0_0[2] = {0};
+                dn_v16 acc0_0_1 = {0};
+                float tail0_1[2] = {0};
+                dn_v16 acc0_0_2 = {0};
+                float tail0_2[2] = {0};
+                dn_v16 acc0_0_3 = {0};
+                float tail0_3[2] = {0};
+                dn_v16 acc0_0_4 = {0};
+                float tail0_4[2] = {0};
+                dn_v16 acc0_1_0 = {0};
+                float tail1_0[2] = {0};
+                dn_v16 acc0_1_1 = {0};
+                float tail1_1[2] = {0};
+                dn_v16 acc0_1_2 = {0};
+                float tail1_2[2] = {0};
+                dn_v16 acc0_1_3 = {0};
+                float tail1_3[2] = {0};
+                dn_v16 acc0_1_4 = {0};
+                float tail1_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2547,8 +2631,11 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
@@ -2564,9 +2651,15 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
@@ -2588,7 +2681,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2602,7 +2695,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2616,7 +2709,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2630,7 +2723,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_3);
+                    dn_store16(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2644,7 +2737,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_4);
+                    dn_store16(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2658,7 +2751,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2672,7 +2765,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2686,7 +2779,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2700,7 +2793,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_3);
+                    dn_store16(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2714,7 +2807,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_4);
+                    dn_store16(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2728,26 +2821,26 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_3 = {0};
-                float tail2_3[2] = {0.0f, 0.0f};
-                dn_v16 acc2_4 = {0};
-                float tail2_4[2] = {0.0f, 0.0f};
-                dn_v16 acc3_0 = {0};
-                float tail3_0[2] = {0.0f, 0.0f};
-                dn_v16 acc3_1 = {0};
-                float tail3_1[2] = {0.0f, 0.0f};
-                dn_v16 acc3_2 = {0};
-                float tail3_2[2] = {0.0f, 0.0f};
-                dn_v16 acc3_3 = {0};
-                float tail3_3[2] = {0.0f, 0.0f};
-                dn_v16 acc3_4 = {0};
-                float tail3_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2_0 = {0};
+                float tail2_0[2] = {0};
+                dn_v16 acc0_2_1 = {0};
+                float tail2_1[2] = {0};
+                dn_v16 acc0_2_2 = {0};
+                float tail2_2[2] = {0};
+                dn_v16 acc0_2_3 = {0};
+                float tail2_3[2] = {0};
+                dn_v16 acc0_2_4 = {0};
+                float tail2_4[2] = {0};
+                dn_v16 acc0_3_0 = {0};
+                float tail3_0[2] = {0};
+                dn_v16 acc0_3_1 = {0};
+                float tail3_1[2] = {0};
+                dn_v16 acc0_3_2 = {0};
+                float tail3_2[2] = {0};
+                dn_v16 acc0_3_3 = {0};
+                float tail3_3[2] = {0};
+                dn_v16 acc0_3_4 = {0};
+                float tail3_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2756,9 +2849,15 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -2781,8 +2880,11 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -2796,7 +2898,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2810,7 +2912,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2824,7 +2926,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2838,7 +2940,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_3);
+                    dn_store16(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2852,7 +2954,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_4);
+                    dn_store16(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2866,7 +2968,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_0);
+                    dn_store16(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2880,7 +2982,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_1);
+                    dn_store16(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2894,7 +2996,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_2);
+                    dn_store16(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2908,7 +3010,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_3);
+                    dn_store16(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2922,7 +3024,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_4);
+                    dn_store16(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2936,16 +3038,16 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v16 acc4_0 = {0};
-                float tail4_0[2] = {0.0f, 0.0f};
-                dn_v16 acc4_1 = {0};
-                float tail4_1[2] = {0.0f, 0.0f};
-                dn_v16 acc4_2 = {0};
-                float tail4_2[2] = {0.0f, 0.0f};
-                dn_v16 acc4_3 = {0};
-                float tail4_3[2] = {0.0f, 0.0f};
-                dn_v16 acc4_4 = {0};
-                float tail4_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4_0 = {0};
+                float tail4_0[2] = {0};
+                dn_v16 acc0_4_1 = {0};
+                float tail4_1[2] = {0};
+                dn_v16 acc0_4_2 = {0};
+                float tail4_2[2] = {0};
+                dn_v16 acc0_4_3 = {0};
+                float tail4_3[2] = {0};
+                dn_v16 acc0_4_4 = {0};
+                float tail4_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -2953,8 +3055,11 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
@@ -2968,7 +3073,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_0);
+                    dn_store16(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2982,7 +3087,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_1);
+                    dn_store16(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -2996,7 +3101,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_2);
+                    dn_store16(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -3010,7 +3115,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_3);
+                    dn_store16(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -3024,7 +3129,7 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_4);
+                    dn_store16(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -3057,26 +3162,26 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc0_3 = {0};
-                float tail0_3 = 0.0f;
-                dn_v8 acc0_4 = {0};
-                float tail0_4 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc1_3 = {0};
-                float tail1_3 = 0.0f;
-                dn_v8 acc1_4 = {0};
-                float tail1_4 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_0_3 = {0};
+                float tail0_3[1] = {0};
+                dn_v8 acc0_0_4 = {0};
+                float tail0_4[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_1_3 = {0};
+                float tail1_3[1] = {0};
+                dn_v8 acc0_1_4 = {0};
+                float tail1_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -3084,145 +3189,154 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                     for (int oy = 2; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0;
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1;
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_3);
+                    dn_store8(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_4);
+                    dn_store8(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_3);
+                    dn_store8(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_4);
+                    dn_store8(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
                     }
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
-                dn_v8 acc2_3 = {0};
-                float tail2_3 = 0.0f;
-                dn_v8 acc2_4 = {0};
-                float tail2_4 = 0.0f;
-                dn_v8 acc3_0 = {0};
-                float tail3_0 = 0.0f;
-                dn_v8 acc3_1 = {0};
-                float tail3_1 = 0.0f;
-                dn_v8 acc3_2 = {0};
-                float tail3_2 = 0.0f;
-                dn_v8 acc3_3 = {0};
-                float tail3_3 = 0.0f;
-                dn_v8 acc3_4 = {0};
-                float tail3_4 = 0.0f;
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
+                dn_v8 acc0_2_3 = {0};
+                float tail2_3[1] = {0};
+                dn_v8 acc0_2_4 = {0};
+                float tail2_4[1] = {0};
+                dn_v8 acc0_3_0 = {0};
+                float tail3_0[1] = {0};
+                dn_v8 acc0_3_1 = {0};
+                float tail3_1[1] = {0};
+                dn_v8 acc0_3_2 = {0};
+                float tail3_2[1] = {0};
+                dn_v8 acc0_3_3 = {0};
+                float tail3_3[1] = {0};
+                dn_v8 acc0_3_4 = {0};
+                float tail3_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -3231,134 +3345,143 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                     }
                     for (int oy = 9; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_3);
+                    dn_store8(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_4);
+                    dn_store8(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_0);
+                    dn_store8(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_1);
+                    dn_store8(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_2);
+                    dn_store8(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_3);
+                    dn_store8(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_4);
+                    dn_store8(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
                     }
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v8 acc4_0 = {0};
-                float tail4_0 = 0.0f;
-                dn_v8 acc4_1 = {0};
-                float tail4_1 = 0.0f;
-                dn_v8 acc4_2 = {0};
-                float tail4_2 = 0.0f;
-                dn_v8 acc4_3 = {0};
-                float tail4_3 = 0.0f;
-                dn_v8 acc4_4 = {0};
-                float tail4_4 = 0.0f;
+                dn_v8 acc0_4_0 = {0};
+                float tail4_0[1] = {0};
+                dn_v8 acc0_4_1 = {0};
+                float tail4_1[1] = {0};
+                dn_v8 acc0_4_2 = {0};
+                float tail4_2[1] = {0};
+                dn_v8 acc0_4_3 = {0};
+                float tail4_3[1] = {0};
+                dn_v8 acc0_4_4 = {0};
+                float tail4_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -3366,58 +3489,61 @@ static void small_conv2_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_0);
+                    dn_store8(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_1);
+                    dn_store8(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_2);
+                    dn_store8(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_3);
+                    dn_store8(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_4);
+                    dn_store8(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
                     }
                 }
             }
@@ -3662,17 +3788,218 @@ static void small_conv2_base_conv2_backward_w_adam(const float *restrict d, cons
 static void small_conv2_base_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)a_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
         const int r = t / 1, ci0 = (t % 1) * 3;
         float sg[3][6];
-        float ring[2][64];
+        float ring[2][96];
         const float *dr = d + (size_t)r * 24;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 4; c++) { \
-                float *q = ring[(oy) % 2] + c * 16; \
-                memset(q, 0, sizeof(float) * 16); \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memset(q, 0, sizeof(float) * 1); \
                 memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+                memset(q + 3, 0, sizeof(float) * 21); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 1; iy < 3; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 3;
+        float sg[3][6];
+        float ring[2][96];
+        const float *dr = d + (size_t)r * 24;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 4; c++) { \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memset(q, 0, sizeof(float) * 1); \
+                memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+                memset(q + 3, 0, sizeof(float) * 21); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
@@ -3682,7 +4009,7 @@ static void small_conv2_base_conv2_backward_x(const float *restrict d, const flo
             for (int c = 0; c < 4; c++) {
                 const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -3739,7 +4066,7 @@ static void small_conv2_base_conv2_backward_x(const float *restrict d, const flo
             for (int c = 0; c < 4; c++) {
                 const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -3772,7 +4099,7 @@ static void small_conv2_base_conv2_backward_x(const float *restrict d, const flo
                     }
                 }
                 {
-                    const float *q = ring[(iy + 1) % 2] + c * 16;
+                    const float *q = ring[(iy + 1) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -3859,6 +4186,7 @@ static void small_conv2_base_conv2_backward_x(const float *restrict d, const flo
                 for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
         }
     }
+#endif
     dn_sync();
 }
 
@@ -5356,26 +5684,26 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
-                    dn_v8 acc0_0 = {0};
-                    float tail0_0 = 0.0f;
-                    dn_v8 acc0_1 = {0};
-                    float tail0_1 = 0.0f;
-                    dn_v8 acc0_2 = {0};
-                    float tail0_2 = 0.0f;
-                    dn_v8 acc0_3 = {0};
-                    float tail0_3 = 0.0f;
-                    dn_v8 acc0_4 = {0};
-                    float tail0_4 = 0.0f;
-                    dn_v8 acc1_0 = {0};
-                    float tail1_0 = 0.0f;
-                    dn_v8 acc1_1 = {0};
-                    float tail1_1 = 0.0f;
-                    dn_v8 acc1_2 = {0};
-                    float tail1_2 = 0.0f;
-                    dn_v8 acc1_3 = {0};
-                    float tail1_3 = 0.0f;
-                    dn_v8 acc1_4 = {0};
-                    float tail1_4 = 0.0f;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_0_3 = {0};
+                    float tail0_3[1] = {0};
+                    dn_v8 acc0_0_4 = {0};
+                    float tail0_4[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_1_3 = {0};
+                    float tail1_3[1] = {0};
+                    dn_v8 acc0_1_4 = {0};
+                    float tail1_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -5383,145 +5711,154 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                             const float *drow = dr + oy * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                         for (int oy = 2; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow0 = xc + (oy * 1 - 2) * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_0);
+                        dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_1);
+                        dn_store8(lanes, acc0_0_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_2);
+                        dn_store8(lanes, acc0_0_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_3);
+                        dn_store8(lanes, acc0_0_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_4);
+                        dn_store8(lanes, acc0_0_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_0);
+                        dn_store8(lanes, acc0_1_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_1);
+                        dn_store8(lanes, acc0_1_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_2);
+                        dn_store8(lanes, acc0_1_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_3);
+                        dn_store8(lanes, acc0_1_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_4);
+                        dn_store8(lanes, acc0_1_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
                         }
                     }
                 }
                 { /* kernel rows 2 to 3 */
-                    dn_v8 acc2_0 = {0};
-                    float tail2_0 = 0.0f;
-                    dn_v8 acc2_1 = {0};
-                    float tail2_1 = 0.0f;
-                    dn_v8 acc2_2 = {0};
-                    float tail2_2 = 0.0f;
-                    dn_v8 acc2_3 = {0};
-                    float tail2_3 = 0.0f;
-                    dn_v8 acc2_4 = {0};
-                    float tail2_4 = 0.0f;
-                    dn_v8 acc3_0 = {0};
-                    float tail3_0 = 0.0f;
-                    dn_v8 acc3_1 = {0};
-                    float tail3_1 = 0.0f;
-                    dn_v8 acc3_2 = {0};
-                    float tail3_2 = 0.0f;
-                    dn_v8 acc3_3 = {0};
-                    float tail3_3 = 0.0f;
-                    dn_v8 acc3_4 = {0};
-                    float tail3_4 = 0.0f;
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    dn_v8 acc0_2_3 = {0};
+                    float tail2_3[1] = {0};
+                    dn_v8 acc0_2_4 = {0};
+                    float tail2_4[1] = {0};
+                    dn_v8 acc0_3_0 = {0};
+                    float tail3_0[1] = {0};
+                    dn_v8 acc0_3_1 = {0};
+                    float tail3_1[1] = {0};
+                    dn_v8 acc0_3_2 = {0};
+                    float tail3_2[1] = {0};
+                    dn_v8 acc0_3_3 = {0};
+                    float tail3_3[1] = {0};
+                    dn_v8 acc0_3_4 = {0};
+                    float tail3_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -5530,134 +5867,143 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             const float *xrow3 = xc + (oy * 1 + 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                         }
                         for (int oy = 9; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_0);
+                        dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_1);
+                        dn_store8(lanes, acc0_2_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_2);
+                        dn_store8(lanes, acc0_2_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_3);
+                        dn_store8(lanes, acc0_2_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_4);
+                        dn_store8(lanes, acc0_2_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_0);
+                        dn_store8(lanes, acc0_3_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_1);
+                        dn_store8(lanes, acc0_3_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_2);
+                        dn_store8(lanes, acc0_3_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_3);
+                        dn_store8(lanes, acc0_3_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_4);
+                        dn_store8(lanes, acc0_3_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
                         }
                     }
                 }
                 { /* kernel rows 4 to 4 */
-                    dn_v8 acc4_0 = {0};
-                    float tail4_0 = 0.0f;
-                    dn_v8 acc4_1 = {0};
-                    float tail4_1 = 0.0f;
-                    dn_v8 acc4_2 = {0};
-                    float tail4_2 = 0.0f;
-                    dn_v8 acc4_3 = {0};
-                    float tail4_3 = 0.0f;
-                    dn_v8 acc4_4 = {0};
-                    float tail4_4 = 0.0f;
+                    dn_v8 acc0_4_0 = {0};
+                    float tail4_0[1] = {0};
+                    dn_v8 acc0_4_1 = {0};
+                    float tail4_1[1] = {0};
+                    dn_v8 acc0_4_2 = {0};
+                    float tail4_2[1] = {0};
+                    dn_v8 acc0_4_3 = {0};
+                    float tail4_3[1] = {0};
+                    dn_v8 acc0_4_4 = {0};
+                    float tail4_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -5665,58 +6011,61 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                             const float *drow = dr + oy * 8;
                             const float *xrow4 = xc + (oy * 1 + 2) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_0);
+                        dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_1);
+                        dn_store8(lanes, acc0_4_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_2);
+                        dn_store8(lanes, acc0_4_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_3);
+                        dn_store8(lanes, acc0_4_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_4);
+                        dn_store8(lanes, acc0_4_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
                         }
                     }
                 }
@@ -5725,7 +6074,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
             db[c + 0] = gb;
             continue;
         }
-        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        float g[100] = {0}, gb[2] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
@@ -5740,26 +6089,26 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc0_3 = {0};
-                float tail0_3[2] = {0.0f, 0.0f};
-                dn_v16 acc0_4 = {0};
-                float tail0_4[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_3 = {0};
-                float tail1_3[2] = {0.0f, 0.0f};
-                dn_v16 acc1_4 = {0};
-                float tail1_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                float tail0_0[2] = {0};
+                dn_v16 acc0_0_1 = {0};
+                float tail0_1[2] = {0};
+                dn_v16 acc0_0_2 = {0};
+                float tail0_2[2] = {0};
+                dn_v16 acc0_0_3 = {0};
+                float tail0_3[2] = {0};
+                dn_v16 acc0_0_4 = {0};
+                float tail0_4[2] = {0};
+                dn_v16 acc0_1_0 = {0};
+                float tail1_0[2] = {0};
+                dn_v16 acc0_1_1 = {0};
+                float tail1_1[2] = {0};
+                dn_v16 acc0_1_2 = {0};
+                float tail1_2[2] = {0};
+                dn_v16 acc0_1_3 = {0};
+                float tail1_3[2] = {0};
+                dn_v16 acc0_1_4 = {0};
+                float tail1_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -5767,8 +6116,11 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
@@ -5784,9 +6136,15 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
@@ -5808,7 +6166,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5822,7 +6180,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5836,7 +6194,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5850,7 +6208,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_3);
+                    dn_store16(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5864,7 +6222,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_4);
+                    dn_store16(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5878,7 +6236,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5892,7 +6250,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5906,7 +6264,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5920,7 +6278,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_3);
+                    dn_store16(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5934,7 +6292,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_4);
+                    dn_store16(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -5948,26 +6306,26 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_3 = {0};
-                float tail2_3[2] = {0.0f, 0.0f};
-                dn_v16 acc2_4 = {0};
-                float tail2_4[2] = {0.0f, 0.0f};
-                dn_v16 acc3_0 = {0};
-                float tail3_0[2] = {0.0f, 0.0f};
-                dn_v16 acc3_1 = {0};
-                float tail3_1[2] = {0.0f, 0.0f};
-                dn_v16 acc3_2 = {0};
-                float tail3_2[2] = {0.0f, 0.0f};
-                dn_v16 acc3_3 = {0};
-                float tail3_3[2] = {0.0f, 0.0f};
-                dn_v16 acc3_4 = {0};
-                float tail3_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2_0 = {0};
+                float tail2_0[2] = {0};
+                dn_v16 acc0_2_1 = {0};
+                float tail2_1[2] = {0};
+                dn_v16 acc0_2_2 = {0};
+                float tail2_2[2] = {0};
+                dn_v16 acc0_2_3 = {0};
+                float tail2_3[2] = {0};
+                dn_v16 acc0_2_4 = {0};
+                float tail2_4[2] = {0};
+                dn_v16 acc0_3_0 = {0};
+                float tail3_0[2] = {0};
+                dn_v16 acc0_3_1 = {0};
+                float tail3_1[2] = {0};
+                dn_v16 acc0_3_2 = {0};
+                float tail3_2[2] = {0};
+                dn_v16 acc0_3_3 = {0};
+                float tail3_3[2] = {0};
+                dn_v16 acc0_3_4 = {0};
+                float tail3_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -5976,9 +6334,15 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -6001,8 +6365,11 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -6016,7 +6383,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6030,7 +6397,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6044,7 +6411,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6058,7 +6425,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_3);
+                    dn_store16(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6072,7 +6439,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_4);
+                    dn_store16(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6086,7 +6453,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_0);
+                    dn_store16(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6100,7 +6467,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_1);
+                    dn_store16(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6114,7 +6481,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_2);
+                    dn_store16(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6128,7 +6495,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_3);
+                    dn_store16(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6142,7 +6509,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_4);
+                    dn_store16(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6156,16 +6523,16 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v16 acc4_0 = {0};
-                float tail4_0[2] = {0.0f, 0.0f};
-                dn_v16 acc4_1 = {0};
-                float tail4_1[2] = {0.0f, 0.0f};
-                dn_v16 acc4_2 = {0};
-                float tail4_2[2] = {0.0f, 0.0f};
-                dn_v16 acc4_3 = {0};
-                float tail4_3[2] = {0.0f, 0.0f};
-                dn_v16 acc4_4 = {0};
-                float tail4_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4_0 = {0};
+                float tail4_0[2] = {0};
+                dn_v16 acc0_4_1 = {0};
+                float tail4_1[2] = {0};
+                dn_v16 acc0_4_2 = {0};
+                float tail4_2[2] = {0};
+                dn_v16 acc0_4_3 = {0};
+                float tail4_3[2] = {0};
+                dn_v16 acc0_4_4 = {0};
+                float tail4_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6173,8 +6540,11 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
@@ -6188,7 +6558,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_0);
+                    dn_store16(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6202,7 +6572,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_1);
+                    dn_store16(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6216,7 +6586,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_2);
+                    dn_store16(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6230,7 +6600,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_3);
+                    dn_store16(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6244,7 +6614,7 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_4);
+                    dn_store16(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -6275,26 +6645,26 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc0_3 = {0};
-                float tail0_3 = 0.0f;
-                dn_v8 acc0_4 = {0};
-                float tail0_4 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc1_3 = {0};
-                float tail1_3 = 0.0f;
-                dn_v8 acc1_4 = {0};
-                float tail1_4 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_0_3 = {0};
+                float tail0_3[1] = {0};
+                dn_v8 acc0_0_4 = {0};
+                float tail0_4[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_1_3 = {0};
+                float tail1_3[1] = {0};
+                dn_v8 acc0_1_4 = {0};
+                float tail1_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6302,145 +6672,154 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                     for (int oy = 2; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0;
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1;
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_3);
+                    dn_store8(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_4);
+                    dn_store8(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_3);
+                    dn_store8(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_4);
+                    dn_store8(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
                     }
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
-                dn_v8 acc2_3 = {0};
-                float tail2_3 = 0.0f;
-                dn_v8 acc2_4 = {0};
-                float tail2_4 = 0.0f;
-                dn_v8 acc3_0 = {0};
-                float tail3_0 = 0.0f;
-                dn_v8 acc3_1 = {0};
-                float tail3_1 = 0.0f;
-                dn_v8 acc3_2 = {0};
-                float tail3_2 = 0.0f;
-                dn_v8 acc3_3 = {0};
-                float tail3_3 = 0.0f;
-                dn_v8 acc3_4 = {0};
-                float tail3_4 = 0.0f;
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
+                dn_v8 acc0_2_3 = {0};
+                float tail2_3[1] = {0};
+                dn_v8 acc0_2_4 = {0};
+                float tail2_4[1] = {0};
+                dn_v8 acc0_3_0 = {0};
+                float tail3_0[1] = {0};
+                dn_v8 acc0_3_1 = {0};
+                float tail3_1[1] = {0};
+                dn_v8 acc0_3_2 = {0};
+                float tail3_2[1] = {0};
+                dn_v8 acc0_3_3 = {0};
+                float tail3_3[1] = {0};
+                dn_v8 acc0_3_4 = {0};
+                float tail3_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6449,134 +6828,143 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                     }
                     for (int oy = 9; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_3);
+                    dn_store8(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_4);
+                    dn_store8(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_0);
+                    dn_store8(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_1);
+                    dn_store8(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_2);
+                    dn_store8(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_3);
+                    dn_store8(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_4);
+                    dn_store8(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
                     }
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v8 acc4_0 = {0};
-                float tail4_0 = 0.0f;
-                dn_v8 acc4_1 = {0};
-                float tail4_1 = 0.0f;
-                dn_v8 acc4_2 = {0};
-                float tail4_2 = 0.0f;
-                dn_v8 acc4_3 = {0};
-                float tail4_3 = 0.0f;
-                dn_v8 acc4_4 = {0};
-                float tail4_4 = 0.0f;
+                dn_v8 acc0_4_0 = {0};
+                float tail4_0[1] = {0};
+                dn_v8 acc0_4_1 = {0};
+                float tail4_1[1] = {0};
+                dn_v8 acc0_4_2 = {0};
+                float tail4_2[1] = {0};
+                dn_v8 acc0_4_3 = {0};
+                float tail4_3[1] = {0};
+                dn_v8 acc0_4_4 = {0};
+                float tail4_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6584,58 +6972,61 @@ static void small_conv2_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_0);
+                    dn_store8(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_1);
+                    dn_store8(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_2);
+                    dn_store8(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_3);
+                    dn_store8(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_4);
+                    dn_store8(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
                     }
                 }
             }
@@ -6665,26 +7056,26 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
-                    dn_v8 acc0_0 = {0};
-                    float tail0_0 = 0.0f;
-                    dn_v8 acc0_1 = {0};
-                    float tail0_1 = 0.0f;
-                    dn_v8 acc0_2 = {0};
-                    float tail0_2 = 0.0f;
-                    dn_v8 acc0_3 = {0};
-                    float tail0_3 = 0.0f;
-                    dn_v8 acc0_4 = {0};
-                    float tail0_4 = 0.0f;
-                    dn_v8 acc1_0 = {0};
-                    float tail1_0 = 0.0f;
-                    dn_v8 acc1_1 = {0};
-                    float tail1_1 = 0.0f;
-                    dn_v8 acc1_2 = {0};
-                    float tail1_2 = 0.0f;
-                    dn_v8 acc1_3 = {0};
-                    float tail1_3 = 0.0f;
-                    dn_v8 acc1_4 = {0};
-                    float tail1_4 = 0.0f;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_0_3 = {0};
+                    float tail0_3[1] = {0};
+                    dn_v8 acc0_0_4 = {0};
+                    float tail0_4[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_1_3 = {0};
+                    float tail1_3[1] = {0};
+                    dn_v8 acc0_1_4 = {0};
+                    float tail1_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6692,145 +7083,154 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                             const float *drow = dr + oy * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                         for (int oy = 2; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow0 = xc + (oy * 1 - 2) * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_0);
+                        dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_1);
+                        dn_store8(lanes, acc0_0_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_2);
+                        dn_store8(lanes, acc0_0_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_3);
+                        dn_store8(lanes, acc0_0_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_4);
+                        dn_store8(lanes, acc0_0_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_0);
+                        dn_store8(lanes, acc0_1_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_1);
+                        dn_store8(lanes, acc0_1_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_2);
+                        dn_store8(lanes, acc0_1_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_3);
+                        dn_store8(lanes, acc0_1_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_4);
+                        dn_store8(lanes, acc0_1_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
                         }
                     }
                 }
                 { /* kernel rows 2 to 3 */
-                    dn_v8 acc2_0 = {0};
-                    float tail2_0 = 0.0f;
-                    dn_v8 acc2_1 = {0};
-                    float tail2_1 = 0.0f;
-                    dn_v8 acc2_2 = {0};
-                    float tail2_2 = 0.0f;
-                    dn_v8 acc2_3 = {0};
-                    float tail2_3 = 0.0f;
-                    dn_v8 acc2_4 = {0};
-                    float tail2_4 = 0.0f;
-                    dn_v8 acc3_0 = {0};
-                    float tail3_0 = 0.0f;
-                    dn_v8 acc3_1 = {0};
-                    float tail3_1 = 0.0f;
-                    dn_v8 acc3_2 = {0};
-                    float tail3_2 = 0.0f;
-                    dn_v8 acc3_3 = {0};
-                    float tail3_3 = 0.0f;
-                    dn_v8 acc3_4 = {0};
-                    float tail3_4 = 0.0f;
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    dn_v8 acc0_2_3 = {0};
+                    float tail2_3[1] = {0};
+                    dn_v8 acc0_2_4 = {0};
+                    float tail2_4[1] = {0};
+                    dn_v8 acc0_3_0 = {0};
+                    float tail3_0[1] = {0};
+                    dn_v8 acc0_3_1 = {0};
+                    float tail3_1[1] = {0};
+                    dn_v8 acc0_3_2 = {0};
+                    float tail3_2[1] = {0};
+                    dn_v8 acc0_3_3 = {0};
+                    float tail3_3[1] = {0};
+                    dn_v8 acc0_3_4 = {0};
+                    float tail3_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6839,134 +7239,143 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             const float *xrow3 = xc + (oy * 1 + 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                         }
                         for (int oy = 9; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_0);
+                        dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_1);
+                        dn_store8(lanes, acc0_2_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_2);
+                        dn_store8(lanes, acc0_2_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_3);
+                        dn_store8(lanes, acc0_2_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_4);
+                        dn_store8(lanes, acc0_2_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_0);
+                        dn_store8(lanes, acc0_3_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_1);
+                        dn_store8(lanes, acc0_3_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_2);
+                        dn_store8(lanes, acc0_3_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_3);
+                        dn_store8(lanes, acc0_3_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_4);
+                        dn_store8(lanes, acc0_3_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
                         }
                     }
                 }
                 { /* kernel rows 4 to 4 */
-                    dn_v8 acc4_0 = {0};
-                    float tail4_0 = 0.0f;
-                    dn_v8 acc4_1 = {0};
-                    float tail4_1 = 0.0f;
-                    dn_v8 acc4_2 = {0};
-                    float tail4_2 = 0.0f;
-                    dn_v8 acc4_3 = {0};
-                    float tail4_3 = 0.0f;
-                    dn_v8 acc4_4 = {0};
-                    float tail4_4 = 0.0f;
+                    dn_v8 acc0_4_0 = {0};
+                    float tail4_0[1] = {0};
+                    dn_v8 acc0_4_1 = {0};
+                    float tail4_1[1] = {0};
+                    dn_v8 acc0_4_2 = {0};
+                    float tail4_2[1] = {0};
+                    dn_v8 acc0_4_3 = {0};
+                    float tail4_3[1] = {0};
+                    dn_v8 acc0_4_4 = {0};
+                    float tail4_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -6974,58 +7383,61 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                             const float *drow = dr + oy * 8;
                             const float *xrow4 = xc + (oy * 1 + 2) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_0);
+                        dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_1);
+                        dn_store8(lanes, acc0_4_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_2);
+                        dn_store8(lanes, acc0_4_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_3);
+                        dn_store8(lanes, acc0_4_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_4);
+                        dn_store8(lanes, acc0_4_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
                         }
                     }
                 }
@@ -7035,7 +7447,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
             dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
             continue;
         }
-        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        float g[100] = {0}, gb[2] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
@@ -7050,26 +7462,26 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc0_3 = {0};
-                float tail0_3[2] = {0.0f, 0.0f};
-                dn_v16 acc0_4 = {0};
-                float tail0_4[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_3 = {0};
-                float tail1_3[2] = {0.0f, 0.0f};
-                dn_v16 acc1_4 = {0};
-                float tail1_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                float tail0_0[2] = {0};
+                dn_v16 acc0_0_1 = {0};
+                float tail0_1[2] = {0};
+                dn_v16 acc0_0_2 = {0};
+                float tail0_2[2] = {0};
+                dn_v16 acc0_0_3 = {0};
+                float tail0_3[2] = {0};
+                dn_v16 acc0_0_4 = {0};
+                float tail0_4[2] = {0};
+                dn_v16 acc0_1_0 = {0};
+                float tail1_0[2] = {0};
+                dn_v16 acc0_1_1 = {0};
+                float tail1_1[2] = {0};
+                dn_v16 acc0_1_2 = {0};
+                float tail1_2[2] = {0};
+                dn_v16 acc0_1_3 = {0};
+                float tail1_3[2] = {0};
+                dn_v16 acc0_1_4 = {0};
+                float tail1_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -7077,8 +7489,11 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
@@ -7094,9 +7509,15 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
@@ -7118,7 +7539,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7132,7 +7553,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7146,7 +7567,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7160,7 +7581,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_3);
+                    dn_store16(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7174,7 +7595,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_4);
+                    dn_store16(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7188,7 +7609,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7202,7 +7623,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7216,7 +7637,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7230,7 +7651,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_3);
+                    dn_store16(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7244,7 +7665,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_4);
+                    dn_store16(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7258,26 +7679,26 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_3 = {0};
-                float tail2_3[2] = {0.0f, 0.0f};
-                dn_v16 acc2_4 = {0};
-                float tail2_4[2] = {0.0f, 0.0f};
-                dn_v16 acc3_0 = {0};
-                float tail3_0[2] = {0.0f, 0.0f};
-                dn_v16 acc3_1 = {0};
-                float tail3_1[2] = {0.0f, 0.0f};
-                dn_v16 acc3_2 = {0};
-                float tail3_2[2] = {0.0f, 0.0f};
-                dn_v16 acc3_3 = {0};
-                float tail3_3[2] = {0.0f, 0.0f};
-                dn_v16 acc3_4 = {0};
-                float tail3_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2_0 = {0};
+                float tail2_0[2] = {0};
+                dn_v16 acc0_2_1 = {0};
+                float tail2_1[2] = {0};
+                dn_v16 acc0_2_2 = {0};
+                float tail2_2[2] = {0};
+                dn_v16 acc0_2_3 = {0};
+                float tail2_3[2] = {0};
+                dn_v16 acc0_2_4 = {0};
+                float tail2_4[2] = {0};
+                dn_v16 acc0_3_0 = {0};
+                float tail3_0[2] = {0};
+                dn_v16 acc0_3_1 = {0};
+                float tail3_1[2] = {0};
+                dn_v16 acc0_3_2 = {0};
+                float tail3_2[2] = {0};
+                dn_v16 acc0_3_3 = {0};
+                float tail3_3[2] = {0};
+                dn_v16 acc0_3_4 = {0};
+                float tail3_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -7286,9 +7707,15 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -7311,8 +7738,11 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -7326,7 +7756,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7340,7 +7770,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7354,7 +7784,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7368,7 +7798,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_3);
+                    dn_store16(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7382,7 +7812,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_4);
+                    dn_store16(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7396,7 +7826,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_0);
+                    dn_store16(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7410,7 +7840,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_1);
+                    dn_store16(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7424,7 +7854,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_2);
+                    dn_store16(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7438,7 +7868,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_3);
+                    dn_store16(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7452,7 +7882,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_4);
+                    dn_store16(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7466,16 +7896,16 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v16 acc4_0 = {0};
-                float tail4_0[2] = {0.0f, 0.0f};
-                dn_v16 acc4_1 = {0};
-                float tail4_1[2] = {0.0f, 0.0f};
-                dn_v16 acc4_2 = {0};
-                float tail4_2[2] = {0.0f, 0.0f};
-                dn_v16 acc4_3 = {0};
-                float tail4_3[2] = {0.0f, 0.0f};
-                dn_v16 acc4_4 = {0};
-                float tail4_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4_0 = {0};
+                float tail4_0[2] = {0};
+                dn_v16 acc0_4_1 = {0};
+                float tail4_1[2] = {0};
+                dn_v16 acc0_4_2 = {0};
+                float tail4_2[2] = {0};
+                dn_v16 acc0_4_3 = {0};
+                float tail4_3[2] = {0};
+                dn_v16 acc0_4_4 = {0};
+                float tail4_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -7483,8 +7913,11 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
@@ -7498,7 +7931,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_0);
+                    dn_store16(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7512,7 +7945,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_1);
+                    dn_store16(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7526,7 +7959,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_2);
+                    dn_store16(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7540,7 +7973,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_3);
+                    dn_store16(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7554,7 +7987,7 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_4);
+                    dn_store16(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7587,26 +8020,26 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc0_3 = {0};
-                float tail0_3 = 0.0f;
-                dn_v8 acc0_4 = {0};
-                float tail0_4 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc1_3 = {0};
-                float tail1_3 = 0.0f;
-                dn_v8 acc1_4 = {0};
-                float tail1_4 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_0_3 = {0};
+                float tail0_3[1] = {0};
+                dn_v8 acc0_0_4 = {0};
+                float tail0_4[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_1_3 = {0};
+                float tail1_3[1] = {0};
+                dn_v8 acc0_1_4 = {0};
+                float tail1_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -7614,145 +8047,154 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                     for (int oy = 2; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0;
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1;
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_3);
+                    dn_store8(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_4);
+                    dn_store8(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_3);
+                    dn_store8(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_4);
+                    dn_store8(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
                     }
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
-                dn_v8 acc2_3 = {0};
-                float tail2_3 = 0.0f;
-                dn_v8 acc2_4 = {0};
-                float tail2_4 = 0.0f;
-                dn_v8 acc3_0 = {0};
-                float tail3_0 = 0.0f;
-                dn_v8 acc3_1 = {0};
-                float tail3_1 = 0.0f;
-                dn_v8 acc3_2 = {0};
-                float tail3_2 = 0.0f;
-                dn_v8 acc3_3 = {0};
-                float tail3_3 = 0.0f;
-                dn_v8 acc3_4 = {0};
-                float tail3_4 = 0.0f;
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
+                dn_v8 acc0_2_3 = {0};
+                float tail2_3[1] = {0};
+                dn_v8 acc0_2_4 = {0};
+                float tail2_4[1] = {0};
+                dn_v8 acc0_3_0 = {0};
+                float tail3_0[1] = {0};
+                dn_v8 acc0_3_1 = {0};
+                float tail3_1[1] = {0};
+                dn_v8 acc0_3_2 = {0};
+                float tail3_2[1] = {0};
+                dn_v8 acc0_3_3 = {0};
+                float tail3_3[1] = {0};
+                dn_v8 acc0_3_4 = {0};
+                float tail3_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -7761,134 +8203,143 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                     }
                     for (int oy = 9; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_3);
+                    dn_store8(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_4);
+                    dn_store8(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_0);
+                    dn_store8(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_1);
+                    dn_store8(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_2);
+                    dn_store8(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_3);
+                    dn_store8(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_4);
+                    dn_store8(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
                     }
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v8 acc4_0 = {0};
-                float tail4_0 = 0.0f;
-                dn_v8 acc4_1 = {0};
-                float tail4_1 = 0.0f;
-                dn_v8 acc4_2 = {0};
-                float tail4_2 = 0.0f;
-                dn_v8 acc4_3 = {0};
-                float tail4_3 = 0.0f;
-                dn_v8 acc4_4 = {0};
-                float tail4_4 = 0.0f;
+                dn_v8 acc0_4_0 = {0};
+                float tail4_0[1] = {0};
+                dn_v8 acc0_4_1 = {0};
+                float tail4_1[1] = {0};
+                dn_v8 acc0_4_2 = {0};
+                float tail4_2[1] = {0};
+                dn_v8 acc0_4_3 = {0};
+                float tail4_3[1] = {0};
+                dn_v8 acc0_4_4 = {0};
+                float tail4_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -7896,58 +8347,61 @@ static void small_conv2_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_0);
+                    dn_store8(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_1);
+                    dn_store8(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_2);
+                    dn_store8(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_3);
+                    dn_store8(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_4);
+                    dn_store8(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
                     }
                 }
             }
@@ -8192,17 +8646,218 @@ static void small_conv2_avx2_conv2_backward_w_adam(const float *restrict d, cons
 static void small_conv2_avx2_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)a_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
         const int r = t / 1, ci0 = (t % 1) * 3;
         float sg[3][6];
-        float ring[2][64];
+        float ring[2][96];
         const float *dr = d + (size_t)r * 24;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 4; c++) { \
-                float *q = ring[(oy) % 2] + c * 16; \
-                memset(q, 0, sizeof(float) * 16); \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memset(q, 0, sizeof(float) * 1); \
                 memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+                memset(q + 3, 0, sizeof(float) * 21); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 1; iy < 3; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 3;
+        float sg[3][6];
+        float ring[2][96];
+        const float *dr = d + (size_t)r * 24;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 4; c++) { \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memset(q, 0, sizeof(float) * 1); \
+                memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+                memset(q + 3, 0, sizeof(float) * 21); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
@@ -8212,7 +8867,7 @@ static void small_conv2_avx2_conv2_backward_x(const float *restrict d, const flo
             for (int c = 0; c < 4; c++) {
                 const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -8269,7 +8924,7 @@ static void small_conv2_avx2_conv2_backward_x(const float *restrict d, const flo
             for (int c = 0; c < 4; c++) {
                 const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -8302,7 +8957,7 @@ static void small_conv2_avx2_conv2_backward_x(const float *restrict d, const flo
                     }
                 }
                 {
-                    const float *q = ring[(iy + 1) % 2] + c * 16;
+                    const float *q = ring[(iy + 1) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -8389,6 +9044,7 @@ static void small_conv2_avx2_conv2_backward_x(const float *restrict d, const flo
                 for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
         }
     }
+#endif
     dn_sync();
 }
 
@@ -9893,26 +10549,26 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
-                    dn_v8 acc0_0 = {0};
-                    float tail0_0 = 0.0f;
-                    dn_v8 acc0_1 = {0};
-                    float tail0_1 = 0.0f;
-                    dn_v8 acc0_2 = {0};
-                    float tail0_2 = 0.0f;
-                    dn_v8 acc0_3 = {0};
-                    float tail0_3 = 0.0f;
-                    dn_v8 acc0_4 = {0};
-                    float tail0_4 = 0.0f;
-                    dn_v8 acc1_0 = {0};
-                    float tail1_0 = 0.0f;
-                    dn_v8 acc1_1 = {0};
-                    float tail1_1 = 0.0f;
-                    dn_v8 acc1_2 = {0};
-                    float tail1_2 = 0.0f;
-                    dn_v8 acc1_3 = {0};
-                    float tail1_3 = 0.0f;
-                    dn_v8 acc1_4 = {0};
-                    float tail1_4 = 0.0f;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_0_3 = {0};
+                    float tail0_3[1] = {0};
+                    dn_v8 acc0_0_4 = {0};
+                    float tail0_4[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_1_3 = {0};
+                    float tail1_3[1] = {0};
+                    dn_v8 acc0_1_4 = {0};
+                    float tail1_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -9920,145 +10576,154 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                             const float *drow = dr + oy * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                         for (int oy = 2; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow0 = xc + (oy * 1 - 2) * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_0);
+                        dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_1);
+                        dn_store8(lanes, acc0_0_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_2);
+                        dn_store8(lanes, acc0_0_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_3);
+                        dn_store8(lanes, acc0_0_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_4);
+                        dn_store8(lanes, acc0_0_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_0);
+                        dn_store8(lanes, acc0_1_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_1);
+                        dn_store8(lanes, acc0_1_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_2);
+                        dn_store8(lanes, acc0_1_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_3);
+                        dn_store8(lanes, acc0_1_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_4);
+                        dn_store8(lanes, acc0_1_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
                         }
                     }
                 }
                 { /* kernel rows 2 to 3 */
-                    dn_v8 acc2_0 = {0};
-                    float tail2_0 = 0.0f;
-                    dn_v8 acc2_1 = {0};
-                    float tail2_1 = 0.0f;
-                    dn_v8 acc2_2 = {0};
-                    float tail2_2 = 0.0f;
-                    dn_v8 acc2_3 = {0};
-                    float tail2_3 = 0.0f;
-                    dn_v8 acc2_4 = {0};
-                    float tail2_4 = 0.0f;
-                    dn_v8 acc3_0 = {0};
-                    float tail3_0 = 0.0f;
-                    dn_v8 acc3_1 = {0};
-                    float tail3_1 = 0.0f;
-                    dn_v8 acc3_2 = {0};
-                    float tail3_2 = 0.0f;
-                    dn_v8 acc3_3 = {0};
-                    float tail3_3 = 0.0f;
-                    dn_v8 acc3_4 = {0};
-                    float tail3_4 = 0.0f;
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    dn_v8 acc0_2_3 = {0};
+                    float tail2_3[1] = {0};
+                    dn_v8 acc0_2_4 = {0};
+                    float tail2_4[1] = {0};
+                    dn_v8 acc0_3_0 = {0};
+                    float tail3_0[1] = {0};
+                    dn_v8 acc0_3_1 = {0};
+                    float tail3_1[1] = {0};
+                    dn_v8 acc0_3_2 = {0};
+                    float tail3_2[1] = {0};
+                    dn_v8 acc0_3_3 = {0};
+                    float tail3_3[1] = {0};
+                    dn_v8 acc0_3_4 = {0};
+                    float tail3_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10067,134 +10732,143 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             const float *xrow3 = xc + (oy * 1 + 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                         }
                         for (int oy = 9; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_0);
+                        dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_1);
+                        dn_store8(lanes, acc0_2_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_2);
+                        dn_store8(lanes, acc0_2_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_3);
+                        dn_store8(lanes, acc0_2_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_4);
+                        dn_store8(lanes, acc0_2_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_0);
+                        dn_store8(lanes, acc0_3_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_1);
+                        dn_store8(lanes, acc0_3_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_2);
+                        dn_store8(lanes, acc0_3_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_3);
+                        dn_store8(lanes, acc0_3_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_4);
+                        dn_store8(lanes, acc0_3_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
                         }
                     }
                 }
                 { /* kernel rows 4 to 4 */
-                    dn_v8 acc4_0 = {0};
-                    float tail4_0 = 0.0f;
-                    dn_v8 acc4_1 = {0};
-                    float tail4_1 = 0.0f;
-                    dn_v8 acc4_2 = {0};
-                    float tail4_2 = 0.0f;
-                    dn_v8 acc4_3 = {0};
-                    float tail4_3 = 0.0f;
-                    dn_v8 acc4_4 = {0};
-                    float tail4_4 = 0.0f;
+                    dn_v8 acc0_4_0 = {0};
+                    float tail4_0[1] = {0};
+                    dn_v8 acc0_4_1 = {0};
+                    float tail4_1[1] = {0};
+                    dn_v8 acc0_4_2 = {0};
+                    float tail4_2[1] = {0};
+                    dn_v8 acc0_4_3 = {0};
+                    float tail4_3[1] = {0};
+                    dn_v8 acc0_4_4 = {0};
+                    float tail4_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10202,58 +10876,61 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                             const float *drow = dr + oy * 8;
                             const float *xrow4 = xc + (oy * 1 + 2) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_0);
+                        dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_1);
+                        dn_store8(lanes, acc0_4_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_2);
+                        dn_store8(lanes, acc0_4_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_3);
+                        dn_store8(lanes, acc0_4_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_4);
+                        dn_store8(lanes, acc0_4_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
                         }
                     }
                 }
@@ -10262,7 +10939,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
             db[c + 0] = gb;
             continue;
         }
-        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        float g[100] = {0}, gb[2] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
@@ -10277,26 +10954,26 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc0_3 = {0};
-                float tail0_3[2] = {0.0f, 0.0f};
-                dn_v16 acc0_4 = {0};
-                float tail0_4[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_3 = {0};
-                float tail1_3[2] = {0.0f, 0.0f};
-                dn_v16 acc1_4 = {0};
-                float tail1_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                float tail0_0[2] = {0};
+                dn_v16 acc0_0_1 = {0};
+                float tail0_1[2] = {0};
+                dn_v16 acc0_0_2 = {0};
+                float tail0_2[2] = {0};
+                dn_v16 acc0_0_3 = {0};
+                float tail0_3[2] = {0};
+                dn_v16 acc0_0_4 = {0};
+                float tail0_4[2] = {0};
+                dn_v16 acc0_1_0 = {0};
+                float tail1_0[2] = {0};
+                dn_v16 acc0_1_1 = {0};
+                float tail1_1[2] = {0};
+                dn_v16 acc0_1_2 = {0};
+                float tail1_2[2] = {0};
+                dn_v16 acc0_1_3 = {0};
+                float tail1_3[2] = {0};
+                dn_v16 acc0_1_4 = {0};
+                float tail1_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10304,8 +10981,11 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
@@ -10321,9 +11001,15 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
@@ -10345,7 +11031,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10359,7 +11045,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10373,7 +11059,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10387,7 +11073,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_3);
+                    dn_store16(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10401,7 +11087,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_4);
+                    dn_store16(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10415,7 +11101,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10429,7 +11115,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10443,7 +11129,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10457,7 +11143,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_3);
+                    dn_store16(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10471,7 +11157,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_4);
+                    dn_store16(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10485,26 +11171,26 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_3 = {0};
-                float tail2_3[2] = {0.0f, 0.0f};
-                dn_v16 acc2_4 = {0};
-                float tail2_4[2] = {0.0f, 0.0f};
-                dn_v16 acc3_0 = {0};
-                float tail3_0[2] = {0.0f, 0.0f};
-                dn_v16 acc3_1 = {0};
-                float tail3_1[2] = {0.0f, 0.0f};
-                dn_v16 acc3_2 = {0};
-                float tail3_2[2] = {0.0f, 0.0f};
-                dn_v16 acc3_3 = {0};
-                float tail3_3[2] = {0.0f, 0.0f};
-                dn_v16 acc3_4 = {0};
-                float tail3_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2_0 = {0};
+                float tail2_0[2] = {0};
+                dn_v16 acc0_2_1 = {0};
+                float tail2_1[2] = {0};
+                dn_v16 acc0_2_2 = {0};
+                float tail2_2[2] = {0};
+                dn_v16 acc0_2_3 = {0};
+                float tail2_3[2] = {0};
+                dn_v16 acc0_2_4 = {0};
+                float tail2_4[2] = {0};
+                dn_v16 acc0_3_0 = {0};
+                float tail3_0[2] = {0};
+                dn_v16 acc0_3_1 = {0};
+                float tail3_1[2] = {0};
+                dn_v16 acc0_3_2 = {0};
+                float tail3_2[2] = {0};
+                dn_v16 acc0_3_3 = {0};
+                float tail3_3[2] = {0};
+                dn_v16 acc0_3_4 = {0};
+                float tail3_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10513,9 +11199,15 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -10538,8 +11230,11 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -10553,7 +11248,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10567,7 +11262,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10581,7 +11276,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10595,7 +11290,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_3);
+                    dn_store16(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10609,7 +11304,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_4);
+                    dn_store16(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10623,7 +11318,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_0);
+                    dn_store16(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10637,7 +11332,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_1);
+                    dn_store16(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10651,7 +11346,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_2);
+                    dn_store16(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10665,7 +11360,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_3);
+                    dn_store16(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10679,7 +11374,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_4);
+                    dn_store16(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10693,16 +11388,16 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v16 acc4_0 = {0};
-                float tail4_0[2] = {0.0f, 0.0f};
-                dn_v16 acc4_1 = {0};
-                float tail4_1[2] = {0.0f, 0.0f};
-                dn_v16 acc4_2 = {0};
-                float tail4_2[2] = {0.0f, 0.0f};
-                dn_v16 acc4_3 = {0};
-                float tail4_3[2] = {0.0f, 0.0f};
-                dn_v16 acc4_4 = {0};
-                float tail4_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4_0 = {0};
+                float tail4_0[2] = {0};
+                dn_v16 acc0_4_1 = {0};
+                float tail4_1[2] = {0};
+                dn_v16 acc0_4_2 = {0};
+                float tail4_2[2] = {0};
+                dn_v16 acc0_4_3 = {0};
+                float tail4_3[2] = {0};
+                dn_v16 acc0_4_4 = {0};
+                float tail4_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10710,8 +11405,11 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
@@ -10725,7 +11423,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_0);
+                    dn_store16(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10739,7 +11437,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_1);
+                    dn_store16(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10753,7 +11451,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_2);
+                    dn_store16(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10767,7 +11465,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_3);
+                    dn_store16(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10781,7 +11479,7 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_4);
+                    dn_store16(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -10812,26 +11510,26 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc0_3 = {0};
-                float tail0_3 = 0.0f;
-                dn_v8 acc0_4 = {0};
-                float tail0_4 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc1_3 = {0};
-                float tail1_3 = 0.0f;
-                dn_v8 acc1_4 = {0};
-                float tail1_4 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_0_3 = {0};
+                float tail0_3[1] = {0};
+                dn_v8 acc0_0_4 = {0};
+                float tail0_4[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_1_3 = {0};
+                float tail1_3[1] = {0};
+                dn_v8 acc0_1_4 = {0};
+                float tail1_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10839,145 +11537,154 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                     for (int oy = 2; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0;
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1;
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_3);
+                    dn_store8(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_4);
+                    dn_store8(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_3);
+                    dn_store8(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_4);
+                    dn_store8(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
                     }
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
-                dn_v8 acc2_3 = {0};
-                float tail2_3 = 0.0f;
-                dn_v8 acc2_4 = {0};
-                float tail2_4 = 0.0f;
-                dn_v8 acc3_0 = {0};
-                float tail3_0 = 0.0f;
-                dn_v8 acc3_1 = {0};
-                float tail3_1 = 0.0f;
-                dn_v8 acc3_2 = {0};
-                float tail3_2 = 0.0f;
-                dn_v8 acc3_3 = {0};
-                float tail3_3 = 0.0f;
-                dn_v8 acc3_4 = {0};
-                float tail3_4 = 0.0f;
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
+                dn_v8 acc0_2_3 = {0};
+                float tail2_3[1] = {0};
+                dn_v8 acc0_2_4 = {0};
+                float tail2_4[1] = {0};
+                dn_v8 acc0_3_0 = {0};
+                float tail3_0[1] = {0};
+                dn_v8 acc0_3_1 = {0};
+                float tail3_1[1] = {0};
+                dn_v8 acc0_3_2 = {0};
+                float tail3_2[1] = {0};
+                dn_v8 acc0_3_3 = {0};
+                float tail3_3[1] = {0};
+                dn_v8 acc0_3_4 = {0};
+                float tail3_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -10986,134 +11693,143 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                     }
                     for (int oy = 9; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_3);
+                    dn_store8(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_4);
+                    dn_store8(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_0);
+                    dn_store8(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_1);
+                    dn_store8(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_2);
+                    dn_store8(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_3);
+                    dn_store8(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_4);
+                    dn_store8(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
                     }
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v8 acc4_0 = {0};
-                float tail4_0 = 0.0f;
-                dn_v8 acc4_1 = {0};
-                float tail4_1 = 0.0f;
-                dn_v8 acc4_2 = {0};
-                float tail4_2 = 0.0f;
-                dn_v8 acc4_3 = {0};
-                float tail4_3 = 0.0f;
-                dn_v8 acc4_4 = {0};
-                float tail4_4 = 0.0f;
+                dn_v8 acc0_4_0 = {0};
+                float tail4_0[1] = {0};
+                dn_v8 acc0_4_1 = {0};
+                float tail4_1[1] = {0};
+                dn_v8 acc0_4_2 = {0};
+                float tail4_2[1] = {0};
+                dn_v8 acc0_4_3 = {0};
+                float tail4_3[1] = {0};
+                dn_v8 acc0_4_4 = {0};
+                float tail4_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -11121,58 +11837,61 @@ static void small_conv2_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_0);
+                    dn_store8(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_1);
+                    dn_store8(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_2);
+                    dn_store8(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_3);
+                    dn_store8(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_4);
+                    dn_store8(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
                     }
                 }
             }
@@ -11202,26 +11921,26 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             }
             for (int ci = 0; ci < 2; ci++) {
                 { /* kernel rows 0 to 1 */
-                    dn_v8 acc0_0 = {0};
-                    float tail0_0 = 0.0f;
-                    dn_v8 acc0_1 = {0};
-                    float tail0_1 = 0.0f;
-                    dn_v8 acc0_2 = {0};
-                    float tail0_2 = 0.0f;
-                    dn_v8 acc0_3 = {0};
-                    float tail0_3 = 0.0f;
-                    dn_v8 acc0_4 = {0};
-                    float tail0_4 = 0.0f;
-                    dn_v8 acc1_0 = {0};
-                    float tail1_0 = 0.0f;
-                    dn_v8 acc1_1 = {0};
-                    float tail1_1 = 0.0f;
-                    dn_v8 acc1_2 = {0};
-                    float tail1_2 = 0.0f;
-                    dn_v8 acc1_3 = {0};
-                    float tail1_3 = 0.0f;
-                    dn_v8 acc1_4 = {0};
-                    float tail1_4 = 0.0f;
+                    dn_v8 acc0_0_0 = {0};
+                    float tail0_0[1] = {0};
+                    dn_v8 acc0_0_1 = {0};
+                    float tail0_1[1] = {0};
+                    dn_v8 acc0_0_2 = {0};
+                    float tail0_2[1] = {0};
+                    dn_v8 acc0_0_3 = {0};
+                    float tail0_3[1] = {0};
+                    dn_v8 acc0_0_4 = {0};
+                    float tail0_4[1] = {0};
+                    dn_v8 acc0_1_0 = {0};
+                    float tail1_0[1] = {0};
+                    dn_v8 acc0_1_1 = {0};
+                    float tail1_1[1] = {0};
+                    dn_v8 acc0_1_2 = {0};
+                    float tail1_2[1] = {0};
+                    dn_v8 acc0_1_3 = {0};
+                    float tail1_3[1] = {0};
+                    dn_v8 acc0_1_4 = {0};
+                    float tail1_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -11229,145 +11948,154 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                             const float *drow = dr + oy * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                         for (int oy = 2; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow0 = xc + (oy * 1 - 2) * 8;
                             const float *xrow1 = xc + (oy * 1 - 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                                acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                    acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                    acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_0);
+                        dn_store8(lanes, acc0_0_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 0] = sum + tail0_0;
+                            g[0 + ci * 25 + 0] = sum + tail0_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_1);
+                        dn_store8(lanes, acc0_0_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 1] = sum + tail0_1;
+                            g[0 + ci * 25 + 1] = sum + tail0_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_2);
+                        dn_store8(lanes, acc0_0_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 2] = sum + tail0_2;
+                            g[0 + ci * 25 + 2] = sum + tail0_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_3);
+                        dn_store8(lanes, acc0_0_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 3] = sum + tail0_3;
+                            g[0 + ci * 25 + 3] = sum + tail0_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc0_4);
+                        dn_store8(lanes, acc0_0_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 4] = sum + tail0_4;
+                            g[0 + ci * 25 + 4] = sum + tail0_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_0);
+                        dn_store8(lanes, acc0_1_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 5] = sum + tail1_0;
+                            g[0 + ci * 25 + 5] = sum + tail1_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_1);
+                        dn_store8(lanes, acc0_1_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 6] = sum + tail1_1;
+                            g[0 + ci * 25 + 6] = sum + tail1_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_2);
+                        dn_store8(lanes, acc0_1_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 7] = sum + tail1_2;
+                            g[0 + ci * 25 + 7] = sum + tail1_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_3);
+                        dn_store8(lanes, acc0_1_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 8] = sum + tail1_3;
+                            g[0 + ci * 25 + 8] = sum + tail1_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc1_4);
+                        dn_store8(lanes, acc0_1_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 9] = sum + tail1_4;
+                            g[0 + ci * 25 + 9] = sum + tail1_4[0];
                         }
                     }
                 }
                 { /* kernel rows 2 to 3 */
-                    dn_v8 acc2_0 = {0};
-                    float tail2_0 = 0.0f;
-                    dn_v8 acc2_1 = {0};
-                    float tail2_1 = 0.0f;
-                    dn_v8 acc2_2 = {0};
-                    float tail2_2 = 0.0f;
-                    dn_v8 acc2_3 = {0};
-                    float tail2_3 = 0.0f;
-                    dn_v8 acc2_4 = {0};
-                    float tail2_4 = 0.0f;
-                    dn_v8 acc3_0 = {0};
-                    float tail3_0 = 0.0f;
-                    dn_v8 acc3_1 = {0};
-                    float tail3_1 = 0.0f;
-                    dn_v8 acc3_2 = {0};
-                    float tail3_2 = 0.0f;
-                    dn_v8 acc3_3 = {0};
-                    float tail3_3 = 0.0f;
-                    dn_v8 acc3_4 = {0};
-                    float tail3_4 = 0.0f;
+                    dn_v8 acc0_2_0 = {0};
+                    float tail2_0[1] = {0};
+                    dn_v8 acc0_2_1 = {0};
+                    float tail2_1[1] = {0};
+                    dn_v8 acc0_2_2 = {0};
+                    float tail2_2[1] = {0};
+                    dn_v8 acc0_2_3 = {0};
+                    float tail2_3[1] = {0};
+                    dn_v8 acc0_2_4 = {0};
+                    float tail2_4[1] = {0};
+                    dn_v8 acc0_3_0 = {0};
+                    float tail3_0[1] = {0};
+                    dn_v8 acc0_3_1 = {0};
+                    float tail3_1[1] = {0};
+                    dn_v8 acc0_3_2 = {0};
+                    float tail3_2[1] = {0};
+                    dn_v8 acc0_3_3 = {0};
+                    float tail3_3[1] = {0};
+                    dn_v8 acc0_3_4 = {0};
+                    float tail3_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -11376,134 +12104,143 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             const float *xrow3 = xc + (oy * 1 + 1) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                                acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
+                                {
+                                    const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                    acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                            for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                         }
                         for (int oy = 9; oy < 10; oy++) {
                             const float *drow = dr + oy * 8;
                             const float *xrow2 = xc + (oy * 1 + 0) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                    acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_0);
+                        dn_store8(lanes, acc0_2_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 10] = sum + tail2_0;
+                            g[0 + ci * 25 + 10] = sum + tail2_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_1);
+                        dn_store8(lanes, acc0_2_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 11] = sum + tail2_1;
+                            g[0 + ci * 25 + 11] = sum + tail2_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_2);
+                        dn_store8(lanes, acc0_2_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 12] = sum + tail2_2;
+                            g[0 + ci * 25 + 12] = sum + tail2_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_3);
+                        dn_store8(lanes, acc0_2_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 13] = sum + tail2_3;
+                            g[0 + ci * 25 + 13] = sum + tail2_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc2_4);
+                        dn_store8(lanes, acc0_2_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 14] = sum + tail2_4;
+                            g[0 + ci * 25 + 14] = sum + tail2_4[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_0);
+                        dn_store8(lanes, acc0_3_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 15] = sum + tail3_0;
+                            g[0 + ci * 25 + 15] = sum + tail3_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_1);
+                        dn_store8(lanes, acc0_3_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 16] = sum + tail3_1;
+                            g[0 + ci * 25 + 16] = sum + tail3_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_2);
+                        dn_store8(lanes, acc0_3_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 17] = sum + tail3_2;
+                            g[0 + ci * 25 + 17] = sum + tail3_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_3);
+                        dn_store8(lanes, acc0_3_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 18] = sum + tail3_3;
+                            g[0 + ci * 25 + 18] = sum + tail3_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc3_4);
+                        dn_store8(lanes, acc0_3_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 19] = sum + tail3_4;
+                            g[0 + ci * 25 + 19] = sum + tail3_4[0];
                         }
                     }
                 }
                 { /* kernel rows 4 to 4 */
-                    dn_v8 acc4_0 = {0};
-                    float tail4_0 = 0.0f;
-                    dn_v8 acc4_1 = {0};
-                    float tail4_1 = 0.0f;
-                    dn_v8 acc4_2 = {0};
-                    float tail4_2 = 0.0f;
-                    dn_v8 acc4_3 = {0};
-                    float tail4_3 = 0.0f;
-                    dn_v8 acc4_4 = {0};
-                    float tail4_4 = 0.0f;
+                    dn_v8 acc0_4_0 = {0};
+                    float tail4_0[1] = {0};
+                    dn_v8 acc0_4_1 = {0};
+                    float tail4_1[1] = {0};
+                    dn_v8 acc0_4_2 = {0};
+                    float tail4_2[1] = {0};
+                    dn_v8 acc0_4_3 = {0};
+                    float tail4_3[1] = {0};
+                    dn_v8 acc0_4_4 = {0};
+                    float tail4_4[1] = {0};
                     for (int r = 0; r < n; r++) {
                         const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                         const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -11511,58 +12248,61 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                             const float *drow = dr + oy * 8;
                             const float *xrow4 = xc + (oy * 1 + 2) * 8;
                             for (int ox = 0; ox < 8; ox += 8) {
-                                const dn_v8 dv = dn_load8(drow + ox);
-                                acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                                const dn_v8 dv0 = dn_load8(drow + ox);
+                                {
+                                    const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                    acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                                }
                             }
-                            for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                            for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                            for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                            for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                            for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                            for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                            for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                            for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_0);
+                        dn_store8(lanes, acc0_4_0);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 20] = sum + tail4_0;
+                            g[0 + ci * 25 + 20] = sum + tail4_0[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_1);
+                        dn_store8(lanes, acc0_4_1);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 21] = sum + tail4_1;
+                            g[0 + ci * 25 + 21] = sum + tail4_1[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_2);
+                        dn_store8(lanes, acc0_4_2);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 22] = sum + tail4_2;
+                            g[0 + ci * 25 + 22] = sum + tail4_2[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_3);
+                        dn_store8(lanes, acc0_4_3);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 23] = sum + tail4_3;
+                            g[0 + ci * 25 + 23] = sum + tail4_3[0];
                         }
                     }
                     {
                         float lanes[8];
-                        dn_store8(lanes, acc4_4);
+                        dn_store8(lanes, acc0_4_4);
                         {
                             float sum = 0.0f;
                             for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                            g[0 + ci * 25 + 24] = sum + tail4_4;
+                            g[0 + ci * 25 + 24] = sum + tail4_4[0];
                         }
                     }
                 }
@@ -11572,7 +12312,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
             dn_adam1(bias + c + 0, mb + c + 0, vb + c + 0, gb, ac);
             continue;
         }
-        float g[100] = {0}, gb[2] = {0.0f, 0.0f};
+        float g[100] = {0}, gb[2] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 240 + (size_t)(c + 0) * 80;
             float sb = 0.0f;
@@ -11587,26 +12327,26 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc0_3 = {0};
-                float tail0_3[2] = {0.0f, 0.0f};
-                dn_v16 acc0_4 = {0};
-                float tail0_4[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_3 = {0};
-                float tail1_3[2] = {0.0f, 0.0f};
-                dn_v16 acc1_4 = {0};
-                float tail1_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                float tail0_0[2] = {0};
+                dn_v16 acc0_0_1 = {0};
+                float tail0_1[2] = {0};
+                dn_v16 acc0_0_2 = {0};
+                float tail0_2[2] = {0};
+                dn_v16 acc0_0_3 = {0};
+                float tail0_3[2] = {0};
+                dn_v16 acc0_0_4 = {0};
+                float tail0_4[2] = {0};
+                dn_v16 acc0_1_0 = {0};
+                float tail1_0[2] = {0};
+                dn_v16 acc0_1_1 = {0};
+                float tail1_1[2] = {0};
+                dn_v16 acc0_1_2 = {0};
+                float tail1_2[2] = {0};
+                dn_v16 acc0_1_3 = {0};
+                float tail1_3[2] = {0};
+                dn_v16 acc0_1_4 = {0};
+                float tail1_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -11614,8 +12354,11 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail1_0[1] += drow[80 + ox] * xrow1[ox - 2];
@@ -11631,9 +12374,15 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail0_0[1] += drow[80 + ox] * xrow0[ox - 2];
@@ -11655,7 +12404,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11669,7 +12418,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11683,7 +12432,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11697,7 +12446,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_3);
+                    dn_store16(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11711,7 +12460,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_4);
+                    dn_store16(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11725,7 +12474,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11739,7 +12488,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11753,7 +12502,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11767,7 +12516,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_3);
+                    dn_store16(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11781,7 +12530,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_4);
+                    dn_store16(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11795,26 +12544,26 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_3 = {0};
-                float tail2_3[2] = {0.0f, 0.0f};
-                dn_v16 acc2_4 = {0};
-                float tail2_4[2] = {0.0f, 0.0f};
-                dn_v16 acc3_0 = {0};
-                float tail3_0[2] = {0.0f, 0.0f};
-                dn_v16 acc3_1 = {0};
-                float tail3_1[2] = {0.0f, 0.0f};
-                dn_v16 acc3_2 = {0};
-                float tail3_2[2] = {0.0f, 0.0f};
-                dn_v16 acc3_3 = {0};
-                float tail3_3[2] = {0.0f, 0.0f};
-                dn_v16 acc3_4 = {0};
-                float tail3_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_2_0 = {0};
+                float tail2_0[2] = {0};
+                dn_v16 acc0_2_1 = {0};
+                float tail2_1[2] = {0};
+                dn_v16 acc0_2_2 = {0};
+                float tail2_2[2] = {0};
+                dn_v16 acc0_2_3 = {0};
+                float tail2_3[2] = {0};
+                dn_v16 acc0_2_4 = {0};
+                float tail2_4[2] = {0};
+                dn_v16 acc0_3_0 = {0};
+                float tail3_0[2] = {0};
+                dn_v16 acc0_3_1 = {0};
+                float tail3_1[2] = {0};
+                dn_v16 acc0_3_2 = {0};
+                float tail3_2[2] = {0};
+                dn_v16 acc0_3_3 = {0};
+                float tail3_3[2] = {0};
+                dn_v16 acc0_3_4 = {0};
+                float tail3_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -11823,9 +12572,15 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma16(dv, dn_dup8(xrow3 + ox + 0), acc3_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma16(dv0, xv, acc0_3_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -11848,8 +12603,11 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail2_0[1] += drow[80 + ox] * xrow2[ox - 2];
@@ -11863,7 +12621,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11877,7 +12635,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11891,7 +12649,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11905,7 +12663,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_3);
+                    dn_store16(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11919,7 +12677,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_4);
+                    dn_store16(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11933,7 +12691,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_0);
+                    dn_store16(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11947,7 +12705,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_1);
+                    dn_store16(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11961,7 +12719,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_2);
+                    dn_store16(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11975,7 +12733,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_3);
+                    dn_store16(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -11989,7 +12747,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc3_4);
+                    dn_store16(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -12003,16 +12761,16 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v16 acc4_0 = {0};
-                float tail4_0[2] = {0.0f, 0.0f};
-                dn_v16 acc4_1 = {0};
-                float tail4_1[2] = {0.0f, 0.0f};
-                dn_v16 acc4_2 = {0};
-                float tail4_2[2] = {0.0f, 0.0f};
-                dn_v16 acc4_3 = {0};
-                float tail4_3[2] = {0.0f, 0.0f};
-                dn_v16 acc4_4 = {0};
-                float tail4_4[2] = {0.0f, 0.0f};
+                dn_v16 acc0_4_0 = {0};
+                float tail4_0[2] = {0};
+                dn_v16 acc0_4_1 = {0};
+                float tail4_1[2] = {0};
+                dn_v16 acc0_4_2 = {0};
+                float tail4_2[2] = {0};
+                dn_v16 acc0_4_3 = {0};
+                float tail4_3[2] = {0};
+                dn_v16 acc0_4_4 = {0};
+                float tail4_4[2] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -12020,8 +12778,11 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 80 + ox);
-                            acc4_2 = dn_fma16(dv, dn_dup8(xrow4 + ox + 0), acc4_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 80 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma16(dv0, xv, acc0_4_2);
+                            }
                         }
                         for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
                         for (int ox = 2; ox < 8; ox++) tail4_0[1] += drow[80 + ox] * xrow4[ox - 2];
@@ -12035,7 +12796,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_0);
+                    dn_store16(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -12049,7 +12810,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_1);
+                    dn_store16(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -12063,7 +12824,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_2);
+                    dn_store16(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -12077,7 +12838,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_3);
+                    dn_store16(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -12091,7 +12852,7 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc4_4);
+                    dn_store16(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -12124,26 +12885,26 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 1 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc0_3 = {0};
-                float tail0_3 = 0.0f;
-                dn_v8 acc0_4 = {0};
-                float tail0_4 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc1_3 = {0};
-                float tail1_3 = 0.0f;
-                dn_v8 acc1_4 = {0};
-                float tail1_4 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_0_3 = {0};
+                float tail0_3[1] = {0};
+                dn_v8 acc0_0_4 = {0};
+                float tail0_4[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_1_3 = {0};
+                float tail1_3[1] = {0};
+                dn_v8 acc0_1_4 = {0};
+                float tail1_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -12151,145 +12912,154 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *drow = dr + oy * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                     for (int oy = 2; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow0 = xc + (oy * 1 - 2) * 8;
                         const float *xrow1 = xc + (oy * 1 - 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_2);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail0_0 += drow[0 + ox] * xrow0[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail0_1 += drow[0 + ox] * xrow0[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail0_3 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail0_4 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail1_0 += drow[0 + ox] * xrow1[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail1_1 += drow[0 + ox] * xrow1[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail1_3 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail1_4 += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail0_3[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail0_4[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail1_3[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail1_4[0] += drow[0 + ox] * xrow1[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 0] = sum + tail0_0;
+                        g[0 + ci * 25 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 1] = sum + tail0_1;
+                        g[0 + ci * 25 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 2] = sum + tail0_2;
+                        g[0 + ci * 25 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_3);
+                    dn_store8(lanes, acc0_0_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 3] = sum + tail0_3;
+                        g[0 + ci * 25 + 3] = sum + tail0_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_4);
+                    dn_store8(lanes, acc0_0_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 4] = sum + tail0_4;
+                        g[0 + ci * 25 + 4] = sum + tail0_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 5] = sum + tail1_0;
+                        g[0 + ci * 25 + 5] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 6] = sum + tail1_1;
+                        g[0 + ci * 25 + 6] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 7] = sum + tail1_2;
+                        g[0 + ci * 25 + 7] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_3);
+                    dn_store8(lanes, acc0_1_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 8] = sum + tail1_3;
+                        g[0 + ci * 25 + 8] = sum + tail1_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_4);
+                    dn_store8(lanes, acc0_1_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 9] = sum + tail1_4;
+                        g[0 + ci * 25 + 9] = sum + tail1_4[0];
                     }
                 }
             }
             { /* kernel rows 2 to 3 */
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
-                dn_v8 acc2_3 = {0};
-                float tail2_3 = 0.0f;
-                dn_v8 acc2_4 = {0};
-                float tail2_4 = 0.0f;
-                dn_v8 acc3_0 = {0};
-                float tail3_0 = 0.0f;
-                dn_v8 acc3_1 = {0};
-                float tail3_1 = 0.0f;
-                dn_v8 acc3_2 = {0};
-                float tail3_2 = 0.0f;
-                dn_v8 acc3_3 = {0};
-                float tail3_3 = 0.0f;
-                dn_v8 acc3_4 = {0};
-                float tail3_4 = 0.0f;
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
+                dn_v8 acc0_2_3 = {0};
+                float tail2_3[1] = {0};
+                dn_v8 acc0_2_4 = {0};
+                float tail2_4[1] = {0};
+                dn_v8 acc0_3_0 = {0};
+                float tail3_0[1] = {0};
+                dn_v8 acc0_3_1 = {0};
+                float tail3_1[1] = {0};
+                dn_v8 acc0_3_2 = {0};
+                float tail3_2[1] = {0};
+                dn_v8 acc0_3_3 = {0};
+                float tail3_3[1] = {0};
+                dn_v8 acc0_3_4 = {0};
+                float tail3_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -12298,134 +13068,143 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         const float *xrow3 = xc + (oy * 1 + 1) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
-                            acc3_2 = dn_fma8(dv, dn_load8(xrow3 + ox + 0), acc3_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow3 + ox + 0);
+                                acc0_3_2 = dn_fma8(dv0, xv, acc0_3_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
-                        for (int ox = 2; ox < 8; ox++) tail3_0 += drow[0 + ox] * xrow3[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail3_1 += drow[0 + ox] * xrow3[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail3_3 += drow[0 + ox] * xrow3[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail3_4 += drow[0 + ox] * xrow3[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail3_0[0] += drow[0 + ox] * xrow3[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail3_1[0] += drow[0 + ox] * xrow3[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail3_3[0] += drow[0 + ox] * xrow3[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail3_4[0] += drow[0 + ox] * xrow3[ox + 2];
                     }
                     for (int oy = 9; oy < 10; oy++) {
                         const float *drow = dr + oy * 8;
                         const float *xrow2 = xc + (oy * 1 + 0) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail2_0 += drow[0 + ox] * xrow2[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail2_1 += drow[0 + ox] * xrow2[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail2_3 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail2_4 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail2_3[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail2_4[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 10] = sum + tail2_0;
+                        g[0 + ci * 25 + 10] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 11] = sum + tail2_1;
+                        g[0 + ci * 25 + 11] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 12] = sum + tail2_2;
+                        g[0 + ci * 25 + 12] = sum + tail2_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_3);
+                    dn_store8(lanes, acc0_2_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 13] = sum + tail2_3;
+                        g[0 + ci * 25 + 13] = sum + tail2_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_4);
+                    dn_store8(lanes, acc0_2_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 14] = sum + tail2_4;
+                        g[0 + ci * 25 + 14] = sum + tail2_4[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_0);
+                    dn_store8(lanes, acc0_3_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 15] = sum + tail3_0;
+                        g[0 + ci * 25 + 15] = sum + tail3_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_1);
+                    dn_store8(lanes, acc0_3_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 16] = sum + tail3_1;
+                        g[0 + ci * 25 + 16] = sum + tail3_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_2);
+                    dn_store8(lanes, acc0_3_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 17] = sum + tail3_2;
+                        g[0 + ci * 25 + 17] = sum + tail3_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_3);
+                    dn_store8(lanes, acc0_3_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 18] = sum + tail3_3;
+                        g[0 + ci * 25 + 18] = sum + tail3_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc3_4);
+                    dn_store8(lanes, acc0_3_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 19] = sum + tail3_4;
+                        g[0 + ci * 25 + 19] = sum + tail3_4[0];
                     }
                 }
             }
             { /* kernel rows 4 to 4 */
-                dn_v8 acc4_0 = {0};
-                float tail4_0 = 0.0f;
-                dn_v8 acc4_1 = {0};
-                float tail4_1 = 0.0f;
-                dn_v8 acc4_2 = {0};
-                float tail4_2 = 0.0f;
-                dn_v8 acc4_3 = {0};
-                float tail4_3 = 0.0f;
-                dn_v8 acc4_4 = {0};
-                float tail4_4 = 0.0f;
+                dn_v8 acc0_4_0 = {0};
+                float tail4_0[1] = {0};
+                dn_v8 acc0_4_1 = {0};
+                float tail4_1[1] = {0};
+                dn_v8 acc0_4_2 = {0};
+                float tail4_2[1] = {0};
+                dn_v8 acc0_4_3 = {0};
+                float tail4_3[1] = {0};
+                dn_v8 acc0_4_4 = {0};
+                float tail4_4[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 240 + (size_t)c * 80;
                     const float *xc = x + (size_t)r * 160 + (size_t)ci * 80;
@@ -12433,58 +13212,61 @@ static void small_conv2_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *drow = dr + oy * 8;
                         const float *xrow4 = xc + (oy * 1 + 2) * 8;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc4_2 = dn_fma8(dv, dn_load8(xrow4 + ox + 0), acc4_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow4 + ox + 0);
+                                acc0_4_2 = dn_fma8(dv0, xv, acc0_4_2);
+                            }
                         }
-                        for (int ox = 2; ox < 8; ox++) tail4_0 += drow[0 + ox] * xrow4[ox - 2];
-                        for (int ox = 1; ox < 8; ox++) tail4_1 += drow[0 + ox] * xrow4[ox - 1];
-                        for (int ox = 0; ox < 7; ox++) tail4_3 += drow[0 + ox] * xrow4[ox + 1];
-                        for (int ox = 0; ox < 6; ox++) tail4_4 += drow[0 + ox] * xrow4[ox + 2];
+                        for (int ox = 2; ox < 8; ox++) tail4_0[0] += drow[0 + ox] * xrow4[ox - 2];
+                        for (int ox = 1; ox < 8; ox++) tail4_1[0] += drow[0 + ox] * xrow4[ox - 1];
+                        for (int ox = 0; ox < 7; ox++) tail4_3[0] += drow[0 + ox] * xrow4[ox + 1];
+                        for (int ox = 0; ox < 6; ox++) tail4_4[0] += drow[0 + ox] * xrow4[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_0);
+                    dn_store8(lanes, acc0_4_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 20] = sum + tail4_0;
+                        g[0 + ci * 25 + 20] = sum + tail4_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_1);
+                    dn_store8(lanes, acc0_4_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 21] = sum + tail4_1;
+                        g[0 + ci * 25 + 21] = sum + tail4_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_2);
+                    dn_store8(lanes, acc0_4_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 22] = sum + tail4_2;
+                        g[0 + ci * 25 + 22] = sum + tail4_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_3);
+                    dn_store8(lanes, acc0_4_3);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 23] = sum + tail4_3;
+                        g[0 + ci * 25 + 23] = sum + tail4_3[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc4_4);
+                    dn_store8(lanes, acc0_4_4);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 25 + 24] = sum + tail4_4;
+                        g[0 + ci * 25 + 24] = sum + tail4_4[0];
                     }
                 }
             }
@@ -12729,17 +13511,218 @@ static void small_conv2_avx512_conv2_backward_w_adam(const float *restrict d, co
 static void small_conv2_avx512_conv2_backward_x(const float *restrict d, const float *restrict w,
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)a_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
         const int r = t / 1, ci0 = (t % 1) * 3;
         float sg[3][6];
-        float ring[2][64];
+        float ring[2][96];
         const float *dr = d + (size_t)r * 24;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 4; c++) { \
-                float *q = ring[(oy) % 2] + c * 16; \
-                memset(q, 0, sizeof(float) * 16); \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memset(q, 0, sizeof(float) * 1); \
                 memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+                memset(q + 3, 0, sizeof(float) * 21); \
+            }
+        for (int iy = 0; iy < 1; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+        }
+        for (int iy = 1; iy < 3; iy++) {
+            DN_BX_ROW(iy + 0);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            for (int c = 0; c < 4; c++) {
+                const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 1) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 2 + 0, lanes, sizeof(float) * 2);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 24 + (size_t)ci * 6;
+            for (int i = 0; i < 6; i++) {
+                float v = s[i];
+                v *= mask_prev[at + (size_t)i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 3;
+        float sg[3][6];
+        float ring[2][96];
+        const float *dr = d + (size_t)r * 24;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 4; c++) { \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memset(q, 0, sizeof(float) * 1); \
+                memcpy(q + 1, dr + c * 6 + (oy) * 2, sizeof(float) * 2); \
+                memset(q + 3, 0, sizeof(float) * 21); \
             }
         for (int iy = 0; iy < 1; iy++) {
             DN_BX_ROW(iy + 0);
@@ -12749,7 +13732,7 @@ static void small_conv2_avx512_conv2_backward_x(const float *restrict d, const f
             for (int c = 0; c < 4; c++) {
                 const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -12806,7 +13789,7 @@ static void small_conv2_avx512_conv2_backward_x(const float *restrict d, const f
             for (int c = 0; c < 4; c++) {
                 const float *wc = w + (size_t)c * 12 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -12839,7 +13822,7 @@ static void small_conv2_avx512_conv2_backward_x(const float *restrict d, const f
                     }
                 }
                 {
-                    const float *q = ring[(iy + 1) % 2] + c * 16;
+                    const float *q = ring[(iy + 1) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -12926,6 +13909,7 @@ static void small_conv2_avx512_conv2_backward_x(const float *restrict d, const f
                 for (int i = 18; i < 24; i++) dx[(size_t)r * 24 + i] = 0.0f;
         }
     }
+#endif
     dn_sync();
 }
 

@@ -1015,9 +1015,9 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[36] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[72] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
             float sb = 0.0f;
@@ -1030,26 +1030,47 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
             for (int i = 0; i < 70; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -1059,40 +1080,95 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 70 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1106,7 +1182,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1120,7 +1210,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1134,7 +1238,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1148,7 +1266,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1162,7 +1294,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1176,7 +1322,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1190,7 +1350,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1204,7 +1378,21 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1216,12 +1404,30 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                         g[18 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 1) * 18 + e] = g[18 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 18; e++) dw[(size_t)(c + 2) * 18 + e] = g[36 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 18; e++) dw[(size_t)(c + 3) * 18 + e] = g[54 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -1235,24 +1441,24 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -1262,107 +1468,134 @@ static void small_conv4_base_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -1380,9 +1613,9 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[36] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[72] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
             float sb = 0.0f;
@@ -1395,26 +1628,47 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
             for (int i = 0; i < 70; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -1424,40 +1678,95 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 70 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1471,7 +1780,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1485,7 +1808,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1499,7 +1836,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1513,7 +1864,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1527,7 +1892,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1541,7 +1920,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1555,7 +1948,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1569,7 +1976,21 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -1581,6 +2002,20 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                         g[18 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 18; e++)
@@ -1589,6 +2024,12 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         for (int e = 0; e < 18; e++)
             dn_adam1(w + (size_t)(c + 1) * 18 + e, mw + (size_t)(c + 1) * 18 + e, vw + (size_t)(c + 1) * 18 + e, g[18 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 18; e++)
+            dn_adam1(w + (size_t)(c + 2) * 18 + e, mw + (size_t)(c + 2) * 18 + e, vw + (size_t)(c + 2) * 18 + e, g[36 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 18; e++)
+            dn_adam1(w + (size_t)(c + 3) * 18 + e, mw + (size_t)(c + 3) * 18 + e, vw + (size_t)(c + 3) * 18 + e, g[54 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -1602,24 +2043,24 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -1629,107 +2070,134 @@ static void small_conv4_base_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -2140,17 +2608,190 @@ static void small_conv4_base_conv2_backward_x(const float *restrict d, const flo
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)mask_prev;
     (void)a_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
         const int r = t / 1, ci0 = (t % 1) * 4;
         float sg[4][15];
-        float ring[2][160];
+        float ring[2][240];
         const float *dr = d + (size_t)r * 240;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 10; c++) { \
-                float *q = ring[(oy) % 2] + c * 16; \
-                memset(q, 0, sizeof(float) * 16); \
+                float *q = ring[(oy) % 2] + c * 24; \
                 memcpy(q + 0, dr + c * 24 + (oy) * 6, sizeof(float) * 6); \
+                memset(q + 6, 0, sizeof(float) * 18); \
+            }
+        for (int oy = 0; oy < 1; oy++) DN_BX_ROW(oy);
+        for (int iy = 0; iy < 3; iy++) {
+            DN_BX_ROW(iy + 1);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c3_0 = {0};
+            for (int c = 0; c < 10; c++) {
+                const float *wc = w + (size_t)c * 16 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 3) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c3_0);
+                memcpy(sg[3] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 3;
+            const float *s = sg[3];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 4;
+        float sg[4][15];
+        float ring[2][240];
+        const float *dr = d + (size_t)r * 240;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 10; c++) { \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memcpy(q + 0, dr + c * 24 + (oy) * 6, sizeof(float) * 6); \
+                memset(q + 6, 0, sizeof(float) * 18); \
             }
         for (int oy = 0; oy < 1; oy++) DN_BX_ROW(oy);
         for (int iy = 0; iy < 3; iy++) {
@@ -2162,7 +2803,7 @@ static void small_conv4_base_conv2_backward_x(const float *restrict d, const flo
             for (int c = 0; c < 10; c++) {
                 const float *wc = w + (size_t)c * 16 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 3) % 2] + c * 16;
+                    const float *q = ring[(iy + 3) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -2203,7 +2844,7 @@ static void small_conv4_base_conv2_backward_x(const float *restrict d, const flo
                     }
                 }
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -2311,6 +2952,7 @@ static void small_conv4_base_conv2_backward_x(const float *restrict d, const flo
                 for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
         }
     }
+#endif
     dn_sync();
 }
 
@@ -4262,9 +4904,9 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[36] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[72] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
             float sb = 0.0f;
@@ -4277,26 +4919,47 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
             for (int i = 0; i < 70; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -4306,40 +4969,95 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 70 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4353,7 +5071,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4367,7 +5099,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4381,7 +5127,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4395,7 +5155,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4409,7 +5183,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4423,7 +5211,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4437,7 +5239,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4451,7 +5267,21 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4463,12 +5293,30 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                         g[18 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 1) * 18 + e] = g[18 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 18; e++) dw[(size_t)(c + 2) * 18 + e] = g[36 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 18; e++) dw[(size_t)(c + 3) * 18 + e] = g[54 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -4482,24 +5330,24 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -4509,107 +5357,134 @@ static void small_conv4_avx2_conv1_backward_w(const float *restrict d, const flo
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -4627,9 +5502,9 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[36] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[72] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
             float sb = 0.0f;
@@ -4642,26 +5517,47 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
             for (int i = 0; i < 70; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -4671,40 +5567,95 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 70 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4718,7 +5669,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4732,7 +5697,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4746,7 +5725,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4760,7 +5753,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4774,7 +5781,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4788,7 +5809,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4802,7 +5837,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4816,7 +5865,21 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -4828,6 +5891,20 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         g[18 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 18; e++)
@@ -4836,6 +5913,12 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         for (int e = 0; e < 18; e++)
             dn_adam1(w + (size_t)(c + 1) * 18 + e, mw + (size_t)(c + 1) * 18 + e, vw + (size_t)(c + 1) * 18 + e, g[18 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 18; e++)
+            dn_adam1(w + (size_t)(c + 2) * 18 + e, mw + (size_t)(c + 2) * 18 + e, vw + (size_t)(c + 2) * 18 + e, g[36 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 18; e++)
+            dn_adam1(w + (size_t)(c + 3) * 18 + e, mw + (size_t)(c + 3) * 18 + e, vw + (size_t)(c + 3) * 18 + e, g[54 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -4849,24 +5932,24 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -4876,107 +5959,134 @@ static void small_conv4_avx2_conv1_backward_w_adam(const float *restrict d, cons
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -5387,17 +6497,190 @@ static void small_conv4_avx2_conv2_backward_x(const float *restrict d, const flo
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)mask_prev;
     (void)a_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
         const int r = t / 1, ci0 = (t % 1) * 4;
         float sg[4][15];
-        float ring[2][160];
+        float ring[2][240];
         const float *dr = d + (size_t)r * 240;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 10; c++) { \
-                float *q = ring[(oy) % 2] + c * 16; \
-                memset(q, 0, sizeof(float) * 16); \
+                float *q = ring[(oy) % 2] + c * 24; \
                 memcpy(q + 0, dr + c * 24 + (oy) * 6, sizeof(float) * 6); \
+                memset(q + 6, 0, sizeof(float) * 18); \
+            }
+        for (int oy = 0; oy < 1; oy++) DN_BX_ROW(oy);
+        for (int iy = 0; iy < 3; iy++) {
+            DN_BX_ROW(iy + 1);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c3_0 = {0};
+            for (int c = 0; c < 10; c++) {
+                const float *wc = w + (size_t)c * 16 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 3) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c3_0);
+                memcpy(sg[3] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 3;
+            const float *s = sg[3];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 4;
+        float sg[4][15];
+        float ring[2][240];
+        const float *dr = d + (size_t)r * 240;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 10; c++) { \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memcpy(q + 0, dr + c * 24 + (oy) * 6, sizeof(float) * 6); \
+                memset(q + 6, 0, sizeof(float) * 18); \
             }
         for (int oy = 0; oy < 1; oy++) DN_BX_ROW(oy);
         for (int iy = 0; iy < 3; iy++) {
@@ -5409,7 +6692,7 @@ static void small_conv4_avx2_conv2_backward_x(const float *restrict d, const flo
             for (int c = 0; c < 10; c++) {
                 const float *wc = w + (size_t)c * 16 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 3) % 2] + c * 16;
+                    const float *q = ring[(iy + 3) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -5450,7 +6733,7 @@ static void small_conv4_avx2_conv2_backward_x(const float *restrict d, const flo
                     }
                 }
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -5558,6 +6841,7 @@ static void small_conv4_avx2_conv2_backward_x(const float *restrict d, const flo
                 for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
         }
     }
+#endif
     dn_sync();
 }
 
@@ -7516,9 +8800,9 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         float *restrict dw, float *restrict db, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[36] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[72] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
             float sb = 0.0f;
@@ -7531,26 +8815,47 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
             for (int i = 0; i < 70; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -7560,40 +8865,95 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 70 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7607,7 +8967,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7621,7 +8995,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7635,7 +9023,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7649,7 +9051,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7663,7 +9079,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7677,7 +9107,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7691,7 +9135,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7705,7 +9163,21 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7717,12 +9189,30 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                         g[18 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 0) * 18 + e] = g[0 + e];
         db[c + 0] = gb[0];
         for (int e = 0; e < 18; e++) dw[(size_t)(c + 1) * 18 + e] = g[18 + e];
         db[c + 1] = gb[1];
+        for (int e = 0; e < 18; e++) dw[(size_t)(c + 2) * 18 + e] = g[36 + e];
+        db[c + 2] = gb[2];
+        for (int e = 0; e < 18; e++) dw[(size_t)(c + 3) * 18 + e] = g[54 + e];
+        db[c + 3] = gb[3];
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -7736,24 +9226,24 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -7763,107 +9253,134 @@ static void small_conv4_avx512_conv1_backward_w(const float *restrict d, const f
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -7881,9 +9398,9 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         float *restrict mb, float *restrict vb, const dn_adam_coef *ac, int n) {
 #if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
-    for (int t = 0; t < 2; t++) {
-        const int c = 2 * t;
-        float g[36] = {0}, gb[2] = {0.0f, 0.0f};
+    for (int t = 0; t < 1; t++) {
+        const int c = 4 * t;
+        float g[72] = {0}, gb[4] = {0};
         for (int r = 0; r < n; r++) {
             const float *dr = d + (size_t)r * 280 + (size_t)(c + 0) * 70;
             float sb = 0.0f;
@@ -7896,26 +9413,47 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
             for (int i = 0; i < 70; i++) sb += dr[i];
             gb[1] += sb;
         }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 2) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[2] += sb;
+        }
+        for (int r = 0; r < n; r++) {
+            const float *dr = d + (size_t)r * 280 + (size_t)(c + 3) * 70;
+            float sb = 0.0f;
+            for (int i = 0; i < 70; i++) sb += dr[i];
+            gb[3] += sb;
+        }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v16 acc0_0 = {0};
-                float tail0_0[2] = {0.0f, 0.0f};
-                dn_v16 acc0_1 = {0};
-                float tail0_1[2] = {0.0f, 0.0f};
-                dn_v16 acc0_2 = {0};
-                float tail0_2[2] = {0.0f, 0.0f};
-                dn_v16 acc1_0 = {0};
-                float tail1_0[2] = {0.0f, 0.0f};
-                dn_v16 acc1_1 = {0};
-                float tail1_1[2] = {0.0f, 0.0f};
-                dn_v16 acc1_2 = {0};
-                float tail1_2[2] = {0.0f, 0.0f};
-                dn_v16 acc2_0 = {0};
-                float tail2_0[2] = {0.0f, 0.0f};
-                dn_v16 acc2_1 = {0};
-                float tail2_1[2] = {0.0f, 0.0f};
-                dn_v16 acc2_2 = {0};
-                float tail2_2[2] = {0.0f, 0.0f};
+                dn_v16 acc0_0_0 = {0};
+                dn_v16 acc1_0_0 = {0};
+                float tail0_0[4] = {0};
+                dn_v16 acc0_0_1 = {0};
+                dn_v16 acc1_0_1 = {0};
+                float tail0_1[4] = {0};
+                dn_v16 acc0_0_2 = {0};
+                dn_v16 acc1_0_2 = {0};
+                float tail0_2[4] = {0};
+                dn_v16 acc0_1_0 = {0};
+                dn_v16 acc1_1_0 = {0};
+                float tail1_0[4] = {0};
+                dn_v16 acc0_1_1 = {0};
+                dn_v16 acc1_1_1 = {0};
+                float tail1_1[4] = {0};
+                dn_v16 acc0_1_2 = {0};
+                dn_v16 acc1_1_2 = {0};
+                float tail1_2[4] = {0};
+                dn_v16 acc0_2_0 = {0};
+                dn_v16 acc1_2_0 = {0};
+                float tail2_0[4] = {0};
+                dn_v16 acc0_2_1 = {0};
+                dn_v16 acc1_2_1 = {0};
+                float tail2_1[4] = {0};
+                dn_v16 acc0_2_2 = {0};
+                dn_v16 acc1_2_2 = {0};
+                float tail2_2[4] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -7925,40 +9463,95 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v16 dv = dn_load8x2(drow + ox, drow + 70 + ox);
-                            acc0_0 = dn_fma16(dv, dn_dup8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma16(dv, dn_dup8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma16(dv, dn_dup8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma16(dv, dn_dup8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma16(dv, dn_dup8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma16(dv, dn_dup8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma16(dv, dn_dup8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma16(dv, dn_dup8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma16(dv, dn_dup8(xrow2 + ox + 2), acc2_2);
+                            const dn_v16 dv0 = dn_load8x2(drow + 0 + ox, drow + 70 + ox);
+                            const dn_v16 dv1 = dn_load8x2(drow + 140 + ox, drow + 210 + ox);
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma16(dv0, xv, acc0_0_0);
+                                acc1_0_0 = dn_fma16(dv1, xv, acc1_0_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma16(dv0, xv, acc0_0_1);
+                                acc1_0_1 = dn_fma16(dv1, xv, acc1_0_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma16(dv0, xv, acc0_0_2);
+                                acc1_0_2 = dn_fma16(dv1, xv, acc1_0_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma16(dv0, xv, acc0_1_0);
+                                acc1_1_0 = dn_fma16(dv1, xv, acc1_1_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma16(dv0, xv, acc0_1_1);
+                                acc1_1_1 = dn_fma16(dv1, xv, acc1_1_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma16(dv0, xv, acc0_1_2);
+                                acc1_1_2 = dn_fma16(dv1, xv, acc1_1_2);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma16(dv0, xv, acc0_2_0);
+                                acc1_2_0 = dn_fma16(dv1, xv, acc1_2_0);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma16(dv0, xv, acc0_2_1);
+                                acc1_2_1 = dn_fma16(dv1, xv, acc1_2_1);
+                            }
+                            {
+                                const dn_v16 xv = dn_dup8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma16(dv0, xv, acc0_2_2);
+                                acc1_2_2 = dn_fma16(dv1, xv, acc1_2_2);
+                            }
                         }
                         for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_0[1] += drow[70 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[2] += drow[140 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[3] += drow[210 + ox] * xrow0[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_1[1] += drow[70 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[2] += drow[140 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[3] += drow[210 + ox] * xrow0[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail0_2[1] += drow[70 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[2] += drow[140 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[3] += drow[210 + ox] * xrow0[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_0[1] += drow[70 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[2] += drow[140 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[3] += drow[210 + ox] * xrow1[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_1[1] += drow[70 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[2] += drow[140 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[3] += drow[210 + ox] * xrow1[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail1_2[1] += drow[70 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[2] += drow[140 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[3] += drow[210 + ox] * xrow1[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_0[1] += drow[70 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[2] += drow[140 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[3] += drow[210 + ox] * xrow2[ox + 0];
                         for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_1[1] += drow[70 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[2] += drow[140 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[3] += drow[210 + ox] * xrow2[ox + 1];
                         for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                         for (int ox = 8; ox < 10; ox++) tail2_2[1] += drow[70 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[2] += drow[140 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[3] += drow[210 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_0);
+                    dn_store16(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7972,7 +9565,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_1);
+                    dn_store16(lanes, acc1_0_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 0] = sum + tail0_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 0] = sum + tail0_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -7986,7 +9593,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc0_2);
+                    dn_store16(lanes, acc1_0_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 1] = sum + tail0_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 1] = sum + tail0_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8000,7 +9621,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_0);
+                    dn_store16(lanes, acc1_0_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 2] = sum + tail0_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 2] = sum + tail0_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8014,7 +9649,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_1);
+                    dn_store16(lanes, acc1_1_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 3] = sum + tail1_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 3] = sum + tail1_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8028,7 +9677,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc1_2);
+                    dn_store16(lanes, acc1_1_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 4] = sum + tail1_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 4] = sum + tail1_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8042,7 +9705,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_0);
+                    dn_store16(lanes, acc1_1_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 5] = sum + tail1_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 5] = sum + tail1_2[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8056,7 +9733,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_1);
+                    dn_store16(lanes, acc1_2_0);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 6] = sum + tail2_0[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 6] = sum + tail2_0[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8070,7 +9761,21 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                 }
                 {
                     float lanes[16];
-                    dn_store16(lanes, acc2_2);
+                    dn_store16(lanes, acc1_2_1);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 7] = sum + tail2_1[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 7] = sum + tail2_1[3];
+                    }
+                }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
@@ -8082,6 +9787,20 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                         g[18 + ci * 9 + 8] = sum + tail2_2[1];
                     }
                 }
+                {
+                    float lanes[16];
+                    dn_store16(lanes, acc1_2_2);
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[0 + l];
+                        g[36 + ci * 9 + 8] = sum + tail2_2[2];
+                    }
+                    {
+                        float sum = 0.0f;
+                        for (int l = 0; l < 8; l++) sum += lanes[8 + l];
+                        g[54 + ci * 9 + 8] = sum + tail2_2[3];
+                    }
+                }
             }
         }
         for (int e = 0; e < 18; e++)
@@ -8090,6 +9809,12 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         for (int e = 0; e < 18; e++)
             dn_adam1(w + (size_t)(c + 1) * 18 + e, mw + (size_t)(c + 1) * 18 + e, vw + (size_t)(c + 1) * 18 + e, g[18 + e], ac);
         dn_adam1(bias + c + 1, mb + c + 1, vb + c + 1, gb[1], ac);
+        for (int e = 0; e < 18; e++)
+            dn_adam1(w + (size_t)(c + 2) * 18 + e, mw + (size_t)(c + 2) * 18 + e, vw + (size_t)(c + 2) * 18 + e, g[36 + e], ac);
+        dn_adam1(bias + c + 2, mb + c + 2, vb + c + 2, gb[2], ac);
+        for (int e = 0; e < 18; e++)
+            dn_adam1(w + (size_t)(c + 3) * 18 + e, mw + (size_t)(c + 3) * 18 + e, vw + (size_t)(c + 3) * 18 + e, g[54 + e], ac);
+        dn_adam1(bias + c + 3, mb + c + 3, vb + c + 3, gb[3], ac);
     }
 #else
     DN_OMP(omp for schedule(static) nowait)
@@ -8103,24 +9828,24 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
         }
         for (int ci = 0; ci < 2; ci++) {
             { /* kernel rows 0 to 2 */
-                dn_v8 acc0_0 = {0};
-                float tail0_0 = 0.0f;
-                dn_v8 acc0_1 = {0};
-                float tail0_1 = 0.0f;
-                dn_v8 acc0_2 = {0};
-                float tail0_2 = 0.0f;
-                dn_v8 acc1_0 = {0};
-                float tail1_0 = 0.0f;
-                dn_v8 acc1_1 = {0};
-                float tail1_1 = 0.0f;
-                dn_v8 acc1_2 = {0};
-                float tail1_2 = 0.0f;
-                dn_v8 acc2_0 = {0};
-                float tail2_0 = 0.0f;
-                dn_v8 acc2_1 = {0};
-                float tail2_1 = 0.0f;
-                dn_v8 acc2_2 = {0};
-                float tail2_2 = 0.0f;
+                dn_v8 acc0_0_0 = {0};
+                float tail0_0[1] = {0};
+                dn_v8 acc0_0_1 = {0};
+                float tail0_1[1] = {0};
+                dn_v8 acc0_0_2 = {0};
+                float tail0_2[1] = {0};
+                dn_v8 acc0_1_0 = {0};
+                float tail1_0[1] = {0};
+                dn_v8 acc0_1_1 = {0};
+                float tail1_1[1] = {0};
+                dn_v8 acc0_1_2 = {0};
+                float tail1_2[1] = {0};
+                dn_v8 acc0_2_0 = {0};
+                float tail2_0[1] = {0};
+                dn_v8 acc0_2_1 = {0};
+                float tail2_1[1] = {0};
+                dn_v8 acc0_2_2 = {0};
+                float tail2_2[1] = {0};
                 for (int r = 0; r < n; r++) {
                     const float *dr = d + (size_t)r * 280 + (size_t)c * 70;
                     const float *xc = x + (size_t)r * 216 + (size_t)ci * 108;
@@ -8130,107 +9855,134 @@ static void small_conv4_avx512_conv1_backward_w_adam(const float *restrict d, co
                         const float *xrow1 = xc + (oy * 1 + 1) * 12;
                         const float *xrow2 = xc + (oy * 1 + 2) * 12;
                         for (int ox = 0; ox < 8; ox += 8) {
-                            const dn_v8 dv = dn_load8(drow + ox);
-                            acc0_0 = dn_fma8(dv, dn_load8(xrow0 + ox + 0), acc0_0);
-                            acc0_1 = dn_fma8(dv, dn_load8(xrow0 + ox + 1), acc0_1);
-                            acc0_2 = dn_fma8(dv, dn_load8(xrow0 + ox + 2), acc0_2);
-                            acc1_0 = dn_fma8(dv, dn_load8(xrow1 + ox + 0), acc1_0);
-                            acc1_1 = dn_fma8(dv, dn_load8(xrow1 + ox + 1), acc1_1);
-                            acc1_2 = dn_fma8(dv, dn_load8(xrow1 + ox + 2), acc1_2);
-                            acc2_0 = dn_fma8(dv, dn_load8(xrow2 + ox + 0), acc2_0);
-                            acc2_1 = dn_fma8(dv, dn_load8(xrow2 + ox + 1), acc2_1);
-                            acc2_2 = dn_fma8(dv, dn_load8(xrow2 + ox + 2), acc2_2);
+                            const dn_v8 dv0 = dn_load8(drow + ox);
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 0);
+                                acc0_0_0 = dn_fma8(dv0, xv, acc0_0_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 1);
+                                acc0_0_1 = dn_fma8(dv0, xv, acc0_0_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow0 + ox + 2);
+                                acc0_0_2 = dn_fma8(dv0, xv, acc0_0_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 0);
+                                acc0_1_0 = dn_fma8(dv0, xv, acc0_1_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 1);
+                                acc0_1_1 = dn_fma8(dv0, xv, acc0_1_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow1 + ox + 2);
+                                acc0_1_2 = dn_fma8(dv0, xv, acc0_1_2);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 0);
+                                acc0_2_0 = dn_fma8(dv0, xv, acc0_2_0);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 1);
+                                acc0_2_1 = dn_fma8(dv0, xv, acc0_2_1);
+                            }
+                            {
+                                const dn_v8 xv = dn_load8(xrow2 + ox + 2);
+                                acc0_2_2 = dn_fma8(dv0, xv, acc0_2_2);
+                            }
                         }
-                        for (int ox = 8; ox < 10; ox++) tail0_0 += drow[0 + ox] * xrow0[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail0_1 += drow[0 + ox] * xrow0[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail0_2 += drow[0 + ox] * xrow0[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail1_0 += drow[0 + ox] * xrow1[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail1_1 += drow[0 + ox] * xrow1[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail1_2 += drow[0 + ox] * xrow1[ox + 2];
-                        for (int ox = 8; ox < 10; ox++) tail2_0 += drow[0 + ox] * xrow2[ox + 0];
-                        for (int ox = 8; ox < 10; ox++) tail2_1 += drow[0 + ox] * xrow2[ox + 1];
-                        for (int ox = 8; ox < 10; ox++) tail2_2 += drow[0 + ox] * xrow2[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail0_0[0] += drow[0 + ox] * xrow0[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail0_1[0] += drow[0 + ox] * xrow0[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail0_2[0] += drow[0 + ox] * xrow0[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail1_0[0] += drow[0 + ox] * xrow1[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail1_1[0] += drow[0 + ox] * xrow1[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail1_2[0] += drow[0 + ox] * xrow1[ox + 2];
+                        for (int ox = 8; ox < 10; ox++) tail2_0[0] += drow[0 + ox] * xrow2[ox + 0];
+                        for (int ox = 8; ox < 10; ox++) tail2_1[0] += drow[0 + ox] * xrow2[ox + 1];
+                        for (int ox = 8; ox < 10; ox++) tail2_2[0] += drow[0 + ox] * xrow2[ox + 2];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_0);
+                    dn_store8(lanes, acc0_0_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 0] = sum + tail0_0;
+                        g[0 + ci * 9 + 0] = sum + tail0_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_1);
+                    dn_store8(lanes, acc0_0_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 1] = sum + tail0_1;
+                        g[0 + ci * 9 + 1] = sum + tail0_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc0_2);
+                    dn_store8(lanes, acc0_0_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 2] = sum + tail0_2;
+                        g[0 + ci * 9 + 2] = sum + tail0_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_0);
+                    dn_store8(lanes, acc0_1_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 3] = sum + tail1_0;
+                        g[0 + ci * 9 + 3] = sum + tail1_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_1);
+                    dn_store8(lanes, acc0_1_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 4] = sum + tail1_1;
+                        g[0 + ci * 9 + 4] = sum + tail1_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc1_2);
+                    dn_store8(lanes, acc0_1_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 5] = sum + tail1_2;
+                        g[0 + ci * 9 + 5] = sum + tail1_2[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_0);
+                    dn_store8(lanes, acc0_2_0);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 6] = sum + tail2_0;
+                        g[0 + ci * 9 + 6] = sum + tail2_0[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_1);
+                    dn_store8(lanes, acc0_2_1);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 7] = sum + tail2_1;
+                        g[0 + ci * 9 + 7] = sum + tail2_1[0];
                     }
                 }
                 {
                     float lanes[8];
-                    dn_store8(lanes, acc2_2);
+                    dn_store8(lanes, acc0_2_2);
                     {
                         float sum = 0.0f;
                         for (int l = 0; l < 8; l++) sum += lanes[0 + l];
-                        g[0 + ci * 9 + 8] = sum + tail2_2;
+                        g[0 + ci * 9 + 8] = sum + tail2_2[0];
                     }
                 }
             }
@@ -8641,17 +10393,190 @@ static void small_conv4_avx512_conv2_backward_x(const float *restrict d, const f
         float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {
     (void)mask_prev;
     (void)a_prev;
+#if DN_WIDE_TILES
     DN_OMP(omp for schedule(static) nowait)
     for (int t = 0; t < n * 1; t++) {
         const int r = t / 1, ci0 = (t % 1) * 4;
         float sg[4][15];
-        float ring[2][160];
+        float ring[2][240];
         const float *dr = d + (size_t)r * 240;
 #define DN_BX_ROW(oy) \
             for (int c = 0; c < 10; c++) { \
-                float *q = ring[(oy) % 2] + c * 16; \
-                memset(q, 0, sizeof(float) * 16); \
+                float *q = ring[(oy) % 2] + c * 24; \
                 memcpy(q + 0, dr + c * 24 + (oy) * 6, sizeof(float) * 6); \
+                memset(q + 6, 0, sizeof(float) * 18); \
+            }
+        for (int oy = 0; oy < 1; oy++) DN_BX_ROW(oy);
+        for (int iy = 0; iy < 3; iy++) {
+            DN_BX_ROW(iy + 1);
+            dn_v16 c0_0 = {0};
+            dn_v16 c1_0 = {0};
+            dn_v16 c2_0 = {0};
+            dn_v16 c3_0 = {0};
+            for (int c = 0; c < 10; c++) {
+                const float *wc = w + (size_t)c * 16 + (size_t)ci0 * 4;
+                {
+                    const float *q = ring[(iy + 3) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[0]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[4]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[8]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[12]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[1]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[5]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[9]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[13]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                }
+                {
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
+                    {
+                        const dn_v16 d0 = dn_load16(q + 1);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[2]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[6]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[10]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[14]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                    {
+                        const dn_v16 d0 = dn_load16(q + 0);
+                        {
+                            const dn_v16 wv = dn_splat16(wc[3]);
+                            c0_0 = dn_fma16(wv, d0, c0_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[7]);
+                            c1_0 = dn_fma16(wv, d0, c1_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[11]);
+                            c2_0 = dn_fma16(wv, d0, c2_0);
+                        }
+                        {
+                            const dn_v16 wv = dn_splat16(wc[15]);
+                            c3_0 = dn_fma16(wv, d0, c3_0);
+                        }
+                    }
+                }
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c0_0);
+                memcpy(sg[0] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c1_0);
+                memcpy(sg[1] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c2_0);
+                memcpy(sg[2] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+            {
+                float lanes[16];
+                dn_store16(lanes, c3_0);
+                memcpy(sg[3] + iy * 5 + 0, lanes, sizeof(float) * 5);
+            }
+        }
+#undef DN_BX_ROW
+        {
+            const int ci = ci0 + 0;
+            const float *s = sg[0];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 1;
+            const float *s = sg[1];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 2;
+            const float *s = sg[2];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+        {
+            const int ci = ci0 + 3;
+            const float *s = sg[3];
+            const size_t at = (size_t)r * 64 + (size_t)ci * 15;
+            for (int i = 0; i < 15; i++) {
+                float v = s[i];
+                dx[at + (size_t)i] = v;
+            }
+            if (ci == 0)
+                for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
+        }
+    }
+#else
+    DN_OMP(omp for schedule(static) nowait)
+    for (int t = 0; t < n * 1; t++) {
+        const int r = t / 1, ci0 = (t % 1) * 4;
+        float sg[4][15];
+        float ring[2][240];
+        const float *dr = d + (size_t)r * 240;
+#define DN_BX_ROW(oy) \
+            for (int c = 0; c < 10; c++) { \
+                float *q = ring[(oy) % 2] + c * 24; \
+                memcpy(q + 0, dr + c * 24 + (oy) * 6, sizeof(float) * 6); \
+                memset(q + 6, 0, sizeof(float) * 18); \
             }
         for (int oy = 0; oy < 1; oy++) DN_BX_ROW(oy);
         for (int iy = 0; iy < 3; iy++) {
@@ -8663,7 +10588,7 @@ static void small_conv4_avx512_conv2_backward_x(const float *restrict d, const f
             for (int c = 0; c < 10; c++) {
                 const float *wc = w + (size_t)c * 16 + (size_t)ci0 * 4;
                 {
-                    const float *q = ring[(iy + 3) % 2] + c * 16;
+                    const float *q = ring[(iy + 3) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -8704,7 +10629,7 @@ static void small_conv4_avx512_conv2_backward_x(const float *restrict d, const f
                     }
                 }
                 {
-                    const float *q = ring[(iy + 2) % 2] + c * 16;
+                    const float *q = ring[(iy + 2) % 2] + c * 24;
                     {
                         const dn_v8 d0 = dn_load8(q + 1);
                         {
@@ -8812,6 +10737,7 @@ static void small_conv4_avx512_conv2_backward_x(const float *restrict d, const f
                 for (int i = 60; i < 64; i++) dx[(size_t)r * 64 + i] = 0.0f;
         }
     }
+#endif
     dn_sync();
 }
 
