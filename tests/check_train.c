@@ -200,6 +200,12 @@ static const dn_model toy_model = {
 };
 
 static dn_model toy_fused_model; /* toy_model with train_step_adam */
+/* toy_model with other optimizers, schedules and clipping (made in main):
+ * SGD (nesterov momentum, weight decay) with StepLR; centered RMSprop with
+ * momentum and ExponentialLR; fused Adam with clipping (which takes the
+ * unfused path) and warmup + cosine; SGD with ReduceLROnPlateau on the
+ * validation loss. */
+static dn_model toy_sgd_model, toy_rmsprop_model, toy_clip_model, toy_plateau_model;
 static const dn_model *toy_active = &toy_model; /* what run() trains */
 
 /* ---- scratch files and synthetic data ------------------------------------------ */
@@ -845,7 +851,7 @@ START_TEST(test_first_step_is_adam) {
     float init[TOY_NP], after[TOY_NP];
     toy_init(init, 7);
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
     for (int j = 0; j < TOY_NP; j++) {
         double d = fabs((double)after[j] - init[j]);
         ck_assert_msg(d == 0 || fabs(d - 0.01) < 1e-5, "param %d moved by %g", j, d);
@@ -996,9 +1002,16 @@ static void resume_and_compare(const char *ref_out, const char *ref_csv, int k) 
     run_free(&r);
 }
 
+/* The models test_resume_bit_identical trains, by loop index. */
+static const dn_model *resume_model(int i) {
+    const dn_model *const models[] = {&toy_model, &toy_fused_model, &toy_sgd_model, &toy_rmsprop_model,
+                                      &toy_clip_model};
+    return models[i];
+}
+
 START_TEST(test_resume_bit_identical) {
     setup("resume");
-    toy_active = _i ? &toy_fused_model : &toy_model;
+    toy_active = resume_model(_i);
     char *ref_out, *ref_csv;
     reference_run(&ref_out, &ref_csv);
     /* Mid-epoch, epoch boundaries (4, 8), the last partial batch (11 -> 12). */
@@ -1061,14 +1074,15 @@ START_TEST(test_resume_refuses_other_runs) {
     st.shuffle = 1;
     st.n_train = 100;
     char err[DN_ERR_MAX];
-    ck_assert(dn_ckpt_save(&other, P("o.st"), p, p, p, NULL, &st, err) == 0);
+    dn_opt_bufs ob = {{p, p, NULL}};
+    ck_assert(dn_ckpt_save(&other, P("o.st"), p, &ob, NULL, &st, err) == 0);
     run_result r = run("train", "--data", P("data"), "--resume", P("o.st"), NULL);
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "spec hash fedcba9876543210, this trainer's spec hash is "
                                         "0123456789abcdef; a run can only be resumed"));
     run_free(&r);
     /* ... and the same state under the right hash is accepted. */
-    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, p, p, NULL, &st, err) == 0);
+    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, &ob, NULL, &st, err) == 0);
     run_expect(0, "train", "--data", P("data"), "--resume", P("o.st"), "--epochs", "1", NULL);
 }
 END_TEST
@@ -1313,7 +1327,7 @@ static double line_value(const char *line, const char *key) {
 static void toy_val_metrics(const char *w, const unsigned char *is_val, double *loss, double *acc) {
     float p[TOY_NP];
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, w, p, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, w, p, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
     unsigned char img[100 * TOY_IN], lab[100];
     make_samples(100, 1, img, lab);
     dn_batch b = {.n = 1};
@@ -1551,7 +1565,7 @@ static int restored_epoch(const char *out, double *val_acc) {
 /* Loads the weights (top-level tensors) of a checkpoint. */
 static void load_weights(const char *path, float *p) {
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, path, p, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, path, p, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
 }
 
 /* The toy stalls: on the separable set the validation accuracy reaches its
@@ -1601,7 +1615,8 @@ START_TEST(test_early_stopping) {
     load_weights(P("es.st"), restored);
     dn_train_state st;
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, P("at_best.st"), at_best, m, v, bw, &st, NULL, err) == 0,
+    dn_opt_bufs ob = {{m, v, NULL}};
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("at_best.st"), at_best, &ob, bw, &st, NULL, err) == 0,
                   "%s", err);
     ck_assert(memcmp(restored, at_best, sizeof restored) == 0);
     ck_assert(memcmp(bw, at_best, sizeof bw) == 0);
@@ -1938,9 +1953,28 @@ START_TEST(test_eval_mc) {
 }
 END_TEST
 
+static void make_optim_models(void) {
+    toy_sgd_model = toy_model;
+    toy_sgd_model.defaults.optim = (dn_optim){.type = DN_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1};
+    toy_sgd_model.defaults.weight_decay = 0.01f;
+    toy_sgd_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_STEP, .step_size = 1, .gamma = 0.5f};
+    toy_rmsprop_model = toy_model;
+    toy_rmsprop_model.defaults.lr = 0.01f;
+    toy_rmsprop_model.defaults.optim =
+        (dn_optim){.type = DN_OPTIM_RMSPROP, .alpha = 0.9f, .momentum = 0.5f, .centered = 1};
+    toy_rmsprop_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_EXPONENTIAL, .gamma = 0.8f};
+    toy_clip_model = toy_fused_model;
+    toy_clip_model.defaults.clip_grad_norm = 0.1f;
+    toy_clip_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_COSINE, .warmup_steps = 3, .min_lr = 0.001f};
+    toy_plateau_model = toy_sgd_model;
+    toy_plateau_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_PLATEAU, .factor = 0.5f, .patience = 0,
+                                                         .threshold = 0.01f, .cooldown = 1, .min_lr = 0.001f};
+}
+
 int main(void) {
     toy_fused_model = toy_model;
     toy_fused_model.train_step_adam = toy_train_step_adam;
+    make_optim_models();
     Suite *s = suite_create("check_train");
     TCase *cli = tcase_create("cli");
     tcase_add_test(cli, test_help_version);
@@ -1965,7 +1999,7 @@ int main(void) {
 
     TCase *resume = tcase_create("resume");
     tcase_set_timeout(resume, 120);
-    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 2); /* plain, fused */
+    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 5); /* plain, fused, sgd, rmsprop, clip */
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
     suite_add_tcase(s, resume);

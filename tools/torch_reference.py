@@ -389,6 +389,13 @@ def loss_fn(spec, logits, output, y):
 
 def make_optimizer(spec, params):
     o = spec["optimizer"]
+    if o["type"] == "sgd":
+        return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
+                               nesterov=o["nesterov"], weight_decay=o["weight_decay"], foreach=False)
+    if o["type"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o["lr"], alpha=o["alpha"], eps=o["eps"],
+                                   momentum=o["momentum"], centered=o["centered"],
+                                   weight_decay=o["weight_decay"], foreach=False)
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o["type"]]
     return cls(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
                weight_decay=o["weight_decay"], foreach=False)
@@ -398,6 +405,16 @@ def make_optimizer(spec, params):
 
 def _opt(kind="adam", lr=0.01, wd=0.0):
     return {"type": kind, "lr": lr, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": wd}
+
+
+def _sgd(lr, momentum, dampening=0.0, nesterov=False, wd=0.0):
+    return {"type": "sgd", "lr": lr, "momentum": momentum, "dampening": dampening,
+            "nesterov": nesterov, "weight_decay": wd}
+
+
+def _rmsprop(lr, alpha, momentum, centered, wd=0.0):
+    return {"type": "rmsprop", "lr": lr, "alpha": alpha, "eps": 1e-8, "momentum": momentum,
+            "centered": centered, "weight_decay": wd}
 
 
 def _small_ce_layers(dropout):
@@ -532,6 +549,36 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt("adamw", wd=0.01), "n": 4, "seed": 23,
         "torch_seed": 23, "x_range": 1.0,
     },
+    # Other optimizers and gradient clipping (the 10 steps are theirs; the tensors keep
+    # the adam10 names).
+    "small_sgd": {
+        "doc": "small_ce without dropout, SGD with nesterov momentum 0.9 and weight decay 0.01",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _sgd(0.1, 0.9, nesterov=True, wd=0.01), "n": 5,
+        "seed": 31, "torch_seed": 31, "x_range": 1.0,
+    },
+    "small_rmsprop": {
+        "doc": "small_ce without dropout, centered RMSprop with momentum 0.5 and weight decay 0.01",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _rmsprop(0.01, 0.9, 0.5, True, wd=0.01), "n": 5,
+        "seed": 32, "torch_seed": 32, "x_range": 1.0,
+    },
+    "small_clip": {
+        "doc": "small_ce without dropout, Adam with the gradient norm clipped to 0.05",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _opt(), "clip": 0.05, "n": 5,
+        "seed": 33, "torch_seed": 33, "x_range": 1.0,
+    },
+    "small_clip_sgd": {
+        "doc": "tanh and sigmoid layers, SGD with momentum 0.8 and dampening 0.3, the gradient norm "
+               "clipped to 0.08",
+        "input": 6, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 8, "activation": "tanh", "dropout": 0.0},
+                   {"name": "fc2", "units": 5, "activation": "sigmoid", "dropout": 0.0},
+                   {"name": "out", "units": 4, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _sgd(0.5, 0.8, dampening=0.3), "clip": 0.08, "n": 6,
+        "seed": 34, "torch_seed": 34, "x_range": 3.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
@@ -578,6 +625,21 @@ def _image_layer_yaml(layer):
     return item + "}"
 
 
+def _optimizer_yaml(o):
+    """The spec's optimizer mapping (flow style) of a case."""
+    head = f"{{type: {o['type']}, lr: {_num(o['lr'])}, "
+    wd = f"weight_decay: {_num(o['weight_decay'])}}}"
+    flag = {True: "true", False: "false"}
+    if o["type"] == "sgd":
+        return (head + f"momentum: {_num(o['momentum'])}, dampening: {_num(o['dampening'])}, "
+                f"nesterov: {flag[o['nesterov']]}, " + wd)
+    if o["type"] == "rmsprop":
+        return (head + f"alpha: {_num(o['alpha'])}, eps: {_num(o['eps'])}, "
+                f"momentum: {_num(o['momentum'])}, centered: {flag[o['centered']]}, " + wd)
+    return (head + f"betas: [{_num(o['betas'][0])}, {_num(o['betas'][1])}], eps: {_num(o['eps'])}, "
+            + wd)
+
+
 def spec_yaml(name, case):
     """The dngen spec (YAML text) of a case."""
     lines = [f"# {name}: {case['doc']}.",
@@ -607,15 +669,14 @@ def spec_yaml(name, case):
         elif bn:
             item += f", batchnorm: {{momentum: {_num(bn['momentum'])}, eps: {_num(bn['eps'])}}}"
         lines.append(item + "}")
-    o = case["optimizer"]
     lines += ["train:",
               f"  batch_size: {case['n']}",
               "  epochs: 1",
               f"  seed: {case['seed']}",
               f"  loss: {case['loss']}",
-              f"  optimizer: {{type: {o['type']}, lr: {_num(o['lr'])}, "
-              f"betas: [{_num(o['betas'][0])}, {_num(o['betas'][1])}], eps: {_num(o['eps'])}, "
-              f"weight_decay: {_num(o['weight_decay'])}}}"]
+              f"  optimizer: {_optimizer_yaml(case['optimizer'])}"]
+    if "clip" in case:
+        lines.append(f"  clip_grad_norm: {_num(case['clip'])}")
     if case["input"] == 784:
         lines += ["data:", "  format: idx", "  dir: data/fashion-mnist",
                   "  normalize: {mean: 0.5, std: 0.5}"]
@@ -744,14 +805,20 @@ def build_case(name, case):
     # ADAM_STEPS optimizer steps on the same batch, dropout off.
     model.load_state_dict(init)
     opt = make_optimizer(case, model.parameters())
-    losses = []
+    losses, norms = [], []
     for _ in range(ADAM_STEPS):
         opt.zero_grad()
         logits, output = model(x, record=record)
         loss = loss_fn(case, logits, output, y)
         losses.append(loss.item())
         loss.backward()
+        if "clip" in case:
+            norms.append(nn.utils.clip_grad_norm_(model.parameters(), case["clip"]).item())
         opt.step()
+    if norms:
+        # The case must test clipping: every step's norm above the limit.
+        print(f"{name}: gradient norms {[float(f'{v:.3g}') for v in norms]}, clipped to {case['clip']}")
+        assert min(norms) > case["clip"] * 1.5, norms
     out += [(f"adam{ADAM_STEPS}.{k}", _np(v)) for k, v in model.state_dict().items()
             if not k.endswith("num_batches_tracked")]
     out.append((f"adam{ADAM_STEPS}.loss", np.array(losses, dtype=np.float32)))
