@@ -207,8 +207,9 @@ static void emit_float_field(dn_buf *b, const char *name, double v) {
     dn_buf_line(b, ".%s = %s,", name, lit);
 }
 
-/* The runtime's dn_optim of SGD and RMSprop (nothing for Adam and AdamW:
- * zero is DN_OPTIM_ADAM). */
+/* The runtime's dn_optim of SGD and RMSprop: the settings of their own
+ * (lr, eps and weight_decay are the defaults' fields); nothing for Adam and
+ * AdamW (zero is DN_OPTIM_ADAM). */
 static void emit_optim_field(dn_buf *b, const dn_optimizer *o) {
     if (o->type != DN_OPT_SGD && o->type != DN_OPT_RMSPROP)
         return;
@@ -216,12 +217,13 @@ static void emit_optim_field(dn_buf *b, const dn_optimizer *o) {
     b->indent++;
     dn_buf_line(b, ".type = %s,", o->type == DN_OPT_SGD ? "DN_OPTIM_SGD" : "DN_OPTIM_RMSPROP");
     emit_float_field(b, "momentum", o->momentum);
-    emit_float_field(b, "dampening", o->dampening);
-    emit_float_field(b, "alpha", o->alpha);
-    emit_float_field(b, "eps", o->eps);
-    emit_float_field(b, "weight_decay", o->weight_decay);
-    dn_buf_line(b, ".nesterov = %d,", o->nesterov);
-    dn_buf_line(b, ".centered = %d,", o->centered);
+    if (o->type == DN_OPT_SGD) {
+        emit_float_field(b, "dampening", o->dampening);
+        dn_buf_line(b, ".nesterov = %d,", o->nesterov);
+    } else {
+        emit_float_field(b, "alpha", o->alpha);
+        dn_buf_line(b, ".centered = %d,", o->centered);
+    }
     b->indent--;
     dn_buf_line(b, "},");
 }
