@@ -144,6 +144,11 @@ static int dn_tr_make_split(dn_tr_run *r) {
                 "use a smaller fraction\n", o->prog, o->val_split, r->train.n, dn_plural(r->train.n));
         return DN_EXIT_USAGE;
     }
+    if (r->m->defaults.schedule.type == DN_LRS_PLATEAU && r->split.n_val == 0) {
+        fprintf(stderr, "%s: the plateau schedule watches the validation %s; give --val-split F "
+                "(e.g. --val-split 0.1)\n", o->prog, r->m->defaults.schedule.metric_acc ? "accuracy" : "loss");
+        return DN_EXIT_USAGE;
+    }
     if (r->m->batchnorm && r->split.n_fit < 2) {
         fprintf(stderr, "%s: batch norm needs at least 2 training samples, got %" PRIu32 "\n", o->prog,
                 r->split.n_fit);

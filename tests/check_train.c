@@ -204,7 +204,7 @@ static dn_model toy_fused_model; /* toy_model with train_step_adam */
  * SGD (nesterov momentum, weight decay) with StepLR; centered RMSprop with
  * momentum and ExponentialLR; fused Adam with clipping (which takes the
  * unfused path) and warmup + cosine; SGD with ReduceLROnPlateau on the
- * validation loss. */
+ * validation accuracy. */
 static dn_model toy_sgd_model, toy_rmsprop_model, toy_clip_model, toy_plateau_model;
 static const dn_model *toy_active = &toy_model; /* what run() trains */
 
@@ -1036,6 +1036,48 @@ START_TEST(test_resume_bit_identical) {
     resume_and_compare(ref_out, ref_csv, 6);
     free(ref_out);
     free(ref_csv);
+}
+END_TEST
+
+/* A step schedule's lr in the epoch lines (0.05 halved per epoch); a
+ * plateau schedule needs a validation split, cuts its lr when the
+ * validation accuracy stops improving, and resumes from any step to the same
+ * weights. */
+START_TEST(test_schedule_runs) {
+    setup("sched");
+    toy_active = &toy_sgd_model;
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg(matches(r.out, "epoch 1: [^\n]* lr 0\\.05 time [^\n]*\nepoch 2: [^\n]* lr 0\\.025 time "
+                                 "[^\n]*\nepoch 3: [^\n]* lr 0\\.0125 time "), "%s", r.out);
+    run_free(&r);
+    toy_active = &toy_plateau_model;
+    r = run("train", "--data", P("data"), "--epochs", "2", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "toy: the plateau schedule watches the validation accuracy; give --val-split F "
+                            "(e.g. --val-split 0.1)\n");
+    run_free(&r);
+#define PLATEAU_ARGS "--data", P("data"), "--val-split", "0.2", "--epochs", "8"
+    r = run("train", PLATEAU_ARGS, "--save", P("ref.st"), NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg(strstr(r.out, " lr 0.025 time ") != NULL, "the lr was never cut:\n%s", r.out);
+    char *ref_out = strip_times(r.out);
+    run_free(&r);
+    static const int stops[] = {2, 3, 9, 13, 20};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        run_expect(0, "train", PLATEAU_ARGS, "--save", P("state.st"), "--checkpoint-every", "1000",
+                   "--max-steps", F("%d", stops[i]), NULL);
+        r = run("train", PLATEAU_ARGS, "--save", P("final.st"), "--resume", P("state.st"), NULL);
+        ck_assert_msg(r.status == 0, "resume after step %d: %s", stops[i], r.err);
+        ck_assert_msg(file_equal(P("final.st"), P("ref.st")), "stopped after step %d: weights differ", stops[i]);
+        char *out = strip_times(r.out);
+        const char *body = strchr(out, '\n') + 1;
+        ck_assert_msg(strstr(ref_out, body) != NULL, "step %d:\n%s\nnot in\n%s", stops[i], body, ref_out);
+        free(out);
+        run_free(&r);
+    }
+#undef PLATEAU_ARGS
+    free(ref_out);
 }
 END_TEST
 
@@ -1968,7 +2010,8 @@ static void make_optim_models(void) {
     toy_clip_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_COSINE, .warmup_steps = 3, .min_lr = 0.001f};
     toy_plateau_model = toy_sgd_model;
     toy_plateau_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_PLATEAU, .factor = 0.5f, .patience = 0,
-                                                         .threshold = 0.01f, .cooldown = 1, .min_lr = 0.001f};
+                                                         .threshold = 0.01f, .cooldown = 1, .min_lr = 0.001f,
+                                                         .metric_acc = 1};
 }
 
 int main(void) {
@@ -2000,6 +2043,7 @@ int main(void) {
     TCase *resume = tcase_create("resume");
     tcase_set_timeout(resume, 120);
     tcase_add_loop_test(resume, test_resume_bit_identical, 0, 5); /* plain, fused, sgd, rmsprop, clip */
+    tcase_add_test(resume, test_schedule_runs);
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
     suite_add_tcase(s, resume);

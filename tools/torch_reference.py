@@ -54,6 +54,7 @@ PyTorch:
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -837,6 +838,94 @@ def build_case(name, case):
     return out, meta, tie_margins(case, record)
 
 
+# ---- learning-rate schedules ----------------------------------------------------------------
+
+# Each schedule's settings, in the order of the F64 vector `<name>.config` that the C test
+# reads: type (1 step, 2 exponential, 3 cosine, 4 plateau: runtime/dn_runtime.h's DN_LRS_*),
+# lr, step_size, gamma, warmup_steps, min_lr, factor, threshold, patience, cooldown,
+# metric_acc (plateau: 1 = accuracy, mode max), total (cosine: the run's optimizer steps;
+# per-epoch schedules: epochs).
+SCHEDULE_KEYS = ["type", "lr", "step_size", "gamma", "warmup_steps", "min_lr", "factor",
+                 "threshold", "patience", "cooldown", "metric_acc", "total"]
+SCHEDULES = {
+    "step": {"type": 1, "lr": 0.01, "step_size": 2, "gamma": 0.7, "total": 12},
+    "exponential": {"type": 2, "lr": 0.001, "gamma": 0.9, "total": 12},
+    "cosine": {"type": 3, "lr": 0.01, "warmup_steps": 5, "min_lr": 1e-4, "total": 40},
+    "cosine_nowarmup": {"type": 3, "lr": 0.003, "warmup_steps": 0, "min_lr": 0.0, "total": 17},
+    "plateau_loss": {"type": 4, "lr": 0.01, "factor": 0.5, "threshold": 0.01, "patience": 1,
+                     "cooldown": 1, "min_lr": 0.002, "metric_acc": 0, "total": 16,
+                     "metric": [1.0, 0.8, 0.795, 0.79, 0.7, 0.7, 0.71, 0.69, 0.695, 0.7, 0.5,
+                                0.6, 0.6, 0.6, 0.6, 0.6]},
+    "plateau_acc": {"type": 4, "lr": 0.1, "factor": 0.3, "threshold": 1e-4, "patience": 0,
+                    "cooldown": 0, "min_lr": 0.0, "metric_acc": 1, "total": 10,
+                    "metric": [0.5, 0.6, 0.6, 0.65, 0.64, 0.66, 0.66, 0.66, 0.9, 0.9]},
+}
+
+
+def schedule_lrs(cfg):
+    """The learning rates PyTorch's scheduler gives: for per-epoch schedules the lr of
+    epochs 0..total-1 (scheduler.step() after each, with the epoch's metric for plateau);
+    for cosine the lr of optimizer steps 0..total-1 (scheduler.step() after each)."""
+    param = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=cfg["lr"])
+    t, total = cfg["type"], cfg["total"]
+    if t == 1:
+        sched = torch.optim.lr_scheduler.StepLR(opt, cfg["step_size"], cfg["gamma"])
+    elif t == 2:
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, cfg["gamma"])
+    elif t == 3 and cfg["warmup_steps"] > 0:
+        w = cfg["warmup_steps"]
+        warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / w, end_factor=1.0,
+                                                 total_iters=w - 1)
+        cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - w, eta_min=cfg["min_lr"])
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[w])
+    elif t == 3:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg["min_lr"])
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max" if cfg["metric_acc"] else "min", factor=cfg["factor"],
+            patience=cfg["patience"], threshold=cfg["threshold"], threshold_mode="rel",
+            cooldown=cfg["cooldown"], min_lr=cfg["min_lr"])
+    lrs = []
+    for k in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step(cfg["metric"][k]) if t == 4 else sched.step()
+    return np.array(lrs, dtype=np.float64)
+
+
+def cosine_formula(cfg):
+    """docs/spec.md's closed form of the cosine schedule, for comparison with PyTorch's chain."""
+    w, total, base, lo = cfg["warmup_steps"], cfg["total"], cfg["lr"], cfg["min_lr"]
+    out = []
+    for s in range(total):
+        if s < w:
+            out.append(base * (s + 1) / w)
+        else:
+            frac = min(1.0, (s - w) / max(1, total - w))
+            out.append(lo + (base - lo) * (1 + math.cos(math.pi * frac)) / 2)
+    return np.array(out)
+
+
+def build_schedules():
+    """The tensors of schedules.safetensors: per schedule its config, its metrics (plateau)
+    and PyTorch's learning rates."""
+    out = []
+    for name, cfg in SCHEDULES.items():
+        vec = [float(cfg.get(k, 0)) for k in SCHEDULE_KEYS]
+        out.append((f"{name}.config", np.array(vec, dtype=np.float64)))
+        if "metric" in cfg:
+            out.append((f"{name}.metric", np.array(cfg["metric"], dtype=np.float64)))
+        lrs = schedule_lrs(cfg)
+        out.append((f"{name}.lr", lrs))
+        if cfg["type"] == 3:
+            rel = np.max(np.abs(cosine_formula(cfg) - lrs) / lrs)
+            print(f"{name}: the closed form is within {rel:.1e} of PyTorch's chain")
+            assert rel < 1e-12, rel
+        print(f"{name}: lr {[float(f'{v:.6g}') for v in lrs]}")
+    return out
+
+
 def self_check_masks():
     """dropout_mask and image_dropout_mask must agree with the scalar definition
     (dn_rand_u32 per unit)."""
@@ -866,21 +955,30 @@ def main():
     ap.add_argument("--out-dir", default="tests/fixtures", help="where to write (default %(default)s)")
     ap.add_argument("--kat", default=DEFAULT_KAT,
                     help="Random123 kat_vectors file (default %(default)s; built-in copy if absent)")
-    ap.add_argument("--case", action="append", choices=sorted(CASES),
-                    help="only this case (repeatable; default all)")
+    ap.add_argument("--case", action="append", choices=sorted(CASES) + ["schedules"],
+                    help="only this case (repeatable; default all; `schedules`: the learning-rate "
+                         "schedules' fixture)")
     args = ap.parse_args()
 
     torch.use_deterministic_algorithms(True)
     # nn.Conv2d(padding='same') with an even kernel pads a copy of its input: a note, not
     # a problem.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+    # SequentialLR steps its schedulers with an explicit epoch once, which 1.13 warns about.
+    warnings.filterwarnings("ignore", message="The epoch parameter in `scheduler.step\(\)`")
     torch.set_num_threads(1)
     count, source = check_philox(args.kat)
     print(f"philox4x32_10: {count} known-answer vectors pass ({source})")
     self_check_masks()
 
     os.makedirs(args.out_dir, exist_ok=True)
-    for name in args.case or list(CASES):
+    for name in args.case or list(CASES) + ["schedules"]:
+        if name == "schedules":
+            meta = {"torch_version": torch.__version__, "generator": "tools/torch_reference.py"}
+            path = os.path.join(args.out_dir, "schedules.safetensors")
+            write_safetensors(path, build_schedules(), meta)
+            print(f"{path}: {os.path.getsize(path)} bytes")
+            continue
         case = CASES[name]
         tensors, meta, margins = build_case(name, case)
         if isinstance(case["input"], list) and min(margins.values(), default=1.0) < MIN_TIE_MARGIN:
