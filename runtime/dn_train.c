@@ -381,6 +381,12 @@ static int64_t dn_tr_total_steps(const dn_tr_run *r) {
     return (int64_t)r->o->epochs * dn_tr_batches_per_epoch(r);
 }
 
+/* The schedule's learning rate for the step about to be taken. */
+static double dn_tr_lr_now(const dn_tr_run *r, const dn_train_state *st) {
+    return dn_lrs_at(&r->m->defaults.schedule, &st->lrs, dn_adam_as_typed(st->adam.lr), st->step,
+                     dn_tr_total_steps(r));
+}
+
 /* Forward, backward and optimizer step t = step + 1 on batch b, at the
  * schedule's lr: fused Adam when the model provides train_step_adam and
  * nothing needs the whole gradient first (another optimizer, clipping),
@@ -391,8 +397,7 @@ static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn
                                 double *norm) {
     const dn_model *m = r->m;
     const float clip = m->defaults.clip_grad_norm;
-    r->lr = dn_lrs_at(&m->defaults.schedule, &st->lrs, dn_adam_as_typed(st->adam.lr), st->step,
-                      dn_tr_total_steps(r));
+    r->lr = dn_tr_lr_now(r, st);
     *norm = 0;
     if (m->train_step_adam && st->optim.type == DN_OPTIM_ADAM && !(clip > 0)) {
         dn_adam_coef c;
@@ -670,6 +675,8 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
         rc = dn_tr_alloc(&r);
     if (rc == DN_EXIT_OK)
         rc = dn_tr_start_state(&r, &st);
+    if (rc == DN_EXIT_OK)
+        r.lr = dn_tr_lr_now(&r, &st);
     if (rc == DN_EXIT_OK)
         rc = dn_tr_open_outputs(&r, &st);
     if (rc == DN_EXIT_OK) {

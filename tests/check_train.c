@@ -743,14 +743,14 @@ START_TEST(test_metrics_and_partial_batch) {
     run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), NULL);
     char *csv = slurp(P("m.csv"), NULL);
     ck_assert_ptr_nonnull(csv);
-    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
-                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3},,\n"
-                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+,,\n$"));
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc,lr\n"
+                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3},,,0\\.05\n"
+                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+,,,0\\.05\n$"));
     free(csv);
 
     run_expect(0, "train", "--data", P("notest"), "--epochs", "1", "--metrics", P("n.csv"), NULL);
     csv = slurp(P("n.csv"), NULL);
-    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+,,\n$"));
+    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+,,,0\\.05\n$"));
     free(csv);
 
     /* Batch sizes around the sample count: ceil(100 / B) steps per epoch. */
@@ -1413,8 +1413,8 @@ START_TEST(test_split_report) {
     ck_assert_msg(fabs(gap - (tr_acc - va)) <= 1.5e-4, "gap %g, train_acc %g, val_acc %g", gap,
                   tr_acc, va);
     char *csv = slurp(P("m.csv"), NULL);
-    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
-                           "1,3,[^,]+,[01]\\.[0-9]{6},[^,]+,[^,]+,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6}\n$"));
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc,lr\n"
+                           "1,3,[^,]+,[01]\\.[0-9]{6},[^,]+,[^,]+,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6},0\\.05\n$"));
     const char *row = strchr(csv, '\n') + 1;
     unsigned char is_val[100];
     ref_split(100, 0.2, 7, is_val);
@@ -1436,15 +1436,16 @@ START_TEST(test_split_report) {
                              "val_acc [0-9.]+ gap -?[0-9.]+ time [0-9.]+s$"));
     run_free(&r);
     csv = slurp(P("n.csv"), NULL);
-    ck_assert(matches(csv, "\n1,3,[^,]+,[^,]+,,,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6}\n$"));
+    ck_assert(matches(csv, "\n1,3,[^,]+,[^,]+,,,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6},0\\.05\n$"));
     free(csv);
 }
 END_TEST
 
 /* ---- JSON Lines metrics ------------------------------------------------------------- */
 
-static const char *const json_keys[9] = {"epoch", "step", "train_loss", "train_acc", "test_loss",
-                                         "test_acc", "seconds", "val_loss", "val_acc"};
+#define N_JSON_KEYS 10
+static const char *const json_keys[N_JSON_KEYS] = {"epoch", "step", "train_loss", "train_acc", "test_loss",
+                                                   "test_acc", "seconds", "val_loss", "val_acc", "lr"};
 
 /* Parses one JSON Lines object of exactly the metrics keys, in order, whose
  * values are JSON numbers or null (NAN). Returns the end of the line, or
@@ -1452,7 +1453,7 @@ static const char *const json_keys[9] = {"epoch", "step", "train_loss", "train_a
 static const char *parse_json_row(const char *p, double *v) {
     if (*p++ != '{')
         return NULL;
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < N_JSON_KEYS; k++) {
         size_t len = strlen(json_keys[k]);
         if (k && *p++ != ',')
             return NULL;
@@ -1502,11 +1503,11 @@ static void check_jsonl_vs_csv(const char *jsonl_path, const char *csv_path, int
     ck_assert(j && c);
     const char *jp = j, *cp = strchr(c, '\n') + 1;
     for (int r = 0; r < rows; r++) {
-        double v[9];
+        double v[N_JSON_KEYS];
         const char *next = parse_json_row(jp, v);
         ck_assert_msg(next != NULL, "row %d is not a metrics object: %s", r, jp);
         ck_assert_double_eq(v[0], r + 1);
-        for (int k = 0; k < 9; k++) {
+        for (int k = 0; k < N_JSON_KEYS; k++) {
             double want = csv_field(cp, k);
             if (k == 6)
                 continue; /* seconds differ between runs */
@@ -1538,7 +1539,7 @@ START_TEST(test_metrics_jsonl) {
     char *j = slurp(P("n.jsonl"), NULL);
     ck_assert(matches(j, "^\\{\"epoch\":1,\"step\":4,\"train_loss\":[0-9.e-]+,\"train_acc\":[0-9.]+,"
                          "\"test_loss\":null,\"test_acc\":null,\"seconds\":[0-9.]+,"
-                         "\"val_loss\":null,\"val_acc\":null\\}$"));
+                         "\"val_loss\":null,\"val_acc\":null,\"lr\":0\\.05\\}$"));
     free(j);
     /* A resumed run keeps the saved epochs' objects and drops later ones. */
     run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--val-split", "0.2", "--metrics",
@@ -1551,43 +1552,58 @@ START_TEST(test_metrics_jsonl) {
     ck_assert_int_eq(dn_metrics_open(&mt, P("u.jsonl"), -1, "toy"), DN_EXIT_OK);
     dn_epoch_row e = {.epoch = 1, .step = 2, .train_loss = 0.5, .train_acc = 0.25,
                       .test_loss = INFINITY, .test_acc = 0.5, .seconds = 1, .val_loss = NAN,
-                      .val_acc = 1, .has_test = 1, .has_val = 1};
+                      .val_acc = 1, .has_test = 1, .has_val = 1, .lr = 0.001};
     ck_assert_int_eq(dn_metrics_add(&mt, &e, "toy"), DN_EXIT_OK);
     dn_metrics_free(&mt);
     j = slurp(P("u.jsonl"), NULL);
     ck_assert_str_eq(j, "{\"epoch\":1,\"step\":2,\"train_loss\":0.5,\"train_acc\":0.250000,"
                         "\"test_loss\":null,\"test_acc\":0.500000,\"seconds\":1.000,"
-                        "\"val_loss\":null,\"val_acc\":1.000000}\n");
-    double v[9];
+                        "\"val_loss\":null,\"val_acc\":1.000000,\"lr\":0.001}\n");
+    double v[N_JSON_KEYS];
     ck_assert_ptr_nonnull(parse_json_row(j, v));
     free(j);
 }
 END_TEST
 
-/* A metrics CSV of the 7-column format is continued on resume, its rows
- * padded with the two empty val columns. */
+/* Metrics CSVs of older trainers are continued on resume: rows of the
+ * 7-column format get the empty val and lr columns, rows of the 9-column
+ * format (before lr) an empty lr; later rows are the new run's. */
 START_TEST(test_metrics_old_csv_resume) {
     setup("oldcsv");
     run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("ref.csv"), NULL);
-    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--save",
-               P("s.st"), "--checkpoint-every", "100", "--max-steps", "4", NULL);
-    char *csv = slurp(P("m.csv"), NULL), old[1024];
-    const char *row = strchr(csv, '\n') + 1;
-    size_t rl = strlen(row);
-    ck_assert(rl > 3 && strcmp(row + rl - 3, ",,\n") == 0);
-    snprintf(old, sizeof old, "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n%.*s\n",
-             (int)(rl - 3), row);
-    write_bytes(P("m.csv"), old, strlen(old));
-    free(csv);
-    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--resume",
-               P("s.st"), NULL);
-    char *a = slurp(P("m.csv"), NULL), *b = slurp(P("ref.csv"), NULL);
-    char *sa = strip_seconds(a), *sb = strip_seconds(b);
-    ck_assert_str_eq(sa, sb);
-    free(a);
-    free(b);
-    free(sa);
-    free(sb);
+    static const struct {
+        const char *header;
+        int cut;          /* columns an old row lacks */
+        const char *pad;  /* what the resumed file adds */
+    } olds[] = {{"epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n", 3, ",,,"},
+                {"epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n", 1, ","}};
+    for (size_t k = 0; k < sizeof olds / sizeof olds[0]; k++) {
+        run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--save",
+                   P("s.st"), "--checkpoint-every", "100", "--max-steps", "4", NULL);
+        char *csv = slurp(P("m.csv"), NULL), old[1024], want_row[1024];
+        const char *row = strchr(csv, '\n') + 1;
+        size_t rl = strlen(row) - 1; /* without its newline */
+        for (int c = 0; c < olds[k].cut; c++)
+            while (row[--rl] != ',') {
+            }
+        snprintf(old, sizeof old, "%s%.*s\n", olds[k].header, (int)rl, row);
+        snprintf(want_row, sizeof want_row, "%.*s%s\n", (int)rl, row, olds[k].pad);
+        write_bytes(P("m.csv"), old, strlen(old));
+        free(csv);
+        run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--resume",
+                   P("s.st"), NULL);
+        char *a = slurp(P("m.csv"), NULL), *b = slurp(P("ref.csv"), NULL);
+        const char *a1 = strchr(a, '\n') + 1, *a2 = strchr(a1, '\n') + 1;
+        const char *b1 = strchr(b, '\n') + 1, *b2 = strchr(b1, '\n') + 1;
+        ck_assert(strncmp(a, b, (size_t)(b1 - b)) == 0);              /* today's header */
+        ck_assert(strncmp(a1, want_row, strlen(want_row)) == 0);      /* the old row, padded */
+        char *sa = strip_seconds(a2), *sb = strip_seconds(b2);        /* the new run's row */
+        ck_assert_str_eq(sa, sb);
+        free(a);
+        free(b);
+        free(sa);
+        free(sb);
+    }
 }
 END_TEST
 
