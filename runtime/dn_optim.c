@@ -12,7 +12,7 @@
  * max(lr * factor, min_lr)), so the sequence is PyTorch's bit for bit.
  *
  * Every loop is elementwise, so any OpenMP split gives identical results;
- * the gradient norm is one serial sum in index order. */
+ * the gradient norm is one serial sum in an order fixed by n. */
 #include "dn_runtime.h"
 
 #include <math.h>
@@ -82,11 +82,23 @@ void dn_rmsprop_step(const dn_optim *o, double lr, float *p, const float *g, flo
 
 /* ---- clipping ------------------------------------------------------------- */
 
+/* Lanes of the norm's sum: element i goes to lane i % DN_OPTIM_LANES, the
+ * lanes are added pairwise at the end. Independent chains let the adds
+ * overlap (and vectorize); the order depends on n alone. */
+#define DN_OPTIM_LANES 8
+
 double dn_grad_norm(const float *g, size_t n) {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += (double)g[i] * (double)g[i];
-    return sqrt(sum);
+    double acc[DN_OPTIM_LANES] = {0};
+    size_t i = 0;
+    for (; i + DN_OPTIM_LANES <= n; i += DN_OPTIM_LANES)
+        for (int l = 0; l < DN_OPTIM_LANES; l++)
+            acc[l] += (double)g[i + l] * (double)g[i + l];
+    for (; i < n; i++)
+        acc[i % DN_OPTIM_LANES] += (double)g[i] * (double)g[i];
+    for (int w = DN_OPTIM_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return sqrt(acc[0]);
 }
 
 void dn_grad_clip(float *g, size_t n, double max_norm, double norm) {

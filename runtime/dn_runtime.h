@@ -211,8 +211,9 @@ void dn_sgd_step(const dn_optim *o, double lr, float *p, const float *g, float *
 void dn_rmsprop_step(const dn_optim *o, double lr, float *p, const float *g, float *sq, float *buf,
                      float *ga, size_t n);
 
-/* The 2-norm of g[0..n), summed in double in index order: the same at any
- * thread count. */
+/* The 2-norm of g[0..n), the squares summed in double in 8 interleaved
+ * lanes (element i in lane i % 8) added pairwise: one order fixed by n, the
+ * same at any thread count. */
 double dn_grad_norm(const float *g, size_t n);
 
 /* clip_grad_norm_: g *= min(1, max_norm / (norm + 1e-6)) in float32, where

@@ -50,6 +50,7 @@ static const dn_tensor_info toy_tensors[] = {
 };
 
 static int64_t toy_nan_step = -1;   /* train_step returns NaN at this step */
+static int64_t toy_inf_grad_step = -1; /* ... a finite loss and an infinite gradient */
 static int64_t toy_raise_step = -1; /* train_step raises toy_raise_sig at this step */
 static int toy_raise_sig = SIGTERM;
 static int toy_grad_bug;            /* scale the bias gradient by 1.1 */
@@ -141,6 +142,8 @@ static double toy_train_step(float *params, float *grads, void *ws, const dn_bat
         grads[3] = NAN;
         return NAN;
     }
+    if ((int64_t)b->step == toy_inf_grad_step)
+        grads[TOY_IN * TOY_OUT + 1] = INFINITY;
     return total;
 }
 
@@ -1169,6 +1172,24 @@ START_TEST(test_nan_stops) {
 }
 END_TEST
 
+/* With clipping, a gradient whose norm is not finite stops the run as a
+ * non-finite loss does: named, nothing updated, the last checkpoint kept. */
+START_TEST(test_nonfinite_norm_stops) {
+    setup("infnorm");
+    toy_active = &toy_clip_model;
+    run_expect(0, "train", "--data", P("data"), "--save", P("before.st"), "--checkpoint-every", "2",
+               "--max-steps", "4", NULL);
+    toy_inf_grad_step = 5; /* the 6th step */
+    run_result r = run("train", "--data", P("data"), "--save", P("w.st"), "--checkpoint-every", "2", NULL);
+    toy_inf_grad_step = -1;
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "toy: step 6: gradient norm is inf, gradient of 'fc.bias' is not finite; "
+                            "stopping (last checkpoint kept)\n");
+    run_free(&r);
+    ck_assert(file_equal(P("w.st"), P("before.st")));
+}
+END_TEST
+
 START_TEST(test_signal_saves_state) {
     setup("signal");
     char *ref_out, *ref_csv;
@@ -2062,6 +2083,7 @@ int main(void) {
     tcase_add_test(resume, test_schedule_runs);
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
+    tcase_add_test(resume, test_nonfinite_norm_stops);
     suite_add_tcase(s, resume);
 
     TCase *val = tcase_create("validation");
