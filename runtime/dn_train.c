@@ -250,6 +250,19 @@ static void dn_tr_resume_early_stopping(const dn_tr_run *r, dn_train_state *st) 
     }
 }
 
+/* The schedule's lr after a resume whose --lr differs from the saved
+ * run's: without a schedule the new lr; a per-epoch schedule continues
+ * scaled by new / old (cosine computes from the base lr anyway). */
+static void dn_tr_resume_lr(const dn_tr_run *r, const dn_train_state *saved, dn_train_state *st) {
+    if (saved->adam.lr == st->adam.lr)
+        return;
+    double now = dn_adam_as_typed(st->adam.lr);
+    if (r->m->defaults.schedule.type == DN_LRS_NONE)
+        st->lrs.lr = now;
+    else
+        st->lrs.lr *= now / dn_adam_as_typed(saved->adam.lr);
+}
+
 /* Loads a --resume checkpoint into the run and *st. */
 static int dn_tr_resume(dn_tr_run *r, dn_train_state *st) {
     char err[DN_ERR_MAX];
@@ -270,6 +283,7 @@ static int dn_tr_resume(dn_tr_run *r, dn_train_state *st) {
     *st = saved;
     st->adam = adam;
     st->optim = optim;
+    dn_tr_resume_lr(r, &saved, st);
     dn_tr_resume_early_stopping(r, st);
     return DN_EXIT_OK;
 }

@@ -1042,8 +1042,8 @@ START_TEST(test_resume_bit_identical) {
 }
 END_TEST
 
-/* A step schedule's lr in the epoch lines (0.05 halved per epoch); a
- * plateau schedule needs a validation split, cuts its lr when the
+/* A step schedule's lr in the epoch lines (0.05 halved per epoch), and
+ * after a resume with another --lr; a plateau schedule needs a validation split, cuts its lr when the
  * validation accuracy stops improving, and resumes from any step to the same
  * weights. */
 START_TEST(test_schedule_runs) {
@@ -1054,6 +1054,24 @@ START_TEST(test_schedule_runs) {
     ck_assert_msg(matches(r.out, "epoch 1: [^\n]* lr 0\\.05 time [^\n]*\nepoch 2: [^\n]* lr 0\\.025 time "
                                  "[^\n]*\nepoch 3: [^\n]* lr 0\\.0125 time "), "%s", r.out);
     run_free(&r);
+    /* Resumed with another --lr: the schedule goes on from the lr it had
+     * reached, scaled by new / old; without a schedule the new lr holds. */
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--save", P("s.st"), "--checkpoint-every", "100",
+               "--max-steps", "5", NULL);
+    r = run("train", "--data", P("data"), "--epochs", "3", "--resume", P("s.st"), "--lr", "0.2", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.err, "run was saved with --lr 0.05, continuing with --lr 0.2"));
+    ck_assert_msg(matches(r.out, "epoch 2: [^\n]* lr 0\\.1 time [^\n]*\nepoch 3: [^\n]* lr 0\\.05 time "), "%s",
+                  r.out);
+    run_free(&r);
+    toy_active = &toy_model;
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--save", P("s.st"), "--checkpoint-every", "100",
+               "--max-steps", "5", "--metrics", P("m.csv"), NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--resume", P("s.st"), "--lr", "0.2", "--metrics",
+               P("m.csv"), NULL);
+    char *csv = slurp(P("m.csv"), NULL);
+    ck_assert_msg(matches(csv, "\n1,4,[^\n]*,0\\.05\n2,8,[^\n]*,0\\.2\n3,12,[^\n]*,0\\.2\n$"), "%s", csv);
+    free(csv);
     toy_active = &toy_plateau_model;
     r = run("train", "--data", P("data"), "--epochs", "2", NULL);
     ck_assert_int_eq(r.status, 2);
