@@ -5,7 +5,7 @@
  * running_mean and running_var as <layer>_bn.*), so
  *   model.load_state_dict(safetensors.torch.load_file(path), strict=False)
  * works. A full training state adds the optimizer's state of the
- * parameters under PyTorch's names (dn_opt_buf_name) as
+ * parameters under PyTorch's names (dn_ckpt_opt_buf_name) as
  *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>       (Adam, AdamW)
  *   optimizer.momentum_buffer.<name>                            (SGD, momentum)
  *   optimizer.square_avg.<name> [, .momentum_buffer, .grad_avg] (RMSprop)
@@ -81,7 +81,7 @@ static const char *dn_cp_optimizer_name(const dn_train_state *st) {
     return st->adam.decoupled ? "adamw" : "adam";
 }
 
-const char *dn_opt_buf_name(const dn_train_state *st, int slot) {
+const char *dn_ckpt_opt_buf_name(const dn_train_state *st, int slot) {
     const dn_optim *o = &st->optim;
     if (o->type == DN_OPTIM_SGD)
         return slot == 0 && o->momentum != 0.0f ? "momentum_buffer" : NULL;
@@ -212,7 +212,7 @@ static int dn_cp_groups(const float *params, const dn_opt_bufs *ob, const float 
     prefix[n][0] = '\0';
     params_only[n++] = 0;
     for (int s = 0; st && ob && s < DN_OPT_BUFS; s++) {
-        const char *name = dn_opt_buf_name(st, s);
+        const char *name = dn_ckpt_opt_buf_name(st, s);
         if (!name)
             continue;
         data[n] = ob->b[s];
@@ -251,7 +251,8 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
         c += m->tensors[k].count;
     }
     for (int g = 1; g < n_groups; g++)
-        if (!(blocks[g] = dn_cp_add_group(m, prefix[g], params_only[g], canon + (size_t)g * per, t, names, &n)))
+        if (!(blocks[g] = dn_cp_add_group(m, prefix[g], params_only[g], canon + (size_t)g * per, t,
+                                          names, &n)))
             goto oom;
     dn_cp_meta mt;
     mt.n = 0;
@@ -593,7 +594,7 @@ static int dn_cp_read_split_state(const dn_st_file *f, const char *path, dn_trai
 static int dn_cp_load_opt_bufs(const dn_model *m, const dn_st_file *f, const char *path,
                                const dn_opt_bufs *ob, const dn_train_state *st, char *err) {
     for (int s = 0; s < DN_OPT_BUFS; s++) {
-        const char *name = dn_opt_buf_name(st, s);
+        const char *name = dn_ckpt_opt_buf_name(st, s);
         char prefix[48];
         if (!name)
             continue;

@@ -146,7 +146,8 @@ static int dn_tr_make_split(dn_tr_run *r) {
     }
     if (r->m->defaults.schedule.type == DN_LRS_PLATEAU && r->split.n_val == 0) {
         fprintf(stderr, "%s: the plateau schedule watches the validation %s; give --val-split F "
-                "(e.g. --val-split 0.1)\n", o->prog, r->m->defaults.schedule.metric_acc ? "accuracy" : "loss");
+                "(e.g. --val-split 0.1)\n",
+                o->prog, r->m->defaults.schedule.metric_acc ? "accuracy" : "loss");
         return DN_EXIT_USAGE;
     }
     if (r->m->batchnorm && r->split.n_fit < 2) {
@@ -182,8 +183,8 @@ static int dn_tr_alloc(dn_tr_run *r) {
     r->perm = dn_identity_order(r->split.n_fit);
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
-    if (!r->params || !r->grads || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x || !r->y || !r->perm ||
-        (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws) {
+    if (!r->params || !r->grads || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
+        !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
         return DN_EXIT_FAIL;
     }
@@ -366,7 +367,8 @@ static void dn_tr_report_nonfinite(dn_tr_run *r, const dn_train_state *st, doubl
     dn_progress_clear(&r->progress);
     double bad_value = isfinite(loss) ? norm : loss;
     fprintf(stderr, "%s: step %" PRId64 ": %s is %s", r->o->prog, st->step + 1,
-            isfinite(loss) ? "gradient norm" : "loss", isnan(bad_value) ? "nan" : bad_value > 0 ? "inf" : "-inf");
+            isfinite(loss) ? "gradient norm" : "loss",
+            isnan(bad_value) ? "nan" : bad_value > 0 ? "inf" : "-inf");
     if (bad)
         fprintf(stderr, ", gradient of '%s' is not finite", bad);
     fprintf(stderr, "; stopping%s\n", r->o->save ? " (last checkpoint kept)" : "");
@@ -447,7 +449,7 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
     double loss = dn_tr_train_batch(r, st, &b, &correct, &norm);
     dn_gov_after_step(&r->gov);
     if (!isfinite(loss) || !isfinite(norm)) {
-        if (!isfinite(loss)) { /* a fused step left no gradients to inspect */
+        if (!isfinite(loss)) { /* a fused step left no gradients to inspect; redo it plainly */
             int ignored = 0;
             m->train_step(r->params, r->grads, r->ws, &b, &ignored);
         }

@@ -131,7 +131,7 @@ typedef struct {
 /* PyTorch's name of state buffer `slot` of the optimizer st describes
  * ("exp_avg", "momentum_buffer", ...), or NULL when it keeps none there
  * (SGD without momentum, RMSprop without momentum or centering). */
-const char *dn_opt_buf_name(const dn_train_state *st, int slot);
+const char *dn_ckpt_opt_buf_name(const dn_train_state *st, int slot);
 
 /* Writes a checkpoint atomically: the weights under m->tensors' names and
  * shapes; when st != NULL also the optimizer's state buffers in use (ob, as
