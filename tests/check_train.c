@@ -209,6 +209,7 @@ static dn_model toy_fused_model; /* toy_model with train_step_adam */
  * unfused path) and warmup + cosine; SGD with ReduceLROnPlateau on the
  * validation accuracy. */
 static dn_model toy_sgd_model, toy_rmsprop_model, toy_clip_model, toy_plateau_model;
+static dn_model toy_fused_sched_model; /* fused Adam with ExponentialLR */
 static const dn_model *toy_active = &toy_model; /* what run() trains */
 
 /* ---- scratch files and synthetic data ------------------------------------------ */
@@ -1007,8 +1008,8 @@ static void resume_and_compare(const char *ref_out, const char *ref_csv, int k) 
 
 /* The models test_resume_bit_identical trains, by loop index. */
 static const dn_model *resume_model(int i) {
-    const dn_model *const models[] = {&toy_model, &toy_fused_model, &toy_sgd_model, &toy_rmsprop_model,
-                                      &toy_clip_model};
+    const dn_model *const models[] = {&toy_model,         &toy_fused_model, &toy_sgd_model,
+                                      &toy_rmsprop_model, &toy_clip_model,  &toy_fused_sched_model};
     return models[i];
 }
 
@@ -2063,6 +2064,8 @@ static void make_optim_models(void) {
     toy_clip_model = toy_fused_model;
     toy_clip_model.defaults.clip_grad_norm = 0.1f;
     toy_clip_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_COSINE, .warmup_steps = 3, .min_lr = 0.001f};
+    toy_fused_sched_model = toy_fused_model;
+    toy_fused_sched_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_EXPONENTIAL, .gamma = 0.7f};
     toy_plateau_model = toy_sgd_model;
     toy_plateau_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_PLATEAU, .factor = 0.5f, .patience = 0,
                                                          .threshold = 0.01f, .cooldown = 1, .min_lr = 0.001f,
@@ -2097,7 +2100,7 @@ int main(void) {
 
     TCase *resume = tcase_create("resume");
     tcase_set_timeout(resume, 120);
-    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 5); /* plain, fused, sgd, rmsprop, clip */
+    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 6); /* plain, fused, sgd, rmsprop, clip, fused+schedule */
     tcase_add_test(resume, test_schedule_runs);
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
