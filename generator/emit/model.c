@@ -45,14 +45,34 @@ static void emit_banner_optimizer(dn_buf *b, const dn_spec *s) {
     dn_buf_printf(b, " weight_decay %s,\n", wd);
 }
 
+/* The schedule's settings for the banner: "(gamma 0.7 every 2 epochs)". */
+static void emit_banner_schedule_settings(dn_buf *b, const dn_schedule *sc) {
+    char x[32], y[32];
+    dn_format_rate(x, sizeof x, sc->gamma);
+    if (sc->type == DN_SCHED_KIND_STEP)
+        dn_buf_printf(b, " (gamma %s every %d epoch%s)", x, sc->step_size, sc->step_size == 1 ? "" : "s");
+    else if (sc->type == DN_SCHED_KIND_EXPONENTIAL)
+        dn_buf_printf(b, " (gamma %s per epoch)", x);
+    dn_format_rate(x, sizeof x, sc->min_lr);
+    if (sc->type == DN_SCHED_KIND_COSINE)
+        dn_buf_printf(b, " (%lld warmup steps, min_lr %s)", sc->warmup_steps, x);
+    dn_format_rate(y, sizeof y, sc->factor);
+    if (sc->type == DN_SCHED_KIND_PLATEAU)
+        dn_buf_printf(b, " (val %s, factor %s, patience %d, min_lr %s)", sc->metric_acc ? "accuracy" : "loss", y,
+                      sc->patience, x);
+}
+
 /* The banner's schedule and clipping line, when the spec has either. */
 static void emit_banner_schedule(dn_buf *b, const dn_train *t) {
     char x[32];
     if (t->schedule.type == DN_SCHED_KIND_NONE && !(t->clip_grad_norm > 0))
         return;
     dn_buf_printf(b, " *  ");
-    if (t->schedule.type != DN_SCHED_KIND_NONE)
-        dn_buf_printf(b, " %s lr schedule,", dn_sched_name(t->schedule.type));
+    if (t->schedule.type != DN_SCHED_KIND_NONE) {
+        dn_buf_printf(b, " %s lr schedule", dn_sched_name(t->schedule.type));
+        emit_banner_schedule_settings(b, &t->schedule);
+        dn_buf_printf(b, ",");
+    }
     if (t->clip_grad_norm > 0) {
         dn_format_rate(x, sizeof x, t->clip_grad_norm);
         dn_buf_printf(b, " gradient norm clipped to %s,", x);
@@ -228,7 +248,8 @@ static void emit_optim_field(dn_buf *b, const dn_optimizer *o) {
     dn_buf_line(b, "},");
 }
 
-/* The runtime's dn_lr_sched, when the spec has a schedule. */
+/* The runtime's dn_lr_sched, when the spec has a schedule: its type and
+ * the settings that type reads. */
 static void emit_schedule_field(dn_buf *b, const dn_schedule *sc) {
     static const char *const kinds[DN_SCHED_KIND_COUNT] = {"DN_LRS_NONE", "DN_LRS_STEP", "DN_LRS_EXPONENTIAL",
                                                            "DN_LRS_COSINE", "DN_LRS_PLATEAU"};
@@ -237,15 +258,21 @@ static void emit_schedule_field(dn_buf *b, const dn_schedule *sc) {
     dn_buf_line(b, ".schedule = {");
     b->indent++;
     dn_buf_line(b, ".type = %s,", kinds[sc->type]);
-    dn_buf_line(b, ".step_size = %d,", sc->step_size);
-    emit_float_field(b, "gamma", sc->gamma);
-    dn_buf_line(b, ".warmup_steps = %lld,", sc->warmup_steps);
-    emit_float_field(b, "min_lr", sc->min_lr);
-    emit_float_field(b, "factor", sc->factor);
-    emit_float_field(b, "threshold", sc->threshold);
-    dn_buf_line(b, ".patience = %d,", sc->patience);
-    dn_buf_line(b, ".cooldown = %d,", sc->cooldown);
-    dn_buf_line(b, ".metric_acc = %d,", sc->metric_acc);
+    if (sc->type == DN_SCHED_KIND_STEP)
+        dn_buf_line(b, ".step_size = %d,", sc->step_size);
+    if (sc->type == DN_SCHED_KIND_STEP || sc->type == DN_SCHED_KIND_EXPONENTIAL)
+        emit_float_field(b, "gamma", sc->gamma);
+    if (sc->type == DN_SCHED_KIND_COSINE)
+        dn_buf_line(b, ".warmup_steps = %lld,", sc->warmup_steps);
+    if (sc->type == DN_SCHED_KIND_COSINE || sc->type == DN_SCHED_KIND_PLATEAU)
+        emit_float_field(b, "min_lr", sc->min_lr);
+    if (sc->type == DN_SCHED_KIND_PLATEAU) {
+        emit_float_field(b, "factor", sc->factor);
+        emit_float_field(b, "threshold", sc->threshold);
+        dn_buf_line(b, ".patience = %d,", sc->patience);
+        dn_buf_line(b, ".cooldown = %d,", sc->cooldown);
+        dn_buf_line(b, ".metric_acc = %d,", sc->metric_acc);
+    }
     b->indent--;
     dn_buf_line(b, "},");
 }
