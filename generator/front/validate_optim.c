@@ -37,7 +37,7 @@ static int reject_foreign(vctx *v, const dn_yfield *f, const char *const *keys, 
     char list[256];
     size_t len = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && len < sizeof list; i++)
         if (allowed >> i & 1u)
             len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", keys[i]);
     int bad = 0;
@@ -57,13 +57,14 @@ enum { OK_TYPE, OK_LR, OK_BETAS, OK_EPS, OK_WD, OK_MOMENTUM, OK_DAMPENING, OK_NE
 static const char *const opt_keys[OK_COUNT] = {"type",     "lr",        "betas",    "eps",   "weight_decay",
                                                "momentum", "dampening", "nesterov", "alpha", "centered"};
 #define BIT(k) (1u << (k))
-/* The keys each optimizer reads, by dn_opt. */
+/* The keys each optimizer reads (a type added to DN_OPTIMIZERS needs its line). */
 static const unsigned opt_allowed[DN_OPT_COUNT] = {
-    BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_BETAS) | BIT(OK_EPS) | BIT(OK_WD),
-    BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_BETAS) | BIT(OK_EPS) | BIT(OK_WD),
-    BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_MOMENTUM) | BIT(OK_DAMPENING) | BIT(OK_NESTEROV) | BIT(OK_WD),
-    BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_ALPHA) | BIT(OK_EPS) | BIT(OK_MOMENTUM) | BIT(OK_CENTERED) |
-        BIT(OK_WD),
+    [DN_OPT_ADAM] = BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_BETAS) | BIT(OK_EPS) | BIT(OK_WD),
+    [DN_OPT_ADAMW] = BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_BETAS) | BIT(OK_EPS) | BIT(OK_WD),
+    [DN_OPT_SGD] = BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_MOMENTUM) | BIT(OK_DAMPENING) | BIT(OK_NESTEROV) |
+                   BIT(OK_WD),
+    [DN_OPT_RMSPROP] = BIT(OK_TYPE) | BIT(OK_LR) | BIT(OK_ALPHA) | BIT(OK_EPS) | BIT(OK_MOMENTUM) |
+                       BIT(OK_CENTERED) | BIT(OK_WD),
 };
 
 /* `betas: [b1, b2]`, each in [0, 1). */
@@ -168,18 +169,21 @@ enum { SK_TYPE, SK_STEP_SIZE, SK_GAMMA, SK_WARMUP, SK_MIN_LR, SK_FACTOR, SK_PATI
 static const char *const sched_keys[SK_COUNT] = {"type",    "step_size", "gamma",  "warmup_steps",
                                                  "min_lr",  "factor",    "patience", "metric",
                                                  "threshold", "cooldown"};
-/* The keys each schedule reads, by dn_sched_kind; and those it requires. */
+/* The keys each schedule reads, and those it requires. */
 static const unsigned sched_allowed[DN_SCHED_KIND_COUNT] = {
-    BIT(SK_TYPE),
-    BIT(SK_TYPE) | BIT(SK_STEP_SIZE) | BIT(SK_GAMMA),
-    BIT(SK_TYPE) | BIT(SK_GAMMA),
-    BIT(SK_TYPE) | BIT(SK_WARMUP) | BIT(SK_MIN_LR),
-    BIT(SK_TYPE) | BIT(SK_FACTOR) | BIT(SK_PATIENCE) | BIT(SK_METRIC) | BIT(SK_THRESHOLD) |
-        BIT(SK_COOLDOWN) | BIT(SK_MIN_LR),
+    [DN_SCHED_KIND_NONE] = BIT(SK_TYPE),
+    [DN_SCHED_KIND_STEP] = BIT(SK_TYPE) | BIT(SK_STEP_SIZE) | BIT(SK_GAMMA),
+    [DN_SCHED_KIND_EXPONENTIAL] = BIT(SK_TYPE) | BIT(SK_GAMMA),
+    [DN_SCHED_KIND_COSINE] = BIT(SK_TYPE) | BIT(SK_WARMUP) | BIT(SK_MIN_LR),
+    [DN_SCHED_KIND_PLATEAU] = BIT(SK_TYPE) | BIT(SK_FACTOR) | BIT(SK_PATIENCE) | BIT(SK_METRIC) |
+                              BIT(SK_THRESHOLD) | BIT(SK_COOLDOWN) | BIT(SK_MIN_LR),
 };
 static const unsigned sched_required[DN_SCHED_KIND_COUNT] = {
-    BIT(SK_TYPE), BIT(SK_TYPE) | BIT(SK_STEP_SIZE), BIT(SK_TYPE) | BIT(SK_GAMMA), BIT(SK_TYPE),
-    BIT(SK_TYPE),
+    [DN_SCHED_KIND_NONE] = BIT(SK_TYPE),
+    [DN_SCHED_KIND_STEP] = BIT(SK_TYPE) | BIT(SK_STEP_SIZE),
+    [DN_SCHED_KIND_EXPONENTIAL] = BIT(SK_TYPE) | BIT(SK_GAMMA),
+    [DN_SCHED_KIND_COSINE] = BIT(SK_TYPE),
+    [DN_SCHED_KIND_PLATEAU] = BIT(SK_TYPE),
 };
 
 /* A number in (0, 1) ("factor must be in (0, 1), got 1"). */
