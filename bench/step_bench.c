@@ -4,8 +4,11 @@
  *
  *   cc -O2 -march=native -fopenmp -Iruntime -DDN_BENCH_SOURCE='"mlp.c"' \
  *      -DDN_BENCH_MODEL=mlp_model bench/step_bench.c build/runtime/libdnrt.a -lz -lm
- *   ./step_bench [--threads N] [--batch B] [--steps S] [--unfused] [--eval] [--flop F]
+ *   ./step_bench [--threads N] [--batch B] [--steps S] [--unfused] [--clip C] [--eval] [--flop F]
  *
+ * --unfused: train_step then dn_adam_step (the path of other optimizers);
+ * --clip C: the same with the gradient's norm clipped to C in between, as
+ * the trainer does for `clip_grad_norm: C`.
  * Prints one line: ms per step (median of 5 rounds), GFLOP/s, where the FLOP
  * count is 2 x (forward + weight-gradient + input-gradient multiply-adds) of
  * the dense layers, or F per sample when given (conv nets: `dngen summary`). */
@@ -64,16 +67,18 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     (void)dn_generated_main;
     int threads = 0, batch = 64, steps = 200, unfused = 0, eval = 0;
-    double flop_given = 0;
+    double flop_given = 0, clip = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--unfused") == 0) unfused = 1;
+        else if (strcmp(argv[i], "--clip") == 0 && i + 1 < argc) clip = atof(argv[++i]), unfused = 1;
         else if (strcmp(argv[i], "--eval") == 0) eval = 1;
         else if (strcmp(argv[i], "--flop") == 0 && i + 1 < argc) flop_given = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--batch B] [--steps S] [--unfused] [--eval] [--flop F]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--batch B] [--steps S] [--unfused] [--clip C] [--eval] [--flop F]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -104,6 +109,8 @@ int main(int argc, char **argv) {
                 M->eval(params, ws, &b, out, NULL);
             } else if (unfused || !M->train_step_adam) {
                 M->train_step(params, grads, ws, &b, NULL);
+                if (clip > 0)
+                    dn_grad_clip(grads, M->n_trainable, clip, dn_grad_norm(grads, M->n_trainable));
                 dn_adam_step(&cfg, params, grads, m, v, M->n_trainable, (int64_t)step + 1);
             } else {
                 dn_adam_coef c;
@@ -116,6 +123,7 @@ int main(int argc, char **argv) {
     qsort(rounds, 5, sizeof rounds[0], cmp_double);
     double sec = rounds[2], flop = (flop_given > 0 ? flop_given : 2.0 * macs_per_sample(eval)) * batch;
     printf("%s threads=%d batch=%d %s ms_per_step=%.4f gflops=%.1f\n", M->name, threads, batch,
-           eval ? "eval" : unfused ? "train-unfused" : "train", sec * 1e3, flop / sec * 1e-9);
+           eval ? "eval" : clip > 0 ? "train-clipped" : unfused ? "train-unfused" : "train", sec * 1e3,
+           flop / sec * 1e-9);
     return 0;
 }

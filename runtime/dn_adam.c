@@ -31,7 +31,7 @@ static inline float dn_adam_madd(float a, float b, float c) {
 /* The double nearest the shortest decimal that rounds to f: the value the
  * user most likely typed (0.9f -> 0.9), so that coefficients computed from it
  * in double match PyTorch's, which never saw a float32 hyperparameter. */
-static double dn_adam_as_typed(float f) {
+double dn_adam_as_typed(float f) {
     char buf[32];
     for (int prec = 1; prec < 9; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
@@ -43,7 +43,11 @@ static double dn_adam_as_typed(float f) {
 }
 
 void dn_adam_coefs(const dn_adam *cfg, int64_t t, dn_adam_coef *c) {
-    const double lr = dn_adam_as_typed(cfg->lr), b1 = dn_adam_as_typed(cfg->beta1);
+    dn_adam_coefs_at(cfg, dn_adam_as_typed(cfg->lr), t, c);
+}
+
+void dn_adam_coefs_at(const dn_adam *cfg, double lr, int64_t t, dn_adam_coef *c) {
+    const double b1 = dn_adam_as_typed(cfg->beta1);
     const double b2 = dn_adam_as_typed(cfg->beta2), wd = dn_adam_as_typed(cfg->weight_decay);
     const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     c->b1 = (float)b1;
@@ -63,6 +67,11 @@ void dn_adam_step(const dn_adam *cfg, float *p, const float *g, float *m, float 
                   int64_t t) {
     dn_adam_coef c;
     dn_adam_coefs(cfg, t, &c);
+    dn_adam_apply(&c, p, g, m, v, n);
+}
+
+void dn_adam_apply(const dn_adam_coef *cp, float *p, const float *g, float *m, float *v, size_t n) {
+    const dn_adam_coef c = *cp;
     const long long nn = (long long)n;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (nn > 32768)

@@ -45,7 +45,8 @@ static const dn_ar_option dn_ar_options[] = {
     {"--epochs", DN_AR_INT, DN_AR_TRAIN, DN_AR_OFF(epochs), 1, INT32_MAX, "N", "epochs to train"},
     {"--batch-size", DN_AR_INT, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(batch_size), 1, 1 << 20, "N",
      "rows per batch"},
-    {"--lr", DN_AR_POSREAL, DN_AR_TRAIN, DN_AR_OFF(lr), 0, 0, "X", "Adam learning rate"},
+    {"--lr", DN_AR_POSREAL, DN_AR_TRAIN, DN_AR_OFF(lr), 0, 0, "X",
+     "learning rate (a schedule's starting lr)"},
     {"--seed", DN_AR_U64, DN_AR_TRAIN | DN_AR_GRAD, DN_AR_OFF(seed), 0, 0, "N",
      "seed of init, shuffling and dropout"},
     {"--threads", DN_AR_INT, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(threads), 1, 1024, "N",
@@ -371,8 +372,9 @@ static void dn_ar_print_exit_statuses(FILE *out) {
 /* Usage line and summary of each command. */
 static void dn_ar_print_command_usage(const char *prog, dn_cmd cmd, FILE *out) {
     if (cmd == DN_CMD_TRAIN)
-        fprintf(out, "Usage: %s train [OPTIONS]\nTrain the network with Adam; prints one line per epoch.\n"
+        fprintf(out, "Usage: %s train [OPTIONS]\nTrain the network with its optimizer; prints one line per epoch.\n"
                      "With --val-split the line adds val_loss, val_acc and gap = train_acc - val_acc.\n"
+                     "With a learning-rate schedule the line adds the lr of the epoch's last step.\n"
                      "With --early-stopping the run ends (by it or after --epochs) with the best\n"
                      "epoch's weights restored, evaluated and written to --save (weights only).\n"
                      "A progress bar is drawn on stderr when it is a terminal.\n", prog);

@@ -4,9 +4,13 @@
  * shapes ([out, in] weights, [out] biases; batch norm's weight, bias,
  * running_mean and running_var as <layer>_bn.*), so
  *   model.load_state_dict(safetensors.torch.load_file(path), strict=False)
- * works. A full training state adds the Adam moments of the parameters as
- *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>
- * and the run's position and settings as metadata (see dn_cp_add_state_meta).
+ * works. A full training state adds the optimizer's state of the
+ * parameters under PyTorch's names (dn_ckpt_opt_buf_name) as
+ *   optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name>       (Adam, AdamW)
+ *   optimizer.momentum_buffer.<name>                            (SGD, momentum)
+ *   optimizer.square_avg.<name> [, .momentum_buffer, .grad_avg] (RMSprop)
+ * and the run's position, settings and schedule state as metadata (see
+ * dn_cp_add_state_meta).
  * With early stopping it also holds the best epoch's weights as
  *   best.<name>
  * and the best-so-far bookkeeping as metadata.
@@ -23,10 +27,9 @@
 #include <string.h>
 
 #define DN_CP_FORMAT "dngen-checkpoint-1"
-#define DN_CP_EXP_AVG "optimizer.exp_avg."
-#define DN_CP_EXP_AVG_SQ "optimizer.exp_avg_sq."
+#define DN_CP_OPTIMIZER "optimizer."
 #define DN_CP_BEST "best."
-#define DN_CP_MAX_META 32
+#define DN_CP_MAX_META 48
 #define DN_CP_META_VALUE 48
 
 /* Formats one error line into err (DN_ERR_MAX bytes). */
@@ -69,6 +72,54 @@ static void dn_cp_meta_fmt(dn_cp_meta *mt, const char *key, const char *fmt, ...
     dn_cp_meta_str(mt, key, mt->buf[mt->n]);
 }
 
+/* The optimizer's name as the metadata spells it. */
+static const char *dn_cp_optimizer_name(const dn_train_state *st) {
+    if (st->optim.type == DN_OPTIM_SGD)
+        return "sgd";
+    if (st->optim.type == DN_OPTIM_RMSPROP)
+        return "rmsprop";
+    return st->adam.decoupled ? "adamw" : "adam";
+}
+
+const char *dn_ckpt_opt_buf_name(const dn_train_state *st, int slot) {
+    const dn_optim *o = &st->optim;
+    if (o->type == DN_OPTIM_SGD)
+        return slot == 0 && o->momentum != 0.0f ? "momentum_buffer" : NULL;
+    if (o->type == DN_OPTIM_RMSPROP) {
+        if (slot == 0)
+            return o->momentum > 0.0f ? "momentum_buffer" : NULL;
+        return slot == 1 ? "square_avg" : o->centered ? "grad_avg" : NULL;
+    }
+    return slot == 0 ? "exp_avg" : slot == 1 ? "exp_avg_sq" : NULL;
+}
+
+/* The optimizer's settings and the schedule's state: the keys its type
+ * reads (floats %.9g), the lr in effect (%.17g) and, once a plateau
+ * schedule has a best metric, its bookkeeping. */
+static void dn_cp_add_optimizer_meta(dn_cp_meta *mt, const dn_train_state *st) {
+    const dn_optim *o = &st->optim;
+    dn_cp_meta_str(mt, "optimizer", dn_cp_optimizer_name(st));
+    dn_cp_meta_fmt(mt, "lr", "%.9g", (double)st->adam.lr);
+    if (o->type == DN_OPTIM_ADAM) {
+        dn_cp_meta_fmt(mt, "beta1", "%.9g", (double)st->adam.beta1);
+        dn_cp_meta_fmt(mt, "beta2", "%.9g", (double)st->adam.beta2);
+    } else {
+        dn_cp_meta_fmt(mt, "momentum", "%.9g", (double)o->momentum);
+        dn_cp_meta_fmt(mt, "dampening", "%.9g", (double)o->dampening);
+        dn_cp_meta_fmt(mt, "alpha", "%.9g", (double)o->alpha);
+        dn_cp_meta_fmt(mt, "nesterov", "%d", o->nesterov ? 1 : 0);
+        dn_cp_meta_fmt(mt, "centered", "%d", o->centered ? 1 : 0);
+    }
+    dn_cp_meta_fmt(mt, "eps", "%.9g", (double)st->adam.eps);
+    dn_cp_meta_fmt(mt, "weight_decay", "%.9g", (double)st->adam.weight_decay);
+    dn_cp_meta_fmt(mt, "lr_now", "%.17g", st->lrs.lr);
+    dn_cp_meta_fmt(mt, "schedule_epochs", "%" PRId64, st->lrs.epochs);
+    if (st->lrs.has_best)
+        dn_cp_meta_fmt(mt, "plateau_best", "%.17g", st->lrs.best);
+    dn_cp_meta_fmt(mt, "plateau_bad_epochs", "%" PRId64, st->lrs.bad_epochs);
+    dn_cp_meta_fmt(mt, "plateau_cooldown", "%" PRId64, st->lrs.cooldown_left);
+}
+
 /* Adds the training-state keys. Floats use %.9g and doubles %.17g, which
  * read back bit-exactly. */
 static void dn_cp_add_state_meta(dn_cp_meta *mt, const dn_train_state *st) {
@@ -82,12 +133,7 @@ static void dn_cp_add_state_meta(dn_cp_meta *mt, const dn_train_state *st) {
     dn_cp_meta_fmt(mt, "epoch_loss_sum", "%.17g", st->loss_sum);
     dn_cp_meta_fmt(mt, "epoch_correct", "%" PRId64, st->correct);
     dn_cp_meta_fmt(mt, "epoch_seen", "%" PRId64, st->seen);
-    dn_cp_meta_str(mt, "optimizer", st->adam.decoupled ? "adamw" : "adam");
-    dn_cp_meta_fmt(mt, "lr", "%.9g", (double)st->adam.lr);
-    dn_cp_meta_fmt(mt, "beta1", "%.9g", (double)st->adam.beta1);
-    dn_cp_meta_fmt(mt, "beta2", "%.9g", (double)st->adam.beta2);
-    dn_cp_meta_fmt(mt, "eps", "%.9g", (double)st->adam.eps);
-    dn_cp_meta_fmt(mt, "weight_decay", "%.9g", (double)st->adam.weight_decay);
+    dn_cp_add_optimizer_meta(mt, st);
     dn_cp_meta_fmt(mt, "val_split", "%.17g", st->val_split);
     if (st->patience > 0) {
         dn_cp_meta_fmt(mt, "early_stopping", "%d", st->patience);
@@ -156,51 +202,73 @@ static char *dn_cp_add_group(const dn_model *m, const char *prefix, int params_o
     return block;
 }
 
-int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const float *exp_avg,
-                 const float *exp_avg_sq, const float *best, const dn_train_state *st, char *err) {
-    int nt = m->n_tensors, full = st != NULL, n = nt;
-    int with_best = full && st->patience > 0 && best != NULL;
-    const float *groups[4] = {params, exp_avg, exp_avg_sq, best};
-    int n_groups = full ? 3 + with_best : 1;
+/* The groups of tensors a checkpoint holds, in file order: the weights,
+ * the optimizer buffers in use, the best weights; their data and prefixes.
+ * Returns the count. */
+static int dn_cp_groups(const float *params, const dn_opt_bufs *ob, const float *best,
+                        const dn_train_state *st, const float **data, char (*prefix)[48], int *params_only) {
+    int n = 0;
+    data[n] = params;
+    prefix[n][0] = '\0';
+    params_only[n++] = 0;
+    for (int s = 0; st && ob && s < DN_OPT_BUFS; s++) {
+        const char *name = dn_ckpt_opt_buf_name(st, s);
+        if (!name)
+            continue;
+        data[n] = ob->b[s];
+        snprintf(prefix[n], sizeof prefix[n], "%s%s.", DN_CP_OPTIMIZER, name);
+        params_only[n++] = 1;
+    }
+    if (st && st->patience > 0 && best) {
+        data[n] = best;
+        snprintf(prefix[n], sizeof prefix[n], "%s", DN_CP_BEST);
+        params_only[n++] = 0;
+    }
+    return n;
+}
+
+int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const dn_opt_bufs *ob,
+                 const float *best, const dn_train_state *st, char *err) {
+    enum { MAX_GROUPS = DN_OPT_BUFS + 2 };
+    const float *data[MAX_GROUPS];
+    char prefix[MAX_GROUPS][48];
+    int params_only[MAX_GROUPS];
+    int nt = m->n_tensors, n = nt;
+    int n_groups = dn_cp_groups(params, ob, best, st, data, prefix, params_only);
     size_t per = dn_model_tensor_count(m);
-    dn_st_tensor *t = calloc((size_t)nt * 4, sizeof *t);
-    const char **names = calloc((size_t)nt * 4 + 1, sizeof *names);
+    dn_st_tensor *t = calloc((size_t)nt * MAX_GROUPS, sizeof *t);
+    const char **names = calloc((size_t)nt * MAX_GROUPS + 1, sizeof *names);
     float *canon = malloc(((size_t)n_groups * per + 1) * sizeof *canon);
-    char *avg_block = NULL, *sq_block = NULL, *best_block = NULL;
+    char *blocks[MAX_GROUPS] = {NULL};
     int rc = -1;
     if (!t || !names || !canon)
         goto oom;
     for (int g = 0; g < n_groups; g++)
-        dn_cp_export(m, groups[g], canon + (size_t)g * per);
+        dn_cp_export(m, data[g], canon + (size_t)g * per);
     const float *c = canon;
     for (int k = 0; k < nt; k++) {
         t[k] = dn_cp_tensor(&m->tensors[k], m->tensors[k].name, c);
         c += m->tensors[k].count;
     }
-    if (full) {
-        avg_block = dn_cp_add_group(m, DN_CP_EXP_AVG, 1, canon + per, t, names, &n);
-        sq_block = avg_block ? dn_cp_add_group(m, DN_CP_EXP_AVG_SQ, 1, canon + 2 * per, t, names, &n) : NULL;
-        if (!avg_block || !sq_block)
+    for (int g = 1; g < n_groups; g++)
+        if (!(blocks[g] = dn_cp_add_group(m, prefix[g], params_only[g], canon + (size_t)g * per, t,
+                                          names, &n)))
             goto oom;
-        if (with_best && !(best_block = dn_cp_add_group(m, DN_CP_BEST, 0, canon + 3 * per, t, names, &n)))
-            goto oom;
-    }
     dn_cp_meta mt;
     mt.n = 0;
     dn_cp_meta_str(&mt, "format", DN_CP_FORMAT);
     dn_cp_meta_str(&mt, "dngen_version", m->dngen_version);
     dn_cp_meta_str(&mt, "model", m->name);
     dn_cp_meta_str(&mt, "spec_hash", m->spec_hash);
-    if (full)
+    if (st)
         dn_cp_add_state_meta(&mt, st);
     rc = dn_st_write(path, t, n, mt.items, mt.n, err);
     goto done;
 oom:
     dn_cp_errf(err, "%s: out of memory while preparing the checkpoint", path);
 done:
-    free(avg_block);
-    free(sq_block);
-    free(best_block);
+    for (int g = 0; g < MAX_GROUPS; g++)
+        free(blocks[g]);
     free(canon);
     free(names);
     free(t);
@@ -409,26 +477,68 @@ static int dn_cp_meta_u64(const dn_st_file *f, const char *path, const char *key
     return 0;
 }
 
-/* Reads the Adam settings of a training state. */
-static int dn_cp_read_adam(const dn_st_file *f, const char *path, dn_adam *a, char *err) {
+/* Reads a float setting of the optimizer (metadata key). */
+static int dn_cp_meta_float(const dn_st_file *f, const char *path, const char *key, float *v, char *err) {
+    double x;
+    if (dn_cp_meta_f64(f, path, key, &x, err))
+        return -1;
+    *v = (float)x;
+    return 0;
+}
+
+/* Reads the optimizer settings of a training state. */
+static int dn_cp_read_optimizer(const dn_st_file *f, const char *path, dn_train_state *st, char *err) {
+    static const char *const names[] = {"adam", "adamw", "sgd", "rmsprop"};
     const char *opt = dn_st_meta_get(f, "optimizer");
-    if (!opt || (strcmp(opt, "adam") != 0 && strcmp(opt, "adamw") != 0)) {
-        dn_cp_errf(err, "%s: metadata 'optimizer' is '%s', expected adam or adamw", path,
+    int k = 0;
+    while (opt && k < 4 && strcmp(opt, names[k]) != 0)
+        k++;
+    if (!opt || k == 4) {
+        dn_cp_errf(err, "%s: metadata 'optimizer' is '%s', expected adam, adamw, sgd or rmsprop", path,
                 opt ? opt : "(missing)");
         return -1;
     }
-    double lr, b1, b2, eps, wd;
-    if (dn_cp_meta_f64(f, path, "lr", &lr, err) || dn_cp_meta_f64(f, path, "beta1", &b1, err) ||
-        dn_cp_meta_f64(f, path, "beta2", &b2, err) || dn_cp_meta_f64(f, path, "eps", &eps, err) ||
-        dn_cp_meta_f64(f, path, "weight_decay", &wd, err))
+    dn_adam *a = &st->adam;
+    dn_optim *o = &st->optim;
+    a->decoupled = k == 1;
+    o->type = k < 2 ? DN_OPTIM_ADAM : k == 2 ? DN_OPTIM_SGD : DN_OPTIM_RMSPROP;
+    if (dn_cp_meta_float(f, path, "lr", &a->lr, err) || dn_cp_meta_float(f, path, "eps", &a->eps, err) ||
+        dn_cp_meta_float(f, path, "weight_decay", &a->weight_decay, err))
         return -1;
-    a->decoupled = strcmp(opt, "adamw") == 0;
-    a->lr = (float)lr;
-    a->beta1 = (float)b1;
-    a->beta2 = (float)b2;
-    a->eps = (float)eps;
-    a->weight_decay = (float)wd;
+    o->eps = a->eps;
+    o->weight_decay = a->weight_decay;
+    if (k < 2)
+        return dn_cp_meta_float(f, path, "beta1", &a->beta1, err) ||
+                       dn_cp_meta_float(f, path, "beta2", &a->beta2, err)
+                   ? -1
+                   : 0;
+    int64_t nesterov, centered;
+    if (dn_cp_meta_float(f, path, "momentum", &o->momentum, err) ||
+        dn_cp_meta_float(f, path, "dampening", &o->dampening, err) ||
+        dn_cp_meta_float(f, path, "alpha", &o->alpha, err) ||
+        dn_cp_meta_i64(f, path, "nesterov", 0, 1, &nesterov, err) ||
+        dn_cp_meta_i64(f, path, "centered", 0, 1, &centered, err))
+        return -1;
+    o->nesterov = (int)nesterov;
+    o->centered = (int)centered;
     return 0;
+}
+
+/* Reads the schedule's state; checkpoints from before schedules have none
+ * and stood at the base lr. */
+static int dn_cp_read_schedule(const dn_st_file *f, const char *path, dn_train_state *st, char *err) {
+    dn_lr_state *l = &st->lrs;
+    memset(l, 0, sizeof *l);
+    l->lr = dn_adam_as_typed(st->adam.lr);
+    if (!dn_st_meta_get(f, "lr_now"))
+        return 0;
+    if (dn_cp_meta_f64(f, path, "lr_now", &l->lr, err) ||
+        dn_cp_meta_i64(f, path, "schedule_epochs", 0, INT64_MAX, &l->epochs, err) ||
+        dn_cp_meta_i64(f, path, "plateau_bad_epochs", 0, INT64_MAX, &l->bad_epochs, err) ||
+        dn_cp_meta_i64(f, path, "plateau_cooldown", 0, INT64_MAX, &l->cooldown_left, err))
+        return -1;
+    l->has_best = dn_st_meta_get(f, "plateau_best") != NULL;
+    return l->has_best ? dn_cp_meta_f64(f, path, "plateau_best", &l->best, err) : 0;
 }
 
 /* Reads the training-state metadata into *st. */
@@ -444,7 +554,7 @@ static int dn_cp_read_state(const dn_st_file *f, const char *path, dn_train_stat
         dn_cp_meta_f64(f, path, "epoch_loss_sum", &st->loss_sum, err) ||
         dn_cp_meta_i64(f, path, "epoch_correct", 0, INT64_MAX, &st->correct, err) ||
         dn_cp_meta_i64(f, path, "epoch_seen", 0, INT64_MAX, &st->seen, err) ||
-        dn_cp_read_adam(f, path, &st->adam, err))
+        dn_cp_read_optimizer(f, path, st, err) || dn_cp_read_schedule(f, path, st, err))
         return -1;
     st->batch_size = (int)bs;
     st->shuffle = (int)shuffle;
@@ -480,11 +590,29 @@ static int dn_cp_read_split_state(const dn_st_file *f, const char *path, dn_trai
     return 0;
 }
 
-/* Resume-only part: format, state metadata, Adam moments and, when the
- * file tracks early stopping and best != NULL, the best weights. */
+/* Loads the optimizer buffers the saved optimizer (st) uses into ob. */
+static int dn_cp_load_opt_bufs(const dn_model *m, const dn_st_file *f, const char *path,
+                               const dn_opt_bufs *ob, const dn_train_state *st, char *err) {
+    for (int s = 0; s < DN_OPT_BUFS; s++) {
+        const char *name = dn_ckpt_opt_buf_name(st, s);
+        char prefix[48];
+        if (!name)
+            continue;
+        snprintf(prefix, sizeof prefix, "%s%s.", DN_CP_OPTIMIZER, name);
+        if (!ob->b[s]) {
+            dn_cp_errf(err, "%s: holds the optimizer's %s, which this run has no room for", path, name);
+            return -1;
+        }
+        if (dn_cp_load_group(m, f, path, prefix, 1, ob->b[s], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Resume-only part: format, state metadata, optimizer buffers and, when
+ * the file tracks early stopping and best != NULL, the best weights. */
 static int dn_cp_load_resume(const dn_model *m, const dn_st_file *f, const char *path,
-                          float *exp_avg, float *exp_avg_sq, float *best, dn_train_state *st,
-                          char *err) {
+                          const dn_opt_bufs *ob, float *best, dn_train_state *st, char *err) {
     const char *format = dn_st_meta_get(f, "format");
     if (!format || strcmp(format, DN_CP_FORMAT) != 0) {
         dn_cp_errf(err, "%s: metadata 'format' is '%s', expected '%s'", path,
@@ -497,17 +625,16 @@ static int dn_cp_load_resume(const dn_model *m, const dn_st_file *f, const char 
         return -1;
     }
     if (dn_cp_read_state(f, path, st, err) != 0 || dn_cp_read_split_state(f, path, st, err) != 0 ||
-        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG, 1, exp_avg, err) != 0 ||
-        dn_cp_load_group(m, f, path, DN_CP_EXP_AVG_SQ, 1, exp_avg_sq, err) != 0)
+        dn_cp_load_opt_bufs(m, f, path, ob, st, err) != 0)
         return -1;
     if (st->patience > 0 && best && dn_cp_load_group(m, f, path, DN_CP_BEST, 0, best, err) != 0)
         return -1;
     return 0;
 }
 
-int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_avg,
-                 float *exp_avg_sq, float *best, dn_train_state *st, char *warn, char *err) {
-    int resume = exp_avg != NULL;
+int dn_ckpt_load(const dn_model *m, const char *path, float *params, const dn_opt_bufs *ob,
+                 float *best, dn_train_state *st, char *warn, char *err) {
+    int resume = ob != NULL;
     dn_st_file *f = NULL;
     if (warn)
         warn[0] = '\0';
@@ -516,7 +643,7 @@ int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_
     int rc = -1;
     if (dn_cp_check_unknown(m, f, path, err) == 0 && dn_cp_load_group(m, f, path, "", 0, params, err) == 0 &&
         dn_cp_check_hash(m, f, path, resume, warn, err) == 0 &&
-        (!resume || dn_cp_load_resume(m, f, path, exp_avg, exp_avg_sq, best, st, err) == 0))
+        (!resume || dn_cp_load_resume(m, f, path, ob, best, st, err) == 0))
         rc = 0;
     dn_st_close(f);
     return rc;

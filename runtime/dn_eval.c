@@ -228,7 +228,7 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     if (dn_ev_alloc(m, batch, ds.n, o->mc, &b) != 0) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         rc = DN_EXIT_FAIL;
-    } else if (dn_ckpt_load(m, o->weights, b.params, NULL, NULL, NULL, NULL, warn, err) != 0) {
+    } else if (dn_ckpt_load(m, o->weights, b.params, NULL, NULL, NULL, warn, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         rc = DN_EXIT_INPUT;
     } else {

@@ -14,7 +14,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define DN_RP_CSV_HEADER "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
+#define DN_RP_CSV_HEADER "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc,lr\n"
+/* Headers of older trainers' metrics files, which a resumed run continues:
+ * before the lr column, and before the validation columns. */
+#define DN_RP_CSV_HEADER_V2 "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
 #define DN_RP_CSV_HEADER_V1 "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n"
 #define DN_RP_STEP_HEADER "step,epoch,loss,acc\n"
 #define DN_RP_MAX_OLD ((long)64 << 20) /* largest metrics file kept on resume */
@@ -78,16 +81,22 @@ static int64_t dn_rp_line_epoch(const char *line, int jsonl) {
 }
 
 /* Where the rows of an old metrics file start (NULL: not a metrics file of
- * this format); *pad: rows of the 7-column CSV need two empty columns. */
-static const char *dn_rp_old_rows(const dn_metrics *mt, const char *old, int *pad) {
-    *pad = 0;
+ * this format); *pad: the empty columns its rows lack (older headers). */
+static const char *dn_rp_old_rows(const dn_metrics *mt, const char *old, const char **pad) {
+    static const struct {
+        const char *header, *pad;
+    } formats[] = {{DN_RP_CSV_HEADER, ""}, {DN_RP_CSV_HEADER_V2, ","}, {DN_RP_CSV_HEADER_V1, ",,,"}};
+    *pad = "";
     if (mt->jsonl)
         return old;
-    size_t n = strlen(DN_RP_CSV_HEADER), n1 = strlen(DN_RP_CSV_HEADER_V1);
-    if (strncmp(old, DN_RP_CSV_HEADER, n) == 0)
-        return old + n;
-    *pad = strncmp(old, DN_RP_CSV_HEADER_V1, n1) == 0;
-    return *pad ? old + n1 : NULL;
+    for (size_t k = 0; k < sizeof formats / sizeof formats[0]; k++) {
+        size_t n = strlen(formats[k].header);
+        if (strncmp(old, formats[k].header, n) == 0) {
+            *pad = formats[k].pad;
+            return old + n;
+        }
+    }
+    return NULL;
 }
 
 /* Copies the complete rows of an existing metrics file for epochs
@@ -97,7 +106,8 @@ static int dn_rp_keep_old(dn_metrics *mt, int64_t done_epochs) {
     char *old = dn_rp_read_text(mt->path);
     if (!old)
         return 0;
-    int rc = 0, pad;
+    int rc = 0;
+    const char *pad;
     int64_t last = 0;
     for (const char *line = dn_rp_old_rows(mt, old, &pad); line && *line && rc == 0;) {
         const char *nl = strchr(line, '\n');
@@ -106,8 +116,8 @@ static int dn_rp_keep_old(dn_metrics *mt, int64_t done_epochs) {
         int64_t e = dn_rp_line_epoch(line, mt->jsonl);
         if (e > last && e <= done_epochs) {
             rc = dn_rp_append(mt, line, (size_t)(nl - line));
-            if (rc == 0 && pad)
-                rc = dn_rp_append(mt, ",,", 2);
+            if (rc == 0 && *pad)
+                rc = dn_rp_append(mt, pad, strlen(pad));
             if (rc == 0)
                 rc = dn_rp_append(mt, "\n", 1);
             last = e;
@@ -163,10 +173,10 @@ static int dn_rp_format_row(const dn_metrics *mt, const dn_epoch_row *e, char *b
         char test[96], val[96];
         dn_rp_csv_pair(test, sizeof test, e->has_test, e->test_loss, e->test_acc);
         dn_rp_csv_pair(val, sizeof val, e->has_val, e->val_loss, e->val_acc);
-        return snprintf(buf, cap, "%" PRId64 ",%" PRId64 ",%.6g,%.6f,%s,%.3f,%s\n", e->epoch,
-                        e->step, e->train_loss, e->train_acc, test, e->seconds, val);
+        return snprintf(buf, cap, "%" PRId64 ",%" PRId64 ",%.6g,%.6f,%s,%.3f,%s,%.6g\n", e->epoch,
+                        e->step, e->train_loss, e->train_acc, test, e->seconds, val, e->lr);
     }
-    char v[7][40];
+    char v[8][40];
     dn_rp_json_num(v[0], sizeof v[0], 1, "%.6g", e->train_loss);
     dn_rp_json_num(v[1], sizeof v[1], 1, "%.6f", e->train_acc);
     dn_rp_json_num(v[2], sizeof v[2], e->has_test, "%.6g", e->test_loss);
@@ -174,10 +184,12 @@ static int dn_rp_format_row(const dn_metrics *mt, const dn_epoch_row *e, char *b
     dn_rp_json_num(v[4], sizeof v[4], 1, "%.3f", e->seconds);
     dn_rp_json_num(v[5], sizeof v[5], e->has_val, "%.6g", e->val_loss);
     dn_rp_json_num(v[6], sizeof v[6], e->has_val, "%.6f", e->val_acc);
+    dn_rp_json_num(v[7], sizeof v[7], 1, "%.6g", e->lr);
     return snprintf(buf, cap,
                     "{\"epoch\":%" PRId64 ",\"step\":%" PRId64 ",\"train_loss\":%s,\"train_acc\":%s,"
-                    "\"test_loss\":%s,\"test_acc\":%s,\"seconds\":%s,\"val_loss\":%s,\"val_acc\":%s}\n",
-                    e->epoch, e->step, v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+                    "\"test_loss\":%s,\"test_acc\":%s,\"seconds\":%s,\"val_loss\":%s,\"val_acc\":%s,"
+                    "\"lr\":%s}\n",
+                    e->epoch, e->step, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
 }
 
 int dn_metrics_add(dn_metrics *mt, const dn_epoch_row *e, const char *prog) {

@@ -161,11 +161,101 @@ typedef struct {
 /* Coefficients for 1-based step t. */
 void dn_adam_coefs(const dn_adam *cfg, int64_t t, dn_adam_coef *c);
 
+/* The same with the learning rate lr in place of cfg->lr: a schedule's,
+ * the exact double PyTorch's scheduler would hold. */
+void dn_adam_coefs_at(const dn_adam *cfg, double lr, int64_t t, dn_adam_coef *c);
+
+/* One Adam step with coefficients c over n parameters (dn_adam_step's loop). */
+void dn_adam_apply(const dn_adam_coef *c, float *p, const float *g, float *m, float *v, size_t n);
+
+/* The double nearest the shortest decimal that rounds to f: the value the
+ * user most likely typed (0.9f -> 0.9), which PyTorch computes with. */
+double dn_adam_as_typed(float f);
+
 /* One step of Adam over n parameters, as torch.optim.Adam / AdamW do it;
  * `t` is the 1-based step number after this update. Elementwise, so any
  * OpenMP split gives identical results. */
 void dn_adam_step(const dn_adam *cfg, float *p, const float *g, float *m, float *v, size_t n,
                   int64_t t);
+
+/* ---- SGD, RMSprop, clipping, learning-rate schedules (dn_optim.c) ----------
+ * As torch.optim.SGD / RMSprop, torch.nn.utils.clip_grad_norm_ and
+ * torch.optim.lr_scheduler 1.13 (foreach=False), in float32 with PyTorch's
+ * fused multiply-adds (see dn_adam.c). Scalars such as lr are doubles, as
+ * PyTorch's Python floats are. */
+
+enum { DN_OPTIM_ADAM = 0, DN_OPTIM_SGD = 1, DN_OPTIM_RMSPROP = 2 }; /* AdamW: adam + decoupled_wd */
+
+typedef struct {
+    int type;                              /* DN_OPTIM_SGD or DN_OPTIM_RMSPROP */
+    float momentum, dampening, alpha, eps, weight_decay;
+    int nesterov, centered;
+} dn_optim;
+
+/* One SGD step at learning rate lr over n parameters; buf is the momentum
+ * buffer (unused when momentum is 0), t the 1-based step (t == 1: the buffer
+ * starts as the gradient, as PyTorch's does). Per element:
+ *   d = wd ? fma(p, wd, g) : g
+ *   buf = t == 1 ? d : fma(d, 1 - dampening, buf * momentum)
+ *   d = nesterov ? fma(buf, momentum, d) : buf          (with momentum)
+ *   p = fma(d, -lr, p) */
+void dn_sgd_step(const dn_optim *o, double lr, float *p, const float *g, float *buf, size_t n, int64_t t);
+
+/* One RMSprop step: square_avg sq, momentum buffer buf (momentum > 0),
+ * grad_avg ga (centered), all starting at zero. Per element:
+ *   g = wd ? fma(p, wd, g) : g;  sq = fma((1 - alpha) * g, g, sq * alpha)
+ *   centered: ga = fma(g, 1 - alpha, ga * alpha); avg = sqrt(fma(-ga, ga, sq)) + eps
+ *   else:     avg = sqrt(sq) + eps
+ *   momentum: buf = buf * momentum + g / avg;  p = fma(buf, -lr, p)
+ *   else:     p = p + (-lr * g) / avg */
+void dn_rmsprop_step(const dn_optim *o, double lr, float *p, const float *g, float *sq, float *buf,
+                     float *ga, size_t n);
+
+/* The 2-norm of g[0..n), the squares summed in double in 8 interleaved
+ * lanes (element i in lane i % 8) added pairwise: one order fixed by n, the
+ * same at any thread count. */
+double dn_grad_norm(const float *g, size_t n);
+
+/* clip_grad_norm_: g *= min(1, max_norm / (norm + 1e-6)) in float32, where
+ * norm is dn_grad_norm(g, n). */
+void dn_grad_clip(float *g, size_t n, double max_norm, double norm);
+
+/* Learning-rate schedules. */
+enum { DN_LRS_NONE = 0, DN_LRS_STEP, DN_LRS_EXPONENTIAL, DN_LRS_COSINE, DN_LRS_PLATEAU };
+
+typedef struct {
+    int type;              /* DN_LRS_* */
+    int step_size;         /* step: epochs between decays */
+    float gamma;           /* step, exponential: the decay factor */
+    int64_t warmup_steps;  /* cosine: optimizer steps of linear warmup */
+    float min_lr;          /* cosine: the final lr; plateau: the least lr */
+    float factor, threshold; /* plateau: lr *= factor; relative improvement needed */
+    int patience, cooldown;  /* plateau: bad epochs tolerated; epochs to wait after a cut */
+    int metric_acc;          /* plateau: 1 = validation accuracy (max), 0 = validation loss (min) */
+} dn_lr_sched;
+
+/* Where a schedule stands after some epochs (what a checkpoint keeps). */
+typedef struct {
+    double lr;             /* per-epoch schedules: the lr of the coming epoch */
+    int64_t epochs;        /* epochs the schedule has seen end */
+    double best;           /* plateau: best metric so far (when has_best) */
+    int has_best;
+    int64_t bad_epochs, cooldown_left;
+} dn_lr_state;
+
+/* The state before the first epoch at base learning rate base. */
+void dn_lrs_start(const dn_lr_sched *s, double base, dn_lr_state *st);
+
+/* The lr of 0-based optimizer step `step` of a run of `total` steps:
+ * st->lr, except for cosine:
+ *   step < W:  base * (step + 1) / W
+ *   else:      min_lr + (base - min_lr) * (1 + cos(pi * min(1, (step - W) / (total - W)))) / 2
+ *              (total - W counted as at least 1) */
+double dn_lrs_at(const dn_lr_sched *s, const dn_lr_state *st, double base, int64_t step, int64_t total);
+
+/* The end of an epoch: StepLR, ExponentialLR or ReduceLROnPlateau (on
+ * `metric`) take their step and set st->lr for the next epoch. */
+void dn_lrs_epoch_end(const dn_lr_sched *s, dn_lr_state *st, double metric);
 
 /* ---- safetensors ---------------------------------------------------------- */
 
@@ -400,6 +490,12 @@ typedef struct {
     int decoupled_wd;             /* adamw */
     const char *data_dir;
     float norm_mean, norm_std;
+    /* Other optimizers (optim.type DN_OPTIM_ADAM = 0: Adam/AdamW above; the
+     * other types read lr, eps and weight_decay above and their own fields
+     * in optim), gradient clipping and the schedule; zero: off. */
+    dn_optim optim;
+    float clip_grad_norm;         /* > 0: clip the gradient's 2-norm to this */
+    dn_lr_sched schedule;
 } dn_defaults;
 
 typedef struct dn_model {

@@ -60,7 +60,9 @@ typedef struct {
     dn_dataset train, test;
     int has_test;
     int eval_batch;             /* rows per eval batch (test and validation) */
-    float *params, *grads, *exp_avg, *exp_avg_sq, *x;
+    float *params, *grads, *x;
+    dn_opt_bufs ob;             /* the optimizer's state (Adam: exp_avg, exp_avg_sq) */
+    double lr;                  /* the lr of the last step taken */
     float *best;                /* --early-stopping: weights of the best epoch */
     int32_t *y;
     uint32_t *perm;             /* this epoch's order of the trained samples */
@@ -78,8 +80,8 @@ static void dn_tr_free(dn_tr_run *r) {
         dn_dataset_free(&r->test);
     free(r->params);
     free(r->grads);
-    free(r->exp_avg);
-    free(r->exp_avg_sq);
+    for (int k = 0; k < DN_OPT_BUFS; k++)
+        free(r->ob.b[k]);
     free(r->best);
     free(r->x);
     free(r->y);
@@ -142,6 +144,12 @@ static int dn_tr_make_split(dn_tr_run *r) {
                 "use a smaller fraction\n", o->prog, o->val_split, r->train.n, dn_plural(r->train.n));
         return DN_EXIT_USAGE;
     }
+    if (r->m->defaults.schedule.type == DN_LRS_PLATEAU && r->split.n_val == 0) {
+        fprintf(stderr, "%s: the plateau schedule watches the validation %s; give --val-split F "
+                "(e.g. --val-split 0.1)\n",
+                o->prog, r->m->defaults.schedule.metric_acc ? "accuracy" : "loss");
+        return DN_EXIT_USAGE;
+    }
     if (r->m->batchnorm && r->split.n_fit < 2) {
         fprintf(stderr, "%s: batch norm needs at least 2 training samples, got %" PRIu32 "\n", o->prog,
                 r->split.n_fit);
@@ -150,8 +158,9 @@ static int dn_tr_make_split(dn_tr_run *r) {
     return DN_EXIT_OK;
 }
 
-/* Allocates parameters, gradients, Adam moments, best weights, batch
- * buffers, the permutation and the workspace. */
+/* Allocates parameters, gradients, the optimizer's buffers (the third only
+ * for centered RMSprop), best weights, batch buffers, the permutation and
+ * the workspace. */
 static int dn_tr_alloc(dn_tr_run *r) {
     const dn_model *m = r->m;
     int b = r->o->batch_size;
@@ -164,16 +173,18 @@ static int dn_tr_alloc(dn_tr_run *r) {
     size_t pbytes = m->n_params * sizeof(float);
     r->params = dn_alloc_aligned(pbytes);
     r->grads = dn_alloc_aligned(pbytes);
-    r->exp_avg = dn_alloc_aligned(pbytes);
-    r->exp_avg_sq = dn_alloc_aligned(pbytes);
+    r->ob.b[0] = dn_alloc_aligned(pbytes);
+    r->ob.b[1] = dn_alloc_aligned(pbytes);
+    int third = m->defaults.optim.type == DN_OPTIM_RMSPROP && m->defaults.optim.centered;
+    r->ob.b[2] = third ? dn_alloc_aligned(pbytes) : NULL;
     r->best = r->o->patience ? dn_alloc_aligned(pbytes) : NULL;
     r->x = dn_alloc_aligned((size_t)rows * (size_t)m->n_inputs * sizeof(float));
     r->y = dn_alloc_aligned((size_t)rows * sizeof(int32_t));
     r->perm = dn_identity_order(r->split.n_fit);
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
-    if (!r->params || !r->grads || !r->exp_avg || !r->exp_avg_sq || !r->x || !r->y || !r->perm ||
-        (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws) {
+    if (!r->params || !r->grads || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
+        !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
         return DN_EXIT_FAIL;
     }
@@ -240,13 +251,25 @@ static void dn_tr_resume_early_stopping(const dn_tr_run *r, dn_train_state *st) 
     }
 }
 
+/* The schedule's lr after a resume whose --lr differs from the saved
+ * run's: without a schedule the new lr; a per-epoch schedule continues
+ * scaled by new / old (cosine computes from the base lr anyway). */
+static void dn_tr_resume_lr(const dn_tr_run *r, const dn_train_state *saved, dn_train_state *st) {
+    if (saved->adam.lr == st->adam.lr)
+        return;
+    double now = dn_adam_as_typed(st->adam.lr);
+    if (r->m->defaults.schedule.type == DN_LRS_NONE)
+        st->lrs.lr = now;
+    else
+        st->lrs.lr *= now / dn_adam_as_typed(saved->adam.lr);
+}
+
 /* Loads a --resume checkpoint into the run and *st. */
 static int dn_tr_resume(dn_tr_run *r, dn_train_state *st) {
     char err[DN_ERR_MAX];
     dn_train_state saved;
     memset(&saved, 0, sizeof saved);
-    if (dn_ckpt_load(r->m, r->o->resume, r->params, r->exp_avg, r->exp_avg_sq, r->best, &saved,
-                     NULL, err) != 0) {
+    if (dn_ckpt_load(r->m, r->o->resume, r->params, &r->ob, r->best, &saved, NULL, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -257,8 +280,11 @@ static int dn_tr_resume(dn_tr_run *r, dn_train_state *st) {
         fprintf(stderr, "%s: warning: %s: run was saved with --lr %g, continuing with --lr %g\n",
                 r->o->prog, r->o->resume, (double)saved.adam.lr, (double)st->adam.lr);
     dn_adam adam = st->adam; /* the command line's optimizer settings win */
+    dn_optim optim = st->optim;
     *st = saved;
     st->adam = adam;
+    st->optim = optim;
+    dn_tr_resume_lr(r, &saved, st);
     dn_tr_resume_early_stopping(r, st);
     return DN_EXIT_OK;
 }
@@ -278,6 +304,10 @@ static int dn_tr_start_state(dn_tr_run *r, dn_train_state *st) {
     st->adam.eps = m->defaults.eps;
     st->adam.weight_decay = m->defaults.weight_decay;
     st->adam.decoupled = m->defaults.decoupled_wd;
+    st->optim = m->defaults.optim;
+    st->optim.eps = m->defaults.eps;
+    st->optim.weight_decay = m->defaults.weight_decay;
+    dn_lrs_start(&m->defaults.schedule, dn_adam_as_typed(o->lr), &st->lrs);
     st->val_split = o->val_split;
     st->patience = o->patience;
     if (o->resume)
@@ -287,7 +317,7 @@ static int dn_tr_start_state(dn_tr_run *r, dn_train_state *st) {
         return DN_EXIT_OK;
     }
     char err[DN_ERR_MAX], warn[DN_ERR_MAX];
-    if (dn_ckpt_load(m, o->init, r->params, NULL, NULL, NULL, NULL, warn, err) != 0) {
+    if (dn_ckpt_load(m, o->init, r->params, NULL, NULL, NULL, warn, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -313,7 +343,7 @@ static int dn_tr_open_outputs(dn_tr_run *r, const dn_train_state *st) {
 static int dn_tr_save_state(dn_tr_run *r, const dn_train_state *st) {
     char err[DN_ERR_MAX];
     dn_steplog_flush(&r->steplog);
-    if (dn_ckpt_save(r->m, r->o->save, r->params, r->exp_avg, r->exp_avg_sq, r->best, st, err) != 0) {
+    if (dn_ckpt_save(r->m, r->o->save, r->params, &r->ob, r->best, st, err) != 0) {
         dn_progress_clear(&r->progress);
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_OUTPUT;
@@ -321,9 +351,10 @@ static int dn_tr_save_state(dn_tr_run *r, const dn_train_state *st) {
     return DN_EXIT_OK;
 }
 
-/* Reports a non-finite loss at the step about to be taken, naming the first
- * tensor whose gradient is not finite. */
-static void dn_tr_report_nonfinite(dn_tr_run *r, const dn_train_state *st, double loss) {
+/* Reports a non-finite loss (or, the loss being finite, gradient norm) at
+ * the step about to be taken, naming the first tensor whose gradient is not
+ * finite. */
+static void dn_tr_report_nonfinite(dn_tr_run *r, const dn_train_state *st, double loss, double norm) {
     const dn_model *m = r->m;
     const char *bad = NULL;
     for (int t = 0; t < m->n_tensors && !bad; t++)
@@ -334,27 +365,71 @@ static void dn_tr_report_nonfinite(dn_tr_run *r, const dn_train_state *st, doubl
             }
     fflush(stdout);
     dn_progress_clear(&r->progress);
-    fprintf(stderr, "%s: step %" PRId64 ": loss is %s", r->o->prog, st->step + 1,
-            isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf");
+    double bad_value = isfinite(loss) ? norm : loss;
+    fprintf(stderr, "%s: step %" PRId64 ": %s is %s", r->o->prog, st->step + 1,
+            isfinite(loss) ? "gradient norm" : "loss",
+            isnan(bad_value) ? "nan" : bad_value > 0 ? "inf" : "-inf");
     if (bad)
         fprintf(stderr, ", gradient of '%s' is not finite", bad);
     fprintf(stderr, "; stopping%s\n", r->o->save ? " (last checkpoint kept)" : "");
 }
 
-/* Forward, backward and Adam step t = step + 1 on batch b: fused when the
- * model provides train_step_adam, else train_step then dn_adam_step. Returns
- * the batch's loss sum; when it is not finite, nothing has been updated. */
-static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn_batch *b, int *correct) {
+/* The optimizer update of step t = step + 1 at learning rate lr from the
+ * gradients in r->grads (clipped already). */
+static void dn_tr_update(dn_tr_run *r, const dn_train_state *st, double lr) {
     const dn_model *m = r->m;
-    if (m->train_step_adam) {
+    size_t n = m->n_trainable;
+    float **b = r->ob.b;
+    if (st->optim.type == DN_OPTIM_SGD) {
+        dn_sgd_step(&st->optim, lr, r->params, r->grads, b[0], n, st->step + 1);
+    } else if (st->optim.type == DN_OPTIM_RMSPROP) {
+        dn_rmsprop_step(&st->optim, lr, r->params, r->grads, b[1], b[0], b[2], n);
+    } else {
         dn_adam_coef c;
-        dn_adam_coefs(&st->adam, st->step + 1, &c);
-        return m->train_step_adam(r->params, r->exp_avg, r->exp_avg_sq, &c, r->ws, b, correct);
+        dn_adam_coefs_at(&st->adam, lr, st->step + 1, &c);
+        dn_adam_apply(&c, r->params, r->grads, b[0], b[1], n);
+    }
+}
+
+/* Optimizer steps in the whole run: --epochs times the batches per epoch
+ * (the span of a cosine schedule). */
+static int64_t dn_tr_total_steps(const dn_tr_run *r) {
+    return (int64_t)r->o->epochs * dn_tr_batches_per_epoch(r);
+}
+
+/* The schedule's learning rate for the step about to be taken. */
+static double dn_tr_lr_now(const dn_tr_run *r, const dn_train_state *st) {
+    return dn_lrs_at(&r->m->defaults.schedule, &st->lrs, dn_adam_as_typed(st->adam.lr), st->step,
+                     dn_tr_total_steps(r));
+}
+
+/* Forward, backward and optimizer step t = step + 1 on batch b, at the
+ * schedule's lr: fused Adam when the model provides train_step_adam and
+ * nothing needs the whole gradient first (another optimizer, clipping),
+ * else train_step, clipping, then the runtime's update. Returns the batch's
+ * loss sum; when it (or, clipping, the gradient's norm, stored in *norm) is
+ * not finite, nothing has been updated. */
+static double dn_tr_train_batch(dn_tr_run *r, const dn_train_state *st, const dn_batch *b, int *correct,
+                                double *norm) {
+    const dn_model *m = r->m;
+    const float clip = m->defaults.clip_grad_norm;
+    r->lr = dn_tr_lr_now(r, st);
+    *norm = 0;
+    if (m->train_step_adam && st->optim.type == DN_OPTIM_ADAM && !(clip > 0)) {
+        dn_adam_coef c;
+        dn_adam_coefs_at(&st->adam, r->lr, st->step + 1, &c);
+        return m->train_step_adam(r->params, r->ob.b[0], r->ob.b[1], &c, r->ws, b, correct);
     }
     double loss = m->train_step(r->params, r->grads, r->ws, b, correct);
-    if (isfinite(loss))
-        dn_adam_step(&st->adam, r->params, r->grads, r->exp_avg, r->exp_avg_sq, m->n_trainable,
-                     st->step + 1);
+    if (!isfinite(loss))
+        return loss;
+    if (clip > 0) {
+        *norm = dn_grad_norm(r->grads, m->n_trainable);
+        if (!isfinite(*norm))
+            return loss;
+        dn_grad_clip(r->grads, m->n_trainable, dn_adam_as_typed(clip), *norm);
+    }
+    dn_tr_update(r, st, r->lr);
     return loss;
 }
 
@@ -370,14 +445,15 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
     dn_batch b = {.n = rows, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step};
     int correct = 0;
     dn_gov_before_step(&r->gov);
-    double loss = dn_tr_train_batch(r, st, &b, &correct);
+    double norm;
+    double loss = dn_tr_train_batch(r, st, &b, &correct, &norm);
     dn_gov_after_step(&r->gov);
-    if (!isfinite(loss)) {
-        if (m->train_step_adam) { /* the fused step left no gradients to inspect */
+    if (!isfinite(loss) || !isfinite(norm)) {
+        if (!isfinite(loss)) { /* a fused step left no gradients to inspect; redo it plainly */
             int ignored = 0;
             m->train_step(r->params, r->grads, r->ws, &b, &ignored);
         }
-        dn_tr_report_nonfinite(r, st, loss);
+        dn_tr_report_nonfinite(r, st, loss, norm);
         return DN_EXIT_FAIL;
     }
     st->step++;
@@ -426,6 +502,7 @@ static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double second
     e->epoch = st->epoch + 1;
     e->step = st->step;
     e->seconds = seconds;
+    e->lr = r->lr;
     e->train_loss = st->seen ? st->loss_sum / (double)st->seen : 0.0;
     e->train_acc = st->seen ? (double)st->correct / (double)st->seen : 0.0;
     e->has_val = r->split.n_val > 0;
@@ -438,7 +515,8 @@ static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double second
                         r->x, r->y, &e->test_loss, &e->test_acc);
 }
 
-/* "epoch E: train_loss L train_acc A [val_loss L val_acc A gap G] [test_acc A] time Ts" */
+/* "epoch E: train_loss L train_acc A [val_loss L val_acc A gap G] [test_acc A] [lr R] time Ts"
+ * (lr: with a schedule) */
 static void dn_tr_print_epoch(const dn_tr_run *r, const dn_epoch_row *e) {
     if (r->o->quiet)
         return;
@@ -450,6 +528,8 @@ static void dn_tr_print_epoch(const dn_tr_run *r, const dn_epoch_row *e) {
     }
     if (e->has_test)
         printf(" test_acc %.4f", e->test_acc);
+    if (r->m->defaults.schedule.type != DN_LRS_NONE)
+        printf(" lr %.6g", e->lr);
     printf(" time %.3fs\n", e->seconds);
     fflush(stdout);
 }
@@ -500,6 +580,8 @@ static int dn_tr_epoch(dn_tr_run *r, dn_train_state *st) {
         return rc;
     if (st->patience)
         dn_es_update(st, st->epoch + 1, e.val_acc, r->params, r->best, r->m->n_params);
+    const dn_lr_sched *sched = &r->m->defaults.schedule;
+    dn_lrs_epoch_end(sched, &st->lrs, sched->metric_acc ? e.val_acc : e.val_loss);
     st->epoch++;
     st->batch = 0;
     st->loss_sum = 0;
@@ -530,7 +612,7 @@ static int dn_tr_loop(dn_tr_run *r, dn_train_state *st) {
 /* Writes the weights alone to --save. */
 static int dn_tr_save_weights(dn_tr_run *r) {
     char err[DN_ERR_MAX];
-    if (dn_ckpt_save(r->m, r->o->save, r->params, NULL, NULL, NULL, NULL, err) != 0) {
+    if (dn_ckpt_save(r->m, r->o->save, r->params, NULL, NULL, NULL, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_OUTPUT;
     }
@@ -609,6 +691,8 @@ int dn_cmd_train(const dn_model *m, const dn_opts *o) {
         rc = dn_tr_alloc(&r);
     if (rc == DN_EXIT_OK)
         rc = dn_tr_start_state(&r, &st);
+    if (rc == DN_EXIT_OK)
+        r.lr = dn_tr_lr_now(&r, &st);
     if (rc == DN_EXIT_OK)
         rc = dn_tr_open_outputs(&r, &st);
     if (rc == DN_EXIT_OK) {

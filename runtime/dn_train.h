@@ -108,7 +108,9 @@ typedef struct {
     double loss_sum;    /* sums over the epoch's batches done so far */
     int64_t correct;
     int64_t seen;
-    dn_adam adam;
+    dn_adam adam;       /* Adam's settings; adam.lr is the base lr of every optimizer */
+    dn_optim optim;     /* optim.type and, for SGD and RMSprop, their settings */
+    dn_lr_state lrs;    /* the schedule's position (lrs.lr: the lr without a schedule) */
     double val_split;   /* held-out fraction of the training set (0: none) */
     /* Early stopping, tracked when patience > 0: */
     int patience;       /* epochs without a val_acc improvement that stop the run */
@@ -117,24 +119,39 @@ typedef struct {
     int64_t since_best; /* complete epochs since best_epoch */
 } dn_train_state;
 
+/* The optimizer's state buffers, each n_params floats laid out like the
+ * parameters: Adam's exp_avg and exp_avg_sq (b[0], b[1]); SGD's
+ * momentum_buffer (b[0]); RMSprop's momentum_buffer, square_avg and
+ * grad_avg (b[0], b[1], b[2]). Buffers an optimizer does not use may be NULL. */
+#define DN_OPT_BUFS 3
+typedef struct {
+    float *b[DN_OPT_BUFS];
+} dn_opt_bufs;
+
+/* PyTorch's name of state buffer `slot` of the optimizer st describes
+ * ("exp_avg", "momentum_buffer", ...), or NULL when it keeps none there
+ * (SGD without momentum, RMSprop without momentum or centering). */
+const char *dn_ckpt_opt_buf_name(const dn_train_state *st, int slot);
+
 /* Writes a checkpoint atomically: the weights under m->tensors' names and
- * shapes; when st != NULL also the Adam moments (exp_avg, exp_avg_sq, each
- * n_params floats) and the state as metadata, and, when st->patience > 0,
- * the early-stopping state with the best epoch's weights (best) as tensors
- * best.<name>. Returns 0 or -1 with err set. */
-int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const float *exp_avg,
-                 const float *exp_avg_sq, const float *best, const dn_train_state *st, char *err);
+ * shapes; when st != NULL also the optimizer's state buffers in use (ob, as
+ * optimizer.<buffer name>.<tensor name>) and the state as metadata, and,
+ * when st->patience > 0, the early-stopping state with the best epoch's
+ * weights (best) as tensors best.<name>. Returns 0 or -1 with err set. */
+int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const dn_opt_bufs *ob,
+                 const float *best, const dn_train_state *st, char *err);
 
 /* Loads weights into params (n_params floats). Every model tensor must be
  * present as F32 with its exact shape; tensors that are neither model tensors
- * nor optimizer.* / best.* are an error. With exp_avg != NULL this is a
- * resume: the moments and *st are loaded too (st->patience > 0 when the file
- * holds early-stopping state; then its best.* tensors go into best unless it
- * is NULL), and a different spec hash is an error. Otherwise a different
- * spec hash only writes a warning line into warn (DN_ERR_MAX bytes; "" when
- * none). Returns 0 or -1 with err set. */
-int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_avg,
-                 float *exp_avg_sq, float *best, dn_train_state *st, char *warn, char *err);
+ * nor optimizer.* / best.* are an error. With ob != NULL this is a resume:
+ * *st and the optimizer's buffers (those the saved optimizer uses) are
+ * loaded too (st->patience > 0 when the file holds early-stopping state;
+ * then its best.* tensors go into best unless it is NULL), and a different
+ * spec hash is an error. Otherwise a different spec hash only writes a
+ * warning line into warn (DN_ERR_MAX bytes; "" when none). Returns 0 or -1
+ * with err set. */
+int dn_ckpt_load(const dn_model *m, const char *path, float *params, const dn_opt_bufs *ob,
+                 float *best, dn_train_state *st, char *warn, char *err);
 
 /* ---- validation split and early stopping (dn_split.c) ---------------------- */
 
@@ -176,6 +193,7 @@ typedef struct {
     int64_t epoch, step;        /* 1-based epoch; optimizer steps done */
     double train_loss, train_acc, test_loss, test_acc, seconds, val_loss, val_acc;
     int has_test, has_val;
+    double lr;                  /* the learning rate of the epoch's last step */
 } dn_epoch_row;
 
 /* The --metrics file, kept in memory and rewritten atomically per epoch:

@@ -639,6 +639,39 @@ START_TEST(test_summary_bn2d) {
 }
 END_TEST
 
+/* The memory line counts the copies of the parameter buffer each optimizer
+ * writes: the gradient unless Adam runs fused, and its state. */
+START_TEST(test_summary_optimizers) {
+    static const struct {
+        const char *train, *line, *note;
+    } cases[] = {
+        {"{optimizer: {type: adam}, clip_grad_norm: 1.0}", "  parameters, gradient, Adam m and v  4 x 7,504 floats",
+         "Adam's update"},
+        {"{optimizer: {type: sgd}}", "  parameters, gradient      2 x 7,504 floats", "SGD's update"},
+        {"{optimizer: {type: sgd, momentum: 0.9}}", "  parameters, gradient, momentum  3 x 7,504 floats",
+         "SGD's update"},
+        {"{optimizer: {type: rmsprop, momentum: 0.9, centered: true}}",
+         "  parameters, gradient, RMSprop state  5 x 7,504 floats", "RMSprop's update"},
+    };
+    char *dir = fresh_dir("summary_optimizers");
+    char *spec = fmt("%s/o.yaml", dir);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char *yaml = fmt("name: o\ninput: 100\nlayers:\n  - {units: 64, activation: relu}\n"
+                         "  - {units: 10, activation: softmax}\ntrain: %s\n", cases[k].train);
+        tu_write(spec, yaml);
+        run r;
+        DNGEN(&r, "summary", spec);
+        ck_assert_msg(r.rc == DNGEN_EXIT_OK, "%s", r.err);
+        ck_assert_msg(strstr(r.out, cases[k].line) != NULL, "no '%s' in\n%s", cases[k].line, r.out);
+        ck_assert_msg(strstr(r.out, cases[k].note) != NULL, "no '%s' in\n%s", cases[k].note, r.out);
+        run_free(&r);
+        free(yaml);
+    }
+    free(spec);
+    free(dir);
+}
+END_TEST
+
 /* A batch above the eval batch sizes the run: batch rows, no note. */
 START_TEST(test_summary_big_batch) {
     char *dir = fresh_dir("summary_big_batch");
@@ -1480,6 +1513,7 @@ int main(void) {
     tcase_add_test(tc, test_summary_dense);
     tcase_add_test(tc, test_summary_conv);
     tcase_add_test(tc, test_summary_bn2d);
+    tcase_add_test(tc, test_summary_optimizers);
     tcase_add_test(tc, test_summary_big_batch);
     tcase_add_test(tc, test_summary_specs);
     tcase_add_test(tc, test_summary_usage);

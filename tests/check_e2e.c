@@ -36,6 +36,36 @@ static const char *const bn_spec_text =
     "  - {units: 4, activation: softmax}\n"
     "train: {batch_size: 32, epochs: 2, seed: 7}\n";
 
+/* syn's network with SGD (nesterov momentum, weight decay), warmup +
+ * cosine and clipping; and with centered RMSprop and a step schedule. */
+static const char *const sgd_spec_text =
+    "name: synsgd\n"
+    "input: {size: 64, dropout: 0.1}\n"
+    "layers:\n"
+    "  - {units: 56, activation: relu, dropout: 0.3, noise: 0.05}\n"
+    "  - {units: 24, activation: tanh, dropout: 0.2}\n"
+    "  - {units: 4, activation: softmax}\n"
+    "train:\n"
+    "  batch_size: 32\n"
+    "  epochs: 3\n"
+    "  seed: 7\n"
+    "  optimizer: {type: sgd, lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 1.0e-4}\n"
+    "  schedule: {type: cosine, warmup_steps: 30, min_lr: 1.0e-4}\n"
+    "  clip_grad_norm: 1.0\n";
+
+static const char *const rms_spec_text =
+    "name: synrms\n"
+    "input: 64\n"
+    "layers:\n"
+    "  - {units: 56, activation: relu, dropout: 0.3}\n"
+    "  - {units: 4, activation: softmax}\n"
+    "train:\n"
+    "  batch_size: 32\n"
+    "  epochs: 3\n"
+    "  seed: 7\n"
+    "  optimizer: {type: rmsprop, lr: 0.002, momentum: 0.5, centered: true}\n"
+    "  schedule: {type: step, step_size: 1, gamma: 0.5}\n";
+
 static char dir[4096];
 
 /* Builds the trainer twice (with and without OpenMP) and writes the data. */
@@ -45,9 +75,13 @@ static void setup(void) {
     snprintf(spec, sizeof spec, "%s/syn.yaml", dir);
     snprintf(data, sizeof data, "%s/data", dir);
     tu_write(spec, spec_text);
-    char bn_spec[4200];
+    char bn_spec[4200], sgd_spec[4200], rms_spec[4200];
     snprintf(bn_spec, sizeof bn_spec, "%s/synbn.yaml", dir);
     tu_write(bn_spec, bn_spec_text);
+    snprintf(sgd_spec, sizeof sgd_spec, "%s/synsgd.yaml", dir);
+    tu_write(sgd_spec, sgd_spec_text);
+    snprintf(rms_spec, sizeof rms_spec, "%s/synrms.yaml", dir);
+    tu_write(rms_spec, rms_spec_text);
     char *out = NULL;
     tu_runf(&out, "mkdir -p '%s'", data);
     free(out);
@@ -57,7 +91,10 @@ static void setup(void) {
         tu_build_trainer(spec, dir, "syn_serial", "--standalone", "-fno-openmp") != 0 ||
         tu_build_trainer(spec, dir, "syn_narrow", "", "-mno-avx512f") != 0 ||
         tu_build_trainer(bn_spec, dir, "synbn", "", "") != 0 ||
-        tu_build_trainer(bn_spec, dir, "synbn_serial", "--standalone", "-fno-openmp") != 0) {
+        tu_build_trainer(bn_spec, dir, "synbn_serial", "--standalone", "-fno-openmp") != 0 ||
+        tu_build_trainer(sgd_spec, dir, "synsgd", "", "") != 0 ||
+        tu_build_trainer(sgd_spec, dir, "synsgd_serial", "--standalone", "-fno-openmp") != 0 ||
+        tu_build_trainer(rms_spec, dir, "synrms", "", "") != 0) {
         fprintf(stderr, "e2e setup failed\n");
         exit(1);
     }
@@ -277,6 +314,39 @@ START_TEST(test_batchnorm) {
 }
 END_TEST
 
+/* Trainers generated with SGD + cosine + clipping and with RMSprop + a step
+ * schedule: they learn, print the schedule's lr, give the same bytes at 1
+ * and 2 threads and serially, keep their optimizer state in checkpoints
+ * and resume to the uninterrupted run's state. */
+START_TEST(test_optimizers) {
+    learns("synsgd", "--threads 1 --save o1.safetensors --checkpoint-every 100000", "o1.safetensors");
+    learns("synrms", "--threads 1 --save q1.safetensors --checkpoint-every 100000", "q1.safetensors");
+    char *out = trainer(0, "synrms", "--threads 2 --save q2.safetensors --checkpoint-every 100000");
+    ck_assert_msg(strstr(out, " lr 0.002 time ") && strstr(out, " lr 0.001 time ") &&
+                  strstr(out, " lr 0.0005 time "), "%s", out);
+    free(out);
+    ck_assert_msg(tu_same_files(dir, "q1.safetensors", "q2.safetensors"), "rmsprop: 1 vs 2 threads differ");
+    ck_assert(file_has("q1.safetensors", "\"optimizer.grad_avg.fc1.weight\""));
+    ck_assert(file_has("q1.safetensors", "\"optimizer.square_avg.fc1.weight\""));
+    free(trainer(0, "synsgd", "--threads 2 --save o2.safetensors --checkpoint-every 100000"));
+    free(trainer(0, "synsgd_serial", "--save os.safetensors --checkpoint-every 100000"));
+    ck_assert_msg(tu_same_files(dir, "o1.safetensors", "o2.safetensors"), "sgd: 1 vs 2 threads differ");
+    ck_assert_msg(tu_same_files(dir, "o1.safetensors", "os.safetensors"), "sgd: OpenMP vs serial build differ");
+    ck_assert(file_has("o1.safetensors", "\"optimizer.momentum_buffer.fc1.weight\""));
+    ck_assert(!file_has("o1.safetensors", "exp_avg"));
+    const int stops[] = {20, 94, 150};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "--threads 2 --save or.safetensors --checkpoint-every 100000 --max-steps %d",
+                 stops[i]);
+        free(trainer(0, "synsgd", args));
+        free(trainer(0, "synsgd", "--threads 2 --save or.safetensors --checkpoint-every 100000 --resume or.safetensors"));
+        ck_assert_msg(tu_same_files(dir, "o1.safetensors", "or.safetensors"), "sgd: resume after step %d differs",
+                      stops[i]);
+    }
+}
+END_TEST
+
 /* A static inference program built from the trained weights predicts what
  * the trainer's eval scores, has no dynamic dependencies, and its MC-dropout
  * output is reproducible. */
@@ -465,6 +535,7 @@ int main(void) {
     tcase_add_test(tc, test_kill9_resume);
     tcase_add_test(tc, test_predictor);
     tcase_add_test(tc, test_batchnorm);
+    tcase_add_test(tc, test_optimizers);
     tcase_add_test(tc, test_valgrind_clean);
     tcase_add_test(tc, test_readme_bad_spec);
     tcase_add_test(tc, test_deps_waits_for_apt_lock);

@@ -84,7 +84,8 @@ END_TEST
  * what each covers). */
 static const char *const fixture_cases[] = {"small_ce",    "small_mse",   "small_adamw", "small_l2",
                                             "small_noise", "small_bn",    "small_bn_out", "seed_mlp",
-                                            "small_conv1", "small_conv2", "small_conv3", "small_conv4"};
+                                            "small_conv1", "small_conv2", "small_conv3", "small_conv4",
+                                            "small_sgd",   "small_rmsprop", "small_clip", "small_clip_sgd"};
 #define N_FIXTURES ((int)(sizeof fixture_cases / sizeof fixture_cases[0]))
 
 /* Forward (eval), train-mode loss and every gradient, with dngen's dropout

@@ -24,7 +24,7 @@
 #endif
 
 static const char usage_line[] =
-    "usage: dngen plot RUN.csv [RUN.csv ...] -o OUT.svg [--metric acc|loss|both] "
+    "usage: dngen plot RUN.csv [RUN.csv ...] -o OUT.svg [--metric acc|loss|both|lr] "
     "[--title TEXT] [--label NAME ...]\n";
 
 /* The two runs of the seed article's chart (No Dropout / With Dropout). */
@@ -530,6 +530,42 @@ START_TEST(test_metric_both) {
 }
 END_TEST
 
+/* --metric lr: one solid line per run through the lr column (a falling lr
+ * is drawn lower each epoch), a "Learning rate" axis; a file without the
+ * column is an error naming it. */
+START_TEST(test_metric_lr) {
+    const char *a = write_csv("lra.csv", "epoch,train_acc,test_acc,lr\n1,0.5,0.5,0.01\n2,0.6,0.6,0.007\n"
+                                         "3,0.7,0.7,0.0049\n");
+    const char *b = write_csv("lrb.csv", "epoch,lr,seconds\n1,0.001,1\n2,0.001,1\n3,0.0005,1\n");
+    plot_result r = run_plot(a, b, "-o", "-", "--metric", "lr", NULL);
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    const char *why = xml_check(r.out);
+    ck_assert_msg(why == NULL, "not well-formed: %s", why);
+    polyline_info pl[4];
+    ck_assert_int_eq(find_polylines(r.out, pl, 4), 2);
+    ck_assert_str_eq(pl[0].title, "Learning rate (lra)");
+    ck_assert_str_eq(pl[1].title, "Learning rate (lrb)");
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pl[i].dashed, 0);
+        ck_assert_int_eq(pl[i].npts, 3);
+    }
+    for (int j = 1; j < 3; j++)
+        ck_assert(pl[0].y[j] > pl[0].y[j - 1]);
+    ck_assert(pl[1].y[0] > pl[0].y[2]); /* 0.001 below 0.0049 */
+    ck_assert(strstr(r.out, ">Learning rate</text>"));
+    ck_assert(strstr(r.out, ">Learning Rate</text>")); /* the default title */
+    ck_assert(strstr(r.out, ">Accuracy</text>") == NULL);
+    result_free(&r);
+    const char *c = write_csv("nolr.csv", "epoch,train_acc,test_acc\n1,0.5,0.5\n");
+    r = run_plot(c, "-o", "-", "--metric", "lr", NULL);
+    ck_assert_int_eq(r.rc, 1);
+    char want[1200];
+    snprintf(want, sizeof want, "%s:1: error: missing column 'lr'\n", c);
+    ck_assert_str_eq(r.err, want);
+    result_free(&r);
+}
+END_TEST
+
 /* A validation column adds a dotted line; unknown columns are ignored. */
 START_TEST(test_validation_dotted) {
     const char *p = write_csv("val.csv", "epoch,train_acc,test_acc,val_acc,val_loss,lr,note\n"
@@ -867,7 +903,7 @@ static const usage_case usage_cases[] = {
     {{"A", "-o", "-", "--label", "1", "--label", "2", NULL},
      "dngen plot: error: 2 --label value(s) for 1 input file(s)\n"},
     {{"A", "-o", "-", "--metric", "f1", NULL},
-     "dngen plot: error: unknown metric 'f1' (expected acc, loss or both)\n"},
+     "dngen plot: error: unknown metric 'f1' (expected acc, loss, both or lr)\n"},
     {{"A", "-o", NULL}, "dngen plot: error: option '-o' needs a value\n"},
     {{"A", "-o", "x", "--output=y", NULL}, "dngen plot: error: option '-o' given more than once\n"},
     {{"A", "-o", "-", "--title", NULL}, "dngen plot: error: option '--title' needs a value\n"},
@@ -1101,6 +1137,7 @@ static Suite *plot_suite(void) {
     tcase_add_test(tc, test_metric_loss);
     tcase_add_test(tc, test_metric_columns_independent);
     tcase_add_test(tc, test_metric_both);
+    tcase_add_test(tc, test_metric_lr);
     tcase_add_test(tc, test_validation_dotted);
     tcase_add_test(tc, test_missing_values);
     tcase_add_test(tc, test_line_endings_and_layout);

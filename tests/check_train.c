@@ -50,6 +50,7 @@ static const dn_tensor_info toy_tensors[] = {
 };
 
 static int64_t toy_nan_step = -1;   /* train_step returns NaN at this step */
+static int64_t toy_inf_grad_step = -1; /* ... a finite loss and an infinite gradient */
 static int64_t toy_raise_step = -1; /* train_step raises toy_raise_sig at this step */
 static int toy_raise_sig = SIGTERM;
 static int toy_grad_bug;            /* scale the bias gradient by 1.1 */
@@ -141,6 +142,8 @@ static double toy_train_step(float *params, float *grads, void *ws, const dn_bat
         grads[3] = NAN;
         return NAN;
     }
+    if ((int64_t)b->step == toy_inf_grad_step)
+        grads[TOY_IN * TOY_OUT + 1] = INFINITY;
     return total;
 }
 
@@ -200,6 +203,13 @@ static const dn_model toy_model = {
 };
 
 static dn_model toy_fused_model; /* toy_model with train_step_adam */
+/* toy_model with other optimizers, schedules and clipping (made in main):
+ * SGD (nesterov momentum, weight decay) with StepLR; centered RMSprop with
+ * momentum and ExponentialLR; fused Adam with clipping (which takes the
+ * unfused path) and warmup + cosine; SGD with ReduceLROnPlateau on the
+ * validation accuracy. */
+static dn_model toy_sgd_model, toy_rmsprop_model, toy_clip_model, toy_plateau_model;
+static dn_model toy_fused_sched_model; /* fused Adam with ExponentialLR */
 static const dn_model *toy_active = &toy_model; /* what run() trains */
 
 /* ---- scratch files and synthetic data ------------------------------------------ */
@@ -737,14 +747,14 @@ START_TEST(test_metrics_and_partial_batch) {
     run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), NULL);
     char *csv = slurp(P("m.csv"), NULL);
     ck_assert_ptr_nonnull(csv);
-    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
-                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3},,\n"
-                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+,,\n$"));
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc,lr\n"
+                           "1,4,[0-9.e-]+,[01]\\.[0-9]{6},[0-9.e-]+,[01]\\.[0-9]{6},[0-9]+\\.[0-9]{3},,,0\\.05\n"
+                           "2,8,[^,]+,[^,]+,[^,]+,[^,]+,[^,]+,,,0\\.05\n$"));
     free(csv);
 
     run_expect(0, "train", "--data", P("notest"), "--epochs", "1", "--metrics", P("n.csv"), NULL);
     csv = slurp(P("n.csv"), NULL);
-    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+,,\n$"));
+    ck_assert(matches(csv, "^1,4,[0-9.e-]+,[01]\\.[0-9]{6},,,[0-9.]+,,,0\\.05\n$"));
     free(csv);
 
     /* Batch sizes around the sample count: ceil(100 / B) steps per epoch. */
@@ -845,7 +855,7 @@ START_TEST(test_first_step_is_adam) {
     float init[TOY_NP], after[TOY_NP];
     toy_init(init, 7);
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("w.st"), after, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
     for (int j = 0; j < TOY_NP; j++) {
         double d = fabs((double)after[j] - init[j]);
         ck_assert_msg(d == 0 || fabs(d - 0.01) < 1e-5, "param %d moved by %g", j, d);
@@ -996,9 +1006,16 @@ static void resume_and_compare(const char *ref_out, const char *ref_csv, int k) 
     run_free(&r);
 }
 
+/* The models test_resume_bit_identical trains, by loop index. */
+static const dn_model *resume_model(int i) {
+    const dn_model *const models[] = {&toy_model,         &toy_fused_model, &toy_sgd_model,
+                                      &toy_rmsprop_model, &toy_clip_model,  &toy_fused_sched_model};
+    return models[i];
+}
+
 START_TEST(test_resume_bit_identical) {
     setup("resume");
-    toy_active = _i ? &toy_fused_model : &toy_model;
+    toy_active = resume_model(_i);
     char *ref_out, *ref_csv;
     reference_run(&ref_out, &ref_csv);
     /* Mid-epoch, epoch boundaries (4, 8), the last partial batch (11 -> 12). */
@@ -1023,6 +1040,66 @@ START_TEST(test_resume_bit_identical) {
     resume_and_compare(ref_out, ref_csv, 6);
     free(ref_out);
     free(ref_csv);
+}
+END_TEST
+
+/* A step schedule's lr in the epoch lines (0.05 halved per epoch), and
+ * after a resume with another --lr; a plateau schedule needs a validation split, cuts its lr when the
+ * validation accuracy stops improving, and resumes from any step to the same
+ * weights. */
+START_TEST(test_schedule_runs) {
+    setup("sched");
+    toy_active = &toy_sgd_model;
+    run_result r = run("train", "--data", P("data"), "--epochs", "3", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg(matches(r.out, "epoch 1: [^\n]* lr 0\\.05 time [^\n]*\nepoch 2: [^\n]* lr 0\\.025 time "
+                                 "[^\n]*\nepoch 3: [^\n]* lr 0\\.0125 time "), "%s", r.out);
+    run_free(&r);
+    /* Resumed with another --lr: the schedule goes on from the lr it had
+     * reached, scaled by new / old; without a schedule the new lr holds. */
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--save", P("s.st"), "--checkpoint-every", "100",
+               "--max-steps", "5", NULL);
+    r = run("train", "--data", P("data"), "--epochs", "3", "--resume", P("s.st"), "--lr", "0.2", NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.err, "run was saved with --lr 0.05, continuing with --lr 0.2"));
+    ck_assert_msg(matches(r.out, "epoch 2: [^\n]* lr 0\\.1 time [^\n]*\nepoch 3: [^\n]* lr 0\\.05 time "), "%s",
+                  r.out);
+    run_free(&r);
+    toy_active = &toy_model;
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--save", P("s.st"), "--checkpoint-every", "100",
+               "--max-steps", "5", "--metrics", P("m.csv"), NULL);
+    run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--resume", P("s.st"), "--lr", "0.2", "--metrics",
+               P("m.csv"), NULL);
+    char *csv = slurp(P("m.csv"), NULL);
+    ck_assert_msg(matches(csv, "\n1,4,[^\n]*,0\\.05\n2,8,[^\n]*,0\\.2\n3,12,[^\n]*,0\\.2\n$"), "%s", csv);
+    free(csv);
+    toy_active = &toy_plateau_model;
+    r = run("train", "--data", P("data"), "--epochs", "2", NULL);
+    ck_assert_int_eq(r.status, 2);
+    ck_assert_str_eq(r.err, "toy: the plateau schedule watches the validation accuracy; give --val-split F "
+                            "(e.g. --val-split 0.1)\n");
+    run_free(&r);
+#define PLATEAU_ARGS "--data", P("data"), "--val-split", "0.2", "--epochs", "8"
+    r = run("train", PLATEAU_ARGS, "--save", P("ref.st"), NULL);
+    ck_assert_msg(r.status == 0, "%s", r.err);
+    ck_assert_msg(strstr(r.out, " lr 0.025 time ") != NULL, "the lr was never cut:\n%s", r.out);
+    char *ref_out = strip_times(r.out);
+    run_free(&r);
+    static const int stops[] = {2, 3, 9, 13, 20};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+        run_expect(0, "train", PLATEAU_ARGS, "--save", P("state.st"), "--checkpoint-every", "1000",
+                   "--max-steps", F("%d", stops[i]), NULL);
+        r = run("train", PLATEAU_ARGS, "--save", P("final.st"), "--resume", P("state.st"), NULL);
+        ck_assert_msg(r.status == 0, "resume after step %d: %s", stops[i], r.err);
+        ck_assert_msg(file_equal(P("final.st"), P("ref.st")), "stopped after step %d: weights differ", stops[i]);
+        char *out = strip_times(r.out);
+        const char *body = strchr(out, '\n') + 1;
+        ck_assert_msg(strstr(ref_out, body) != NULL, "step %d:\n%s\nnot in\n%s", stops[i], body, ref_out);
+        free(out);
+        run_free(&r);
+    }
+#undef PLATEAU_ARGS
+    free(ref_out);
 }
 END_TEST
 
@@ -1061,14 +1138,15 @@ START_TEST(test_resume_refuses_other_runs) {
     st.shuffle = 1;
     st.n_train = 100;
     char err[DN_ERR_MAX];
-    ck_assert(dn_ckpt_save(&other, P("o.st"), p, p, p, NULL, &st, err) == 0);
+    dn_opt_bufs ob = {{p, p, NULL}};
+    ck_assert(dn_ckpt_save(&other, P("o.st"), p, &ob, NULL, &st, err) == 0);
     run_result r = run("train", "--data", P("data"), "--resume", P("o.st"), NULL);
     ck_assert_int_eq(r.status, 3);
     ck_assert_ptr_nonnull(strstr(r.err, "spec hash fedcba9876543210, this trainer's spec hash is "
                                         "0123456789abcdef; a run can only be resumed"));
     run_free(&r);
     /* ... and the same state under the right hash is accepted. */
-    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, p, p, NULL, &st, err) == 0);
+    ck_assert(dn_ckpt_save(&toy_model, P("o.st"), p, &ob, NULL, &st, err) == 0);
     run_expect(0, "train", "--data", P("data"), "--resume", P("o.st"), "--epochs", "1", NULL);
 }
 END_TEST
@@ -1110,6 +1188,24 @@ START_TEST(test_nan_stops) {
     char *csv = slurp(P("m.csv"), NULL);
     ck_assert(matches(csv, "\n1,4,[^\n]*\n$"));
     free(csv);
+}
+END_TEST
+
+/* With clipping, a gradient whose norm is not finite stops the run as a
+ * non-finite loss does: named, nothing updated, the last checkpoint kept. */
+START_TEST(test_nonfinite_norm_stops) {
+    setup("infnorm");
+    toy_active = &toy_clip_model;
+    run_expect(0, "train", "--data", P("data"), "--save", P("before.st"), "--checkpoint-every", "2",
+               "--max-steps", "4", NULL);
+    toy_inf_grad_step = 5; /* the 6th step */
+    run_result r = run("train", "--data", P("data"), "--save", P("w.st"), "--checkpoint-every", "2", NULL);
+    toy_inf_grad_step = -1;
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_str_eq(r.err, "toy: step 6: gradient norm is inf, gradient of 'fc.bias' is not finite; "
+                            "stopping (last checkpoint kept)\n");
+    run_free(&r);
+    ck_assert(file_equal(P("w.st"), P("before.st")));
 }
 END_TEST
 
@@ -1313,7 +1409,7 @@ static double line_value(const char *line, const char *key) {
 static void toy_val_metrics(const char *w, const unsigned char *is_val, double *loss, double *acc) {
     float p[TOY_NP];
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, w, p, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, w, p, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
     unsigned char img[100 * TOY_IN], lab[100];
     make_samples(100, 1, img, lab);
     dn_batch b = {.n = 1};
@@ -1357,8 +1453,8 @@ START_TEST(test_split_report) {
     ck_assert_msg(fabs(gap - (tr_acc - va)) <= 1.5e-4, "gap %g, train_acc %g, val_acc %g", gap,
                   tr_acc, va);
     char *csv = slurp(P("m.csv"), NULL);
-    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
-                           "1,3,[^,]+,[01]\\.[0-9]{6},[^,]+,[^,]+,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6}\n$"));
+    ck_assert(matches(csv, "^epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc,lr\n"
+                           "1,3,[^,]+,[01]\\.[0-9]{6},[^,]+,[^,]+,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6},0\\.05\n$"));
     const char *row = strchr(csv, '\n') + 1;
     unsigned char is_val[100];
     ref_split(100, 0.2, 7, is_val);
@@ -1380,15 +1476,16 @@ START_TEST(test_split_report) {
                              "val_acc [0-9.]+ gap -?[0-9.]+ time [0-9.]+s$"));
     run_free(&r);
     csv = slurp(P("n.csv"), NULL);
-    ck_assert(matches(csv, "\n1,3,[^,]+,[^,]+,,,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6}\n$"));
+    ck_assert(matches(csv, "\n1,3,[^,]+,[^,]+,,,[0-9.]+,[0-9.e-]+,[01]\\.[0-9]{6},0\\.05\n$"));
     free(csv);
 }
 END_TEST
 
 /* ---- JSON Lines metrics ------------------------------------------------------------- */
 
-static const char *const json_keys[9] = {"epoch", "step", "train_loss", "train_acc", "test_loss",
-                                         "test_acc", "seconds", "val_loss", "val_acc"};
+#define N_JSON_KEYS 10
+static const char *const json_keys[N_JSON_KEYS] = {"epoch", "step", "train_loss", "train_acc", "test_loss",
+                                                   "test_acc", "seconds", "val_loss", "val_acc", "lr"};
 
 /* Parses one JSON Lines object of exactly the metrics keys, in order, whose
  * values are JSON numbers or null (NAN). Returns the end of the line, or
@@ -1396,7 +1493,7 @@ static const char *const json_keys[9] = {"epoch", "step", "train_loss", "train_a
 static const char *parse_json_row(const char *p, double *v) {
     if (*p++ != '{')
         return NULL;
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < N_JSON_KEYS; k++) {
         size_t len = strlen(json_keys[k]);
         if (k && *p++ != ',')
             return NULL;
@@ -1446,11 +1543,11 @@ static void check_jsonl_vs_csv(const char *jsonl_path, const char *csv_path, int
     ck_assert(j && c);
     const char *jp = j, *cp = strchr(c, '\n') + 1;
     for (int r = 0; r < rows; r++) {
-        double v[9];
+        double v[N_JSON_KEYS];
         const char *next = parse_json_row(jp, v);
         ck_assert_msg(next != NULL, "row %d is not a metrics object: %s", r, jp);
         ck_assert_double_eq(v[0], r + 1);
-        for (int k = 0; k < 9; k++) {
+        for (int k = 0; k < N_JSON_KEYS; k++) {
             double want = csv_field(cp, k);
             if (k == 6)
                 continue; /* seconds differ between runs */
@@ -1482,7 +1579,7 @@ START_TEST(test_metrics_jsonl) {
     char *j = slurp(P("n.jsonl"), NULL);
     ck_assert(matches(j, "^\\{\"epoch\":1,\"step\":4,\"train_loss\":[0-9.e-]+,\"train_acc\":[0-9.]+,"
                          "\"test_loss\":null,\"test_acc\":null,\"seconds\":[0-9.]+,"
-                         "\"val_loss\":null,\"val_acc\":null\\}$"));
+                         "\"val_loss\":null,\"val_acc\":null,\"lr\":0\\.05\\}$"));
     free(j);
     /* A resumed run keeps the saved epochs' objects and drops later ones. */
     run_expect(0, "train", "--data", P("data"), "--epochs", "3", "--val-split", "0.2", "--metrics",
@@ -1495,43 +1592,58 @@ START_TEST(test_metrics_jsonl) {
     ck_assert_int_eq(dn_metrics_open(&mt, P("u.jsonl"), -1, "toy"), DN_EXIT_OK);
     dn_epoch_row e = {.epoch = 1, .step = 2, .train_loss = 0.5, .train_acc = 0.25,
                       .test_loss = INFINITY, .test_acc = 0.5, .seconds = 1, .val_loss = NAN,
-                      .val_acc = 1, .has_test = 1, .has_val = 1};
+                      .val_acc = 1, .has_test = 1, .has_val = 1, .lr = 0.001};
     ck_assert_int_eq(dn_metrics_add(&mt, &e, "toy"), DN_EXIT_OK);
     dn_metrics_free(&mt);
     j = slurp(P("u.jsonl"), NULL);
     ck_assert_str_eq(j, "{\"epoch\":1,\"step\":2,\"train_loss\":0.5,\"train_acc\":0.250000,"
                         "\"test_loss\":null,\"test_acc\":0.500000,\"seconds\":1.000,"
-                        "\"val_loss\":null,\"val_acc\":1.000000}\n");
-    double v[9];
+                        "\"val_loss\":null,\"val_acc\":1.000000,\"lr\":0.001}\n");
+    double v[N_JSON_KEYS];
     ck_assert_ptr_nonnull(parse_json_row(j, v));
     free(j);
 }
 END_TEST
 
-/* A metrics CSV of the 7-column format is continued on resume, its rows
- * padded with the two empty val columns. */
+/* Metrics CSVs of older trainers are continued on resume: rows of the
+ * 7-column format get the empty val and lr columns, rows of the 9-column
+ * format (before lr) an empty lr; later rows are the new run's. */
 START_TEST(test_metrics_old_csv_resume) {
     setup("oldcsv");
     run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("ref.csv"), NULL);
-    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--save",
-               P("s.st"), "--checkpoint-every", "100", "--max-steps", "4", NULL);
-    char *csv = slurp(P("m.csv"), NULL), old[1024];
-    const char *row = strchr(csv, '\n') + 1;
-    size_t rl = strlen(row);
-    ck_assert(rl > 3 && strcmp(row + rl - 3, ",,\n") == 0);
-    snprintf(old, sizeof old, "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n%.*s\n",
-             (int)(rl - 3), row);
-    write_bytes(P("m.csv"), old, strlen(old));
-    free(csv);
-    run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--resume",
-               P("s.st"), NULL);
-    char *a = slurp(P("m.csv"), NULL), *b = slurp(P("ref.csv"), NULL);
-    char *sa = strip_seconds(a), *sb = strip_seconds(b);
-    ck_assert_str_eq(sa, sb);
-    free(a);
-    free(b);
-    free(sa);
-    free(sb);
+    static const struct {
+        const char *header;
+        int cut;          /* columns an old row lacks */
+        const char *pad;  /* what the resumed file adds */
+    } olds[] = {{"epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n", 3, ",,,"},
+                {"epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n", 1, ","}};
+    for (size_t k = 0; k < sizeof olds / sizeof olds[0]; k++) {
+        run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--save",
+                   P("s.st"), "--checkpoint-every", "100", "--max-steps", "4", NULL);
+        char *csv = slurp(P("m.csv"), NULL), old[1024], want_row[1024];
+        const char *row = strchr(csv, '\n') + 1;
+        size_t rl = strlen(row) - 1; /* without its newline */
+        for (int c = 0; c < olds[k].cut; c++)
+            while (row[--rl] != ',') {
+            }
+        snprintf(old, sizeof old, "%s%.*s\n", olds[k].header, (int)rl, row);
+        snprintf(want_row, sizeof want_row, "%.*s%s\n", (int)rl, row, olds[k].pad);
+        write_bytes(P("m.csv"), old, strlen(old));
+        free(csv);
+        run_expect(0, "train", "--data", P("data"), "--epochs", "2", "--metrics", P("m.csv"), "--resume",
+                   P("s.st"), NULL);
+        char *a = slurp(P("m.csv"), NULL), *b = slurp(P("ref.csv"), NULL);
+        const char *a1 = strchr(a, '\n') + 1, *a2 = strchr(a1, '\n') + 1;
+        const char *b1 = strchr(b, '\n') + 1, *b2 = strchr(b1, '\n') + 1;
+        ck_assert(strncmp(a, b, (size_t)(b1 - b)) == 0);              /* today's header */
+        ck_assert(strncmp(a1, want_row, strlen(want_row)) == 0);      /* the old row, padded */
+        char *sa = strip_seconds(a2), *sb = strip_seconds(b2);        /* the new run's row */
+        ck_assert_str_eq(sa, sb);
+        free(a);
+        free(b);
+        free(sa);
+        free(sb);
+    }
 }
 END_TEST
 
@@ -1551,7 +1663,7 @@ static int restored_epoch(const char *out, double *val_acc) {
 /* Loads the weights (top-level tensors) of a checkpoint. */
 static void load_weights(const char *path, float *p) {
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, path, p, NULL, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
+    ck_assert_msg(dn_ckpt_load(&toy_model, path, p, NULL, NULL, NULL, NULL, err) == 0, "%s", err);
 }
 
 /* The toy stalls: on the separable set the validation accuracy reaches its
@@ -1601,7 +1713,8 @@ START_TEST(test_early_stopping) {
     load_weights(P("es.st"), restored);
     dn_train_state st;
     char err[DN_ERR_MAX];
-    ck_assert_msg(dn_ckpt_load(&toy_model, P("at_best.st"), at_best, m, v, bw, &st, NULL, err) == 0,
+    dn_opt_bufs ob = {{m, v, NULL}};
+    ck_assert_msg(dn_ckpt_load(&toy_model, P("at_best.st"), at_best, &ob, bw, &st, NULL, err) == 0,
                   "%s", err);
     ck_assert(memcmp(restored, at_best, sizeof restored) == 0);
     ck_assert(memcmp(bw, at_best, sizeof bw) == 0);
@@ -1938,9 +2051,31 @@ START_TEST(test_eval_mc) {
 }
 END_TEST
 
+static void make_optim_models(void) {
+    toy_sgd_model = toy_model;
+    toy_sgd_model.defaults.optim = (dn_optim){.type = DN_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1};
+    toy_sgd_model.defaults.weight_decay = 0.01f;
+    toy_sgd_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_STEP, .step_size = 1, .gamma = 0.5f};
+    toy_rmsprop_model = toy_model;
+    toy_rmsprop_model.defaults.lr = 0.01f;
+    toy_rmsprop_model.defaults.optim =
+        (dn_optim){.type = DN_OPTIM_RMSPROP, .alpha = 0.9f, .momentum = 0.5f, .centered = 1};
+    toy_rmsprop_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_EXPONENTIAL, .gamma = 0.8f};
+    toy_clip_model = toy_fused_model;
+    toy_clip_model.defaults.clip_grad_norm = 0.1f;
+    toy_clip_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_COSINE, .warmup_steps = 3, .min_lr = 0.001f};
+    toy_fused_sched_model = toy_fused_model;
+    toy_fused_sched_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_EXPONENTIAL, .gamma = 0.7f};
+    toy_plateau_model = toy_sgd_model;
+    toy_plateau_model.defaults.schedule = (dn_lr_sched){.type = DN_LRS_PLATEAU, .factor = 0.5f, .patience = 0,
+                                                         .threshold = 0.01f, .cooldown = 1, .min_lr = 0.001f,
+                                                         .metric_acc = 1};
+}
+
 int main(void) {
     toy_fused_model = toy_model;
     toy_fused_model.train_step_adam = toy_train_step_adam;
+    make_optim_models();
     Suite *s = suite_create("check_train");
     TCase *cli = tcase_create("cli");
     tcase_add_test(cli, test_help_version);
@@ -1965,9 +2100,11 @@ int main(void) {
 
     TCase *resume = tcase_create("resume");
     tcase_set_timeout(resume, 120);
-    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 2); /* plain, fused */
+    tcase_add_loop_test(resume, test_resume_bit_identical, 0, 6); /* plain, fused, sgd, rmsprop, clip, fused+schedule */
+    tcase_add_test(resume, test_schedule_runs);
     tcase_add_test(resume, test_resume_refuses_other_runs);
     tcase_add_test(resume, test_signal_saves_state);
+    tcase_add_test(resume, test_nonfinite_norm_stops);
     suite_add_tcase(s, resume);
 
     TCase *val = tcase_create("validation");

@@ -54,6 +54,7 @@ PyTorch:
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -394,6 +395,13 @@ def loss_fn(spec, logits, output, y):
 
 def make_optimizer(spec, params):
     o = spec["optimizer"]
+    if o["type"] == "sgd":
+        return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], dampening=o["dampening"],
+                               nesterov=o["nesterov"], weight_decay=o["weight_decay"], foreach=False)
+    if o["type"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o["lr"], alpha=o["alpha"], eps=o["eps"],
+                                   momentum=o["momentum"], centered=o["centered"],
+                                   weight_decay=o["weight_decay"], foreach=False)
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[o["type"]]
     return cls(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
                weight_decay=o["weight_decay"], foreach=False)
@@ -403,6 +411,16 @@ def make_optimizer(spec, params):
 
 def _opt(kind="adam", lr=0.01, wd=0.0):
     return {"type": kind, "lr": lr, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": wd}
+
+
+def _sgd(lr, momentum, dampening=0.0, nesterov=False, wd=0.0):
+    return {"type": "sgd", "lr": lr, "momentum": momentum, "dampening": dampening,
+            "nesterov": nesterov, "weight_decay": wd}
+
+
+def _rmsprop(lr, alpha, momentum, centered, wd=0.0):
+    return {"type": "rmsprop", "lr": lr, "alpha": alpha, "eps": 1e-8, "momentum": momentum,
+            "centered": centered, "weight_decay": wd}
 
 
 def _small_ce_layers(dropout):
@@ -557,6 +575,36 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _opt(wd=0.01), "n": 8, "seed": 29,
         "torch_seed": 29, "x_range": 1.0,
     },
+    # Other optimizers and gradient clipping (the 10 steps are theirs; the tensors keep
+    # the adam10 names).
+    "small_sgd": {
+        "doc": "small_ce without dropout, SGD with nesterov momentum 0.9 and weight decay 0.01",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _sgd(0.1, 0.9, nesterov=True, wd=0.01), "n": 5,
+        "seed": 31, "torch_seed": 31, "x_range": 1.0,
+    },
+    "small_rmsprop": {
+        "doc": "small_ce without dropout, centered RMSprop with momentum 0.5 and weight decay 0.01",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _rmsprop(0.01, 0.9, 0.5, True, wd=0.01), "n": 5,
+        "seed": 32, "torch_seed": 32, "x_range": 1.0,
+    },
+    "small_clip": {
+        "doc": "small_ce without dropout, Adam with the gradient norm clipped to 0.05",
+        "input": 7, "input_dropout": 0.0, "layers": _small_ce_layers(False),
+        "loss": "cross_entropy", "optimizer": _opt(), "clip": 0.05, "n": 5,
+        "seed": 33, "torch_seed": 33, "x_range": 1.0,
+    },
+    "small_clip_sgd": {
+        "doc": "tanh and sigmoid layers, SGD with momentum 0.8 and dampening 0.3, the gradient norm "
+               "clipped to 0.08",
+        "input": 6, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 8, "activation": "tanh", "dropout": 0.0},
+                   {"name": "fc2", "units": 5, "activation": "sigmoid", "dropout": 0.0},
+                   {"name": "out", "units": 4, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "optimizer": _sgd(0.5, 0.8, dampening=0.3), "clip": 0.08, "n": 6,
+        "seed": 34, "torch_seed": 34, "x_range": 3.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
@@ -613,6 +661,21 @@ def _batchnorm_yaml(layer):
     return ""
 
 
+def _optimizer_yaml(o):
+    """The spec's optimizer mapping (flow style) of a case."""
+    head = f"{{type: {o['type']}, lr: {_num(o['lr'])}, "
+    wd = f"weight_decay: {_num(o['weight_decay'])}}}"
+    flag = {True: "true", False: "false"}
+    if o["type"] == "sgd":
+        return (head + f"momentum: {_num(o['momentum'])}, dampening: {_num(o['dampening'])}, "
+                f"nesterov: {flag[o['nesterov']]}, " + wd)
+    if o["type"] == "rmsprop":
+        return (head + f"alpha: {_num(o['alpha'])}, eps: {_num(o['eps'])}, "
+                f"momentum: {_num(o['momentum'])}, centered: {flag[o['centered']]}, " + wd)
+    return (head + f"betas: [{_num(o['betas'][0])}, {_num(o['betas'][1])}], eps: {_num(o['eps'])}, "
+            + wd)
+
+
 def spec_yaml(name, case):
     """The dngen spec (YAML text) of a case."""
     lines = [f"# {name}: {case['doc']}.",
@@ -637,15 +700,14 @@ def spec_yaml(name, case):
         if layer.get("noise", 0.0) > 0:
             item += f", noise: {_num(layer['noise'])}"
         lines.append(item + _batchnorm_yaml(layer) + "}")
-    o = case["optimizer"]
     lines += ["train:",
               f"  batch_size: {case['n']}",
               "  epochs: 1",
               f"  seed: {case['seed']}",
               f"  loss: {case['loss']}",
-              f"  optimizer: {{type: {o['type']}, lr: {_num(o['lr'])}, "
-              f"betas: [{_num(o['betas'][0])}, {_num(o['betas'][1])}], eps: {_num(o['eps'])}, "
-              f"weight_decay: {_num(o['weight_decay'])}}}"]
+              f"  optimizer: {_optimizer_yaml(case['optimizer'])}"]
+    if "clip" in case:
+        lines.append(f"  clip_grad_norm: {_num(case['clip'])}")
     if case["input"] == 784:
         lines += ["data:", "  format: idx", "  dir: data/fashion-mnist",
                   "  normalize: {mean: 0.5, std: 0.5}"]
@@ -774,14 +836,20 @@ def build_case(name, case):
     # ADAM_STEPS optimizer steps on the same batch, dropout off.
     model.load_state_dict(init)
     opt = make_optimizer(case, model.parameters())
-    losses = []
+    losses, norms = [], []
     for _ in range(ADAM_STEPS):
         opt.zero_grad()
         logits, output = model(x, record=record)
         loss = loss_fn(case, logits, output, y)
         losses.append(loss.item())
         loss.backward()
+        if "clip" in case:
+            norms.append(nn.utils.clip_grad_norm_(model.parameters(), case["clip"]).item())
         opt.step()
+    if norms:
+        # The case must test clipping: every step's norm above the limit.
+        print(f"{name}: gradient norms {[float(f'{v:.3g}') for v in norms]}, clipped to {case['clip']}")
+        assert min(norms) > case["clip"] * 1.5, norms
     out += [(f"adam{ADAM_STEPS}.{k}", _np(v)) for k, v in model.state_dict().items()
             if not k.endswith("num_batches_tracked")]
     out.append((f"adam{ADAM_STEPS}.loss", np.array(losses, dtype=np.float32)))
@@ -829,6 +897,94 @@ def adam_conditioning(case):
     return out
 
 
+# ---- learning-rate schedules ----------------------------------------------------------------
+
+# Each schedule's settings, in the order of the F64 vector `<name>.config` that the C test
+# reads: type (1 step, 2 exponential, 3 cosine, 4 plateau: runtime/dn_runtime.h's DN_LRS_*),
+# lr, step_size, gamma, warmup_steps, min_lr, factor, threshold, patience, cooldown,
+# metric_acc (plateau: 1 = accuracy, mode max), total (cosine: the run's optimizer steps;
+# per-epoch schedules: epochs).
+SCHEDULE_KEYS = ["type", "lr", "step_size", "gamma", "warmup_steps", "min_lr", "factor",
+                 "threshold", "patience", "cooldown", "metric_acc", "total"]
+SCHEDULES = {
+    "step": {"type": 1, "lr": 0.01, "step_size": 2, "gamma": 0.7, "total": 12},
+    "exponential": {"type": 2, "lr": 0.001, "gamma": 0.9, "total": 12},
+    "cosine": {"type": 3, "lr": 0.01, "warmup_steps": 5, "min_lr": 1e-4, "total": 40},
+    "cosine_nowarmup": {"type": 3, "lr": 0.003, "warmup_steps": 0, "min_lr": 0.0, "total": 17},
+    "plateau_loss": {"type": 4, "lr": 0.01, "factor": 0.5, "threshold": 0.01, "patience": 1,
+                     "cooldown": 1, "min_lr": 0.002, "metric_acc": 0, "total": 16,
+                     "metric": [1.0, 0.8, 0.795, 0.79, 0.7, 0.7, 0.71, 0.69, 0.695, 0.7, 0.5,
+                                0.6, 0.6, 0.6, 0.6, 0.6]},
+    "plateau_acc": {"type": 4, "lr": 0.1, "factor": 0.3, "threshold": 1e-4, "patience": 0,
+                    "cooldown": 0, "min_lr": 0.0, "metric_acc": 1, "total": 10,
+                    "metric": [0.5, 0.6, 0.6, 0.65, 0.64, 0.66, 0.66, 0.66, 0.9, 0.9]},
+}
+
+
+def schedule_lrs(cfg):
+    """The learning rates PyTorch's scheduler gives: for per-epoch schedules the lr of
+    epochs 0..total-1 (scheduler.step() after each, with the epoch's metric for plateau);
+    for cosine the lr of optimizer steps 0..total-1 (scheduler.step() after each)."""
+    param = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=cfg["lr"])
+    t, total = cfg["type"], cfg["total"]
+    if t == 1:
+        sched = torch.optim.lr_scheduler.StepLR(opt, cfg["step_size"], cfg["gamma"])
+    elif t == 2:
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, cfg["gamma"])
+    elif t == 3 and cfg["warmup_steps"] > 0:
+        w = cfg["warmup_steps"]
+        warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / w, end_factor=1.0,
+                                                 total_iters=w - 1)
+        cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - w, eta_min=cfg["min_lr"])
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[w])
+    elif t == 3:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg["min_lr"])
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max" if cfg["metric_acc"] else "min", factor=cfg["factor"],
+            patience=cfg["patience"], threshold=cfg["threshold"], threshold_mode="rel",
+            cooldown=cfg["cooldown"], min_lr=cfg["min_lr"])
+    lrs = []
+    for k in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step(cfg["metric"][k]) if t == 4 else sched.step()
+    return np.array(lrs, dtype=np.float64)
+
+
+def cosine_formula(cfg):
+    """docs/spec.md's closed form of the cosine schedule, for comparison with PyTorch's chain."""
+    w, total, base, lo = cfg["warmup_steps"], cfg["total"], cfg["lr"], cfg["min_lr"]
+    out = []
+    for s in range(total):
+        if s < w:
+            out.append(base * (s + 1) / w)
+        else:
+            frac = min(1.0, (s - w) / max(1, total - w))
+            out.append(lo + (base - lo) * (1 + math.cos(math.pi * frac)) / 2)
+    return np.array(out)
+
+
+def build_schedules():
+    """The tensors of schedules.safetensors: per schedule its config, its metrics (plateau)
+    and PyTorch's learning rates."""
+    out = []
+    for name, cfg in SCHEDULES.items():
+        vec = [float(cfg.get(k, 0)) for k in SCHEDULE_KEYS]
+        out.append((f"{name}.config", np.array(vec, dtype=np.float64)))
+        if "metric" in cfg:
+            out.append((f"{name}.metric", np.array(cfg["metric"], dtype=np.float64)))
+        lrs = schedule_lrs(cfg)
+        out.append((f"{name}.lr", lrs))
+        if cfg["type"] == 3:
+            rel = np.max(np.abs(cosine_formula(cfg) - lrs) / lrs)
+            print(f"{name}: the closed form is within {rel:.1e} of PyTorch's chain")
+            assert rel < 1e-12, rel
+        print(f"{name}: lr {[float(f'{v:.6g}') for v in lrs]}")
+    return out
+
+
 def self_check_masks():
     """dropout_mask and image_dropout_mask must agree with the scalar definition
     (dn_rand_u32 per unit)."""
@@ -858,8 +1014,9 @@ def main():
     ap.add_argument("--out-dir", default="tests/fixtures", help="where to write (default %(default)s)")
     ap.add_argument("--kat", default=DEFAULT_KAT,
                     help="Random123 kat_vectors file (default %(default)s; built-in copy if absent)")
-    ap.add_argument("--case", action="append", choices=sorted(CASES),
-                    help="only this case (repeatable; default all)")
+    ap.add_argument("--case", action="append", choices=sorted(CASES) + ["schedules"],
+                    help="only this case (repeatable; default all; `schedules`: the learning-rate "
+                         "schedules' fixture)")
     ap.add_argument("--conditioning", action="store_true",
                     help="write nothing; print how far float32 rounding alone moves each "
                          "case's 10 optimizer steps (float32 against float64)")
@@ -874,13 +1031,21 @@ def main():
     # nn.Conv2d(padding='same') with an even kernel pads a copy of its input: a note, not
     # a problem.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
+    # SequentialLR steps its schedulers with an explicit epoch once, which 1.13 warns about.
+    warnings.filterwarnings("ignore", message="The epoch parameter in `scheduler.step\(\)`")
     torch.set_num_threads(1)
     count, source = check_philox(args.kat)
     print(f"philox4x32_10: {count} known-answer vectors pass ({source})")
     self_check_masks()
 
     os.makedirs(args.out_dir, exist_ok=True)
-    for name in args.case or list(CASES):
+    for name in args.case or list(CASES) + ["schedules"]:
+        if name == "schedules":
+            meta = {"torch_version": torch.__version__, "generator": "tools/torch_reference.py"}
+            path = os.path.join(args.out_dir, "schedules.safetensors")
+            write_safetensors(path, build_schedules(), meta)
+            print(f"{path}: {os.path.getsize(path)} bytes")
+            continue
         case = CASES[name]
         tensors, meta, margins = build_case(name, case)
         if isinstance(case["input"], list) and min(margins.values(), default=1.0) < MIN_TIE_MARGIN:

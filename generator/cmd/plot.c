@@ -1,7 +1,8 @@
 /* plot.c - `dngen plot`: the command line, file input, and the SVG writer.
  *
  * The chart follows the matplotlib figure in the dropout article the project
- * started from: accuracy (or loss) per epoch, train dashed and test solid,
+ * started from: accuracy (or loss) per epoch, train dashed and test solid
+ * (or the learning rate per epoch, one solid line per run),
  * one colour per run, labeled axes, title, legend and grid. The SVG is built
  * in memory and written in one go (atomically for files), so an error never
  * leaves a partial chart behind. Output bytes depend only on the inputs. */
@@ -291,31 +292,44 @@ static const series_style plot_styles[3] = {
     {"Validation", "2,3"},
 };
 
+/* The learning-rate panel's one series kind. */
+static const series_style lr_styles[3] = {
+    {"Learning rate", NULL},
+    {"", NULL},
+    {"", NULL},
+};
+
 /* One panel: which metric, and where it sits. */
 typedef struct {
     int is_acc;
-    int cols[3];          /* train, test, validation column ids */
+    int is_lr;            /* the learning rate (one series per run) */
+    int cols[3];          /* train, test, validation column ids; -1: none */
+    const series_style *styles; /* their legend names and dashes */
     double left, right;   /* plot area, pixels */
     double top, bottom;
     plot_axis x, y;
 } plot_panel;
 
-/* Sets up panel geometry for a panel starting at x0 with width w. */
-static void panel_init(plot_panel *p, int is_acc, double x0, double w) {
+/* Sets up panel geometry for a panel of `metric` (DNGEN_PLOT_METRIC_ACC,
+ * _LOSS or _LR) starting at x0 with width w. */
+static void panel_init(plot_panel *p, int metric, double x0, double w) {
+    int is_acc = metric == DNGEN_PLOT_METRIC_ACC;
     p->is_acc = is_acc;
-    p->cols[0] = is_acc ? DNGEN_PLOT_TRAIN_ACC : DNGEN_PLOT_TRAIN_LOSS;
-    p->cols[1] = is_acc ? DNGEN_PLOT_TEST_ACC : DNGEN_PLOT_TEST_LOSS;
-    p->cols[2] = is_acc ? DNGEN_PLOT_VAL_ACC : DNGEN_PLOT_VAL_LOSS;
+    p->is_lr = metric == DNGEN_PLOT_METRIC_LR;
+    p->styles = p->is_lr ? lr_styles : plot_styles;
+    p->cols[0] = p->is_lr ? DNGEN_PLOT_LR : is_acc ? DNGEN_PLOT_TRAIN_ACC : DNGEN_PLOT_TRAIN_LOSS;
+    p->cols[1] = p->is_lr ? -1 : is_acc ? DNGEN_PLOT_TEST_ACC : DNGEN_PLOT_TEST_LOSS;
+    p->cols[2] = p->is_lr ? -1 : is_acc ? DNGEN_PLOT_VAL_ACC : DNGEN_PLOT_VAL_LOSS;
     p->left = x0 + 76.0;
     p->right = x0 + w - 24.0;
     p->top = 56.0;
     p->bottom = SVG_HEIGHT - 64.0;
 }
 
-/* Number of present (non-NaN) values of column c in m (0 if absent). */
+/* Number of present (non-NaN) values of column c in m (0 if absent or c < 0). */
 static size_t series_points(const dngen_plot_metrics *m, int c) {
     size_t k = 0;
-    if (!m->col[c])
+    if (c < 0 || !m->col[c])
         return 0;
     for (size_t i = 0; i < m->n; i++)
         k += !isnan(m->col[c][i]);
@@ -333,7 +347,7 @@ static int panel_axes(plot_panel *p, const dngen_plot_run *runs, size_t n) {
         xmin = fmin(xmin, m->epoch[0]);
         xmax = fmax(xmax, m->epoch[m->n - 1]);
         for (int s = 0; s < 3; s++) {
-            const double *v = m->col[p->cols[s]];
+            const double *v = p->cols[s] >= 0 ? m->col[p->cols[s]] : NULL;
             for (size_t i = 0; v && i < m->n; i++) {
                 if (!isnan(v[i])) {
                     ymin = fmin(ymin, v[i]);
@@ -407,7 +421,7 @@ static void draw_axis_labels(svg_buf *b, const plot_panel *p) {
     buf_printf(b, "<text x=\"%s\" y=\"%s\" font-size=\"14\" text-anchor=\"middle\" ",
                fmt_px(lx, s1), fmt_px(cy, s2));
     buf_printf(b, "transform=\"rotate(-90 %s %s)\">%s</text>\n", fmt_px(lx, s1), fmt_px(cy, s2),
-               p->is_acc ? "Accuracy" : "Loss");
+               p->is_lr ? "Learning rate" : p->is_acc ? "Accuracy" : "Loss");
 }
 
 /* Appends a legend/series name "Kind (label)", escaped. */
@@ -461,7 +475,7 @@ static size_t legend_size(const plot_panel *p, const dngen_plot_run *runs, size_
         for (int s = 0; s < 3; s++) {
             if (series_points(runs[r].m, p->cols[s]) == 0)
                 continue;
-            size_t w = strlen(plot_styles[s].name) + 3 + text_chars(runs[r].label);
+            size_t w = strlen(p->styles[s].name) + 3 + text_chars(runs[r].label);
             *widest = w > *widest ? w : *widest;
             entries++;
         }
@@ -495,10 +509,10 @@ static void draw_legend(svg_buf *b, const plot_panel *p, const dngen_plot_run *r
                        "stroke-width=\"2\"",
                        fmt_px(x + 8.0, s1), fmt_px(ey - 4.0, s2), fmt_px(x + 38.0, s3),
                        fmt_px(ey - 4.0, s4), color);
-            if (plot_styles[s].dash)
-                buf_printf(b, " stroke-dasharray=\"%s\"", plot_styles[s].dash);
+            if (p->styles[s].dash)
+                buf_printf(b, " stroke-dasharray=\"%s\"", p->styles[s].dash);
             buf_printf(b, "/>\n<text x=\"%s\" y=\"%s\">", fmt_px(x + 44.0, s1), fmt_px(ey, s2));
-            put_series_name(b, &plot_styles[s], runs[r].label);
+            put_series_name(b, &p->styles[s], runs[r].label);
             buf_printf(b, "</text>\n");
             ey += 18.0;
         }
@@ -513,8 +527,8 @@ static void draw_panel(svg_buf *b, const plot_panel *p, const dngen_plot_run *ru
     draw_axis_labels(b, p);
     for (size_t r = 0; r < n; r++)
         for (int s = 0; s < 3; s++)
-            draw_series(b, p, &runs[r], p->cols[s], &plot_styles[s],
-                        plot_palette[r % PLOT_PALETTE_N]);
+            if (p->cols[s] >= 0)
+                draw_series(b, p, &runs[r], p->cols[s], &p->styles[s], plot_palette[r % PLOT_PALETTE_N]);
     draw_legend(b, p, runs, n);
     buf_printf(b, "</g>\n");
 }
@@ -524,6 +538,7 @@ static const char *default_title(int metric) {
     switch (metric) {
     case DNGEN_PLOT_METRIC_LOSS: return "Training vs Test Loss";
     case DNGEN_PLOT_METRIC_BOTH: return "Training vs Test Accuracy and Loss";
+    case DNGEN_PLOT_METRIC_LR: return "Learning Rate";
     default: return "Training vs Test Accuracy";
     }
 }
@@ -538,7 +553,7 @@ int dngen_plot_render(const dngen_plot_run *runs, size_t n, int metric, const ch
                       char **svg, size_t *len, char *err, size_t errlen) {
     *svg = NULL;
     *len = 0;
-    if (metric != DNGEN_PLOT_METRIC_LOSS && metric != DNGEN_PLOT_METRIC_BOTH)
+    if (metric != DNGEN_PLOT_METRIC_LOSS && metric != DNGEN_PLOT_METRIC_BOTH && metric != DNGEN_PLOT_METRIC_LR)
         metric = DNGEN_PLOT_METRIC_ACC;
     int both = metric == DNGEN_PLOT_METRIC_BOTH;
     plot_panel panels[2];
@@ -546,7 +561,8 @@ int dngen_plot_render(const dngen_plot_run *runs, size_t n, int metric, const ch
     double pw = both ? PANEL_WIDTH_BOTH : PANEL_WIDTH_SINGLE;
     double width = pw * npanels;
     for (int i = 0; i < npanels; i++) {
-        panel_init(&panels[i], metric != DNGEN_PLOT_METRIC_LOSS && i == 0, pw * i, pw);
+        int panel_metric = both ? (i == 0 ? DNGEN_PLOT_METRIC_ACC : DNGEN_PLOT_METRIC_LOSS) : metric;
+        panel_init(&panels[i], panel_metric, pw * i, pw);
         if (panel_axes(&panels[i], runs, n) != 0) {
             plot_seterr(err, errlen, "error: the values span too large a range to plot");
             return -1;
@@ -582,7 +598,7 @@ int dngen_plot_render(const dngen_plot_run *runs, size_t n, int metric, const ch
 /* ---- command line ------------------------------------------------------------ */
 
 static const char plot_usage[] =
-    "usage: dngen plot RUN.csv [RUN.csv ...] -o OUT.svg [--metric acc|loss|both] "
+    "usage: dngen plot RUN.csv [RUN.csv ...] -o OUT.svg [--metric acc|loss|both|lr] "
     "[--title TEXT] [--label NAME ...]\n";
 
 typedef struct {
@@ -650,8 +666,10 @@ static int parse_metric(FILE *err, const char *val, int *metric) {
         *metric = DNGEN_PLOT_METRIC_LOSS;
     else if (strcmp(val, "both") == 0)
         *metric = DNGEN_PLOT_METRIC_BOTH;
+    else if (strcmp(val, "lr") == 0)
+        *metric = DNGEN_PLOT_METRIC_LR;
     else
-        return usage_error(err, "unknown metric '%s' (expected acc, loss or both)", val);
+        return usage_error(err, "unknown metric '%s' (expected acc, loss, both or lr)", val);
     return 0;
 }
 
@@ -747,6 +765,10 @@ static int read_input(const char *path, char **data, size_t *len, char *err, siz
 
 /* Column masks (want, need) for a metric choice. */
 static void metric_masks(int metric, unsigned *want, unsigned *need) {
+    if (metric == DNGEN_PLOT_METRIC_LR) {
+        *want = *need = DNGEN_PLOT_BIT(DNGEN_PLOT_LR);
+        return;
+    }
     unsigned acc = DNGEN_PLOT_BIT(DNGEN_PLOT_TRAIN_ACC) | DNGEN_PLOT_BIT(DNGEN_PLOT_TEST_ACC);
     unsigned loss = DNGEN_PLOT_BIT(DNGEN_PLOT_TRAIN_LOSS) | DNGEN_PLOT_BIT(DNGEN_PLOT_TEST_LOSS);
     *need = (metric & DNGEN_PLOT_METRIC_ACC ? acc : 0) | (metric & DNGEN_PLOT_METRIC_LOSS ? loss : 0);

@@ -15,7 +15,7 @@ int dngen_plot_main(int argc, char **argv, FILE *out, FILE *err);
 
 /* ---- SVG writer ------------------------------------------------------------ */
 
-enum { DNGEN_PLOT_METRIC_ACC = 1, DNGEN_PLOT_METRIC_LOSS = 2, DNGEN_PLOT_METRIC_BOTH = 3 };
+enum { DNGEN_PLOT_METRIC_ACC = 1, DNGEN_PLOT_METRIC_LOSS = 2, DNGEN_PLOT_METRIC_BOTH = 3, DNGEN_PLOT_METRIC_LR = 4 };
 
 /* One curve set to draw: a parsed file and its legend label (any bytes; the
  * writer XML-escapes it and replaces invalid UTF-8). */

@@ -15,7 +15,7 @@
 #include "dn_runtime.h"
 
 static const char *const csv_col_names[DNGEN_PLOT_NCOLS] = {
-    "train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc",
+    "train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "lr",
 };
 
 #define CSV_EPOCH (-1)     /* column id of `epoch` */

@@ -23,6 +23,7 @@ enum {
     DNGEN_PLOT_TEST_ACC,
     DNGEN_PLOT_VAL_LOSS,
     DNGEN_PLOT_VAL_ACC,
+    DNGEN_PLOT_LR,      /* the learning rate of each epoch's last step */
     DNGEN_PLOT_NCOLS
 };
 #define DNGEN_PLOT_BIT(c) (1u << (c))

@@ -137,22 +137,48 @@ static size_t work_bytes(int rows, const void *ctx) {
     return ((size_t)rows * p->workspace_floats_per_row + p->workspace_floats_fixed) * sizeof(float);
 }
 
+/* The copies of the parameter buffer a training run writes, as
+ * runtime/dn_train.c uses them: the parameters; the gradient unless Adam's
+ * step is fused (the fused step keeps no gradient buffer warm: it is
+ * touched only when a loss diverges), i.e. with another optimizer or
+ * clipping; and the optimizer's state: Adam's m and v, SGD's momentum buffer
+ * (with momentum), RMSprop's square average (and momentum buffer, gradient
+ * average). Their label into label[0..cap); returns the count. */
+static int param_copies(const dn_train *t, char *label, size_t cap) {
+    const dn_optimizer *o = &t->opt;
+    int fused = (o->type == DN_OPT_ADAM || o->type == DN_OPT_ADAMW) && !(t->clip_grad_norm > 0);
+    int n = fused ? 1 : 2;
+    size_t len = (size_t)snprintf(label, cap, "parameters%s", fused ? "" : ", gradient");
+    if (o->type == DN_OPT_ADAM || o->type == DN_OPT_ADAMW) {
+        snprintf(label + len, cap - len, ", Adam m and v");
+        return n + 2;
+    }
+    if (o->type == DN_OPT_SGD) {
+        if (o->momentum > 0)
+            snprintf(label + len, cap - len, ", momentum");
+        return n + (o->momentum > 0);
+    }
+    snprintf(label + len, cap - len, ", RMSprop state");
+    return n + 1 + (o->momentum > 0) + o->centered;
+}
+
 /* The memory a training run allocates for the network, as runtime/dn_train.c
- * does: the parameter buffer with Adam's m and v (the fused step keeps no
- * gradient buffer warm: it is touched only when a loss diverges), the work
- * space and the input batch, both for the rows of an evaluation batch,
- * chosen as dn_eval_rows does (runtime/dn_eval.c) from the work space's
- * size, which the plan gives (up to the alignment of each buffer). */
+ * does: the copies of the parameter buffer (param_copies), the work space
+ * and the input batch, both for the rows of an evaluation batch, chosen as
+ * dn_eval_rows does (runtime/dn_eval.c) from the work space's size, which
+ * the plan gives (up to the alignment of each buffer). */
 static void print_memory(const dn_plan *p, FILE *out) {
     const dn_spec *s = p->spec;
     const int batch = s->train.batch_size;
     const size_t rows = (size_t)dn_eval_rows_by(work_bytes, p, batch); /* the trainer's rule (runtime/dn_eval.c) */
-    const double params = 3.0 * (double)s->n_floats;
+    char label0[64];
+    const int copies = param_copies(&s->train, label0, sizeof label0);
+    const double params = (double)copies * (double)s->n_floats;
     const double work = (double)rows * (double)p->workspace_floats_per_row + (double)p->workspace_floats_fixed;
     const double input = (double)rows * (double)s->input;
     char what[3][128], a[32], b[32];
     fmt_count(a, sizeof a, s->n_floats);
-    snprintf(what[0], sizeof what[0], "3 x %s floats", a);
+    snprintf(what[0], sizeof what[0], "%d x %s floats", copies, a);
     fmt_count(a, sizeof a, p->workspace_floats_per_row);
     fmt_count(b, sizeof b, p->workspace_floats_fixed);
     if (p->workspace_floats_fixed)
@@ -161,13 +187,14 @@ static void print_memory(const dn_plan *p, FILE *out) {
         snprintf(what[1], sizeof what[1], "%zu rows x %s floats", rows, a);
     fmt_count(a, sizeof a, (size_t)s->input);
     snprintf(what[2], sizeof what[2], "%zu rows x %s floats", rows, a);
-    static const char *const label[3] = {"parameters, Adam m and v", "work space", "input batch"};
+    const char *const label[3] = {label0, "work space", "input batch"};
     const double size[3] = {mib(params), mib(work), mib(input)};
-    int w = 0;
+    int w = 0, lw = 24;
     for (int k = 0; k < 3; k++) w = (int)strlen(what[k]) > w ? (int)strlen(what[k]) : w;
+    lw = (int)strlen(label0) > lw ? (int)strlen(label0) : lw;
     fprintf(out, "memory a training run allocates: %.2f MiB (float32; the data set not counted)\n",
             mib(params + work + input));
-    for (int k = 0; k < 3; k++) fprintf(out, "  %-24s  %-*s  %8.2f MiB\n", label[k], w, what[k], size[k]);
+    for (int k = 0; k < 3; k++) fprintf(out, "  %-*s  %-*s  %8.2f MiB\n", lw, label[k], w, what[k], size[k]);
     if ((int)rows > batch)
         fprintf(out, "  (%zu rows: training batches of %d, evaluation batches of %zu)\n", rows, batch, rows);
 }
@@ -214,10 +241,11 @@ int dngen_summary_print(const dn_plan *p, FILE *out) {
     const char *cells[N_COLS];
     for (int c = 0; c < N_COLS; c++) cells[c] = total->cell[c];
     print_row(out, width, cells);
+    static const char *const updater[DN_OPT_COUNT] = {"Adam's", "Adam's", "SGD's", "RMSprop's"};
     fprintf(out,
             "\nfwd: forward pass per sample; step: forward and backward per sample; batch: step x %d\n"
-            "(a multiply-add is 2 FLOP; the loss and Adam's update are not counted)\n\n",
-            batch);
+            "(a multiply-add is 2 FLOP; the loss and %s update are not counted)\n\n",
+            batch, updater[s->train.opt.type]);
     print_memory(p, out);
     free(rows);
     return 0;

@@ -24,6 +24,62 @@ const dn_embedded_file *dn_embedded_find(const char *name) {
 
 /* ---- banner -------------------------------------------------------------- */
 
+/* The banner's optimizer line for SGD and RMSprop (Adam's is inline below). */
+static void emit_banner_optimizer(dn_buf *b, const dn_spec *s) {
+    const dn_optimizer *o = &s->train.opt;
+    char lr[32], mom[32], x[32], wd[32];
+    dn_format_rate(lr, sizeof lr, o->lr);
+    dn_format_rate(mom, sizeof mom, o->momentum);
+    dn_format_rate(wd, sizeof wd, o->weight_decay);
+    dn_buf_printf(b, " * Training defaults: %s loss, %s lr %s momentum %s", dn_loss_name(s->train.loss),
+                  dn_opt_name(o->type), lr, mom);
+    if (o->type == DN_OPT_SGD) {
+        dn_format_rate(x, sizeof x, o->dampening);
+        dn_buf_printf(b, " dampening %s%s", x, o->nesterov ? " nesterov" : "");
+    } else {
+        dn_format_rate(x, sizeof x, o->alpha);
+        dn_buf_printf(b, " alpha %s", x);
+        dn_format_rate(x, sizeof x, o->eps);
+        dn_buf_printf(b, " eps %s%s", x, o->centered ? " centered" : "");
+    }
+    dn_buf_printf(b, " weight_decay %s,\n", wd);
+}
+
+/* The schedule's settings for the banner: "(gamma 0.7 every 2 epochs)". */
+static void emit_banner_schedule_settings(dn_buf *b, const dn_schedule *sc) {
+    char x[32], y[32];
+    dn_format_rate(x, sizeof x, sc->gamma);
+    if (sc->type == DN_SCHED_KIND_STEP)
+        dn_buf_printf(b, " (gamma %s every %d epoch%s)", x, sc->step_size, sc->step_size == 1 ? "" : "s");
+    else if (sc->type == DN_SCHED_KIND_EXPONENTIAL)
+        dn_buf_printf(b, " (gamma %s per epoch)", x);
+    dn_format_rate(x, sizeof x, sc->min_lr);
+    if (sc->type == DN_SCHED_KIND_COSINE)
+        dn_buf_printf(b, " (%lld warmup steps, min_lr %s)", sc->warmup_steps, x);
+    dn_format_rate(y, sizeof y, sc->factor);
+    if (sc->type == DN_SCHED_KIND_PLATEAU)
+        dn_buf_printf(b, " (val %s, factor %s, patience %d, min_lr %s)", sc->metric_acc ? "accuracy" : "loss", y,
+                      sc->patience, x);
+}
+
+/* The banner's schedule and clipping line, when the spec has either. */
+static void emit_banner_schedule(dn_buf *b, const dn_train *t) {
+    char x[32];
+    if (t->schedule.type == DN_SCHED_KIND_NONE && !(t->clip_grad_norm > 0))
+        return;
+    dn_buf_printf(b, " *  ");
+    if (t->schedule.type != DN_SCHED_KIND_NONE) {
+        dn_buf_printf(b, " %s lr schedule", dn_sched_name(t->schedule.type));
+        emit_banner_schedule_settings(b, &t->schedule);
+        dn_buf_printf(b, ",");
+    }
+    if (t->clip_grad_norm > 0) {
+        dn_format_rate(x, sizeof x, t->clip_grad_norm);
+        dn_buf_printf(b, " gradient norm clipped to %s,", x);
+    }
+    dn_buf_printf(b, "\n");
+}
+
 /* The spec path as given, the network op by op, the training defaults and
  * the build command; nothing that depends on the machine or the time. */
 static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
@@ -59,8 +115,12 @@ static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
     if (s->n_floats > s->n_train_floats)
         dn_buf_printf(b, ";\n *   state (batch norm running statistics) from float %zu on", s->n_train_floats);
     dn_buf_printf(b, ".\n");
-    dn_buf_printf(b, " * Training defaults: %s loss, %s lr %s betas (%s, %s) eps %s weight_decay %s,\n",
-                  dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
+    if (opt->type == DN_OPT_ADAM || opt->type == DN_OPT_ADAMW)
+        dn_buf_printf(b, " * Training defaults: %s loss, %s lr %s betas (%s, %s) eps %s weight_decay %s,\n",
+                      dn_loss_name(s->train.loss), dn_opt_name(opt->type), lr, b1, b2, eps, wd);
+    else
+        emit_banner_optimizer(b, s);
+    emit_banner_schedule(b, &s->train);
     dn_buf_printf(b, " *   batch %d, %d epochs, seed %" PRIu64 ".\n *\n", s->train.batch_size, s->train.epochs,
                   s->train.seed);
     static const char *const march[] = {"", " -march=native", " -march=x86-64-v3", " -march=x86-64"};
@@ -167,6 +227,56 @@ static void emit_float_field(dn_buf *b, const char *name, double v) {
     dn_buf_line(b, ".%s = %s,", name, lit);
 }
 
+/* The runtime's dn_optim of SGD and RMSprop: the settings of their own
+ * (lr, eps and weight_decay are the defaults' fields); nothing for Adam and
+ * AdamW (zero is DN_OPTIM_ADAM). */
+static void emit_optim_field(dn_buf *b, const dn_optimizer *o) {
+    if (o->type != DN_OPT_SGD && o->type != DN_OPT_RMSPROP)
+        return;
+    dn_buf_line(b, ".optim = {");
+    b->indent++;
+    dn_buf_line(b, ".type = %s,", o->type == DN_OPT_SGD ? "DN_OPTIM_SGD" : "DN_OPTIM_RMSPROP");
+    emit_float_field(b, "momentum", o->momentum);
+    if (o->type == DN_OPT_SGD) {
+        emit_float_field(b, "dampening", o->dampening);
+        dn_buf_line(b, ".nesterov = %d,", o->nesterov);
+    } else {
+        emit_float_field(b, "alpha", o->alpha);
+        dn_buf_line(b, ".centered = %d,", o->centered);
+    }
+    b->indent--;
+    dn_buf_line(b, "},");
+}
+
+/* The runtime's dn_lr_sched, when the spec has a schedule: its type and
+ * the settings that type reads. */
+static void emit_schedule_field(dn_buf *b, const dn_schedule *sc) {
+    static const char *const kinds[DN_SCHED_KIND_COUNT] = {"DN_LRS_NONE", "DN_LRS_STEP", "DN_LRS_EXPONENTIAL",
+                                                           "DN_LRS_COSINE", "DN_LRS_PLATEAU"};
+    if (sc->type == DN_SCHED_KIND_NONE)
+        return;
+    dn_buf_line(b, ".schedule = {");
+    b->indent++;
+    dn_buf_line(b, ".type = %s,", kinds[sc->type]);
+    if (sc->type == DN_SCHED_KIND_STEP)
+        dn_buf_line(b, ".step_size = %d,", sc->step_size);
+    if (sc->type == DN_SCHED_KIND_STEP || sc->type == DN_SCHED_KIND_EXPONENTIAL)
+        emit_float_field(b, "gamma", sc->gamma);
+    if (sc->type == DN_SCHED_KIND_COSINE)
+        dn_buf_line(b, ".warmup_steps = %lld,", sc->warmup_steps);
+    if (sc->type == DN_SCHED_KIND_COSINE || sc->type == DN_SCHED_KIND_PLATEAU)
+        emit_float_field(b, "min_lr", sc->min_lr);
+    if (sc->type == DN_SCHED_KIND_PLATEAU) {
+        emit_float_field(b, "factor", sc->factor);
+        emit_float_field(b, "threshold", sc->threshold);
+        dn_buf_line(b, ".patience = %d,", sc->patience);
+        dn_buf_line(b, ".cooldown = %d,", sc->cooldown);
+        dn_buf_line(b, ".metric_acc = %d,", sc->metric_acc);
+    }
+    b->indent--;
+    dn_buf_line(b, "},");
+}
+
 static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     const dn_spec *s = p->spec;
     const dn_train *t = &s->train;
@@ -204,6 +314,10 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_printf(b, "\",\n");
     emit_float_field(b, "norm_mean", s->data.mean);
     emit_float_field(b, "norm_std", s->data.std);
+    emit_optim_field(b, &t->opt);
+    if (t->clip_grad_norm > 0)
+        emit_float_field(b, "clip_grad_norm", t->clip_grad_norm);
+    emit_schedule_field(b, &t->schedule);
     b->indent--;
     dn_buf_line(b, "},");
     dn_buf_line(b, ".workspace_size = %s_workspace_size,", s->name);

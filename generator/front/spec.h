@@ -33,9 +33,19 @@
     X(CROSS_ENTROPY, "cross_entropy")   \
     X(MSE, "mse")
 
-#define DN_OPTIMIZERS(X) \
-    X(ADAM, "adam")      \
-    X(ADAMW, "adamw")
+#define DN_OPTIMIZERS(X)   \
+    X(ADAM, "adam")        \
+    X(ADAMW, "adamw")      \
+    X(SGD, "sgd")          \
+    X(RMSPROP, "rmsprop")
+
+/* Learning-rate schedules (`train.schedule.type`); NONE keeps lr fixed. */
+#define DN_SCHEDULES(X)            \
+    X(NONE, "none")                \
+    X(STEP, "step")                \
+    X(EXPONENTIAL, "exponential")  \
+    X(COSINE, "cosine")            \
+    X(PLATEAU, "plateau")
 
 typedef enum {
 #define X(e, s) DN_ACT_##e,
@@ -58,10 +68,18 @@ typedef enum {
     DN_OPT_COUNT
 } dn_opt;
 
+typedef enum {
+#define X(e, s) DN_SCHED_KIND_##e,
+    DN_SCHEDULES(X)
+#undef X
+    DN_SCHED_KIND_COUNT
+} dn_sched_kind;
+
 /* Spelling of an enum value as written in YAML ("relu", "mse", ...). */
 const char *dn_act_name(dn_act a);
 const char *dn_loss_name(dn_loss l);
 const char *dn_opt_name(dn_opt o);
+const char *dn_sched_name(dn_sched_kind k);
 
 /* 1-based position of a YAML node in the spec file. */
 typedef struct {
@@ -136,10 +154,29 @@ typedef struct {
     dn_loc loc;                 /* where the layer's mapping starts */
 } dn_layer;
 
+/* The optimizer, as torch.optim has it: Adam/AdamW read beta1, beta2, eps;
+ * SGD momentum, dampening, nesterov; RMSprop alpha, eps, momentum,
+ * centered. Fields another type does not read keep their defaults. */
 typedef struct {
     dn_opt type;
     double lr, beta1, beta2, eps, weight_decay;
+    double momentum, dampening, alpha; /* sgd, rmsprop */
+    int nesterov, centered;            /* sgd; rmsprop */
 } dn_optimizer;
+
+/* The learning-rate schedule (docs/spec.md#schedule): StepLR and
+ * ExponentialLR per epoch, warmup + cosine per optimizer step,
+ * ReduceLROnPlateau per epoch on the validation loss or accuracy. */
+typedef struct {
+    dn_sched_kind type;
+    int step_size;          /* step */
+    double gamma;           /* step, exponential */
+    long long warmup_steps; /* cosine */
+    double min_lr;          /* cosine, plateau */
+    double factor, threshold;  /* plateau */
+    int patience, cooldown;    /* plateau */
+    int metric_acc;            /* plateau: 1 = val accuracy (max), 0 = val loss (min) */
+} dn_schedule;
 
 typedef struct {
     int batch_size;  /* >= 1 */
@@ -147,6 +184,8 @@ typedef struct {
     uint64_t seed;
     dn_loss loss;
     dn_optimizer opt;
+    dn_schedule schedule;
+    double clip_grad_norm; /* > 0: clip the gradient's global 2-norm to it; 0: off */
 } dn_train;
 
 typedef struct {

@@ -26,11 +26,6 @@ static const char *const loss_names[] = {
     DN_LOSSES(X)
 #undef X
 };
-static const char *const opt_names[] = {
-#define X(e, s) s,
-    DN_OPTIMIZERS(X)
-#undef X
-};
 
 const char *const dnv_type_names[DN_LAYER_TYPE_COUNT] = {
 #define X(e, s) s,
@@ -47,9 +42,6 @@ const char *dn_act_name(dn_act a) {
 }
 const char *dn_loss_name(dn_loss l) {
     return (unsigned)l < DN_LOSS_COUNT ? loss_names[l] : "invalid";
-}
-const char *dn_opt_name(dn_opt o) {
-    return (unsigned)o < DN_OPT_COUNT ? opt_names[o] : "invalid";
 }
 
 uint64_t dn_fnv1a64(const void *data, size_t len) {
@@ -76,6 +68,12 @@ static void set_defaults(dn_spec *s) {
     s->train.opt.beta2 = 0.999;
     s->train.opt.eps = 1e-8;
     s->train.opt.weight_decay = 0.0;
+    s->train.opt.alpha = 0.99;
+    s->train.schedule.type = DN_SCHED_KIND_NONE;
+    s->train.schedule.gamma = 0.1;
+    s->train.schedule.factor = 0.1;
+    s->train.schedule.patience = 10;
+    s->train.schedule.threshold = 1e-4;
     memcpy(s->data.format, "idx", 4);
     memcpy(s->data.dir, "data/fashion-mnist", sizeof "data/fashion-mnist");
     s->data.mean = 0.5;
@@ -185,51 +183,12 @@ static void check_input(vctx *v, const dn_ynode *n) {
 
 /* ---- train ---------------------------------------------------------------- */
 
-/* `betas: [b1, b2]`, each in [0, 1). */
-static void check_betas(vctx *v, const dn_ynode *n, dn_optimizer *o) {
-    if (dn_yexpect(v->d, n, DN_Y_SEQ))
-        return;
-    if (n->n_items != 2) {
-        dn_diag_report(v->d, DN_ERROR, n->loc, "betas must have exactly 2 numbers, got %zu",
-                       n->n_items);
-        return;
-    }
-    dnv_get_fraction(v, n->items[0], "betas[0]", &o->beta1);
-    dnv_get_fraction(v, n->items[1], "betas[1]", &o->beta2);
-}
-
-/* `optimizer`: a mapping {type, lr, betas, eps, weight_decay}, or just the
- * type as a scalar (`optimizer: adamw`). */
-static void check_optimizer(vctx *v, const dn_ynode *n, dn_optimizer *o) {
-    static const char *const keys[] = {"type", "lr", "betas", "eps", "weight_decay"};
-    dn_yfield f[COUNT(keys)];
-    char q[DN_YTEXT_BUF];
-    int t;
-    if (n->kind == DN_Y_SCALAR) {
-        if (dn_yget_enum(v->d, n, "optimizer", opt_names, COUNT(opt_names), &t) == 0)
-            o->type = (dn_opt)t;
-        return;
-    }
-    if (dn_ymap_fields(v->d, n, "in optimizer", keys, COUNT(keys), f))
-        return;
-    if (f[0].value && dn_yget_enum(v->d, f[0].value, "optimizer", opt_names, COUNT(opt_names),
-                                   &t) == 0)
-        o->type = (dn_opt)t;
-    if (f[1].value && dnv_get_positive(v, f[1].value, "lr", 1, &o->lr) == 0 && o->lr > 0.1)
-        dn_diag_report(v->d, DN_WARNING, f[1].value->loc, "lr %s is unusually high",
-                       dnv_raw(f[1].value, q));
-    if (f[2].value)
-        check_betas(v, f[2].value, o);
-    if (f[3].value)
-        dnv_get_positive(v, f[3].value, "eps", 1, &o->eps);
-    if (f[4].value)
-        dnv_get_positive(v, f[4].value, "weight_decay", 0, &o->weight_decay);
-}
-
-/* `train`: {batch_size, epochs, seed, loss, optimizer}; absent keys keep
- * their defaults. Records the loss node for the output-layer check. */
+/* `train`: {batch_size, epochs, seed, loss, optimizer, schedule,
+ * clip_grad_norm}; absent keys keep their defaults. Records the loss node
+ * for the output-layer check. */
 static void check_train(vctx *v, const dn_ynode *n) {
-    static const char *const keys[] = {"batch_size", "epochs", "seed", "loss", "optimizer"};
+    static const char *const keys[] = {"batch_size", "epochs", "seed", "loss", "optimizer", "schedule",
+                                       "clip_grad_norm"};
     dn_yfield f[COUNT(keys)];
     dn_train *t = &v->s->train;
     char q[DN_YTEXT_BUF];
@@ -252,7 +211,11 @@ static void check_train(vctx *v, const dn_ynode *n) {
             t->loss = (dn_loss)l;
     }
     if (f[4].value)
-        check_optimizer(v, f[4].value, &t->opt);
+        dnv_check_optimizer(v, f[4].value, &t->opt);
+    if (f[5].value)
+        dnv_check_schedule(v, f[5].value, t->opt.lr, &t->schedule);
+    if (f[6].value)
+        dnv_get_positive(v, f[6].value, "clip_grad_norm", 1, &t->clip_grad_norm);
 }
 
 /* ---- data ----------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* validate.h - what the front end's validation files share (not an API:
  * spec.h is). validate.c checks the top level, input, train and data
- * sections and runs the passes in order; validate_layers.c checks the
+ * sections and runs the passes in order; validate_optim.c the optimizer,
+ * schedule and clipping of train; validate_layers.c checks the
  * layers (and applies a command's overrides to them); validate_layout.c
  * infers every layer's shape and lays out the parameter buffer. */
 #ifndef DNGEN_VALIDATE_H
@@ -57,6 +58,13 @@ int dnv_get_int(vctx *v, const dn_ynode *n, const char *key, int lo, int hi, int
  * v->src; then every override must have named a layer. */
 void dnv_check_layers(vctx *v, const dn_ynode *n);
 void dnv_check_overrides_used(vctx *v);
+
+/* `optimizer` (validate_optim.c): a mapping of the keys its type takes,
+ * or the type alone; into *o, which holds the defaults. */
+void dnv_check_optimizer(vctx *v, const dn_ynode *n, dn_optimizer *o);
+/* `schedule`: a mapping with `type` and the keys that type takes, into *s
+ * (holding the defaults); lr is the optimizer's, which min_lr must stay below. */
+void dnv_check_schedule(vctx *v, const dn_ynode *n, double lr, dn_schedule *s);
 
 /* Shapes and the parameter layout (validate_layout.c), when the input and
  * every layer are valid. */
