@@ -337,6 +337,95 @@ void dn_csv_errf(const dn_csv *c, size_t col, char *err, size_t errlen, const ch
 #endif
     ;
 
+/* ---- tables: your own data from CSV and NPY files -------------------------
+ * dn_data_csv.c reads a dataset from CSV text, dn_npy.c from NumPy .npy
+ * arrays; both give a dn_table of raw (not yet normalized) float features
+ * and either integer class labels or float targets. Every error is one line
+ * naming the file and where: "train.csv:12:7: ..." (line and byte column)
+ * for CSV, "x.npy: byte 10: ..." for NPY. On failure the table is empty. */
+
+enum {
+    DN_TARGET_CLASS = 0, /* one target column of class labels (y) */
+    DN_TARGET_VALUE = 1  /* one or more real-valued target columns (t) */
+};
+
+#define DN_TABLE_MAX_CLASSES 1024 /* distinct class labels one table may hold */
+
+typedef struct {
+    uint32_t n;           /* rows */
+    uint32_t features;    /* feature values per row */
+    uint32_t targets;     /* DN_TARGET_VALUE: targets per row; 0 for class labels */
+    const float *x;       /* [n, features], raw values as read */
+    int32_t *y;           /* [n] class labels (DN_TARGET_CLASS), else NULL */
+    float *t;             /* [n, targets] (DN_TARGET_VALUE), else NULL */
+    int n_classes;        /* 1 + the largest label (DN_TARGET_CLASS) */
+    char **class_names;   /* [n_classes] when the labels were names, else NULL */
+    char **feature_names; /* [features] from a CSV header, else NULL */
+    float *x_own;         /* x when malloc'd (else NULL) */
+    void *map;            /* x inside an mmap'd .npy file (else NULL), map_len bytes */
+    size_t map_len;
+} dn_table;
+
+/* Frees everything a table holds and zeroes it (an empty table is fine). */
+void dn_table_free(dn_table *t);
+
+/* How to read a CSV dataset. Zero-initialized means: comma, no header, no
+ * skipped lines, '#' comments, the last column is the class label. */
+typedef struct {
+    char delimiter;              /* 0: ',' */
+    int header;                  /* the first line (after `skip`) names the columns */
+    uint32_t skip;               /* lines dropped at the start, before the header */
+    char comment;                /* lines starting with it are skipped; 0: '#' */
+    const char *const *target;   /* n_target column selectors; 0: the last column */
+    int n_target;
+    const char *const *ignore;   /* columns that are neither features nor targets */
+    int n_ignore;
+    int kind;                    /* DN_TARGET_CLASS or DN_TARGET_VALUE */
+    size_t max_bytes;            /* larger files (decompressed) are an error; 0: 2^34 */
+} dn_csv_opts;
+
+/* A column selector is a name from the header, or a 0-based index written
+ * as decimal digits (negative: from the end, -1 being the last column).
+ *
+ * Reads CSV text data[0..len) named `name` into *t. The dialect: LF or CRLF
+ * lines, an optional UTF-8 byte order mark, fields separated by
+ * o->delimiter, blanks around a field ignored, fields in double quotes may
+ * hold the delimiter and "" for a quote (but no line break), blank lines and
+ * comment lines skipped. Every row has as many fields as the first; every
+ * feature value and value target is a finite decimal number (missing, NaN,
+ * Inf and junk are errors at their line:column). Class labels: when every
+ * label is a non-negative integer it is the class; otherwise the labels are
+ * names, numbered in sorted (byte) order, kept in class_names. Returns 0 or
+ * -1 with err (DN_ERR_MAX bytes) set. */
+int dn_csv_table_parse(const char *name, const char *data, size_t len, const dn_csv_opts *o,
+                       dn_table *t, char *err);
+
+/* Reads file path (gzip-compressed when it starts with the gzip magic,
+ * whatever its name) as dn_csv_table_parse does. */
+int dn_csv_table_load(const char *path, const dn_csv_opts *o, dn_table *t, char *err);
+
+/* A parsed .npy array (versions 1.0, 2.0 and 3.0; little-endian or
+ * one-byte dtypes, C order). */
+typedef struct {
+    char kind;            /* 'f' float, 'i' signed int, 'u' unsigned int, 'b' bool */
+    int size;             /* bytes per element: 1, 2, 4 or 8 (f: 4 or 8) */
+    int ndim;             /* 0..8 */
+    uint64_t shape[8];
+    uint64_t count;       /* product of shape */
+    const void *data;     /* count * size bytes inside the buffer given */
+    size_t offset;        /* where they start in it */
+} dn_npy;
+
+/* Parses the header of a whole .npy image data[0..len) named `name` and
+ * checks that it holds exactly the data its header promises. */
+int dn_npy_parse(const char *name, const void *data, size_t len, dn_npy *a, char *err);
+
+/* Loads features from x_path ([N, ...]: float32, float64 or uint8; rows are
+ * flattened) and targets from y_path ([N] integers for DN_TARGET_CLASS;
+ * [N] or [N, k] numbers for DN_TARGET_VALUE). A little-endian float32 file
+ * is mapped into memory, not copied. Non-finite values are errors. */
+int dn_npy_table_load(const char *x_path, const char *y_path, int kind, dn_table *t, char *err);
+
 /* ---- the model interface: what generated code provides -------------------- */
 
 enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };

@@ -16,7 +16,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 cc=${CC:-clang}
-all=(spec idx safetensors csv)
+all=(spec idx safetensors csv table npy)
 if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
 
 # shellcheck disable=SC2054 # the commas belong to -fsanitize=
@@ -32,6 +32,8 @@ deps() {
     idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;
     safetensors) echo "runtime/dn_safetensors.c runtime/dn_io.c" ;;
     csv) echo "generator/cmd/plot_csv.c runtime/dn_csv.c" ;;
+    table) echo "runtime/dn_data_csv.c runtime/dn_table.c runtime/dn_csv.c runtime/dn_file.c runtime/dn_io.c -lz -lm" ;;
+    npy) echo "runtime/dn_npy.c runtime/dn_table.c runtime/dn_file.c runtime/dn_io.c -lm" ;;
     *) echo "run.sh: unknown harness '$1' (known: ${all[*]})" >&2; return 1 ;;
   esac
 }
