@@ -187,9 +187,16 @@ static void dn_ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *
 /* Loads the test set; DN_EXIT_OK or DN_EXIT_INPUT (message printed). */
 static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) {
     char err[DN_ERR_MAX];
+    int has_test = 1;
     memset(ds, 0, sizeof *ds);
-    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
+    if (m->defaults.data ? dn_data_load(m, o, NULL, ds, &has_test, err) != 0
+                         : dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
+        return DN_EXIT_INPUT;
+    }
+    if (!has_test) {
+        fprintf(stderr, "%s: %s: no test set (the spec has neither test nor test_split; give --test)\n",
+                o->prog, o->train);
         return DN_EXIT_INPUT;
     }
     if (ds->n == 0) {

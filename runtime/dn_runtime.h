@@ -121,11 +121,23 @@ typedef struct {
 int dn_idx_load(const char *path, dn_idx *out, char *err);
 void dn_idx_free(dn_idx *idx);
 
+typedef struct dn_data_src dn_data_src;
+
+/* The examples the trainer reads: IDX images and labels, or (table data:
+ * images NULL) rows of a CSV or NPY table, scaled when gathered. */
 typedef struct {
     uint32_t n;         /* samples */
-    uint32_t features;  /* rows * cols of one image */
+    uint32_t features;  /* rows * cols of one image; table data: values per row */
     uint8_t *images;    /* [n, features] */
     uint8_t *labels;    /* [n] */
+    /* table data (dn_dataset.c): sample i is row rows[i] of the table */
+    const uint32_t *rows;
+    const float *x;       /* [table rows, features] raw values */
+    const int32_t *y;     /* [table rows] class labels, or NULL */
+    const float *t;       /* [table rows, targets] real-valued targets, or NULL */
+    uint32_t targets;
+    const float *shift, *scale; /* [features]: a value v becomes (v - shift[k]) / scale[k] */
+    dn_data_src *src;     /* owns all of the above */
 } dn_dataset;
 
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
@@ -135,9 +147,20 @@ int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_featu
                     int n_classes, dn_dataset *ds, char *err);
 void dn_dataset_free(dn_dataset *ds);
 
-/* Writes normalized rows: x[r*features + k] = (img[idx[r]][k]/255 - mean)/std. */
+/* Writes normalized rows: x[r*features + k] = (img[idx[r]][k]/255 - mean)/std;
+ * for table data (images NULL) (v - shift[k]) / scale[k] instead, mean and
+ * std unused. */
 void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float mean, float std,
                        float *x, int32_t *y);
+
+/* Table data (dn_dataset.c): rows idx[0..n) scaled into x [n, features],
+ * their class labels into y (may be NULL), or their targets into t
+ * [n, targets]. dn_dataset_gather calls dn_data_gather for table data. */
+void dn_data_gather(const dn_dataset *ds, const uint32_t *idx, int n, float *x, int32_t *y);
+void dn_data_gather_targets(const dn_dataset *ds, const uint32_t *idx, int n, float *t);
+
+/* Drops one dataset's hold on its table data (dn_dataset_free does it). */
+void dn_data_src_release(dn_data_src *s);
 
 /* ---- Adam ----------------------------------------------------------------- */
 
@@ -482,6 +505,20 @@ typedef struct {
     int mc_dropout;     /* eval only: keep dropout on (MC dropout), masks from (seed, step) */
 } dn_batch;
 
+/* Where CSV and NPY data come from (a spec's `data` section). */
+enum { DN_DATA_CSV = 1, DN_DATA_NPY = 2 };
+enum { DN_SCALE_NONE, DN_SCALE_FIXED, DN_SCALE_STANDARD, DN_SCALE_MINMAX };
+
+typedef struct dn_data_spec {
+    int format;               /* DN_DATA_CSV or DN_DATA_NPY */
+    const char *train, *train_y;  /* files (npy: features and targets) */
+    const char *test, *test_y;    /* NULL: none, or test_split */
+    double test_split;        /* > 0: this fraction of the train rows is the test set */
+    dn_csv_opts csv;          /* csv layout; its kind says classes or values */
+    int scale;                /* DN_SCALE_* */
+    float mean, std;          /* DN_SCALE_FIXED */
+} dn_data_spec;
+
 typedef struct {
     int batch_size, epochs;
     uint64_t seed;
@@ -489,6 +526,7 @@ typedef struct {
     int decoupled_wd;             /* adamw */
     const char *data_dir;
     float norm_mean, norm_std;
+    const dn_data_spec *data;     /* CSV or NPY data; NULL: IDX files in data_dir */
 } dn_defaults;
 
 typedef struct dn_model {

@@ -100,11 +100,18 @@ static int dn_tr_exists(const char *dir, const char *name) {
     return access(path, F_OK) == 0;
 }
 
-/* Loads train-* (required) and t10k-* (when its image file exists). */
+/* Loads train-* (required) and t10k-* (when its image file exists), or the
+ * spec's CSV or NPY files. */
 static int dn_tr_load_data(dn_tr_run *r) {
     const dn_model *m = r->m;
     const char *dir = r->o->data_dir;
     char err[DN_ERR_MAX];
+    if (m->defaults.data) {
+        if (dn_data_load(m, r->o, &r->train, &r->test, &r->has_test, err) == 0)
+            return DN_EXIT_OK;
+        fprintf(stderr, "%s: %s\n", r->o->prog, err);
+        return DN_EXIT_INPUT;
+    }
     if (dn_dataset_load(dir, "train", (uint32_t)m->n_inputs, m->n_outputs, &r->train, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
@@ -209,7 +216,7 @@ static int dn_tr_check_resume(const dn_tr_run *r, const dn_train_state *saved) {
     } else if (saved->n_train != r->train.n) {
         fprintf(stderr, "%s: %s: run was saved with %" PRIu32 " training sample%s, %s has %" PRIu32
                 "; resume with the same data\n", p, f, saved->n_train, dn_plural(saved->n_train),
-                o->data_dir, r->train.n);
+                r->m->defaults.data ? o->train : o->data_dir, r->train.n);
     } else if (saved->val_split != o->val_split) {
         fprintf(stderr, "%s: %s: run was saved with --val-split %g, the command line gives %g; "
                 "resume with the same --val-split\n", p, f, saved->val_split, o->val_split);

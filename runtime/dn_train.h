@@ -59,6 +59,8 @@ typedef struct {
     dn_cmd cmd;
     int help;                  /* `PROG CMD --help` */
     const char *data_dir;
+    const char *train, *train_y;  /* CSV/NPY data: files (defaults from the spec) */
+    const char *test, *test_y;    /* NULL: the spec's test_split, if any */
     int epochs;
     int batch_size;
     int batch_size_given;      /* eval: --batch-size was given */
@@ -135,6 +137,16 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
  * none). Returns 0 or -1 with err set. */
 int dn_ckpt_load(const dn_model *m, const char *path, float *params, float *exp_avg,
                  float *exp_avg_sq, float *best, dn_train_state *st, char *warn, char *err);
+
+/* ---- CSV and NPY data (dn_dataset.c) --------------------------------------- */
+
+/* Loads m->defaults.data's files (o->train etc.): the train set into
+ * *train and the test set (a test file, or the seeded test split) into
+ * *test, either may be NULL; *has_test says whether there is a test set.
+ * Checks features against the input, labels or targets against the
+ * outputs. Returns 0, or -1 with err set. */
+int dn_data_load(const dn_model *m, const dn_opts *o, dn_dataset *train, dn_dataset *test,
+                 int *has_test, char *err);
 
 /* ---- validation split and early stopping (dn_split.c) ---------------------- */
 

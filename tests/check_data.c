@@ -4,6 +4,7 @@
  * here) or small texts written below; hostile ones must each give one error
  * line naming the file and the place, and leave the table empty. */
 #include "dn_runtime.h"
+#include "dn_train.h"
 
 #include <check.h>
 #include <errno.h>
@@ -52,6 +53,9 @@ static void expect_fail(int rc, const dn_table *t, const char *err, const char *
     ck_assert_ptr_null(t->t);
     ck_assert_uint_eq(t->n, 0);
 }
+
+#define assert_contains(err, want)                                                                 \
+    ck_assert_msg(strstr((err), (want)) != NULL, "error \"%s\" lacks \"%s\"", (err), (want))
 
 /* Parses text with options o. */
 static int parse(const char *text, const dn_csv_opts *o, dn_table *t, char *err) {
@@ -467,6 +471,154 @@ START_TEST(test_npy_hostile_files) {
 }
 END_TEST
 
+/* ---- the trainer's datasets (dn_dataset.c) -------------------------------- */
+
+/* Writes a 40-row CSV: a = i, b = (i * 7) % 11 + 100.5, y = i % 3. */
+static const char *write_rows40(void) {
+    static char text[4096];
+    char *p = text + sprintf(text, "a,b,y\n");
+    for (int i = 0; i < 40; i++)
+        p += sprintf(p, "%d,%g,%d\n", i, (i * 7) % 11 + 100.5, i % 3);
+    const char *path = tpath("rows40.csv");
+    write_bytes(path, text, strlen(text));
+    return path;
+}
+
+/* Loads rows40.csv with scaling `scale` and test split 0.25 (seed). */
+static void load40(dn_data_spec *d, dn_model *m, dn_opts *o, int scale, uint64_t seed, dn_dataset *tr,
+                   dn_dataset *te) {
+    memset(d, 0, sizeof *d);
+    memset(m, 0, sizeof *m);
+    memset(o, 0, sizeof *o);
+    d->format = DN_DATA_CSV;
+    d->test_split = 0.25;
+    d->csv.header = 1;
+    d->scale = scale;
+    m->n_inputs = 2;
+    m->n_outputs = 3;
+    m->defaults.seed = seed;
+    m->defaults.data = d;
+    o->train = write_rows40();
+    int has_test = 0;
+    char err[DN_ERR_MAX];
+    ck_assert_msg(dn_data_load(m, o, tr, te, &has_test, err) == 0, "%s", err);
+    ck_assert_int_eq(has_test, 1);
+}
+
+START_TEST(test_dataset_split) {
+    dn_data_spec d;
+    dn_model m;
+    dn_opts o;
+    dn_dataset tr, te, tr2, te2;
+    load40(&d, &m, &o, DN_SCALE_NONE, 42, &tr, &te);
+    ck_assert_uint_eq(tr.n, 30);
+    ck_assert_uint_eq(te.n, 10); /* round(0.25 * 40) */
+    int seen[40] = {0};
+    for (uint32_t i = 0; i < tr.n; i++) {
+        seen[tr.rows[i]]++;
+        ck_assert(i == 0 || tr.rows[i] > tr.rows[i - 1]); /* file order */
+    }
+    for (uint32_t i = 0; i < te.n; i++) {
+        seen[te.rows[i]]++;
+        ck_assert(i == 0 || te.rows[i] > te.rows[i - 1]);
+    }
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(seen[i], 1); /* a partition of the rows */
+    /* gathered rows are the file's rows, unscaled */
+    uint32_t idx[10];
+    float x[20];
+    int32_t y[10];
+    for (int i = 0; i < 10; i++)
+        idx[i] = (uint32_t)(9 - i);
+    dn_dataset_gather(&te, idx, 10, 0.5f, 0.5f, x, y);
+    for (int i = 0; i < 10; i++) {
+        uint32_t row = te.rows[9 - i];
+        ck_assert_float_eq(x[2 * i], (float)row);
+        ck_assert_float_eq(x[2 * i + 1], (float)((row * 7) % 11 + 100.5));
+        ck_assert_int_eq(y[i], (int)row % 3);
+    }
+    /* the same seed, the same split; another seed, another */
+    load40(&d, &m, &o, DN_SCALE_NONE, 42, &tr2, &te2);
+    ck_assert_mem_eq(te.rows, te2.rows, 10 * sizeof *te.rows);
+    dn_dataset_free(&tr2);
+    dn_dataset_free(&te2);
+    load40(&d, &m, &o, DN_SCALE_NONE, 43, &tr2, &te2);
+    ck_assert(memcmp(te.rows, te2.rows, 10 * sizeof *te.rows) != 0);
+    dn_dataset_free(&tr2);
+    dn_dataset_free(&te2);
+    dn_dataset_free(&tr);
+    ck_assert_uint_eq(te.n, 10); /* the test set outlives the train set */
+    dn_dataset_gather(&te, idx, 10, 0, 1, x, y);
+    dn_dataset_free(&te);
+}
+END_TEST
+
+/* Scaling from the training rows only, recomputed here in double. */
+START_TEST(test_dataset_scaling) {
+    dn_data_spec d;
+    dn_model m;
+    dn_opts o;
+    dn_dataset tr, te;
+    for (int scale = DN_SCALE_STANDARD; scale <= DN_SCALE_MINMAX; scale++) {
+        load40(&d, &m, &o, scale, 7, &tr, &te);
+        double sum[2] = {0}, sq[2] = {0}, lo[2] = {1e30, 1e30}, hi[2] = {-1e30, -1e30};
+        for (uint32_t i = 0; i < tr.n; i++)
+            for (int k = 0; k < 2; k++) {
+                double v = k ? (tr.rows[i] * 7) % 11 + 100.5 : tr.rows[i];
+                sum[k] += v;
+                lo[k] = v < lo[k] ? v : lo[k];
+                hi[k] = v > hi[k] ? v : hi[k];
+            }
+        for (uint32_t i = 0; i < tr.n; i++)
+            for (int k = 0; k < 2; k++) {
+                double v = k ? (tr.rows[i] * 7) % 11 + 100.5 : tr.rows[i];
+                sq[k] += (v - sum[k] / tr.n) * (v - sum[k] / tr.n);
+            }
+        uint32_t idx[10];
+        float x[20];
+        for (int i = 0; i < 10; i++)
+            idx[i] = (uint32_t)i;
+        dn_dataset_gather(&te, idx, 10, 0, 1, x, NULL);
+        for (int i = 0; i < 10; i++)
+            for (int k = 0; k < 2; k++) {
+                double v = k ? (te.rows[i] * 7) % 11 + 100.5 : te.rows[i];
+                double want = scale == DN_SCALE_STANDARD ? (v - sum[k] / tr.n) / sqrt(sq[k] / tr.n)
+                                                         : (v - lo[k]) / (hi[k] - lo[k]);
+                ck_assert_msg(fabs(x[2 * i + k] - want) <= 1e-5 * fmax(1, fabs(want)),
+                              "scale %d row %d feature %d: %g vs %g", scale, i, k, (double)x[2 * i + k], want);
+            }
+        dn_dataset_free(&tr);
+        dn_dataset_free(&te);
+    }
+}
+END_TEST
+
+START_TEST(test_dataset_mismatch) {
+    dn_data_spec d = {.format = DN_DATA_CSV, .csv = {.header = 1}};
+    dn_model m = {.n_inputs = 3, .n_outputs = 3};
+    m.defaults.data = &d;
+    dn_opts o = {0};
+    o.train = write_rows40();
+    dn_dataset tr;
+    int has_test = 1;
+    char err[DN_ERR_MAX];
+    ck_assert_int_eq(dn_data_load(&m, &o, &tr, NULL, &has_test, err), -1);
+    assert_contains(err, "rows40.csv: 2 features per row, but the network's input takes 3 (spec `input:`)");
+    m.n_inputs = 2;
+    m.n_outputs = 2;
+    ck_assert_int_eq(dn_data_load(&m, &o, &tr, NULL, &has_test, err), -1);
+    assert_contains(err, "rows40.csv: 3 classes (labels 0..2), but the network has 2 outputs");
+    m.n_outputs = 3;
+    ck_assert_msg(dn_data_load(&m, &o, &tr, NULL, &has_test, err) == 0, "%s", err);
+    ck_assert_int_eq(has_test, 0);
+    ck_assert_uint_eq(tr.n, 40);
+    dn_dataset_free(&tr);
+    d.test_split = 0.001;
+    ck_assert_int_eq(dn_data_load(&m, &o, &tr, NULL, &has_test, err), -1);
+    assert_contains(err, "test_split 0.001 of 40 rows leaves no test rows");
+}
+END_TEST
+
 static Suite *data_suite(void) {
     Suite *s = suite_create("check_data");
     TCase *csv = tcase_create("csv");
@@ -484,6 +636,11 @@ static Suite *data_suite(void) {
     tcase_add_test(npy, test_npy_hostile);
     tcase_add_test(npy, test_npy_hostile_files);
     suite_add_tcase(s, npy);
+    TCase *ds = tcase_create("dataset");
+    tcase_add_test(ds, test_dataset_split);
+    tcase_add_test(ds, test_dataset_scaling);
+    tcase_add_test(ds, test_dataset_mismatch);
+    suite_add_tcase(s, ds);
     return s;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "emit.h"
+#include "data.h"
 #include "embedded.h"
 #include "kind.h"
 #include "loss.h"
@@ -204,6 +205,8 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_printf(b, "\",\n");
     emit_float_field(b, "norm_mean", s->data.mean);
     emit_float_field(b, "norm_std", s->data.std);
+    if (dn_emit_has_data_spec(s))
+        dn_buf_line(b, ".data = &%s_data,", s->name);
     b->indent--;
     dn_buf_line(b, "},");
     dn_buf_line(b, ".workspace_size = %s_workspace_size,", s->name);
@@ -258,6 +261,7 @@ static void emit_trainer_model(dn_buf *b, const dn_plan *p, const void *extra) {
     dn_emit_train_steps(b, p);
     dn_emit_eval(b, p);
     emit_tensors(b, p);
+    dn_emit_data_spec(b, p->spec);
     emit_descriptor(b, p);
 }
 

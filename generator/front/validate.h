@@ -58,6 +58,10 @@ int dnv_get_int(vctx *v, const dn_ynode *n, const char *key, int lo, int hi, int
 void dnv_check_layers(vctx *v, const dn_ynode *n);
 void dnv_check_overrides_used(vctx *v);
 
+/* `data` (validate_data.c): the format, its files and CSV layout, the
+ * targets' kind and the feature scaling. Needs the loss (train) checked. */
+void dnv_check_data(vctx *v, const dn_ynode *n);
+
 /* Shapes and the parameter layout (validate_layout.c), when the input and
  * every layer are valid. */
 void dnv_layout_params(vctx *v);

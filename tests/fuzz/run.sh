@@ -26,7 +26,7 @@ cflags=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 # Sources and libraries of each harness (besides tests/fuzz/fuzz_<name>.c).
 deps() {
   case "$1" in
-    spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c generator/front/validate_layers.c generator/front/validate_layout.c"
+    spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c generator/front/validate_layers.c generator/front/validate_layout.c generator/front/validate_data.c"
           echo "runtime/dn_file.c runtime/dn_io.c"
           pkg-config --cflags --libs yaml-0.1 ;;
     idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;

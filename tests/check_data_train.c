@@ -1,0 +1,221 @@
+/* check_data_train.c - generated trainers on CSV and NPY data: a spec with a
+ * `data: {format: csv}` section trains on a file the test writes (string
+ * class labels, an ignored id column, a seeded test split, standard
+ * scaling), learns the problem, gives the same results at any thread
+ * count, and `eval` sees the same test rows; the NPY format with the
+ * files given on the command line; and the errors a user meets first
+ * (feature count, missing file) as one line and exit status 3. */
+#include "test_util.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char dir[4096];
+static int built;
+
+static const char *const spec_csv =
+    "name: blobs\n"
+    "input: 4\n"
+    "layers:\n"
+    "  - {name: fc1, units: 16, activation: relu}\n"
+    "  - {name: out, units: 3, activation: softmax}\n"
+    "train: {batch_size: 16, epochs: 12, seed: 5, optimizer: {type: adam, lr: 0.01}}\n"
+    "data: {format: csv, train: blobs.csv, header: true, target: species, ignore: [id],\n"
+    "       test_split: 0.25, normalize: standard}\n";
+
+static const char *const spec_npy =
+    "name: blobsn\n"
+    "input: 4\n"
+    "layers:\n"
+    "  - {name: fc1, units: 16, activation: relu}\n"
+    "  - {name: out, units: 3, activation: softmax}\n"
+    "train: {batch_size: 16, epochs: 12, seed: 5, optimizer: {type: adam, lr: 0.01}}\n"
+    "data: {format: npy, train: none.npy, train_y: none_y.npy, normalize: standard}\n";
+
+/* Uniform in [-1, 1) from an LCG. */
+static double lcg(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(*s >> 11) / 4503599627370496.0 - 1.0;
+}
+
+/* Sample i of the blobs problem: class i % 3, four features on very
+ * different scales (so that scaling matters), each class apart. */
+static int blob(int i, uint64_t *s, double f[4]) {
+    int c = i % 3;
+    f[0] = 1000 + 30 * c + 8 * lcg(s);
+    f[1] = -0.05 + 0.02 * c + 0.006 * lcg(s);
+    f[2] = 3 * lcg(s); /* noise only */
+    f[3] = (c == 1 ? 5 : -5) + 2 * lcg(s);
+    return c;
+}
+
+/* Writes n blobs as CSV with an id column and string labels. */
+static void write_csv(const char *path, int n, unsigned seed) {
+    static const char *const names[3] = {"setosa", "versicolor", "virginica"};
+    uint64_t s = seed;
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "id,sepal,petal,noise,width,species\n");
+    for (int i = 0; i < n; i++) {
+        double x[4];
+        int c = blob(i, &s, x);
+        fprintf(f, "%d,%.6f,%.6g,%.4f,%.5f,%s\n", 1000 + i, x[0], x[1], x[2], x[3], names[c]);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Writes a version-1 .npy: header dict, then `bytes` of data. */
+static void write_npy(const char *path, const char *descr, const char *shape, const void *data, size_t bytes) {
+    char dict[256];
+    int dl = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
+    size_t hl = ((size_t)dl + 11 + 63) / 64 * 64 - 10;
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((int)(hl & 255), f);
+    fputc((int)(hl >> 8), f);
+    fwrite(dict, 1, (size_t)dl, f);
+    for (size_t k = (size_t)dl; k + 1 < hl; k++)
+        fputc(' ', f);
+    fputc('\n', f);
+    fwrite(data, 1, bytes, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Writes n blobs as x (float32 [n, 4]) and y (int64 [n]) .npy files. */
+static void write_npy_blobs(const char *xp, const char *yp, int n, unsigned seed) {
+    float *x = malloc((size_t)n * 4 * sizeof *x);
+    int64_t *y = malloc((size_t)n * sizeof *y);
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        double f[4];
+        y[i] = blob(i, &s, f);
+        for (int k = 0; k < 4; k++)
+            x[i * 4 + k] = (float)f[k];
+    }
+    char shape[64];
+    snprintf(shape, sizeof shape, "(%d, 4)", n);
+    write_npy(xp, "<f4", shape, x, (size_t)n * 4 * sizeof *x);
+    snprintf(shape, sizeof shape, "(%d,)", n);
+    write_npy(yp, "<i8", shape, y, (size_t)n * sizeof *y);
+    free(x);
+    free(y);
+}
+
+/* Builds both trainers and writes the data once. */
+static void setup(void) {
+    if (built)
+        return;
+    snprintf(dir, sizeof dir, "%s", tu_dir("data_train"));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/blobs.yaml", dir);
+    tu_write(path, spec_csv);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "blobs", "", ""), 0);
+    snprintf(path, sizeof path, "%s/blobsn.yaml", dir);
+    tu_write(path, spec_npy);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "blobsn", "", ""), 0);
+    snprintf(path, sizeof path, "%s/blobs.csv", dir);
+    write_csv(path, 320, 11);
+    snprintf(path, sizeof path, "%s/three.csv", dir);
+    tu_write(path, "id,a,b,c,species\n1,1,2,3,x\n2,4,5,6,y\n");
+    char yp[4200];
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    snprintf(yp, sizeof yp, "%s/y.npy", dir);
+    write_npy_blobs(path, yp, 300, 21);
+    snprintf(path, sizeof path, "%s/xt.npy", dir);
+    snprintf(yp, sizeof yp, "%s/yt.npy", dir);
+    write_npy_blobs(path, yp, 90, 22);
+    built = 1;
+}
+
+START_TEST(test_csv_trains_and_evaluates) {
+    setup();
+    char cmd[8800];
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs train --threads 2 --save w2.safetensors 2>&1", dir);
+    char *out = tu_expect_run(0, cmd);
+    double acc = tu_last_test_acc(out);
+    ck_assert_msg(acc >= 0.95, "test_acc %g after 12 epochs:\n%s", acc, out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs train --threads 1 --save w1.safetensors --quiet 2>&1", dir);
+    free(tu_expect_run(0, cmd));
+    ck_assert_msg(tu_same_files(dir, "w1.safetensors", "w2.safetensors"), "weights differ between 1 and 2 threads");
+    /* eval sees the same 80 test rows (round(0.25 * 320)) */
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs eval --weights w2.safetensors 2>&1", dir);
+    char *ev = tu_expect_run(0, cmd);
+    char want[64];
+    snprintf(want, sizeof want, "test_acc %.4f", acc);
+    ck_assert_msg(strstr(ev, want) != NULL, "eval says:\n%s\ntrain's last epoch: %s", ev, want);
+    free(ev);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_csv_errors) {
+    setup();
+    char cmd[8800];
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs train --train three.csv 2>&1", dir);
+    char *out = tu_expect_run(3, cmd);
+    ck_assert_msg(strstr(out, "blobs: three.csv: 3 features per row, but the network's input takes 4 (spec `input:`)\n"),
+                  "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs train --train nothere.csv 2>&1", dir);
+    out = tu_expect_run(3, cmd);
+    ck_assert_msg(strstr(out, "blobs: nothere.csv: No such file or directory\n"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs train --data d 2>&1", dir);
+    out = tu_expect_run(2, cmd);
+    ck_assert_msg(strstr(out, "unknown option '--data'"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobs train --help 2>&1", dir);
+    out = tu_expect_run(0, cmd);
+    ck_assert_msg(strstr(out, "--train FILE") && strstr(out, "(default blobs.csv)") && !strstr(out, "--train-y"),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_npy_from_command_line) {
+    setup();
+    char cmd[8800];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && ./blobsn train --train x.npy --train-y y.npy --test xt.npy --test-y yt.npy "
+             "--save wn.safetensors --val-split 0.2 --early-stopping 3 2>&1",
+             dir);
+    char *out = tu_expect_run(0, cmd);
+    double acc = tu_last_test_acc(out);
+    ck_assert_msg(acc >= 0.95, "test_acc %g:\n%s", acc, out);
+    ck_assert_msg(strstr(out, "val_acc"), "no validation metrics:\n%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobsn eval --weights wn.safetensors --train x.npy --train-y y.npy 2>&1",
+             dir);
+    out = tu_expect_run(3, cmd);
+    ck_assert_msg(strstr(out, "no test set"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./blobsn train --train x.npy --train-y yt.npy 2>&1", dir);
+    out = tu_expect_run(3, cmd);
+    ck_assert_msg(strstr(out, "yt.npy: labels must have shape [300]"), "%s", out);
+    free(out);
+}
+END_TEST
+
+static Suite *data_train_suite(void) {
+    Suite *s = suite_create("check_data_train");
+    TCase *tc = tcase_create("trainers");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_csv_trains_and_evaluates);
+    tcase_add_test(tc, test_csv_errors);
+    tcase_add_test(tc, test_npy_from_command_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(data_train_suite());
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
