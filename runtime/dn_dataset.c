@@ -58,10 +58,6 @@ static int dn_ds_check(const dn_model *m, const dn_table *t, const char *path, c
                 t->n_classes, t->n_classes - 1, m->n_outputs);
         return -1;
     }
-    if (t->targets != 0) { /* the training steps read class labels only, so far */
-        dn_errf(err, "%s: real-valued targets (targets: values) are not supported yet", path);
-        return -1;
-    }
     if (t->targets != 0 && t->targets != (uint32_t)m->n_outputs) {
         dn_errf(err, "%s: %u target columns, but the network has %d outputs", path, t->targets,
                 m->n_outputs);

@@ -500,6 +500,7 @@ typedef struct {
     int n;              /* rows in this batch: 1..max_batch given to workspace_size */
     const float *x;     /* [n, n_inputs] normalized inputs */
     const int32_t *y;   /* [n] class labels in [0, n_outputs) */
+    const float *t;     /* [n, n_outputs] real-valued targets (models with regression set), else NULL */
     uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
     uint64_t step;      /* 0-based optimizer step */
     int mc_dropout;     /* eval only: keep dropout on (MC dropout), masks from (seed, step) */
@@ -542,6 +543,8 @@ typedef struct dn_model {
     int n_tensors;
     const dn_tensor_info *tensors;
     int loss;                     /* DN_MODEL_LOSS_CE or DN_MODEL_LOSS_MSE */
+    int regression;               /* mse against real-valued targets (dn_batch.t), not class labels:
+                                     reported as RMSE, MAE and R^2 instead of accuracy */
     dn_defaults defaults;
 
     /* Bytes of scratch memory needed for batches of up to max_batch rows.
@@ -565,7 +568,7 @@ typedef struct dn_model {
     /* Eval-mode forward (dropout off, unless b->mc_dropout; batch norm on
      * the running statistics). Writes probabilities (softmax output)
      * or raw outputs to out [n, n_outputs] when out != NULL. Returns the sum
-     * of per-row losses when b->y != NULL (else 0); adds hits to *correct
+     * of per-row losses when b->y (regression: b->t) != NULL (else 0); adds hits to *correct
      * when both are non-NULL. */
     double (*eval)(const float *params, void *ws, const dn_batch *b, float *out, int *correct);
 

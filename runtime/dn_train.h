@@ -188,6 +188,8 @@ typedef struct {
     int64_t epoch, step;        /* 1-based epoch; optimizer steps done */
     double train_loss, train_acc, test_loss, test_acc, seconds, val_loss, val_acc;
     int has_test, has_val;
+    /* regression models: *_acc hold RMSE, and these MAE and R^2 */
+    double val_mae, val_r2, test_mae, test_r2;
 } dn_epoch_row;
 
 /* The --metrics file, kept in memory and rewritten atomically per epoch:
@@ -195,6 +197,7 @@ typedef struct {
 typedef struct {
     const char *path;           /* NULL: no metrics file */
     int jsonl;
+    int regression;             /* RMSE, MAE and R^2 columns (dn_epoch_row) instead of accuracy */
     char *buf;
     size_t len, cap;
 } dn_metrics;
@@ -202,7 +205,8 @@ typedef struct {
 /* Starts the metrics text for path (NULL: none). keep_epochs >= 0 (resume):
  * rows of an existing file for epochs 1..keep_epochs are kept. Returns
  * DN_EXIT_OK or DN_EXIT_FAIL (out of memory, message printed). */
-int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, const char *prog);
+int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, int regression,
+                    const char *prog);
 
 /* Appends the epoch's row and rewrites the file. Returns a DN_EXIT_* status. */
 int dn_metrics_add(dn_metrics *mt, const dn_epoch_row *e, const char *prog);
@@ -304,5 +308,22 @@ uint32_t *dn_identity_order(uint32_t n);
 int dn_cmd_train(const dn_model *m, const dn_opts *o);
 int dn_cmd_eval(const dn_model *m, const dn_opts *o);
 int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o);
+
+/* ---- regression reports (dn_regress.c) ------------------------------------- */
+
+typedef struct {
+    double mse, rmse, mae, r2;
+} dn_reg_metrics;
+
+/* Evaluates rows order[0..n) of ds (table data with targets) in batches of
+ * `batch` through x [batch, n_inputs]: the mean loss (mse) and the RMSE,
+ * MAE and R^2 of the outputs. Returns 0, or -1 (all NaN) when out of
+ * memory or n == 0. */
+int dn_eval_regression(const dn_model *m, const float *params, void *ws, const dn_dataset *ds,
+                       const uint32_t *order, uint32_t n, int batch, float *x, dn_reg_metrics *q);
+
+/* "epoch E: train_loss L train_rmse R [val_loss L val_rmse R val_mae M
+ * val_r2 Q] [test_rmse R test_mae M test_r2 Q] time Ts" */
+void dn_reg_print_epoch(const dn_epoch_row *e);
 
 #endif

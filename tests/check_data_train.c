@@ -8,6 +8,7 @@
 #include "test_util.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,25 @@ static const char *const spec_npy =
     "  - {name: out, units: 3, activation: softmax}\n"
     "train: {batch_size: 16, epochs: 12, seed: 5, optimizer: {type: adam, lr: 0.01}}\n"
     "data: {format: npy, train: none.npy, train_y: none_y.npy, normalize: standard}\n";
+
+static const char *const spec_reg =
+    "name: reg\n"
+    "input: 3\n"
+    "layers:\n"
+    "  - {name: fc1, units: 24, activation: tanh}\n"
+    "  - {name: out, units: 2, activation: linear}\n"
+    "train: {batch_size: 16, epochs: 30, seed: 9, loss: mse, optimizer: {type: adam, lr: 0.01}}\n"
+    "data: {format: csv, train: reg.csv, header: true, target: [y1, y2], test_split: 0.2,\n"
+    "       normalize: standard}\n";
+
+static const char *const spec_reg1 =
+    "name: reg1\n"
+    "input: 3\n"
+    "layers:\n"
+    "  - {name: fc1, units: 8, activation: tanh}\n"
+    "  - {name: out, units: 1, activation: linear}\n"
+    "train: {batch_size: 16, epochs: 3, seed: 9, loss: mse}\n"
+    "data: {format: csv, train: reg1.csv, test: reg1t.csv, header: true, normalize: minmax}\n";
 
 /* Uniform in [-1, 1) from an LCG. */
 static double lcg(uint64_t *s) {
@@ -105,6 +125,24 @@ static void write_npy_blobs(const char *xp, const char *yp, int n, unsigned seed
     free(y);
 }
 
+/* Writes n rows of a, b, c (on different scales), y1 = 2a' - b' + c'/2
+ * and y2 = a' b' (primes: the features on [-1, 1]); with `one`, only y1. */
+static void write_reg(const char *path, int n, unsigned seed, int one) {
+    uint64_t s = seed;
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, one ? "a,b,c,y1\n" : "a,b,c,y1,y2\n");
+    for (int i = 0; i < n; i++) {
+        double a = lcg(&s), b = lcg(&s), c = lcg(&s);
+        fprintf(f, "%.6f,%.6f,%.6f,%.6f", 50 + 10 * a, 0.01 * b, c, 2 * a - b + 0.5 * c);
+        if (one)
+            fprintf(f, "\n");
+        else
+            fprintf(f, ",%.6f\n", a * b);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 /* Builds both trainers and writes the data once. */
 static void setup(void) {
     if (built)
@@ -117,6 +155,18 @@ static void setup(void) {
     snprintf(path, sizeof path, "%s/blobsn.yaml", dir);
     tu_write(path, spec_npy);
     ck_assert_int_eq(tu_build_trainer(path, dir, "blobsn", "", ""), 0);
+    snprintf(path, sizeof path, "%s/reg.yaml", dir);
+    tu_write(path, spec_reg);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "reg", "", ""), 0);
+    snprintf(path, sizeof path, "%s/reg1.yaml", dir);
+    tu_write(path, spec_reg1);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "reg1", "", ""), 0);
+    snprintf(path, sizeof path, "%s/reg.csv", dir);
+    write_reg(path, 500, 31, 0);
+    snprintf(path, sizeof path, "%s/reg1.csv", dir);
+    write_reg(path, 200, 32, 1);
+    snprintf(path, sizeof path, "%s/reg1t.csv", dir);
+    write_reg(path, 60, 33, 1);
     snprintf(path, sizeof path, "%s/blobs.csv", dir);
     write_csv(path, 320, 11);
     snprintf(path, sizeof path, "%s/three.csv", dir);
@@ -200,6 +250,71 @@ START_TEST(test_npy_from_command_line) {
 }
 END_TEST
 
+/* The number after `key ` in out (-1e30 when absent): the last one. */
+static double last_value(const char *out, const char *key) {
+    double v = -1e30;
+    char pat[64];
+    snprintf(pat, sizeof pat, "%s ", key);
+    for (const char *p = strstr(out, pat); p; p = strstr(p + 1, pat))
+        v = strtod(p + strlen(pat), NULL);
+    return v;
+}
+
+START_TEST(test_regression_trains) {
+    setup();
+    char cmd[8800];
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./reg gradcheck 2>&1", dir);
+    free(tu_expect_run(0, cmd)); /* the real-valued mse gradient against finite differences */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && ./reg train --threads 2 --save r2.safetensors --metrics reg.csv.out --val-split 0.1 2>&1", dir);
+    char *out = tu_expect_run(0, cmd);
+    double rmse = last_value(out, "test_rmse"), r2 = last_value(out, "test_r2"), mae = last_value(out, "test_mae");
+    ck_assert_msg(r2 > 0.95 && rmse > 0 && rmse < 0.2 && mae > 0 && mae <= rmse, "rmse %g mae %g r2 %g:\n%s", rmse,
+                  mae, r2, out);
+    ck_assert_msg(strstr(out, "train_rmse ") && strstr(out, "val_r2 ") && !strstr(out, "_acc"), "%s", out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./reg train --threads 1 --save r1.safetensors --quiet --val-split 0.1 2>&1",
+             dir);
+    free(tu_expect_run(0, cmd));
+    ck_assert_msg(tu_same_files(dir, "r1.safetensors", "r2.safetensors"), "weights differ between 1 and 2 threads");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/reg.csv.out", dir);
+    char *metrics = tu_read(path, NULL);
+    ck_assert_ptr_nonnull(metrics);
+    ck_assert_msg(strncmp(metrics, "epoch,step,train_loss,train_rmse,test_loss,test_rmse,seconds,val_loss,val_rmse,"
+                                   "test_mae,test_r2,val_mae,val_r2\n", 100) == 0, "%s", metrics);
+    free(metrics);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./reg eval --weights r2.safetensors 2>&1", dir);
+    char *ev = tu_expect_run(0, cmd);
+    ck_assert_msg(fabs(last_value(ev, "test_rmse") - rmse) < 1e-4, "eval:\n%s\ntrain: %g", ev, rmse);
+    double loss = last_value(ev, "test_loss");
+    ck_assert_msg(fabs(rmse * rmse - loss) < 1e-3 * loss + 1e-4, "rmse^2 %g vs mse %g", rmse * rmse, loss);
+    free(ev);
+    free(out);
+}
+END_TEST
+
+/* R^2 of one output is 1 - n * mse / SST: SST computed here from the file. */
+START_TEST(test_regression_r2_definition) {
+    setup();
+    char cmd[8800];
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./reg1 train --quiet --save q.safetensors 2>&1 && ./reg1 eval --weights q.safetensors 2>&1", dir);
+    char *ev = tu_expect_run(0, cmd);
+    uint64_t s = 33;
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < 60; i++) {
+        double a = lcg(&s), b = lcg(&s), c = lcg(&s);
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.6f", 2 * a - b + 0.5 * c); /* the value as written */
+        double y = (float)strtod(buf, NULL);
+        sum += y;
+        sum2 += y * y;
+    }
+    double sst = sum2 - sum * sum / 60, mse = last_value(ev, "test_loss"), r2 = last_value(ev, "test_r2");
+    ck_assert_msg(fabs(r2 - (1 - 60 * mse / sst)) < 2e-4, "r2 %g, 1 - n mse / sst = %g\n%s", r2, 1 - 60 * mse / sst, ev);
+    free(ev);
+}
+END_TEST
+
 static Suite *data_train_suite(void) {
     Suite *s = suite_create("check_data_train");
     TCase *tc = tcase_create("trainers");
@@ -207,6 +322,8 @@ static Suite *data_train_suite(void) {
     tcase_add_test(tc, test_csv_trains_and_evaluates);
     tcase_add_test(tc, test_csv_errors);
     tcase_add_test(tc, test_npy_from_command_line);
+    tcase_add_test(tc, test_regression_trains);
+    tcase_add_test(tc, test_regression_r2_definition);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -189,6 +189,8 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".n_tensors = %d,", p->n_tensors);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
+    if (s->data.values)
+        dn_buf_line(b, ".regression = 1, /* targets are real values: bt->t */");
     dn_buf_line(b, ".defaults = {");
     b->indent++;
     dn_buf_line(b, ".batch_size = %d,", t->batch_size);
