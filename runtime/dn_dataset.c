@@ -25,9 +25,20 @@ struct dn_data_src {
     int refs;
 };
 
+/* The table data of the last dn_data_load with a train set (see
+ * dn_data_info_current); info.features == 0 when none. */
+static dn_data_info dn_ds_info;
+static const dn_data_src *dn_ds_info_src;
+
+const dn_data_info *dn_data_info_current(void) { return dn_ds_info.features ? &dn_ds_info : NULL; }
+
 void dn_data_src_release(dn_data_src *s) {
     if (!s || --s->refs > 0)
         return;
+    if (s == dn_ds_info_src) {
+        memset(&dn_ds_info, 0, sizeof dn_ds_info);
+        dn_ds_info_src = NULL;
+    }
     dn_table_free(&s->train);
     dn_table_free(&s->test);
     free(s->fit);
@@ -202,8 +213,13 @@ int dn_data_load(const dn_model *m, const dn_opts *o, dn_dataset *train, dn_data
     s->refs = 1;
     int rc = dn_ds_read(m, o, s, err);
     *has_test = rc == 0 && (o->test || s->held);
-    if (rc == 0 && train)
+    if (rc == 0 && train) {
         dn_ds_view(train, s, &s->train, s->fit, s->fit ? s->n_fit : s->train.n);
+        dn_data_info info = {s->train.features, s->shift, s->scale,
+                             s->train.class_names ? s->train.n_classes : 0, s->train.class_names};
+        dn_ds_info = info;
+        dn_ds_info_src = s;
+    }
     if (rc == 0 && test && o->test)
         dn_ds_view(test, s, &s->test, NULL, s->test.n);
     else if (rc == 0 && test && s->held)
@@ -231,4 +247,85 @@ void dn_data_gather_targets(const dn_dataset *ds, const uint32_t *idx, int n, fl
         uint32_t row = ds->rows ? ds->rows[idx[r]] : idx[r];
         memcpy(t + (size_t)r * k, ds->t + (size_t)row * k, k * sizeof *t);
     }
+}
+
+/* ---- class names in checkpoints ----------------------------------------------- */
+
+/* A byte that names keep as it is. */
+static int dn_ds_plain(unsigned char c) { return c > 0x20 && c < 0x7f && c != '%' && c != ','; }
+
+char *dn_data_names_encode(char *const *names, int n) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        for (const unsigned char *c = (const unsigned char *)names[i]; *c; c++)
+            len += dn_ds_plain(*c) ? 1 : 3;
+    char *out = malloc(len + (size_t)n), *o = out;
+    for (int i = 0; out && i < n; i++) {
+        if (i)
+            *o++ = ',';
+        for (const unsigned char *c = (const unsigned char *)names[i]; *c; c++) {
+            if (dn_ds_plain(*c)) {
+                *o++ = (char)*c;
+            } else {
+                *o++ = '%';
+                *o++ = hex[*c >> 4];
+                *o++ = hex[*c & 15];
+            }
+        }
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* The value of hex digit c, or -1. */
+static int dn_ds_hex(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes s[0..len) into a malloc'd string; NULL when malformed or out of memory. */
+static char *dn_ds_unescape(const char *s, size_t len) {
+    char *out = malloc(len + 1), *o = out;
+    for (size_t i = 0; out && i < len; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+            continue;
+        }
+        int hi = i + 2 < len ? dn_ds_hex(s[i + 1]) : -1;
+        int lo = hi >= 0 ? dn_ds_hex(s[i + 2]) : -1;
+        if (lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        *o++ = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+int dn_data_names_decode(const char *s, char ***names, int *n) {
+    int count = 1;
+    for (const char *c = s; *c; c++)
+        count += *c == ',';
+    char **v = calloc((size_t)count, sizeof *v);
+    int k = 0;
+    for (const char *start = s; v && k < count; k++) {
+        const char *end = strchr(start, ',');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        if (!(v[k] = dn_ds_unescape(start, len)))
+            break;
+        start += len + (end != NULL);
+    }
+    if (!v || k < count) {
+        for (int i = 0; v && i < k; i++)
+            free(v[i]);
+        free(v);
+        return -1;
+    }
+    *names = v;
+    *n = count;
+    return 0;
 }

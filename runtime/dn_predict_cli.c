@@ -253,6 +253,18 @@ static void dn_pr_help_options(const dn_infer_model *m, const char *prog, FILE *
 
 /* The input formats and how values are fed to the network. */
 static void dn_pr_help_inputs(const dn_infer_model *m, FILE *out) {
+    if (m->shift) {
+        fprintf(out,
+                "Input formats (N = %d values per sample):\n"
+                "  csv  text, one sample per line, N comma-separated feature values (the\n"
+                "       training file's feature columns, in order, without targets or ignored\n"
+                "       columns); a first line whose first field is not a number is a header\n"
+                "  raw  little-endian float32, N per sample (length a multiple of %d bytes)\n"
+                "  CSV values are fed as (v - shift) / scale, the scaling of the training\n"
+                "  rows, unless --no-normalize. Raw float32 values are taken as scaled.\n\n",
+                m->n_inputs, 4 * m->n_inputs);
+        return;
+    }
     fprintf(out,
             "Input formats (N = %d values per sample):\n"
             "  idx  IDX unsigned-byte file (magic 00 00 08 0n): images [n, rows, cols] with\n"

@@ -395,7 +395,9 @@ void dn_pr_gather(const dn_infer_model *m, const dn_pr_input *in, int normalize,
             continue;
         }
         v = in->kind == DN_PR_IN_IDX ? (float)in->pixels[off + i] : in->values[off + i];
-        /* as dn_dataset_gather, i.e. torchvision ToTensor + Normalize */
-        x[i] = normalize ? (v / 255.0f - mean) / sd : v;
+        if (m->shift) /* table data: the training rows' scaling, as dn_data_gather */
+            x[i] = normalize ? (v - m->shift[i % nf]) / m->scale[i % nf] : v;
+        else /* as dn_dataset_gather, i.e. torchvision ToTensor + Normalize */
+            x[i] = normalize ? (v / 255.0f - mean) / sd : v;
     }
 }

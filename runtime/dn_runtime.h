@@ -162,6 +162,31 @@ void dn_data_gather_targets(const dn_dataset *ds, const uint32_t *idx, int n, fl
 /* Drops one dataset's hold on its table data (dn_dataset_free does it). */
 void dn_data_src_release(dn_data_src *s);
 
+/* What a model trained on table data keeps besides its weights: the
+ * feature scaling (checkpoint tensors data.shift and data.scale,
+ * [features]) and the class names (checkpoint metadata class_names: each
+ * name percent-encoded, joined by commas). */
+typedef struct {
+    uint32_t features;          /* 0: no table data */
+    const float *shift, *scale;
+    int n_classes;              /* names, or 0 */
+    char *const *class_names;
+} dn_data_info;
+
+/* The table data the trainer of this process loaded (dn_data_load with a
+ * train set), for checkpoints; NULL when none is loaded. */
+const dn_data_info *dn_data_info_current(void);
+
+/* The names as one malloc'd string: each name percent-encoded (bytes
+ * outside printable ASCII, '%' and ',' as %XX), joined by ','. NULL when
+ * out of memory. */
+char *dn_data_names_encode(char *const *names, int n);
+
+/* Splits and decodes such a string into *names (malloc'd array of n
+ * malloc'd strings). Returns 0, or -1 when malformed (a bad escape, %00) or
+ * out of memory. An empty string is one empty name. */
+int dn_data_names_decode(const char *s, char ***names, int *n);
+
 /* ---- Adam ----------------------------------------------------------------- */
 
 typedef struct {
@@ -609,6 +634,11 @@ typedef struct dn_infer_model {
      * the built-in weights; out [n, n_outputs]. With mc != 0 dropout stays on,
      * masks from (seed, pass) exactly as in training at step `pass`. */
     void (*predict)(void *ws, const float *x, int n, float *out, int mc, uint64_t seed, uint64_t pass);
+
+    const float *shift, *scale; /* table data: [n_inputs], input v becomes (v - shift) / scale
+                                   instead; NULL: pixels as above */
+    int n_class_names;          /* the class names (n_outputs of them), or 0: class numbers */
+    const char *const *class_names;
 } dn_infer_model;
 
 /* The inference CLI of generated predict programs. Returns the exit status. */

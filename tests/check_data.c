@@ -619,6 +619,28 @@ START_TEST(test_dataset_mismatch) {
 }
 END_TEST
 
+/* Class names survive the checkpoint metadata encoding byte for byte. */
+START_TEST(test_names_encoding) {
+    char *names[5] = {"plain", "a,b%c", "*/ \"q\" \\ \n\t", "\xff\xfe", ""};
+    char *enc = dn_data_names_encode(names, 5);
+    ck_assert_ptr_nonnull(enc);
+    ck_assert_str_eq(enc, "plain,a%2Cb%25c,*/%20\"q\"%20\\%20%0A%09,%FF%FE,");
+    char **dec = NULL;
+    int n = 0;
+    ck_assert_int_eq(dn_data_names_decode(enc, &dec, &n), 0);
+    ck_assert_int_eq(n, 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_str_eq(dec[i], names[i]);
+        free(dec[i]);
+    }
+    free(dec);
+    free(enc);
+    ck_assert_int_eq(dn_data_names_decode("a,%0", &dec, &n), -1);
+    ck_assert_int_eq(dn_data_names_decode("%00", &dec, &n), -1);
+    ck_assert_int_eq(dn_data_names_decode("%zz", &dec, &n), -1);
+}
+END_TEST
+
 static Suite *data_suite(void) {
     Suite *s = suite_create("check_data");
     TCase *csv = tcase_create("csv");
@@ -640,6 +662,7 @@ static Suite *data_suite(void) {
     tcase_add_test(ds, test_dataset_split);
     tcase_add_test(ds, test_dataset_scaling);
     tcase_add_test(ds, test_dataset_mismatch);
+    tcase_add_test(ds, test_names_encoding);
     suite_add_tcase(s, ds);
     return s;
 }

@@ -315,6 +315,70 @@ START_TEST(test_regression_r2_definition) {
 }
 END_TEST
 
+static const char *const spec_names =
+    "name: names\n"
+    "input: 2\n"
+    "layers:\n"
+    "  - {name: fc1, units: 16, activation: relu}\n"
+    "  - {name: out, units: 4, activation: softmax}\n"
+    "train: {batch_size: 8, epochs: 40, seed: 2, optimizer: {type: adam, lr: 0.02}}\n"
+    "data: {format: csv, train: names.csv, header: true, normalize: minmax}\n";
+
+/* Class names that would break a C comment or string, a printf format or
+ * trigraphs, and one that is not UTF-8, each a quadrant around (500, 3). */
+static const char *const hostile[4] = {"*/ int x; /*", "a\"b\\c", "?\?=%n%s", "\xff\xfe not utf-8"};
+
+/* The predictor built from a trainer's checkpoint prints the class names
+ * exactly as the CSV gave them, and applies the training scaling. */
+START_TEST(test_predictor_names_and_scaling) {
+    setup();
+    char path[4200], cmd[8800];
+    snprintf(path, sizeof path, "%s/names.csv", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "x,\"y\",label\n");
+    uint64_t s = 5;
+    for (int i = 0; i < 200; i++) {
+        int c = i % 4;
+        double x = 500 + (c & 1 ? 100 : -100) + 20 * lcg(&s), y = 3 + (c & 2 ? 1 : -1) + 0.2 * lcg(&s);
+        fprintf(f, "%.3f,%.4f,\"", x, y);
+        for (const char *p = hostile[c]; *p; p++)
+            fputs(*p == '"' ? "\"\"" : (char[2]){*p, 0}, f);
+        fprintf(f, "\"\n");
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    snprintf(path, sizeof path, "%s/names.yaml", dir);
+    tu_write(path, spec_names);
+    ck_assert_int_eq(tu_build_trainer(path, dir, "names", "", ""), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./names train --quiet --save names.safetensors 2>&1", dir);
+    free(tu_expect_run(0, cmd));
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && '%s' names.yaml --inference --weights names.safetensors -o names_pred.c 2>&1 && "
+             "'%s' -std=c11 -O1 -Wall -Wextra -Werror -Wno-unused-function names_pred.c -o names_pred -lz -lm 2>&1",
+             dir, DNGEN_EXE, DNGEN_CC);
+    free(tu_expect_run(0, cmd));
+    /* the quadrant centres, raw (unscaled) */
+    snprintf(path, sizeof path, "%s/centres.csv", dir);
+    tu_write(path, "x,y\n400,2\n600,2\n400,4\n600,4\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.csv 2>&1", dir);
+    char *out = tu_expect_run(0, cmd);
+    for (int c = 0; c < 4; c++) {
+        char want[96];
+        snprintf(want, sizeof want, "%d: class %s p=", c, hostile[c]);
+        ck_assert_msg(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+    }
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.csv --format json 2>&1", dir);
+    out = tu_expect_run(0, cmd);
+    ck_assert_msg(strstr(out, "{\"index\":1,\"class\":\"a\\\"b\\\\c\",") != NULL, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.csv --format csv 2>&1", dir);
+    out = tu_expect_run(0, cmd);
+    ck_assert_msg(strstr(out, "\n1,\"a\"\"b\\c\",") != NULL, "%s", out);
+    free(out);
+}
+END_TEST
+
 static Suite *data_train_suite(void) {
     Suite *s = suite_create("check_data_train");
     TCase *tc = tcase_create("trainers");
@@ -324,6 +388,7 @@ static Suite *data_train_suite(void) {
     tcase_add_test(tc, test_npy_from_command_line);
     tcase_add_test(tc, test_regression_trains);
     tcase_add_test(tc, test_regression_r2_definition);
+    tcase_add_test(tc, test_predictor_names_and_scaling);
     suite_add_tcase(s, tc);
     return s;
 }

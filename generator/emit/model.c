@@ -284,7 +284,7 @@ static void emit_weights(dn_buf *b, const dn_spec *s, const float *params) {
 }
 
 /* The predict entry point and the dn_infer_model descriptor. */
-static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_hash) {
+static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_hash, const dn_predictor_data *d) {
     const dn_spec *s = p->spec;
     const char *m = p->name;
     char mean[40], std[40];
@@ -309,13 +309,47 @@ static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_
     dn_buf_line(b, "    .norm_std = %s,", std);
     dn_buf_line(b, "    .workspace_size = %s_workspace_size,", m);
     dn_buf_line(b, "    .predict = %s_predict,", m);
+    if (d && d->shift) dn_buf_line(b, "    .shift = %s_shift, .scale = %s_scale,", m, m);
+    if (d && d->n_classes) dn_buf_line(b, "    .n_class_names = %d, .class_names = %s_class_names,", d->n_classes, m);
     dn_buf_line(b, "};");
 }
 
 typedef struct {
     const float *params;
     uint64_t hash;
+    const dn_predictor_data *data;
 } predictor_input;
+
+/* `static const float <model>_<what>[n] = {...};`, exact ("%.9g"). */
+static void emit_float_array(dn_buf *b, const char *model, const char *what, const float *v, int n) {
+    dn_buf_line(b, "static const float %s_%s[%d] = {", model, what, n);
+    for (int i = 0; i < n; i++) {
+        char lit[40];
+        snprintf(lit, sizeof lit, "%.9g", (double)v[i]);
+        if (!strpbrk(lit, ".en")) strcat(lit, ".0");
+        dn_buf_printf(b, "%s%sf,%s", i % 8 == 0 ? "    " : "", lit, i % 8 == 7 || i + 1 == n ? "\n" : " ");
+    }
+    dn_buf_line(b, "};");
+}
+
+/* The scaling and class names of csv and npy data, as const arrays. */
+static void emit_predictor_data(dn_buf *b, const dn_plan *p, const dn_predictor_data *d) {
+    if (!d || !d->shift) return;
+    dn_buf_line(b, "/* ==== the training rows' feature scaling: input v becomes (v - shift) / scale ==== */");
+    dn_buf_blank(b);
+    emit_float_array(b, p->name, "shift", d->shift, p->spec->input);
+    emit_float_array(b, p->name, "scale", d->scale, p->spec->input);
+    dn_buf_blank(b);
+    if (!d->n_classes) return;
+    dn_buf_line(b, "static const char *const %s_class_names[%d] = {", p->name, d->n_classes);
+    for (int i = 0; i < d->n_classes; i++) {
+        dn_buf_printf(b, "    \"");
+        dn_buf_c_string(b, d->class_names[i]);
+        dn_buf_printf(b, "\",\n");
+    }
+    dn_buf_line(b, "};");
+    dn_buf_blank(b);
+}
 
 static void emit_predictor_model(dn_buf *b, const dn_plan *p, const void *extra) {
     const predictor_input *in = extra;
@@ -323,15 +357,16 @@ static void emit_predictor_model(dn_buf *b, const dn_plan *p, const void *extra)
     emit_kernels(b, p, 1);
     dn_emit_eval(b, p);
     emit_weights(b, p->spec, in->params);
-    emit_infer_descriptor(b, p, in->hash);
+    emit_predictor_data(b, p, in->data);
+    emit_infer_descriptor(b, p, in->hash, in->data);
 }
 
-int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
-                      dn_buf *out) {
+int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash,
+                      const dn_predictor_data *data, const dn_emit_opts *o, dn_buf *out) {
     dn_emit_opts po = *o;
     po.standalone = 1;
     po.inference = 1;
-    predictor_input in = {params, weights_hash};
+    predictor_input in = {params, weights_hash, data};
     dn_plan *p = malloc(sizeof *p);
     if (!p) return -1;
     dn_plan_build(s, p);
