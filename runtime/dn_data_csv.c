@@ -55,7 +55,7 @@ typedef struct {
 
 /* A byte around a field that is not part of it. */
 static int dn_dc_blank(const dn_dc *d, char ch) {
-    return ch == ' ' || (ch == '\t' && d->delim != '\t');
+    return (ch == ' ' || ch == '\t') && ch != d->delim;
 }
 
 /* Scans the quoted field whose opening quote is at s, into *f; sets d->pos

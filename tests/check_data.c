@@ -167,6 +167,24 @@ START_TEST(test_csv_header_names_quotes) {
 }
 END_TEST
 
+/* A space or a tab as the delimiter is not a blank around fields. */
+START_TEST(test_csv_space_delimiter) {
+    dn_csv_opts o = {.delimiter = ' ', .kind = DN_TARGET_VALUE};
+    dn_table t;
+    char err[DN_ERR_MAX];
+    ck_assert_msg(parse("59 2 32.1 151\n48 1 21.6 75\n", &o, &t, err) == 0, "%s", err);
+    ck_assert_uint_eq(t.features, 3);
+    ck_assert_float_eq(t.x[5], 21.6f);
+    ck_assert_float_eq(t.t[1], 75);
+    dn_table_free(&t);
+    csv_fail("1  2 3\n", &o, "t.csv:1:3: missing value '' in column '1'");
+    dn_csv_opts tab = {.delimiter = '\t'};
+    ck_assert_msg(parse(" 1\t 2 \t0\n", &tab, &t, err) == 0, "%s", err);
+    ck_assert_float_eq(t.x[1], 2);
+    dn_table_free(&t);
+}
+END_TEST
+
 START_TEST(test_csv_value_targets_skip_index) {
     const char *text = "made by a tool\nsecond junk line\nt1,a,t2,b\n1.5,1,-2,2\n2.5,3,-4,4\n";
     const char *target[] = {"0", "-2"};
@@ -648,6 +666,7 @@ static Suite *data_suite(void) {
     tcase_add_test(csv, test_csv_numbers_as_strtod);
     tcase_add_test(csv, test_csv_header_names_quotes);
     tcase_add_test(csv, test_csv_value_targets_skip_index);
+    tcase_add_test(csv, test_csv_space_delimiter);
     tcase_add_test(csv, test_csv_numpy_savetxt_and_gzip);
     tcase_add_test(csv, test_csv_hostile);
     tcase_add_test(csv, test_csv_hostile_names);

@@ -77,7 +77,11 @@ static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
     else
         dn_buf_printf(b, " * Build:  cc -O2 %s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
                       march[o->target], s->name, s->name);
-    dn_buf_printf(b, " * Run:    ./%s train --data DIR     (./%s --help lists everything)\n */", s->name, s->name);
+    if (dn_emit_has_data_spec(s))
+        dn_buf_printf(b, " * Run:    ./%s train [--train FILE] [--test FILE]     (./%s --help lists everything)\n */",
+                      s->name, s->name);
+    else
+        dn_buf_printf(b, " * Run:    ./%s train --data DIR     (./%s --help lists everything)\n */", s->name, s->name);
 }
 
 /* ---- runtime ---------------------------------------------------------------- */
