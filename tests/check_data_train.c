@@ -367,6 +367,21 @@ START_TEST(test_predictor_names_and_scaling) {
         snprintf(want, sizeof want, "%d: class %s p=", c, hostile[c]);
         ck_assert_msg(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
     }
+    /* the same rows as a float64 .npy: the same answers */
+    const double centres[8] = {400, 2, 600, 2, 400, 4, 600, 4};
+    snprintf(path, sizeof path, "%s/centres.npy", dir);
+    write_npy(path, "<f8", "(4, 2)", centres, sizeof centres);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.npy 2>&1", dir);
+    char *npy_out = tu_expect_run(0, cmd);
+    ck_assert_str_eq(npy_out, out);
+    free(npy_out);
+    snprintf(path, sizeof path, "%s/wide.npy", dir);
+    write_npy(path, "<f8", "(2, 4)", centres, sizeof centres);
+    snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred wide.npy 2>&1", dir);
+    npy_out = tu_expect_run(3, cmd);
+    ck_assert_msg(strstr(npy_out, "wide.npy: expected float32, float64 or uint8 samples [n, ...] of 2 values each"),
+                  "%s", npy_out);
+    free(npy_out);
     free(out);
     snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.csv --format json 2>&1", dir);
     out = tu_expect_run(0, cmd);
