@@ -4,13 +4,16 @@
  *
  * Lines come from dn_csv.c's tokenizer (LF or CRLF, byte order mark); the
  * fields of a line are split here, since a dataset may use another
- * delimiter and quoted fields. Numbers take a fast exact path (Clinger's:
- * up to 19 significant digits, a mantissa below 2^53 and a power of ten
- * within 1e+-22, one correctly rounded IEEE operation) and otherwise
- * dn_csv_number's strtod, so each value is the double strtod reads,
- * rounded to float. */
+ * delimiter and quoted fields. Each value is the double strtod reads,
+ * rounded to float; two fast paths give exactly that without strtod: an
+ * exact one (Clinger's: a mantissa below 2^53 and a power of ten within
+ * 1e+-22, one correctly rounded IEEE operation), and for longer mantissas
+ * (17-digit output of numpy or pandas) an approximation kept only when it
+ * lies too far from a float rounding midpoint for the exact double to
+ * round differently (dn_dc_float_safe); anything else goes to strtod. */
 #include "dn_runtime.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,10 +169,12 @@ static const double dn_dc_pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* Adds the digits of p[*i..n) to the mantissa *m (*nd significant digits,
- * 19 at most: *over set past that); fraction digits (frac = 1) lower the
- * power of ten *e10 by one each, leading zeros included. Returns the count. */
-static size_t dn_dc_mantissa(const char *p, size_t n, size_t *i, uint64_t *m, int *nd, int *e10,
-                             int frac, int *over) {
+ * 19 at most: past that *trunc is set, and a dropped digit before the
+ * point still raises the power of ten *e10); fraction digits (frac = 1)
+ * kept in *m, leading zeros included, lower *e10 by one each. Returns the
+ * count of digits. */
+static inline size_t dn_dc_mantissa(const char *p, size_t n, size_t *i, uint64_t *m, int *nd, int *e10,
+                             int frac, int *trunc) {
     size_t start = *i;
     for (; *i < n && p[*i] >= '0' && p[*i] <= '9'; (*i)++) {
         unsigned dig = (unsigned)(p[*i] - '0');
@@ -178,7 +183,8 @@ static size_t dn_dc_mantissa(const char *p, size_t n, size_t *i, uint64_t *m, in
             continue;
         }
         if (*nd >= 19) {
-            *over = 1;
+            *trunc |= dig != 0;
+            *e10 += !frac;
             continue;
         }
         *m = *m * 10 + dig;
@@ -188,21 +194,37 @@ static size_t dn_dc_mantissa(const char *p, size_t n, size_t *i, uint64_t *m, in
     return *i - start;
 }
 
-/* The fast exact path: p[0..n) is [+-] digits [. digits] [(e|E) [+-] digits]
- * with a small mantissa and power. Returns 1 with *v set, or 0 (not such a
- * number: the caller asks strtod). */
-static int dn_dc_fast_number(const char *p, size_t n, double *v) {
+/* Whether double a, within 4 units of 2^-53 * |a| of the decimal's exact
+ * value, is far enough from both float rounding midpoints around (float)a
+ * that strtod's double (within half a unit of the exact value) rounds to
+ * the same float. Normal floats only. */
+static int dn_dc_float_safe(double a, float f) {
+    if (!(fabsf(f) >= FLT_MIN && fabsf(f) < FLT_MAX))
+        return 0;
+    double lo = ((double)f + (double)nextafterf(f, -INFINITY)) / 2; /* exact: 25-bit sums */
+    double hi = ((double)f + (double)nextafterf(f, INFINITY)) / 2;
+    double margin = fabs(a) * (4.0 / 9007199254740992.0);
+    return fabs(a - lo) > margin && fabs(a - hi) > margin;
+}
+
+/* The fast paths: p[0..n) as (float)strtod would read it, into *v. Exact
+ * when the mantissa has at most 19 digits and is below 2^53 and the power
+ * of ten is within 1e+-22 (Clinger's: one correctly rounded operation);
+ * else, with the power still in range, the product of the rounded first
+ * 19 digits and the power, kept when dn_dc_float_safe vouches for it.
+ * Returns 1 with *v set, or 0 (the caller asks strtod). */
+static int dn_dc_fast_float(const char *p, size_t n, float *v) {
     size_t i = 0;
-    int neg = 0, nd = 0, e10 = 0, over = 0;
+    int neg = 0, nd = 0, e10 = 0, trunc = 0;
     uint64_t m = 0;
     if (i < n && (p[i] == '+' || p[i] == '-'))
         neg = p[i++] == '-';
-    size_t digits = dn_dc_mantissa(p, n, &i, &m, &nd, &e10, 0, &over);
+    size_t digits = dn_dc_mantissa(p, n, &i, &m, &nd, &e10, 0, &trunc);
     if (i < n && p[i] == '.') {
         i++;
-        digits += dn_dc_mantissa(p, n, &i, &m, &nd, &e10, 1, &over);
+        digits += dn_dc_mantissa(p, n, &i, &m, &nd, &e10, 1, &trunc);
     }
-    if (digits == 0 || over)
+    if (digits == 0)
         return 0;
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         i++;
@@ -219,14 +241,18 @@ static int dn_dc_fast_number(const char *p, size_t n, double *v) {
     if (i != n)
         return 0;
     if (m == 0) {
-        *v = neg ? -0.0 : 0.0;
+        *v = neg ? -0.0f : 0.0f;
         return 1;
     }
-    if (m > ((uint64_t)1 << 53) || e10 < -22 || e10 > 22)
+    if (e10 < -22 || e10 > 22)
         return 0;
     double d = (double)m;
     d = e10 < 0 ? d / dn_dc_pow10[-e10] : d * dn_dc_pow10[e10];
-    *v = neg ? -d : d;
+    d = neg ? -d : d;
+    float f = (float)d;
+    if ((!trunc && m <= ((uint64_t)1 << 53)) ? !isfinite(f) : !dn_dc_float_safe(d, f))
+        return 0;
+    *v = f;
     return 1;
 }
 
@@ -235,9 +261,11 @@ static int dn_dc_fast_number(const char *p, size_t n, double *v) {
 static int dn_dc_value(dn_dc *d, const dn_dc_field *f, uint32_t col, float *v, char *err) {
     double x;
     int rc = DN_CSV_NUM_OK;
+    if (!f->quotes && dn_dc_fast_float(f->p, f->n, v))
+        return 0;
     if (f->quotes) /* a "" pair: no number */
         rc = DN_CSV_NUM_SYNTAX;
-    else if (!dn_dc_fast_number(f->p, f->n, &x))
+    else
         rc = dn_csv_number(f->p, f->n, &x);
     if (rc == DN_CSV_NUM_OK && !isfinite((float)x))
         rc = DN_CSV_NUM_RANGE;
