@@ -128,6 +128,38 @@ START_TEST(test_csv_numbers_as_strtod) {
 }
 END_TEST
 
+/* Decimals next to a float rounding midpoint (the hard case of the fast
+ * paths), in 17 to 30 digits, read exactly as (float)strtod reads them. */
+START_TEST(test_csv_near_midpoints) {
+    static const char *const fmt[] = {"%.17g", "%.19g", "%.21g", "%.30g", "%.18g"};
+    char *text = malloc(1 << 20), *p = text;
+    ck_assert_ptr_nonnull(text);
+    uint64_t s = 7;
+    for (int r = 0; r < 20000; r++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        float a = ldexpf((float)((s >> 40) | 1) / 16777216.0f, (int)((s >> 8) % 120) - 60);
+        double mid = ((double)a + (double)nextafterf(a, INFINITY)) / 2;
+        if (s & 2)
+            mid = nextafter(mid, (s & 4) ? INFINITY : -INFINITY);
+        p += sprintf(p, fmt[r % 5], (s & 8) ? -mid : mid);
+        p += sprintf(p, ",0\n");
+    }
+    dn_csv_opts o = {0};
+    dn_table t;
+    char err[DN_ERR_MAX];
+    ck_assert_msg(parse(text, &o, &t, err) == 0, "%s", err);
+    const char *line = text;
+    for (uint32_t r = 0; r < t.n; r++) {
+        float want = (float)strtod(line, NULL);
+        ck_assert_msg(memcmp(&want, &t.x[r], sizeof want) == 0, "row %u: %.9g, strtod %.9g", r,
+                      (double)t.x[r], (double)want);
+        line = strchr(line, '\n') + 1;
+    }
+    dn_table_free(&t);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_csv_header_names_quotes) {
     const char *text = "id;\"size; cm\";colour;\"the \"\"kind\"\"\";w\n"
                        "1;2,5;red;\"b \"\"x\"\"\";7\n"
@@ -664,6 +696,7 @@ static Suite *data_suite(void) {
     TCase *csv = tcase_create("csv");
     tcase_add_test(csv, test_csv_numbers_and_labels);
     tcase_add_test(csv, test_csv_numbers_as_strtod);
+    tcase_add_test(csv, test_csv_near_midpoints);
     tcase_add_test(csv, test_csv_header_names_quotes);
     tcase_add_test(csv, test_csv_value_targets_skip_index);
     tcase_add_test(csv, test_csv_space_delimiter);
