@@ -352,6 +352,8 @@ static const spec_case cases[] = {
      "t.yaml:6:43: error: target must list 1 to 32 columns, got 0\n"},
     {"normalize_word", V "data: {format: csv, train: a.csv, normalize: zscore}\n",
      "t.yaml:6:46: error: unknown normalize 'zscore' (allowed: none, standard, minmax)\n"},
+    {"classes_one_target", V "data: {format: csv, train: a.csv, target: [a, b]}\n",
+     "t.yaml:6:43: error: class labels come from one target column, got 2 (several need targets: values and loss mse)\n"},
     {"values_need_mse", V "data: {format: csv, train: a.csv, targets: values}\n",
      "t.yaml:6:44: error: targets: values needs loss mse\n"},
     {"data_dir_empty", V "data: {dir: ''}\n", "t.yaml:6:13: error: dir must not be empty\n"},

@@ -153,6 +153,15 @@ static void check_targets(vctx *v, const dn_yfield *f, int fmt) {
                        fmt == FMT_IDX ? "format csv or npy (idx labels are classes)" : "loss mse");
 }
 
+/* Class labels come from one column. */
+static void check_class_target(vctx *v, const dn_yfield *f) {
+    const dn_data *dd = &v->s->data;
+    if (!dd->values && dd->n_target > 1)
+        dn_diag_report(v->d, DN_ERROR, f[K_TARGET].value->loc,
+                       "class labels come from one target column, got %d (several need targets: values and loss mse)",
+                       dd->n_target);
+}
+
 void dnv_check_data(vctx *v, const dn_ynode *n) {
     dn_yfield f[COUNT(data_keys)];
     int fmt = FMT_IDX;
@@ -174,4 +183,6 @@ void dnv_check_data(vctx *v, const dn_ynode *n) {
     if (f[K_NORMALIZE].value)
         check_normalize(v, f[K_NORMALIZE].value, fmt);
     check_targets(v, f, fmt);
+    if (fmt == FMT_CSV)
+        check_class_target(v, f);
 }
