@@ -125,23 +125,18 @@ static const float *dn_ds_train_row(const dn_data_src *s, uint32_t i) {
     return s->train.x + (size_t)r * s->train.features;
 }
 
-/* Per-feature shift and scale from the training rows (sums in row order,
- * in double): standard = mean and population standard deviation, minmax =
- * minimum and range; a constant feature gets scale 1. */
-static int dn_ds_scaling(dn_data_src *s, const dn_data_spec *d, char *err) {
-    uint32_t f = s->train.features, n = s->fit ? s->n_fit : s->train.n;
-    s->shift = calloc(f, sizeof *s->shift);
-    s->scale = malloc((size_t)f * sizeof *s->scale);
-    double *a = calloc(f, sizeof *a), *b = calloc(f, sizeof *b);
-    int ok = s->shift && s->scale && a && b;
-    for (uint32_t k = 0; ok && k < f; k++) {
-        a[k] = d->scale == DN_SCALE_MINMAX ? INFINITY : 0;
-        b[k] = d->scale == DN_SCALE_MINMAX ? -INFINITY : 0;
+/* The first pass over the n training rows: per feature k, sum (standard)
+ * into a[k], or minimum into a[k] and maximum into b[k] (minmax). */
+static void dn_ds_pass1(const dn_data_src *s, int scale, uint32_t n, double *a, double *b) {
+    uint32_t f = s->train.features;
+    for (uint32_t k = 0; k < f; k++) {
+        a[k] = scale == DN_SCALE_MINMAX ? INFINITY : 0;
+        b[k] = scale == DN_SCALE_MINMAX ? -INFINITY : 0;
     }
-    for (uint32_t i = 0; ok && d->scale >= DN_SCALE_STANDARD && i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         const float *x = dn_ds_train_row(s, i);
         for (uint32_t k = 0; k < f; k++) {
-            if (d->scale == DN_SCALE_MINMAX) {
+            if (scale == DN_SCALE_MINMAX) {
                 a[k] = x[k] < a[k] ? x[k] : a[k];
                 b[k] = x[k] > b[k] ? x[k] : b[k];
             } else {
@@ -149,18 +144,39 @@ static int dn_ds_scaling(dn_data_src *s, const dn_data_spec *d, char *err) {
             }
         }
     }
-    for (uint32_t i = 0; ok && d->scale == DN_SCALE_STANDARD && i < n; i++) {
+}
+
+/* The second pass of standard scaling: squared deviations from the mean
+ * (a[k] / n) into b[k]. */
+static void dn_ds_pass2(const dn_data_src *s, uint32_t n, const double *a, double *b) {
+    uint32_t f = s->train.features;
+    for (uint32_t i = 0; i < n; i++) {
         const float *x = dn_ds_train_row(s, i);
         for (uint32_t k = 0; k < f; k++) {
             double e = x[k] - a[k] / n;
             b[k] += e * e;
         }
     }
+}
+
+/* Per-feature shift and scale from the training rows (sums in row order,
+ * in double): standard = mean and population standard deviation, minmax =
+ * minimum and range, fixed = the spec's mean and std, none = 0 and 1; a
+ * constant feature gets scale 1. */
+static int dn_ds_scaling(dn_data_src *s, const dn_data_spec *d, char *err) {
+    uint32_t f = s->train.features, n = s->fit ? s->n_fit : s->train.n;
+    s->shift = calloc(f, sizeof *s->shift);
+    s->scale = malloc((size_t)f * sizeof *s->scale);
+    double *a = calloc(f, sizeof *a), *b = calloc(f, sizeof *b);
+    int ok = s->shift && s->scale && a && b, sc = d->scale;
+    if (ok && sc >= DN_SCALE_STANDARD)
+        dn_ds_pass1(s, sc, n, a, b);
+    if (ok && sc == DN_SCALE_STANDARD)
+        dn_ds_pass2(s, n, a, b);
     for (uint32_t k = 0; ok && k < f; k++) {
-        double shift = d->scale == DN_SCALE_FIXED ? d->mean : d->scale == DN_SCALE_STANDARD ? a[k] / n
-                       : d->scale == DN_SCALE_MINMAX ? a[k] : 0;
-        double scale = d->scale == DN_SCALE_FIXED ? d->std : d->scale == DN_SCALE_STANDARD ? sqrt(b[k] / n)
-                       : d->scale == DN_SCALE_MINMAX ? b[k] - a[k] : 1;
+        double shift = sc == DN_SCALE_FIXED ? d->mean : sc == DN_SCALE_STANDARD ? a[k] / n : sc == DN_SCALE_MINMAX ? a[k] : 0;
+        double scale = sc == DN_SCALE_FIXED ? d->std : sc == DN_SCALE_STANDARD ? sqrt(b[k] / n)
+                       : sc == DN_SCALE_MINMAX ? b[k] - a[k] : 1;
         s->shift[k] = (float)shift;
         s->scale[k] = (float)scale > 0 && isfinite((float)scale) ? (float)scale : 1.0f;
     }
