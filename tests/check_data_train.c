@@ -326,7 +326,7 @@ static const char *const spec_names =
 
 /* Class names that would break a C comment or string, a printf format or
  * trigraphs, and one that is not UTF-8, each a quadrant around (500, 3). */
-static const char *const hostile[4] = {"*/ int x; /*", "a\"b\\c", "?\?=%n%s", "\xff\xfe not utf-8"};
+static const char *const hostile[4] = {"*/ int x; /*", "a\"b\\c", "?\?=%n%s\t\r", "\xff\xfe not utf-8"};
 
 /* The predictor built from a trainer's checkpoint prints the class names
  * exactly as the CSV gave them, and applies the training scaling. */
@@ -386,6 +386,7 @@ START_TEST(test_predictor_names_and_scaling) {
     snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.csv --format json 2>&1", dir);
     out = tu_expect_run(0, cmd);
     ck_assert_msg(strstr(out, "{\"index\":1,\"class\":\"a\\\"b\\\\c\",") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "{\"index\":2,\"class\":\"?\?=%n%s\\u0009\\u000d\",") != NULL, "%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "cd '%s' && ./names_pred centres.csv --format csv 2>&1", dir);
     out = tu_expect_run(0, cmd);
