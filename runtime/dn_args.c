@@ -42,6 +42,14 @@ typedef struct {
 static const dn_ar_option dn_ar_options[] = {
     {"--data", DN_AR_STR, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(data_dir), 0, 0, "DIR",
      "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"},
+    {"--train", DN_AR_STR, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(train), 0, 0, "FILE",
+     "CSV or NPY data: the training file (npy: its features)"},
+    {"--train-y", DN_AR_STR, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(train_y), 0, 0, "FILE",
+     "NPY data: the training targets"},
+    {"--test", DN_AR_STR, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(test), 0, 0, "FILE",
+     "CSV or NPY data: the test file (instead of the spec's test or test_split)"},
+    {"--test-y", DN_AR_STR, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(test_y), 0, 0, "FILE",
+     "NPY data: the test targets"},
     {"--epochs", DN_AR_INT, DN_AR_TRAIN, DN_AR_OFF(epochs), 1, INT32_MAX, "N", "epochs to train"},
     {"--batch-size", DN_AR_INT, DN_AR_TRAIN | DN_AR_EVAL, DN_AR_OFF(batch_size), 1, 1 << 20, "N",
      "rows per batch"},
@@ -89,6 +97,12 @@ static void dn_ar_set_defaults(const dn_model *m, const char *prog, dn_opts *o) 
     memset(o, 0, sizeof *o);
     o->prog = prog;
     o->data_dir = m->defaults.data_dir ? m->defaults.data_dir : "data";
+    if (m->defaults.data) {
+        o->train = m->defaults.data->train;
+        o->train_y = m->defaults.data->train_y;
+        o->test = m->defaults.data->test;
+        o->test_y = m->defaults.data->test_y;
+    }
     o->epochs = m->defaults.epochs;
     o->batch_size = m->defaults.batch_size;
     o->lr = m->defaults.lr;
@@ -198,9 +212,22 @@ static const dn_ar_option *dn_ar_find(const char *name, size_t len) {
     return NULL;
 }
 
+/* Whether option op applies to model m's data: --data to IDX files,
+ * --train and --test to CSV and NPY files, --train-y and --test-y to NPY. */
+static int dn_ar_applies(const dn_model *m, const dn_ar_option *op) {
+    const dn_data_spec *d = m->defaults.data;
+    if (op->offset == DN_AR_OFF(data_dir))
+        return d == NULL;
+    if (op->offset == DN_AR_OFF(train) || op->offset == DN_AR_OFF(test))
+        return d != NULL;
+    if (op->offset == DN_AR_OFF(train_y) || op->offset == DN_AR_OFF(test_y))
+        return d != NULL && d->format == DN_DATA_NPY;
+    return 1;
+}
+
 /* Parses argv[2..] for command o->cmd: "--opt VAL", "--opt=VAL", flags and
  * --help. Returns DN_EXIT_OK or DN_EXIT_USAGE (message printed). */
-static int dn_ar_parse_command_args(int argc, char **argv, dn_opts *o) {
+static int dn_ar_parse_command_args(const dn_model *m, int argc, char **argv, dn_opts *o) {
     const char *cmd = dn_ar_cmd_names[o->cmd];
     for (int k = 2; k < argc; k++) {
         const char *arg = argv[k];
@@ -215,7 +242,7 @@ static int dn_ar_parse_command_args(int argc, char **argv, dn_opts *o) {
         }
         const char *eq = strchr(arg, '=');
         const dn_ar_option *op = dn_ar_find(arg, eq ? (size_t)(eq - arg) : strlen(arg));
-        if (!op || !(op->cmds & (1u << o->cmd))) {
+        if (!op || !(op->cmds & (1u << o->cmd)) || !dn_ar_applies(m, op)) {
             fprintf(stderr, "%s: %s: unknown option '%s' (try '%s %s --help')\n", o->prog, cmd, arg,
                     o->prog, cmd);
             return DN_EXIT_USAGE;
@@ -311,7 +338,7 @@ int dn_opts_parse(const dn_model *m, int argc, char **argv, dn_opts *o) {
     dn_ar_set_defaults(m, dn_ar_prog_name(argc, argv), o);
     int rc = dn_ar_parse_command(argc, argv, o);
     if (rc == DN_EXIT_OK && o->cmd >= DN_CMD_TRAIN && o->cmd <= DN_CMD_GRADCHECK)
-        rc = dn_ar_parse_command_args(argc, argv, o);
+        rc = dn_ar_parse_command_args(m, argc, argv, o);
     if (rc == DN_EXIT_OK)
         rc = dn_ar_check_combinations(m, o);
     return rc;
@@ -343,7 +370,7 @@ static void dn_ar_print_options(const dn_model *m, dn_cmd cmd, FILE *out) {
     dn_ar_set_defaults(m, "", &d);
     for (size_t k = 0; k < DN_AR_N_OPTIONS; k++) {
         const dn_ar_option *op = &dn_ar_options[k];
-        if (!(op->cmds & (1u << cmd)))
+        if (!(op->cmds & (1u << cmd)) || !dn_ar_applies(m, op))
             continue;
         char left[48], def[160];
         snprintf(left, sizeof left, "%s%s%s", op->name, op->metavar ? " " : "",

@@ -202,6 +202,22 @@ static char *dn_cp_add_group(const dn_model *m, const char *prefix, int params_o
     return block;
 }
 
+/* Table data (CSV, NPY): the feature scaling as tensors data.shift and
+ * data.scale, the class names as metadata class_names. Returns the
+ * metadata value to free after the write (NULL: none). */
+static char *dn_cp_add_data(const dn_data_info *d, dn_st_tensor *t, int *n, dn_cp_meta *mt) {
+    if (!d)
+        return NULL;
+    dn_st_tensor shift = {"data.shift", 1, {(int64_t)d->features, 0, 0, 0}, d->shift};
+    dn_st_tensor scale = {"data.scale", 1, {(int64_t)d->features, 0, 0, 0}, d->scale};
+    t[(*n)++] = shift;
+    t[(*n)++] = scale;
+    char *names = d->n_classes ? dn_data_names_encode(d->class_names, d->n_classes) : NULL;
+    if (names)
+        dn_cp_meta_str(mt, "class_names", names);
+    return names;
+}
+
 /* The groups of tensors a checkpoint holds, in file order: the weights,
  * the optimizer buffers in use, the best weights; their data and prefixes.
  * Returns the count. */
@@ -236,10 +252,10 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
     int nt = m->n_tensors, n = nt;
     int n_groups = dn_cp_groups(params, ob, best, st, data, prefix, params_only);
     size_t per = dn_model_tensor_count(m);
-    dn_st_tensor *t = calloc((size_t)nt * MAX_GROUPS, sizeof *t);
+    dn_st_tensor *t = calloc((size_t)nt * MAX_GROUPS + 2, sizeof *t); /* + data.shift, data.scale */
     const char **names = calloc((size_t)nt * MAX_GROUPS + 1, sizeof *names);
     float *canon = malloc(((size_t)n_groups * per + 1) * sizeof *canon);
-    char *blocks[MAX_GROUPS] = {NULL};
+    char *blocks[MAX_GROUPS] = {NULL}, *names_meta = NULL;
     int rc = -1;
     if (!t || !names || !canon)
         goto oom;
@@ -262,11 +278,13 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
     dn_cp_meta_str(&mt, "spec_hash", m->spec_hash);
     if (st)
         dn_cp_add_state_meta(&mt, st);
+    names_meta = dn_cp_add_data(dn_data_info_current(), t, &n, &mt);
     rc = dn_st_write(path, t, n, mt.items, mt.n, err);
     goto done;
 oom:
     dn_cp_errf(err, "%s: out of memory while preparing the checkpoint", path);
 done:
+    free(names_meta);
     for (int g = 0; g < MAX_GROUPS; g++)
         free(blocks[g]);
     free(canon);
@@ -311,6 +329,7 @@ static int dn_cp_check_unknown(const dn_model *m, const dn_st_file *f, const cha
     for (int i = 0; i < n; i++) {
         const char *name = dn_st_get(f, i)->name;
         if (dn_cp_model_tensor(m, name) < 0 && strncmp(name, "optimizer.", 10) != 0 &&
+            strncmp(name, "data.", 5) != 0 &&
             strncmp(name, DN_CP_BEST, strlen(DN_CP_BEST)) != 0)
             dn_cp_names_add(&bad, name);
     }

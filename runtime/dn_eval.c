@@ -50,6 +50,13 @@ int dn_apply_threads(int threads) {
 void dn_eval_dataset(const dn_model *m, const float *params, void *ws, const dn_dataset *ds,
                      const uint32_t *order, uint32_t n, int batch, float *x, int32_t *y,
                      double *loss, double *acc) {
+    if (m->regression) { /* acc: the RMSE */
+        dn_reg_metrics q;
+        dn_eval_regression(m, params, ws, ds, order, n, batch, x, &q);
+        *loss = q.mse;
+        *acc = q.rmse;
+        return;
+    }
     double loss_sum = 0;
     int64_t hits = 0;
     for (uint32_t start = 0; start < n; start += (uint32_t)batch) {
@@ -187,9 +194,16 @@ static void dn_ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *
 /* Loads the test set; DN_EXIT_OK or DN_EXIT_INPUT (message printed). */
 static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) {
     char err[DN_ERR_MAX];
+    int has_test = 1;
     memset(ds, 0, sizeof *ds);
-    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
+    if (m->defaults.data ? dn_data_load(m, o, NULL, ds, &has_test, err) != 0
+                         : dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
+        return DN_EXIT_INPUT;
+    }
+    if (!has_test) {
+        fprintf(stderr, "%s: %s: no test set (the spec has neither test nor test_split; give --test)\n",
+                o->prog, o->train);
         return DN_EXIT_INPUT;
     }
     if (ds->n == 0) {
@@ -214,6 +228,19 @@ static size_t dn_ev_model_ws(int rows, const void *ctx) {
 
 int dn_eval_rows(const dn_model *m, int at_least) { return dn_eval_rows_by(dn_ev_model_ws, m, at_least); }
 
+/* Prints "test_loss L test_acc A", or for regression "test_loss L
+ * test_rmse R test_mae M test_r2 Q". */
+static void dn_ev_plain(const dn_model *m, const dn_dataset *ds, int batch, dn_ev_buffers *b) {
+    double loss, acc;
+    dn_reg_metrics q;
+    if (m->regression && dn_eval_regression(m, b->params, b->ws, ds, b->order, ds->n, batch, b->x, &q) == 0) {
+        printf("test_loss %.4f test_rmse %.4f test_mae %.4f test_r2 %.4f\n", q.mse, q.rmse, q.mae, q.r2);
+        return;
+    }
+    dn_eval_dataset(m, b->params, b->ws, ds, b->order, ds->n, batch, b->x, b->y, &loss, &acc);
+    printf("test_loss %.4f test_%s %.4f\n", loss, m->regression ? "rmse" : "acc", acc);
+}
+
 int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
     char err[DN_ERR_MAX], warn[DN_ERR_MAX];
     dn_apply_threads(o->threads);
@@ -237,9 +264,7 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
         if (o->mc) {
             dn_ev_mc_run(m, o, &ds, batch, &b);
         } else {
-            double loss, acc;
-            dn_eval_dataset(m, b.params, b.ws, &ds, b.order, ds.n, batch, b.x, b.y, &loss, &acc);
-            printf("test_loss %.4f test_acc %.4f\n", loss, acc);
+            dn_ev_plain(m, &ds, batch, &b);
         }
     }
     dn_ev_free(&b);
@@ -267,6 +292,7 @@ int dn_cmd_eval(const dn_model *m, const dn_opts *o) {
 typedef struct {
     float *params, *grads, *analytic, *x;
     int32_t y[DN_EV_GRAD_ROWS];
+    float *t;       /* regression: targets [rows, n_outputs] */
     void *ws;
     dn_batch batch;
     double loss0;   /* mean loss at the unperturbed params */
@@ -354,6 +380,11 @@ static void dn_ev_fill_batch(const dn_model *m, dn_ev_grad *g, uint64_t seed) {
         g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)m->n_outputs) >> 32);
     }
     dn_batch b = {.n = DN_EV_GRAD_ROWS, .x = g->x, .y = g->y, .seed = seed, .step = 0};
+    if (m->regression) { /* targets uniform in [-1, 1) from a=2 */
+        for (int i = 0; i < DN_EV_GRAD_ROWS * m->n_outputs; i++)
+            g->t[i] = (float)(2.0 * dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_TEST, 2, 0, 0, (uint32_t)i)) - 1.0);
+        b.t = g->t;
+    }
     g->batch = b;
 }
 
@@ -385,8 +416,9 @@ int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o) {
     g.analytic = dn_alloc_aligned(m->n_params * sizeof(float));
     g.x = dn_alloc_aligned((size_t)DN_EV_GRAD_ROWS * (size_t)m->n_inputs * sizeof(float));
     g.ws = dn_alloc_aligned(m->workspace_size(DN_EV_GRAD_ROWS));
+    g.t = dn_alloc_aligned((size_t)DN_EV_GRAD_ROWS * (size_t)m->n_outputs * sizeof(float));
     int rc = DN_EXIT_OK;
-    if (!g.params || !g.grads || !g.analytic || !g.x || !g.ws) {
+    if (!g.params || !g.grads || !g.analytic || !g.x || !g.ws || !g.t) {
         fprintf(stderr, "%s: out of memory\n", o->prog);
         rc = DN_EXIT_FAIL;
     } else {
@@ -408,5 +440,6 @@ int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o) {
     free(g.analytic);
     free(g.x);
     free(g.ws);
+    free(g.t);
     return rc;
 }

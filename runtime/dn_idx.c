@@ -460,6 +460,7 @@ void dn_dataset_free(dn_dataset *ds) {
         return;
     free(ds->images);
     free(ds->labels);
+    dn_data_src_release(ds->src);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -546,6 +547,10 @@ static void dn_row(dn_row_kind kind, const uint8_t *src, float *dst, size_t nf, 
  * NULL). Rows are independent, so any thread split gives the same result. */
 void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float mean, float std,
                        float *x, int32_t *y) {
+    if (!ds->images) {
+        dn_data_gather(ds, idx, n, x, y);
+        return;
+    }
     const size_t nf = ds->features;
     float value[256]; /* the formula's result for every pixel value: one lookup per pixel */
     for (int v = 0; v < 256; v++)

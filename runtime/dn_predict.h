@@ -28,7 +28,7 @@ enum {
 };
 
 enum { DN_PR_OUT_TEXT, DN_PR_OUT_CSV, DN_PR_OUT_JSON };
-enum { DN_PR_IN_AUTO, DN_PR_IN_IDX, DN_PR_IN_CSV, DN_PR_IN_RAW };
+enum { DN_PR_IN_AUTO, DN_PR_IN_IDX, DN_PR_IN_CSV, DN_PR_IN_RAW, DN_PR_IN_NPY };
 
 #define DN_PR_DEFAULT_BATCH 256
 #define DN_PR_MAX_BATCH (1 << 20)
@@ -65,7 +65,7 @@ typedef struct {
     int kind;                   /* DN_PR_IN_IDX, _CSV or _RAW */
     size_t n;
     const uint8_t *pixels;      /* IDX: bytes */
-    float *values;              /* CSV: numbers as written (owned) */
+    float *values;              /* CSV and NPY: numbers as written (owned) */
     const unsigned char *raw;   /* RAW: little-endian float32 */
     char *bytes;                /* the whole input, when it was read into memory (owned) */
     dn_idx idx;                 /* IDX loaded from a file (owned) */

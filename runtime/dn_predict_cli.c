@@ -34,7 +34,7 @@ static int dn_pr_lookup(const char *s, const char *const *names) {
 }
 
 static const char *const dn_pr_out_names[] = {"text", "csv", "json", NULL};
-static const char *const dn_pr_in_names[] = {"idx", "csv", "raw", NULL};
+static const char *const dn_pr_in_names[] = {"idx", "csv", "raw", "npy", NULL};
 
 /* The options; `value` is the metavar of options that take one (NULL: flag). */
 typedef struct {
@@ -253,6 +253,19 @@ static void dn_pr_help_options(const dn_infer_model *m, const char *prog, FILE *
 
 /* The input formats and how values are fed to the network. */
 static void dn_pr_help_inputs(const dn_infer_model *m, FILE *out) {
+    if (m->shift) {
+        fprintf(out,
+                "Input formats (N = %d values per sample):\n"
+                "  csv  text, one sample per line, N comma-separated feature values (the\n"
+                "       training file's feature columns, in order, without targets or ignored\n"
+                "       columns); a first line whose first field is not a number is a header\n"
+                "  raw  little-endian float32, N per sample (length a multiple of %d bytes)\n"
+                "  npy  a .npy array [n, ...] of float32, float64 or uint8, N values per sample\n"
+                "  CSV and NPY values are fed as (v - shift) / scale, the scaling of the\n"
+                "  training rows, unless --no-normalize. Raw float32 values are taken as scaled.\n\n",
+                m->n_inputs, 4 * m->n_inputs);
+        return;
+    }
     fprintf(out,
             "Input formats (N = %d values per sample):\n"
             "  idx  IDX unsigned-byte file (magic 00 00 08 0n): images [n, rows, cols] with\n"

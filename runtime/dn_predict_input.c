@@ -303,6 +303,46 @@ static int dn_pr_parse_csv(const dn_infer_model *m, const char *name, const unsi
 
 /* ---- reading ---------------------------------------------------------------------- */
 
+/* Parses a .npy array in memory: float32, float64 or uint8 of shape [n, ...]
+ * with n_inputs values per sample, each finite, into in->values. */
+static int dn_pr_parse_npy(const dn_infer_model *m, const char *name, const unsigned char *b, size_t len,
+                           dn_pr_input *in, char *err) {
+    dn_npy a;
+    if (dn_npy_parse(name, b, len, &a, err) != 0)
+        return -1;
+    uint64_t per = a.ndim >= 1 && a.shape[0] ? a.count / a.shape[0] : 0;
+    if (a.ndim < 1 || (a.shape[0] && per != (uint64_t)m->n_inputs) || (a.kind != 'f' && !(a.kind == 'u' && a.size == 1))) {
+        dn_errf(err, "%s: expected float32, float64 or uint8 samples [n, ...] of %d values each", name,
+                m->n_inputs);
+        return -1;
+    }
+    in->kind = DN_PR_IN_CSV; /* values as written */
+    in->n = (size_t)a.shape[0];
+    in->values = malloc((a.count ? a.count : 1) * sizeof *in->values);
+    if (!in->values)
+        return -2;
+    for (uint64_t i = 0; i < a.count; i++) {
+        const unsigned char *p = (const unsigned char *)a.data + i * (uint64_t)a.size;
+        float f;
+        double d;
+        if (a.kind == 'u')
+            f = p[0];
+        else if (a.size == 4)
+            memcpy(&f, p, 4);
+        else {
+            memcpy(&d, p, 8);
+            f = (float)d;
+        }
+        if (!isfinite(f)) {
+            dn_errf(err, "%s: sample %llu, value %llu is not a finite float", name,
+                    (unsigned long long)(i / per), (unsigned long long)(i % per));
+            return -1;
+        }
+        in->values[i] = f;
+    }
+    return 0;
+}
+
 /* Parses an input read into memory (stdin, or a file that is not IDX), in
  * format fmt or, for DN_PR_IN_AUTO, the one its content shows. */
 static int dn_pr_parse_buffer(const dn_infer_model *m, const char *name, int fmt,
@@ -314,6 +354,8 @@ static int dn_pr_parse_buffer(const dn_infer_model *m, const char *name, int fmt
         }
         if (dn_pr_looks_idx(b, len))
             fmt = DN_PR_IN_IDX;
+        else if (len >= 6 && memcmp(b, "\x93NUMPY", 6) == 0)
+            fmt = DN_PR_IN_NPY;
         else
             fmt = dn_pr_looks_text(b, len) ? DN_PR_IN_CSV : DN_PR_IN_RAW;
     }
@@ -321,6 +363,8 @@ static int dn_pr_parse_buffer(const dn_infer_model *m, const char *name, int fmt
         return dn_pr_parse_idx_mem(m, name, b, len, in, err);
     if (fmt == DN_PR_IN_RAW)
         return dn_pr_parse_raw(m, name, b, len, in, err);
+    if (fmt == DN_PR_IN_NPY)
+        return dn_pr_parse_npy(m, name, b, len, in, err);
     return dn_pr_parse_csv(m, name, b, len, in, err);
 }
 
@@ -395,7 +439,9 @@ void dn_pr_gather(const dn_infer_model *m, const dn_pr_input *in, int normalize,
             continue;
         }
         v = in->kind == DN_PR_IN_IDX ? (float)in->pixels[off + i] : in->values[off + i];
-        /* as dn_dataset_gather, i.e. torchvision ToTensor + Normalize */
-        x[i] = normalize ? (v / 255.0f - mean) / sd : v;
+        if (m->shift) /* table data: the training rows' scaling, as dn_data_gather */
+            x[i] = normalize ? (v - m->shift[i % nf]) / m->scale[i % nf] : v;
+        else /* as dn_dataset_gather, i.e. torchvision ToTensor + Normalize */
+            x[i] = normalize ? (v / 255.0f - mean) / sd : v;
     }
 }

@@ -45,7 +45,35 @@ typedef struct {
     int mc;           /* with MC statistics: */
     double entropy;   /* of the mean probabilities (ce only) */
     double sd;        /* of the best value over the passes */
+    const char *const *names; /* class names, or NULL: numbers */
 } dn_pr_line;
+
+/* Class c: its number, or its name as given (text), in CSV quotes with ""
+ * for a quote (csv), or as a JSON string (json: control bytes as \u00XX,
+ * other bytes as they are). */
+static void dn_pr_class(FILE *out, const dn_pr_line *l, int c, int fmt) {
+    if (!l->names) {
+        fprintf(out, "%d", c);
+        return;
+    }
+    const char *s = l->names[c];
+    if (fmt == DN_PR_OUT_TEXT) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (fmt == DN_PR_OUT_CSV)
+            fputs(*p == '"' ? "\"\"" : (char[2]){(char)*p, 0}, out);
+        else if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
 
 /* Entropy -sum p ln p (nats) of the mean probabilities v[0..n); NaN if
  * any is not finite. */
@@ -76,11 +104,15 @@ void dn_pr_csv_header(const dn_infer_model *m, const dn_pr_opts *o, FILE *out) {
 static void dn_pr_emit_text(FILE *out, size_t sample, const dn_pr_line *l) {
     fprintf(out, "%zu: ", sample);
     if (l->k == 1) {
-        fprintf(out, l->ce ? "class %d p=" : "output %d value=", l->rank[0]);
+        fputs(l->ce ? "class " : "output ", out);
+        dn_pr_class(out, l, l->rank[0], DN_PR_OUT_TEXT);
+        fputs(l->ce ? " p=" : " value=", out);
         dn_pr_num(out, l->v[l->rank[0]], 4, 0);
     } else {
         for (int r = 0; r < l->k; r++) {
-            fprintf(out, "%s%d (", r ? ", " : "", l->rank[r]);
+            fputs(r ? ", " : "", out);
+            dn_pr_class(out, l, l->rank[r], DN_PR_OUT_TEXT);
+            fputs(" (", out);
             dn_pr_num(out, l->v[l->rank[r]], 4, 0);
             fputc(')', out);
         }
@@ -99,7 +131,9 @@ static void dn_pr_emit_text(FILE *out, size_t sample, const dn_pr_line *l) {
 static void dn_pr_emit_csv(FILE *out, size_t sample, const dn_pr_line *l) {
     fprintf(out, "%zu", sample);
     for (int r = 0; r < l->k; r++) {
-        fprintf(out, ",%d,", l->rank[r]);
+        fputc(',', out);
+        dn_pr_class(out, l, l->rank[r], DN_PR_OUT_CSV);
+        fputc(',', out);
         dn_pr_num(out, l->v[l->rank[r]], 6, 0);
     }
     if (l->mc) {
@@ -115,15 +149,16 @@ static void dn_pr_emit_csv(FILE *out, size_t sample, const dn_pr_line *l) {
 /* {"index":0,"class":7,"probability":0.987600[,"top":[[7,0.987600],...]]
  * [,"entropy":E][,"std":S]}. */
 static void dn_pr_emit_json(FILE *out, size_t sample, const dn_pr_line *l) {
-    fprintf(out,
-            l->ce ? "{\"index\":%zu,\"class\":%d,\"probability\":"
-                  : "{\"index\":%zu,\"output\":%d,\"value\":",
-            sample, l->rank[0]);
+    fprintf(out, l->ce ? "{\"index\":%zu,\"class\":" : "{\"index\":%zu,\"output\":", sample);
+    dn_pr_class(out, l, l->rank[0], DN_PR_OUT_JSON);
+    fputs(l->ce ? ",\"probability\":" : ",\"value\":", out);
     dn_pr_num(out, l->v[l->rank[0]], 6, 1);
     if (l->k > 1) {
         fputs(",\"top\":[", out);
         for (int r = 0; r < l->k; r++) {
-            fprintf(out, "%s[%d,", r ? "," : "", l->rank[r]);
+            fputs(r ? ",[" : "[", out);
+            dn_pr_class(out, l, l->rank[r], DN_PR_OUT_JSON);
+            fputc(',', out);
             dn_pr_num(out, l->v[l->rank[r]], 6, 1);
             fputc(']', out);
         }
@@ -142,7 +177,8 @@ static void dn_pr_emit_json(FILE *out, size_t sample, const dn_pr_line *l) {
 
 void dn_pr_emit(const dn_infer_model *m, const dn_pr_opts *o, FILE *out, size_t sample,
                 const double *v, const double *m2, int *rank) {
-    dn_pr_line l = {v, rank, o->top, m->loss == DN_MODEL_LOSS_CE, o->mc != 0, 0, 0};
+    dn_pr_line l = {v, rank, o->top, m->loss == DN_MODEL_LOSS_CE, o->mc != 0, 0, 0,
+                    m->n_class_names == m->n_outputs ? m->class_names : NULL};
     dn_pr_top(v, m->n_outputs, l.k, rank);
     if (o->mc) {
         if (l.ce)

@@ -19,6 +19,10 @@
  * before the lr column, and before the validation columns. */
 #define DN_RP_CSV_HEADER_V2 "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds,val_loss,val_acc\n"
 #define DN_RP_CSV_HEADER_V1 "epoch,step,train_loss,train_acc,test_loss,test_acc,seconds\n"
+/* Regression runs: RMSE where accuracy was, then MAE and R^2. */
+#define DN_RP_CSV_HEADER_REG                                                                    \
+    "epoch,step,train_loss,train_rmse,test_loss,test_rmse,seconds,val_loss,val_rmse,test_mae,"    \
+    "test_r2,val_mae,val_r2,lr\n"
 #define DN_RP_STEP_HEADER "step,epoch,loss,acc\n"
 #define DN_RP_MAX_OLD ((long)64 << 20) /* largest metrics file kept on resume */
 #define DN_RP_STEP_BUF (1 << 16)       /* stdio buffer of the step log */
@@ -89,6 +93,10 @@ static const char *dn_rp_old_rows(const dn_metrics *mt, const char *old, const c
     *pad = "";
     if (mt->jsonl)
         return old;
+    if (mt->regression) {
+        size_t nr = strlen(DN_RP_CSV_HEADER_REG);
+        return strncmp(old, DN_RP_CSV_HEADER_REG, nr) == 0 ? old + nr : NULL;
+    }
     for (size_t k = 0; k < sizeof formats / sizeof formats[0]; k++) {
         size_t n = strlen(formats[k].header);
         if (strncmp(old, formats[k].header, n) == 0) {
@@ -133,15 +141,18 @@ static int dn_rp_ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, const char *prog) {
+int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, int regression,
+                    const char *prog) {
     memset(mt, 0, sizeof *mt);
     if (!path)
         return DN_EXIT_OK;
     mt->path = path;
     mt->jsonl = dn_rp_ends_with(path, ".jsonl");
+    mt->regression = regression;
+    const char *header = regression ? DN_RP_CSV_HEADER_REG : DN_RP_CSV_HEADER;
     int rc = dn_rp_append(mt, "", 0);
     if (rc == 0 && !mt->jsonl)
-        rc = dn_rp_append(mt, DN_RP_CSV_HEADER, strlen(DN_RP_CSV_HEADER));
+        rc = dn_rp_append(mt, header, strlen(header));
     if (rc == 0 && keep_epochs >= 0)
         rc = dn_rp_keep_old(mt, keep_epochs);
     if (rc != 0) {
@@ -167,8 +178,35 @@ static void dn_rp_json_num(char *buf, size_t cap, int have, const char *fmt, dou
         snprintf(buf, cap, "null");
 }
 
+/* A regression run's row: the accuracy columns hold RMSE, MAE and R^2 follow. */
+static int dn_rp_format_reg_row(const dn_metrics *mt, const dn_epoch_row *e, char *buf, size_t cap) {
+    char v[12][40];
+    const char *num = mt->jsonl ? "null" : "";
+    double x[12] = {e->train_loss, e->train_acc, e->test_loss, e->test_acc, e->seconds, e->val_loss,
+                    e->val_acc, e->test_mae, e->test_r2, e->val_mae, e->val_r2, e->lr};
+    const int have[12] = {1, 1, e->has_test, e->has_test, 1, e->has_val, e->has_val, e->has_test,
+                          e->has_test, e->has_val, e->has_val, 1};
+    for (int k = 0; k < 12; k++) {
+        if (have[k] && isfinite(x[k]))
+            snprintf(v[k], sizeof v[k], k == 4 ? "%.3f" : k == 0 || k == 2 || k == 5 || k == 11 ? "%.6g" : "%.6f",
+                     x[k]);
+        else
+            snprintf(v[k], sizeof v[k], "%s", num);
+    }
+    if (!mt->jsonl)
+        return snprintf(buf, cap, "%" PRId64 ",%" PRId64 ",%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", e->epoch,
+                        e->step, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]);
+    return snprintf(buf, cap,
+                    "{\"epoch\":%" PRId64 ",\"step\":%" PRId64 ",\"train_loss\":%s,\"train_rmse\":%s,"
+                    "\"test_loss\":%s,\"test_rmse\":%s,\"seconds\":%s,\"val_loss\":%s,\"val_rmse\":%s,"
+                    "\"test_mae\":%s,\"test_r2\":%s,\"val_mae\":%s,\"val_r2\":%s,\"lr\":%s}\n",
+                    e->epoch, e->step, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11]);
+}
+
 /* Formats the epoch's row into buf; returns its length (>= cap: too long). */
 static int dn_rp_format_row(const dn_metrics *mt, const dn_epoch_row *e, char *buf, size_t cap) {
+    if (mt->regression)
+        return dn_rp_format_reg_row(mt, e, buf, cap);
     if (!mt->jsonl) {
         char test[96], val[96];
         dn_rp_csv_pair(test, sizeof test, e->has_test, e->test_loss, e->test_acc);

@@ -121,11 +121,23 @@ typedef struct {
 int dn_idx_load(const char *path, dn_idx *out, char *err);
 void dn_idx_free(dn_idx *idx);
 
+typedef struct dn_data_src dn_data_src;
+
+/* The examples the trainer reads: IDX images and labels, or (table data:
+ * images NULL) rows of a CSV or NPY table, scaled when gathered. */
 typedef struct {
     uint32_t n;         /* samples */
-    uint32_t features;  /* rows * cols of one image */
+    uint32_t features;  /* rows * cols of one image; table data: values per row */
     uint8_t *images;    /* [n, features] */
     uint8_t *labels;    /* [n] */
+    /* table data (dn_dataset.c): sample i is row rows[i] of the table */
+    const uint32_t *rows;
+    const float *x;       /* [table rows, features] raw values */
+    const int32_t *y;     /* [table rows] class labels, or NULL */
+    const float *t;       /* [table rows, targets] real-valued targets, or NULL */
+    uint32_t targets;
+    const float *shift, *scale; /* [features]: a value v becomes (v - shift[k]) / scale[k] */
+    dn_data_src *src;     /* owns all of the above */
 } dn_dataset;
 
 /* Loads DIR/PREFIX-images-idx3-ubyte[.gz] and DIR/PREFIX-labels-idx1-ubyte[.gz]
@@ -135,9 +147,45 @@ int dn_dataset_load(const char *dir, const char *prefix, uint32_t expected_featu
                     int n_classes, dn_dataset *ds, char *err);
 void dn_dataset_free(dn_dataset *ds);
 
-/* Writes normalized rows: x[r*features + k] = (img[idx[r]][k]/255 - mean)/std. */
+/* Writes normalized rows: x[r*features + k] = (img[idx[r]][k]/255 - mean)/std;
+ * for table data (images NULL) (v - shift[k]) / scale[k] instead, mean and
+ * std unused. */
 void dn_dataset_gather(const dn_dataset *ds, const uint32_t *idx, int n, float mean, float std,
                        float *x, int32_t *y);
+
+/* Table data (dn_dataset.c): rows idx[0..n) scaled into x [n, features],
+ * their class labels into y (may be NULL), or their targets into t
+ * [n, targets]. dn_dataset_gather calls dn_data_gather for table data. */
+void dn_data_gather(const dn_dataset *ds, const uint32_t *idx, int n, float *x, int32_t *y);
+void dn_data_gather_targets(const dn_dataset *ds, const uint32_t *idx, int n, float *t);
+
+/* Drops one dataset's hold on its table data (dn_dataset_free does it). */
+void dn_data_src_release(dn_data_src *s);
+
+/* What a model trained on table data keeps besides its weights: the
+ * feature scaling (checkpoint tensors data.shift and data.scale,
+ * [features]) and the class names (checkpoint metadata class_names: each
+ * name percent-encoded, joined by commas). */
+typedef struct {
+    uint32_t features;          /* 0: no table data */
+    const float *shift, *scale;
+    int n_classes;              /* names, or 0 */
+    char *const *class_names;
+} dn_data_info;
+
+/* The table data the trainer of this process loaded (dn_data_load with a
+ * train set), for checkpoints; NULL when none is loaded. */
+const dn_data_info *dn_data_info_current(void);
+
+/* The names as one malloc'd string: each name percent-encoded (bytes
+ * outside printable ASCII, '%' and ',' as %XX), joined by ','. NULL when
+ * out of memory. */
+char *dn_data_names_encode(char *const *names, int n);
+
+/* Splits and decodes such a string into *names (malloc'd array of n
+ * malloc'd strings). Returns 0, or -1 when malformed (a bad escape, %00) or
+ * out of memory. An empty string is one empty name. */
+int dn_data_names_decode(const char *s, char ***names, int *n);
 
 /* ---- Adam ----------------------------------------------------------------- */
 
@@ -427,6 +475,95 @@ void dn_csv_errf(const dn_csv *c, size_t col, char *err, size_t errlen, const ch
 #endif
     ;
 
+/* ---- tables: your own data from CSV and NPY files -------------------------
+ * dn_data_csv.c reads a dataset from CSV text, dn_npy.c from NumPy .npy
+ * arrays; both give a dn_table of raw (not yet normalized) float features
+ * and either integer class labels or float targets. Every error is one line
+ * naming the file and where: "train.csv:12:7: ..." (line and byte column)
+ * for CSV, "x.npy: byte 10: ..." for NPY. On failure the table is empty. */
+
+enum {
+    DN_TARGET_CLASS = 0, /* one target column of class labels (y) */
+    DN_TARGET_VALUE = 1  /* one or more real-valued target columns (t) */
+};
+
+#define DN_TABLE_MAX_CLASSES 1024 /* distinct class labels one table may hold */
+
+typedef struct {
+    uint32_t n;           /* rows */
+    uint32_t features;    /* feature values per row */
+    uint32_t targets;     /* DN_TARGET_VALUE: targets per row; 0 for class labels */
+    const float *x;       /* [n, features], raw values as read */
+    int32_t *y;           /* [n] class labels (DN_TARGET_CLASS), else NULL */
+    float *t;             /* [n, targets] (DN_TARGET_VALUE), else NULL */
+    int n_classes;        /* 1 + the largest label (DN_TARGET_CLASS) */
+    char **class_names;   /* [n_classes] when the labels were names, else NULL */
+    char **feature_names; /* [features] from a CSV header, else NULL */
+    float *x_own;         /* x when malloc'd (else NULL) */
+    void *map;            /* x inside an mmap'd .npy file (else NULL), map_len bytes */
+    size_t map_len;
+} dn_table;
+
+/* Frees everything a table holds and zeroes it (an empty table is fine). */
+void dn_table_free(dn_table *t);
+
+/* How to read a CSV dataset. Zero-initialized means: comma, no header, no
+ * skipped lines, '#' comments, the last column is the class label. */
+typedef struct {
+    char delimiter;              /* 0: ',' */
+    int header;                  /* the first line (after `skip`) names the columns */
+    uint32_t skip;               /* lines dropped at the start, before the header */
+    char comment;                /* lines starting with it are skipped; 0: '#' */
+    const char *const *target;   /* n_target column selectors; 0: the last column */
+    int n_target;
+    const char *const *ignore;   /* columns that are neither features nor targets */
+    int n_ignore;
+    int kind;                    /* DN_TARGET_CLASS or DN_TARGET_VALUE */
+    size_t max_bytes;            /* larger files (decompressed) are an error; 0: 2^34 */
+} dn_csv_opts;
+
+/* A column selector is a name from the header, or a 0-based index written
+ * as decimal digits (negative: from the end, -1 being the last column).
+ *
+ * Reads CSV text data[0..len) named `name` into *t. The dialect: LF or CRLF
+ * lines, an optional UTF-8 byte order mark, fields separated by
+ * o->delimiter, blanks around a field ignored, fields in double quotes may
+ * hold the delimiter and "" for a quote (but no line break), blank lines and
+ * comment lines skipped. Every row has as many fields as the first; every
+ * feature value and value target is a finite decimal number (missing, NaN,
+ * Inf and junk are errors at their line:column). Class labels: when every
+ * label is a non-negative integer it is the class; otherwise the labels are
+ * names, numbered in sorted (byte) order, kept in class_names. Returns 0 or
+ * -1 with err (DN_ERR_MAX bytes) set. */
+int dn_csv_table_parse(const char *name, const char *data, size_t len, const dn_csv_opts *o,
+                       dn_table *t, char *err);
+
+/* Reads file path (gzip-compressed when it starts with the gzip magic,
+ * whatever its name) as dn_csv_table_parse does. */
+int dn_csv_table_load(const char *path, const dn_csv_opts *o, dn_table *t, char *err);
+
+/* A parsed .npy array (versions 1.0, 2.0 and 3.0; little-endian or
+ * one-byte dtypes, C order). */
+typedef struct {
+    char kind;            /* 'f' float, 'i' signed int, 'u' unsigned int, 'b' bool */
+    int size;             /* bytes per element: 1, 2, 4 or 8 (f: 4 or 8) */
+    int ndim;             /* 0..8 */
+    uint64_t shape[8];
+    uint64_t count;       /* product of shape */
+    const void *data;     /* count * size bytes inside the buffer given */
+    size_t offset;        /* where they start in it */
+} dn_npy;
+
+/* Parses the header of a whole .npy image data[0..len) named `name` and
+ * checks that it holds exactly the data its header promises. */
+int dn_npy_parse(const char *name, const void *data, size_t len, dn_npy *a, char *err);
+
+/* Loads features from x_path ([N, ...]: float32, float64 or uint8; rows are
+ * flattened) and targets from y_path ([N] integers for DN_TARGET_CLASS;
+ * [N] or [N, k] numbers for DN_TARGET_VALUE). A little-endian float32 file
+ * is mapped into memory, not copied. Non-finite values are errors. */
+int dn_npy_table_load(const char *x_path, const char *y_path, int kind, dn_table *t, char *err);
+
 /* ---- the model interface: what generated code provides -------------------- */
 
 enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
@@ -478,10 +615,25 @@ typedef struct {
     int n;              /* rows in this batch: 1..max_batch given to workspace_size */
     const float *x;     /* [n, n_inputs] normalized inputs */
     const int32_t *y;   /* [n] class labels in [0, n_outputs) */
+    const float *t;     /* [n, n_outputs] real-valued targets (models with regression set), else NULL */
     uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
     uint64_t step;      /* 0-based optimizer step */
     int mc_dropout;     /* eval only: keep dropout on (MC dropout), masks from (seed, step) */
 } dn_batch;
+
+/* Where CSV and NPY data come from (a spec's `data` section). */
+enum { DN_DATA_CSV = 1, DN_DATA_NPY = 2 };
+enum { DN_SCALE_NONE, DN_SCALE_FIXED, DN_SCALE_STANDARD, DN_SCALE_MINMAX };
+
+typedef struct dn_data_spec {
+    int format;               /* DN_DATA_CSV or DN_DATA_NPY */
+    const char *train, *train_y;  /* files (npy: features and targets) */
+    const char *test, *test_y;    /* NULL: none, or test_split */
+    double test_split;        /* > 0: this fraction of the train rows is the test set */
+    dn_csv_opts csv;          /* csv layout; its kind says classes or values */
+    int scale;                /* DN_SCALE_* */
+    float mean, std;          /* DN_SCALE_FIXED */
+} dn_data_spec;
 
 typedef struct {
     int batch_size, epochs;
@@ -496,6 +648,7 @@ typedef struct {
     dn_optim optim;
     float clip_grad_norm;         /* > 0: clip the gradient's 2-norm to this */
     dn_lr_sched schedule;
+    const dn_data_spec *data;     /* CSV or NPY data; NULL: IDX files in data_dir */
 } dn_defaults;
 
 typedef struct dn_model {
@@ -511,6 +664,8 @@ typedef struct dn_model {
     int n_tensors;
     const dn_tensor_info *tensors;
     int loss;                     /* DN_MODEL_LOSS_CE or DN_MODEL_LOSS_MSE */
+    int regression;               /* mse against real-valued targets (dn_batch.t), not class labels:
+                                     reported as RMSE, MAE and R^2 instead of accuracy */
     dn_defaults defaults;
 
     /* Bytes of scratch memory needed for batches of up to max_batch rows.
@@ -534,7 +689,7 @@ typedef struct dn_model {
     /* Eval-mode forward (dropout off, unless b->mc_dropout; batch norm on
      * the running statistics). Writes probabilities (softmax output)
      * or raw outputs to out [n, n_outputs] when out != NULL. Returns the sum
-     * of per-row losses when b->y != NULL (else 0); adds hits to *correct
+     * of per-row losses when b->y (regression: b->t) != NULL (else 0); adds hits to *correct
      * when both are non-NULL. */
     double (*eval)(const float *params, void *ws, const dn_batch *b, float *out, int *correct);
 
@@ -575,6 +730,11 @@ typedef struct dn_infer_model {
      * the built-in weights; out [n, n_outputs]. With mc != 0 dropout stays on,
      * masks from (seed, pass) exactly as in training at step `pass`. */
     void (*predict)(void *ws, const float *x, int n, float *out, int mc, uint64_t seed, uint64_t pass);
+
+    const float *shift, *scale; /* table data: [n_inputs], input v becomes (v - shift) / scale
+                                   instead; NULL: pixels as above */
+    int n_class_names;          /* the class names (n_outputs of them), or 0: class numbers */
+    const char *const *class_names;
 } dn_infer_model;
 
 /* The inference CLI of generated predict programs. Returns the exit status. */

@@ -65,6 +65,7 @@ typedef struct {
     double lr;                  /* the lr of the last step taken */
     float *best;                /* --early-stopping: weights of the best epoch */
     int32_t *y;
+    float *t;                   /* regression: the batch's targets */
     uint32_t *perm;             /* this epoch's order of the trained samples */
     uint32_t *test_order;
     void *ws;
@@ -85,6 +86,7 @@ static void dn_tr_free(dn_tr_run *r) {
     free(r->best);
     free(r->x);
     free(r->y);
+    free(r->t);
     free(r->perm);
     free(r->test_order);
     free(r->ws);
@@ -102,11 +104,18 @@ static int dn_tr_exists(const char *dir, const char *name) {
     return access(path, F_OK) == 0;
 }
 
-/* Loads train-* (required) and t10k-* (when its image file exists). */
+/* Loads train-* (required) and t10k-* (when its image file exists), or the
+ * spec's CSV or NPY files. */
 static int dn_tr_load_data(dn_tr_run *r) {
     const dn_model *m = r->m;
     const char *dir = r->o->data_dir;
     char err[DN_ERR_MAX];
+    if (m->defaults.data) {
+        if (dn_data_load(m, r->o, &r->train, &r->test, &r->has_test, err) == 0)
+            return DN_EXIT_OK;
+        fprintf(stderr, "%s: %s\n", r->o->prog, err);
+        return DN_EXIT_INPUT;
+    }
     if (dn_dataset_load(dir, "train", (uint32_t)m->n_inputs, m->n_outputs, &r->train, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
@@ -180,11 +189,13 @@ static int dn_tr_alloc(dn_tr_run *r) {
     r->best = r->o->patience ? dn_alloc_aligned(pbytes) : NULL;
     r->x = dn_alloc_aligned((size_t)rows * (size_t)m->n_inputs * sizeof(float));
     r->y = dn_alloc_aligned((size_t)rows * sizeof(int32_t));
+    r->t = m->regression ? dn_alloc_aligned((size_t)rows * (size_t)m->n_outputs * sizeof(float)) : NULL;
     r->perm = dn_identity_order(r->split.n_fit);
     r->test_order = r->has_test ? dn_identity_order(r->test.n) : NULL;
     r->ws = dn_alloc_aligned(m->workspace_size(rows));
     if (!r->params || !r->grads || !r->ob.b[0] || !r->ob.b[1] || (third && !r->ob.b[2]) || !r->x ||
-        !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws) {
+        !r->y || !r->perm || (r->o->patience && !r->best) || (r->has_test && !r->test_order) || !r->ws ||
+        (m->regression && !r->t)) {
         fprintf(stderr, "%s: out of memory\n", r->o->prog);
         return DN_EXIT_FAIL;
     }
@@ -220,7 +231,7 @@ static int dn_tr_check_resume(const dn_tr_run *r, const dn_train_state *saved) {
     } else if (saved->n_train != r->train.n) {
         fprintf(stderr, "%s: %s: run was saved with %" PRIu32 " training sample%s, %s has %" PRIu32
                 "; resume with the same data\n", p, f, saved->n_train, dn_plural(saved->n_train),
-                o->data_dir, r->train.n);
+                r->m->defaults.data ? o->train : o->data_dir, r->train.n);
     } else if (saved->val_split != o->val_split) {
         fprintf(stderr, "%s: %s: run was saved with --val-split %g, the command line gives %g; "
                 "resume with the same --val-split\n", p, f, saved->val_split, o->val_split);
@@ -330,7 +341,8 @@ static int dn_tr_start_state(dn_tr_run *r, dn_train_state *st) {
  * saved run had written up to its state. */
 static int dn_tr_open_outputs(dn_tr_run *r, const dn_train_state *st) {
     const dn_opts *o = r->o;
-    int rc = dn_metrics_open(&r->metrics, o->metrics, o->resume ? st->epoch : -1, o->prog);
+    int rc = dn_metrics_open(&r->metrics, o->metrics, o->resume ? st->epoch : -1, r->m->regression,
+                             o->prog);
     if (rc == DN_EXIT_OK)
         rc = dn_steplog_open(&r->steplog, o->log_steps, o->resume ? st->step : -1, o->prog);
     return rc;
@@ -443,6 +455,10 @@ static int dn_tr_step(dn_tr_run *r, dn_train_state *st) {
     dn_dataset_gather(&r->train, r->perm + start, rows, m->defaults.norm_mean,
                       m->defaults.norm_std, r->x, r->y);
     dn_batch b = {.n = rows, .x = r->x, .y = r->y, .seed = st->seed, .step = (uint64_t)st->step};
+    if (m->regression) {
+        dn_data_gather_targets(&r->train, r->perm + start, rows, r->t);
+        b.t = r->t;
+    }
     int correct = 0;
     dn_gov_before_step(&r->gov);
     double norm;
@@ -495,6 +511,24 @@ static int dn_tr_after_step(dn_tr_run *r, const dn_train_state *st) {
     return DN_EXIT_OK;
 }
 
+/* dn_tr_evaluate for regression: RMSE (in the *_acc fields), MAE, R^2. */
+static void dn_tr_evaluate_regression(dn_tr_run *r, dn_epoch_row *e) {
+    dn_reg_metrics q;
+    e->train_acc = sqrt(e->train_loss);
+    e->has_val = r->split.n_val > 0;
+    if (e->has_val) {
+        dn_eval_regression(r->m, r->params, r->ws, &r->train, r->split.val, r->split.n_val,
+                           r->eval_batch, r->x, &q);
+        e->val_loss = q.mse, e->val_acc = q.rmse, e->val_mae = q.mae, e->val_r2 = q.r2;
+    }
+    e->has_test = r->has_test;
+    if (r->has_test) {
+        dn_eval_regression(r->m, r->params, r->ws, &r->test, r->test_order, r->test.n, r->eval_batch,
+                           r->x, &q);
+        e->test_loss = q.mse, e->test_acc = q.rmse, e->test_mae = q.mae, e->test_r2 = q.r2;
+    }
+}
+
 /* The epoch's results: training sums so far, validation and test passes. */
 static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double seconds, dn_epoch_row *e) {
     dn_gov_settle(&r->gov);
@@ -505,6 +539,10 @@ static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double second
     e->lr = r->lr;
     e->train_loss = st->seen ? st->loss_sum / (double)st->seen : 0.0;
     e->train_acc = st->seen ? (double)st->correct / (double)st->seen : 0.0;
+    if (r->m->regression) {
+        dn_tr_evaluate_regression(r, e);
+        return;
+    }
     e->has_val = r->split.n_val > 0;
     if (e->has_val)
         dn_eval_dataset(r->m, r->params, r->ws, &r->train, r->split.val, r->split.n_val,
@@ -520,6 +558,10 @@ static void dn_tr_evaluate(dn_tr_run *r, const dn_train_state *st, double second
 static void dn_tr_print_epoch(const dn_tr_run *r, const dn_epoch_row *e) {
     if (r->o->quiet)
         return;
+    if (r->m->regression) {
+        dn_reg_print_epoch(e);
+        return;
+    }
     printf("epoch %" PRId64 ": train_loss %.4f train_acc %.4f", e->epoch, e->train_loss, e->train_acc);
     if (e->has_val) {
         double gap = e->train_acc - e->val_acc;
@@ -579,9 +621,11 @@ static int dn_tr_epoch(dn_tr_run *r, dn_train_state *st) {
     if (rc != DN_EXIT_OK || st->batch < nb)
         return rc;
     if (st->patience)
-        dn_es_update(st, st->epoch + 1, e.val_acc, r->params, r->best, r->m->n_params);
+        dn_es_update(st, st->epoch + 1, r->m->regression ? -e.val_acc : e.val_acc, r->params, r->best,
+                     r->m->n_params); /* regression: the lowest val RMSE is best */
     const dn_lr_sched *sched = &r->m->defaults.schedule;
-    dn_lrs_epoch_end(sched, &st->lrs, sched->metric_acc ? e.val_acc : e.val_loss);
+    /* plateau on accuracy: a regression model's val RMSE, lower is better */
+    dn_lrs_epoch_end(sched, &st->lrs, sched->metric_acc ? (r->m->regression ? -e.val_acc : e.val_acc) : e.val_loss);
     st->epoch++;
     st->batch = 0;
     st->loss_sum = 0;
@@ -639,16 +683,17 @@ static int dn_tr_restore_best(dn_tr_run *r, const dn_train_state *st) {
     if (r->o->quiet)
         return 1;
     if (dn_es_exhausted(st))
-        printf("early stopping: no val_acc improvement for %" PRId64 " epoch%s;", st->since_best,
-               dn_plural(st->since_best));
+        printf("early stopping: no %s improvement for %" PRId64 " epoch%s;",
+               r->m->regression ? "val_rmse" : "val_acc", st->since_best, dn_plural(st->since_best));
     else
         printf("early stopping: not triggered in %" PRId64 " epoch%s;", st->epoch, dn_plural(st->epoch));
-    printf(" restored epoch %" PRId64 " (val_acc %.4f)\n", st->best_epoch, st->best_val_acc);
+    printf(" restored epoch %" PRId64 " (%s %.4f)\n", st->best_epoch,
+           r->m->regression ? "val_rmse" : "val_acc", r->m->regression ? -st->best_val_acc : st->best_val_acc);
     if (r->has_test) {
         double loss, acc;
         dn_eval_dataset(r->m, r->params, r->ws, &r->test, r->test_order, r->test.n, r->eval_batch,
                         r->x, r->y, &loss, &acc);
-        printf("restored weights: test_loss %.4f test_acc %.4f\n", loss, acc);
+        printf("restored weights: test_loss %.4f test_%s %.4f\n", loss, r->m->regression ? "rmse" : "acc", acc);
     }
     fflush(stdout);
     return 1;

@@ -59,6 +59,8 @@ typedef struct {
     dn_cmd cmd;
     int help;                  /* `PROG CMD --help` */
     const char *data_dir;
+    const char *train, *train_y;  /* CSV/NPY data: files (defaults from the spec) */
+    const char *test, *test_y;    /* NULL: the spec's test_split, if any */
     int epochs;
     int batch_size;
     int batch_size_given;      /* eval: --batch-size was given */
@@ -153,6 +155,16 @@ int dn_ckpt_save(const dn_model *m, const char *path, const float *params, const
 int dn_ckpt_load(const dn_model *m, const char *path, float *params, const dn_opt_bufs *ob,
                  float *best, dn_train_state *st, char *warn, char *err);
 
+/* ---- CSV and NPY data (dn_dataset.c) --------------------------------------- */
+
+/* Loads m->defaults.data's files (o->train etc.): the train set into
+ * *train and the test set (a test file, or the seeded test split) into
+ * *test, either may be NULL; *has_test says whether there is a test set.
+ * Checks features against the input, labels or targets against the
+ * outputs. Returns 0, or -1 with err set. */
+int dn_data_load(const dn_model *m, const dn_opts *o, dn_dataset *train, dn_dataset *test,
+                 int *has_test, char *err);
+
 /* ---- validation split and early stopping (dn_split.c) ---------------------- */
 
 /* The training set divided into the samples trained on and the held-out
@@ -194,6 +206,8 @@ typedef struct {
     double train_loss, train_acc, test_loss, test_acc, seconds, val_loss, val_acc;
     int has_test, has_val;
     double lr;                  /* the learning rate of the epoch's last step */
+    /* regression models: *_acc hold RMSE, and these MAE and R^2 */
+    double val_mae, val_r2, test_mae, test_r2;
 } dn_epoch_row;
 
 /* The --metrics file, kept in memory and rewritten atomically per epoch:
@@ -201,6 +215,7 @@ typedef struct {
 typedef struct {
     const char *path;           /* NULL: no metrics file */
     int jsonl;
+    int regression;             /* RMSE, MAE and R^2 columns (dn_epoch_row) instead of accuracy */
     char *buf;
     size_t len, cap;
 } dn_metrics;
@@ -208,7 +223,8 @@ typedef struct {
 /* Starts the metrics text for path (NULL: none). keep_epochs >= 0 (resume):
  * rows of an existing file for epochs 1..keep_epochs are kept. Returns
  * DN_EXIT_OK or DN_EXIT_FAIL (out of memory, message printed). */
-int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, const char *prog);
+int dn_metrics_open(dn_metrics *mt, const char *path, int64_t keep_epochs, int regression,
+                    const char *prog);
 
 /* Appends the epoch's row and rewrites the file. Returns a DN_EXIT_* status. */
 int dn_metrics_add(dn_metrics *mt, const dn_epoch_row *e, const char *prog);
@@ -310,5 +326,22 @@ uint32_t *dn_identity_order(uint32_t n);
 int dn_cmd_train(const dn_model *m, const dn_opts *o);
 int dn_cmd_eval(const dn_model *m, const dn_opts *o);
 int dn_cmd_gradcheck(const dn_model *m, const dn_opts *o);
+
+/* ---- regression reports (dn_regress.c) ------------------------------------- */
+
+typedef struct {
+    double mse, rmse, mae, r2;
+} dn_reg_metrics;
+
+/* Evaluates rows order[0..n) of ds (table data with targets) in batches of
+ * `batch` through x [batch, n_inputs]: the mean loss (mse) and the RMSE,
+ * MAE and R^2 of the outputs. Returns 0, or -1 (all NaN) when out of
+ * memory or n == 0. */
+int dn_eval_regression(const dn_model *m, const float *params, void *ws, const dn_dataset *ds,
+                       const uint32_t *order, uint32_t n, int batch, float *x, dn_reg_metrics *q);
+
+/* "epoch E: train_loss L train_rmse R [val_loss L val_rmse R val_mae M
+ * val_r2 Q] [test_rmse R test_mae M test_r2 Q] time Ts" */
+void dn_reg_print_epoch(const dn_epoch_row *e);
 
 #endif

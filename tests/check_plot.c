@@ -945,6 +945,36 @@ END_TEST
 static const unsigned ACC_MASK =
     DNGEN_PLOT_BIT(DNGEN_PLOT_TRAIN_ACC) | DNGEN_PLOT_BIT(DNGEN_PLOT_TEST_ACC);
 
+/* A regression run's metrics file: RMSE in place of accuracy. */
+START_TEST(test_regression_rmse) {
+    static const char csv[] =
+        "epoch,step,train_loss,train_rmse,test_loss,test_rmse,seconds,val_loss,val_rmse,test_mae,test_r2,val_mae,val_r2\n"
+        "1,10,4,2,9,3,0.1,,,2.5,0.1,,\n2,20,1,1,4,2,0.1,,,1.5,0.5,,\n";
+    dngen_plot_metrics m, a;
+    char err[256];
+    ck_assert_int_eq(dngen_plot_csv_parse("r.csv", csv, sizeof csv - 1, ACC_MASK, ACC_MASK, &m, err, sizeof err), 0);
+    ck_assert_int_eq(m.rmse, 1);
+    ck_assert_double_eq(m.col[DNGEN_PLOT_TEST_ACC][1], 2);
+    dngen_plot_run run = {"reg", &m};
+    char *svg = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(dngen_plot_render(&run, 1, DNGEN_PLOT_METRIC_BOTH, NULL, &svg, &len, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(svg, ">RMSE</text>"));
+    ck_assert_ptr_nonnull(strstr(svg, "Training vs Test RMSE and Loss"));
+    free(svg);
+    static const char acc[] = "epoch,train_acc,test_acc\n1,0.5,0.6\n";
+    ck_assert_int_eq(dngen_plot_csv_parse("a.csv", acc, sizeof acc - 1, ACC_MASK, ACC_MASK, &a, err, sizeof err), 0);
+    dngen_plot_run two[2] = {{"reg", &m}, {"cls", &a}};
+    ck_assert_int_eq(dngen_plot_render(two, 2, DNGEN_PLOT_METRIC_ACC, NULL, &svg, &len, err, sizeof err), -1);
+    ck_assert_str_eq(err, "error: the runs mix accuracy and RMSE (classification and regression)");
+    dngen_plot_metrics_free(&a);
+    static const char mixed[] = "epoch,train_acc,test_rmse\n1,0.5,0.6\n";
+    ck_assert_int_eq(dngen_plot_csv_parse("x.csv", mixed, sizeof mixed - 1, ACC_MASK, 0, &a, err, sizeof err), -1);
+    ck_assert_str_eq(err, "x.csv:1:17: error: both accuracy and RMSE columns");
+    dngen_plot_metrics_free(&m);
+}
+END_TEST
+
 START_TEST(test_parse_values) {
     static const char csv[] = "epoch,seconds,train_acc,test_acc,val_acc\n"
                               "1,junk,0.25,,1e-3\n"
@@ -1129,6 +1159,7 @@ static Suite *plot_suite(void) {
     Suite *s = suite_create("check_plot");
     TCase *tc = tcase_create("chart");
     tcase_add_test(tc, test_two_runs_structure);
+    tcase_add_test(tc, test_regression_rmse);
     tcase_add_test(tc, test_higher_value_drawn_higher);
     tcase_add_test(tc, test_nice_ticks);
     tcase_add_test(tc, test_label_and_title_escaped);

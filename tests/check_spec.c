@@ -375,20 +375,57 @@ static const spec_case cases[] = {
 
     /* data */
     {"data_seq", V "data: [idx]\n", "t.yaml:6:7: error: expected a mapping, got a sequence\n"},
-    {"data_format", V "data: {format: csv}\n",
-     "t.yaml:6:16: error: unknown data format 'csv' (allowed: idx)\n"},
+    {"data_format", V "data: {format: parquet}\n",
+     "t.yaml:6:16: error: unknown data format 'parquet' (allowed: idx, csv, npy)\n"},
+    {"csv_needs_train", V "data: {format: csv}\n",
+     "t.yaml:6:7: error: missing required key 'train' in data\n"},
+    {"csv_no_dir", V "data: {format: csv, train: a.csv, dir: d}\n",
+     "t.yaml:6:35: error: data key 'dir' applies to format idx (csv and npy name their files with train and test)\n"},
+    {"idx_no_train", V "data: {train: a.csv, header: true}\n",
+     "t.yaml:6:8: error: data key 'train' applies to format csv or npy\n"
+     "t.yaml:6:22: error: data key 'header' applies to format csv or npy\n"},
+    {"npy_no_header", V "data: {format: npy, train: x.npy, train_y: y.npy, header: true}\n",
+     "t.yaml:6:51: error: data key 'header' applies to format csv\n"},
+    {"csv_no_train_y", V "data: {format: csv, train: a.csv, train_y: b}\n",
+     "t.yaml:6:35: error: data key 'train_y' applies to format npy (a csv file holds its targets)\n"},
+    {"npy_needs_y", V "data: {format: npy, train: x.npy, test: t.npy}\n",
+     "t.yaml:6:7: error: missing required key 'train_y' in data\n"
+     "t.yaml:6:7: error: missing required key 'test_y' in data\n"},
+    {"test_and_split", V "data: {format: csv, train: a.csv, test: b.csv, test_split: 0.2}\n",
+     "t.yaml:6:48: error: test_split and test exclude each other: the test rows come from one or the other\n"},
+    {"test_split_range", V "data: {format: csv, train: a.csv, test_split: 1}\n",
+     "t.yaml:6:47: error: test_split must be in [0, 1), got 1\n"},
+    {"test_split_zero", V "data: {format: csv, train: a.csv, test_split: 0}\n",
+     "t.yaml:6:47: error: test_split must be in (0, 1), got 0\n"},
+    {"csv_delimiter", V "data: {format: csv, train: a.csv, delimiter: '\"'}\n",
+     "t.yaml:6:46: error: delimiter must be one byte other than a quote, '#' or a line end\n"},
+    {"csv_delimiter_long", V "data: {format: csv, train: a.csv, delimiter: ab}\n",
+     "t.yaml:6:46: error: delimiter must be one byte other than a quote, '#' or a line end\n"},
+    {"csv_header_bool", V "data: {format: csv, train: a.csv, header: yes}\n",
+     "t.yaml:6:43: error: unknown header 'yes' (allowed: false, true)\n"},
+    {"csv_skip", V "data: {format: csv, train: a.csv, skip: -1}\n",
+     "t.yaml:6:41: error: skip must be in [0, 1000000000], got -1\n"},
+    {"csv_target_empty_list", V "data: {format: csv, train: a.csv, target: []}\n",
+     "t.yaml:6:43: error: target must list 1 to 32 columns, got 0\n"},
+    {"normalize_word", V "data: {format: csv, train: a.csv, normalize: zscore}\n",
+     "t.yaml:6:46: error: unknown normalize 'zscore' (allowed: none, standard, minmax)\n"},
+    {"classes_one_target", V "data: {format: csv, train: a.csv, target: [a, b]}\n",
+     "t.yaml:6:43: error: class labels come from one target column, got 2 (several need targets: values and loss mse)\n"},
+    {"values_need_mse", V "data: {format: csv, train: a.csv, targets: values}\n",
+     "t.yaml:6:44: error: targets: values needs loss mse\n"},
     {"data_dir_empty", V "data: {dir: ''}\n", "t.yaml:6:13: error: dir must not be empty\n"},
     {"data_dir_map", V "data: {dir: {a: b}}\n", "t.yaml:6:13: error: expected a scalar, got a mapping\n"},
     {"data_dir_nul", V "data: {dir: \"a\\0b\"}\n",
      "t.yaml:6:13: error: dir must not contain NUL characters\n"},
     {"normalize_scalar", V "data: {normalize: 0.5}\n",
-     "t.yaml:6:19: error: expected a mapping, got '0.5'\n"},
+     "t.yaml:6:19: error: normalize of idx data is a mapping {mean, std}; none, standard and minmax need format csv or npy\n"},
     {"std_zero", V "data: {normalize: {std: 0}}\n", "t.yaml:6:25: error: std must be > 0, got 0\n"},
     {"mean_nan", V "data: {normalize: {mean: .NaN}}\n",
      "t.yaml:6:26: error: mean must be a finite number, got .NaN\n"},
     {"data_unknown_key", V "data: {normalise: {std: 1}}\n",
      "t.yaml:6:8: error: unknown key 'normalise' in data; did you mean 'normalize'? "
-     "(allowed: format, dir, normalize)\n"},
+     "(allowed: format, dir, normalize, train, train_y, test, test_y, test_split, target, ignore, "
+     "header, skip, delimiter, targets)\n"},
 
     /* parameter count: error at the layer mapping that crosses the limit */
     {"too_many_params_first", "name: t\ninput: 16777216\n" LAY("units: 16, activation: relu", OUT2),
@@ -882,6 +919,37 @@ START_TEST(test_batchnorm2d_layout) {
 }
 END_TEST
 
+/* A csv data section as the spec gives it, and the defaults it implies. */
+START_TEST(test_data_csv_fields) {
+    parsed p;
+    parse_ok(&p, H "layers:\n  - {units: 3, activation: relu}\n  - {units: 2, activation: linear}\n"
+                 "train: {loss: mse}\n"
+                 "data: {format: csv, train: \"d/a b.csv\", test_split: 0.25, header: true, skip: 2,\n"
+                 "       delimiter: \"\\t\", target: [y1, 5], ignore: id, normalize: minmax}\n");
+    const dn_data *d = &p.spec->data;
+    ck_assert_str_eq(d->format, "csv");
+    ck_assert_str_eq(d->train, "d/a b.csv");
+    ck_assert_str_eq(d->dir, "");
+    ck_assert_double_eq(d->test_split, 0.25);
+    ck_assert_int_eq(d->header, 1);
+    ck_assert_int_eq(d->skip, 2);
+    ck_assert_int_eq(d->delimiter, '\t');
+    ck_assert_int_eq(d->n_target, 2);
+    ck_assert_str_eq(d->target[0], "y1");
+    ck_assert_str_eq(d->target[1], "5");
+    ck_assert_int_eq(d->n_ignore, 1);
+    ck_assert_str_eq(d->ignore[0], "id");
+    ck_assert_int_eq(d->normalize, DN_NORM_MINMAX);
+    ck_assert_int_eq(d->values, 1); /* mse on csv data: real-valued targets */
+    parsed_free(&p);
+    parse_ok(&p, V "data: {format: npy, train: x.npy, train_y: y.npy}\n");
+    ck_assert_int_eq(p.spec->data.values, 0);
+    ck_assert_int_eq(p.spec->data.normalize, DN_NORM_NONE);
+    ck_assert_int_eq(p.spec->data.delimiter, ',');
+    parsed_free(&p);
+}
+END_TEST
+
 START_TEST(test_mse_outputs) {
     static const char *const acts[] = {"linear", "sigmoid", "tanh"};
     for (int i = 0; i < 3; i++) {
@@ -1159,6 +1227,7 @@ static Suite *spec_suite(void) {
     tcase_add_test(ir, test_partial_sections_get_defaults);
     tcase_add_test(ir, test_accepted_forms);
     tcase_add_test(ir, test_mse_outputs);
+    tcase_add_test(ir, test_data_csv_fields);
     tcase_add_test(ir, test_batchnorm_layout);
     tcase_add_test(ir, test_batchnorm2d_layout);
     tcase_add_test(ir, test_params_at_limit);

@@ -1589,7 +1589,7 @@ START_TEST(test_metrics_jsonl) {
     check_jsonl_vs_csv(P("r.jsonl"), P("m.csv"), 3);
     /* Non-finite values are null in JSON (which has no inf or nan). */
     dn_metrics mt;
-    ck_assert_int_eq(dn_metrics_open(&mt, P("u.jsonl"), -1, "toy"), DN_EXIT_OK);
+    ck_assert_int_eq(dn_metrics_open(&mt, P("u.jsonl"), -1, 0, "toy"), DN_EXIT_OK);
     dn_epoch_row e = {.epoch = 1, .step = 2, .train_loss = 0.5, .train_acc = 0.25,
                       .test_loss = INFINITY, .test_acc = 0.5, .seconds = 1, .val_loss = NAN,
                       .val_acc = 1, .has_test = 1, .has_val = 1, .lr = 0.001};

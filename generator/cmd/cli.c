@@ -195,7 +195,9 @@ int dngen_main(int argc, char **argv, FILE *out, FILE *err) {
         dn_weights w = {0};
         if (o.inference && dn_weights_load(o.weights, spec, &w, err) != 0) {
             status = DNGEN_EXIT_USAGE;
-        } else if ((o.inference ? dn_emit_predictor(spec, w.params, w.hash, &eo, &text)
+        } else if ((o.inference ? dn_emit_predictor(spec, w.params, w.hash,
+                                                    &(dn_predictor_data){w.shift, w.scale, w.n_classes, w.class_names},
+                                                    &eo, &text)
                                 : dn_emit_trainer(spec, &eo, &text)) != 0) {
             fprintf(err, "dngen: internal error: out of memory or missing embedded template\n");
             status = DNGEN_EXIT_USAGE;

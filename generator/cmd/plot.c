@@ -303,6 +303,7 @@ static const series_style lr_styles[3] = {
 typedef struct {
     int is_acc;
     int is_lr;            /* the learning rate (one series per run) */
+    int rmse;             /* the accuracy panel shows regression runs' RMSE */
     int cols[3];          /* train, test, validation column ids; -1: none */
     const series_style *styles; /* their legend names and dashes */
     double left, right;   /* plot area, pixels */
@@ -421,7 +422,7 @@ static void draw_axis_labels(svg_buf *b, const plot_panel *p) {
     buf_printf(b, "<text x=\"%s\" y=\"%s\" font-size=\"14\" text-anchor=\"middle\" ",
                fmt_px(lx, s1), fmt_px(cy, s2));
     buf_printf(b, "transform=\"rotate(-90 %s %s)\">%s</text>\n", fmt_px(lx, s1), fmt_px(cy, s2),
-               p->is_lr ? "Learning rate" : p->is_acc ? "Accuracy" : "Loss");
+               p->is_lr ? "Learning rate" : p->is_acc ? (p->rmse ? "RMSE" : "Accuracy") : "Loss");
 }
 
 /* Appends a legend/series name "Kind (label)", escaped. */
@@ -494,7 +495,7 @@ static void draw_legend(svg_buf *b, const plot_panel *p, const dngen_plot_run *r
     double w = fmin(48.0 + 7.0 * (double)widest, p->right - p->left - 20.0);
     double h = 10.0 + 18.0 * (double)entries;
     double x = p->right - 10.0 - w;
-    double y = p->is_acc ? p->bottom - 10.0 - h : p->top + 10.0;
+    double y = p->is_acc && !p->rmse ? p->bottom - 10.0 - h : p->top + 10.0; /* RMSE falls */
     y = fmax(y, p->top + 10.0);
     buf_printf(b, "<g font-size=\"12\">\n<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" "
                "fill=\"#ffffff\" fill-opacity=\"0.9\" stroke=\"#bbbbbb\"/>\n",
@@ -533,13 +534,13 @@ static void draw_panel(svg_buf *b, const plot_panel *p, const dngen_plot_run *ru
     buf_printf(b, "</g>\n");
 }
 
-/* The default title for a metric choice. */
-static const char *default_title(int metric) {
+/* The default title for a metric choice (rmse: regression runs). */
+static const char *default_title(int metric, int rmse) {
     switch (metric) {
     case DNGEN_PLOT_METRIC_LOSS: return "Training vs Test Loss";
-    case DNGEN_PLOT_METRIC_BOTH: return "Training vs Test Accuracy and Loss";
+    case DNGEN_PLOT_METRIC_BOTH: return rmse ? "Training vs Test RMSE and Loss" : "Training vs Test Accuracy and Loss";
     case DNGEN_PLOT_METRIC_LR: return "Learning Rate";
-    default: return "Training vs Test Accuracy";
+    default: return rmse ? "Training vs Test RMSE" : "Training vs Test Accuracy";
     }
 }
 
@@ -560,16 +561,23 @@ int dngen_plot_render(const dngen_plot_run *runs, size_t n, int metric, const ch
     int npanels = both ? 2 : 1;
     double pw = both ? PANEL_WIDTH_BOTH : PANEL_WIDTH_SINGLE;
     double width = pw * npanels;
+    int rmse = n > 0 && runs[0].m->rmse;
+    for (size_t r = 1; r < n; r++)
+        if (runs[r].m->rmse != rmse && metric != DNGEN_PLOT_METRIC_LOSS) {
+            plot_seterr(err, errlen, "error: the runs mix accuracy and RMSE (classification and regression)");
+            return -1;
+        }
     for (int i = 0; i < npanels; i++) {
         int panel_metric = both ? (i == 0 ? DNGEN_PLOT_METRIC_ACC : DNGEN_PLOT_METRIC_LOSS) : metric;
         panel_init(&panels[i], panel_metric, pw * i, pw);
+        panels[i].rmse = rmse;
         if (panel_axes(&panels[i], runs, n) != 0) {
             plot_seterr(err, errlen, "error: the values span too large a range to plot");
             return -1;
         }
     }
     if (!title)
-        title = default_title(metric);
+        title = default_title(metric, rmse);
     svg_buf b = {NULL, 0, 0, 0};
     buf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
                    "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "

@@ -43,20 +43,32 @@ typedef struct {
     long epoch;
     long col[DNGEN_PLOT_NCOLS];
     size_t nfields;
+    int acc, rmse;      /* accuracy columns named as such, or as *_rmse */
 } csv_header;
 
-/* Column id (CSV_EPOCH or 0..NCOLS-1) named by p[0..n), or -2 if unknown.
- * A name may be wrapped in double quotes. */
-static int csv_column_id(const char *p, size_t n) {
+/* A regression run's names of the accuracy columns, in their order. */
+static const char *const csv_rmse_names[3] = {"train_rmse", "test_rmse", "val_rmse"};
+static const int csv_rmse_cols[3] = {DNGEN_PLOT_TRAIN_ACC, DNGEN_PLOT_TEST_ACC, DNGEN_PLOT_VAL_ACC};
+
+/* Column id (CSV_EPOCH or 0..NCOLS-1) named by p[0..n), or -2 if unknown;
+ * *rmse set for a regression run's name of an accuracy column. A name may
+ * be wrapped in double quotes. */
+static int csv_column_id(const char *p, size_t n, int *rmse) {
     if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
         p++;
         n -= 2;
     }
     if (n == 5 && memcmp(p, "epoch", 5) == 0)
         return CSV_EPOCH;
+    *rmse = 0;
     for (int c = 0; c < DNGEN_PLOT_NCOLS; c++)
         if (strlen(csv_col_names[c]) == n && memcmp(p, csv_col_names[c], n) == 0)
             return c;
+    for (int k = 0; k < 3; k++)
+        if (strlen(csv_rmse_names[k]) == n && memcmp(p, csv_rmse_names[k], n) == 0) {
+            *rmse = 1;
+            return csv_rmse_cols[k];
+        }
     return -2;
 }
 
@@ -67,11 +79,18 @@ static int csv_parse_header(dn_csv *c, unsigned need, csv_header *h, char *err, 
     for (int k = 0; k < DNGEN_PLOT_NCOLS; k++)
         h->col[k] = -1;
     h->nfields = dn_csv_count_fields(c);
+    h->acc = h->rmse = 0;
     dn_csv_field f;
     for (long i = 0; dn_csv_next_field(c, &f); i++) {
-        int id = csv_column_id(f.p, f.n);
+        int rmse, id = csv_column_id(f.p, f.n, &rmse);
         if (id == -2)
             continue;
+        if (id == DNGEN_PLOT_TRAIN_ACC || id == DNGEN_PLOT_TEST_ACC || id == DNGEN_PLOT_VAL_ACC)
+            *(rmse ? &h->rmse : &h->acc) = 1;
+        if (h->acc && h->rmse) {
+            dn_csv_errf(c, f.col, err, errlen, "error: both accuracy and RMSE columns");
+            return -1;
+        }
         long *slot = id == CSV_EPOCH ? &h->epoch : &h->col[id];
         if (*slot >= 0) {
             dn_csv_errf(c, f.col, err, errlen, "error: duplicate column '%s'", dngen_plot_column_name(id));
@@ -267,5 +286,6 @@ int dngen_plot_csv_parse(const char *name, const char *data, size_t len, unsigne
         dngen_plot_metrics_free(m);
         return -1;
     }
+    m->rmse = h.rmse;
     return 0;
 }

@@ -34,9 +34,15 @@ typedef struct {
     double *epoch;                    /* n values, finite, strictly increasing */
     double *col[DNGEN_PLOT_NCOLS];    /* n values each (finite, or NaN = missing);
                                          NULL if absent from the header or not wanted */
+    int rmse;                         /* a regression run's file: the *_ACC columns were
+                                         read from train_rmse, test_rmse, val_rmse */
 } dngen_plot_metrics;
 
-/* Parses a metrics CSV held in data[0..len) (need not be NUL-terminated; NUL
+/* A regression run's metrics file (train_rmse, test_rmse, val_rmse in place
+ * of the accuracy columns) is read with those as the accuracy columns, and
+ * m->rmse set; a header with both kinds is an error.
+ *
+ * Parses a metrics CSV held in data[0..len) (need not be NUL-terminated; NUL
  * bytes are ordinary characters). `name` is used in messages. `want` is a mask
  * of DNGEN_PLOT_BIT(column) to read if present; `need` (a subset of want)
  * must be present in the header. On success returns 0 and fills *m (free

@@ -747,8 +747,12 @@ static int load_metrics(sweep_variant *v, const char *csv) {
     int rc = dngen_plot_csv_parse(csv, data, len, want, need, &v->m, msg, sizeof msg);
     if (rc != 0)
         snprintf(v->fail, sizeof v->fail, "bad metrics: %.140s", msg);
-    else
+    else if (v->m.rmse) { /* the table ranks by accuracy, the higher the better */
+        snprintf(v->fail, sizeof v->fail, "a regression run (RMSE): sweep compares accuracy only, so far");
+        rc = -1;
+    } else {
         v->seconds = csv_column_sum(data, len, "seconds");
+    }
     free(data);
     return rc;
 }

@@ -51,6 +51,8 @@ static int check_extra(const dn_st_file *f, const char *path, const dn_spec *s, 
     for (int i = 0; i < dn_st_count(f); i++) {
         const char *name = dn_st_get(f, i)->name;
         if (strncmp(name, "optimizer.", 10) == 0 || strncmp(name, "best.", 5) == 0) continue;
+        if (strcmp(s->data.format, "idx") != 0 && (!strcmp(name, "data.shift") || !strcmp(name, "data.scale")))
+            continue;
         int known = 0;
         for (int k = 0; k < s->n_layers && !known; k++) {
             dn_plan_tensor t[DN_LAYER_TENSORS];
@@ -79,6 +81,42 @@ static uint64_t file_hash(const char *path) {
     return h;
 }
 
+/* One of data.shift and data.scale: F32 [input], finite; scale > 0. */
+static float *load_scaling(const dn_st_file *f, const char *path, const dn_spec *s, const char *name, FILE *err) {
+    const dn_st_info *in = dn_st_find(f, name);
+    if (!in || strcmp(in->dtype, "F32") != 0 || in->ndim != 1 || in->shape[0] != s->input) {
+        fprintf(err, "%s: %s %s (F32 [%d], the feature scaling a %s trainer of this spec saves)\n", path,
+                in ? "has a malformed tensor" : "lacks the tensor", name, s->input, s->data.format);
+        return NULL;
+    }
+    float *v = malloc((size_t)s->input * sizeof *v);
+    for (int i = 0; v && i < s->input; i++) {
+        memcpy(&v[i], (const char *)in->data + 4 * (size_t)i, 4);
+        if (!isfinite(v[i]) || (name[5] == 's' && name[6] == 'c' && !(v[i] > 0))) {
+            fprintf(err, "%s: tensor '%s' holds an invalid value at element %d\n", path, name, i);
+            free(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* The scaling and class names of csv and npy data into w. */
+static int load_data_info(const dn_st_file *f, const char *path, const dn_spec *s, dn_weights *w, FILE *err) {
+    if (strcmp(s->data.format, "idx") == 0) return 0;
+    if (!(w->shift = load_scaling(f, path, s, "data.shift", err)) ||
+        !(w->scale = load_scaling(f, path, s, "data.scale", err)))
+        return -1;
+    const char *names = dn_st_meta_get(f, "class_names");
+    int outputs = s->layers[s->n_layers - 1].units;
+    if (!names) return 0;
+    if (dn_data_names_decode(names, &w->class_names, &w->n_classes) != 0 || w->n_classes > outputs) {
+        fprintf(err, "%s: malformed class_names metadata (percent-encoded names, at most %d)\n", path, outputs);
+        return -1;
+    }
+    return 0;
+}
+
 int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err) {
     char msg[DN_ERR_MAX];
     dn_st_file *f = NULL;
@@ -104,10 +142,12 @@ int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err
             if (!bad) dn_tensor_import(&t[j].info, p, stage);
         }
     }
+    if (!bad) bad = load_data_info(f, path, s, w, err) != 0;
     dn_st_close(f);
     free(stage);
     if (bad) {
         free(p);
+        dn_weights_free(w);
         return -1;
     }
     w->params = p;
@@ -119,4 +159,11 @@ int dn_weights_load(const char *path, const dn_spec *s, dn_weights *w, FILE *err
 void dn_weights_free(dn_weights *w) {
     free(w->params);
     w->params = NULL;
+    free(w->shift);
+    free(w->scale);
+    for (int i = 0; w->class_names && i < w->n_classes; i++) free(w->class_names[i]);
+    free(w->class_names);
+    w->shift = w->scale = NULL;
+    w->class_names = NULL;
+    w->n_classes = 0;
 }

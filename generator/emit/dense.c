@@ -447,7 +447,8 @@ static void emit_head(dn_buf *b, const dn_plan *p, const dn_op *L) {
     dn_buf_line(b, " * transposes W into its own wt. The sums are those of the three kernels. */");
     dn_buf_line(b, "static void %s_head(const float *restrict x, const float *restrict w, const float *restrict bias,",
                 p->name);
-    dn_buf_line(b, "        float *restrict a, const int32_t *restrict y, float *restrict d, float *restrict rowloss,");
+    dn_buf_line(b, "        float *restrict a, %s *restrict y, float *restrict d, float *restrict rowloss,",
+                dn_loss_y_type(p));
     dn_buf_line(b, "        float *restrict hits, float *restrict dx, const float *restrict mask_prev,");
     dn_buf_line(b, "        const float *restrict a_prev, int n) {");
     b->indent++;
@@ -494,8 +495,8 @@ static void dense_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forw
 
 /* In training, the fused head computes this op, the loss and op->in.d. */
 static void dense_head_call(dn_buf *b, const dn_plan *p, const dn_op *op) {
-    dn_buf_line(b, "%s_head(%s, params + %zu, params + %zu, %s, bt->y, %s, bf.rowloss, bf.hits,", p->name,
-                op->in.train, op->w_off, op->b_off, op->out.a, op->out.d);
+    dn_buf_line(b, "%s_head(%s, params + %zu, params + %zu, %s, %s, %s, bf.rowloss, bf.hits,", p->name,
+                op->in.train, op->w_off, op->b_off, op->out.a, dn_loss_y_field(p), op->out.d);
     dn_buf_line(b, "        %s, %s, %s, n);", op->in.d, op->in.mask, op->in.a);
 }
 

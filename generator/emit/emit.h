@@ -35,8 +35,16 @@ int dn_emit_trainer(const dn_spec *s, const dn_emit_opts *o, dn_buf *out);
 /* Writes an inference-only program for `s` with the trained parameters
  * `params` (s->n_params floats, spec layout; file hash `weights_hash`) as const
  * data: eval mode, dropout kept only for MC dropout, no backward pass, no
- * optimizer; always standalone. Returns 0, or -1 as dn_emit_trainer. */
-int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
-                      dn_buf *out);
+ * optimizer; always standalone. `data` (NULL: none) is the scaling and the
+ * class names of csv and npy data. Returns 0, or -1 as dn_emit_trainer. */
+/* What a predictor of csv or npy data embeds besides its weights. */
+typedef struct {
+    const float *shift, *scale;    /* [input] the training rows' feature scaling */
+    int n_classes;                 /* class names (n_classes of them), or 0 */
+    char *const *class_names;
+} dn_predictor_data;
+
+int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash,
+                      const dn_predictor_data *data, const dn_emit_opts *o, dn_buf *out);
 
 #endif

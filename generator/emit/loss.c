@@ -3,6 +3,8 @@
  * over a batch, with the row sums of loss and hits (loss.h). */
 #include "loss.h"
 
+#include <stdio.h>
+
 #include "kernels.h"
 
 /* Zeroes the padding of row r of d (units past the last layer's width). */
@@ -44,12 +46,28 @@ static void emit_loss_ce(dn_buf *b, const dn_value *L, int train) {
     dn_buf_line(b, "}");
 }
 
-static void emit_loss_mse(dn_buf *b, const dn_value *L, int train) {
+int dn_loss_values(const dn_plan *p) { return p->spec->data.values; }
+const char *dn_loss_y_type(const dn_plan *p) { return dn_loss_values(p) ? "const float" : "const int32_t"; }
+const char *dn_loss_y_field(const dn_plan *p) { return dn_loss_values(p) ? "bt->t" : "bt->y"; }
+
+/* mse's target of output o in row r: y's value, or the one-hot label. */
+static void target_expr(char *buf, size_t cap, const dn_value *L, int values) {
+    if (values)
+        snprintf(buf, cap, "y[(size_t)r * %d + o]", L->width);
+    else
+        snprintf(buf, cap, "(o == y[r] ? 1.0f : 0.0f)");
+}
+
+static void emit_loss_mse(dn_buf *b, const dn_value *L, int train, int values) {
     int out = L->width;
     const char *deriv = dn_act_derivative(L->act);
-    dn_buf_line(b, "int arg = 0;");
-    dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
-    dn_buf_line(b, "    if (zr[o] > zr[arg]) arg = o;");
+    char tgt[64];
+    target_expr(tgt, sizeof tgt, L, values);
+    if (!values) {
+        dn_buf_line(b, "int arg = 0;");
+        dn_buf_line(b, "for (int o = 1; o < %d; o++)", out);
+        dn_buf_line(b, "    if (zr[o] > zr[arg]) arg = o;");
+    }
     if (!train) {
         dn_buf_line(b, "if (p)");
         dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = zr[o];", out);
@@ -57,17 +75,17 @@ static void emit_loss_mse(dn_buf *b, const dn_value *L, int train) {
     open_block(b, train, "y");
     dn_buf_line(b, "    float sum = 0.0f;");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
-    dn_buf_line(b, "        const float e = zr[o] - (o == y[r] ? 1.0f : 0.0f);");
+    dn_buf_line(b, "        const float e = zr[o] - %s;", tgt);
     dn_buf_line(b, "        sum += e * e;");
     dn_buf_line(b, "    }");
     dn_buf_line(b, "    rowloss[r] = sum / %d.0f;", out);
-    dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
+    dn_buf_line(b, "    hits[r] = %s;", values ? "0.0f" : "arg == y[r] ? 1.0f : 0.0f");
     dn_buf_line(b, "}");
     open_block(b, train, "d");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++) {", out);
     dn_buf_line(b, "        const float a = zr[o];");
-    dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - (o == y[r] ? 1.0f : 0.0f)) * inv_n / %d.0f%s%s;",
-                L->stride, out, deriv ? " * " : "", deriv ? deriv : "");
+    dn_buf_line(b, "        d[(size_t)r * %d + o] = 2.0f * (a - %s) * inv_n / %d.0f%s%s;",
+                L->stride, tgt, out, deriv ? " * " : "", deriv ? deriv : "");
     dn_buf_line(b, "    }");
     emit_d_padding(b, L);
     dn_buf_line(b, "}");
@@ -77,7 +95,7 @@ void dn_emit_loss_row(dn_buf *b, const dn_plan *p, int train) {
     if (p->spec->train.loss == DN_LOSS_CROSS_ENTROPY)
         emit_loss_ce(b, &p->last->out, train);
     else
-        emit_loss_mse(b, &p->last->out, train);
+        emit_loss_mse(b, &p->last->out, train, dn_loss_values(p));
 }
 
 void dn_emit_loss(dn_buf *b, const dn_plan *p) {
@@ -85,6 +103,7 @@ void dn_emit_loss(dn_buf *b, const dn_plan *p) {
     const char *m = p->name;
     int ce = p->spec->train.loss == DN_LOSS_CROSS_ENTROPY;
     dn_buf_line(b, "/* ==== loss: %s ==== */", ce ? "softmax + cross-entropy, mean over the batch"
+                                                  : dn_loss_values(p) ? "mean squared error against real-valued targets, mean over batch and outputs"
                                                   : "mean squared error against one-hot targets, mean over batch and outputs");
     dn_buf_blank(b);
     dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->width,
@@ -92,7 +111,8 @@ void dn_emit_loss(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss", ce ? "probabilities" : "values");
     dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
                 L->stride, L->width);
-    dn_buf_line(b, "static void %s_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,", m);
+    dn_buf_line(b, "static void %s_loss(const float *restrict z, %s *restrict y, float *restrict d,", m,
+                dn_loss_y_type(p));
     dn_buf_line(b, "        float *restrict out, float *restrict rowloss, float *restrict hits, int n) {");
     b->indent++;
     dn_buf_line(b, "const float inv_n = 1.0f / (float)n;");

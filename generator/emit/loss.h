@@ -13,6 +13,15 @@
  * d are set and there is no p, so no tests. Needs inv_n = 1/n in scope. */
 void dn_emit_loss_row(dn_buf *b, const dn_plan *p, int train);
 
+/* Whether the targets are real values (data.targets: values): then the
+ * kernels' `y` is a float [n, outputs] array of targets, bt->t, and mse
+ * compares against it instead of one-hot labels (no hits). */
+int dn_loss_values(const dn_plan *p);
+/* The C type of the kernels' y ("const int32_t" or "const float") and the
+ * batch field that feeds it ("bt->y" or "bt->t"). */
+const char *dn_loss_y_type(const dn_plan *p);
+const char *dn_loss_y_field(const dn_plan *p);
+
 /* The kernels <model>_loss (the rows of a batch, an orphaned omp for
  * ending in dn_sync) and <model>_sum_rows (loss and hits summed in row
  * order, the same for any thread count). */

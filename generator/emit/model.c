@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "emit.h"
+#include "data.h"
 #include "embedded.h"
 #include "kind.h"
 #include "loss.h"
@@ -136,7 +137,11 @@ static void emit_banner(dn_buf *b, const dn_plan *p, const dn_emit_opts *o) {
     else
         dn_buf_printf(b, " * Build:  cc -O2%s -fopenmp -I DNGEN/runtime %s.c -o %s -L DIR -ldnrt -lz -lm\n",
                       march[o->target], s->name, s->name);
-    dn_buf_printf(b, " * Run:    ./%s train --data DIR     (./%s --help lists everything)\n */", s->name, s->name);
+    if (dn_emit_has_data_spec(s))
+        dn_buf_printf(b, " * Run:    ./%s train [--train FILE] [--test FILE]     (./%s --help lists everything)\n */",
+                      s->name, s->name);
+    else
+        dn_buf_printf(b, " * Run:    ./%s train --data DIR     (./%s --help lists everything)\n */", s->name, s->name);
 }
 
 /* ---- runtime ---------------------------------------------------------------- */
@@ -298,6 +303,8 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".n_tensors = %d,", p->n_tensors);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
     dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
+    if (s->data.values)
+        dn_buf_line(b, ".regression = 1, /* targets are real values: bt->t */");
     dn_buf_line(b, ".defaults = {");
     b->indent++;
     dn_buf_line(b, ".batch_size = %d,", t->batch_size);
@@ -318,6 +325,8 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     if (t->clip_grad_norm > 0)
         emit_float_field(b, "clip_grad_norm", t->clip_grad_norm);
     emit_schedule_field(b, &t->schedule);
+    if (dn_emit_has_data_spec(s))
+        dn_buf_line(b, ".data = &%s_data,", s->name);
     b->indent--;
     dn_buf_line(b, "},");
     dn_buf_line(b, ".workspace_size = %s_workspace_size,", s->name);
@@ -495,6 +504,7 @@ static void emit_trainer_model(dn_buf *b, dn_plan *p, const void *extra) {
     emit_for_targets(b, p, 0);
     emit_dispatch(b, p, 0);
     emit_tensors(b, p);
+    dn_emit_data_spec(b, p->spec);
     emit_descriptor(b, p);
 }
 
@@ -515,7 +525,7 @@ static void emit_weights(dn_buf *b, const dn_spec *s, const float *params) {
 }
 
 /* The predict entry point and the dn_infer_model descriptor. */
-static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_hash) {
+static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_hash, const dn_predictor_data *d) {
     const dn_spec *s = p->spec;
     const char *m = p->name;
     char mean[40], std[40];
@@ -540,28 +550,63 @@ static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_
     dn_buf_line(b, "    .norm_std = %s,", std);
     dn_buf_line(b, "    .workspace_size = %s_workspace_size,", m);
     dn_buf_line(b, "    .predict = %s_predict,", m);
+    if (d && d->shift) dn_buf_line(b, "    .shift = %s_shift, .scale = %s_scale,", m, m);
+    if (d && d->n_classes) dn_buf_line(b, "    .n_class_names = %d, .class_names = %s_class_names,", d->n_classes, m);
     dn_buf_line(b, "};");
 }
 
 typedef struct {
     const float *params;
     uint64_t hash;
+    const dn_predictor_data *data;
 } predictor_input;
+
+/* `static const float <model>_<what>[n] = {...};`, exact ("%.9g"). */
+static void emit_float_array(dn_buf *b, const char *model, const char *what, const float *v, int n) {
+    dn_buf_line(b, "static const float %s_%s[%d] = {", model, what, n);
+    for (int i = 0; i < n; i++) {
+        char lit[40];
+        snprintf(lit, sizeof lit, "%.9g", (double)v[i]);
+        if (!strpbrk(lit, ".en")) strcat(lit, ".0");
+        dn_buf_printf(b, "%s%sf,%s", i % 8 == 0 ? "    " : "", lit, i % 8 == 7 || i + 1 == n ? "\n" : " ");
+    }
+    dn_buf_line(b, "};");
+}
+
+/* The scaling and class names of csv and npy data, as const arrays. */
+static void emit_predictor_data(dn_buf *b, const dn_plan *p, const dn_predictor_data *d) {
+    if (!d || !d->shift) return;
+    dn_buf_line(b, "/* ==== the training rows' feature scaling: input v becomes (v - shift) / scale ==== */");
+    dn_buf_blank(b);
+    emit_float_array(b, p->name, "shift", d->shift, p->spec->input);
+    emit_float_array(b, p->name, "scale", d->scale, p->spec->input);
+    dn_buf_blank(b);
+    if (!d->n_classes) return;
+    dn_buf_line(b, "static const char *const %s_class_names[%d] = {", p->name, d->n_classes);
+    for (int i = 0; i < d->n_classes; i++) {
+        dn_buf_printf(b, "    \"");
+        dn_buf_c_string(b, d->class_names[i]);
+        dn_buf_printf(b, "\",\n");
+    }
+    dn_buf_line(b, "};");
+    dn_buf_blank(b);
+}
 
 static void emit_predictor_model(dn_buf *b, dn_plan *p, const void *extra) {
     const predictor_input *in = extra;
     emit_for_targets(b, p, 1);
     emit_dispatch(b, p, 1);
     emit_weights(b, p->spec, in->params);
-    emit_infer_descriptor(b, p, in->hash);
+    emit_predictor_data(b, p, in->data);
+    emit_infer_descriptor(b, p, in->hash, in->data);
 }
 
-int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash, const dn_emit_opts *o,
-                      dn_buf *out) {
+int dn_emit_predictor(const dn_spec *s, const float *params, uint64_t weights_hash,
+                      const dn_predictor_data *data, const dn_emit_opts *o, dn_buf *out) {
     dn_emit_opts po = *o;
     po.standalone = 1;
     po.inference = 1;
-    predictor_input in = {params, weights_hash};
+    predictor_input in = {params, weights_hash, data};
     dn_plan *p = malloc(sizeof *p);
     if (!p) return -1;
     dn_plan_build(s, p);

@@ -3,6 +3,7 @@
 #include "step.h"
 
 #include "kind.h"
+#include "loss.h"
 
 /* ---- buffers --------------------------------------------------------------- */
 
@@ -49,8 +50,8 @@ void dn_emit_buffers(dn_buf *b, const dn_plan *p) {
 static void emit_forward_calls(dn_buf *b, const dn_plan *p, int train) {
     for (int i = 0; i < p->n_ops; i++) dn_kind_of(p->ops[i].kind)->forward(b, p, &p->ops[i], train);
     if (train && p->fused_head) return;
-    dn_buf_line(b, "%s_loss(%s, bt->y, %s, %s, bf.rowloss, bf.hits, n);", p->name, p->last->out.a,
-                train ? p->last->out.d : "NULL", train ? "NULL" : "out");
+    dn_buf_line(b, "%s_loss(%s, %s, %s, %s, bf.rowloss, bf.hits, n);", p->name, p->last->out.a,
+                dn_loss_y_field(p), train ? p->last->out.d : "NULL", train ? "NULL" : "out");
 }
 
 /* The start of a step function: bind the buffers, open the parallel region. */
@@ -149,7 +150,7 @@ void dn_emit_eval(dn_buf *b, const dn_plan *p) {
     open_step(b, p);
     emit_forward_calls(b, p, 0);
     close_region(b);
-    dn_buf_line(b, "return bt->y ? %s_sum_rows(&bf, n, correct) : 0.0;", m);
+    dn_buf_line(b, "return %s ? %s_sum_rows(&bf, n, correct) : 0.0;", dn_loss_y_field(p), m);
     b->indent--;
     dn_buf_line(b, "}");
     dn_buf_blank(b);

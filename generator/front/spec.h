@@ -188,10 +188,33 @@ typedef struct {
     double clip_grad_norm; /* > 0: clip the gradient's global 2-norm to it; 0: off */
 } dn_train;
 
+#define DN_DATA_MAX_COLS 32   /* column selectors in data.target or data.ignore */
+#define DN_DATA_COL_MAX 128   /* bytes of one selector, terminator included */
+
+/* data.normalize of CSV and NPY data: x' = (x - mean) / std per feature. */
+typedef enum {
+    DN_NORM_NONE,      /* raw values (the default) */
+    DN_NORM_FIXED,     /* {mean, std}: the same two numbers for every feature */
+    DN_NORM_STANDARD,  /* each feature's mean and standard deviation over the training rows */
+    DN_NORM_MINMAX     /* each feature's minimum, and maximum - minimum */
+} dn_norm;
+
 typedef struct {
-    char format[16];   /* "idx" */
-    char dir[4096];    /* default data directory, as written in the spec */
-    double mean, std;  /* normalization on the [0,1] pixel scale; std > 0 */
+    char format[16];   /* "idx", "csv" or "npy" */
+    char dir[4096];    /* idx: default data directory, as written in the spec */
+    double mean, std;  /* idx: normalization on the [0,1] pixel scale; csv/npy: DN_NORM_FIXED; std > 0 */
+    /* csv and npy (files as written in the spec; "" when absent): */
+    char train[4096], train_y[4096];  /* npy: features and targets files */
+    char test[4096], test_y[4096];
+    double test_split;                /* (0, 1): test rows split off train; 0: none */
+    int header;                       /* csv: the first line names the columns */
+    int skip;                         /* csv: lines dropped at the start */
+    char delimiter;                   /* csv */
+    int n_target, n_ignore;           /* csv: column selectors (names or 0-based indices) */
+    char target[DN_DATA_MAX_COLS][DN_DATA_COL_MAX];
+    char ignore[DN_DATA_MAX_COLS][DN_DATA_COL_MAX];
+    int values;                       /* targets are real values (regression), not class labels */
+    dn_norm normalize;
 } dn_data;
 
 typedef struct {

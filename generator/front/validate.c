@@ -218,37 +218,6 @@ static void check_train(vctx *v, const dn_ynode *n) {
         dnv_get_positive(v, f[6].value, "clip_grad_norm", 1, &t->clip_grad_norm);
 }
 
-/* ---- data ----------------------------------------------------------------- */
-
-/* `normalize: {mean, std}`: mean finite, std > 0. */
-static void check_normalize(vctx *v, const dn_ynode *n) {
-    static const char *const keys[] = {"mean", "std"};
-    dn_yfield f[COUNT(keys)];
-    if (dn_ymap_fields(v->d, n, "in normalize", keys, COUNT(keys), f))
-        return;
-    if (f[0].value)
-        dn_yget_number(v->d, f[0].value, "mean", &v->s->data.mean);
-    if (f[1].value)
-        dnv_get_positive(v, f[1].value, "std", 1, &v->s->data.std);
-}
-
-/* `data`: {format, dir, normalize}; format is "idx", dir a non-empty path. */
-static void check_data(vctx *v, const dn_ynode *n) {
-    static const char *const keys[] = {"format", "dir", "normalize"};
-    static const char *const formats[] = {"idx"};
-    dn_yfield f[COUNT(keys)];
-    int fmt;
-    if (dn_ymap_fields(v->d, n, "in data", keys, COUNT(keys), f))
-        return;
-    if (f[0].value && dn_yget_enum(v->d, f[0].value, "data format", formats, COUNT(formats),
-                                   &fmt) == 0)
-        memcpy(v->s->data.format, formats[fmt], strlen(formats[fmt]) + 1);
-    if (f[1].value)
-        dn_yget_string(v->d, f[1].value, "dir", v->s->data.dir, sizeof v->s->data.dir, 0);
-    if (f[2].value)
-        check_normalize(v, f[2].value);
-}
-
 /* ---- cross-section rules -------------------------------------------------- */
 
 /* Explains where the loss came from, after an output/loss mismatch. */
@@ -333,7 +302,7 @@ static void check_top(vctx *v, const dn_ynode *root) {
     if (f[4].value)
         check_train(v, f[4].value);
     if (f[5].value)
-        check_data(v, f[5].value);
+        dnv_check_data(v, f[5].value);
     check_output_vs_loss(v);
     if (v->layers_ok)
         check_bn_batch(v);

@@ -65,6 +65,9 @@ void dnv_check_optimizer(vctx *v, const dn_ynode *n, dn_optimizer *o);
 /* `schedule`: a mapping with `type` and the keys that type takes, into *s
  * (holding the defaults); lr is the optimizer's, which min_lr must stay below. */
 void dnv_check_schedule(vctx *v, const dn_ynode *n, double lr, dn_schedule *s);
+/* `data` (validate_data.c): the format, its files and CSV layout, the
+ * targets' kind and the feature scaling. Needs the loss (train) checked. */
+void dnv_check_data(vctx *v, const dn_ynode *n);
 
 /* Shapes and the parameter layout (validate_layout.c), when the input and
  * every layer are valid. */

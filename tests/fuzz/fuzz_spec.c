@@ -66,6 +66,24 @@ static int fspec_is_ident(const char *s) {
 /* 1 if p is a valid dropout probability. */
 static int fspec_is_prob(double p) { return isfinite(p) && p >= 0.0 && p < 1.0; }
 
+/* The files and CSV layout of a data section: idx has none; csv and npy a
+ * train file (npy: targets file too, and test_y exactly with test), at most
+ * one of test and test_split, a usable delimiter, selectors in bounds. */
+static void fspec_check_data_files(const dn_data *dd, int idx, int npy) {
+    const char *files[4] = {dd->train, dd->train_y, dd->test, dd->test_y};
+    for (int k = 0; k < 4; k++)
+        FSPEC_CHECK(fspec_terminated(files[k], sizeof dd->train));
+    FSPEC_CHECK((dd->train[0] != '\0') == !idx);
+    FSPEC_CHECK((dd->train_y[0] != '\0') == npy);
+    FSPEC_CHECK((dd->test_y[0] != '\0') == (npy && dd->test[0] != '\0'));
+    FSPEC_CHECK(!idx || (dd->test[0] == '\0' && dd->test_split == 0));
+    FSPEC_CHECK(dd->test_split >= 0 && dd->test_split < 1 && !(dd->test_split > 0 && dd->test[0]));
+    FSPEC_CHECK(idx || (dd->delimiter != 0 && !strchr("\"\r\n#", dd->delimiter)));
+    FSPEC_CHECK(dd->n_target >= 0 && dd->n_target <= DN_DATA_MAX_COLS);
+    FSPEC_CHECK(dd->n_ignore >= 0 && dd->n_ignore <= DN_DATA_MAX_COLS);
+    FSPEC_CHECK(dd->skip >= 0);
+}
+
 /* Checks a spec that dn_spec_parse accepted. */
 static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size) {
     FSPEC_CHECK(fspec_terminated(s->name, sizeof s->name) && fspec_is_ident(s->name));
@@ -143,10 +161,15 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
     FSPEC_CHECK(isfinite(t->opt.weight_decay) && t->opt.weight_decay >= 0.0);
 
     const dn_data *dd = &s->data;
-    FSPEC_CHECK(fspec_terminated(dd->format, sizeof dd->format) && !strcmp(dd->format, "idx"));
-    FSPEC_CHECK(fspec_terminated(dd->dir, sizeof dd->dir) && dd->dir[0] != '\0');
+    FSPEC_CHECK(fspec_terminated(dd->format, sizeof dd->format));
+    int idx = !strcmp(dd->format, "idx"), npy = !strcmp(dd->format, "npy");
+    FSPEC_CHECK(idx || npy || !strcmp(dd->format, "csv"));
+    FSPEC_CHECK(fspec_terminated(dd->dir, sizeof dd->dir) && (dd->dir[0] != '\0') == idx);
     FSPEC_CHECK(isfinite(dd->mean));
     FSPEC_CHECK(isfinite(dd->std) && dd->std > 0.0);
+    fspec_check_data_files(dd, idx, npy);
+    FSPEC_CHECK((unsigned)dd->normalize <= DN_NORM_MINMAX);
+    FSPEC_CHECK(!dd->values || (!idx && t->loss == DN_LOSS_MSE));
 }
 
 /* Checks the captured diagnostics: complete lines, each with the file name

@@ -23,6 +23,8 @@ int fuzz_spec_one(const uint8_t *data, size_t size);
 int fuzz_idx_one(const uint8_t *data, size_t size);
 int fuzz_safetensors_one(const uint8_t *data, size_t size);
 int fuzz_csv_one(const uint8_t *data, size_t size);
+int fuzz_table_one(const uint8_t *data, size_t size);
+int fuzz_npy_one(const uint8_t *data, size_t size);
 
 typedef struct {
     const char *name;
@@ -35,6 +37,8 @@ static replay_harness harnesses[] = {
     {"idx", fuzz_idx_one, 0},
     {"safetensors", fuzz_safetensors_one, 0},
     {"csv", fuzz_csv_one, 0},
+    {"table", fuzz_table_one, 0},
+    {"npy", fuzz_npy_one, 0},
 };
 #define N_HARNESSES (sizeof harnesses / sizeof harnesses[0])
 

@@ -16,7 +16,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 cc=${CC:-clang}
-all=(spec idx safetensors csv)
+all=(spec idx safetensors csv table npy)
 if [ $# -gt 0 ]; then harnesses=("$@"); else harnesses=("${all[@]}"); fi
 
 # shellcheck disable=SC2054 # the commas belong to -fsanitize=
@@ -26,12 +26,14 @@ cflags=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 # Sources and libraries of each harness (besides tests/fuzz/fuzz_<name>.c).
 deps() {
   case "$1" in
-    spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c generator/front/validate_layers.c generator/front/validate_layout.c"
+    spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c generator/front/validate_layers.c generator/front/validate_layout.c generator/front/validate_data.c"
           echo "runtime/dn_file.c runtime/dn_io.c"
           pkg-config --cflags --libs yaml-0.1 ;;
     idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;
     safetensors) echo "runtime/dn_safetensors.c runtime/dn_io.c" ;;
     csv) echo "generator/cmd/plot_csv.c runtime/dn_csv.c" ;;
+    table) echo "runtime/dn_data_csv.c runtime/dn_table.c runtime/dn_csv.c runtime/dn_file.c runtime/dn_io.c -lz -lm" ;;
+    npy) echo "runtime/dn_npy.c runtime/dn_table.c runtime/dn_file.c runtime/dn_io.c -lm" ;;
     *) echo "run.sh: unknown harness '$1' (known: ${all[*]})" >&2; return 1 ;;
   esac
 }
