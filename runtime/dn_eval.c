@@ -188,7 +188,7 @@ static void dn_ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *
 static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) {
     char err[DN_ERR_MAX];
     memset(ds, 0, sizeof *ds);
-    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
+    if (dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, dn_model_classes(m), ds, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -351,7 +351,7 @@ static void dn_ev_fill_batch(const dn_model *m, dn_ev_grad *g, uint64_t seed) {
         g->x[i] = (float)(2.0 * dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_TEST, 0, 0, 0, (uint32_t)i)) - 1.0);
     for (int r = 0; r < DN_EV_GRAD_ROWS; r++) {
         uint32_t w = dn_rand_u32(seed, DN_RNG_TEST, 1, 0, 0, (uint32_t)r);
-        g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)m->n_outputs) >> 32);
+        g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)dn_model_classes(m)) >> 32);
     }
     dn_batch b = {.n = DN_EV_GRAD_ROWS, .x = g->x, .y = g->y, .seed = seed, .step = 0};
     g->batch = b;

@@ -186,7 +186,7 @@ END_TEST
 
 /* ---- gradient checks ----------------------------------------------------------- */
 
-/* Specs covering every activation, both losses, input dropout, dropout and
+/* Specs covering every activation, every loss, input dropout, dropout and
  * noise on hidden layers, batch norm (hidden and output layers), and widths
  * that exercise every tile remainder. */
 static const char *const gradcheck_specs[] = {
@@ -219,6 +219,30 @@ static const char *const gradcheck_specs[] = {
     "  - {units: 20, activation: sigmoid, batchnorm: true}\n"
     "  - {units: 2, activation: linear, batchnorm: true}\n"
     "train: {loss: mse}\n",
+    /* every activation of issue 24 (derivatives from the output and from
+     * the kept pre-activation, after batch norm too), label smoothing */
+    "name: g8\ninput: {size: 13, dropout: 0.2}\nlayers:\n"
+    "  - {units: 29, activation: gelu, dropout: 0.3}\n"
+    "  - {units: 11, activation: {type: gelu, approximate: tanh}, noise: 0.2}\n"
+    "  - {units: 9, activation: swish, batchnorm: true}\n"
+    "  - {units: 10, activation: {type: leaky_relu, slope: 0.2}, dropout: 0.1}\n"
+    "  - {units: 7, activation: elu}\n"
+    "  - {units: 6, activation: softplus}\n"
+    "  - {units: 5, activation: softmax}\n"
+    "train: {loss: {type: cross_entropy, label_smoothing: 0.1}}\n",
+    /* negative slope and alpha, softplus with a low threshold (derivatives
+     * from the pre-activation); binary cross-entropy after batch norm */
+    "name: g9\ninput: 7\nlayers:\n"
+    "  - {units: 9, activation: {type: leaky_relu, slope: -0.3}}\n"
+    "  - {units: 8, activation: {type: elu, alpha: -0.5}, batchnorm: true}\n"
+    "  - {units: 6, activation: {type: softplus, beta: 2, threshold: 1}, dropout: 0.2}\n"
+    "  - {units: 1, activation: sigmoid, batchnorm: true}\n"
+    "train: {loss: binary_cross_entropy}\n",
+    /* binary cross-entropy in the fused head */
+    "name: g10\ninput: 10\nlayers:\n"
+    "  - {units: 17, activation: {type: elu, alpha: 0.7}}\n"
+    "  - {units: 1, activation: sigmoid}\n"
+    "train: {loss: binary_cross_entropy}\n",
 };
 
 /* The trainer's own `gradcheck` (central differences with the dropout masks

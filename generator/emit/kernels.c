@@ -117,21 +117,37 @@ void dn_emit_split(dn_buf *b, const char *at, int total, int full, void (*tile)(
 
 /* ---- epilogue --------------------------------------------------------------------- */
 
+/* Whether f is written through its functions <fn>_act and <fn>_dact
+ * (dn_emit_act_functions) rather than inline. */
+static int act_has_functions(const dn_actfn *f) {
+    return !f->by_loss && (f->type == DN_ACT_LEAKY_RELU || f->type == DN_ACT_ELU || f->type == DN_ACT_GELU ||
+                           f->type == DN_ACT_SILU || f->type == DN_ACT_SOFTPLUS);
+}
+
 /* The activation applied to vector `v` into `y` (a declaration). */
-static void emit_activation(dn_buf *b, dn_act act) {
-    switch (act) {
+static void emit_activation(dn_buf *b, const dn_actfn *f) {
+    if (f->by_loss) { /* softmax, or binary cross-entropy's sigmoid */
+        dn_buf_line(b, "const dn_v8 y = v;");
+        return;
+    }
+    switch (f->type) {
     case DN_ACT_RELU: dn_buf_line(b, "const dn_v8 y = dn_relu8(v);"); return;
     case DN_ACT_TANH:
     case DN_ACT_SIGMOID:
         dn_buf_line(b, "float t[8];");
         dn_buf_line(b, "dn_store8(t, v);");
         dn_buf_line(b, "for (int j = 0; j < 8; j++) t[j] = %s;",
-                    act == DN_ACT_TANH ? "tanhf(t[j])" : "1.0f / (1.0f + expf(-t[j]))");
+                    f->type == DN_ACT_TANH ? "tanhf(t[j])" : "1.0f / (1.0f + expf(-t[j]))");
         dn_buf_line(b, "const dn_v8 y = dn_load8(t);");
         return;
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX: /* softmax is applied by the loss */
-    case DN_ACT_COUNT: break;
+    default: break;
+    }
+    if (act_has_functions(f)) {
+        dn_buf_line(b, "float t[8];");
+        dn_buf_line(b, "dn_store8(t, v);");
+        dn_buf_line(b, "for (int j = 0; j < 8; j++) t[j] = %s_act(t[j]);", f->fn);
+        dn_buf_line(b, "const dn_v8 y = dn_load8(t);");
+        return;
     }
     dn_buf_line(b, "const dn_v8 y = v;");
 }
@@ -140,17 +156,20 @@ void dn_emit_finish(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const int stoch = op->stochastic, drop = op->drop.p > 0;
     dn_buf_line(b, "/* Bias, activation%s for the units [u, u + 8) of row `row`,",
                 stoch ? " and, in training (h != NULL), noise and dropout" : "");
-    dn_buf_line(b, " * whose sums over the inputs are z[0..8)%s. */", drop ? " and dropout scales mk[0..8)" : "");
+    dn_buf_line(b, " * whose sums over the inputs are z[0..8)%s%s. */", drop ? " and dropout scales mk[0..8)" : "",
+                op->act.from_pre ? "; the pre-activation into pre when not NULL" : "");
     dn_buf_line(b, "static inline void %s_%s_finish(const float *z, size_t row, int u, const float *restrict bias,",
                 p->name, op->name);
-    dn_buf_line(b, "        float *restrict a%s%s) {", drop ? ", float *restrict mask, const float *mk" : "",
+    dn_buf_line(b, "        float *restrict a%s%s%s) {", op->act.from_pre ? ", float *restrict pre" : "",
+                drop ? ", float *restrict mask, const float *mk" : "",
                 stoch ? ", float *restrict h, uint64_t seed, uint64_t step" : "");
     b->indent++;
     if (op->noise <= 0 && stoch) dn_buf_line(b, "(void)seed, (void)step; /* for noise, which this layer has not */");
     dn_buf_line(b, "const dn_v8 v = dn_load8(z) + dn_load8(bias + u);");
-    emit_activation(b, op->act);
+    emit_activation(b, &op->act);
     dn_buf_line(b, "const size_t at = row * %d + (size_t)u;", op->out.stride);
     dn_buf_line(b, "dn_store8(a + at, y);");
+    if (op->act.from_pre) dn_buf_line(b, "if (pre) dn_store8(pre + at, v); /* for the derivative, in training */");
     if (stoch) {
         dn_buf_line(b, "if (!h) return;");
         dn_buf_line(b, "dn_v8 o = y;");
@@ -180,12 +199,15 @@ void dn_emit_dropout_block(dn_buf *b, const dn_op *op, int rows, int width, cons
 }
 
 void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train) {
-    char mask[DN_EXPR_MAX + 24] = "";
+    char mask[2 * DN_EXPR_MAX + 24] = "";
+    int len = 0;
+    if (op->act.from_pre) len = snprintf(mask, sizeof mask, " %s,", train ? op->out.deriv_in : "NULL");
     if (!op->stochastic) {
-        snprintf(dst, n, " n");
+        snprintf(dst, n, "%s n", mask);
         return;
     }
-    if (op->drop.p > 0) snprintf(mask, sizeof mask, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
+    if (op->drop.p > 0)
+        snprintf(mask + len, sizeof mask - (size_t)len, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
     snprintf(dst, n, train ? "%s %s, n, bt->seed, bt->step" : "%s mc ? %s : NULL, n, bt->seed, bt->step", mask,
              op->out.train);
 }
@@ -193,15 +215,14 @@ void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train) {
 /* ---- image planes ------------------------------------------------------------------ */
 
 /* The activation of v (a float) into v. */
-static void emit_act1(dn_buf *b, dn_act act) {
-    switch (act) {
+static void emit_act1(dn_buf *b, const dn_actfn *f) {
+    switch (f->type) {
     case DN_ACT_RELU: dn_buf_line(b, "v = v > 0.0f ? v : 0.0f;"); return;
     case DN_ACT_TANH: dn_buf_line(b, "v = tanhf(v);"); return;
     case DN_ACT_SIGMOID: dn_buf_line(b, "v = 1.0f / (1.0f + expf(-v));"); return;
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX:
-    case DN_ACT_COUNT: return;
+    default: break;
     }
+    if (act_has_functions(f)) dn_buf_line(b, "v = %s_act(v);", f->fn);
 }
 
 /* The epilogue of an image op's plane c of row r, from sums s[] (plus
@@ -228,7 +249,8 @@ void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *sums, const 
         dn_buf_line(b, "float v = %s[i] + %s;", sums, bias);
     else
         dn_buf_line(b, "float v = %s[i];", sums);
-    emit_act1(b, op->act);
+    if (op->act.from_pre) dn_buf_line(b, "if (pre) pre[at + (size_t)i] = v;");
+    emit_act1(b, &op->act);
     dn_buf_line(b, "a[at + (size_t)i] = v;");
     if (op->stochastic) {
         dn_buf_line(b, "if (h) {");
@@ -249,6 +271,7 @@ void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task) {
     dn_buf_line(b, "    for (size_t i = (size_t)r * %d + %d; i < (size_t)r * %d + %d; i++) {", op->out.stride,
                 op->out.width, op->out.stride, op->out.stride);
     dn_buf_line(b, "        a[i] = 0.0f;");
+    if (op->act.from_pre) dn_buf_line(b, "        if (pre) pre[i] = 0.0f;");
     if (op->stochastic) {
         dn_buf_line(b, "        if (h) {");
         if (op->drop.p > 0) dn_buf_line(b, "            mask[i] = 0.0f;");
@@ -260,7 +283,8 @@ void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task) {
 
 void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan) {
     const int iplane = op->in.shape.h * op->in.shape.w;
-    const char *deriv = dn_act_derivative(op->in.act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&op->in.act, dv);
     dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)%s * %d;", op->in.stride, chan, iplane);
     dn_buf_line(b, "for (int i = 0; i < %d; i++) {", iplane);
     b->indent++;
@@ -282,26 +306,114 @@ void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan) {
 
 /* ---- activations -------------------------------------------------------------------- */
 
-const char *dn_act_derivative(dn_act act) {
-    switch (act) {
+/* The body of <fn>_act(x): the activation of x, as PyTorch 1.13's CPU
+ * kernels write it (exp(x) - 1 for elu, erf for gelu). Every function is
+ * a scalar libm call on one float, so each element's value depends on
+ * nothing but that element: the same at any thread count and tile. */
+static void emit_act_body(dn_buf *b, const dn_actfn *f) {
+    switch (f->type) {
+    case DN_ACT_LEAKY_RELU: dn_buf_line(b, "    return x > 0.0f ? x : x * %s;", f->alpha); return;
+    case DN_ACT_ELU: dn_buf_line(b, "    return x > 0.0f ? x : (expf(x) - 1.0f) * %s;", f->alpha); return;
+    case DN_ACT_GELU:
+        if (f->tanh) {
+            dn_buf_line(b, "    const float inner = 0.797884561f * (x + 0.044715f * (x * x * x));");
+            dn_buf_line(b, "    return 0.5f * x * (1.0f + tanhf(inner));");
+        } else {
+            dn_buf_line(b, "    return x * 0.5f * (1.0f + erff(x * 0.707106781f));");
+        }
+        return;
+    case DN_ACT_SILU: dn_buf_line(b, "    return x / (1.0f + expf(-x));"); return;
+    case DN_ACT_SOFTPLUS:
+        dn_buf_line(b, "    return x * %s > %s ? x : log1pf(expf(x * %s)) / %s;", f->alpha, f->threshold, f->alpha,
+                    f->alpha);
+        return;
+    default: dn_buf_line(b, "    return x;"); return;
+    }
+}
+
+/* The body of <fn>_dact(a): the derivative at pre-activation a (from_pre)
+ * or at the pre-activation whose output is a. */
+static void emit_dact_body(dn_buf *b, const dn_actfn *f) {
+    switch (f->type) {
+    case DN_ACT_LEAKY_RELU: dn_buf_line(b, "    return a > 0.0f ? 1.0f : %s;", f->alpha); return;
+    case DN_ACT_ELU: /* alpha exp(x) = y + alpha for x <= 0 */
+        if (f->from_pre)
+            dn_buf_line(b, "    return a > 0.0f ? 1.0f : %s * expf(a);", f->alpha);
+        else
+            dn_buf_line(b, "    return a > 0.0f ? 1.0f : a + %s;", f->alpha);
+        return;
+    case DN_ACT_GELU:
+        if (f->tanh) {
+            dn_buf_line(b, "    const float inner = 0.797884561f * (a + 0.044715f * (a * a * a));");
+            dn_buf_line(b, "    const float t = tanhf(inner);");
+            dn_buf_line(b, "    return 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * 0.797884561f *");
+            dn_buf_line(b, "           (1.0f + 3.0f * 0.044715f * (a * a));");
+        } else {
+            dn_buf_line(b, "    const float cdf = 0.5f * (1.0f + erff(a * 0.707106781f));");
+            dn_buf_line(b, "    return cdf + a * (0.398942280f * expf(-0.5f * (a * a)));");
+        }
+        return;
+    case DN_ACT_SILU:
+        dn_buf_line(b, "    const float s = 1.0f / (1.0f + expf(-a));");
+        dn_buf_line(b, "    return s * (1.0f + a * (1.0f - s));");
+        return;
+    case DN_ACT_SOFTPLUS: /* sigmoid(beta x) = 1 - exp(-beta y) */
+        if (f->from_pre) {
+            dn_buf_line(b, "    const float e = expf(a * %s);", f->alpha);
+            dn_buf_line(b, "    return a * %s > %s ? 1.0f : e / (e + 1.0f);", f->alpha, f->threshold);
+        } else {
+            dn_buf_line(b, "    return a * %s > %s ? 1.0f : -expm1f(-(a * %s));", f->alpha, f->threshold, f->alpha);
+        }
+        return;
+    default: dn_buf_line(b, "    return 1.0f;"); return;
+    }
+}
+
+void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only) {
+    if (!act_has_functions(f)) return;
+    dn_buf_line(b, "/* %s: the activation of x%s. */", dn_act_name(f->type),
+                forward_only ? ""
+                : f->from_pre ? ", and its derivative at x (the pre-activation, kept in training)"
+                              : ", and its derivative at the x whose output is a");
+    dn_buf_line(b, "DN_INLINE float %s_act(float x) {", f->fn);
+    emit_act_body(b, f);
+    dn_buf_line(b, "}");
+    if (!forward_only) {
+        dn_buf_line(b, "DN_INLINE float %s_dact(float a) {", f->fn);
+        emit_dact_body(b, f);
+        dn_buf_line(b, "}");
+        dn_buf_line(b, "DN_INLINE dn_v8 %s_dact8(dn_v8 av) {", f->fn);
+        dn_buf_line(b, "    float t[8];");
+        dn_buf_line(b, "    dn_store8(t, av);");
+        dn_buf_line(b, "    for (int j = 0; j < 8; j++) t[j] = %s_dact(t[j]);", f->fn);
+        dn_buf_line(b, "    return dn_load8(t);");
+        dn_buf_line(b, "}");
+    }
+    dn_buf_blank(b);
+}
+
+const char *dn_act_derivative(const dn_actfn *f, char dst[DN_DERIV_MAX]) {
+    if (f->by_loss) return NULL;
+    switch (f->type) {
     case DN_ACT_RELU: return "(a > 0.0f ? 1.0f : 0.0f)";
     case DN_ACT_TANH: return "(1.0f - a * a)";
     case DN_ACT_SIGMOID: return "(a * (1.0f - a))";
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX:
-    case DN_ACT_COUNT: break;
+    default: break;
     }
-    return NULL; /* derivative 1: nothing to multiply */
+    if (!act_has_functions(f)) return NULL; /* derivative 1: nothing to multiply */
+    snprintf(dst, DN_DERIV_MAX, "%s_dact(a)", f->fn);
+    return dst;
 }
 
-const char *dn_act_derivative8(dn_act act) {
-    switch (act) {
+const char *dn_act_derivative8(const dn_actfn *f, char dst[DN_DERIV_MAX]) {
+    if (f->by_loss) return NULL;
+    switch (f->type) {
     case DN_ACT_RELU: return "dn_step8(av)";
     case DN_ACT_TANH: return "(dn_splat8(1.0f) - av * av)";
     case DN_ACT_SIGMOID: return "(av * (dn_splat8(1.0f) - av))";
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX:
-    case DN_ACT_COUNT: break;
+    default: break;
     }
-    return NULL;
+    if (!act_has_functions(f)) return NULL;
+    snprintf(dst, DN_DERIV_MAX, "%s_dact8(av)", f->fn);
+    return dst;
 }
