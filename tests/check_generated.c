@@ -80,10 +80,12 @@ END_TEST
 /* ---- PyTorch parity ------------------------------------------------------------- */
 
 /* Dense nets, then conv nets (conv2d, max and average pooling, flatten,
- * element and channel dropout; tests/fixtures/README.md lists what each covers). */
+ * element and channel dropout), then issue 24's activations and losses
+ * (tests/fixtures/README.md lists what each covers). */
 static const char *const fixture_cases[] = {"small_ce",    "small_mse",   "small_adamw", "small_l2",
                                             "small_noise", "small_bn",    "small_bn_out", "seed_mlp",
-                                            "small_conv1", "small_conv2", "small_conv3"};
+                                            "small_conv1", "small_conv2", "small_conv3", "small_act",
+                                            "small_act_conv", "small_bce"};
 #define N_FIXTURES ((int)(sizeof fixture_cases / sizeof fixture_cases[0]))
 
 /* Forward (eval), train-mode loss and every gradient, with dngen's dropout

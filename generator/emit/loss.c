@@ -138,7 +138,9 @@ void dn_emit_loss(dn_buf *b, const dn_plan *p) {
     dn_buf_blank(b);
     dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->width,
                 L->stride);
-    dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss", ce ? "probabilities" : "values");
+    dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss",
+                !ce ? "values" : p->spec->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY ? "probability of class 1"
+                                                                                    : "probabilities");
     dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
                 L->stride, L->width);
     dn_buf_line(b, "static void %s_loss(const float *restrict z, const int32_t *restrict y, float *restrict d,", m);
