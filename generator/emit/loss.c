@@ -58,7 +58,7 @@ static void emit_loss_ce(dn_buf *b, const dn_plan *p, int train) {
 
 /* Binary cross-entropy of the one logit zr[0] against the label 0 or 1,
  * as PyTorch's binary_cross_entropy_with_logits computes it (stable for
- * any logit: m = max(-z, 0), loss = (1 - t) z + m + log(e^-m + e^(-z-m)));
+ * any logit: m = max(-z, 0), loss = (1 - y) z + m + log(e^-m + e^(-z-m)));
  * the output is the probability sigmoid(z), the class 1 when z > 0. */
 static void emit_loss_bce(dn_buf *b, const dn_value *L, int train) {
     dn_buf_line(b, "const float zv = zr[0], prob = 1.0f / (1.0f + expf(-zv));");
@@ -67,8 +67,8 @@ static void emit_loss_bce(dn_buf *b, const dn_value *L, int train) {
         dn_buf_line(b, "    p[0] = prob;");
     }
     open_block(b, train, "y");
-    dn_buf_line(b, "    const float t = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;");
-    dn_buf_line(b, "    rowloss[r] = (1.0f - t) * zv + m + logf(expf(-m) + expf(-zv - m));");
+    dn_buf_line(b, "    const float label = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;");
+    dn_buf_line(b, "    rowloss[r] = (1.0f - label) * zv + m + logf(expf(-m) + expf(-zv - m));");
     dn_buf_line(b, "    hits[r] = (zv > 0.0f) == (y[r] == 1) ? 1.0f : 0.0f;");
     dn_buf_line(b, "}");
     open_block(b, train, "d");

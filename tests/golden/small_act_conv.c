@@ -3271,8 +3271,8 @@ static void small_act_conv_head(const float *restrict x, const float *restrict w
             const float *zr = a + (size_t)r * 8;
             const float zv = zr[0], prob = 1.0f / (1.0f + expf(-zv));
             {
-                const float t = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
-                rowloss[r] = (1.0f - t) * zv + m + logf(expf(-m) + expf(-zv - m));
+                const float label = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
+                rowloss[r] = (1.0f - label) * zv + m + logf(expf(-m) + expf(-zv - m));
                 hits[r] = (zv > 0.0f) == (y[r] == 1) ? 1.0f : 0.0f;
             }
             {
@@ -3386,8 +3386,8 @@ static void small_act_conv_head(const float *restrict x, const float *restrict w
             const float *zr = a + (size_t)r * 8;
             const float zv = zr[0], prob = 1.0f / (1.0f + expf(-zv));
             {
-                const float t = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
-                rowloss[r] = (1.0f - t) * zv + m + logf(expf(-m) + expf(-zv - m));
+                const float label = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
+                rowloss[r] = (1.0f - label) * zv + m + logf(expf(-m) + expf(-zv - m));
                 hits[r] = (zv > 0.0f) == (y[r] == 1) ? 1.0f : 0.0f;
             }
             {
@@ -3461,8 +3461,8 @@ static void small_act_conv_loss(const float *restrict z, const int32_t *restrict
         if (p)
             p[0] = prob;
         if (y) {
-            const float t = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
-            rowloss[r] = (1.0f - t) * zv + m + logf(expf(-m) + expf(-zv - m));
+            const float label = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
+            rowloss[r] = (1.0f - label) * zv + m + logf(expf(-m) + expf(-zv - m));
             hits[r] = (zv > 0.0f) == (y[r] == 1) ? 1.0f : 0.0f;
         }
         if (d) {

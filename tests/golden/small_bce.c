@@ -1522,8 +1522,8 @@ static void small_bce_loss(const float *restrict z, const int32_t *restrict y, f
         if (p)
             p[0] = prob;
         if (y) {
-            const float t = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
-            rowloss[r] = (1.0f - t) * zv + m + logf(expf(-m) + expf(-zv - m));
+            const float label = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;
+            rowloss[r] = (1.0f - label) * zv + m + logf(expf(-m) + expf(-zv - m));
             hits[r] = (zv > 0.0f) == (y[r] == 1) ? 1.0f : 0.0f;
         }
         if (d) {
