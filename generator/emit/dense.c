@@ -279,8 +279,7 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
     const dn_op *L = c->op;
     const dn_value *prev = &L->in;
     int out = L->out.width, rows = c->rows;
-    char dv[DN_DERIV_MAX];
-    const char *deriv = dn_act_derivative8(&prev->act, dv);
+    const char *deriv = dn_act_derivative8(&prev->act);
     dn_buf_line(b, "const float *wq = wt + (size_t)q0 * %d;", L->out.stride * 8);
     dn_emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->out.stride);
     dn_emit_accumulators(b, rows, nv, c->vp);
@@ -296,7 +295,7 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
     b->indent += 2;
     dn_buf_line(b, "const size_t at = (size_t)(r0 + r) * %d + (size_t)(q0 + j) * 8;", prev->stride);
     dn_buf_line(b, "dn_v8 s = dn_load8(&z[r][8 * j]);");
-    if (deriv) dn_buf_line(b, "const dn_v8 av = dn_load8(a_prev + at);");
+    if (deriv) dn_emit_derivative8_input(b, &prev->act, "a_prev + at");
     if (prev->has_mask) dn_buf_line(b, "const dn_v8 mv = dn_load8(mask_prev + at);");
     if (deriv || prev->has_mask)
         dn_buf_line(b, "s = s * (%s%s%s);", prev->has_mask ? "mv" : "", prev->has_mask && deriv ? " * " : "",

@@ -382,11 +382,9 @@ void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only) {
         dn_buf_line(b, "DN_INLINE float %s_dact(float a) {", f->fn);
         emit_dact_body(b, f);
         dn_buf_line(b, "}");
-        dn_buf_line(b, "DN_INLINE dn_v8 %s_dact8(dn_v8 av) {", f->fn);
-        dn_buf_line(b, "    float t[8];");
-        dn_buf_line(b, "    dn_store8(t, av);");
-        dn_buf_line(b, "    for (int j = 0; j < 8; j++) t[j] = %s_dact(t[j]);", f->fn);
-        dn_buf_line(b, "    return dn_load8(t);");
+        /* floats, not a vector: a vector argument's ABI depends on the target (AVX or not) */
+        dn_buf_line(b, "DN_INLINE void %s_dact8(const float *a, float *d) {", f->fn);
+        dn_buf_line(b, "    for (int j = 0; j < 8; j++) d[j] = %s_dact(a[j]);", f->fn);
         dn_buf_line(b, "}");
     }
     dn_buf_blank(b);
@@ -405,7 +403,7 @@ const char *dn_act_derivative(const dn_actfn *f, char dst[DN_DERIV_MAX]) {
     return dst;
 }
 
-const char *dn_act_derivative8(const dn_actfn *f, char dst[DN_DERIV_MAX]) {
+const char *dn_act_derivative8(const dn_actfn *f) {
     if (f->by_loss) return NULL;
     switch (f->type) {
     case DN_ACT_RELU: return "dn_step8(av)";
@@ -413,7 +411,14 @@ const char *dn_act_derivative8(const dn_actfn *f, char dst[DN_DERIV_MAX]) {
     case DN_ACT_SIGMOID: return "(av * (dn_splat8(1.0f) - av))";
     default: break;
     }
-    if (!act_has_functions(f)) return NULL;
-    snprintf(dst, DN_DERIV_MAX, "%s_dact8(av)", f->fn);
-    return dst;
+    return act_has_functions(f) ? "dn_load8(dv)" : NULL;
+}
+
+void dn_emit_derivative8_input(dn_buf *b, const dn_actfn *f, const char *at) {
+    if (act_has_functions(f)) {
+        dn_buf_line(b, "float dv[8];");
+        dn_buf_line(b, "%s_dact8(%s, dv);", f->fn, at);
+    } else {
+        dn_buf_line(b, "const dn_v8 av = dn_load8(%s);", at);
+    }
 }

@@ -93,10 +93,10 @@ void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan);
 
 /* For an activation without an inline form (leaky_relu, elu, gelu, silu,
  * softplus): DN_INLINE functions <fn>_act(float x), and unless
- * forward_only <fn>_dact(float a) and <fn>_dact8(dn_v8 av), its derivative
- * at what f->from_pre says a is (the pre-activation or the output). For
- * the kernels of the op that applies f, before any of them; nothing for
- * the others. */
+ * forward_only <fn>_dact(float a) and <fn>_dact8(const float *a, float *d)
+ * (8 at once), its derivative at what f->from_pre says a is (the
+ * pre-activation or the output). For the kernels of the op that applies f,
+ * before any of them; nothing for the others. */
 void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only);
 
 /* The C expression of f's derivative in terms of `a` (its output, or with
@@ -104,7 +104,12 @@ void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only);
  * call written into dst; NULL when it is 1 (or the loss applies f). */
 const char *dn_act_derivative(const dn_actfn *f, char dst[DN_DERIV_MAX]);
 
-/* The same on a vector `av` (lane by lane the same operations). */
-const char *dn_act_derivative8(const dn_actfn *f, char dst[DN_DERIV_MAX]);
+/* The same on 8 lanes (lane by lane the same operations), an expression
+ * of the names dn_emit_derivative8_input declares; NULL when it is 1. */
+const char *dn_act_derivative8(const dn_actfn *f);
+
+/* Declares what dn_act_derivative8(f) reads, from the 8 floats at `at` (a
+ * C expression): the vector av, or the derivatives dv[8]. */
+void dn_emit_derivative8_input(dn_buf *b, const dn_actfn *f, const char *at);
 
 #endif

@@ -531,11 +531,8 @@ DN_INLINE float small_act_fc1_act(float x) {
 DN_INLINE float small_act_fc1_dact(float a) {
     return a > 0.0f ? 1.0f : 0.2f;
 }
-DN_INLINE dn_v8 small_act_fc1_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc1_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc1_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc1_dact(a[j]);
 }
 
 /* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
@@ -1438,9 +1435,10 @@ static void small_act_fc2_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
+                    float dv[8];
+                    small_act_fc1_dact8(a_prev + at, dv);
                     const dn_v8 mv = dn_load8(mask_prev + at);
-                    s = s * (mv * small_act_fc1_dact8(av));
+                    s = s * (mv * dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -1496,9 +1494,10 @@ static void small_act_fc2_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
+                    float dv[8];
+                    small_act_fc1_dact8(a_prev + at, dv);
                     const dn_v8 mv = dn_load8(mask_prev + at);
-                    s = s * (mv * small_act_fc1_dact8(av));
+                    s = s * (mv * dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -1516,11 +1515,8 @@ DN_INLINE float small_act_fc2_act(float x) {
 DN_INLINE float small_act_fc2_dact(float a) {
     return a > 0.0f ? 1.0f : a + 1.3f;
 }
-DN_INLINE dn_v8 small_act_fc2_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc2_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc2_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc2_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -1685,11 +1681,8 @@ DN_INLINE float small_act_fc3_dact(float a) {
     const float cdf = 0.5f * (1.0f + erff(a * 0.707106781f));
     return cdf + a * (0.398942280f * expf(-0.5f * (a * a)));
 }
-DN_INLINE dn_v8 small_act_fc3_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc3_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc3_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc3_dact(a[j]);
 }
 
 /* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
@@ -2188,8 +2181,9 @@ static void small_act_fc3_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc2_dact8(av));
+                    float dv[8];
+                    small_act_fc2_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -2250,8 +2244,9 @@ static void small_act_fc3_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc2_dact8(av));
+                    float dv[8];
+                    small_act_fc2_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -2273,11 +2268,8 @@ DN_INLINE float small_act_fc4_dact(float a) {
     return 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * 0.797884561f *
            (1.0f + 3.0f * 0.044715f * (a * a));
 }
-DN_INLINE dn_v8 small_act_fc4_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc4_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc4_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc4_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -2761,9 +2753,10 @@ static void small_act_fc4_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
+                    float dv[8];
+                    small_act_fc3_dact8(a_prev + at, dv);
                     const dn_v8 mv = dn_load8(mask_prev + at);
-                    s = s * (mv * small_act_fc3_dact8(av));
+                    s = s * (mv * dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -2824,9 +2817,10 @@ static void small_act_fc4_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
+                    float dv[8];
+                    small_act_fc3_dact8(a_prev + at, dv);
                     const dn_v8 mv = dn_load8(mask_prev + at);
-                    s = s * (mv * small_act_fc3_dact8(av));
+                    s = s * (mv * dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -2845,11 +2839,8 @@ DN_INLINE float small_act_fc5_dact(float a) {
     const float s = 1.0f / (1.0f + expf(-a));
     return s * (1.0f + a * (1.0f - s));
 }
-DN_INLINE dn_v8 small_act_fc5_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc5_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc5_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc5_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -3278,8 +3269,9 @@ static void small_act_fc5_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc4_dact8(av));
+                    float dv[8];
+                    small_act_fc4_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -3340,8 +3332,9 @@ static void small_act_fc5_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc4_dact8(av));
+                    float dv[8];
+                    small_act_fc4_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -3359,11 +3352,8 @@ DN_INLINE float small_act_fc6_act(float x) {
 DN_INLINE float small_act_fc6_dact(float a) {
     return a * 1.0f > 2e+01f ? 1.0f : -expm1f(-(a * 1.0f));
 }
-DN_INLINE dn_v8 small_act_fc6_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc6_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc6_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc6_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -3791,8 +3781,9 @@ static void small_act_fc6_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc5_dact8(av));
+                    float dv[8];
+                    small_act_fc5_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -3853,8 +3844,9 @@ static void small_act_fc6_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc5_dact8(av));
+                    float dv[8];
+                    small_act_fc5_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -3873,11 +3865,8 @@ DN_INLINE float small_act_fc7_dact(float a) {
     const float e = expf(a * 2.0f);
     return a * 2.0f > 1.0f ? 1.0f : e / (e + 1.0f);
 }
-DN_INLINE dn_v8 small_act_fc7_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc7_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc7_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc7_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -4295,8 +4284,9 @@ static void small_act_fc7_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc6_dact8(av));
+                    float dv[8];
+                    small_act_fc6_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -4357,8 +4347,9 @@ static void small_act_fc7_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc6_dact8(av));
+                    float dv[8];
+                    small_act_fc6_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -4376,11 +4367,8 @@ DN_INLINE float small_act_fc8_act(float x) {
 DN_INLINE float small_act_fc8_dact(float a) {
     return a > 0.0f ? 1.0f : -0.1f;
 }
-DN_INLINE dn_v8 small_act_fc8_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc8_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc8_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc8_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -4798,8 +4786,9 @@ static void small_act_fc8_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc7_dact8(av));
+                    float dv[8];
+                    small_act_fc7_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -4860,8 +4849,9 @@ static void small_act_fc8_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc7_dact8(av));
+                    float dv[8];
+                    small_act_fc7_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -4879,11 +4869,8 @@ DN_INLINE float small_act_fc9_act(float x) {
 DN_INLINE float small_act_fc9_dact(float a) {
     return a > 0.0f ? 1.0f : -0.5f * expf(a);
 }
-DN_INLINE dn_v8 small_act_fc9_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_fc9_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_fc9_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_fc9_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -5280,8 +5267,9 @@ static void small_act_fc9_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc8_dact8(av));
+                    float dv[8];
+                    small_act_fc8_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -5342,8 +5330,9 @@ static void small_act_fc9_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc8_dact8(av));
+                    float dv[8];
+                    small_act_fc8_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -5822,8 +5811,9 @@ static void small_act_head(const float *restrict x, const float *restrict w, con
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc9_dact8(av));
+                    float dv[8];
+                    small_act_fc9_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -5935,8 +5925,9 @@ static void small_act_head(const float *restrict x, const float *restrict w, con
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_fc9_dact8(av));
+                    float dv[8];
+                    small_act_fc9_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }

@@ -519,11 +519,8 @@ DN_INLINE float small_act_conv_conv1_dact(float a) {
     const float cdf = 0.5f * (1.0f + erff(a * 0.707106781f));
     return cdf + a * (0.398942280f * expf(-0.5f * (a * a)));
 }
-DN_INLINE dn_v8 small_act_conv_conv1_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_conv1_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_conv1_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv1_dact(a[j]);
 }
 
 /* Forward (direct convolution): a = gelu(conv(x, W) + b) [n, 4, 8, 10] (row stride 320), in training h = a * mask per element.
@@ -1269,11 +1266,8 @@ DN_INLINE float small_act_conv_conv2_dact(float a) {
     const float s = 1.0f / (1.0f + expf(-a));
     return s * (1.0f + a * (1.0f - s));
 }
-DN_INLINE dn_v8 small_act_conv_conv2_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_conv2_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_conv2_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv2_dact(a[j]);
 }
 
 /* Forward (direct convolution): a = silu(conv(x, W) + b) [n, 5, 2, 3] (row stride 32), in training h = a * mask per channel.
@@ -1629,11 +1623,8 @@ DN_INLINE float small_act_conv_conv3_act(float x) {
 DN_INLINE float small_act_conv_conv3_dact(float a) {
     return a > 0.0f ? 1.0f : 0.1f;
 }
-DN_INLINE dn_v8 small_act_conv_conv3_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_conv3_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_conv3_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv3_dact(a[j]);
 }
 
 /* Forward (direct convolution): a = leaky_relu(conv(x, W) + b) [n, 4, 2, 3] (row stride 24).
@@ -1765,11 +1756,8 @@ DN_INLINE float small_act_conv_conv4_act(float x) {
 DN_INLINE float small_act_conv_conv4_dact(float a) {
     return a > 0.0f ? 1.0f : a + 0.8f;
 }
-DN_INLINE dn_v8 small_act_conv_conv4_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_conv4_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_conv4_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv4_dact(a[j]);
 }
 
 /* Forward (direct convolution): a = elu(conv(x, W) + b) [n, 4, 2, 3] (row stride 24).
@@ -1903,11 +1891,8 @@ DN_INLINE float small_act_conv_conv5_dact(float a) {
     return 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * 0.797884561f *
            (1.0f + 3.0f * 0.044715f * (a * a));
 }
-DN_INLINE dn_v8 small_act_conv_conv5_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_conv5_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_conv5_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv5_dact(a[j]);
 }
 
 /* Forward (direct convolution): a = gelu(conv(x, W) + b) [n, 3, 2, 3] (row stride 24).
@@ -2044,11 +2029,8 @@ DN_INLINE float small_act_conv_conv6_dact(float a) {
     const float e = expf(a * 2.0f);
     return a * 2.0f > 1.0f ? 1.0f : e / (e + 1.0f);
 }
-DN_INLINE dn_v8 small_act_conv_conv6_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_conv6_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_conv6_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv6_dact(a[j]);
 }
 
 /* Forward (direct convolution): a = softplus(conv(x, W) + b) [n, 3, 2, 3] (row stride 24).
@@ -2186,11 +2168,8 @@ DN_INLINE float small_act_conv_fc1_act(float x) {
 DN_INLINE float small_act_conv_fc1_dact(float a) {
     return a * 1.0f > 2e+01f ? 1.0f : -expm1f(-(a * 1.0f));
 }
-DN_INLINE dn_v8 small_act_conv_fc1_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_fc1_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_act_conv_fc1_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_act_conv_fc1_dact(a[j]);
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -2702,8 +2681,9 @@ static void small_act_conv_fc1_backward_x(const float *restrict d, const float *
                 for (int j = 0; j < 3; j++) {
                     const size_t at = (size_t)(r0 + r) * 24 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_conv_conv6_dact8(av));
+                    float dv[8];
+                    small_act_conv_conv6_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -2778,8 +2758,9 @@ static void small_act_conv_fc1_backward_x(const float *restrict d, const float *
                     for (int j = 0; j < 2; j++) {
                         const size_t at = (size_t)(r0 + r) * 24 + (size_t)(q0 + j) * 8;
                         dn_v8 s = dn_load8(&z[r][8 * j]);
-                        const dn_v8 av = dn_load8(a_prev + at);
-                        s = s * (small_act_conv_conv6_dact8(av));
+                        float dv[8];
+                        small_act_conv_conv6_dact8(a_prev + at, dv);
+                        s = s * (dn_load8(dv));
                         dn_store8(dx + at, s);
                     }
             }
@@ -2836,8 +2817,9 @@ static void small_act_conv_fc1_backward_x(const float *restrict d, const float *
                     for (int j = 0; j < 1; j++) {
                         const size_t at = (size_t)(r0 + r) * 24 + (size_t)(q0 + j) * 8;
                         dn_v8 s = dn_load8(&z[r][8 * j]);
-                        const dn_v8 av = dn_load8(a_prev + at);
-                        s = s * (small_act_conv_conv6_dact8(av));
+                        float dv[8];
+                        small_act_conv_conv6_dact8(a_prev + at, dv);
+                        s = s * (dn_load8(dv));
                         dn_store8(dx + at, s);
                     }
             }
@@ -3330,8 +3312,9 @@ static void small_act_conv_head(const float *restrict x, const float *restrict w
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_conv_fc1_dact8(av));
+                    float dv[8];
+                    small_act_conv_fc1_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -3435,8 +3418,9 @@ static void small_act_conv_head(const float *restrict x, const float *restrict w
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
-                    s = s * (small_act_conv_fc1_dact8(av));
+                    float dv[8];
+                    small_act_conv_fc1_dact8(a_prev + at, dv);
+                    s = s * (dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }

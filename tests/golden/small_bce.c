@@ -502,11 +502,8 @@ DN_INLINE float small_bce_fc1_dact(float a) {
     const float s = 1.0f / (1.0f + expf(-a));
     return s * (1.0f + a * (1.0f - s));
 }
-DN_INLINE dn_v8 small_bce_fc1_dact8(dn_v8 av) {
-    float t[8];
-    dn_store8(t, av);
-    for (int j = 0; j < 8; j++) t[j] = small_bce_fc1_dact(t[j]);
-    return dn_load8(t);
+DN_INLINE void small_bce_fc1_dact8(const float *a, float *d) {
+    for (int j = 0; j < 8; j++) d[j] = small_bce_fc1_dact(a[j]);
 }
 
 /* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
@@ -1281,9 +1278,10 @@ static void small_bce_out_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
+                    float dv[8];
+                    small_bce_fc1_dact8(a_prev + at, dv);
                     const dn_v8 mv = dn_load8(mask_prev + at);
-                    s = s * (mv * small_bce_fc1_dact8(av));
+                    s = s * (mv * dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
@@ -1344,9 +1342,10 @@ static void small_bce_out_backward_x(const float *restrict d, const float *restr
                 for (int j = 0; j < 1; j++) {
                     const size_t at = (size_t)(r0 + r) * 8 + (size_t)(q0 + j) * 8;
                     dn_v8 s = dn_load8(&z[r][8 * j]);
-                    const dn_v8 av = dn_load8(a_prev + at);
+                    float dv[8];
+                    small_bce_fc1_dact8(a_prev + at, dv);
                     const dn_v8 mv = dn_load8(mask_prev + at);
-                    s = s * (mv * small_bce_fc1_dact8(av));
+                    s = s * (mv * dn_load8(dv));
                     dn_store8(dx + at, s);
                 }
         }
