@@ -166,6 +166,90 @@ START_TEST(test_bce_eval_mc_predictor) {
 }
 END_TEST
 
+/* ---- the activation functions against double-precision references ---------- */
+
+/* One layer per function form; the program below includes the generated
+ * trainer and compares each layer's <model>_<layer>_act and _dact, over
+ * 800001 points of [-40, 40] and beyond the range of exp, with the
+ * definitions in double (erf, tanh, exp, log1p of libm). Infinite inputs
+ * only where PyTorch's own formula is not inf * 0 (gelu, silu: NaN). */
+static const char *const fn_net =
+    "name: fn\ninput: 2\nlayers:\n"
+    "  - {name: g, units: 2, activation: gelu}\n"
+    "  - {name: gt, units: 2, activation: {type: gelu, approximate: tanh}}\n"
+    "  - {name: si, units: 2, activation: silu}\n"
+    "  - {name: el, units: 2, activation: {type: elu, alpha: 1.3}}\n"
+    "  - {name: en, units: 2, activation: {type: elu, alpha: -0.5}}\n"
+    "  - {name: lr, units: 2, activation: {type: leaky_relu, slope: 0.2}}\n"
+    "  - {name: sp, units: 2, activation: softplus}\n"
+    "  - {name: sq, units: 2, activation: {type: softplus, beta: 2, threshold: 1}}\n"
+    "  - {units: 2, activation: softmax}\n";
+
+static const char *const fn_check =
+    "#define main dn_generated_main\n"
+    "#include \"fn.c\"\n"
+    "#undef main\n"
+    "#include <stdio.h>\n"
+    "static double worst[16];\n"
+    "/* error of got against want, in units of max(1, |x|, |want|) * 1e-7 */\n"
+    "static void note(int k, double x, float got, double want) {\n"
+    "    double s = fabs(x) > 1 ? fabs(x) : 1, e;\n"
+    "    if (fabs(want) > s) s = fabs(want);\n"
+    "    e = isinf(want) ? (got == want ? 0 : 1e9) : fabs(got - want) / s * 1e7;\n"
+    "    if (!(e <= worst[k])) worst[k] = e != e ? 1e9 : e;\n"
+    "}\n"
+    "static double sg(double x) { return 1 / (1 + exp(-x)); }\n"
+    "int main(void) {\n"
+    "    const double c = 0.7978845608028654, k = 0.044715;\n"
+    "    for (long i = -400001; i <= 400004; i++) {\n"
+    "        double x = i * 1e-4;\n"
+    "        if (i == -400001) x = -INFINITY; else if (i > 400000) x = (double[]){88.5, 89.0, -88.5, INFINITY}[i - 400001];\n"
+    "        const float xf = (float)x;\n"
+    "        x = xf;\n"
+    "        double t = tanh(c * (x + k * x * x * x));\n"
+    "        if (!isinf(x)) note(0, x, fn_g_act(xf), 0.5 * x * (1 + erf(x / sqrt(2))));\n"
+    "        if (!isinf(x)) note(1, x, fn_g_dact(xf), 0.5 * (1 + erf(x / sqrt(2))) + x * exp(-x * x / 2) / sqrt(2 * M_PI));\n"
+    "        if (!isinf(x)) note(2, x, fn_gt_act(xf), 0.5 * x * (1 + t));\n"
+    "        if (!isinf(x)) note(3, x, fn_gt_dact(xf), 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x));\n"
+    "        if (!isinf(x)) note(4, x, fn_si_act(xf), x * sg(x));\n"
+    "        if (!isinf(x)) note(5, x, fn_si_dact(xf), sg(x) * (1 + x * (1 - sg(x))));\n"
+    "        note(6, x, fn_el_act(xf), x > 0 ? x : 1.3 * expm1(x));\n"
+    "        note(7, x, fn_el_dact(fn_el_act(xf)), x > 0 ? 1 : 1.3 * exp(x));\n"
+    "        note(8, x, fn_en_dact(xf), x > 0 ? 1 : -0.5 * exp(x));\n"
+    "        note(9, x, fn_lr_act(xf), x > 0 ? x : 0.2 * x);\n"
+    "        note(10, x, fn_sp_act(xf), x > 20 ? x : log1p(exp(x)));\n"
+    "        note(11, x, fn_sp_dact(fn_sp_act(xf)), x > 20 ? 1 : sg(x));\n"
+    "        note(12, x, fn_sq_act(xf), 2 * x > 1 ? x : log1p(exp(2 * x)) / 2);\n"
+    "        note(13, x, fn_sq_dact(xf), 2 * x > 1 ? 1 : sg(2 * x));\n"
+    "    }\n"
+    "    for (int j = 0; j < 14; j++) printf(\"%d %.3g\\n\", j, worst[j]);\n"
+    "    return 0;\n"
+    "}\n";
+
+/* Each activation and derivative is within a few float roundings of its
+ * definition (errors in units of 1e-7 times max(1, |x|, |f(x)|); the
+ * erf and tanh forms, like PyTorch's vectorized ones, to a few 1e-7 of x). */
+START_TEST(test_functions_accurate) {
+    char path[4200], *out = NULL;
+    snprintf(path, sizeof path, "%s/fn.yaml", dir);
+    tu_write(path, fn_net);
+    snprintf(path, sizeof path, "%s/fn_check.c", dir);
+    tu_write(path, fn_check);
+    int st = tu_runf(&out, "cd '%s' && '%s' fn.yaml --standalone -o fn.c && '%s' -O2 -std=c11 -D_DEFAULT_SOURCE "
+                     "fn_check.c -o fn_check -lz -lm && ./fn_check", dir, DNGEN_EXE, DNGEN_CC);
+    ck_assert_msg(st == 0, "%s", out);
+    printf("worst errors (1e-7 units):\n%s", out);
+    for (const char *line = out; *line; line = strchr(line, '\n') + 1) {
+        int k;
+        double e;
+        ck_assert_int_eq(sscanf(line, "%d %lg", &k, &e), 2);
+        ck_assert_msg(e <= 6.0, "function %d: error %g x 1e-7", k, e);
+        if (!strchr(line, '\n')) break;
+    }
+    free(out);
+}
+END_TEST
+
 static Suite *act_suite(void) {
     Suite *s = suite_create("act");
     TCase *tc = tcase_create("train");
@@ -174,6 +258,7 @@ static Suite *act_suite(void) {
     tcase_add_test(tc, test_activations_learn_bit_identical);
     tcase_add_test(tc, test_bce_learns_bit_identical);
     tcase_add_test(tc, test_bce_eval_mc_predictor);
+    tcase_add_test(tc, test_functions_accurate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -145,7 +145,7 @@ static void emit_activation(dn_buf *b, const dn_actfn *f) {
     if (act_has_functions(f)) {
         dn_buf_line(b, "float t[8];");
         dn_buf_line(b, "dn_store8(t, v);");
-        dn_buf_line(b, "for (int j = 0; j < 8; j++) t[j] = %s_act(t[j]);", f->fn);
+        dn_buf_line(b, "%s_act8(t, t);", f->fn);
         dn_buf_line(b, "const dn_v8 y = dn_load8(t);");
         return;
     }
@@ -304,89 +304,238 @@ void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan) {
     }
 }
 
+/* ---- vector math for the activations -------------------------------------------- */
+
+/* Writes the lane-by-lane select (m ? a : b) into dst; m is a comparison's mask. */
+static const char *sel8(char *dst, size_t n, const char *m, const char *a, const char *b) {
+    snprintf(dst, n, "(dn_v8)(((dn_v8i)(%s) & (%s)) | ((dn_v8i)(%s) & ~(%s)))", a, m, b, m);
+    return dst;
+}
+
+/* Declares dn_v8 <d> = e^x, or with `m1` e^x - 1, for x a dn_v8 expression.
+ * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2; Cephes' degree-5
+ * polynomial for e^r - 1 = r + r^2 p(r) (within 2 ulp of expf); scaled by
+ * 2^n as two exact powers of 2, so that results near the underflow round as
+ * expf's do; 0 below -103.97 and infinity above 88.72, as expf. Where n = 0
+ * e^x - 1 is r + r^2 p(r) itself, precise near 0. Plain vector operations
+ * (temporaries xe_*), so a lane's result depends on that lane alone. */
+static void emit_exp8(dn_buf *b, const char *d, const char *x, int m1) {
+    static const char *const c[] = {"1.3981999507e-3f", "8.3334519073e-3f", "4.1665795894e-2f",
+                                    "1.6666665459e-1f", "5.0000001201e-1f"};
+    char s1[512], s2[1200];
+    dn_buf_line(b, "dn_v8 %s;", d);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const dn_v8 xe_x = %s;", x);
+    dn_buf_line(b, "const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);");
+    sel8(s1, sizeof s1, "xe_lo", "dn_splat8(-103.972084f)", "xe_x");
+    dn_buf_line(b, "const dn_v8 xe_c = %s;", sel8(s2, sizeof s2, "xe_hi", "dn_splat8(88.7228394f)", s1));
+    dn_buf_line(b, "const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);");
+    dn_buf_line(b, "dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);");
+    dn_buf_line(b, "xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */");
+    dn_buf_line(b, "const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);");
+    dn_buf_line(b, "const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);");
+    dn_buf_line(b, "dn_v8 xe_p = dn_splat8(1.9875691500e-4f);");
+    for (int i = 0; i < 5; i++) dn_buf_line(b, "xe_p = xe_p * xe_r + dn_splat8(%s);", c[i]);
+    dn_buf_line(b, "const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */");
+    dn_buf_line(b, "const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;");
+    dn_buf_line(b, "dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);");
+    if (m1) dn_buf_line(b, "xe_y = %s;", sel8(s2, sizeof s2, "xe_n == 0", "xe_q", "xe_y - dn_splat8(1.0f)"));
+    sel8(s1, sizeof s1, "xe_lo", m1 ? "dn_splat8(-1.0f)" : "dn_splat8(0.0f)", "xe_y");
+    dn_buf_line(b, "%s = %s;", d, sel8(s2, sizeof s2, "xe_hi", "dn_splat8(INFINITY)", s1));
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Declares dn_v8 <d> = log(1 + u) for u >= 0, the dn_v8 named u: Cephes'
+ * logf of w = 1 + u (mantissa in [sqrt(1/2), sqrt(2)), degree-8
+ * polynomial, within 2 ulp), times u / (w - 1), which gives back what the
+ * rounding of 1 + u lost; u itself where 1 + u rounds to 1; infinity for
+ * u = infinity. Temporaries lg_*. */
+static void emit_log1p8(dn_buf *b, const char *d, const char *u) {
+    static const char *const c[] = {"-1.1514610310e-1f", "1.1676998740e-1f", "-1.2420140846e-1f",
+                                    "1.4249322787e-1f", "-1.6668057665e-1f", "2.0000714765e-1f",
+                                    "-2.4999993993e-1f", "3.3333331174e-1f"};
+    char s1[512], s2[1200], t[160];
+    dn_buf_line(b, "dn_v8 %s;", d);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const dn_v8 lg_w = dn_splat8(1.0f) + %s;", u);
+    dn_buf_line(b, "const dn_v8i lg_bits = (dn_v8i)lg_w;");
+    dn_buf_line(b, "dn_v8i lg_e = (lg_bits >> 23) - 126;");
+    dn_buf_line(b, "dn_v8 lg_m = (dn_v8)((lg_bits & 0x007fffff) | 0x3f000000); /* w = m 2^e, m in [1/2, 1) */");
+    dn_buf_line(b, "const dn_v8i lg_small = lg_m < dn_splat8(0.707106781f);");
+    dn_buf_line(b, "lg_e += lg_small;");
+    dn_buf_line(b, "lg_m = lg_m - dn_splat8(1.0f) + (dn_v8)((dn_v8i)lg_m & lg_small);");
+    dn_buf_line(b, "const dn_v8 lg_z = lg_m * lg_m, lg_ef = __builtin_convertvector(lg_e, dn_v8);");
+    dn_buf_line(b, "dn_v8 lg_y = dn_splat8(7.0376836292e-2f);");
+    for (int i = 0; i < 8; i++) dn_buf_line(b, "lg_y = lg_y * lg_m + dn_splat8(%s);", c[i]);
+    dn_buf_line(b, "lg_y = lg_y * lg_m * lg_z + lg_ef * dn_splat8(-2.12194440e-4f) - dn_splat8(0.5f) * lg_z;");
+    dn_buf_line(b, "const dn_v8 lg_l = lg_m + lg_y + lg_ef * dn_splat8(0.693359375f);");
+    dn_buf_line(b, "const dn_v8i lg_one = lg_w == dn_splat8(1.0f), lg_inf = %s == dn_splat8(INFINITY);", u);
+    snprintf(t, sizeof t, "lg_l * (%s / (lg_w - dn_splat8(1.0f)))", u);
+    sel8(s1, sizeof s1, "lg_one", u, t);
+    dn_buf_line(b, "%s = %s;", d, sel8(s2, sizeof s2, "lg_inf", u, s1));
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Declares dn_v8 <d> = erf(x) for the dn_v8 named x: Abramowitz and Stegun
+ * 7.1.26, 1 - (a1 t + ... + a5 t^5) e^(-x^2) with t = 1/(1 + p|x|),
+ * within 1.5e-7 of erf, the form PyTorch's vectorized CPU kernels use for
+ * gelu. Temporaries ef_*. */
+static void emit_erf8(dn_buf *b, const char *d, const char *x) {
+    static const char *const c[] = {"-1.453152027f", "1.421413741f", "-0.284496736f", "0.254829592f"};
+    dn_buf_line(b, "dn_v8 %s;", d);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const dn_v8 ef_a = (dn_v8)((dn_v8i)%s & 0x7fffffff);", x);
+    dn_buf_line(b, "const dn_v8 ef_t = dn_splat8(1.0f) / (dn_splat8(1.0f) + dn_splat8(0.3275911f) * ef_a);");
+    dn_buf_line(b, "dn_v8 ef_r = dn_splat8(1.061405429f);");
+    for (int i = 0; i < 4; i++) dn_buf_line(b, "ef_r = ef_r * ef_t + dn_splat8(%s);", c[i]);
+    emit_exp8(b, "ef_e", "-(ef_a * ef_a)", 0);
+    dn_buf_line(b, "const dn_v8 ef_y = dn_splat8(1.0f) - ef_r * ef_t * ef_e;");
+    dn_buf_line(b, "%s = (dn_v8)((dn_v8i)ef_y | ((dn_v8i)%s & ~0x7fffffff)); /* erf(-x) = -erf(x) */", d, x);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Declares dn_v8 <d> = tanh(u), u a dn_v8 expression: 1 - 2 / (e^(2u) + 1),
+ * within about 1e-7 of it (absolute). Temporaries th_*. */
+static void emit_tanh8(dn_buf *b, const char *d, const char *u) {
+    char x[160];
+    snprintf(x, sizeof x, "dn_splat8(2.0f) * (%s)", u);
+    emit_exp8(b, "th_e", x, 0);
+    dn_buf_line(b, "const dn_v8 %s = dn_splat8(1.0f) - dn_splat8(2.0f) / (th_e + dn_splat8(1.0f));", d);
+}
+
 /* ---- activations -------------------------------------------------------------------- */
 
-/* The body of <fn>_act(x): the activation of x, as PyTorch 1.13's CPU
- * kernels write it (exp(x) - 1 for elu, erf for gelu). Every function is
- * a scalar libm call on one float, so each element's value depends on
- * nothing but that element: the same at any thread count and tile. */
-static void emit_act_body(dn_buf *b, const dn_actfn *f) {
+/* The body of <fn>_act8: y = f(x) for the dn_v8 x, as PyTorch 1.13's CPU
+ * kernels define it (exp(x) - 1 for elu; gelu's erf, or tanh). */
+static void emit_act8_body(dn_buf *b, const dn_actfn *f) {
+    char s[600];
     switch (f->type) {
-    case DN_ACT_LEAKY_RELU: dn_buf_line(b, "    return x > 0.0f ? x : x * %s;", f->alpha); return;
-    case DN_ACT_ELU: dn_buf_line(b, "    return x > 0.0f ? x : (expf(x) - 1.0f) * %s;", f->alpha); return;
+    case DN_ACT_LEAKY_RELU:
+        dn_buf_line(b, "const dn_v8 y = %s;", sel8(s, sizeof s, "x > dn_splat8(0.0f)", "x", "x * dn_splat8(kp)"));
+        break;
+    case DN_ACT_ELU:
+        emit_exp8(b, "ex", "x", 0);
+        dn_buf_line(b, "const dn_v8 y = %s;", sel8(s, sizeof s, "x > dn_splat8(0.0f)", "x", "(ex - dn_splat8(1.0f)) * dn_splat8(kp)"));
+        break;
     case DN_ACT_GELU:
         if (f->tanh) {
-            dn_buf_line(b, "    const float inner = 0.797884561f * (x + 0.044715f * (x * x * x));");
-            dn_buf_line(b, "    return 0.5f * x * (1.0f + tanhf(inner));");
+            dn_buf_line(b, "const dn_v8 inner = dn_splat8(0.797884561f) * (x + dn_splat8(0.044715f) * (x * x * x));");
+            emit_tanh8(b, "th", "inner");
+            dn_buf_line(b, "const dn_v8 y = dn_splat8(0.5f) * x * (dn_splat8(1.0f) + th);");
         } else {
-            dn_buf_line(b, "    return x * 0.5f * (1.0f + erff(x * 0.707106781f));");
+            dn_buf_line(b, "const dn_v8 u = x * dn_splat8(0.707106781f);");
+            emit_erf8(b, "er", "u");
+            dn_buf_line(b, "const dn_v8 y = x * dn_splat8(0.5f) * (dn_splat8(1.0f) + er);");
         }
-        return;
-    case DN_ACT_SILU: dn_buf_line(b, "    return x / (1.0f + expf(-x));"); return;
+        break;
+    case DN_ACT_SILU:
+        emit_exp8(b, "en", "-x", 0);
+        dn_buf_line(b, "const dn_v8 y = x / (dn_splat8(1.0f) + en);");
+        break;
     case DN_ACT_SOFTPLUS:
-        dn_buf_line(b, "    return x * %s > %s ? x : log1pf(expf(x * %s)) / %s;", f->alpha, f->threshold, f->alpha,
-                    f->alpha);
-        return;
-    default: dn_buf_line(b, "    return x;"); return;
+        dn_buf_line(b, "const dn_v8 bx = x * dn_splat8(kp);");
+        emit_exp8(b, "eb", "bx", 0);
+        emit_log1p8(b, "lp", "eb");
+        dn_buf_line(b, "const dn_v8 y = %s;", sel8(s, sizeof s, "bx > dn_splat8(kt)", "x", "lp / dn_splat8(kp)"));
+        break;
+    default: dn_buf_line(b, "const dn_v8 y = x;"); break;
     }
 }
 
-/* The body of <fn>_dact(a): the derivative at pre-activation a (from_pre)
- * or at the pre-activation whose output is a. */
-static void emit_dact_body(dn_buf *b, const dn_actfn *f) {
+/* The body of <fn>_dact8: d = f'(x) for the dn_v8 a, the pre-activation x
+ * itself (from_pre) or the output f(x) whose x it stands for. */
+static void emit_dact8_body(dn_buf *b, const dn_actfn *f) {
+    char s[600];
     switch (f->type) {
-    case DN_ACT_LEAKY_RELU: dn_buf_line(b, "    return a > 0.0f ? 1.0f : %s;", f->alpha); return;
-    case DN_ACT_ELU: /* alpha exp(x) = y + alpha for x <= 0 */
-        if (f->from_pre)
-            dn_buf_line(b, "    return a > 0.0f ? 1.0f : %s * expf(a);", f->alpha);
-        else
-            dn_buf_line(b, "    return a > 0.0f ? 1.0f : a + %s;", f->alpha);
-        return;
+    case DN_ACT_LEAKY_RELU:
+        dn_buf_line(b, "const dn_v8 d = %s;", sel8(s, sizeof s, "a > dn_splat8(0.0f)", "dn_splat8(1.0f)", "dn_splat8(kp)"));
+        break;
+    case DN_ACT_ELU: /* alpha e^x = y + alpha for x <= 0 */
+        if (f->from_pre) {
+            emit_exp8(b, "ea", "a", 0);
+            sel8(s, sizeof s, "a > dn_splat8(0.0f)", "dn_splat8(1.0f)", "dn_splat8(kp) * ea");
+        } else {
+            sel8(s, sizeof s, "a > dn_splat8(0.0f)", "dn_splat8(1.0f)", "a + dn_splat8(kp)");
+        }
+        dn_buf_line(b, "const dn_v8 d = %s;", s);
+        break;
     case DN_ACT_GELU:
         if (f->tanh) {
-            dn_buf_line(b, "    const float inner = 0.797884561f * (a + 0.044715f * (a * a * a));");
-            dn_buf_line(b, "    const float t = tanhf(inner);");
-            dn_buf_line(b, "    return 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * 0.797884561f *");
-            dn_buf_line(b, "           (1.0f + 3.0f * 0.044715f * (a * a));");
+            dn_buf_line(b, "const dn_v8 inner = dn_splat8(0.797884561f) * (a + dn_splat8(0.044715f) * (a * a * a));");
+            emit_tanh8(b, "th", "inner");
+            dn_buf_line(b, "const dn_v8 d = dn_splat8(0.5f) * (dn_splat8(1.0f) + th) + dn_splat8(0.5f) * a *");
+            dn_buf_line(b, "    (dn_splat8(1.0f) - th * th) * dn_splat8(0.797884561f) * (dn_splat8(1.0f) + dn_splat8(3.0f * 0.044715f) * (a * a));");
         } else {
-            dn_buf_line(b, "    const float cdf = 0.5f * (1.0f + erff(a * 0.707106781f));");
-            dn_buf_line(b, "    return cdf + a * (0.398942280f * expf(-0.5f * (a * a)));");
+            dn_buf_line(b, "const dn_v8 u = a * dn_splat8(0.707106781f);");
+            emit_erf8(b, "er", "u");
+            emit_exp8(b, "pdf", "dn_splat8(-0.5f) * (a * a)", 0);
+            dn_buf_line(b, "const dn_v8 d = dn_splat8(0.5f) * (dn_splat8(1.0f) + er) + a * (dn_splat8(0.398942280f) * pdf);");
         }
-        return;
+        break;
     case DN_ACT_SILU:
-        dn_buf_line(b, "    const float s = 1.0f / (1.0f + expf(-a));");
-        dn_buf_line(b, "    return s * (1.0f + a * (1.0f - s));");
-        return;
-    case DN_ACT_SOFTPLUS: /* sigmoid(beta x) = 1 - exp(-beta y) */
+        emit_exp8(b, "en", "-a", 0);
+        dn_buf_line(b, "const dn_v8 sg = dn_splat8(1.0f) / (dn_splat8(1.0f) + en);");
+        dn_buf_line(b, "const dn_v8 d = sg * (dn_splat8(1.0f) + a * (dn_splat8(1.0f) - sg));");
+        break;
+    case DN_ACT_SOFTPLUS: /* sigmoid(beta x) = 1 - e^(-beta y) */
+        dn_buf_line(b, "const dn_v8 bx = a * dn_splat8(kp);");
         if (f->from_pre) {
-            dn_buf_line(b, "    const float e = expf(a * %s);", f->alpha);
-            dn_buf_line(b, "    return a * %s > %s ? 1.0f : e / (e + 1.0f);", f->alpha, f->threshold);
+            emit_exp8(b, "eb", "bx", 0);
+            sel8(s, sizeof s, "bx > dn_splat8(kt)", "dn_splat8(1.0f)", "eb / (eb + dn_splat8(1.0f))");
         } else {
-            dn_buf_line(b, "    return a * %s > %s ? 1.0f : -expm1f(-(a * %s));", f->alpha, f->threshold, f->alpha);
+            emit_exp8(b, "em", "-bx", 1);
+            sel8(s, sizeof s, "bx > dn_splat8(kt)", "dn_splat8(1.0f)", "-em");
         }
-        return;
-    default: dn_buf_line(b, "    return 1.0f;"); return;
+        dn_buf_line(b, "const dn_v8 d = %s;", s);
+        break;
+    default: dn_buf_line(b, "const dn_v8 d = dn_splat8(1.0f);"); break;
     }
+}
+
+/* The parameters a function body reads: kp (slope, alpha or beta) and kt
+ * (softplus's threshold). */
+static void emit_act_params(dn_buf *b, const dn_actfn *f) {
+    if (f->type == DN_ACT_SOFTPLUS)
+        dn_buf_line(b, "const float kp = %s, kt = %s;", f->alpha, f->threshold);
+    else if (f->type == DN_ACT_LEAKY_RELU || f->type == DN_ACT_ELU)
+        dn_buf_line(b, "const float kp = %s;", f->alpha);
+}
+
+/* DN_INLINE void <fn>_<what>8(const float *in, float *out), the 8 lanes at
+ * once (floats cross the call, not a vector, whose ABI depends on the
+ * target), and DN_INLINE float <fn>_<what>(float v), one value through it. */
+static void emit_act_pair(dn_buf *b, const dn_actfn *f, const char *what, char var, char res,
+                          void (*body)(dn_buf *, const dn_actfn *)) {
+    dn_buf_line(b, "DN_INLINE void %s_%s8(const float *in, float *out) {", f->fn, what);
+    b->indent++;
+    emit_act_params(b, f);
+    dn_buf_line(b, "const dn_v8 %c = dn_load8(in);", var);
+    body(b, f);
+    dn_buf_line(b, "dn_store8(out, %c);", res);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "DN_INLINE float %s_%s(float v) {", f->fn, what);
+    dn_buf_line(b, "    float t[8] = {v};");
+    dn_buf_line(b, "    %s_%s8(t, t);", f->fn, what);
+    dn_buf_line(b, "    return t[0];");
+    dn_buf_line(b, "}");
 }
 
 void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only) {
     if (!act_has_functions(f)) return;
-    dn_buf_line(b, "/* %s: the activation of x%s. */", dn_act_name(f->type),
+    dn_buf_line(b, "/* %s: the activation%s, 8 lanes in vector arithmetic (exp, log1p, erf and tanh", dn_act_name(f->type),
                 forward_only ? ""
-                : f->from_pre ? ", and its derivative at x (the pre-activation, kept in training)"
-                              : ", and its derivative at the x whose output is a");
-    dn_buf_line(b, "DN_INLINE float %s_act(float x) {", f->fn);
-    emit_act_body(b, f);
-    dn_buf_line(b, "}");
-    if (!forward_only) {
-        dn_buf_line(b, "DN_INLINE float %s_dact(float a) {", f->fn);
-        emit_dact_body(b, f);
-        dn_buf_line(b, "}");
-        /* floats, not a vector: a vector argument's ABI depends on the target (AVX or not) */
-        dn_buf_line(b, "DN_INLINE void %s_dact8(const float *a, float *d) {", f->fn);
-        dn_buf_line(b, "    for (int j = 0; j < 8; j++) d[j] = %s_dact(a[j]);", f->fn);
-        dn_buf_line(b, "}");
-    }
+                : f->from_pre ? " and its derivative at the pre-activation, kept in training"
+                              : " and its derivative at the x whose output is a");
+    dn_buf_line(b, " * as polynomials: every lane computes the same, whatever the tile or thread). */");
+    emit_act_pair(b, f, "act", 'x', 'y', emit_act8_body);
+    if (!forward_only) emit_act_pair(b, f, "dact", 'a', 'd', emit_dact8_body);
     dn_buf_blank(b);
 }
 

@@ -92,11 +92,14 @@ void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan);
 #define DN_DERIV_MAX (2 * DN_NAME_MAX + 24)
 
 /* For an activation without an inline form (leaky_relu, elu, gelu, silu,
- * softplus): DN_INLINE functions <fn>_act(float x), and unless
- * forward_only <fn>_dact(float a) and <fn>_dact8(const float *a, float *d)
- * (8 at once), its derivative at what f->from_pre says a is (the
- * pre-activation or the output). For the kernels of the op that applies f,
- * before any of them; nothing for the others. */
+ * softplus): DN_INLINE functions <fn>_act8(const float *in, float *out) (8
+ * lanes in vector arithmetic: exp, log1p, erf and tanh as fixed
+ * polynomials, so every lane computes the same whatever the target, tile
+ * or thread) and <fn>_act(float x) (one value through it), and unless
+ * forward_only <fn>_dact8 and <fn>_dact, its derivative at what
+ * f->from_pre says a is (the pre-activation or the output). Floats cross
+ * the calls, never a vector, whose ABI depends on the target. For the
+ * kernels of the op that applies f, before any of them; nothing for others. */
 void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only);
 
 /* The C expression of f's derivative in terms of `a` (its output, or with

@@ -511,16 +511,116 @@ static size_t small_act_conv_workspace_size(int max_batch) {
 
 /* ==== conv1: conv2d [2, 10, 12] -> [4, 8, 10], gelu, dropout 0.2 ==== */
 
-/* gelu: the activation of x, and its derivative at x (the pre-activation, kept in training). */
-DN_INLINE float small_act_conv_conv1_act(float x) {
-    return x * 0.5f * (1.0f + erff(x * 0.707106781f));
+/* gelu: the activation and its derivative at the pre-activation, kept in training, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_conv1_act8(const float *in, float *out) {
+    const dn_v8 x = dn_load8(in);
+    const dn_v8 u = x * dn_splat8(0.707106781f);
+    dn_v8 er;
+    {
+        const dn_v8 ef_a = (dn_v8)((dn_v8i)u & 0x7fffffff);
+        const dn_v8 ef_t = dn_splat8(1.0f) / (dn_splat8(1.0f) + dn_splat8(0.3275911f) * ef_a);
+        dn_v8 ef_r = dn_splat8(1.061405429f);
+        ef_r = ef_r * ef_t + dn_splat8(-1.453152027f);
+        ef_r = ef_r * ef_t + dn_splat8(1.421413741f);
+        ef_r = ef_r * ef_t + dn_splat8(-0.284496736f);
+        ef_r = ef_r * ef_t + dn_splat8(0.254829592f);
+        dn_v8 ef_e;
+        {
+            const dn_v8 xe_x = -(ef_a * ef_a);
+            const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+            const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+            const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+            dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+            xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+            const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+            const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+            dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+            xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+            xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+            xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+            xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+            xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+            const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+            const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+            dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+            ef_e = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+        }
+        const dn_v8 ef_y = dn_splat8(1.0f) - ef_r * ef_t * ef_e;
+        er = (dn_v8)((dn_v8i)ef_y | ((dn_v8i)u & ~0x7fffffff)); /* erf(-x) = -erf(x) */
+    }
+    const dn_v8 y = x * dn_splat8(0.5f) * (dn_splat8(1.0f) + er);
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_conv1_dact(float a) {
-    const float cdf = 0.5f * (1.0f + erff(a * 0.707106781f));
-    return cdf + a * (0.398942280f * expf(-0.5f * (a * a)));
+DN_INLINE float small_act_conv_conv1_act(float v) {
+    float t[8] = {v};
+    small_act_conv_conv1_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_conv1_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv1_dact(a[j]);
+DN_INLINE void small_act_conv_conv1_dact8(const float *in, float *out) {
+    const dn_v8 a = dn_load8(in);
+    const dn_v8 u = a * dn_splat8(0.707106781f);
+    dn_v8 er;
+    {
+        const dn_v8 ef_a = (dn_v8)((dn_v8i)u & 0x7fffffff);
+        const dn_v8 ef_t = dn_splat8(1.0f) / (dn_splat8(1.0f) + dn_splat8(0.3275911f) * ef_a);
+        dn_v8 ef_r = dn_splat8(1.061405429f);
+        ef_r = ef_r * ef_t + dn_splat8(-1.453152027f);
+        ef_r = ef_r * ef_t + dn_splat8(1.421413741f);
+        ef_r = ef_r * ef_t + dn_splat8(-0.284496736f);
+        ef_r = ef_r * ef_t + dn_splat8(0.254829592f);
+        dn_v8 ef_e;
+        {
+            const dn_v8 xe_x = -(ef_a * ef_a);
+            const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+            const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+            const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+            dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+            xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+            const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+            const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+            dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+            xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+            xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+            xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+            xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+            xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+            const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+            const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+            dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+            ef_e = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+        }
+        const dn_v8 ef_y = dn_splat8(1.0f) - ef_r * ef_t * ef_e;
+        er = (dn_v8)((dn_v8i)ef_y | ((dn_v8i)u & ~0x7fffffff)); /* erf(-x) = -erf(x) */
+    }
+    dn_v8 pdf;
+    {
+        const dn_v8 xe_x = dn_splat8(-0.5f) * (a * a);
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        pdf = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 d = dn_splat8(0.5f) * (dn_splat8(1.0f) + er) + a * (dn_splat8(0.398942280f) * pdf);
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_conv1_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_conv1_dact8(t, t);
+    return t[0];
 }
 
 /* Forward (direct convolution): a = gelu(conv(x, W) + b) [n, 4, 8, 10] (row stride 320), in training h = a * mask per element.
@@ -1258,16 +1358,70 @@ static void small_act_conv_pool1_backward_x(const float *restrict d, const int32
 
 /* ==== conv2: conv2d [4, 4, 5] -> [5, 2, 3], silu, dropout 0.3 per channel ==== */
 
-/* silu: the activation of x, and its derivative at x (the pre-activation, kept in training). */
-DN_INLINE float small_act_conv_conv2_act(float x) {
-    return x / (1.0f + expf(-x));
+/* silu: the activation and its derivative at the pre-activation, kept in training, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_conv2_act8(const float *in, float *out) {
+    const dn_v8 x = dn_load8(in);
+    dn_v8 en;
+    {
+        const dn_v8 xe_x = -x;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        en = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 y = x / (dn_splat8(1.0f) + en);
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_conv2_dact(float a) {
-    const float s = 1.0f / (1.0f + expf(-a));
-    return s * (1.0f + a * (1.0f - s));
+DN_INLINE float small_act_conv_conv2_act(float v) {
+    float t[8] = {v};
+    small_act_conv_conv2_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_conv2_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv2_dact(a[j]);
+DN_INLINE void small_act_conv_conv2_dact8(const float *in, float *out) {
+    const dn_v8 a = dn_load8(in);
+    dn_v8 en;
+    {
+        const dn_v8 xe_x = -a;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        en = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 sg = dn_splat8(1.0f) / (dn_splat8(1.0f) + en);
+    const dn_v8 d = sg * (dn_splat8(1.0f) + a * (dn_splat8(1.0f) - sg));
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_conv2_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_conv2_dact8(t, t);
+    return t[0];
 }
 
 /* Forward (direct convolution): a = silu(conv(x, W) + b) [n, 5, 2, 3] (row stride 32), in training h = a * mask per channel.
@@ -1616,15 +1770,29 @@ static void small_act_conv_conv2_backward_x(const float *restrict d, const float
 
 /* ==== conv3: conv2d [5, 2, 3] -> [4, 2, 3], leaky_relu ==== */
 
-/* leaky_relu: the activation of x, and its derivative at the x whose output is a. */
-DN_INLINE float small_act_conv_conv3_act(float x) {
-    return x > 0.0f ? x : x * 0.1f;
+/* leaky_relu: the activation and its derivative at the x whose output is a, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_conv3_act8(const float *in, float *out) {
+    const float kp = 0.1f;
+    const dn_v8 x = dn_load8(in);
+    const dn_v8 y = (dn_v8)(((dn_v8i)(x) & (x > dn_splat8(0.0f))) | ((dn_v8i)(x * dn_splat8(kp)) & ~(x > dn_splat8(0.0f))));
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_conv3_dact(float a) {
-    return a > 0.0f ? 1.0f : 0.1f;
+DN_INLINE float small_act_conv_conv3_act(float v) {
+    float t[8] = {v};
+    small_act_conv_conv3_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_conv3_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv3_dact(a[j]);
+DN_INLINE void small_act_conv_conv3_dact8(const float *in, float *out) {
+    const float kp = 0.1f;
+    const dn_v8 a = dn_load8(in);
+    const dn_v8 d = (dn_v8)(((dn_v8i)(dn_splat8(1.0f)) & (a > dn_splat8(0.0f))) | ((dn_v8i)(dn_splat8(kp)) & ~(a > dn_splat8(0.0f))));
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_conv3_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_conv3_dact8(t, t);
+    return t[0];
 }
 
 /* Forward (direct convolution): a = leaky_relu(conv(x, W) + b) [n, 4, 2, 3] (row stride 24).
@@ -1749,15 +1917,50 @@ static void small_act_conv_conv3_backward_x(const float *restrict d, const float
 
 /* ==== conv4: conv2d [4, 2, 3] -> [4, 2, 3], elu ==== */
 
-/* elu: the activation of x, and its derivative at the x whose output is a. */
-DN_INLINE float small_act_conv_conv4_act(float x) {
-    return x > 0.0f ? x : (expf(x) - 1.0f) * 0.8f;
+/* elu: the activation and its derivative at the x whose output is a, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_conv4_act8(const float *in, float *out) {
+    const float kp = 0.8f;
+    const dn_v8 x = dn_load8(in);
+    dn_v8 ex;
+    {
+        const dn_v8 xe_x = x;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        ex = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 y = (dn_v8)(((dn_v8i)(x) & (x > dn_splat8(0.0f))) | ((dn_v8i)((ex - dn_splat8(1.0f)) * dn_splat8(kp)) & ~(x > dn_splat8(0.0f))));
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_conv4_dact(float a) {
-    return a > 0.0f ? 1.0f : a + 0.8f;
+DN_INLINE float small_act_conv_conv4_act(float v) {
+    float t[8] = {v};
+    small_act_conv_conv4_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_conv4_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv4_dact(a[j]);
+DN_INLINE void small_act_conv_conv4_dact8(const float *in, float *out) {
+    const float kp = 0.8f;
+    const dn_v8 a = dn_load8(in);
+    const dn_v8 d = (dn_v8)(((dn_v8i)(dn_splat8(1.0f)) & (a > dn_splat8(0.0f))) | ((dn_v8i)(a + dn_splat8(kp)) & ~(a > dn_splat8(0.0f))));
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_conv4_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_conv4_dact8(t, t);
+    return t[0];
 }
 
 /* Forward (direct convolution): a = elu(conv(x, W) + b) [n, 4, 2, 3] (row stride 24).
@@ -1880,19 +2083,74 @@ static void small_act_conv_conv4_backward_x(const float *restrict d, const float
 
 /* ==== conv5: conv2d [4, 2, 3] -> [3, 2, 3], gelu ==== */
 
-/* gelu: the activation of x, and its derivative at x (the pre-activation, kept in training). */
-DN_INLINE float small_act_conv_conv5_act(float x) {
-    const float inner = 0.797884561f * (x + 0.044715f * (x * x * x));
-    return 0.5f * x * (1.0f + tanhf(inner));
+/* gelu: the activation and its derivative at the pre-activation, kept in training, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_conv5_act8(const float *in, float *out) {
+    const dn_v8 x = dn_load8(in);
+    const dn_v8 inner = dn_splat8(0.797884561f) * (x + dn_splat8(0.044715f) * (x * x * x));
+    dn_v8 th_e;
+    {
+        const dn_v8 xe_x = dn_splat8(2.0f) * (inner);
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        th_e = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 th = dn_splat8(1.0f) - dn_splat8(2.0f) / (th_e + dn_splat8(1.0f));
+    const dn_v8 y = dn_splat8(0.5f) * x * (dn_splat8(1.0f) + th);
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_conv5_dact(float a) {
-    const float inner = 0.797884561f * (a + 0.044715f * (a * a * a));
-    const float t = tanhf(inner);
-    return 0.5f * (1.0f + t) + 0.5f * a * (1.0f - t * t) * 0.797884561f *
-           (1.0f + 3.0f * 0.044715f * (a * a));
+DN_INLINE float small_act_conv_conv5_act(float v) {
+    float t[8] = {v};
+    small_act_conv_conv5_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_conv5_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv5_dact(a[j]);
+DN_INLINE void small_act_conv_conv5_dact8(const float *in, float *out) {
+    const dn_v8 a = dn_load8(in);
+    const dn_v8 inner = dn_splat8(0.797884561f) * (a + dn_splat8(0.044715f) * (a * a * a));
+    dn_v8 th_e;
+    {
+        const dn_v8 xe_x = dn_splat8(2.0f) * (inner);
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        th_e = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 th = dn_splat8(1.0f) - dn_splat8(2.0f) / (th_e + dn_splat8(1.0f));
+    const dn_v8 d = dn_splat8(0.5f) * (dn_splat8(1.0f) + th) + dn_splat8(0.5f) * a *
+        (dn_splat8(1.0f) - th * th) * dn_splat8(0.797884561f) * (dn_splat8(1.0f) + dn_splat8(3.0f * 0.044715f) * (a * a));
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_conv5_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_conv5_dact8(t, t);
+    return t[0];
 }
 
 /* Forward (direct convolution): a = gelu(conv(x, W) + b) [n, 3, 2, 3] (row stride 24).
@@ -2021,16 +2279,97 @@ static void small_act_conv_conv5_backward_x(const float *restrict d, const float
 
 /* ==== conv6: conv2d [3, 2, 3] -> [3, 2, 3], softplus ==== */
 
-/* softplus: the activation of x, and its derivative at x (the pre-activation, kept in training). */
-DN_INLINE float small_act_conv_conv6_act(float x) {
-    return x * 2.0f > 1.0f ? x : log1pf(expf(x * 2.0f)) / 2.0f;
+/* softplus: the activation and its derivative at the pre-activation, kept in training, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_conv6_act8(const float *in, float *out) {
+    const float kp = 2.0f, kt = 1.0f;
+    const dn_v8 x = dn_load8(in);
+    const dn_v8 bx = x * dn_splat8(kp);
+    dn_v8 eb;
+    {
+        const dn_v8 xe_x = bx;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        eb = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    dn_v8 lp;
+    {
+        const dn_v8 lg_w = dn_splat8(1.0f) + eb;
+        const dn_v8i lg_bits = (dn_v8i)lg_w;
+        dn_v8i lg_e = (lg_bits >> 23) - 126;
+        dn_v8 lg_m = (dn_v8)((lg_bits & 0x007fffff) | 0x3f000000); /* w = m 2^e, m in [1/2, 1) */
+        const dn_v8i lg_small = lg_m < dn_splat8(0.707106781f);
+        lg_e += lg_small;
+        lg_m = lg_m - dn_splat8(1.0f) + (dn_v8)((dn_v8i)lg_m & lg_small);
+        const dn_v8 lg_z = lg_m * lg_m, lg_ef = __builtin_convertvector(lg_e, dn_v8);
+        dn_v8 lg_y = dn_splat8(7.0376836292e-2f);
+        lg_y = lg_y * lg_m + dn_splat8(-1.1514610310e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(1.1676998740e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(-1.2420140846e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(1.4249322787e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(-1.6668057665e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(2.0000714765e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(-2.4999993993e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(3.3333331174e-1f);
+        lg_y = lg_y * lg_m * lg_z + lg_ef * dn_splat8(-2.12194440e-4f) - dn_splat8(0.5f) * lg_z;
+        const dn_v8 lg_l = lg_m + lg_y + lg_ef * dn_splat8(0.693359375f);
+        const dn_v8i lg_one = lg_w == dn_splat8(1.0f), lg_inf = eb == dn_splat8(INFINITY);
+        lp = (dn_v8)(((dn_v8i)(eb) & (lg_inf)) | ((dn_v8i)((dn_v8)(((dn_v8i)(eb) & (lg_one)) | ((dn_v8i)(lg_l * (eb / (lg_w - dn_splat8(1.0f)))) & ~(lg_one)))) & ~(lg_inf)));
+    }
+    const dn_v8 y = (dn_v8)(((dn_v8i)(x) & (bx > dn_splat8(kt))) | ((dn_v8i)(lp / dn_splat8(kp)) & ~(bx > dn_splat8(kt))));
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_conv6_dact(float a) {
-    const float e = expf(a * 2.0f);
-    return a * 2.0f > 1.0f ? 1.0f : e / (e + 1.0f);
+DN_INLINE float small_act_conv_conv6_act(float v) {
+    float t[8] = {v};
+    small_act_conv_conv6_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_conv6_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_conv6_dact(a[j]);
+DN_INLINE void small_act_conv_conv6_dact8(const float *in, float *out) {
+    const float kp = 2.0f, kt = 1.0f;
+    const dn_v8 a = dn_load8(in);
+    const dn_v8 bx = a * dn_splat8(kp);
+    dn_v8 eb;
+    {
+        const dn_v8 xe_x = bx;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        eb = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 d = (dn_v8)(((dn_v8i)(dn_splat8(1.0f)) & (bx > dn_splat8(kt))) | ((dn_v8i)(eb / (eb + dn_splat8(1.0f))) & ~(bx > dn_splat8(kt))));
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_conv6_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_conv6_dact8(t, t);
+    return t[0];
 }
 
 /* Forward (direct convolution): a = softplus(conv(x, W) + b) [n, 3, 2, 3] (row stride 24).
@@ -2161,15 +2500,98 @@ static void small_act_conv_conv6_backward_x(const float *restrict d, const float
 
 /* ==== fc1: dense 18 -> 5, softplus ==== */
 
-/* softplus: the activation of x, and its derivative at the x whose output is a. */
-DN_INLINE float small_act_conv_fc1_act(float x) {
-    return x * 1.0f > 2e+01f ? x : log1pf(expf(x * 1.0f)) / 1.0f;
+/* softplus: the activation and its derivative at the x whose output is a, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_act_conv_fc1_act8(const float *in, float *out) {
+    const float kp = 1.0f, kt = 2e+01f;
+    const dn_v8 x = dn_load8(in);
+    const dn_v8 bx = x * dn_splat8(kp);
+    dn_v8 eb;
+    {
+        const dn_v8 xe_x = bx;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        eb = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    dn_v8 lp;
+    {
+        const dn_v8 lg_w = dn_splat8(1.0f) + eb;
+        const dn_v8i lg_bits = (dn_v8i)lg_w;
+        dn_v8i lg_e = (lg_bits >> 23) - 126;
+        dn_v8 lg_m = (dn_v8)((lg_bits & 0x007fffff) | 0x3f000000); /* w = m 2^e, m in [1/2, 1) */
+        const dn_v8i lg_small = lg_m < dn_splat8(0.707106781f);
+        lg_e += lg_small;
+        lg_m = lg_m - dn_splat8(1.0f) + (dn_v8)((dn_v8i)lg_m & lg_small);
+        const dn_v8 lg_z = lg_m * lg_m, lg_ef = __builtin_convertvector(lg_e, dn_v8);
+        dn_v8 lg_y = dn_splat8(7.0376836292e-2f);
+        lg_y = lg_y * lg_m + dn_splat8(-1.1514610310e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(1.1676998740e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(-1.2420140846e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(1.4249322787e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(-1.6668057665e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(2.0000714765e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(-2.4999993993e-1f);
+        lg_y = lg_y * lg_m + dn_splat8(3.3333331174e-1f);
+        lg_y = lg_y * lg_m * lg_z + lg_ef * dn_splat8(-2.12194440e-4f) - dn_splat8(0.5f) * lg_z;
+        const dn_v8 lg_l = lg_m + lg_y + lg_ef * dn_splat8(0.693359375f);
+        const dn_v8i lg_one = lg_w == dn_splat8(1.0f), lg_inf = eb == dn_splat8(INFINITY);
+        lp = (dn_v8)(((dn_v8i)(eb) & (lg_inf)) | ((dn_v8i)((dn_v8)(((dn_v8i)(eb) & (lg_one)) | ((dn_v8i)(lg_l * (eb / (lg_w - dn_splat8(1.0f)))) & ~(lg_one)))) & ~(lg_inf)));
+    }
+    const dn_v8 y = (dn_v8)(((dn_v8i)(x) & (bx > dn_splat8(kt))) | ((dn_v8i)(lp / dn_splat8(kp)) & ~(bx > dn_splat8(kt))));
+    dn_store8(out, y);
 }
-DN_INLINE float small_act_conv_fc1_dact(float a) {
-    return a * 1.0f > 2e+01f ? 1.0f : -expm1f(-(a * 1.0f));
+DN_INLINE float small_act_conv_fc1_act(float v) {
+    float t[8] = {v};
+    small_act_conv_fc1_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_act_conv_fc1_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_act_conv_fc1_dact(a[j]);
+DN_INLINE void small_act_conv_fc1_dact8(const float *in, float *out) {
+    const float kp = 1.0f, kt = 2e+01f;
+    const dn_v8 a = dn_load8(in);
+    const dn_v8 bx = a * dn_splat8(kp);
+    dn_v8 em;
+    {
+        const dn_v8 xe_x = -bx;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        xe_y = (dn_v8)(((dn_v8i)(xe_q) & (xe_n == 0)) | ((dn_v8i)(xe_y - dn_splat8(1.0f)) & ~(xe_n == 0)));
+        em = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-1.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 d = (dn_v8)(((dn_v8i)(dn_splat8(1.0f)) & (bx > dn_splat8(kt))) | ((dn_v8i)(-em) & ~(bx > dn_splat8(kt))));
+    dn_store8(out, d);
+}
+DN_INLINE float small_act_conv_fc1_dact(float v) {
+    float t[8] = {v};
+    small_act_conv_fc1_dact8(t, t);
+    return t[0];
 }
 
 /* Bias, activation for the units [u, u + 8) of row `row`,
@@ -2179,7 +2601,7 @@ static inline void small_act_conv_fc1_finish(const float *z, size_t row, int u, 
     const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
     float t[8];
     dn_store8(t, v);
-    for (int j = 0; j < 8; j++) t[j] = small_act_conv_fc1_act(t[j]);
+    small_act_conv_fc1_act8(t, t);
     const dn_v8 y = dn_load8(t);
     const size_t at = row * 8 + (size_t)u;
     dn_store8(a + at, y);

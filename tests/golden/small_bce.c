@@ -494,16 +494,70 @@ static void small_bce_input_dropout(const float *restrict x, float *restrict mas
 
 /* ==== fc1: dense 6 -> 5, silu, dropout 0.3 ==== */
 
-/* silu: the activation of x, and its derivative at x (the pre-activation, kept in training). */
-DN_INLINE float small_bce_fc1_act(float x) {
-    return x / (1.0f + expf(-x));
+/* silu: the activation and its derivative at the pre-activation, kept in training, 8 lanes in vector arithmetic (exp, log1p, erf and tanh
+ * as polynomials: every lane computes the same, whatever the tile or thread). */
+DN_INLINE void small_bce_fc1_act8(const float *in, float *out) {
+    const dn_v8 x = dn_load8(in);
+    dn_v8 en;
+    {
+        const dn_v8 xe_x = -x;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        en = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 y = x / (dn_splat8(1.0f) + en);
+    dn_store8(out, y);
 }
-DN_INLINE float small_bce_fc1_dact(float a) {
-    const float s = 1.0f / (1.0f + expf(-a));
-    return s * (1.0f + a * (1.0f - s));
+DN_INLINE float small_bce_fc1_act(float v) {
+    float t[8] = {v};
+    small_bce_fc1_act8(t, t);
+    return t[0];
 }
-DN_INLINE void small_bce_fc1_dact8(const float *a, float *d) {
-    for (int j = 0; j < 8; j++) d[j] = small_bce_fc1_dact(a[j]);
+DN_INLINE void small_bce_fc1_dact8(const float *in, float *out) {
+    const dn_v8 a = dn_load8(in);
+    dn_v8 en;
+    {
+        const dn_v8 xe_x = -a;
+        const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);
+        const dn_v8 xe_c = (dn_v8)(((dn_v8i)(dn_splat8(88.7228394f)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(-103.972084f)) & (xe_lo)) | ((dn_v8i)(xe_x) & ~(xe_lo)))) & ~(xe_hi)));
+        const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);
+        dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);
+        xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */
+        const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);
+        const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);
+        dn_v8 xe_p = dn_splat8(1.9875691500e-4f);
+        xe_p = xe_p * xe_r + dn_splat8(1.3981999507e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(8.3334519073e-3f);
+        xe_p = xe_p * xe_r + dn_splat8(4.1665795894e-2f);
+        xe_p = xe_p * xe_r + dn_splat8(1.6666665459e-1f);
+        xe_p = xe_p * xe_r + dn_splat8(5.0000001201e-1f);
+        const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */
+        const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;
+        dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);
+        en = (dn_v8)(((dn_v8i)(dn_splat8(INFINITY)) & (xe_hi)) | ((dn_v8i)((dn_v8)(((dn_v8i)(dn_splat8(0.0f)) & (xe_lo)) | ((dn_v8i)(xe_y) & ~(xe_lo)))) & ~(xe_hi)));
+    }
+    const dn_v8 sg = dn_splat8(1.0f) / (dn_splat8(1.0f) + en);
+    const dn_v8 d = sg * (dn_splat8(1.0f) + a * (dn_splat8(1.0f) - sg));
+    dn_store8(out, d);
+}
+DN_INLINE float small_bce_fc1_dact(float v) {
+    float t[8] = {v};
+    small_bce_fc1_dact8(t, t);
+    return t[0];
 }
 
 /* Bias, activation and, in training (h != NULL), noise and dropout for the units [u, u + 8) of row `row`,
@@ -514,7 +568,7 @@ static inline void small_bce_fc1_finish(const float *z, size_t row, int u, const
     const dn_v8 v = dn_load8(z) + dn_load8(bias + u);
     float t[8];
     dn_store8(t, v);
-    for (int j = 0; j < 8; j++) t[j] = small_bce_fc1_act(t[j]);
+    small_bce_fc1_act8(t, t);
     const dn_v8 y = dn_load8(t);
     const size_t at = row * 8 + (size_t)u;
     dn_store8(a + at, y);
