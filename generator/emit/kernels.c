@@ -199,16 +199,16 @@ void dn_emit_dropout_block(dn_buf *b, const dn_op *op, int rows, int width, cons
 }
 
 void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train) {
-    char mask[2 * DN_EXPR_MAX + 24] = "";
+    char bufs[2 * DN_EXPR_MAX + 24] = ""; /* pre and mask, those the kernel has */
     int len = 0;
-    if (op->act.from_pre) len = snprintf(mask, sizeof mask, " %s,", train ? op->out.deriv_in : "NULL");
+    if (op->act.from_pre) len = snprintf(bufs, sizeof bufs, " %s,", train ? op->out.deriv_in : "NULL");
     if (!op->stochastic) {
-        snprintf(dst, n, "%s n", mask);
+        snprintf(dst, n, "%s n", bufs);
         return;
     }
     if (op->drop.p > 0)
-        snprintf(mask + len, sizeof mask - (size_t)len, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
-    snprintf(dst, n, train ? "%s %s, n, bt->seed, bt->step" : "%s mc ? %s : NULL, n, bt->seed, bt->step", mask,
+        snprintf(bufs + len, sizeof bufs - (size_t)len, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
+    snprintf(dst, n, train ? "%s %s, n, bt->seed, bt->step" : "%s mc ? %s : NULL, n, bt->seed, bt->step", bufs,
              op->out.train);
 }
 
