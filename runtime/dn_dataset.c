@@ -64,9 +64,13 @@ static int dn_ds_check(const dn_model *m, const dn_table *t, const char *path, c
                 t->features, m->n_inputs);
         return -1;
     }
-    if (t->targets == 0 && t->n_classes > m->n_outputs) {
-        dn_errf(err, "%s: %d classes (labels 0..%d), but the network has %d outputs", path,
-                t->n_classes, t->n_classes - 1, m->n_outputs);
+    if (t->targets == 0 && t->n_classes > dn_model_classes(m)) {
+        if (m->loss == DN_MODEL_LOSS_BCE)
+            dn_errf(err, "%s: %d classes (labels 0..%d), but binary_cross_entropy takes labels 0 and 1", path,
+                    t->n_classes, t->n_classes - 1);
+        else
+            dn_errf(err, "%s: %d classes (labels 0..%d), but the network has %d outputs", path, t->n_classes,
+                    t->n_classes - 1, m->n_outputs);
         return -1;
     }
     if (t->targets != 0 && t->targets != (uint32_t)m->n_outputs) {

@@ -123,12 +123,28 @@ typedef struct {
     int64_t count[2];
 } dn_ev_mc_sums;
 
+/* dn_ev_mc_sample for binary cross-entropy: p is the mean probability of
+ * class 1; the class is 1 when p > 0.5. */
+static void dn_ev_mc_binary(double p, int32_t y, dn_ev_mc_sums *s) {
+    double q = y == 1 ? p : 1.0 - p, entropy = 0;
+    int hit = (p > 0.5) == (y == 1);
+    if (p > 0 && p < 1)
+        entropy = -(p * log(p) + (1.0 - p) * log(1.0 - p));
+    s->loss_sum += -log(q > FLT_MIN ? q : FLT_MIN);
+    s->entropy_sum[hit] += entropy;
+    s->count[hit]++;
+}
+
 /* Adds one sample, given the mean v [n_outputs] of its N passes and its
  * label y: the loss of the mean (cross-entropy -ln v[y], with v[y] floored
  * at FLT_MIN; or the squared error against the one-hot target, averaged over
  * outputs), the hit of its argmax and its predictive entropy -sum v ln v. */
 static void dn_ev_mc_sample(const dn_model *m, const double *v, int32_t y, dn_ev_mc_sums *s) {
     int k = m->n_outputs, best = 0;
+    if (m->loss == DN_MODEL_LOSS_BCE) {
+        dn_ev_mc_binary(v[0], y, s);
+        return;
+    }
     for (int c = 1; c < k; c++)
         if (v[c] > v[best])
             best = c;
@@ -170,7 +186,7 @@ static void dn_ev_mc_batch(const dn_model *m, const dn_opts *o, dn_ev_buffers *b
 }
 
 /* eval --mc: prints "test_loss X test_acc Y mc_passes N" and, for
- * cross-entropy models, "entropy_correct A entropy_wrong B". */
+ * cross-entropy models (binary too), "entropy_correct A entropy_wrong B". */
 static void dn_ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *ds, int batch,
                       dn_ev_buffers *b) {
     dn_ev_mc_sums s;
@@ -184,7 +200,7 @@ static void dn_ev_mc_run(const dn_model *m, const dn_opts *o, const dn_dataset *
     }
     printf("test_loss %.4f test_acc %.4f mc_passes %d", s.loss_sum / ds->n,
            (double)s.count[1] / ds->n, o->mc);
-    if (m->loss == DN_MODEL_LOSS_CE)
+    if (m->loss != DN_MODEL_LOSS_MSE)
         printf(" entropy_correct %.4f entropy_wrong %.4f",
                s.count[1] ? s.entropy_sum[1] / (double)s.count[1] : NAN,
                s.count[0] ? s.entropy_sum[0] / (double)s.count[0] : NAN);
@@ -197,7 +213,7 @@ static int dn_ev_load_test(const dn_model *m, const dn_opts *o, dn_dataset *ds) 
     int has_test = 1;
     memset(ds, 0, sizeof *ds);
     if (m->defaults.data ? dn_data_load(m, o, NULL, ds, &has_test, err) != 0
-                         : dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, ds, err) != 0) {
+                         : dn_dataset_load(o->data_dir, "t10k", (uint32_t)m->n_inputs, dn_model_classes(m), ds, err) != 0) {
         fprintf(stderr, "%s: %s\n", o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -377,7 +393,7 @@ static void dn_ev_fill_batch(const dn_model *m, dn_ev_grad *g, uint64_t seed) {
         g->x[i] = (float)(2.0 * dn_u32_to_unit(dn_rand_u32(seed, DN_RNG_TEST, 0, 0, 0, (uint32_t)i)) - 1.0);
     for (int r = 0; r < DN_EV_GRAD_ROWS; r++) {
         uint32_t w = dn_rand_u32(seed, DN_RNG_TEST, 1, 0, 0, (uint32_t)r);
-        g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)m->n_outputs) >> 32);
+        g->y[r] = (int32_t)(((uint64_t)w * (uint64_t)dn_model_classes(m)) >> 32);
     }
     dn_batch b = {.n = DN_EV_GRAD_ROWS, .x = g->x, .y = g->y, .seed = seed, .step = 0};
     if (m->regression) { /* targets uniform in [-1, 1) from a=2 */

@@ -22,7 +22,7 @@ typedef struct {
     float *x, *out;
     double *mean, *m2;   /* --mc: [rows, n_outputs] running mean and squared deviations */
     double *row;         /* [n_outputs] */
-    int *rank;           /* [n_outputs] */
+    int *rank;           /* [dn_pr_listed] */
 } dn_pr_bufs;
 
 static void dn_pr_bufs_free(dn_pr_bufs *b) {
@@ -66,7 +66,7 @@ static int dn_pr_bufs_alloc(const dn_infer_model *m, const dn_pr_opts *o, int ro
     b->x = dn_pr_alloc((size_t)rows * nin, sizeof *b->x);
     b->out = dn_pr_alloc((size_t)rows * nout, sizeof *b->out);
     b->row = dn_pr_alloc(nout, sizeof *b->row);
-    b->rank = dn_pr_alloc(nout, sizeof *b->rank);
+    b->rank = dn_pr_alloc((size_t)dn_pr_listed(m), sizeof *b->rank);
     if (o->mc) {
         b->mean = dn_pr_alloc((size_t)rows * nout, sizeof *b->mean);
         b->m2 = dn_pr_alloc((size_t)rows * nout, sizeof *b->m2);

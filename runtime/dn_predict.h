@@ -85,12 +85,20 @@ void dn_pr_gather(const dn_infer_model *m, const dn_pr_input *in, int normalize,
 
 /* ---- output (dn_predict_output.c) ---------------------------------------- */
 
+/* Whether the model classifies (softmax or binary cross-entropy: its lines
+ * list classes and probabilities) rather than giving raw outputs (mse). */
+static inline int dn_pr_classifier(const dn_infer_model *m) { return m->loss != DN_MODEL_LOSS_MSE; }
+
+/* The values a line ranks: the classes (2 for binary cross-entropy, whose
+ * one output is the probability of class 1) or the outputs. */
+static inline int dn_pr_listed(const dn_infer_model *m) { return m->loss == DN_MODEL_LOSS_BCE ? 2 : m->n_outputs; }
+
 /* The CSV header line (--format csv). */
 void dn_pr_csv_header(const dn_infer_model *m, const dn_pr_opts *o, FILE *out);
 
 /* One sample's line. v: the n_outputs values (probabilities or outputs, the
  * MC mean with --mc); m2: with --mc, the sums of squared deviations;
- * rank: scratch of n_outputs ints. */
+ * rank: scratch of dn_pr_listed(m) ints. */
 void dn_pr_emit(const dn_infer_model *m, const dn_pr_opts *o, FILE *out, size_t sample,
                 const double *v, const double *m2, int *rank);
 

@@ -81,7 +81,7 @@ static int dn_pr_store_count(const dn_infer_model *m, dn_pr_opts *o, const char 
     int *dst = &o->batch, max = DN_PR_MAX_BATCH;
     if (strcmp(name, "--top") == 0) {
         dst = &o->top;
-        max = m->n_outputs;
+        max = dn_pr_listed(m);
     } else if (strcmp(name, "--mc") == 0) {
         dst = &o->mc;
         max = DN_PR_MAX_MC;
@@ -226,14 +226,14 @@ int dn_pr_parse_args(const dn_infer_model *m, int argc, char **argv, dn_pr_opts 
 
 /* The usage line, what the program is, and its options. */
 static void dn_pr_help_options(const dn_infer_model *m, const char *prog, FILE *out) {
-    int ce = m->loss == DN_MODEL_LOSS_CE;
+    int ce = dn_pr_classifier(m);
     fprintf(out,
             "Usage: %s [INPUT] [OPTIONS]\n"
             "Predict with model '%s' (%d inputs -> %d %s) and its built-in weights\n"
             "(dngen %s, spec %s, weights %s).\n"
             "Reads the samples in INPUT (a file; '-' or none: standard input) and prints\n"
             "one line per sample.\n\n",
-            prog, m->name, m->n_inputs, m->n_outputs,
+            prog, m->name, m->n_inputs, dn_pr_listed(m),
             ce ? "classes" : "raw outputs, mse", m->dngen_version,
             m->spec_hash, m->weights_hash);
     fprintf(out,
@@ -248,7 +248,8 @@ static void dn_pr_help_options(const dn_infer_model *m, const char *prog, FILE *
             "  --help               show this help\n"
             "  --version            show model name, dngen version, spec and weights hashes\n"
             "  --                   end of options (INPUT may then start with '-')\n\n",
-            ce ? "most likely classes" : "largest outputs", m->n_outputs, DN_PR_MAX_MC, DN_PR_MAX_BATCH, DN_PR_DEFAULT_BATCH);
+            ce ? "most likely classes" : "largest outputs", dn_pr_listed(m), DN_PR_MAX_MC, DN_PR_MAX_BATCH,
+            DN_PR_DEFAULT_BATCH);
 }
 
 /* The input formats and how values are fed to the network. */
@@ -331,7 +332,7 @@ static void dn_pr_help_mc_and_exit(int ce, FILE *out) {
 }
 
 void dn_pr_print_help(const dn_infer_model *m, const char *prog, FILE *out) {
-    int ce = m->loss == DN_MODEL_LOSS_CE;
+    int ce = dn_pr_classifier(m);
     dn_pr_help_options(m, prog, out);
     dn_pr_help_inputs(m, out);
     dn_pr_help_outputs(ce, out);

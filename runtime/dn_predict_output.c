@@ -89,7 +89,7 @@ static double dn_pr_entropy(const double *v, int n) {
 }
 
 void dn_pr_csv_header(const dn_infer_model *m, const dn_pr_opts *o, FILE *out) {
-    int ce = m->loss == DN_MODEL_LOSS_CE;
+    int ce = dn_pr_classifier(m);
     const char *cls = ce ? "class" : "output", *val = ce ? "probability" : "value";
     fprintf(out, "index,%s,%s", cls, val);
     for (int r = 2; r <= o->top && o->top > 1; r++)
@@ -177,12 +177,20 @@ static void dn_pr_emit_json(FILE *out, size_t sample, const dn_pr_line *l) {
 
 void dn_pr_emit(const dn_infer_model *m, const dn_pr_opts *o, FILE *out, size_t sample,
                 const double *v, const double *m2, int *rank) {
-    dn_pr_line l = {v, rank, o->top, m->loss == DN_MODEL_LOSS_CE, o->mc != 0, 0, 0,
-                    m->n_class_names == m->n_outputs ? m->class_names : NULL};
-    dn_pr_top(v, m->n_outputs, l.k, rank);
+    double two[2], two_m2[2]; /* binary cross-entropy: classes 0 and 1 from the probability of 1 */
+    if (m->loss == DN_MODEL_LOSS_BCE) {
+        two[0] = 1.0 - v[0], two[1] = v[0];
+        if (m2)
+            two_m2[0] = two_m2[1] = m2[0];
+        v = two, m2 = m2 ? two_m2 : NULL;
+    }
+    const int n = dn_pr_listed(m);
+    dn_pr_line l = {v, rank, o->top, dn_pr_classifier(m), o->mc != 0, 0, 0,
+                    m->n_class_names == n ? m->class_names : NULL};
+    dn_pr_top(v, n, l.k, rank);
     if (o->mc) {
         if (l.ce)
-            l.entropy = dn_pr_entropy(v, m->n_outputs);
+            l.entropy = dn_pr_entropy(v, n);
         double var = m2[rank[0]] / o->mc;
         l.sd = var > 0 ? sqrt(var) : (isnan(var) ? NAN : 0.0);
     }

@@ -566,7 +566,11 @@ int dn_npy_table_load(const char *x_path, const char *y_path, int kind, dn_table
 
 /* ---- the model interface: what generated code provides -------------------- */
 
-enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1 };
+/* The loss of a model, and what its outputs are: CE, softmax probabilities of
+ * n_outputs classes; MSE, raw outputs (one-hot targets of n_outputs
+ * classes); BCE, binary cross-entropy of one output, the probability of
+ * class 1 of 2 (labels 0 and 1). */
+enum { DN_MODEL_LOSS_CE = 0, DN_MODEL_LOSS_MSE = 1, DN_MODEL_LOSS_BCE = 2 };
 
 /* One tensor of the model and where it lives in the flat parameter buffer:
  * a parameter (trained by the optimizer) or, with state != 0, a running
@@ -614,7 +618,7 @@ void dn_tensor_import(const dn_tensor_info *t, float *buf, const float *src);
 typedef struct {
     int n;              /* rows in this batch: 1..max_batch given to workspace_size */
     const float *x;     /* [n, n_inputs] normalized inputs */
-    const int32_t *y;   /* [n] class labels in [0, n_outputs) */
+    const int32_t *y;   /* [n] class labels in [0, classes): dn_model_classes */
     const float *t;     /* [n, n_outputs] real-valued targets (models with regression set), else NULL */
     uint64_t seed;      /* dropout masks are a pure function of (seed, step, slot, row, unit) */
     uint64_t step;      /* 0-based optimizer step */
@@ -663,7 +667,7 @@ typedef struct dn_model {
     int batchnorm;                /* layers with batch norm: training batches need >= 2 rows */
     int n_tensors;
     const dn_tensor_info *tensors;
-    int loss;                     /* DN_MODEL_LOSS_CE or DN_MODEL_LOSS_MSE */
+    int loss;                     /* DN_MODEL_LOSS_CE, _MSE or _BCE */
     int regression;               /* mse against real-valued targets (dn_batch.t), not class labels:
                                      reported as RMSE, MAE and R^2 instead of accuracy */
     dn_defaults defaults;
@@ -708,6 +712,10 @@ typedef struct dn_model {
  * PyTorch counts them: state tensors excluded). */
 size_t dn_model_param_count(const dn_model *m);
 
+/* The classes of its labels: n_outputs, or 2 for binary cross-entropy's
+ * one output. */
+DN_INLINE int dn_model_classes(const dn_model *m) { return m->loss == DN_MODEL_LOSS_BCE ? 2 : m->n_outputs; }
+
 /* Elements of all its tensors, state included (what a checkpoint holds). */
 size_t dn_model_tensor_count(const dn_model *m);
 
@@ -719,7 +727,8 @@ typedef struct dn_infer_model {
     const char *spec_hash;      /* 16 lowercase hex digits */
     const char *weights_hash;   /* FNV-1a 64 of the weights file, 16 hex digits */
     int n_inputs, n_outputs;
-    int loss;                   /* DN_MODEL_LOSS_CE: outputs are probabilities; MSE: raw outputs */
+    int loss;                   /* DN_MODEL_LOSS_CE: outputs are probabilities; MSE: raw outputs;
+                                   BCE: one output, the probability of class 1 */
     int has_dropout;            /* the network has dropout, so MC dropout is possible */
     float norm_mean, norm_std;  /* inputs given as pixels 0..255 become (x/255 - mean)/std */
 

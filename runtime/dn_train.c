@@ -116,7 +116,7 @@ static int dn_tr_load_data(dn_tr_run *r) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
     }
-    if (dn_dataset_load(dir, "train", (uint32_t)m->n_inputs, m->n_outputs, &r->train, err) != 0) {
+    if (dn_dataset_load(dir, "train", (uint32_t)m->n_inputs, dn_model_classes(m), &r->train, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
     }
@@ -126,7 +126,7 @@ static int dn_tr_load_data(dn_tr_run *r) {
     }
     if (!dn_tr_exists(dir, "t10k-images-idx3-ubyte"))
         return DN_EXIT_OK;
-    if (dn_dataset_load(dir, "t10k", (uint32_t)m->n_inputs, m->n_outputs, &r->test, err) != 0) {
+    if (dn_dataset_load(dir, "t10k", (uint32_t)m->n_inputs, dn_model_classes(m), &r->test, err) != 0) {
         fprintf(stderr, "%s: %s\n", r->o->prog, err);
         return DN_EXIT_INPUT;
     }

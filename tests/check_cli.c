@@ -799,7 +799,8 @@ static const broken_case broken[] = {
      "@:5:12: error: duplicate layer name 'a'\n@:4:12: note: 'a' first used here\n"},
     {"missing_layers", H, "@:1:1: error: missing required key 'layers' at top level\n"},
     {"unknown_activation", H LAY("units: 3, activation: rleu", OUT2),
-     "@:4:28: error: unknown activation 'rleu'; did you mean 'relu'? (allowed: relu, tanh, sigmoid, linear, softmax)\n"},
+     "@:4:28: error: unknown activation 'rleu'; did you mean 'relu'? (allowed: relu, tanh, sigmoid, linear, softmax, "
+     "leaky_relu, elu, gelu, silu, softplus, swish)\n"},
     {"empty_file", "", "@: error: spec is empty\n"},
     {"anchor", "name: t\ninput: &n 4\n" L, "@:2:8: error: anchors are not supported (&n)\n"},
     {"control_char", V "\x01\n", "@:6:1: error: invalid input: control characters are not allowed (0x1)\n"},

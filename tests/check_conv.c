@@ -17,7 +17,7 @@
 
 /* Odd sizes, kernels 3 and 5, stride 1 and 2, padding 0, 1 and same (odd and
  * even kernels), max and average pooling with odd windows and overlapping
- * strides, element and channel dropout, every activation, both losses, a
+ * strides, element and channel dropout, every activation, every loss, a
  * conv after a conv and after a pool (their input gradients), and a dense
  * layer after a flatten. */
 static const char *const gradcheck_specs[] = {
@@ -67,6 +67,42 @@ static const char *const gradcheck_specs[] = {
     "  - {type: maxpool2d, kernel: 2}\n"
     "  - {type: flatten}\n"
     "  - {units: 4, activation: softmax}\n",
+    /* issue 24's activations on convolutions: derivatives from the kept
+     * pre-activation (gelu, softplus with a low threshold, negative elu
+     * alpha, silu) through a max pool and a conv, from the output (leaky
+     * relu); a pre-activation with row padding (conv3: 36 of 40) */
+    "name: c7\ninput: {shape: [2, 9, 7]}\nlayers:\n"
+    "  - {type: conv2d, filters: 3, kernel: 3, padding: 1, activation: gelu, dropout: 0.2}\n"
+    "  - {type: maxpool2d, kernel: 2, stride: 1}\n"
+    "  - {type: conv2d, filters: 4, kernel: [3, 2], stride: 2, activation: {type: softplus, beta: 2, threshold: 1},"
+    " dropout: {rate: 0.3, mode: channel}}\n"
+    "  - {type: conv2d, filters: 3, kernel: 1, activation: {type: elu, alpha: -0.5}}\n"
+    "  - {type: conv2d, filters: 3, kernel: 1, activation: {type: leaky_relu, slope: 0.1}}\n"
+    "  - {type: conv2d, filters: 2, kernel: 1, activation: swish}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 5, activation: softmax}\n",
+    /* the register-tiled forward with gelu (tanh) and elu, softplus after a
+     * pool, binary cross-entropy */
+    "name: c8\ninput: {shape: [2, 10, 12]}\nlayers:\n"
+    "  - {type: conv2d, filters: 5, kernel: 3, activation: {type: gelu, approximate: tanh}}\n"
+    "  - {type: conv2d, filters: 4, kernel: 3, activation: elu, dropout: 0.2}\n"
+    "  - {type: avgpool2d, kernel: 2}\n"
+    "  - {type: conv2d, filters: 3, kernel: 1, activation: softplus}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 1, activation: sigmoid}\n"
+    "train: {loss: binary_cross_entropy}\n",
+    /* BatchNorm2d before activations whose derivative reads the kept
+     * pre-activation (gelu, elu with a negative alpha; silu after a dense
+     * batch norm) */
+    "name: c9\ninput: {shape: [2, 8, 9]}\nlayers:\n"
+    "  - {type: conv2d, filters: 3, kernel: 3, activation: gelu, batchnorm: true, dropout: 0.2}\n"
+    "  - {type: conv2d, filters: 4, kernel: 2, padding: 1, activation: {type: elu, alpha: -0.5},\n"
+    "     batchnorm: {momentum: 0.3, eps: 1.0e-3}}\n"
+    "  - {type: maxpool2d, kernel: 2}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 5, activation: silu, batchnorm: true}\n"
+    "  - {units: 3, activation: softmax}\n"
+    "train: {batch_size: 8}\n",
 };
 
 /* The trainer's own gradcheck (central differences, masks fixed) passes. */

@@ -15,7 +15,8 @@
 /* ---- builds ------------------------------------------------------------------ */
 
 /* The seed network compiles warning-free (-Wall -Wextra -Werror -std=c11)
- * with gcc and clang, with and without OpenMP, standalone and linked. */
+ * with gcc and clang, with and without OpenMP, standalone and linked; so do
+ * a batch norm net and the nets with every activation. */
 START_TEST(test_compiles_everywhere) {
     const char *dir = tu_dir("compile");
     char cmd[8192], *out;
@@ -44,6 +45,22 @@ START_TEST(test_compiles_everywhere) {
             ck_assert_str_eq(out, "");
             free(out);
         }
+    /* Every activation of issue 24, dense and conv (their functions take
+     * floats, never a vector, whose ABI would depend on AVX), linked form. */
+    const char *acts[] = {"small_act", "small_act_conv"};
+    for (int a = 0; a < 2; a++) {
+        snprintf(cmd, sizeof cmd, "'%s' %s/tests/fixtures/%s.yaml -o %s/%s.c", DNGEN_EXE, DNGEN_SOURCE_DIR, acts[a],
+                 dir, acts[a]);
+        free(tu_expect_run(0, cmd));
+        for (int c = 0; c < 2; c++)
+            for (int o = 0; o < 2; o++) {
+                snprintf(cmd, sizeof cmd, "%s -std=c11 -O1 -Wall -Wextra -Werror %s -I%s/runtime -c %s/%s.c -o %s/%s_%d%d.o",
+                         ccs[c], omps[o], DNGEN_SOURCE_DIR, dir, acts[a], dir, acts[a], c, o);
+                out = tu_expect_run(0, cmd);
+                ck_assert_str_eq(out, "");
+                free(out);
+            }
+    }
     /* The standalone file links with nothing but libc, libm and zlib. */
     snprintf(cmd, sizeof cmd, "cc -O2 -fopenmp %s/sa.c -o %s/sa -lz -lm && %s/sa --help", dir, dir, dir);
     out = tu_expect_run(0, cmd);
@@ -80,12 +97,14 @@ END_TEST
 /* ---- PyTorch parity ------------------------------------------------------------- */
 
 /* Dense nets, then conv nets (conv2d, max and average pooling, flatten,
- * element and channel dropout, BatchNorm2d; tests/fixtures/README.md lists
+ * element and channel dropout, BatchNorm2d), the optimizers and clipping,
+ * then issue 24's activations and losses (tests/fixtures/README.md lists
  * what each covers). */
 static const char *const fixture_cases[] = {"small_ce",    "small_mse",   "small_adamw", "small_l2",
                                             "small_noise", "small_bn",    "small_bn_out", "seed_mlp",
                                             "small_conv1", "small_conv2", "small_conv3", "small_conv4",
-                                            "small_sgd",   "small_rmsprop", "small_clip", "small_clip_sgd"};
+                                            "small_sgd",   "small_rmsprop", "small_clip", "small_clip_sgd",
+                                            "small_act",   "small_act_conv", "small_bce"};
 #define N_FIXTURES ((int)(sizeof fixture_cases / sizeof fixture_cases[0]))
 
 /* Forward (eval), train-mode loss and every gradient, with dngen's dropout
@@ -188,7 +207,7 @@ END_TEST
 
 /* ---- gradient checks ----------------------------------------------------------- */
 
-/* Specs covering every activation, both losses, input dropout, dropout and
+/* Specs covering every activation, every loss, input dropout, dropout and
  * noise on hidden layers, batch norm (hidden and output layers), and widths
  * that exercise every tile remainder. */
 static const char *const gradcheck_specs[] = {
@@ -221,6 +240,30 @@ static const char *const gradcheck_specs[] = {
     "  - {units: 20, activation: sigmoid, batchnorm: true}\n"
     "  - {units: 2, activation: linear, batchnorm: true}\n"
     "train: {loss: mse}\n",
+    /* every activation of issue 24 (derivatives from the output and from
+     * the kept pre-activation, after batch norm too), label smoothing */
+    "name: g8\ninput: {size: 13, dropout: 0.2}\nlayers:\n"
+    "  - {units: 29, activation: gelu, dropout: 0.3}\n"
+    "  - {units: 11, activation: {type: gelu, approximate: tanh}, noise: 0.2}\n"
+    "  - {units: 9, activation: swish, batchnorm: true}\n"
+    "  - {units: 10, activation: {type: leaky_relu, slope: 0.2}, dropout: 0.1}\n"
+    "  - {units: 7, activation: elu}\n"
+    "  - {units: 6, activation: softplus}\n"
+    "  - {units: 5, activation: softmax}\n"
+    "train: {loss: {type: cross_entropy, label_smoothing: 0.1}}\n",
+    /* negative slope and alpha, softplus with a low threshold (derivatives
+     * from the pre-activation); binary cross-entropy after batch norm */
+    "name: g9\ninput: 7\nlayers:\n"
+    "  - {units: 9, activation: {type: leaky_relu, slope: -0.3}}\n"
+    "  - {units: 8, activation: {type: elu, alpha: -0.5}, batchnorm: true}\n"
+    "  - {units: 6, activation: {type: softplus, beta: 2, threshold: 1}, dropout: 0.2}\n"
+    "  - {units: 1, activation: sigmoid, batchnorm: true}\n"
+    "train: {loss: binary_cross_entropy}\n",
+    /* binary cross-entropy in the fused head */
+    "name: g10\ninput: 10\nlayers:\n"
+    "  - {units: 17, activation: {type: elu, alpha: 0.7}}\n"
+    "  - {units: 1, activation: sigmoid}\n"
+    "train: {loss: binary_cross_entropy}\n",
 };
 
 /* The trainer's own `gradcheck` (central differences with the dropout masks

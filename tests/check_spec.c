@@ -173,13 +173,32 @@ static const spec_case cases[] = {
      "t.yaml:4:13: error: expected an integer, got a string\n"},
     {"activation_typo", H LAY("units: 3, activation: rleu", OUT2),
      "t.yaml:4:28: error: unknown activation 'rleu'; did you mean 'relu'? "
-     "(allowed: relu, tanh, sigmoid, linear, softmax)\n"},
+     "(allowed: relu, tanh, sigmoid, linear, softmax, leaky_relu, elu, gelu, silu, softplus, swish)\n"},
     {"activation_case", H LAY("units: 3, activation: ReLU", OUT2),
      "t.yaml:4:28: error: unknown activation 'ReLU'; did you mean 'relu'? "
-     "(allowed: relu, tanh, sigmoid, linear, softmax)\n"},
-    {"activation_unknown", H LAY("units: 3, activation: swish", OUT2),
-     "t.yaml:4:28: error: unknown activation 'swish' "
-     "(allowed: relu, tanh, sigmoid, linear, softmax)\n"},
+     "(allowed: relu, tanh, sigmoid, linear, softmax, leaky_relu, elu, gelu, silu, softplus, swish)\n"},
+    {"activation_unknown", H LAY("units: 3, activation: mish", OUT2),
+     "t.yaml:4:28: error: unknown activation 'mish'; did you mean 'swish'? "
+     "(allowed: relu, tanh, sigmoid, linear, softmax, leaky_relu, elu, gelu, silu, softplus, swish)\n"},
+    {"activation_map_typo", H LAY("units: 3, activation: {type: leaky_relu, slop: 0.2}", OUT2),
+     "t.yaml:4:47: error: unknown key 'slop' in activation; did you mean 'slope'? "
+     "(allowed: type, slope, alpha, beta, threshold, approximate)\n"},
+    {"activation_map_no_type", H LAY("units: 3, activation: {slope: 0.2}", OUT2),
+     "t.yaml:4:28: error: missing required key 'type' in activation\n"},
+    {"activation_param_of_other", H LAY("units: 3, activation: {type: elu, slope: 0.2}", OUT2),
+     "t.yaml:4:40: error: activation elu has no parameter 'slope' (leaky_relu has)\n"},
+    {"activation_param_text", H LAY("units: 3, activation: {type: leaky_relu, slope: steep}", OUT2),
+     "t.yaml:4:54: error: expected a number, got 'steep'\n"},
+    {"activation_beta_zero", H LAY("units: 3, activation: {type: softplus, beta: 0}", OUT2),
+     "t.yaml:4:51: error: softplus beta must be > 0, got 0\n"},
+    {"activation_gelu_approx", H LAY("units: 3, activation: {type: gelu, approximate: erf}", OUT2),
+     "t.yaml:4:54: error: unknown gelu approximate 'erf' (allowed: none, tanh)\n"},
+    {"activation_softmax_map_hidden", H LAY("units: 3, activation: {type: softmax}", OUT2),
+     "t.yaml:4:35: error: softmax is only allowed on the output layer\n"},
+    {"activation_conv_param", "name: t\ninput: {shape: [1, 2, 2]}\nlayers:\n"
+     "  - {type: conv2d, filters: 2, kernel: 1, activation: {type: gelu, alpha: 1}}\n"
+     "  - {type: flatten}\n  - {units: 2, activation: softmax}\n",
+     "t.yaml:4:68: error: activation gelu has no parameter 'alpha' (elu has)\n"},
     {"activation_seq", H LAY("units: 3, activation: [relu]", OUT2),
      "t.yaml:4:28: error: expected a scalar, got a sequence\n"},
     {"softmax_hidden", H LAY("units: 3, activation: softmax", OUT2),
@@ -264,7 +283,29 @@ static const spec_case cases[] = {
      "got activation 'relu'\n"
      "t.yaml:6:15: note: loss is set to mse here\n"},
     {"loss_typo", V "train: {loss: mae}\n",
-     "t.yaml:6:15: error: unknown loss 'mae'; did you mean 'mse'? (allowed: cross_entropy, mse)\n"},
+     "t.yaml:6:15: error: unknown loss 'mae'; did you mean 'mse'? (allowed: cross_entropy, mse, "
+     "binary_cross_entropy)\n"},
+    {"loss_map_typo", V "train: {loss: {type: mae}}\n",
+     "t.yaml:6:22: error: unknown loss 'mae'; did you mean 'mse'? (allowed: cross_entropy, mse, "
+     "binary_cross_entropy)\n"},
+    {"loss_map_no_type", V "train: {loss: {label_smoothing: 0.1}}\n",
+     "t.yaml:6:15: error: missing required key 'type' in loss\n"},
+    {"loss_map_unknown_key", V "train: {loss: {type: cross_entropy, smoothing: 0.1}}\n",
+     "t.yaml:6:37: error: unknown key 'smoothing' in loss (allowed: type, label_smoothing)\n"},
+    {"label_smoothing_range", V "train: {loss: {type: cross_entropy, label_smoothing: 1.5}}\n",
+     "t.yaml:6:54: error: label_smoothing must be in [0, 1], got 1.5\n"},
+    {"label_smoothing_mse", H LAY("units: 3, activation: relu", "units: 2, activation: linear")
+     "train: {loss: {type: mse, label_smoothing: 0.1}}\n",
+     "t.yaml:6:27: error: label_smoothing needs loss cross_entropy, got mse\n"},
+    {"bce_softmax", V "train: {loss: binary_cross_entropy}\n",
+     "t.yaml:5:28: error: loss binary_cross_entropy needs a sigmoid output layer, got activation 'softmax'\n"
+     "t.yaml:6:15: note: loss is set to binary_cross_entropy here\n"
+     "t.yaml:5:13: error: loss binary_cross_entropy needs 1 output unit (labels 0 and 1), got 2; multi-label "
+     "targets are not supported yet\n"},
+    {"bce_two_units", H LAY("units: 3, activation: relu", "units: 2, activation: sigmoid")
+     "train: {loss: binary_cross_entropy}\n",
+     "t.yaml:5:13: error: loss binary_cross_entropy needs 1 output unit (labels 0 and 1), got 2; multi-label "
+     "targets are not supported yet\n"},
 
     /* train */
     {"train_scalar", V "train: fast\n", "t.yaml:6:8: error: expected a mapping, got 'fast'\n"},
@@ -468,7 +509,7 @@ static const spec_case cases[] = {
      "t.yaml:2:8: error: input must be in [1, 16777216], got 0\n"
      "t.yaml:4:13: error: units must be in [1, 16777216], got 0\n"
      "t.yaml:4:28: error: unknown activation 'rleu'; did you mean 'relu'? "
-     "(allowed: relu, tanh, sigmoid, linear, softmax)\n"
+     "(allowed: relu, tanh, sigmoid, linear, softmax, leaky_relu, elu, gelu, silu, softplus, swish)\n"
      "t.yaml:4:43: error: dropout must be in [0, 1), got 2\n"
      "t.yaml:5:46: error: dropout is not allowed on the output layer, got 0.5\n"
      "t.yaml:6:21: error: batch_size must be in [1, 65536], got 0\n"
@@ -843,6 +884,48 @@ START_TEST(test_accepted_forms) {
     ck_assert_double_eq(s->data.std, 2.0);
     ck_assert_int_eq(s->layers[0].loc.line, 5);
     ck_assert_int_eq(s->layers[0].loc.col, 5);
+    parsed_free(&p);
+}
+END_TEST
+
+/* Activations by name (swish is silu) or as a mapping with parameters,
+ * PyTorch's defaults where none is given; a loss as a mapping. */
+START_TEST(test_activation_forms) {
+    parsed p;
+    parse_ok(&p, H "layers:\n"
+                   "  - {units: 3, activation: leaky_relu}\n"
+                   "  - {units: 3, activation: {type: leaky_relu, slope: -0.2}}\n"
+                   "  - {units: 3, activation: {type: elu, alpha: 0.5}}\n"
+                   "  - {units: 3, activation: {type: gelu, approximate: tanh}}\n"
+                   "  - {units: 3, activation: {type: gelu, approximate: none}}\n"
+                   "  - {units: 3, activation: swish}\n"
+                   "  - {units: 3, activation: {type: softplus, beta: 2, threshold: 5}}\n"
+                   "  - {units: 3, activation: softplus}\n"
+                   "  - {units: 2, activation: softmax}\n"
+                   "train: {loss: {type: cross_entropy, label_smoothing: 0.1}}\n");
+    const dn_layer *l = p.spec->layers;
+    ck_assert_int_eq(l[0].act, DN_ACT_LEAKY_RELU);
+    ck_assert_double_eq(l[0].act_alpha, 0.01);
+    ck_assert_double_eq(l[1].act_alpha, -0.2);
+    ck_assert_int_eq(l[2].act, DN_ACT_ELU);
+    ck_assert_double_eq(l[2].act_alpha, 0.5);
+    ck_assert_int_eq(l[3].act, DN_ACT_GELU);
+    ck_assert_int_eq(l[3].act_tanh, 1);
+    ck_assert_int_eq(l[4].act_tanh, 0);
+    ck_assert_int_eq(l[5].act, DN_ACT_SILU);
+    ck_assert_int_eq(l[6].act, DN_ACT_SOFTPLUS);
+    ck_assert_double_eq(l[6].act_alpha, 2.0);
+    ck_assert_double_eq(l[6].act_threshold, 5.0);
+    ck_assert_double_eq(l[7].act_alpha, 1.0);
+    ck_assert_double_eq(l[7].act_threshold, 20.0);
+    ck_assert_int_eq(p.spec->train.loss, DN_LOSS_CROSS_ENTROPY);
+    ck_assert_double_eq(p.spec->train.label_smoothing, 0.1);
+    parsed_free(&p);
+    parse_ok(&p, H LAY("units: 3, activation: elu", "units: 1, activation: sigmoid")
+                 "train: {loss: binary_cross_entropy}\n");
+    ck_assert_double_eq(p.spec->layers[0].act_alpha, 1.0);
+    ck_assert_int_eq(p.spec->train.loss, DN_LOSS_BINARY_CROSS_ENTROPY);
+    ck_assert_double_eq(p.spec->train.label_smoothing, 0.0);
     parsed_free(&p);
 }
 END_TEST
@@ -1226,6 +1309,7 @@ static Suite *spec_suite(void) {
     tcase_add_test(ir, test_load_directory);
     tcase_add_test(ir, test_partial_sections_get_defaults);
     tcase_add_test(ir, test_accepted_forms);
+    tcase_add_test(ir, test_activation_forms);
     tcase_add_test(ir, test_mse_outputs);
     tcase_add_test(ir, test_data_csv_fields);
     tcase_add_test(ir, test_batchnorm_layout);

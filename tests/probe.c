@@ -186,13 +186,18 @@ static float *tensor_of(const float *buf, int t) {
 }
 
 /* Expected eval output per row: softmax of the fixture's logits `name`
- * (cross-entropy models) or the logits themselves (mse with a linear output). */
+ * (cross-entropy models), the sigmoid of the one logit (binary
+ * cross-entropy) or the logits themselves (mse with a linear output). */
 static void expected_outputs(const fixture *fx, const char *name, float *out) {
     size_t no = (size_t)M->n_outputs;
     const dn_st_info *lg = need(fx->f, name, "F32", (size_t)fx->n * no);
     const float *z = lg->data;
     for (int r = 0; r < fx->n; r++) {
         const float *zr = z + (size_t)r * no;
+        if (M->loss == DN_MODEL_LOSS_BCE) {
+            out[r] = (float)(1.0 / (1.0 + exp(-(double)zr[0])));
+            continue;
+        }
         if (M->loss != DN_MODEL_LOSS_CE) {
             memcpy(out + (size_t)r * no, zr, no * sizeof(float));
             continue;

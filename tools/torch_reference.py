@@ -248,6 +248,42 @@ ACTIVATIONS = {
 }
 
 
+def act_params(act):
+    """(type, parameters) of a layer's activation: a name ("swish" is silu) or a dict
+    {type, slope | alpha | beta, threshold | approximate} as the spec writes it."""
+    if isinstance(act, str):
+        act = {"type": act}
+    kind = "silu" if act["type"] == "swish" else act["type"]
+    return kind, {k: v for k, v in act.items() if k != "type"}
+
+
+def act_fn(act):
+    """The PyTorch function of a layer's activation, with PyTorch's defaults."""
+    kind, p = act_params(act)
+    if kind == "leaky_relu":
+        return lambda z: F.leaky_relu(z, p.get("slope", 0.01))
+    if kind == "elu":
+        return lambda z: F.elu(z, alpha=p.get("alpha", 1.0))
+    if kind == "gelu":
+        return lambda z: F.gelu(z, approximate=p.get("approximate", "none"))
+    if kind == "silu":
+        return F.silu
+    if kind == "softplus":
+        return lambda z: F.softplus(z, beta=p.get("beta", 1.0), threshold=p.get("threshold", 20.0))
+    return ACTIVATIONS[kind]
+
+
+def act_kink(act):
+    """Where an activation's derivative jumps (relu, leaky_relu, elu with alpha != 1: at
+    0; softplus: where beta z passes its threshold), or None."""
+    kind, p = act_params(act)
+    if kind in ("relu", "leaky_relu") or (kind == "elu" and p.get("alpha", 1.0) != 1.0):
+        return 0.0
+    if kind == "softplus":
+        return p.get("threshold", 20.0) / p.get("beta", 1.0)
+    return None
+
+
 def bn_settings(layer):
     """(momentum, eps) of a layer's batch norm, or None without one."""
     bn = layer.get("batchnorm")
@@ -351,8 +387,9 @@ class SpecNet(nn.Module):
         A channel mask [n, c] keeps or drops whole channels of an image [n, c, h, w].
         `noises` maps layer names to the noise added to their output (sigma * N(0,1)),
         before dropout; None = no noise (eval). `record`, a list, receives
-        (layer, kind, tensor) for every relu pre-activation ("relu") and max pool
-        input ("maxpool"), to measure how far results are from a tie.
+        (layer, kind, tensor) for every pre-activation of an activation with a kink
+        ("relu": its distance to the kink, act_kink) and max pool input ("maxpool"),
+        to measure how far results are from a tie.
         """
         h = x
         p_in = self.spec.get("input_dropout", 0.0)
@@ -369,11 +406,12 @@ class SpecNet(nn.Module):
             else:
                 if bn_settings(layer):
                     z = getattr(self, layer["name"] + "_bn")(z)
-                if record is not None and layer["activation"] == "relu":
-                    record.append((layer["name"], "relu", z.detach()))
+                kink = act_kink(layer["activation"])
+                if record is not None and kink is not None:
+                    record.append((layer["name"], "relu", z.detach() - kink))
                 if k == len(layers) - 1:
-                    return z, ACTIVATIONS[layer["activation"]](z)
-                h = ACTIVATIONS[layer["activation"]](z)
+                    return z, act_fn(layer["activation"])(z)
+                h = act_fn(layer["activation"])(z)
             if noises is not None and layer["name"] in noises:
                 h = h + noises[layer["name"]]
             p = layer.get("dropout", 0.0)
@@ -386,9 +424,13 @@ class SpecNet(nn.Module):
 
 
 def loss_fn(spec, logits, output, y):
-    """Mean loss over the batch: cross entropy on the logits, or MSE against one-hot y."""
+    """Mean loss over the batch: cross entropy on the logits (with the case's
+    label_smoothing), binary cross entropy on the one logit (the stable
+    binary_cross_entropy_with_logits) against y in {0, 1}, or MSE against one-hot y."""
     if spec["loss"] == "cross_entropy":
-        return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits, y, label_smoothing=spec.get("label_smoothing", 0.0))
+    if spec["loss"] == "binary_cross_entropy":
+        return F.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype))
     target = F.one_hot(y, num_classes=output.shape[1]).to(output.dtype)
     return F.mse_loss(output, target)  # mean over rows and outputs
 
@@ -605,6 +647,66 @@ CASES = {
         "loss": "cross_entropy", "optimizer": _sgd(0.5, 0.8, dampening=0.3), "clip": 0.08, "n": 6,
         "seed": 34, "torch_seed": 34, "x_range": 3.0,
     },
+    "small_act": {
+        "doc": "every activation of issue 24 on dense layers (leaky_relu 0.2 with dropout, elu "
+               "1.3 after batch norm, gelu with dropout, gelu tanh, swish, softplus, softplus beta 2 "
+               "threshold 1, leaky_relu -0.1, elu -0.5), cross entropy with label smoothing 0.1, "
+               "Adam with L2 weight decay",
+        "input": 7, "input_dropout": 0.0,
+        "layers": [{"name": "fc1", "units": 8, "activation": {"type": "leaky_relu", "slope": 0.2},
+                    "dropout": 0.2},
+                   {"name": "fc2", "units": 7, "activation": {"type": "elu", "alpha": 1.3},
+                    "dropout": 0.0, "batchnorm": True},
+                   {"name": "fc3", "units": 7, "activation": "gelu", "dropout": 0.25},
+                   {"name": "fc4", "units": 6, "activation": {"type": "gelu", "approximate": "tanh"},
+                    "dropout": 0.0},
+                   {"name": "fc5", "units": 6, "activation": "swish", "dropout": 0.0},
+                   {"name": "fc6", "units": 5, "activation": "softplus", "dropout": 0.0},
+                   {"name": "fc7", "units": 5,
+                    "activation": {"type": "softplus", "beta": 2.0, "threshold": 1.0}, "dropout": 0.0},
+                   {"name": "fc8", "units": 4, "activation": {"type": "leaky_relu", "slope": -0.1},
+                    "dropout": 0.0},
+                   {"name": "fc9", "units": 4, "activation": {"type": "elu", "alpha": -0.5},
+                    "dropout": 0.0},
+                   {"name": "out", "units": 3, "activation": "softmax", "dropout": 0.0}],
+        "loss": "cross_entropy", "label_smoothing": 0.1, "optimizer": _opt(wd=0.01), "n": 6,
+        "seed": 31, "torch_seed": 31, "x_range": 1.0, "check_ties": True,
+    },
+    "small_act_conv": {
+        "doc": "issue 24's activations on convolutions (gelu in the register-tiled forward, "
+               "swish with channel dropout, leaky_relu, elu 0.8, gelu tanh, softplus beta 2 "
+               "threshold 1 with row padding), softplus dense, one sigmoid unit with binary "
+               "cross entropy",
+        "input": [2, 10, 12], "input_dropout": 0.0,
+        "layers": [{"name": "conv1", "type": "conv2d", "filters": 4, "kernel": 3,
+                    "activation": "gelu", "dropout": 0.2},
+                   {"name": "pool1", "type": "maxpool2d", "kernel": 2},
+                   {"name": "conv2", "type": "conv2d", "filters": 5, "kernel": 3,
+                    "activation": "swish", "dropout": 0.3, "dropout_mode": "channel"},
+                   {"name": "conv3", "type": "conv2d", "filters": 4, "kernel": 1,
+                    "activation": {"type": "leaky_relu", "slope": 0.1}},
+                   {"name": "conv4", "type": "conv2d", "filters": 4, "kernel": 1,
+                    "activation": {"type": "elu", "alpha": 0.8}},
+                   {"name": "conv5", "type": "conv2d", "filters": 3, "kernel": 1,
+                    "activation": {"type": "gelu", "approximate": "tanh"}},
+                   {"name": "conv6", "type": "conv2d", "filters": 3, "kernel": 1,
+                    "activation": {"type": "softplus", "beta": 2.0, "threshold": 1.0}},
+                   {"name": "flat", "type": "flatten"},
+                   {"name": "fc1", "units": 5, "activation": "softplus", "dropout": 0.0},
+                   {"name": "out", "units": 1, "activation": "sigmoid", "dropout": 0.0}],
+        "loss": "binary_cross_entropy", "optimizer": _opt(), "n": 4, "seed": 32,
+        "torch_seed": 32, "x_range": 1.0,
+    },
+    "small_bce": {
+        "doc": "input dropout, silu hidden layer with dropout, one sigmoid unit after batch "
+               "norm with binary cross entropy, Adam with L2 weight decay",
+        "input": 6, "input_dropout": 0.2,
+        "layers": [{"name": "fc1", "units": 5, "activation": "silu", "dropout": 0.3},
+                   {"name": "out", "units": 1, "activation": "sigmoid", "dropout": 0.0,
+                    "batchnorm": True}],
+        "loss": "binary_cross_entropy", "optimizer": _opt(wd=0.01), "n": 6, "seed": 33,
+        "torch_seed": 33, "x_range": 1.0,
+    },
 }
 
 MASK_STEP = 0   # optimizer step the masks are drawn for
@@ -635,6 +737,25 @@ def _yaml_value(v):
     return str(v)
 
 
+def _act_yaml(act):
+    """An activation as the spec writes it: a name, or {type: NAME, key: value, ...}."""
+    if isinstance(act, str):
+        return act
+    parts = [f"type: {act['type']}"]
+    for key, v in act.items():
+        if key != "type":
+            parts.append(f"{key}: {v if isinstance(v, str) else _num(v)}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _loss_yaml(case):
+    """The loss as the spec writes it (a mapping with label smoothing)."""
+    e = case.get("label_smoothing", 0.0)
+    if e > 0:
+        return f"{{type: {case['loss']}, label_smoothing: {_num(e)}}}"
+    return case["loss"]
+
+
 def _image_layer_yaml(layer):
     """The spec line of a conv2d, pool or flatten layer."""
     item = f"  - {{name: {layer['name']}, type: {layer['type']}"
@@ -642,7 +763,7 @@ def _image_layer_yaml(layer):
         if key in layer:
             item += f", {key}: {_yaml_value(layer[key])}"
     if "activation" in layer:
-        item += f", activation: {layer['activation']}"
+        item += f", activation: {_act_yaml(layer['activation'])}"
     p = layer.get("dropout", 0.0)
     if p > 0 and layer.get("dropout_mode", "element") == "channel":
         item += f", dropout: {{rate: {_num(p)}, mode: channel}}"
@@ -694,7 +815,8 @@ def spec_yaml(name, case):
         if layer_type(layer) != "dense":
             lines.append(_image_layer_yaml(layer))
             continue
-        item = f"  - {{name: {layer['name']}, units: {layer['units']}, activation: {layer['activation']}"
+        item = (f"  - {{name: {layer['name']}, units: {layer['units']}, "
+                f"activation: {_act_yaml(layer['activation'])}")
         if layer["dropout"] > 0:
             item += f", dropout: {_num(layer['dropout'])}"
         if layer.get("noise", 0.0) > 0:
@@ -704,7 +826,7 @@ def spec_yaml(name, case):
               f"  batch_size: {case['n']}",
               "  epochs: 1",
               f"  seed: {case['seed']}",
-              f"  loss: {case['loss']}",
+              f"  loss: {_loss_yaml(case)}",
               f"  optimizer: {_optimizer_yaml(case['optimizer'])}"]
     if "clip" in case:
         lines.append(f"  clip_grad_norm: {_num(case['clip'])}")
@@ -800,7 +922,7 @@ def build_case(name, case):
     model = SpecNet(case)
     gen = torch.Generator().manual_seed(case["torch_seed"] + 1000)
     n = case["n"]
-    n_out = case["layers"][-1]["units"]
+    n_out = 2 if case["loss"] == "binary_cross_entropy" else case["layers"][-1]["units"]
     in_shape = case["input"] if isinstance(case["input"], list) else [case["input"]]
     x = (torch.rand(n, *in_shape, generator=gen) * 2 - 1) * case["x_range"]
     y = torch.randint(0, n_out, (n,), generator=gen, dtype=torch.int64)
@@ -1048,7 +1170,8 @@ def main():
             continue
         case = CASES[name]
         tensors, meta, margins = build_case(name, case)
-        if isinstance(case["input"], list) and min(margins.values(), default=1.0) < MIN_TIE_MARGIN:
+        if ((isinstance(case["input"], list) or case.get("check_ties"))
+                and min(margins.values(), default=1.0) < MIN_TIE_MARGIN):
             raise SystemExit(f"{name}: a relu input or max pool window is within "
                              f"{MIN_TIE_MARGIN} of a tie ({margins}); choose other seeds or sizes")
         st_path = os.path.join(args.out_dir, f"{name}.safetensors")

@@ -244,11 +244,12 @@ static void emit_apply_image(dn_buf *b, const dn_plan *p, const dn_op *L) {
     const int K = L->bn_width, C = L->bn_features, P = L->bn_plane, drop = L->drop.p > 0;
     const dn_shape o = L->out.shape;
     dn_buf_line(b, "/* a = %s(z * alpha + shift) [n, %d, %d, %d] (row stride %d), alpha and shift per channel%s. */",
-                dn_act_name(L->act), o.c, o.h, o.w, L->out.stride,
+                dn_act_name(L->act.type), o.c, o.h, o.w, L->out.stride,
                 !drop ? "" : L->drop_channel ? "; in training h = a * mask per channel" : "; in training h = a * mask per element");
     dn_buf_line(b, "static void %s_%s_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,",
                 p->name, L->name);
-    dn_buf_line(b, "        %s%sint n%s) {", drop ? "float *restrict mask, " : "", L->stochastic ? "float *restrict h, " : "",
+    dn_buf_line(b, "        %s%s%sint n%s) {", L->act.from_pre ? "float *restrict pre, " : "",
+                drop ? "float *restrict mask, " : "", L->stochastic ? "float *restrict h, " : "",
                 L->stochastic ? ", uint64_t seed, uint64_t step" : "");
     b->indent++;
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
@@ -271,11 +272,12 @@ static void emit_apply_image(dn_buf *b, const dn_plan *p, const dn_op *L) {
  * from one dn_dropout_block, as in the forward product's tiles. */
 static void emit_apply(dn_buf *b, const dn_plan *p, const dn_op *L) {
     int S = L->out.stride, stoch = L->stochastic, drop = L->drop.p > 0;
-    dn_buf_line(b, "/* a = %s(z * alpha + shift) [n, %d]%s. */", dn_act_name(L->act), L->out.width,
+    dn_buf_line(b, "/* a = %s(z * alpha + shift) [n, %d]%s. */", dn_act_name(L->act.type), L->out.width,
                 stoch ? "; in training (h != NULL) noise and dropout into h" : "");
     dn_buf_line(b, "static void %s_%s_bn_apply(const float *restrict z, const float *restrict stats, float *restrict a,",
                 p->name, L->name);
-    dn_buf_line(b, "        %s%sint n%s) {", drop ? "float *restrict mask, " : "", stoch ? "float *restrict h, " : "",
+    dn_buf_line(b, "        %s%s%sint n%s) {", L->act.from_pre ? "float *restrict pre, " : "",
+                drop ? "float *restrict mask, " : "", stoch ? "float *restrict h, " : "",
                 stoch ? ", uint64_t seed, uint64_t step" : "");
     b->indent++;
     dn_buf_line(b, "const int row_blocks = (n + 7) / 8;");
@@ -290,8 +292,8 @@ static void emit_apply(dn_buf *b, const dn_plan *p, const dn_op *L) {
     b->indent++;
     dn_buf_line(b, "float zs[8];");
     dn_buf_line(b, "dn_store8(zs, dn_load8(z + (size_t)(r0 + r) * %d + u) * alpha);", S);
-    dn_buf_line(b, "%s_%s_finish(zs, (size_t)(r0 + r), u, stats + %d, a%s%s);", p->name, L->name, ST_SHIFT * S,
-                drop ? ", mask, mk[r]" : "", stoch ? ", h, seed, step" : "");
+    dn_buf_line(b, "%s_%s_finish(zs, (size_t)(r0 + r), u, stats + %d, a%s%s%s);", p->name, L->name, ST_SHIFT * S,
+                L->act.from_pre ? ", pre" : "", drop ? ", mask, mk[r]" : "", stoch ? ", h, seed, step" : "");
     dn_buf_close(b);
     dn_buf_close(b);
     dn_buf_close(b);
@@ -424,10 +426,10 @@ static void bn_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
     (void)p;
     if (on_image(op))
         dn_buf_printf(b, "%-12s batchnorm2d %d channels (momentum %s, eps %s) %s", op->name, op->bn_features,
-                      op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act));
+                      op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act.type));
     else
         dn_buf_printf(b, "%-12s batchnorm %3d (momentum %s, eps %s) %s", op->name, op->out.width,
-                      op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act));
+                      op->bn_momentum_text, op->bn_eps_text, dn_act_name(op->act.type));
     if (op->noise > 0) dn_buf_printf(b, " noise %s", op->noise_text);
     if (op->drop.p > 0) dn_buf_printf(b, " dropout %s%s", op->drop.rate, op->drop_channel ? " (channels)" : "");
 }
@@ -436,10 +438,11 @@ static void bn_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward
     const int image = on_image(op);
     dn_buf_line(b, "/* ==== %s: batch norm of %d %s (momentum %s, eps %s), %s%s%s%s%s%s ==== */", op->name,
                 op->bn_features, image ? "channels" : "units", op->bn_momentum_text, op->bn_eps_text,
-                dn_act_name(op->act), op->noise > 0 ? ", noise " : "", op->noise > 0 ? op->noise_text : "",
+                dn_act_name(op->act.type), op->noise > 0 ? ", noise " : "", op->noise > 0 ? op->noise_text : "",
                 op->drop.p > 0 ? ", dropout " : "", op->drop.p > 0 ? op->drop.rate : "",
                 op->drop.p > 0 && op->drop_channel ? " per channel" : "");
     dn_buf_blank(b);
+    dn_emit_act_functions(b, &op->act, forward_only);
     if (!image) dn_emit_finish(b, p, op);
     if (!forward_only) emit_batch_stats(b, p, op);
     emit_running_stats(b, p, op);

@@ -240,9 +240,9 @@ static void emit_forward_tiled(dn_buf *b, const dn_op *op) {
 /* The forward kernel's signature tail, as dense's: mask, h and the stream when randomized. */
 static void emit_fwd_signature(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "static void %s_%s_forward(const float *restrict x, const float *restrict w,", p->name, op->name);
-    dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s int n%s) {",
-                op->drop.p > 0 ? " float *restrict mask," : "", op->stochastic ? " float *restrict h," : "",
-                op->stochastic ? ", uint64_t seed, uint64_t step" : "");
+    dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s%s int n%s) {",
+                op->act.from_pre ? " float *restrict pre," : "", op->drop.p > 0 ? " float *restrict mask," : "",
+                op->stochastic ? " float *restrict h," : "", op->stochastic ? ", uint64_t seed, uint64_t step" : "");
 }
 
 static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
@@ -253,7 +253,7 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
                     "batch norm.", out.c, out.h, out.w, op->out.stride);
     else
         dn_buf_line(b, "/* Forward (direct convolution): a = %s(conv(x, W) + b) [n, %d, %d, %d] (row stride %d)%s.",
-                    dn_act_name(op->act), out.c, out.h, out.w, op->out.stride,
+                    dn_act_name(op->act.type), out.c, out.h, out.w, op->out.stride,
                     op->drop.p > 0 ? (op->drop_channel ? ", in training h = a * mask per channel"
                                                        : ", in training h = a * mask per element")
                                    : "");
@@ -728,7 +728,8 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g, int vw) {
  * Each element sums filters, then taps, in order, as the plain kernel. */
 static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape;
-    const char *deriv = dn_act_derivative(op->in.act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&op->in.act, dv);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = (d through W)%s%s;",
                 op->in.owner, in.c, in.h, in.w, op->in.stride, op->in.has_mask ? " * mask_prev" : "",
                 deriv ? " * act'(a_prev)" : "");
@@ -764,7 +765,8 @@ static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) 
 static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const int taps = in.c * op->kh * op->kw, iplane = in.h * in.w;
-    const char *deriv = dn_act_derivative(op->in.act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&op->in.act, dv);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = (d through W)%s%s;",
                 op->in.owner, in.c, in.h, in.w, op->in.stride, op->in.has_mask ? " * mask_prev" : "",
                 deriv ? " * act'(a_prev)" : "");
@@ -801,17 +803,18 @@ static void conv_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
     (void)p;
     const dn_shape i = op->in.shape, o = op->out.shape;
     dn_buf_printf(b, "%-12s conv2d %dx%dx%d -> %dx%dx%d, kernel %dx%d stride %dx%d %s", op->name, i.c, i.h, i.w, o.c,
-                  o.h, o.w, op->kh, op->kw, op->sh, op->sw, op->product_only ? "(z)" : dn_act_name(op->act));
+                  o.h, o.w, op->kh, op->kw, op->sh, op->sw, op->product_only ? "(z)" : dn_act_name(op->act.type));
     if (op->drop.p > 0) dn_buf_printf(b, " dropout %s%s", op->drop.rate, op->drop_channel ? " (channels)" : "");
 }
 
 static void conv_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
     const dn_shape i = op->in.shape, o = op->out.shape;
     dn_buf_line(b, "/* ==== %s: conv2d [%d, %d, %d] -> [%d, %d, %d], %s%s%s%s ==== */", op->name, i.c, i.h, i.w, o.c,
-                o.h, o.w, op->product_only ? "the sum before batch norm" : dn_act_name(op->act),
+                o.h, o.w, op->product_only ? "the sum before batch norm" : dn_act_name(op->act.type),
                 op->drop.p > 0 ? ", dropout " : "",
                 op->drop.p > 0 ? op->drop.rate : "", op->drop.p > 0 && op->drop_channel ? " per channel" : "");
     dn_buf_blank(b);
+    dn_emit_act_functions(b, &op->act, forward_only);
     emit_forward(b, p, op);
     if (forward_only) return;
     emit_backward_w(b, p, op, 0);
@@ -834,7 +837,7 @@ static void conv_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train
 
 static void conv_backward_x_call(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "%s_%s_backward_x(%s, params + %zu, %s, %s, %s, n);", p->name, op->name, op->out.d, op->w_off,
-                op->in.d, op->in.mask, op->in.a);
+                op->in.d, op->in.mask, op->in.deriv_in);
 }
 
 static void conv_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {

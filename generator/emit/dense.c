@@ -75,8 +75,9 @@ static void emit_fwd_tile(dn_buf *b, int panels, void *vctx) {
     if (L->drop.p > 0) dn_emit_dropout_block(b, L, rows, 8 * panels, "p0 * 8");
     dn_buf_line(b, "for (int r = 0; r < nr; r++)");
     dn_buf_line(b, "    for (int j = 0; j < %d; j++)", panels);
-    dn_buf_line(b, "        %s_%s_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a%s%s);", c->p->name,
-                L->name, L->drop.p > 0 ? ", mask, &mk[r][8 * j]" : "", L->stochastic ? ", h, seed, step" : "");
+    dn_buf_line(b, "        %s_%s_finish(&z[r][8 * j], (size_t)(r0 + r), (p0 + j) * 8, bias, a%s%s%s);", c->p->name,
+                L->name, L->act.from_pre ? ", pre" : "", L->drop.p > 0 ? ", mask, &mk[r][8 * j]" : "",
+                L->stochastic ? ", h, seed, step" : "");
 }
 
 /* The task loop of the forward kernel with tiles of shape t. */
@@ -100,7 +101,7 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *L) {
         dn_buf_line(b, "/* Forward product: out = x W^T + b [n, %d] (row stride %d), the input of batch norm.", out,
                     L->out.stride);
     else
-        dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d] (row stride %d).", dn_act_name(L->act), out, L->out.stride);
+        dn_buf_line(b, "/* Forward: a = %s(x W^T + b) [n, %d] (row stride %d).", dn_act_name(L->act.type), out, L->out.stride);
     if (stoch)
         dn_buf_line(b, " * In training h = %s%s%s%s%s%s (pass h = NULL for eval).", L->noise > 0 ? "(a + " : "a",
                     L->noise > 0 ? L->noise_text : "", L->noise > 0 ? " N(0,1))" : "",
@@ -112,9 +113,9 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *L) {
     if (L->product_only)
         dn_buf_line(b, "        const float *restrict bias, float *restrict out, int n) {");
     else
-        dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s int n%s) {",
-                    L->drop.p > 0 ? " float *restrict mask," : "", stoch ? " float *restrict h," : "",
-                    stoch ? ", uint64_t seed, uint64_t step" : "");
+        dn_buf_line(b, "        const float *restrict bias, float *restrict a,%s%s%s int n%s) {",
+                    L->act.from_pre ? " float *restrict pre," : "", L->drop.p > 0 ? " float *restrict mask," : "",
+                    stoch ? " float *restrict h," : "", stoch ? ", uint64_t seed, uint64_t step" : "");
     b->indent++;
     dn_buf_line(b, "#if DN_WIDE_TILES");
     emit_fwd_body(b, p, L, L->fwd.wide);
@@ -278,7 +279,7 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
     const dn_op *L = c->op;
     const dn_value *prev = &L->in;
     int out = L->out.width, rows = c->rows;
-    const char *deriv = dn_act_derivative8(prev->act);
+    const char *deriv = dn_act_derivative8(&prev->act);
     dn_buf_line(b, "const float *wq = wt + (size_t)q0 * %d;", L->out.stride * 8);
     dn_emit_clamped_ptrs(b, "d", "d", "r0", "n", rows, L->out.stride);
     dn_emit_accumulators(b, rows, nv, c->vp);
@@ -294,7 +295,7 @@ static void emit_bx_tile(dn_buf *b, int nv, void *vctx) {
     b->indent += 2;
     dn_buf_line(b, "const size_t at = (size_t)(r0 + r) * %d + (size_t)(q0 + j) * 8;", prev->stride);
     dn_buf_line(b, "dn_v8 s = dn_load8(&z[r][8 * j]);");
-    if (deriv) dn_buf_line(b, "const dn_v8 av = dn_load8(a_prev + at);");
+    if (deriv) dn_emit_derivative8_input(b, &prev->act, "a_prev + at");
     if (prev->has_mask) dn_buf_line(b, "const dn_v8 mv = dn_load8(mask_prev + at);");
     if (deriv || prev->has_mask)
         dn_buf_line(b, "s = s * (%s%s%s);", prev->has_mask ? "mv" : "", prev->has_mask && deriv ? " * " : "",
@@ -370,7 +371,8 @@ static void emit_bx_body(dn_buf *b, const dn_plan *p, const dn_op *L, dn_tile t)
 static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *L) {
     const dn_value *prev = &L->in;
     int in = L->in.width, out = L->out.width;
-    const char *deriv = dn_act_derivative(prev->act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&prev->act, dv);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d] (row stride %d) = (d W)%s%s,", prev->owner, in,
                 prev->stride, prev->has_mask ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
     dn_buf_line(b, " * zero past %d. d [n, %d] (row stride %d), w: %d panels of [%d, 8]. Per column of", in, out,
@@ -435,7 +437,8 @@ static void emit_head_body(dn_buf *b, const dn_plan *p, const dn_op *L, dn_tile 
 /* The fused head kernel <model>_head (for the op with L->head). */
 static void emit_head(dn_buf *b, const dn_plan *p, const dn_op *L) {
     const dn_value *prev = &L->in;
-    const char *deriv = dn_act_derivative(prev->act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&prev->act, dv);
     dn_buf_line(b, "/* ==== training head: %s forward, loss, %s input gradient ==== */", L->name, L->name);
     dn_buf_blank(b);
     dn_buf_line(b, "/* %s_%s_forward, %s_loss (training: y and d set, no output) and", p->name, L->name, p->name);
@@ -473,18 +476,21 @@ static void emit_head(dn_buf *b, const dn_plan *p, const dn_op *L) {
 static void dense_describe(dn_buf *b, const dn_plan *p, const dn_op *op) {
     (void)p;
     dn_buf_printf(b, "%-12s dense %6d -> %-6d %-8s", op->name, op->in.width, op->out.width,
-                  op->product_only ? "(z)" : dn_act_name(op->act));
+                  op->product_only ? "(z)" : dn_act_name(op->act.type));
     if (op->noise > 0) dn_buf_printf(b, " noise %s", op->noise_text);
     if (op->drop.p > 0) dn_buf_printf(b, " dropout %s", op->drop.rate);
 }
 
 static void dense_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forward_only) {
     dn_buf_line(b, "/* ==== %s: dense %d -> %d, %s%s%s%s%s ==== */", op->name, op->in.width, op->out.width,
-                op->product_only ? "the product before batch norm" : dn_act_name(op->act),
+                op->product_only ? "the product before batch norm" : dn_act_name(op->act.type),
                 op->noise > 0 ? ", noise " : "", op->noise > 0 ? op->noise_text : "",
                 op->drop.p > 0 ? ", dropout " : "", op->drop.p > 0 ? op->drop.rate : "");
     dn_buf_blank(b);
-    if (!op->product_only) dn_emit_finish(b, p, op);
+    if (!op->product_only) {
+        dn_emit_act_functions(b, &op->act, forward_only);
+        dn_emit_finish(b, p, op);
+    }
     emit_forward(b, p, op);
     if (forward_only) return;
     emit_backward_w(b, p, op, 0);
@@ -497,7 +503,7 @@ static void dense_kernels(dn_buf *b, const dn_plan *p, const dn_op *op, int forw
 static void dense_head_call(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "%s_head(%s, params + %zu, params + %zu, %s, %s, %s, bf.rowloss, bf.hits,", p->name,
                 op->in.train, op->w_off, op->b_off, op->out.a, dn_loss_y_field(p), op->out.d);
-    dn_buf_line(b, "        %s, %s, %s, n);", op->in.d, op->in.mask, op->in.a);
+    dn_buf_line(b, "        %s, %s, %s, n);", op->in.d, op->in.mask, op->in.deriv_in);
 }
 
 static void dense_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int train) {
@@ -520,7 +526,7 @@ static void dense_forward(dn_buf *b, const dn_plan *p, const dn_op *op, int trai
 
 static void dense_backward_x_call(dn_buf *b, const dn_plan *p, const dn_op *op) {
     dn_buf_line(b, "%s_%s_backward_x(%s, params + %zu, bf.wt, %s, %s, %s, n);", p->name, op->name, op->out.d,
-                op->w_off, op->in.d, op->in.mask, op->in.a);
+                op->w_off, op->in.d, op->in.mask, op->in.deriv_in);
 }
 
 static void dense_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {

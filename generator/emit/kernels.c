@@ -117,21 +117,37 @@ void dn_emit_split(dn_buf *b, const char *at, int total, int full, void (*tile)(
 
 /* ---- epilogue --------------------------------------------------------------------- */
 
+/* Whether f is written through its functions <fn>_act and <fn>_dact
+ * (dn_emit_act_functions) rather than inline. */
+static int act_has_functions(const dn_actfn *f) {
+    return !f->by_loss && (f->type == DN_ACT_LEAKY_RELU || f->type == DN_ACT_ELU || f->type == DN_ACT_GELU ||
+                           f->type == DN_ACT_SILU || f->type == DN_ACT_SOFTPLUS);
+}
+
 /* The activation applied to vector `v` into `y` (a declaration). */
-static void emit_activation(dn_buf *b, dn_act act) {
-    switch (act) {
+static void emit_activation(dn_buf *b, const dn_actfn *f) {
+    if (f->by_loss) { /* softmax, or binary cross-entropy's sigmoid */
+        dn_buf_line(b, "const dn_v8 y = v;");
+        return;
+    }
+    switch (f->type) {
     case DN_ACT_RELU: dn_buf_line(b, "const dn_v8 y = dn_relu8(v);"); return;
     case DN_ACT_TANH:
     case DN_ACT_SIGMOID:
         dn_buf_line(b, "float t[8];");
         dn_buf_line(b, "dn_store8(t, v);");
         dn_buf_line(b, "for (int j = 0; j < 8; j++) t[j] = %s;",
-                    act == DN_ACT_TANH ? "tanhf(t[j])" : "1.0f / (1.0f + expf(-t[j]))");
+                    f->type == DN_ACT_TANH ? "tanhf(t[j])" : "1.0f / (1.0f + expf(-t[j]))");
         dn_buf_line(b, "const dn_v8 y = dn_load8(t);");
         return;
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX: /* softmax is applied by the loss */
-    case DN_ACT_COUNT: break;
+    default: break;
+    }
+    if (act_has_functions(f)) {
+        dn_buf_line(b, "float t[8];");
+        dn_buf_line(b, "dn_store8(t, v);");
+        dn_buf_line(b, "DN_VNAME(%s_act8)(t, t);", f->fn);
+        dn_buf_line(b, "const dn_v8 y = dn_load8(t);");
+        return;
     }
     dn_buf_line(b, "const dn_v8 y = v;");
 }
@@ -140,17 +156,20 @@ void dn_emit_finish(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const int stoch = op->stochastic, drop = op->drop.p > 0;
     dn_buf_line(b, "/* Bias, activation%s for the units [u, u + 8) of row `row`,",
                 stoch ? " and, in training (h != NULL), noise and dropout" : "");
-    dn_buf_line(b, " * whose sums over the inputs are z[0..8)%s. */", drop ? " and dropout scales mk[0..8)" : "");
+    dn_buf_line(b, " * whose sums over the inputs are z[0..8)%s%s. */", drop ? " and dropout scales mk[0..8)" : "",
+                op->act.from_pre ? "; the pre-activation into pre when not NULL" : "");
     dn_buf_line(b, "static inline void %s_%s_finish(const float *z, size_t row, int u, const float *restrict bias,",
                 p->name, op->name);
-    dn_buf_line(b, "        float *restrict a%s%s) {", drop ? ", float *restrict mask, const float *mk" : "",
+    dn_buf_line(b, "        float *restrict a%s%s%s) {", op->act.from_pre ? ", float *restrict pre" : "",
+                drop ? ", float *restrict mask, const float *mk" : "",
                 stoch ? ", float *restrict h, uint64_t seed, uint64_t step" : "");
     b->indent++;
     if (op->noise <= 0 && stoch) dn_buf_line(b, "(void)seed, (void)step; /* for noise, which this layer has not */");
     dn_buf_line(b, "const dn_v8 v = dn_load8(z) + dn_load8(bias + u);");
-    emit_activation(b, op->act);
+    emit_activation(b, &op->act);
     dn_buf_line(b, "const size_t at = row * %d + (size_t)u;", op->out.stride);
     dn_buf_line(b, "dn_store8(a + at, y);");
+    if (op->act.from_pre) dn_buf_line(b, "if (pre) dn_store8(pre + at, v); /* for the derivative, in training */");
     if (stoch) {
         dn_buf_line(b, "if (!h) return;");
         dn_buf_line(b, "dn_v8 o = y;");
@@ -180,28 +199,30 @@ void dn_emit_dropout_block(dn_buf *b, const dn_op *op, int rows, int width, cons
 }
 
 void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train) {
-    char mask[DN_EXPR_MAX + 24] = "";
+    char bufs[2 * DN_EXPR_MAX + 24] = ""; /* pre and mask, those the kernel has */
+    int len = 0;
+    if (op->act.from_pre) len = snprintf(bufs, sizeof bufs, " %s,", train ? op->out.deriv_in : "NULL");
     if (!op->stochastic) {
-        snprintf(dst, n, " n");
+        snprintf(dst, n, "%s n", bufs);
         return;
     }
-    if (op->drop.p > 0) snprintf(mask, sizeof mask, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
-    snprintf(dst, n, train ? "%s %s, n, bt->seed, bt->step" : "%s mc ? %s : NULL, n, bt->seed, bt->step", mask,
+    if (op->drop.p > 0)
+        snprintf(bufs + len, sizeof bufs - (size_t)len, train ? " %s," : " mc ? %s : NULL,", op->out.mask);
+    snprintf(dst, n, train ? "%s %s, n, bt->seed, bt->step" : "%s mc ? %s : NULL, n, bt->seed, bt->step", bufs,
              op->out.train);
 }
 
 /* ---- image planes ------------------------------------------------------------------ */
 
 /* The activation of v (a float) into v. */
-static void emit_act1(dn_buf *b, dn_act act) {
-    switch (act) {
+static void emit_act1(dn_buf *b, const dn_actfn *f) {
+    switch (f->type) {
     case DN_ACT_RELU: dn_buf_line(b, "v = v > 0.0f ? v : 0.0f;"); return;
     case DN_ACT_TANH: dn_buf_line(b, "v = tanhf(v);"); return;
     case DN_ACT_SIGMOID: dn_buf_line(b, "v = 1.0f / (1.0f + expf(-v));"); return;
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX:
-    case DN_ACT_COUNT: return;
+    default: break;
     }
+    if (act_has_functions(f)) dn_buf_line(b, "v = DN_VNAME(%s_act)(v);", f->fn);
 }
 
 /* The epilogue of an image op's plane c of row r, from sums s[] (plus
@@ -228,7 +249,8 @@ void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *sums, const 
         dn_buf_line(b, "float v = %s[i] + %s;", sums, bias);
     else
         dn_buf_line(b, "float v = %s[i];", sums);
-    emit_act1(b, op->act);
+    if (op->act.from_pre) dn_buf_line(b, "if (pre) pre[at + (size_t)i] = v;");
+    emit_act1(b, &op->act);
     dn_buf_line(b, "a[at + (size_t)i] = v;");
     if (op->stochastic) {
         dn_buf_line(b, "if (h) {");
@@ -249,6 +271,7 @@ void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task) {
     dn_buf_line(b, "    for (size_t i = (size_t)r * %d + %d; i < (size_t)r * %d + %d; i++) {", op->out.stride,
                 op->out.width, op->out.stride, op->out.stride);
     dn_buf_line(b, "        a[i] = 0.0f;");
+    if (op->act.from_pre) dn_buf_line(b, "        if (pre) pre[i] = 0.0f;");
     if (op->stochastic) {
         dn_buf_line(b, "        if (h) {");
         if (op->drop.p > 0) dn_buf_line(b, "            mask[i] = 0.0f;");
@@ -260,7 +283,8 @@ void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task) {
 
 void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan) {
     const int iplane = op->in.shape.h * op->in.shape.w;
-    const char *deriv = dn_act_derivative(op->in.act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&op->in.act, dv);
     dn_buf_line(b, "const size_t at = (size_t)r * %d + (size_t)%s * %d;", op->in.stride, chan, iplane);
     dn_buf_line(b, "for (int i = 0; i < %d; i++) {", iplane);
     b->indent++;
@@ -280,28 +304,271 @@ void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan) {
     }
 }
 
+/* ---- vector math for the activations -------------------------------------------- */
+
+/* Writes the lane-by-lane select (m ? a : b) into dst; m is a comparison's mask. */
+static const char *sel8(char *dst, size_t n, const char *m, const char *a, const char *b) {
+    snprintf(dst, n, "(dn_v8)(((dn_v8i)(%s) & (%s)) | ((dn_v8i)(%s) & ~(%s)))", a, m, b, m);
+    return dst;
+}
+
+/* Declares dn_v8 <d> = e^x, or with `m1` e^x - 1, for x a dn_v8 expression.
+ * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2; Cephes' degree-5
+ * polynomial for e^r - 1 = r + r^2 p(r) (within 2 ulp of expf); scaled by
+ * 2^n as two exact powers of 2, so that results near the underflow round as
+ * expf's do; 0 below -103.97 and infinity above 88.72, as expf. Where n = 0
+ * e^x - 1 is r + r^2 p(r) itself, precise near 0. Plain vector operations
+ * (temporaries xe_*), so a lane's result depends on that lane alone. */
+static void emit_exp8(dn_buf *b, const char *d, const char *x, int m1) {
+    static const char *const c[] = {"1.3981999507e-3f", "8.3334519073e-3f", "4.1665795894e-2f",
+                                    "1.6666665459e-1f", "5.0000001201e-1f"};
+    char s1[512], s2[1200];
+    dn_buf_line(b, "dn_v8 %s;", d);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const dn_v8 xe_x = %s;", x);
+    dn_buf_line(b, "const dn_v8i xe_hi = xe_x > dn_splat8(88.7228394f), xe_lo = xe_x < dn_splat8(-103.972084f);");
+    sel8(s1, sizeof s1, "xe_lo", "dn_splat8(-103.972084f)", "xe_x");
+    dn_buf_line(b, "const dn_v8 xe_c = %s;", sel8(s2, sizeof s2, "xe_hi", "dn_splat8(88.7228394f)", s1));
+    dn_buf_line(b, "const dn_v8 xe_f = xe_c * dn_splat8(1.44269504f) + dn_splat8(0.5f);");
+    dn_buf_line(b, "dn_v8i xe_n = __builtin_convertvector(xe_f, dn_v8i);");
+    dn_buf_line(b, "xe_n += (dn_v8i)(__builtin_convertvector(xe_n, dn_v8) > xe_f); /* floor */");
+    dn_buf_line(b, "const dn_v8 xe_nf = __builtin_convertvector(xe_n, dn_v8);");
+    dn_buf_line(b, "const dn_v8 xe_r = xe_c - xe_nf * dn_splat8(0.693359375f) + xe_nf * dn_splat8(2.12194440e-4f);");
+    dn_buf_line(b, "dn_v8 xe_p = dn_splat8(1.9875691500e-4f);");
+    for (int i = 0; i < 5; i++) dn_buf_line(b, "xe_p = xe_p * xe_r + dn_splat8(%s);", c[i]);
+    dn_buf_line(b, "const dn_v8 xe_q = xe_p * xe_r * xe_r + xe_r; /* e^r - 1 */");
+    dn_buf_line(b, "const dn_v8i xe_n1 = xe_n >> 1, xe_n2 = xe_n - xe_n1;");
+    dn_buf_line(b, "dn_v8 xe_y = (xe_q + dn_splat8(1.0f)) * (dn_v8)((xe_n1 + 127) << 23) * (dn_v8)((xe_n2 + 127) << 23);");
+    if (m1) dn_buf_line(b, "xe_y = %s;", sel8(s2, sizeof s2, "xe_n == 0", "xe_q", "xe_y - dn_splat8(1.0f)"));
+    sel8(s1, sizeof s1, "xe_lo", m1 ? "dn_splat8(-1.0f)" : "dn_splat8(0.0f)", "xe_y");
+    dn_buf_line(b, "%s = %s;", d, sel8(s2, sizeof s2, "xe_hi", "dn_splat8(INFINITY)", s1));
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Declares dn_v8 <d> = log(1 + u) for u >= 0, the dn_v8 named u: Cephes'
+ * logf of w = 1 + u (mantissa in [sqrt(1/2), sqrt(2)), degree-8
+ * polynomial, within 2 ulp), times u / (w - 1), which gives back what the
+ * rounding of 1 + u lost; u itself where 1 + u rounds to 1; infinity for
+ * u = infinity. Temporaries lg_*. */
+static void emit_log1p8(dn_buf *b, const char *d, const char *u) {
+    static const char *const c[] = {"-1.1514610310e-1f", "1.1676998740e-1f", "-1.2420140846e-1f",
+                                    "1.4249322787e-1f", "-1.6668057665e-1f", "2.0000714765e-1f",
+                                    "-2.4999993993e-1f", "3.3333331174e-1f"};
+    char s1[512], s2[1200], t[160];
+    dn_buf_line(b, "dn_v8 %s;", d);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const dn_v8 lg_w = dn_splat8(1.0f) + %s;", u);
+    dn_buf_line(b, "const dn_v8i lg_bits = (dn_v8i)lg_w;");
+    dn_buf_line(b, "dn_v8i lg_e = (lg_bits >> 23) - 126;");
+    dn_buf_line(b, "dn_v8 lg_m = (dn_v8)((lg_bits & 0x007fffff) | 0x3f000000); /* w = m 2^e, m in [1/2, 1) */");
+    dn_buf_line(b, "const dn_v8i lg_small = lg_m < dn_splat8(0.707106781f);");
+    dn_buf_line(b, "lg_e += lg_small;");
+    dn_buf_line(b, "lg_m = lg_m - dn_splat8(1.0f) + (dn_v8)((dn_v8i)lg_m & lg_small);");
+    dn_buf_line(b, "const dn_v8 lg_z = lg_m * lg_m, lg_ef = __builtin_convertvector(lg_e, dn_v8);");
+    dn_buf_line(b, "dn_v8 lg_y = dn_splat8(7.0376836292e-2f);");
+    for (int i = 0; i < 8; i++) dn_buf_line(b, "lg_y = lg_y * lg_m + dn_splat8(%s);", c[i]);
+    dn_buf_line(b, "lg_y = lg_y * lg_m * lg_z + lg_ef * dn_splat8(-2.12194440e-4f) - dn_splat8(0.5f) * lg_z;");
+    dn_buf_line(b, "const dn_v8 lg_l = lg_m + lg_y + lg_ef * dn_splat8(0.693359375f);");
+    dn_buf_line(b, "const dn_v8i lg_one = lg_w == dn_splat8(1.0f), lg_inf = %s == dn_splat8(INFINITY);", u);
+    snprintf(t, sizeof t, "lg_l * (%s / (lg_w - dn_splat8(1.0f)))", u);
+    sel8(s1, sizeof s1, "lg_one", u, t);
+    dn_buf_line(b, "%s = %s;", d, sel8(s2, sizeof s2, "lg_inf", u, s1));
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Declares dn_v8 <d> = erf(x) for the dn_v8 named x: Abramowitz and Stegun
+ * 7.1.26, 1 - (a1 t + ... + a5 t^5) e^(-x^2) with t = 1/(1 + p|x|),
+ * within 1.5e-7 of erf, the form PyTorch's vectorized CPU kernels use for
+ * gelu. Temporaries ef_*. */
+static void emit_erf8(dn_buf *b, const char *d, const char *x) {
+    static const char *const c[] = {"-1.453152027f", "1.421413741f", "-0.284496736f", "0.254829592f"};
+    dn_buf_line(b, "dn_v8 %s;", d);
+    dn_buf_line(b, "{");
+    b->indent++;
+    dn_buf_line(b, "const dn_v8 ef_a = (dn_v8)((dn_v8i)%s & 0x7fffffff);", x);
+    dn_buf_line(b, "const dn_v8 ef_t = dn_splat8(1.0f) / (dn_splat8(1.0f) + dn_splat8(0.3275911f) * ef_a);");
+    dn_buf_line(b, "dn_v8 ef_r = dn_splat8(1.061405429f);");
+    for (int i = 0; i < 4; i++) dn_buf_line(b, "ef_r = ef_r * ef_t + dn_splat8(%s);", c[i]);
+    emit_exp8(b, "ef_e", "-(ef_a * ef_a)", 0);
+    dn_buf_line(b, "const dn_v8 ef_y = dn_splat8(1.0f) - ef_r * ef_t * ef_e;");
+    dn_buf_line(b, "%s = (dn_v8)((dn_v8i)ef_y | ((dn_v8i)%s & ~0x7fffffff)); /* erf(-x) = -erf(x) */", d, x);
+    b->indent--;
+    dn_buf_line(b, "}");
+}
+
+/* Declares dn_v8 <d> = tanh(u), u a dn_v8 expression: 1 - 2 / (e^(2u) + 1),
+ * within about 1e-7 of it (absolute). Temporaries th_*. */
+static void emit_tanh8(dn_buf *b, const char *d, const char *u) {
+    char x[160];
+    snprintf(x, sizeof x, "dn_splat8(2.0f) * (%s)", u);
+    emit_exp8(b, "th_e", x, 0);
+    dn_buf_line(b, "const dn_v8 %s = dn_splat8(1.0f) - dn_splat8(2.0f) / (th_e + dn_splat8(1.0f));", d);
+}
+
 /* ---- activations -------------------------------------------------------------------- */
 
-const char *dn_act_derivative(dn_act act) {
-    switch (act) {
+/* The body of <fn>_act8: y = f(x) for the dn_v8 x, as PyTorch 1.13's CPU
+ * kernels define it (exp(x) - 1 for elu; gelu's erf, or tanh). */
+static void emit_act8_body(dn_buf *b, const dn_actfn *f) {
+    char s[600];
+    switch (f->type) {
+    case DN_ACT_LEAKY_RELU:
+        dn_buf_line(b, "const dn_v8 y = %s;", sel8(s, sizeof s, "x > dn_splat8(0.0f)", "x", "x * dn_splat8(kp)"));
+        break;
+    case DN_ACT_ELU:
+        emit_exp8(b, "ex", "x", 0);
+        dn_buf_line(b, "const dn_v8 y = %s;", sel8(s, sizeof s, "x > dn_splat8(0.0f)", "x", "(ex - dn_splat8(1.0f)) * dn_splat8(kp)"));
+        break;
+    case DN_ACT_GELU:
+        if (f->tanh) {
+            dn_buf_line(b, "const dn_v8 inner = dn_splat8(0.797884561f) * (x + dn_splat8(0.044715f) * (x * x * x));");
+            emit_tanh8(b, "th", "inner");
+            dn_buf_line(b, "const dn_v8 y = dn_splat8(0.5f) * x * (dn_splat8(1.0f) + th);");
+        } else {
+            dn_buf_line(b, "const dn_v8 u = x * dn_splat8(0.707106781f);");
+            emit_erf8(b, "er", "u");
+            dn_buf_line(b, "const dn_v8 y = x * dn_splat8(0.5f) * (dn_splat8(1.0f) + er);");
+        }
+        break;
+    case DN_ACT_SILU:
+        emit_exp8(b, "en", "-x", 0);
+        dn_buf_line(b, "const dn_v8 y = x / (dn_splat8(1.0f) + en);");
+        break;
+    case DN_ACT_SOFTPLUS:
+        dn_buf_line(b, "const dn_v8 bx = x * dn_splat8(kp);");
+        emit_exp8(b, "eb", "bx", 0);
+        emit_log1p8(b, "lp", "eb");
+        dn_buf_line(b, "const dn_v8 y = %s;", sel8(s, sizeof s, "bx > dn_splat8(kt)", "x", "lp / dn_splat8(kp)"));
+        break;
+    default: dn_buf_line(b, "const dn_v8 y = x;"); break;
+    }
+}
+
+/* The body of <fn>_dact8: d = f'(x) for the dn_v8 a, the pre-activation x
+ * itself (from_pre) or the output f(x) whose x it stands for. */
+static void emit_dact8_body(dn_buf *b, const dn_actfn *f) {
+    char s[600];
+    switch (f->type) {
+    case DN_ACT_LEAKY_RELU:
+        dn_buf_line(b, "const dn_v8 d = %s;", sel8(s, sizeof s, "a > dn_splat8(0.0f)", "dn_splat8(1.0f)", "dn_splat8(kp)"));
+        break;
+    case DN_ACT_ELU: /* alpha e^x = y + alpha for x <= 0 */
+        if (f->from_pre) {
+            emit_exp8(b, "ea", "a", 0);
+            sel8(s, sizeof s, "a > dn_splat8(0.0f)", "dn_splat8(1.0f)", "dn_splat8(kp) * ea");
+        } else {
+            sel8(s, sizeof s, "a > dn_splat8(0.0f)", "dn_splat8(1.0f)", "a + dn_splat8(kp)");
+        }
+        dn_buf_line(b, "const dn_v8 d = %s;", s);
+        break;
+    case DN_ACT_GELU:
+        if (f->tanh) {
+            dn_buf_line(b, "const dn_v8 inner = dn_splat8(0.797884561f) * (a + dn_splat8(0.044715f) * (a * a * a));");
+            emit_tanh8(b, "th", "inner");
+            dn_buf_line(b, "const dn_v8 d = dn_splat8(0.5f) * (dn_splat8(1.0f) + th) + dn_splat8(0.5f) * a *");
+            dn_buf_line(b, "    (dn_splat8(1.0f) - th * th) * dn_splat8(0.797884561f) * (dn_splat8(1.0f) + dn_splat8(3.0f * 0.044715f) * (a * a));");
+        } else {
+            dn_buf_line(b, "const dn_v8 u = a * dn_splat8(0.707106781f);");
+            emit_erf8(b, "er", "u");
+            emit_exp8(b, "pdf", "dn_splat8(-0.5f) * (a * a)", 0);
+            dn_buf_line(b, "const dn_v8 d = dn_splat8(0.5f) * (dn_splat8(1.0f) + er) + a * (dn_splat8(0.398942280f) * pdf);");
+        }
+        break;
+    case DN_ACT_SILU:
+        emit_exp8(b, "en", "-a", 0);
+        dn_buf_line(b, "const dn_v8 sg = dn_splat8(1.0f) / (dn_splat8(1.0f) + en);");
+        dn_buf_line(b, "const dn_v8 d = sg * (dn_splat8(1.0f) + a * (dn_splat8(1.0f) - sg));");
+        break;
+    case DN_ACT_SOFTPLUS: /* sigmoid(beta x) = 1 - e^(-beta y) */
+        dn_buf_line(b, "const dn_v8 bx = a * dn_splat8(kp);");
+        if (f->from_pre) {
+            emit_exp8(b, "eb", "bx", 0);
+            sel8(s, sizeof s, "bx > dn_splat8(kt)", "dn_splat8(1.0f)", "eb / (eb + dn_splat8(1.0f))");
+        } else {
+            emit_exp8(b, "em", "-bx", 1);
+            sel8(s, sizeof s, "bx > dn_splat8(kt)", "dn_splat8(1.0f)", "-em");
+        }
+        dn_buf_line(b, "const dn_v8 d = %s;", s);
+        break;
+    default: dn_buf_line(b, "const dn_v8 d = dn_splat8(1.0f);"); break;
+    }
+}
+
+/* The parameters a function body reads: kp (slope, alpha or beta) and kt
+ * (softplus's threshold). */
+static void emit_act_params(dn_buf *b, const dn_actfn *f) {
+    if (f->type == DN_ACT_SOFTPLUS)
+        dn_buf_line(b, "const float kp = %s, kt = %s;", f->alpha, f->threshold);
+    else if (f->type == DN_ACT_LEAKY_RELU || f->type == DN_ACT_ELU)
+        dn_buf_line(b, "const float kp = %s;", f->alpha);
+}
+
+/* DN_INLINE void <fn>_<what>8(const float *in, float *out), the 8 lanes at
+ * once (floats cross the call, not a vector, whose ABI depends on the
+ * target), and DN_INLINE float <fn>_<what>(float v), one value through it;
+ * each CPU copy has its own, named through DN_VNAME. */
+static void emit_act_pair(dn_buf *b, const dn_actfn *f, const char *what, char var, char res,
+                          void (*body)(dn_buf *, const dn_actfn *)) {
+    dn_buf_line(b, "DN_INLINE void DN_VNAME(%s_%s8)(const float *in, float *out) {", f->fn, what);
+    b->indent++;
+    emit_act_params(b, f);
+    dn_buf_line(b, "const dn_v8 %c = dn_load8(in);", var);
+    body(b, f);
+    dn_buf_line(b, "dn_store8(out, %c);", res);
+    b->indent--;
+    dn_buf_line(b, "}");
+    dn_buf_line(b, "DN_INLINE float DN_VNAME(%s_%s)(float v) {", f->fn, what);
+    dn_buf_line(b, "    float t[8] = {v};");
+    dn_buf_line(b, "    DN_VNAME(%s_%s8)(t, t);", f->fn, what);
+    dn_buf_line(b, "    return t[0];");
+    dn_buf_line(b, "}");
+}
+
+void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only) {
+    if (!act_has_functions(f)) return;
+    dn_buf_line(b, "/* %s: the activation%s, 8 lanes in vector arithmetic (exp, log1p, erf and tanh", dn_act_name(f->type),
+                forward_only ? ""
+                : f->from_pre ? " and its derivative at the pre-activation, kept in training"
+                              : " and its derivative at the x whose output is a");
+    dn_buf_line(b, " * as polynomials: every lane computes the same, whatever the tile or thread). */");
+    emit_act_pair(b, f, "act", 'x', 'y', emit_act8_body);
+    if (!forward_only) emit_act_pair(b, f, "dact", 'a', 'd', emit_dact8_body);
+    dn_buf_blank(b);
+}
+
+const char *dn_act_derivative(const dn_actfn *f, char dst[DN_DERIV_MAX]) {
+    if (f->by_loss) return NULL;
+    switch (f->type) {
     case DN_ACT_RELU: return "(a > 0.0f ? 1.0f : 0.0f)";
     case DN_ACT_TANH: return "(1.0f - a * a)";
     case DN_ACT_SIGMOID: return "(a * (1.0f - a))";
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX:
-    case DN_ACT_COUNT: break;
+    default: break;
     }
-    return NULL; /* derivative 1: nothing to multiply */
+    if (!act_has_functions(f)) return NULL; /* derivative 1: nothing to multiply */
+    snprintf(dst, DN_DERIV_MAX, "DN_VNAME(%s_dact)(a)", f->fn);
+    return dst;
 }
 
-const char *dn_act_derivative8(dn_act act) {
-    switch (act) {
+const char *dn_act_derivative8(const dn_actfn *f) {
+    if (f->by_loss) return NULL;
+    switch (f->type) {
     case DN_ACT_RELU: return "dn_step8(av)";
     case DN_ACT_TANH: return "(dn_splat8(1.0f) - av * av)";
     case DN_ACT_SIGMOID: return "(av * (dn_splat8(1.0f) - av))";
-    case DN_ACT_LINEAR:
-    case DN_ACT_SOFTMAX:
-    case DN_ACT_COUNT: break;
+    default: break;
     }
-    return NULL;
+    return act_has_functions(f) ? "dn_load8(dv)" : NULL;
+}
+
+void dn_emit_derivative8_input(dn_buf *b, const dn_actfn *f, const char *at) {
+    if (act_has_functions(f)) {
+        dn_buf_line(b, "float dv[8];");
+        dn_buf_line(b, "DN_VNAME(%s_dact8)(%s, dv);", f->fn, at);
+    } else {
+        dn_buf_line(b, "const dn_v8 av = dn_load8(%s);", at);
+    }
 }

@@ -50,9 +50,10 @@ void dn_emit_split(dn_buf *b, const char *at, int total, int full, void (*tile)(
 
 /* ---- epilogue --------------------------------------------------------------------- */
 
-/* The function <model>_<op>_finish(z, row, u, bias, a[, mask, mk][, h, seed,
- * step]): for 8 units [u, u + 8) of one row whose sums are z[0..8), adds
- * bias, applies op->act into a, and in training (h != NULL) noise and the
+/* The function <model>_<op>_finish(z, row, u, bias, a[, pre][, mask, mk][, h,
+ * seed, step]): for 8 units [u, u + 8) of one row whose sums are z[0..8), adds
+ * bias, applies op->act into a (with op->act.from_pre keeping the sums plus
+ * bias in pre unless it is NULL), and in training (h != NULL) noise and the
  * dropout scales mk into mask and h. For an op with an epilogue. */
 void dn_emit_finish(dn_buf *b, const dn_plan *p, const dn_op *op);
 
@@ -62,20 +63,21 @@ void dn_emit_finish(dn_buf *b, const dn_plan *p, const dn_op *op);
 void dn_emit_dropout_block(dn_buf *b, const dn_op *op, int rows, int width, const char *u0);
 
 /* The trailing arguments of a forward kernel that ends in an epilogue,
- * after its output `a`: mask, h, n and the random stream, as the step
- * passes them in training or eval. Writes them into dst. */
+ * after its output `a`: pre (NULL in eval), mask, h, n and the random
+ * stream, as the step passes them in training or eval. Writes them into dst. */
 void dn_epilogue_args(char *dst, size_t n, const dn_op *op, int train);
 
 /* ---- image planes (conv2d, pools) ------------------------------------------------- */
 
 /* The epilogue of plane c of row r of an image op, inside its task, from the
- * array `sums` (plus `bias`, a C expression, or NULL): op->act into a, and in
+ * array `sums` (plus `bias`, a C expression, or NULL): op->act into a (the
+ * pre-activation into pre unless NULL, with op->act.from_pre), and in
  * training (h != NULL) op's dropout, per element or per channel, into mask
  * and h. Needs r, c, seed and step in scope. */
 void dn_emit_plane_epilogue(dn_buf *b, const dn_op *op, const char *sums, const char *bias);
 
 /* Zeroes the padding of row r of the op's output past its width (a, and in
- * training mask and h), in the task where `last_task` (a C condition) holds. */
+ * training pre, mask and h), in the task where `last_task` (a C condition) holds. */
 void dn_emit_row_padding(dn_buf *b, const dn_op *op, const char *last_task);
 
 /* The end of an input-gradient task for plane `chan` (a C variable) of row
@@ -86,12 +88,31 @@ void dn_emit_dx_plane(dn_buf *b, const dn_op *op, const char *chan);
 
 /* ---- activations -------------------------------------------------------------------- */
 
-/* The C expression of act's derivative in terms of its output `a`, e.g.
- * "(a > 0.0f ? 1.0f : 0.0f)"; NULL when it is 1. */
-const char *dn_act_derivative(dn_act act);
+/* Room for a derivative expression. */
+#define DN_DERIV_MAX (2 * DN_NAME_MAX + 40)
 
-/* The same on a vector of outputs `av` (lane by lane the same operations);
- * NULL when it is 1. */
-const char *dn_act_derivative8(dn_act act);
+/* For an activation without an inline form (leaky_relu, elu, gelu, silu,
+ * softplus): DN_INLINE functions <fn>_act8(const float *in, float *out) (8
+ * lanes in vector arithmetic: exp, log1p, erf and tanh as fixed
+ * polynomials, so every lane computes the same whatever the target, tile
+ * or thread) and <fn>_act(float x) (one value through it), and unless
+ * forward_only <fn>_dact8 and <fn>_dact, its derivative at what
+ * f->from_pre says a is (the pre-activation or the output). Floats cross
+ * the calls, never a vector, whose ABI depends on the target. For the
+ * kernels of the op that applies f, before any of them; nothing for others. */
+void dn_emit_act_functions(dn_buf *b, const dn_actfn *f, int forward_only);
+
+/* The C expression of f's derivative in terms of `a` (its output, or with
+ * f->from_pre its pre-activation), e.g. "(a > 0.0f ? 1.0f : 0.0f)", or a
+ * call written into dst; NULL when it is 1 (or the loss applies f). */
+const char *dn_act_derivative(const dn_actfn *f, char dst[DN_DERIV_MAX]);
+
+/* The same on 8 lanes (lane by lane the same operations), an expression
+ * of the names dn_emit_derivative8_input declares; NULL when it is 1. */
+const char *dn_act_derivative8(const dn_actfn *f);
+
+/* Declares what dn_act_derivative8(f) reads, from the 8 floats at `at` (a
+ * C expression): the vector av, or the derivatives dv[8]. */
+void dn_emit_derivative8_input(dn_buf *b, const dn_actfn *f, const char *at);
 
 #endif

@@ -22,7 +22,8 @@ static void open_block(dn_buf *b, int train, const char *what) {
         dn_buf_line(b, "if (%s) {", what);
 }
 
-static void emit_loss_ce(dn_buf *b, const dn_value *L, int train) {
+static void emit_loss_ce(dn_buf *b, const dn_plan *p, int train) {
+    const dn_value *L = &p->last->out;
     int out = L->width;
     dn_buf_line(b, "float mx = zr[0];");
     dn_buf_line(b, "int arg = 0;");
@@ -36,12 +37,44 @@ static void emit_loss_ce(dn_buf *b, const dn_value *L, int train) {
         dn_buf_line(b, "    for (int o = 0; o < %d; o++) p[o] = expf(zr[o] - lse);", out);
     }
     open_block(b, train, "y");
-    dn_buf_line(b, "    rowloss[r] = lse - zr[y[r]];");
+    if (p->smoothing) { /* PyTorch's (1 - e) nll + e/K sum over classes of -log p */
+        dn_buf_line(b, "    float spread = 0.0f;");
+        dn_buf_line(b, "    for (int o = 0; o < %d; o++) spread += lse - zr[o];", out);
+        dn_buf_line(b, "    rowloss[r] = %s * (lse - zr[y[r]]) + %s * spread;", p->smooth_keep, p->smooth_each);
+    } else {
+        dn_buf_line(b, "    rowloss[r] = lse - zr[y[r]];");
+    }
     dn_buf_line(b, "    hits[r] = arg == y[r] ? 1.0f : 0.0f;");
     dn_buf_line(b, "}");
     open_block(b, train, "d");
     dn_buf_line(b, "    for (int o = 0; o < %d; o++)", out);
-    dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;", L->stride);
+    if (p->smoothing) /* the target: 1 - e + e/K for the label, e/K for the others */
+        dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? %s : 0.0f) - %s) * inv_n;",
+                    L->stride, p->smooth_keep, p->smooth_each);
+    else
+        dn_buf_line(b, "        d[(size_t)r * %d + o] = (expf(zr[o] - lse) - (o == y[r] ? 1.0f : 0.0f)) * inv_n;",
+                    L->stride);
+    emit_d_padding(b, L);
+    dn_buf_line(b, "}");
+}
+
+/* Binary cross-entropy of the one logit zr[0] against the label 0 or 1,
+ * as PyTorch's binary_cross_entropy_with_logits computes it (stable for
+ * any logit: m = max(-z, 0), loss = (1 - y) z + m + log(e^-m + e^(-z-m)));
+ * the output is the probability sigmoid(z), the class 1 when z > 0. */
+static void emit_loss_bce(dn_buf *b, const dn_value *L, int train) {
+    dn_buf_line(b, "const float zv = zr[0], prob = 1.0f / (1.0f + expf(-zv));");
+    if (!train) {
+        dn_buf_line(b, "if (p)");
+        dn_buf_line(b, "    p[0] = prob;");
+    }
+    open_block(b, train, "y");
+    dn_buf_line(b, "    const float label = y[r] == 1 ? 1.0f : 0.0f, m = zv < 0.0f ? -zv : 0.0f;");
+    dn_buf_line(b, "    rowloss[r] = (1.0f - label) * zv + m + logf(expf(-m) + expf(-zv - m));");
+    dn_buf_line(b, "    hits[r] = (zv > 0.0f) == (y[r] == 1) ? 1.0f : 0.0f;");
+    dn_buf_line(b, "}");
+    open_block(b, train, "d");
+    dn_buf_line(b, "    d[(size_t)r * %d] = (prob - (y[r] == 1 ? 1.0f : 0.0f)) * inv_n;", L->stride);
     emit_d_padding(b, L);
     dn_buf_line(b, "}");
 }
@@ -60,7 +93,8 @@ static void target_expr(char *buf, size_t cap, const dn_value *L, int values) {
 
 static void emit_loss_mse(dn_buf *b, const dn_value *L, int train, int values) {
     int out = L->width;
-    const char *deriv = dn_act_derivative(L->act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&L->act, dv);
     char tgt[64];
     target_expr(tgt, sizeof tgt, L, values);
     if (!values) {
@@ -92,23 +126,40 @@ static void emit_loss_mse(dn_buf *b, const dn_value *L, int train, int values) {
 }
 
 void dn_emit_loss_row(dn_buf *b, const dn_plan *p, int train) {
-    if (p->spec->train.loss == DN_LOSS_CROSS_ENTROPY)
-        emit_loss_ce(b, &p->last->out, train);
-    else
-        emit_loss_mse(b, &p->last->out, train, dn_loss_values(p));
+    switch (p->spec->train.loss) {
+    case DN_LOSS_CROSS_ENTROPY: emit_loss_ce(b, p, train); return;
+    case DN_LOSS_BINARY_CROSS_ENTROPY: emit_loss_bce(b, &p->last->out, train); return;
+    case DN_LOSS_MSE:
+    case DN_LOSS_COUNT: break;
+    }
+    emit_loss_mse(b, &p->last->out, train, dn_loss_values(p));
+}
+
+/* What the loss is, for the comment before its kernel. */
+static const char *loss_title(const dn_plan *p) {
+    switch (p->spec->train.loss) {
+    case DN_LOSS_CROSS_ENTROPY:
+        return p->smoothing ? "softmax + cross-entropy with label smoothing, mean over the batch"
+                            : "softmax + cross-entropy, mean over the batch";
+    case DN_LOSS_BINARY_CROSS_ENTROPY: return "sigmoid + binary cross-entropy on the logit, mean over the batch";
+    case DN_LOSS_MSE:
+    case DN_LOSS_COUNT: break;
+    }
+    return dn_loss_values(p) ? "mean squared error against real-valued targets, mean over batch and outputs"
+                             : "mean squared error against one-hot targets, mean over batch and outputs";
 }
 
 void dn_emit_loss(dn_buf *b, const dn_plan *p) {
     const dn_value *L = &p->last->out;
     const char *m = p->name;
-    int ce = p->spec->train.loss == DN_LOSS_CROSS_ENTROPY;
-    dn_buf_line(b, "/* ==== loss: %s ==== */", ce ? "softmax + cross-entropy, mean over the batch"
-                                                  : dn_loss_values(p) ? "mean squared error against real-valued targets, mean over batch and outputs"
-                                                  : "mean squared error against one-hot targets, mean over batch and outputs");
+    int ce = p->spec->train.loss != DN_LOSS_MSE;
+    dn_buf_line(b, "/* ==== loss: %s ==== */", loss_title(p));
     dn_buf_blank(b);
     dn_buf_line(b, "/* Per row r of z [n, %d] (row stride %d): rowloss and hit (when y != NULL), the output", L->width,
                 L->stride);
-    dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss", ce ? "probabilities" : "values");
+    dn_buf_line(b, " * (%s) into p (when p != NULL), and the gradient of the mean loss",
+                !ce ? "values" : p->spec->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY ? "probability of class 1"
+                                                                                    : "probabilities");
     dn_buf_line(b, " * wrt the pre-activation into d (when d != NULL; needs y; row stride %d, zero past %d). */",
                 L->stride, L->width);
     dn_buf_line(b, "static void %s_loss(const float *restrict z, %s *restrict y, float *restrict d,", m,

@@ -1,6 +1,7 @@
 /* loss.h - the loss of the network's output (p->last->out), as the spec's
- * train.loss says: softmax + cross-entropy or mean squared error against
- * one-hot targets, both the mean over the batch. */
+ * train.loss says: softmax + cross-entropy (with label smoothing),
+ * sigmoid + binary cross-entropy of one logit against labels 0 and 1, or
+ * mean squared error against one-hot targets, each the mean over the batch. */
 #ifndef DNGEN_LOSS_H
 #define DNGEN_LOSS_H
 

@@ -175,6 +175,11 @@ static void emit_runtime(dn_buf *b, const dn_emit_opts *o) {
     dn_buf_printf(b, "/* ==== end of dngen runtime ==== */");
 }
 
+/* The runtime's name of a loss (dn_model.loss). */
+static const char *model_loss(dn_loss l) {
+    return l == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : l == DN_LOSS_MSE ? "DN_MODEL_LOSS_MSE" : "DN_MODEL_LOSS_BCE";
+}
+
 /* ---- kernels, tensors and descriptors ------------------------------------------ */
 
 /* Every op's kernels in forward order (forward_only: the eval ones), then the loss. */
@@ -302,7 +307,7 @@ static void emit_descriptor(dn_buf *b, const dn_plan *p) {
     dn_buf_line(b, ".batchnorm = %d,", s->n_batchnorm); /* batches need >= 2 rows */
     dn_buf_line(b, ".n_tensors = %d,", p->n_tensors);
     dn_buf_line(b, ".tensors = %s_tensors,", s->name);
-    dn_buf_line(b, ".loss = %s,", t->loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
+    dn_buf_line(b, ".loss = %s,", model_loss(t->loss));
     if (s->data.values)
         dn_buf_line(b, ".regression = 1, /* targets are real values: bt->t */");
     dn_buf_line(b, ".defaults = {");
@@ -544,7 +549,7 @@ static void emit_infer_descriptor(dn_buf *b, const dn_plan *p, uint64_t weights_
     dn_buf_line(b, "    .weights_hash = \"%016" PRIx64 "\",", weights_hash);
     dn_buf_line(b, "    .n_inputs = %d,", s->input);
     dn_buf_line(b, "    .n_outputs = %d,", p->last->out.width);
-    dn_buf_line(b, "    .loss = %s,", s->train.loss == DN_LOSS_CROSS_ENTROPY ? "DN_MODEL_LOSS_CE" : "DN_MODEL_LOSS_MSE");
+    dn_buf_line(b, "    .loss = %s,", model_loss(s->train.loss));
     dn_buf_line(b, "    .has_dropout = %d,", p->randomized);
     dn_buf_line(b, "    .norm_mean = %s,", mean);
     dn_buf_line(b, "    .norm_std = %s,", std);

@@ -69,7 +69,8 @@ static void emit_forward(dn_buf *b, const dn_plan *p, const dn_op *op) {
 static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const int iplane = in.h * in.w, oplane = out.h * out.w;
-    const char *deriv = dn_act_derivative(op->in.act);
+    char dv[DN_DERIV_MAX];
+    const char *deriv = dn_act_derivative(&op->in.act, dv);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = d routed back to %s%s%s. */",
                 op->in.owner, in.c, in.h, in.w, op->in.stride, op->pool_max ? "each max" : "each window",
                 op->in.has_mask ? " * mask_prev" : "", deriv ? " * act'(a_prev)" : "");
@@ -140,7 +141,7 @@ static void pool_backward(dn_buf *b, const dn_plan *p, const dn_op *op) {
     if (!op->own_backward_x) return;
     if (op->pool_max) snprintf(arg, sizeof arg, " %s,", op->arg);
     dn_buf_line(b, "%s_%s_backward_x(%s,%s %s, %s, %s, n);", p->name, op->name, op->out.d, arg, op->in.d, op->in.mask,
-                op->in.a);
+                op->in.deriv_in);
 }
 
 const dn_kind dn_kind_pool2d = {

@@ -22,16 +22,22 @@
 
 /* X-macro tables: adding an activation or loss is one line here.
  * X(ENUM_SUFFIX, "yaml spelling") */
-#define DN_ACTIVATIONS(X) \
-    X(RELU, "relu")       \
-    X(TANH, "tanh")       \
-    X(SIGMOID, "sigmoid") \
-    X(LINEAR, "linear")   \
-    X(SOFTMAX, "softmax")
+#define DN_ACTIVATIONS(X)       \
+    X(RELU, "relu")             \
+    X(TANH, "tanh")             \
+    X(SIGMOID, "sigmoid")       \
+    X(LINEAR, "linear")         \
+    X(SOFTMAX, "softmax")       \
+    X(LEAKY_RELU, "leaky_relu") \
+    X(ELU, "elu")               \
+    X(GELU, "gelu")             \
+    X(SILU, "silu")             \
+    X(SOFTPLUS, "softplus")
 
-#define DN_LOSSES(X)                    \
-    X(CROSS_ENTROPY, "cross_entropy")   \
-    X(MSE, "mse")
+#define DN_LOSSES(X)                                \
+    X(CROSS_ENTROPY, "cross_entropy")               \
+    X(MSE, "mse")                                   \
+    X(BINARY_CROSS_ENTROPY, "binary_cross_entropy")
 
 #define DN_OPTIMIZERS(X)   \
     X(ADAM, "adam")        \
@@ -143,6 +149,9 @@ typedef struct {
     int units;                  /* fan-out */
     int stride;                 /* units rounded up to DN_PANEL: row stride of the layer's buffers */
     dn_act act;
+    double act_alpha;           /* leaky_relu: negative slope (0.01); elu: alpha (1); softplus: beta (1) */
+    double act_threshold;       /* softplus: threshold (20) */
+    int act_tanh;               /* gelu: the tanh approximation (PyTorch's approximate='tanh'), else erf */
     double dropout;             /* PyTorch p in [0,1); 0 = no dropout */
     double noise;               /* std of Gaussian noise added to the output in training; 0 = none */
     int batchnorm;              /* 1: BatchNorm1d (dense) or BatchNorm2d (conv2d) between the product and the activation */
@@ -183,6 +192,7 @@ typedef struct {
     int epochs;      /* >= 1 */
     uint64_t seed;
     dn_loss loss;
+    double label_smoothing;  /* cross_entropy: PyTorch's label_smoothing in [0, 1); 0 = none */
     dn_optimizer opt;
     dn_schedule schedule;
     double clip_grad_norm; /* > 0: clip the gradient's global 2-norm to it; 0: off */

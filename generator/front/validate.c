@@ -183,6 +183,38 @@ static void check_input(vctx *v, const dn_ynode *n) {
 
 /* ---- train ---------------------------------------------------------------- */
 
+/* `loss: NAME` or `loss: {type: NAME, label_smoothing: E}` (E in [0, 1],
+ * cross_entropy only, PyTorch's label_smoothing). Records the name's node
+ * for the output-layer check. */
+static void check_loss(vctx *v, const dn_ynode *n, dn_train *t) {
+    static const char *const keys[] = {"type", "label_smoothing"};
+    dn_yfield f[COUNT(keys)] = {{0}};
+    char q[DN_YTEXT_BUF];
+    int l;
+    v->loss = n;
+    if (n->kind == DN_Y_MAP) {
+        if (dn_ymap_fields(v->d, n, "in loss", keys, COUNT(keys), f) ||
+            dn_yrequire(v->d, n, &f[0], "type", "in loss"))
+            return;
+        v->loss = f[0].value;
+    }
+    v->loss_ok = dn_yget_enum(v->d, v->loss, "loss", loss_names, COUNT(loss_names), &l) == 0;
+    if (v->loss_ok)
+        t->loss = (dn_loss)l;
+    if (n->kind != DN_Y_MAP || !f[1].value || dn_yget_number(v->d, f[1].value, "label_smoothing",
+                                                             &t->label_smoothing))
+        return;
+    if (!(t->label_smoothing >= 0.0 && t->label_smoothing <= 1.0)) {
+        dn_diag_report(v->d, DN_ERROR, f[1].value->loc, "label_smoothing must be in [0, 1], got %s",
+                       dnv_raw(f[1].value, q));
+        t->label_smoothing = 0;
+    } else if (v->loss_ok && t->loss != DN_LOSS_CROSS_ENTROPY) {
+        dn_diag_report(v->d, DN_ERROR, f[1].key->loc, "label_smoothing needs loss cross_entropy, got %s",
+                       dn_loss_name(t->loss));
+        t->label_smoothing = 0;
+    }
+}
+
 /* `train`: {batch_size, epochs, seed, loss, optimizer, schedule,
  * clip_grad_norm}; absent keys keep their defaults. Records the loss node
  * for the output-layer check. */
@@ -203,13 +235,8 @@ static void check_train(vctx *v, const dn_ynode *n) {
         dnv_get_int(v, f[1].value, "epochs", 1, 1000000, &t->epochs);
     if (f[2].value)
         dn_yget_u64(v->d, f[2].value, "seed", &t->seed);
-    if (f[3].value) {
-        int l;
-        v->loss = f[3].value;
-        v->loss_ok = dn_yget_enum(v->d, f[3].value, "loss", loss_names, COUNT(loss_names), &l) == 0;
-        if (v->loss_ok)
-            t->loss = (dn_loss)l;
-    }
+    if (f[3].value)
+        check_loss(v, f[3].value, t);
     if (f[4].value)
         dnv_check_optimizer(v, f[4].value, &t->opt);
     if (f[5].value)
@@ -231,7 +258,8 @@ static void note_loss_origin(vctx *v) {
 }
 
 /* The output layer must suit the loss: cross_entropy needs softmax and
- * >= 2 units; mse needs linear, sigmoid or tanh. Errors at the output
+ * >= 2 units; binary_cross_entropy sigmoid and 1 unit; mse needs linear,
+ * sigmoid or tanh. Errors at the output
  * layer's activation / units values. */
 static void check_output_vs_loss(vctx *v) {
     if (!v->layers_ok || (v->loss && !v->loss_ok))
@@ -248,6 +276,17 @@ static void check_output_vs_loss(vctx *v) {
         if (src->units_ok && out->units < 2)
             dn_diag_report(v->d, DN_ERROR, src->units->loc,
                            "loss cross_entropy needs at least 2 output units, got %d", out->units);
+    } else if (v->s->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY) {
+        if (src->act_ok && out->act != DN_ACT_SIGMOID) {
+            dn_diag_report(v->d, DN_ERROR, src->act->loc,
+                           "loss binary_cross_entropy needs a sigmoid output layer, got activation '%s'",
+                           dn_act_name(out->act));
+            note_loss_origin(v);
+        }
+        if (src->units_ok && out->units != 1)
+            dn_diag_report(v->d, DN_ERROR, src->units->loc,
+                           "loss binary_cross_entropy needs 1 output unit (labels 0 and 1), got %d; multi-label "
+                           "targets are not supported yet", out->units);
     } else if (src->act_ok && out->act != DN_ACT_LINEAR && out->act != DN_ACT_SIGMOID &&
                out->act != DN_ACT_TANH) {
         dn_diag_report(v->d, DN_ERROR, src->act->loc,

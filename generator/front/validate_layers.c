@@ -83,6 +83,86 @@ static void check_layer_batchnorm(vctx *v, const dn_ynode *n, dn_layer *l) {
         l->bn_eps = x;
 }
 
+/* ---- activation -------------------------------------------------------------- */
+
+/* The activation's name n (scalar): one of dnv_act_names, or `swish`, the
+ * other name of silu. Returns 0 with *a set, else reports at n. */
+static int get_act_name(vctx *v, const dn_ynode *n, dn_act *a) {
+    const char *names[DN_ACT_COUNT + 1];
+    int i = 0;
+    memcpy(names, dnv_act_names, sizeof dnv_act_names);
+    names[DN_ACT_COUNT] = "swish";
+    if (dn_yget_enum(v->d, n, "activation", names, DN_ACT_COUNT + 1, &i))
+        return -1;
+    *a = i == DN_ACT_COUNT ? DN_ACT_SILU : (dn_act)i;
+    return 0;
+}
+
+/* The parameter keys of `activation: {type: T, ...}` and the activation
+ * each belongs to (beta and threshold: softplus). */
+enum { AK_TYPE, AK_SLOPE, AK_ALPHA, AK_BETA, AK_THRESHOLD, AK_APPROXIMATE, AK_COUNT };
+static const char *const act_keys[AK_COUNT] = {"type", "slope", "alpha", "beta", "threshold", "approximate"};
+static const dn_act act_key_owner[AK_COUNT] = {DN_ACT_COUNT, DN_ACT_LEAKY_RELU, DN_ACT_ELU, DN_ACT_SOFTPLUS,
+                                               DN_ACT_SOFTPLUS, DN_ACT_GELU};
+
+/* The parameters of l->act from the fields f of its mapping: each key must
+ * belong to that activation; slope and alpha any number, beta > 0,
+ * threshold any number, approximate none or tanh. Returns 0 when all are
+ * valid. */
+static int check_act_params(vctx *v, const dn_yfield *f, dn_layer *l) {
+    static const char *const approx[] = {"none", "tanh"};
+    int ok = 1;
+    for (int k = AK_SLOPE; k < AK_COUNT; k++) {
+        if (!f[k].value)
+            continue;
+        if (act_key_owner[k] != l->act) {
+            dn_diag_report(v->d, DN_ERROR, f[k].key->loc, "activation %s has no parameter '%s' (%s has)",
+                           dn_act_name(l->act), act_keys[k], dn_act_name(act_key_owner[k]));
+            ok = 0;
+            continue;
+        }
+        if (k == AK_BETA)
+            ok &= dnv_get_positive(v, f[k].value, "softplus beta", 1, &l->act_alpha) == 0;
+        else if (k == AK_THRESHOLD)
+            ok &= dn_yget_number(v->d, f[k].value, "softplus threshold", &l->act_threshold) == 0;
+        else if (k == AK_APPROXIMATE)
+            ok &= dn_yget_enum(v->d, f[k].value, "gelu approximate", approx, COUNT(approx), &l->act_tanh) == 0;
+        else
+            ok &= dn_yget_number(v->d, f[k].value, k == AK_SLOPE ? "leaky_relu slope" : "elu alpha",
+                                 &l->act_alpha) == 0;
+    }
+    return ok ? 0 : -1;
+}
+
+/* `activation: NAME` or `activation: {type: NAME, <its parameters>}` of a
+ * layer (n): sets l->act and its parameters (PyTorch's defaults unless
+ * given), src->act (the name's node) and src->act_ok. softmax only on the
+ * output layer, which is never an image layer (reported by the caller). */
+static void check_activation(vctx *v, const dn_ynode *n, dn_layer *l, layer_src *src, int is_last) {
+    dn_yfield f[AK_COUNT];
+    const int image = l->type != DN_LAYER_DENSE;
+    src->act = n;
+    src->act_ok = 0;
+    if (n->kind == DN_Y_MAP) {
+        if (dn_ymap_fields(v->d, n, "in activation", act_keys, AK_COUNT, f) ||
+            dn_yrequire(v->d, n, &f[AK_TYPE], "type", "in activation"))
+            return;
+        src->act = f[AK_TYPE].value;
+    }
+    if (get_act_name(v, src->act, &l->act))
+        return;
+    l->act_alpha = l->act == DN_ACT_LEAKY_RELU ? 0.01 : 1.0;
+    l->act_threshold = 20.0;
+    l->act_tanh = 0;
+    if (n->kind == DN_Y_MAP && check_act_params(v, f, l))
+        return;
+    if (l->act == DN_ACT_SOFTMAX && !is_last) {
+        dn_diag_report(v->d, DN_ERROR, src->act->loc, "softmax is only allowed on the output layer");
+        return;
+    }
+    src->act_ok = !image || !is_last;
+}
+
 /* ---- overrides ------------------------------------------------------------- */
 
 /* Who sets the overrides, for messages. */
@@ -171,18 +251,8 @@ static void check_layer_values(vctx *v, const dn_ynode *n, const dn_yfield *f, d
     src->act = f[2].value;
     if (dn_yrequire(v->d, n, &f[1], "units", "in layer") == 0)
         src->units_ok = dnv_get_int(v, f[1].value, "units", 1, DN_MAX_UNITS, &l->units) == 0;
-    if (dn_yrequire(v->d, n, &f[2], "activation", "in layer") == 0) {
-        int a = 0;
-        src->act_ok = dn_yget_enum(v->d, f[2].value, "activation", dnv_act_names, DN_ACT_COUNT,
-                                   &a) == 0;
-        if (src->act_ok)
-            l->act = (dn_act)a;
-        if (src->act_ok && l->act == DN_ACT_SOFTMAX && !is_last) {
-            dn_diag_report(v->d, DN_ERROR, f[2].value->loc,
-                           "softmax is only allowed on the output layer");
-            src->act_ok = 0;
-        }
-    }
+    if (dn_yrequire(v->d, n, &f[2], "activation", "in layer") == 0)
+        check_activation(v, f[2].value, l, src, is_last);
     if (f[3].value)
         check_layer_dropout(v, f[3].value, l, is_last);
     if (f[4].value)
@@ -300,16 +370,8 @@ static void check_image_values(vctx *v, const dn_ynode *n, const dn_yfield *f, d
             dnv_get_int(v, f[K_FILTERS].value, "filters", 1, 65536, &l->out_shape.c))
             ok = 0;
         src->act = f[K_ACT].value;
-        if (dn_yrequire(v->d, n, &f[K_ACT], "activation", where) == 0) {
-            int a = 0;
-            src->act_ok = dn_yget_enum(v->d, f[K_ACT].value, "activation", dnv_act_names, DN_ACT_COUNT, &a) == 0 &&
-                          !is_last;
-            l->act = (dn_act)a;
-            if (src->act_ok && l->act == DN_ACT_SOFTMAX) {
-                dn_diag_report(v->d, DN_ERROR, f[K_ACT].value->loc, "softmax is only allowed on the output layer");
-                src->act_ok = 0;
-            }
-        }
+        if (dn_yrequire(v->d, n, &f[K_ACT], "activation", where) == 0)
+            check_activation(v, f[K_ACT].value, l, src, is_last);
         if (f[K_BATCHNORM].value) /* BatchNorm2d */
             check_layer_batchnorm(v, f[K_BATCHNORM].value, l);
     }

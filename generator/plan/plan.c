@@ -19,25 +19,66 @@ enum { HEAD_WT_MAX = 16384 };
 
 /* ---- values and epilogues --------------------------------------------------- */
 
+/* No activation. */
+static const dn_actfn LINEAR_ACT = {.type = DN_ACT_LINEAR};
+
+/* Softplus's derivative from its output y, 1 - exp(-beta y), holds where
+ * beta y <= threshold; where y = x (beta x > threshold) it must be 1. Both
+ * cases are told apart by beta y > threshold except just below the
+ * threshold, where log1p(exp(t)) rounds above it: from 18 on, the
+ * derivative there, 1/(1 + exp(-t)), is 1 in float anyway. */
+enum { SOFTPLUS_OUTPUT_THRESHOLD = 18 };
+
+/* Layer L's activation: its literals, and whether its derivative needs the
+ * pre-activation: always for gelu and silu (not monotonic); leaky_relu and
+ * elu with a negative parameter (their output no longer tells the sign of
+ * x); softplus with a threshold below SOFTPLUS_OUTPUT_THRESHOLD. Else the
+ * output does, and no buffer is needed. `by_loss`: the loss applies it. */
+static dn_actfn act_of(const dn_spec *s, const dn_layer *L, int by_loss) {
+    dn_actfn f = {.type = L->act, .tanh = L->act_tanh, .by_loss = by_loss};
+    snprintf(f.fn, sizeof f.fn, "%s_%s", s->name, L->name);
+    dn_float_literal(f.alpha, sizeof f.alpha, (float)L->act_alpha);
+    dn_float_literal(f.threshold, sizeof f.threshold, (float)L->act_threshold);
+    switch (L->act) {
+    case DN_ACT_GELU:
+    case DN_ACT_SILU: f.from_pre = 1; break;
+    case DN_ACT_LEAKY_RELU:
+    case DN_ACT_ELU: f.from_pre = L->act_alpha < 0; break;
+    case DN_ACT_SOFTPLUS: f.from_pre = L->act_threshold < SOFTPLUS_OUTPUT_THRESHOLD; break;
+    default: break;
+    }
+    return f;
+}
+
+/* Whether layer k's activation is applied by the loss: softmax, and the
+ * sigmoid of binary cross-entropy, which works on the logits. */
+static int act_by_loss(const dn_spec *s, int k) {
+    const dn_layer *L = &s->layers[k];
+    return L->act == DN_ACT_SOFTMAX ||
+           (k == s->n_layers - 1 && s->train.loss == DN_LOSS_BINARY_CROSS_ENTROPY && L->act == DN_ACT_SIGMOID);
+}
+
 /* The network's input as the first op reads it. */
 static dn_value input_value(const dn_spec *s) {
-    dn_value v = {.width = s->input, .stride = s->input, .shape = s->input_shape, .act = DN_ACT_LINEAR};
+    dn_value v = {.width = s->input, .stride = s->input, .shape = s->input_shape, .act = LINEAR_ACT};
     snprintf(v.owner, sizeof v.owner, "input");
     snprintf(v.a, sizeof v.a, "bt->x");
     snprintf(v.train, sizeof v.train, "bt->x");
     snprintf(v.eval, sizeof v.eval, "bt->x");
     snprintf(v.mask, sizeof v.mask, "NULL");
+    snprintf(v.deriv_in, sizeof v.deriv_in, "bt->x");
     return v;
 }
 
 /* The output of an op named `name` with an epilogue (activation act,
  * randomized or not, with dropout scales or not): buffers bf.<name>_a, _h,
- * _mask and _d, as `prefix` ("fc1" or "input") names them. */
-static dn_value epilogue_value(const char *prefix, int width, int stride, dn_act act, int stochastic,
+ * _mask, _d and _pre, as `prefix` ("fc1" or "input") names them. */
+static dn_value epilogue_value(const char *prefix, int width, int stride, dn_actfn act, int stochastic,
                                int mask) {
     dn_value v = {.width = width, .stride = stride, .shape = {1, width, 1, 1}, .act = act, .has_mask = mask};
     snprintf(v.owner, sizeof v.owner, "%s", prefix);
     snprintf(v.a, sizeof v.a, "bf.%s_a", prefix);
+    snprintf(v.deriv_in, sizeof v.deriv_in, act.from_pre ? "bf.%s_pre" : "bf.%s_a", prefix);
     snprintf(v.d, sizeof v.d, "bf.%s_d", prefix);
     snprintf(v.mask, sizeof v.mask, mask ? "bf.%s_mask" : "NULL", prefix);
     if (stochastic) {
@@ -60,9 +101,10 @@ static dn_drop drop_of(double p) {
     return d;
 }
 
-/* Sets op's epilogue from layer L: activation, dropout and noise. */
-static void set_epilogue(dn_op *op, const dn_layer *L) {
-    op->act = L->act;
+/* Sets op's epilogue from layer k: activation, dropout and noise. */
+static void set_epilogue(dn_op *op, const dn_spec *s, int k) {
+    const dn_layer *L = &s->layers[k];
+    op->act = act_of(s, L, act_by_loss(s, k));
     op->drop = drop_of(L->dropout);
     op->noise = L->noise;
     dn_format_rate(op->noise_text, sizeof op->noise_text, L->noise);
@@ -87,12 +129,13 @@ static dn_op *new_op(dn_plan *p, dn_op_kind kind, const dn_layer *L, int slot, c
 /* Input dropout: h = x * mask, slot 0. */
 static void plan_input_dropout(dn_plan *p, const dn_spec *s, dn_value *cur) {
     dn_op *op = new_op(p, DN_OP_DROPOUT, NULL, 0, cur);
-    op->act = DN_ACT_LINEAR;
+    op->act = LINEAR_ACT;
     op->drop = drop_of(s->input_dropout);
     op->stochastic = 1;
-    op->out = epilogue_value("input", s->input, s->input, DN_ACT_LINEAR, 1, 1);
+    op->out = epilogue_value("input", s->input, s->input, LINEAR_ACT, 1, 1);
     op->out.shape = s->input_shape;
     snprintf(op->out.a, sizeof op->out.a, "bt->x"); /* h beside the input itself */
+    snprintf(op->out.deriv_in, sizeof op->out.deriv_in, "bt->x");
     snprintf(op->out.eval, sizeof op->out.eval, "(mc ? bf.input_h : bt->x)");
     op->out.d[0] = '\0';
     *cur = op->out;
@@ -102,11 +145,12 @@ static void plan_input_dropout(dn_plan *p, const dn_spec *s, dn_value *cur) {
  * bias, in bf.<L>_z, without activation, noise or dropout. */
 static void set_product_only(dn_op *op, const dn_layer *L) {
     op->product_only = 1;
-    op->act = DN_ACT_LINEAR;
+    op->act = LINEAR_ACT;
     op->drop = drop_of(0);
     snprintf(op->noise_text, sizeof op->noise_text, "0");
-    op->out = epilogue_value(L->name, L->units, L->stride, DN_ACT_LINEAR, 0, 0);
+    op->out = epilogue_value(L->name, L->units, L->stride, LINEAR_ACT, 0, 0);
     snprintf(op->out.a, sizeof op->out.a, "bf.%s_z", L->name);
+    snprintf(op->out.deriv_in, sizeof op->out.deriv_in, "bf.%s_z", L->name);
     snprintf(op->out.train, sizeof op->out.train, "bf.%s_z", L->name);
     snprintf(op->out.eval, sizeof op->out.eval, "bf.%s_z", L->name);
 }
@@ -123,8 +167,8 @@ static void plan_dense(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     if (L->batchnorm)
         set_product_only(op, L);
     else {
-        set_epilogue(op, L);
-        op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+        set_epilogue(op, s, k);
+        op->out = epilogue_value(L->name, L->units, L->stride, op->act, op->stochastic, L->dropout > 0);
     }
     *cur = op->out;
 }
@@ -133,8 +177,8 @@ static void plan_dense(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
 static void plan_batchnorm(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     const dn_layer *L = &s->layers[k];
     dn_op *op = new_op(p, DN_OP_BATCHNORM, L, k + 1, cur);
-    set_epilogue(op, L);
-    op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+    set_epilogue(op, s, k);
+    op->out = epilogue_value(L->name, L->units, L->stride, op->act, op->stochastic, L->dropout > 0);
     op->out.shape = L->out_shape;
     op->bn_features = dn_bn_features(L);
     op->bn_plane = L->type == DN_LAYER_CONV2D ? L->out_shape.h * L->out_shape.w : 1;
@@ -166,8 +210,8 @@ static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     if (L->batchnorm)
         set_product_only(op, L);
     else {
-        set_epilogue(op, L);
-        op->out = epilogue_value(L->name, L->units, L->stride, L->act, op->stochastic, L->dropout > 0);
+        set_epilogue(op, s, k);
+        op->out = epilogue_value(L->name, L->units, L->stride, op->act, op->stochastic, L->dropout > 0);
         op->drop_channel = L->dropout_channel;
     }
     op->out.shape = L->out_shape;
@@ -194,8 +238,8 @@ static void plan_conv(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
 static void plan_pool(dn_plan *p, const dn_spec *s, int k, dn_value *cur) {
     const dn_layer *L = &s->layers[k];
     dn_op *op = new_op(p, DN_OP_POOL2D, L, k + 1, cur);
-    set_epilogue(op, L);
-    op->out = epilogue_value(L->name, L->units, L->stride, DN_ACT_LINEAR, op->stochastic, L->dropout > 0);
+    set_epilogue(op, s, k);
+    op->out = epilogue_value(L->name, L->units, L->stride, LINEAR_ACT, op->stochastic, L->dropout > 0);
     op->out.shape = L->out_shape;
     op->kh = L->kh, op->kw = L->kw, op->sh = L->sh, op->sw = L->sw;
     op->pool_max = L->type == DN_LAYER_MAXPOOL2D;
@@ -307,6 +351,11 @@ static void plan_layer_bufs(dn_plan *p, const dn_layer *L) {
     }
     snprintf(c, sizeof c, "[n, %d] gradient wrt the pre-activation (zero past %d)", L->stride, L->units);
     add_buf(p, 1, (size_t)L->stride, c, "%s_d", L->name);
+    if (act_of(p->spec, L, 0).from_pre) {
+        snprintf(c, sizeof c, "[n, %d] pre-activation, in training (%s's derivative reads it)", L->stride,
+                 dn_act_name(L->act));
+        add_buf(p, 1, (size_t)L->stride, c, "%s_pre", L->name);
+    }
     if (L->batchnorm) {
         snprintf(c, sizeof c, "[n, %d] %s, the input of batch norm", L->stride,
                  L->type == DN_LAYER_CONV2D ? "conv(x, W) + b" : "x W^T + b");
@@ -350,6 +399,16 @@ static void plan_tensors(dn_plan *p, const dn_spec *s) {
     }
 }
 
+/* Cross-entropy's label smoothing e over the K outputs: the target of
+ * the label is 1 - e + e / K, of every other class e / K. */
+static void plan_smoothing(dn_plan *p, const dn_spec *s) {
+    const double e = s->train.label_smoothing;
+    p->smoothing = s->train.loss == DN_LOSS_CROSS_ENTROPY && e > 0;
+    if (!p->smoothing) return;
+    dn_float_literal(p->smooth_keep, sizeof p->smooth_keep, (float)(1.0 - e));
+    dn_float_literal(p->smooth_each, sizeof p->smooth_each, (float)(e / s->layers[s->n_layers - 1].units));
+}
+
 void dn_plan_build(const dn_spec *s, dn_plan *p) {
     memset(p, 0, sizeof *p);
     p->spec = s;
@@ -375,6 +434,7 @@ void dn_plan_build(const dn_spec *s, dn_plan *p) {
     p->last = &p->ops[p->n_ops - 1];
     for (int i = 0; i < p->n_ops; i++) p->randomized |= p->ops[i].stochastic;
     plan_head(p, s);
+    plan_smoothing(p, s);
     p->wt_floats = plan_wt_floats(p);
     plan_bufs(p, s);
     plan_tensors(p, s);

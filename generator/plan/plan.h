@@ -55,6 +55,21 @@ typedef struct {
     dn_tile narrow, wide;
 } dn_tiles;
 
+/* An activation as the kernels apply and differentiate it. relu, tanh,
+ * sigmoid and linear are written inline; the others through functions
+ * <fn>_act(x) and <fn>_dact(a) that the op's kernels define (kernels.h). */
+typedef struct {
+    dn_act type;
+    char alpha[40];        /* float literal: leaky_relu's slope, elu's alpha, softplus's beta */
+    char threshold[40];    /* float literal: softplus's threshold */
+    int tanh;              /* gelu: PyTorch's approximate='tanh' (else the erf form) */
+    int from_pre;          /* its derivative is a function of the pre-activation, which the forward pass
+                              keeps in training; else of the output a */
+    int by_loss;           /* the loss applies it (softmax; sigmoid with binary_cross_entropy): the
+                              epilogue leaves the logits in a */
+    char fn[2 * DN_NAME_MAX + 2]; /* "<model>_<layer>": prefix of its functions */
+} dn_actfn;
+
 /* A value flowing from one op to the next: rows of `width` features, `stride`
  * floats apart, with the buffers that hold it (C expressions in the step
  * functions, where the buffers are `bf`). */
@@ -68,7 +83,9 @@ typedef struct {
     char d[DN_EXPR_MAX];     /* gradient wrt the pre-activation ("" for the network's input) */
     char mask[DN_EXPR_MAX];  /* dropout scales, or "NULL" */
     int has_mask;            /* mask is a buffer */
-    dn_act act;              /* the activation that made a (its derivative in backward) */
+    dn_actfn act;            /* the activation that made a (its derivative in backward) */
+    char deriv_in[DN_EXPR_MAX]; /* what act's derivative reads: a, or with act.from_pre the
+                                   pre-activation ("bf.fc1_pre", written in training only) */
 } dn_value;
 
 /* Dropout of an op's output: rate p, and the literals of the runtime's
@@ -89,7 +106,7 @@ typedef struct {
     dn_value in, out;             /* what it reads and what it leaves */
 
     /* Output epilogue (dense without batch norm, batchnorm, dropout). */
-    dn_act act;
+    dn_actfn act;
     dn_drop drop;
     double noise;                 /* std of Gaussian noise in training; 0 = none */
     char noise_text[32], noise_lit[40];
@@ -165,6 +182,9 @@ typedef struct {
     int fused_head;               /* the training steps run last's forward, loss and input gradient as
                                      one kernel, <model>_head (last->head) */
     int randomized;               /* any op has dropout or noise (MC dropout is possible) */
+    int smoothing;                /* cross_entropy with label smoothing e over K classes: */
+    char smooth_keep[40];         /* ... 1 - e and */
+    char smooth_each[40];         /* ... e / K (float literals) */
     size_t wt_floats;             /* W^T scratch of the input-gradient kernels (0: none) */
     size_t head_wt_floats;        /* W^T the fused head keeps on a thread's stack */
     int n_bufs;

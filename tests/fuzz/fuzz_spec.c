@@ -107,6 +107,8 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
         FSPEC_CHECK(l->in == in);
         FSPEC_CHECK((unsigned)l->act < DN_ACT_COUNT);
         FSPEC_CHECK(l->act != DN_ACT_SOFTMAX || last);
+        FSPEC_CHECK(isfinite(l->act_alpha) && isfinite(l->act_threshold) && (l->act_tanh == 0 || l->act_tanh == 1));
+        FSPEC_CHECK(l->act != DN_ACT_SOFTPLUS || l->act_alpha > 0.0);
         FSPEC_CHECK(fspec_is_prob(l->dropout));
         FSPEC_CHECK(!last || l->dropout == 0.0);
         FSPEC_CHECK(l->loc.line >= 1 && l->loc.col >= 1);
@@ -149,8 +151,12 @@ static void fspec_check_spec(const dn_spec *s, const uint8_t *data, size_t size)
     FSPEC_CHECK(t->batch_size >= 1 && t->batch_size <= 65536);
     FSPEC_CHECK(t->epochs >= 1 && t->epochs <= 1000000);
     FSPEC_CHECK((unsigned)t->loss < DN_LOSS_COUNT);
+    FSPEC_CHECK(t->label_smoothing >= 0.0 && t->label_smoothing <= 1.0);
+    FSPEC_CHECK(t->loss == DN_LOSS_CROSS_ENTROPY || t->label_smoothing == 0.0);
     if (t->loss == DN_LOSS_CROSS_ENTROPY)
         FSPEC_CHECK(out->act == DN_ACT_SOFTMAX && out->units >= 2);
+    else if (t->loss == DN_LOSS_BINARY_CROSS_ENTROPY)
+        FSPEC_CHECK(out->act == DN_ACT_SIGMOID && out->units == 1);
     else
         FSPEC_CHECK(out->act == DN_ACT_LINEAR || out->act == DN_ACT_SIGMOID ||
                     out->act == DN_ACT_TANH);
