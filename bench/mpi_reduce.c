@@ -37,6 +37,14 @@
  *              N-1 -> 0 -> 1 -> ... -> N-2. Every rank sends at most 2 P
  *              floats per step (the ring allreduce's 2 (N-1)/N P), and the
  *              segments keep all links busy at once.
+ *   scatter    a reduce-scatter by hand: the vector is cut into N slices;
+ *              rank j receives slice j of every chunk partial (one
+ *              MPI_Alltoallw, strided types, no packing), adds the C slices
+ *              in chunk order, and an MPI_Allgatherv spreads the slices'
+ *              sums. With one chunk per rank it sends what a ring
+ *              allreduce does, 2 (N-1)/N P floats; and the optimizer can
+ *              run on the slice alone (each rank updates 1/N of the
+ *              parameters, then the allgather spreads parameters instead).
  *
  * Each design is timed over K repetitions (after a barrier; the time of a
  * repetition is the slowest rank's); prints the median and the bytes each
@@ -179,6 +187,25 @@ static double chain_bytes(size_t P) {
     return (double)sends * (double)P * 4;
 }
 
+/* Slice j of P floats over N ranks: [slice_lo(j), slice_lo(j + 1)). */
+static size_t slice_lo(int j, size_t P) { return (size_t)j * P / (size_t)nranks; }
+
+/* The scatter design. mine0 is the first own partial (the others follow,
+ * P floats apart); recv holds C slices of this rank's slice length; the
+ * types, counts and displacements are set up in main. */
+static void red_scatter(float *out, const float *mine0, float *recv, int C, size_t P,
+                        const int *ones, const int *sdisp, const MPI_Datatype *st,
+                        const int *rcounts, const int *rdisp_b, const MPI_Datatype *rt,
+                        const int *ocounts, const int *odispls) {
+    size_t lo = slice_lo(rank, P), n = slice_lo(rank + 1, P) - lo;
+    MPI_Alltoallw(mine0, ones, sdisp, st, recv, rcounts, rdisp_b, rt, MPI_COMM_WORLD);
+    float *sum = out + lo; /* chunk c's slice is recv[c * n, (c + 1) * n) */
+    memcpy(sum, recv, n * sizeof(float));
+    for (int c = 1; c < C; c++) add_into(sum, recv + (size_t)c * n, n);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, ocounts, odispls, MPI_FLOAT,
+                   MPI_COMM_WORLD);
+}
+
 /* ---- the single-process kernel comparison ------------------------------ */
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -273,7 +300,7 @@ static void kernel_bench(int B, int R, int reps) {
 
 /* ---- driver ------------------------------------------------------------- */
 
-typedef enum { ALLREDUCE, GATHER, CHAIN } design;
+typedef enum { ALLREDUCE, GATHER, CHAIN, SCATTER, NDESIGNS } design;
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
@@ -314,12 +341,13 @@ int main(int argc, char **argv) {
     /* This rank's chunks, each partial a vector of its own; all[c] is where
      * gather puts chunk c (the rank's own ones are filled in place). */
     int c0 = first_chunk(rank, C, nranks), k = first_chunk(rank + 1, C, nranks) - c0;
-    float *all = alloc_floats((size_t)C * P), *outs[3] = {alloc_floats(P), alloc_floats(P), alloc_floats(P)};
+    float *all = alloc_floats((size_t)C * P), *outs[NDESIGNS];
+    for (int dsg = 0; dsg < NDESIGNS; dsg++) outs[dsg] = alloc_floats(P);
     float **mine = malloc((size_t)(k > 0 ? k : 1) * sizeof *mine);
     int *counts = malloc((size_t)nranks * sizeof *counts), *displs = malloc((size_t)nranks * sizeof *displs);
     int nseg = (int)((P + seg - 1) / seg);
     MPI_Request *reqs = malloc((size_t)(2 * nseg) * sizeof *reqs);
-    double *t = malloc(3 * (size_t)reps * sizeof *t);
+    double *t = malloc(NDESIGNS * (size_t)reps * sizeof *t);
     if (!mine || !counts || !displs || !reqs || !t) die("out of memory");
     if ((size_t)C * P > (size_t)INT32_MAX) die("chunk partials exceed an int count");
     for (int j = 0; j < k; j++) {
@@ -332,23 +360,51 @@ int main(int argc, char **argv) {
         displs[r] = (int)((size_t)a * P);
     }
 
+    /* The scatter design's types: to rank j, slice j of each own partial
+     * (k blocks P apart); from rank i, its chunks' slices of ours, contiguous
+     * at their chunk index. Then the slices' sums, gathered. */
+    size_t my_n = slice_lo(rank + 1, P) - slice_lo(rank, P);
+    float *recv = alloc_floats((size_t)C * my_n);
+    MPI_Datatype *st = malloc((size_t)nranks * sizeof *st), *rt = malloc((size_t)nranks * sizeof *rt);
+    int *ones = malloc((size_t)nranks * sizeof(int)), *sdisp = malloc((size_t)nranks * sizeof(int)),
+        *rcounts = malloc((size_t)nranks * sizeof(int)), *rdisp_b = malloc((size_t)nranks * sizeof(int)),
+        *ocounts = malloc((size_t)nranks * sizeof(int)), *odispls = malloc((size_t)nranks * sizeof(int));
+    if (!st || !rt || !ones || !sdisp || !rcounts || !rdisp_b || !ocounts || !odispls)
+        die("out of memory");
+    for (int j = 0; j < nranks; j++) {
+        size_t lo = slice_lo(j, P), n = slice_lo(j + 1, P) - lo;
+        MPI_Type_vector(k, (int)n, (int)P, MPI_FLOAT, &st[j]);
+        MPI_Type_commit(&st[j]);
+        ones[j] = 1;
+        sdisp[j] = (int)(lo * sizeof(float));
+        int a = first_chunk(j, C, nranks), b = first_chunk(j + 1, C, nranks);
+        rt[j] = MPI_FLOAT;
+        rcounts[j] = (int)((size_t)(b - a) * my_n);
+        rdisp_b[j] = (int)((size_t)a * my_n * sizeof(float));
+        ocounts[j] = (int)n;
+        odispls[j] = (int)lo;
+    }
+
     /* The designs take turns within each repetition, so that a busy
      * machine's slow spells fall on all of them alike. */
-    static const char *names[3] = {"allreduce", "gather", "chain"};
+    static const char *names[NDESIGNS] = {"allreduce", "gather", "chain", "scatter"};
     for (int r = -2; r < reps; r++) { /* two warm-up repetitions */
-        for (int dsg = ALLREDUCE; dsg <= CHAIN; dsg++) {
+        for (int dsg = ALLREDUCE; dsg < NDESIGNS; dsg++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = now();
             if (dsg == ALLREDUCE) red_allreduce(outs[dsg], mine, k, P);
             else if (dsg == GATHER) red_gather(outs[dsg], all, C, P, counts, displs);
-            else red_chain(outs[dsg], mine, k, P, seg, reqs);
+            else if (dsg == CHAIN) red_chain(outs[dsg], mine, k, P, seg, reqs);
+            else red_scatter(outs[dsg], mine[0], recv, C, P, ones, sdisp, st, rcounts, rdisp_b,
+                             rt, ocounts, odispls);
             double dt = now() - t0;
             MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             if (r >= 0) t[(size_t)dsg * (size_t)reps + (size_t)r] = dt;
         }
     }
     if (memcmp(outs[GATHER], outs[CHAIN], P * 4) != 0) die("chain and gather differ");
-    for (int dsg = ALLREDUCE; dsg <= CHAIN; dsg++) {
+    if (memcmp(outs[GATHER], outs[SCATTER], P * 4) != 0) die("scatter and gather differ");
+    for (int dsg = ALLREDUCE; dsg < NDESIGNS; dsg++) {
         double *td = t + (size_t)dsg * (size_t)reps;
         qsort(td, (size_t)reps, sizeof *td, cmp_double);
 
@@ -368,14 +424,20 @@ int main(int argc, char **argv) {
         if (nranks > 1 && dsg == GATHER)
             bytes = ((double)C * (double)P - counts[(rank + 1) % nranks]) * 4;
         if (dsg == CHAIN) bytes = chain_bytes(P);
+        if (nranks > 1 && dsg == SCATTER) /* exact alltoall part + ring allgather */
+            bytes = ((double)k * (double)(P - (slice_lo(rank + 1, P) - slice_lo(rank, P))) +
+                     (double)(P - (size_t)ocounts[(rank + 1) % nranks])) * 4;
         MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (rank == 0)
             printf("np=%d design=%s floats=%zu batch=%d chunk=%d seg=%zu median_ms=%.3f "
                    "min_ms=%.3f bytes_sent_max_rank=%.0f%s checksum=%016llx\n",
                    nranks, names[dsg], P, B, R, seg, td[reps / 2] * 1e3, td[0] * 1e3, bytes,
-                   dsg == CHAIN ? "" : "(ring-model)", (unsigned long long)h);
+                   dsg == CHAIN ? "" : dsg == SCATTER ? "(alltoall-exact+ring-model)" : "(ring-model)", (unsigned long long)h);
     }
-    for (int dsg = 0; dsg < 3; dsg++) free(outs[dsg]);
+    for (int j = 0; j < nranks; j++) MPI_Type_free(&st[j]);
+    free(st), free(rt), free(ones), free(sdisp), free(rcounts), free(rdisp_b), free(ocounts),
+        free(odispls), free(recv);
+    for (int dsg = 0; dsg < NDESIGNS; dsg++) free(outs[dsg]);
     free(t), free(reqs), free(displs), free(counts), free(mine), free(all);
     MPI_Finalize();
     return 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The gradient reduction of issue 25 on this machine: MPI_Allreduce against
-# the deterministic chunk-order sum (bench/mpi_reduce.c says how each works),
+# three designs of the deterministic chunk-order sum (bench/mpi_reduce.c says
+# how each works),
 # for 1 to 4 processes, on the seed net's gradient (235,146 floats) and
 # specs/cnn.yaml's (1,199,882), batch 64 in chunks of 16 rows; then the
 # single-process cost of the chunk order in a weight-gradient kernel.
@@ -61,7 +62,7 @@ echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 status=0
 for floats in 235146 1199882; do
-  for design in gather chain allreduce; do
+  for design in gather chain scatter allreduce; do
     n=$(awk -F, -v d="$design" -v p="$floats" '$2 == d && $3 == p {print $7}' "$csv" | sort -u | wc -l)
     if [ "$design" = allreduce ]; then
       echo "$floats floats, $design: $n distinct checksum(s) over np=1..$max_np (not guaranteed to be 1)"
@@ -73,9 +74,9 @@ for floats in 235146 1199882; do
     fi
   done
   d=$(awk -F, -v p="$floats" '$3 == p && $2 != "allreduce" {print $7}' "$csv" | sort -u | wc -l)
-  [ "$d" -eq 1 ] || { echo "$floats floats: gather and chain differ" >&2; status=1; }
+  [ "$d" -eq 1 ] || { echo "$floats floats: the deterministic designs differ" >&2; status=1; }
 done
-for design in allreduce gather chain; do
+for design in allreduce gather chain scatter; do
   n=$(grep "^chunk8 .* design=$design " "$log" | sed 's/.*checksum=//' | sort -u | wc -l)
   echo "235146 floats in 8 chunks of 8 rows, $design: $n distinct checksum(s) over np=1..$max_np"
   [ "$design" = allreduce ] || [ "$n" -eq 1 ] || status=1
