@@ -45,6 +45,16 @@
  *              allreduce does, 2 (N-1)/N P floats; and the optimizer can
  *              run on the slice alone (each rank updates 1/N of the
  *              parameters, then the allgather spreads parameters instead).
+ *              But a rank that owns m chunks sends m slices: the linear
+ *              order cannot be summed ahead on any rank but rank 0.
+ *   tree       another definition of the sum, also independent of N: a
+ *              fixed pairwise tree over the C chunks (split at the largest
+ *              power of two below the node's size). Each rank sums the
+ *              largest whole subtrees inside its chunk range (one when N is
+ *              a power of two dividing C; at most about 2 log2 C), sends slice
+ *              j of each to rank j, which evaluates the top of the tree over
+ *              its slice; an Allgatherv spreads the slices. Its bits differ
+ *              from the linear order's, but are the same at every N.
  *
  * Each design is timed over K repetitions (after a barrier; the time of a
  * repetition is the slowest rank's); prints the median and the bytes each
@@ -206,6 +216,130 @@ static void red_scatter(float *out, const float *mine0, float *recv, int C, size
                    MPI_COMM_WORLD);
 }
 
+/* ---- the tree order --------------------------------------------------- */
+
+/* A node of the fixed tree over chunks [lo, hi): a leaf is one chunk; an
+ * inner node splits at lo + the largest power of two below hi - lo, so the
+ * tree depends on C alone. */
+typedef struct {
+    int lo, hi;
+    const float *v; /* its value over the slice in work */
+} tnode;
+
+static int tree_mid(int lo, int hi) {
+    int p = 1;
+    while (2 * p < hi - lo) p *= 2;
+    return lo + p;
+}
+
+/* Appends to out the largest tree nodes inside [a, b) (at most about
+ * 2 log2 C of them), in chunk order; returns the new count. */
+static int tree_cover(int a, int b, int lo, int hi, tnode *out, int n) {
+    if (b <= lo || hi <= a) return n;
+    if (a <= lo && hi <= b) {
+        out[n].lo = lo, out[n].hi = hi, out[n].v = NULL;
+        return n + 1;
+    }
+    n = tree_cover(a, b, lo, tree_mid(lo, hi), out, n);
+    return tree_cover(a, b, tree_mid(lo, hi), hi, out, n);
+}
+
+/* dst[0, n) = node [lo, hi)'s value: a known node's vector, else left + right
+ * (the left into dst, the right into tmp[0], deeper ones further on). */
+static void tree_eval(int lo, int hi, float *dst, size_t n, float *const *tmp, const tnode *known,
+                      int nknown) {
+    for (int q = 0; q < nknown; q++)
+        if (known[q].lo == lo && known[q].hi == hi) {
+            memcpy(dst, known[q].v, n * sizeof(float));
+            return;
+        }
+    int mid = tree_mid(lo, hi);
+    tree_eval(lo, mid, dst, n, tmp + 1, known, nknown);
+    tree_eval(mid, hi, tmp[0], n, tmp + 1, known, nknown);
+    add_into(dst, tmp[0], n);
+}
+
+/* The tree design's state: this rank's nodes (values over the whole
+ * vector), the strided send types, the receive layout and scratch. */
+typedef struct {
+    int nmine, nall;           /* this rank's nodes; all ranks' nodes */
+    tnode *mine, *all;         /* all: every rank's nodes in chunk order */
+    float *vals, *recv, **tmp; /* vals: nmine x P; recv: nall x slice */
+    MPI_Datatype *st, *rt; /* per rank: strided sends, MPI_FLOAT receives */
+    int *ones, *sdisp, *rcounts, *rdisp;
+} tree_state;
+
+static int tree_depth(int C) {
+    int d = 1;
+    while ((1 << (d - 1)) < C) d++;
+    return d + 1;
+}
+
+static void tree_setup(tree_state *T, int C, size_t P) {
+    int maxn = 4 * tree_depth(C) + 4;
+    size_t lo = slice_lo(rank, P), n = slice_lo(rank + 1, P) - lo;
+    T->mine = malloc((size_t)maxn * sizeof *T->mine);
+    T->all = malloc((size_t)nranks * (size_t)maxn * sizeof *T->all);
+    T->tmp = malloc((size_t)tree_depth(C) * sizeof *T->tmp);
+    T->st = malloc((size_t)nranks * sizeof *T->st);
+    T->rt = malloc((size_t)nranks * sizeof *T->rt);
+    T->ones = malloc((size_t)nranks * 4 * sizeof(int));
+    if (!T->mine || !T->all || !T->tmp || !T->st || !T->rt || !T->ones) die("out of memory");
+    T->sdisp = T->ones + nranks, T->rcounts = T->sdisp + nranks, T->rdisp = T->rcounts + nranks;
+    T->nmine = tree_cover(first_chunk(rank, C, nranks), first_chunk(rank + 1, C, nranks), 0, C,
+                          T->mine, 0);
+    T->vals = alloc_floats((size_t)T->nmine * P);
+    T->nall = 0;
+    for (int i = 0; i < nranks; i++) {
+        int before = T->nall;
+        T->nall = tree_cover(first_chunk(i, C, nranks), first_chunk(i + 1, C, nranks), 0, C,
+                             T->all, T->nall);
+        T->rcounts[i] = (int)((size_t)(T->nall - before) * n);
+        T->rdisp[i] = (int)((size_t)before * n * sizeof(float));
+    }
+    T->recv = alloc_floats((size_t)T->nall * n);
+    for (int d = 0; d < tree_depth(C); d++) T->tmp[d] = alloc_floats(P);
+    for (int j = 0; j < nranks; j++) {
+        size_t jlo = slice_lo(j, P), jn = slice_lo(j + 1, P) - jlo;
+        MPI_Type_vector(T->nmine, (int)jn, (int)P, MPI_FLOAT, &T->st[j]);
+        MPI_Type_commit(&T->st[j]);
+        T->ones[j] = 1;
+        T->sdisp[j] = (int)(jlo * sizeof(float));
+        T->rt[j] = MPI_FLOAT;
+    }
+}
+
+/* The tree design: each rank sums its own whole subtrees (in the trainer,
+ * inside the kernels; here from the stored partials), slice j of every
+ * subtree goes to rank j (Alltoallw), rank j evaluates the top of the tree
+ * over its slice, an Allgatherv spreads the slices. With N a power of two
+ * dividing C each rank has one subtree and sends what a ring allreduce
+ * sends. part[c - c0] is own chunk c's partial. */
+static void red_tree(tree_state *T, float *out, float *const *part, int c0, int C, size_t P,
+                     const int *ocounts, const int *odispls) {
+    for (int q = 0; q < T->nmine; q++) { /* own subtrees, over the whole vector */
+        float *dst = T->vals + (size_t)q * P;
+        int lo = T->mine[q].lo, hi = T->mine[q].hi;
+        if (hi - lo == 1) {
+            memcpy(dst, part[lo - c0], P * sizeof(float));
+            continue;
+        }
+        /* leaves are own partials: evaluate with each leaf known */
+        tnode *known = malloc((size_t)(hi - lo) * sizeof *known);
+        if (!known) die("out of memory");
+        for (int c = lo; c < hi; c++) known[c - lo] = (tnode){c, c + 1, part[c - c0]};
+        tree_eval(lo, hi, dst, P, T->tmp, known, hi - lo);
+        free(known);
+    }
+    size_t lo = slice_lo(rank, P), n = slice_lo(rank + 1, P) - lo;
+    MPI_Alltoallw(T->vals, T->ones, T->sdisp, T->st, T->recv, T->rcounts, T->rdisp,
+                  T->rt, MPI_COMM_WORLD);
+    for (int q = 0; q < T->nall; q++) T->all[q].v = T->recv + (size_t)q * n;
+    tree_eval(0, C, out + lo, n, T->tmp, T->all, T->nall);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, ocounts, odispls, MPI_FLOAT,
+                   MPI_COMM_WORLD);
+}
+
 /* ---- the single-process kernel comparison ------------------------------ */
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -300,7 +434,7 @@ static void kernel_bench(int B, int R, int reps) {
 
 /* ---- driver ------------------------------------------------------------- */
 
-typedef enum { ALLREDUCE, GATHER, CHAIN, SCATTER, NDESIGNS } design;
+typedef enum { ALLREDUCE, GATHER, CHAIN, SCATTER, TREE, NDESIGNS } design;
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
@@ -385,9 +519,12 @@ int main(int argc, char **argv) {
         odispls[j] = (int)lo;
     }
 
+    tree_state tree;
+    tree_setup(&tree, C, P);
+
     /* The designs take turns within each repetition, so that a busy
      * machine's slow spells fall on all of them alike. */
-    static const char *names[NDESIGNS] = {"allreduce", "gather", "chain", "scatter"};
+    static const char *names[NDESIGNS] = {"allreduce", "gather", "chain", "scatter", "tree"};
     for (int r = -2; r < reps; r++) { /* two warm-up repetitions */
         for (int dsg = ALLREDUCE; dsg < NDESIGNS; dsg++) {
             MPI_Barrier(MPI_COMM_WORLD);
@@ -395,8 +532,10 @@ int main(int argc, char **argv) {
             if (dsg == ALLREDUCE) red_allreduce(outs[dsg], mine, k, P);
             else if (dsg == GATHER) red_gather(outs[dsg], all, C, P, counts, displs);
             else if (dsg == CHAIN) red_chain(outs[dsg], mine, k, P, seg, reqs);
-            else red_scatter(outs[dsg], mine[0], recv, C, P, ones, sdisp, st, rcounts, rdisp_b,
-                             rt, ocounts, odispls);
+            else if (dsg == SCATTER)
+                red_scatter(outs[dsg], mine[0], recv, C, P, ones, sdisp, st, rcounts, rdisp_b, rt,
+                            ocounts, odispls);
+            else red_tree(&tree, outs[dsg], mine, c0, C, P, ocounts, odispls);
             double dt = now() - t0;
             MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             if (r >= 0) t[(size_t)dsg * (size_t)reps + (size_t)r] = dt;
@@ -424,6 +563,9 @@ int main(int argc, char **argv) {
         if (nranks > 1 && dsg == GATHER)
             bytes = ((double)C * (double)P - counts[(rank + 1) % nranks]) * 4;
         if (dsg == CHAIN) bytes = chain_bytes(P);
+        if (nranks > 1 && dsg == TREE) /* exact alltoall part + ring allgather */
+            bytes = ((double)tree.nmine * (double)(P - (slice_lo(rank + 1, P) - slice_lo(rank, P))) +
+                     (double)(P - (size_t)ocounts[(rank + 1) % nranks])) * 4;
         if (nranks > 1 && dsg == SCATTER) /* exact alltoall part + ring allgather */
             bytes = ((double)k * (double)(P - (slice_lo(rank + 1, P) - slice_lo(rank, P))) +
                      (double)(P - (size_t)ocounts[(rank + 1) % nranks])) * 4;
@@ -432,7 +574,7 @@ int main(int argc, char **argv) {
             printf("np=%d design=%s floats=%zu batch=%d chunk=%d seg=%zu median_ms=%.3f "
                    "min_ms=%.3f bytes_sent_max_rank=%.0f%s checksum=%016llx\n",
                    nranks, names[dsg], P, B, R, seg, td[reps / 2] * 1e3, td[0] * 1e3, bytes,
-                   dsg == CHAIN ? "" : dsg == SCATTER ? "(alltoall-exact+ring-model)" : "(ring-model)", (unsigned long long)h);
+                   dsg == CHAIN ? "" : dsg >= SCATTER ? "(alltoall-exact+ring-model)" : "(ring-model)", (unsigned long long)h);
     }
     for (int j = 0; j < nranks; j++) MPI_Type_free(&st[j]);
     free(st), free(rt), free(ones), free(sdisp), free(rcounts), free(rdisp_b), free(ocounts),
