@@ -372,7 +372,9 @@ static void store_tile(float *dw, v16 acc[KT][2], int J, int k0, int j0) {
 }
 
 /* mode 0: one running sum; 1: chunk order in registers; 2: chunk partials
- * stored, then summed in order (parts holds C * K * J floats). */
+ * stored, then summed in order (parts holds C * K * J floats); 3: the tree
+ * order in registers, C a power of two: a binary counter of pending
+ * subtree sums per tile (((c0 + c1) + (c2 + c3)) for C = 4). */
 static void grad_kernel(int mode, float *dw, float *parts, const float *x, const float *d, int B,
                         int R, int K, int J) {
     int C = B / R;
@@ -394,6 +396,16 @@ static void grad_kernel(int mode, float *dw, float *parts, const float *x, const
             v16 acc[KT][2], tot[KT][2];
             if (mode == 0) {
                 tile_rows(acc, x, d, K, J, k0, j0, 0, B);
+            } else if (mode == 3) {
+                v16 stk[16][KT][2]; /* stk[h]: a pending subtree of 2^h chunks */
+                for (int c = 0; c < C; c++) {
+                    tile_rows(acc, x, d, K, J, k0, j0, c * R, (c + 1) * R);
+                    int h = 0;
+                    for (; (c >> h) & 1; h++)
+                        for (int a = 0; a < KT; a++)
+                            acc[a][0] = stk[h][a][0] + acc[a][0], acc[a][1] = stk[h][a][1] + acc[a][1];
+                    memcpy(stk[h], acc, sizeof acc);
+                }
             } else {
                 tile_rows(acc, x, d, K, J, k0, j0, 0, R);
                 for (int c = 1; c < C; c++) {
@@ -411,11 +423,12 @@ static void kernel_bench(int B, int R, int reps) {
     float *dw = alloc_floats((size_t)K * J), *parts = alloc_floats((size_t)C * K * J);
     for (size_t i = 0; i < (size_t)B * K; i++) x[i] = partial_value(1000, i);
     for (size_t i = 0; i < (size_t)B * J; i++) d[i] = partial_value(1001, i);
-    static const char *names[3] = {"running", "chunked_regs", "chunked_stored"};
+    static const char *names[4] = {"running", "chunked_regs", "chunked_stored", "tree_regs"};
     double *t = malloc((size_t)reps * sizeof *t);
     if (!t) die("out of memory");
     for (int round = 0; round < 2; round++) /* round 0 warms up */
-        for (int mode = 0; mode < 3; mode++) {
+        for (int mode = 0; mode < 4; mode++) {
+            if (mode == 3 && (C & (C - 1)) != 0) continue; /* the tree kernel: C = 2^k */
             for (int r = 0; r < reps; r++) {
                 double t0 = now();
                 grad_kernel(mode, dw, parts, x, d, B, R, K, J);
@@ -428,6 +441,18 @@ static void kernel_bench(int B, int R, int reps) {
                        names[mode], B, R, t[reps / 2] * 1e6,
                        2.0 * K * J * B / t[reps / 2] * 1e-9,
                        (unsigned long long)fnv1a(dw, (size_t)K * J * 4));
+            if (mode == 3) { /* the same bits as the tree over the stored partials */
+                size_t n = (size_t)K * J;
+                float *ref = alloc_floats(n), *tmp[20];
+                tnode *leaf = malloc((size_t)C * sizeof *leaf);
+                if (!leaf) die("out of memory");
+                for (int c = 0; c < C; c++) leaf[c] = (tnode){c, c + 1, parts + (size_t)c * n};
+                for (int h = 0; h < 20; h++) tmp[h] = alloc_floats(n);
+                tree_eval(0, C, ref, n, tmp, leaf, C);
+                if (memcmp(ref, dw, n * 4) != 0) die("tree_regs differs from the tree order");
+                for (int h = 0; h < 20; h++) free(tmp[h]);
+                free(leaf), free(ref);
+            }
         }
     free(t);
 }
