@@ -2,7 +2,7 @@
  * at any process count costs against MPI_Allreduce (issue 25; the design is
  * docs/distributed.md). Standalone: no generated code, no runtime.
  *
- *   mpicc -std=c11 -O2 -march=native bench/mpi_reduce.c -o mpi_reduce
+ *   mpicc -std=c11 -O3 -march=native bench/mpi_reduce.c -o mpi_reduce
  *   mpirun --allow-run-as-root --oversubscribe -np N ./mpi_reduce \
  *       [--floats P] [--batch B] [--chunk R] [--seg S] [--reps K] [--kernel]
  *
@@ -10,7 +10,7 @@
  * C = B / R chunks of R rows. Rank r of N owns the contiguous chunks
  * [r*C/N, (r+1)*C/N) and has computed one partial-gradient vector of P floats
  * per chunk (here: made-up values, a pure function of chunk and index, with
- * exponents spread over 2^-8..2^8 so that the order of additions shows in
+ * exponents spread over 2^-8..2^7 so that the order of additions shows in
  * the bits). The reduction leaves on every rank the sum of the C partials.
  *
  * The deterministic sum is defined as the partials added in chunk order,
@@ -25,8 +25,9 @@
  *              (recursive doubling, ring, Rabenseifner's reduce-scatter,
  *              chosen by message size and N, and by the MPI library and its
  *              tuning): float addition is not associative, so the bits move
- *              with N. The standard only asks that the same algorithm on the
- *              same N give the same result, and even that is just advice.
+ *              with N. The MPI standard only recommends, as advice to
+ *              implementors, the same result for the same arguments in the
+ *              same order, i.e. the same N and data layout.
  *   gather     MPI_Allgatherv of all chunk partials, then every rank adds the
  *              C partials in chunk order itself. Simple; each rank receives
  *              (C - own) * P floats and does C - 1 vector additions.
@@ -35,7 +36,7 @@
  *              own onto it in order and passes it on, ...; rank N-1 holds the
  *              final segment and starts a second chain that copies it
  *              N-1 -> 0 -> 1 -> ... -> N-2. Every rank sends at most 2 P
- *              floats per step (the ring allreduce's 2 (N-1)/N P), and the
+ *              floats per step (a ring allreduce: 2 (N-1)/N P), and the
  *              segments keep all links busy at once.
  *   scatter    a reduce-scatter by hand: the vector is cut into N slices;
  *              rank j receives slice j of every chunk partial (one
@@ -60,12 +61,14 @@
  * repetition is the slowest rank's); prints the median and the bytes each
  * rank sends per reduction, and a checksum (FNV-1a of the result's bytes)
  * that bench/mpi_reduce.sh compares across N. The program itself checks
- * that every rank holds the same bytes and that gather and chain agree.
+ * that every rank holds the same bytes and that gather, chain and scatter
+ * (the linear order's three) agree.
  *
  * --kernel (on one process) times the weight gradient of a 784 x 256 layer
- * (the seed's fc1) at batch B three ways: one running sum over the B rows;
- * the chunk order in registers (each chunk summed from zero, then added to
- * the tile's total); and the chunk partials stored as vectors then summed. */
+ * (the seed's fc1) at batch B four ways: one running sum over the B rows;
+ * the linear chunk order in registers (each chunk summed from zero, then
+ * added to the tile's total); the chunk partials stored as vectors, then
+ * summed in order; the tree order in registers (C a power of two). */
 #define _POSIX_C_SOURCE 200809L
 #include <mpi.h>
 #include <stdint.h>
@@ -128,7 +131,7 @@ static void sum_own(float *restrict sum, float *const *mine, int k, size_t lo, s
     for (int j = 1; j < k; j++) add_into(sum + lo, mine[j] + lo, n);
 }
 
-/* ---- the three reductions; each leaves the total in out[0, P) ---------- */
+/* ---- the reductions; each leaves the total in out[0, P) ---------------- */
 
 /* Rank sums in chunk order, then MPI's sum: not reproducible across N. */
 static void red_allreduce(float *out, float *const *mine, int k, size_t P) {
@@ -259,13 +262,15 @@ static void tree_eval(int lo, int hi, float *dst, size_t n, float *const *tmp, c
     add_into(dst, tmp[0], n);
 }
 
-/* The tree design's state: this rank's nodes (values over the whole
- * vector), the strided send types, the receive layout and scratch. */
+/* The tree design's state: this rank's nodes (a leaf's value is the
+ * chunk's partial itself; an inner node's is computed into vals), the send
+ * types (slice j of each node, by absolute address), the receive layout and
+ * scratch. */
 typedef struct {
     int nmine, nall;           /* this rank's nodes; all ranks' nodes */
     tnode *mine, *all;         /* all: every rank's nodes in chunk order */
     float *vals, *recv, **tmp; /* vals: nmine x P; recv: nall x slice */
-    MPI_Datatype *st, *rt; /* per rank: strided sends, MPI_FLOAT receives */
+    MPI_Datatype *st, *rt;     /* per rank: node slices sent, MPI_FLOAT received */
     int *ones, *sdisp, *rcounts, *rdisp;
 } tree_state;
 
@@ -275,7 +280,7 @@ static int tree_depth(int C) {
     return d + 1;
 }
 
-static void tree_setup(tree_state *T, int C, size_t P) {
+static void tree_setup(tree_state *T, float *const *part, int c0, int C, size_t P) {
     int maxn = 4 * tree_depth(C) + 4;
     size_t lo = slice_lo(rank, P), n = slice_lo(rank + 1, P) - lo;
     T->mine = malloc((size_t)maxn * sizeof *T->mine);
@@ -289,6 +294,11 @@ static void tree_setup(tree_state *T, int C, size_t P) {
     T->nmine = tree_cover(first_chunk(rank, C, nranks), first_chunk(rank + 1, C, nranks), 0, C,
                           T->mine, 0);
     T->vals = alloc_floats((size_t)T->nmine * P);
+    for (int q = 0; q < T->nmine; q++)
+        T->mine[q].v = T->mine[q].hi - T->mine[q].lo == 1 ? part[T->mine[q].lo - c0]
+                                                          : T->vals + (size_t)q * P;
+    MPI_Aint *addr = malloc((size_t)(T->nmine ? T->nmine : 1) * sizeof *addr);
+    if (!addr) die("out of memory");
     T->nall = 0;
     for (int i = 0; i < nranks; i++) {
         int before = T->nall;
@@ -301,12 +311,14 @@ static void tree_setup(tree_state *T, int C, size_t P) {
     for (int d = 0; d < tree_depth(C); d++) T->tmp[d] = alloc_floats(P);
     for (int j = 0; j < nranks; j++) {
         size_t jlo = slice_lo(j, P), jn = slice_lo(j + 1, P) - jlo;
-        MPI_Type_vector(T->nmine, (int)jn, (int)P, MPI_FLOAT, &T->st[j]);
+        for (int q = 0; q < T->nmine; q++) MPI_Get_address(T->mine[q].v + jlo, &addr[q]);
+        MPI_Type_create_hindexed_block(T->nmine, (int)jn, addr, MPI_FLOAT, &T->st[j]);
         MPI_Type_commit(&T->st[j]);
         T->ones[j] = 1;
-        T->sdisp[j] = (int)(jlo * sizeof(float));
+        T->sdisp[j] = 0; /* from MPI_BOTTOM */
         T->rt[j] = MPI_FLOAT;
     }
+    free(addr);
 }
 
 /* The tree design: each rank sums its own whole subtrees (in the trainer,
@@ -316,24 +328,16 @@ static void tree_setup(tree_state *T, int C, size_t P) {
  * dividing C each rank has one subtree and sends what a ring allreduce
  * sends. part[c - c0] is own chunk c's partial. */
 static void red_tree(tree_state *T, float *out, float *const *part, int c0, int C, size_t P,
-                     const int *ocounts, const int *odispls) {
-    for (int q = 0; q < T->nmine; q++) { /* own subtrees, over the whole vector */
-        float *dst = T->vals + (size_t)q * P;
+                     const int *ocounts, const int *odispls, tnode *leaves) {
+    for (int q = 0; q < T->nmine; q++) { /* own inner subtrees, over the whole vector */
         int lo = T->mine[q].lo, hi = T->mine[q].hi;
-        if (hi - lo == 1) {
-            memcpy(dst, part[lo - c0], P * sizeof(float));
-            continue;
-        }
-        /* leaves are own partials: evaluate with each leaf known */
-        tnode *known = malloc((size_t)(hi - lo) * sizeof *known);
-        if (!known) die("out of memory");
-        for (int c = lo; c < hi; c++) known[c - lo] = (tnode){c, c + 1, part[c - c0]};
-        tree_eval(lo, hi, dst, P, T->tmp, known, hi - lo);
-        free(known);
+        if (hi - lo == 1) continue; /* a leaf is sent from the partial itself */
+        for (int c = lo; c < hi; c++) leaves[c - lo] = (tnode){c, c + 1, part[c - c0]};
+        tree_eval(lo, hi, T->vals + (size_t)q * P, P, T->tmp, leaves, hi - lo);
     }
     size_t lo = slice_lo(rank, P), n = slice_lo(rank + 1, P) - lo;
-    MPI_Alltoallw(T->vals, T->ones, T->sdisp, T->st, T->recv, T->rcounts, T->rdisp,
-                  T->rt, MPI_COMM_WORLD);
+    MPI_Alltoallw(MPI_BOTTOM, T->ones, T->sdisp, T->st, T->recv, T->rcounts, T->rdisp, T->rt,
+                  MPI_COMM_WORLD);
     for (int q = 0; q < T->nall; q++) T->all[q].v = T->recv + (size_t)q * n;
     tree_eval(0, C, out + lo, n, T->tmp, T->all, T->nall);
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, ocounts, odispls, MPI_FLOAT,
@@ -545,7 +549,9 @@ int main(int argc, char **argv) {
     }
 
     tree_state tree;
-    tree_setup(&tree, C, P);
+    tree_setup(&tree, mine, c0, C, P);
+    tnode *leaves = malloc((size_t)C * sizeof *leaves);
+    if (!leaves) die("out of memory");
 
     /* The designs take turns within each repetition, so that a busy
      * machine's slow spells fall on all of them alike. */
@@ -560,7 +566,7 @@ int main(int argc, char **argv) {
             else if (dsg == SCATTER)
                 red_scatter(outs[dsg], mine[0], recv, C, P, ones, sdisp, st, rcounts, rdisp_b, rt,
                             ocounts, odispls);
-            else red_tree(&tree, outs[dsg], mine, c0, C, P, ocounts, odispls);
+            else red_tree(&tree, outs[dsg], mine, c0, C, P, ocounts, odispls, leaves);
             double dt = now() - t0;
             MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             if (r >= 0) t[(size_t)dsg * (size_t)reps + (size_t)r] = dt;
@@ -601,7 +607,10 @@ int main(int argc, char **argv) {
                    nranks, names[dsg], P, B, R, seg, td[reps / 2] * 1e3, td[0] * 1e3, bytes,
                    dsg == CHAIN ? "" : dsg >= SCATTER ? "(alltoall-exact+ring-model)" : "(ring-model)", (unsigned long long)h);
     }
-    for (int j = 0; j < nranks; j++) MPI_Type_free(&st[j]);
+    for (int j = 0; j < nranks; j++) MPI_Type_free(&st[j]), MPI_Type_free(&tree.st[j]);
+    for (int d = 0; d < tree_depth(C); d++) free(tree.tmp[d]);
+    free(tree.mine), free(tree.all), free(tree.vals), free(tree.recv), free(tree.tmp);
+    free(tree.st), free(tree.rt), free(tree.ones), free(leaves);
     free(st), free(rt), free(ones), free(sdisp), free(rcounts), free(rdisp_b), free(ocounts),
         free(odispls), free(recv);
     for (int dsg = 0; dsg < NDESIGNS; dsg++) free(outs[dsg]);
