@@ -57,12 +57,13 @@ def t_scatter(N, n, a, b, m):
 
 
 def t_tree(N, n, a, b, gamma_n):
-    """Not built: the sum over chunks defined as a fixed pairwise tree (C a
-    power of two); with N a power of two each rank's chunks form whole
-    subtrees, summed inside the kernels, and the ranks combine them with
-    recursive halving then doubling in the tree's fixed pairing
-    (Rabenseifner's allreduce without its freedom of order). gamma_n: seconds
-    of one addition over the whole vector."""
+    """The sum over chunks defined as a fixed pairwise tree; with N a power of
+    two dividing C each rank's chunks form one whole subtree, summed inside
+    the kernels, and the ranks combine them with recursive halving then
+    doubling, pairing ranks at distance 1, 2, 4, ... so that each step adds
+    neighbouring subtrees as the tree does (not built: bench/mpi_reduce.c's
+    tree design sends the same bytes with Alltoallw + Allgatherv, 2 (N-1)
+    latencies). gamma_n: seconds of one addition over the whole vector."""
     if N == 1:
         return 0
     return 2 * math.log2(N) * a + 2 * (N - 1) / N * n * b + (N - 1) / N * gamma_n
