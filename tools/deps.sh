@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dngen needs that are missing (as root, or through
-# sudo). Usage: tools/deps.sh [--data] [--arm64]
+# sudo). Usage: tools/deps.sh [--data] [--arm64] [--mpi]
 #   --data    adds the Fashion-MNIST dataset
+#   --mpi     adds Open MPI (mpicc, mpirun) for bench/mpi_reduce.sh and the
+#             data-parallel trainer of docs/distributed.md
 #   --arm64   adds the ARM64 cross compiler, qemu-user and arm64 zlib (the
 #             dpkg architecture arm64 is added first) for tests/check_arm64.c
 #
@@ -19,7 +21,8 @@ for arg in "$@"; do
   case $arg in
     --data) pkgs+=(dataset-fashion-mnist) ;;
     --arm64) arm64=1; pkgs+=(gcc-aarch64-linux-gnu qemu-user zlib1g-dev:arm64) ;;
-    *) echo "usage: tools/deps.sh [--data] [--arm64]" >&2; exit 2 ;;
+    --mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
+    *) echo "usage: tools/deps.sh [--data] [--arm64] [--mpi]" >&2; exit 2 ;;
   esac
 done
 
