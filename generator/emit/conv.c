@@ -722,24 +722,31 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g, int vw) {
     }
 }
 
-/* The tiled input-gradient kernel: tasks of (row, group of input channels),
- * with AVX-512 16-float vectors and as many channels as 24 accumulators
- * allow, else 8-float ones and 12.
- * Each element sums filters, then taps, in order, as the plain kernel. */
-static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) {
+/* An input-gradient kernel's comment (its first line, then `how`: the
+ * algorithm), signature and opening, indented for its body. */
+static void emit_bx_head(dn_buf *b, const dn_plan *p, const dn_op *op, const char *how) {
     const dn_shape in = op->in.shape;
     char dv[DN_DERIV_MAX];
     const char *deriv = dn_act_derivative(&op->in.act, dv);
     dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = (d through W)%s%s;",
                 op->in.owner, in.c, in.h, in.w, op->in.stride, op->in.has_mask ? " * mask_prev" : "",
                 deriv ? " * act'(a_prev)" : "");
-    dn_buf_line(b, " * register tiles of input channels x 8-column vectors of an input row over a ring of zero-");
-    dn_buf_line(b, " * margined rows of d; each element sums filters, then taps, in order. */");
+    dn_buf_line(b, " * %s */", how);
     dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w,", p->name, op->name);
     dn_buf_line(b, "        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {");
     b->indent++;
     if (!op->in.has_mask) dn_buf_line(b, "(void)mask_prev;");
     if (!deriv) dn_buf_line(b, "(void)a_prev;");
+}
+
+/* The tiled input-gradient kernel: tasks of (row, group of input channels),
+ * with AVX-512 16-float vectors and as many channels as 24 accumulators
+ * allow, else 8-float ones and 12.
+ * Each element sums filters, then taps, in order, as the plain kernel. */
+static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) {
+    const dn_shape in = op->in.shape;
+    emit_bx_head(b, p, op, "register tiles of input channels x 8-column vectors of an input row over a ring of zero-\n"
+                           " * margined rows of d; each element sums filters, then taps, in order.");
     const int gw = bx_group(op, 24, 16), gn = bx_group(op, 12, 8);
     for (int wide = 1; wide >= 0; wide--) {
         const int g = wide ? gw : gn;
@@ -765,17 +772,7 @@ static void emit_backward_x_tiled(dn_buf *b, const dn_plan *p, const dn_op *op) 
 static void emit_backward_x(dn_buf *b, const dn_plan *p, const dn_op *op) {
     const dn_shape in = op->in.shape, out = op->out.shape;
     const int taps = in.c * op->kh * op->kw, iplane = in.h * in.w;
-    char dv[DN_DERIV_MAX];
-    const char *deriv = dn_act_derivative(&op->in.act, dv);
-    dn_buf_line(b, "/* Input gradient, into %s: d_prev [n, %d, %d, %d] (row stride %d) = (d through W)%s%s;",
-                op->in.owner, in.c, in.h, in.w, op->in.stride, op->in.has_mask ? " * mask_prev" : "",
-                deriv ? " * act'(a_prev)" : "");
-    dn_buf_line(b, " * one task per (row, input channel); each element sums filters, then taps, in order. */");
-    dn_buf_line(b, "static void %s_%s_backward_x(const float *restrict d, const float *restrict w,", p->name, op->name);
-    dn_buf_line(b, "        float *restrict dx, const float *restrict mask_prev, const float *restrict a_prev, int n) {");
-    b->indent++;
-    if (!op->in.has_mask) dn_buf_line(b, "(void)mask_prev;");
-    if (!deriv) dn_buf_line(b, "(void)a_prev;");
+    emit_bx_head(b, p, op, "one task per (row, input channel); each element sums filters, then taps, in order.");
     dn_buf_line(b, "DN_OMP(omp for schedule(static) nowait)");
     dn_buf_line(b, "for (int t = 0; t < n * %d; t++) {", in.c);
     b->indent++;

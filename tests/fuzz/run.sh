@@ -26,10 +26,11 @@ cflags=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 # Sources and libraries of each harness (besides tests/fuzz/fuzz_<name>.c).
 deps() {
   case "$1" in
-    spec) echo "generator/front/diag.c generator/front/yaml_tree.c generator/front/yaml_get.c generator/front/validate.c generator/front/validate_layers.c generator/front/validate_layout.c generator/front/validate_data.c"
+    spec) echo generator/front/*.c # the whole front end (yaml_tree, yaml_get, diag, validate*)
           echo "runtime/dn_file.c runtime/dn_io.c"
           pkg-config --cflags --libs yaml-0.1 ;;
-    idx) echo "runtime/dn_idx.c runtime/dn_io.c -lz" ;;
+    idx) echo "runtime/dn_idx.c runtime/dn_io.c runtime/dn_dataset.c runtime/dn_data_csv.c runtime/dn_npy.c"
+         echo "runtime/dn_table.c runtime/dn_csv.c runtime/dn_file.c -lz -lm" ;; # datasets share dn_dataset.c
     safetensors) echo "runtime/dn_safetensors.c runtime/dn_io.c" ;;
     csv) echo "generator/cmd/plot_csv.c runtime/dn_csv.c" ;;
     table) echo "runtime/dn_data_csv.c runtime/dn_table.c runtime/dn_csv.c runtime/dn_file.c runtime/dn_io.c -lz -lm" ;;
