@@ -103,6 +103,13 @@ static const char *const gradcheck_specs[] = {
     "  - {units: 5, activation: silu, batchnorm: true}\n"
     "  - {units: 3, activation: softmax}\n"
     "train: {batch_size: 8}\n",
+    /* a kernel taller than 64 rows (validation allows 1024): the tiled
+     * gradient kernels' generator-side tables cover it */
+    "name: c10\ninput: {shape: [1, 72, 10]}\nlayers:\n"
+    "  - {type: conv2d, filters: 2, kernel: 1, activation: tanh}\n"
+    "  - {type: conv2d, filters: 2, kernel: [70, 2], activation: tanh}\n"
+    "  - {type: flatten}\n"
+    "  - {units: 2, activation: softmax}\n",
 };
 
 /* The trainer's own gradcheck (central differences, masks fixed) passes. */

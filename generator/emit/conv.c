@@ -373,7 +373,8 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
     b->indent++;
     for (int ky0 = 0; ky0 < op->kh; ky0 += per) {
         const int ky1 = ky0 + per < op->kh ? ky0 + per : op->kh;
-        int ylo[64], yhi[64], xlo[64], xhi[64], xfull[64], any = 0;
+        int ylo[DN_MAX_WINDOW], yhi[DN_MAX_WINDOW], xlo[DN_MAX_WINDOW], xhi[DN_MAX_WINDOW], xfull[DN_MAX_WINDOW];
+        int any = 0;
         for (int ky = ky0; ky < ky1; ky++) tap_range(out.h, op->sh, ky, op->pad_top, in.h, &ylo[ky], &yhi[ky]);
         for (int kx = 0; kx < op->kw; kx++) {
             tap_range(out.w, 1, kx, op->pad_left, in.w, &xlo[kx], &xhi[kx]);
@@ -393,7 +394,7 @@ static void emit_bw_sums_vec(dn_buf *b, const dn_op *op, int nf) {
         dn_buf_line(b, "const float *dr = d + (size_t)r * %d + (size_t)c * %d;", op->out.stride, plane);
         dn_buf_line(b, "const float *xc = x + (size_t)r * %d + (size_t)ci * %d;", op->in.stride, in.h * in.w);
         /* output rows in segments over which the same kernel rows are in range */
-        int cuts[130], nc = 0;
+        int cuts[2 * 12], nc = 0; /* two per kernel row of the pass: at most 12 */
         for (int ky = ky0; ky < ky1; ky++)
             if (ylo[ky] < yhi[ky]) cuts[nc++] = ylo[ky], cuts[nc++] = yhi[ky];
         for (int i = 1; i < nc; i++) /* sort, small */
@@ -642,7 +643,7 @@ static void emit_bx_tile(dn_buf *b, const dn_op *op, int g, int vw) {
     dn_buf_line(b, "    }");
     if (op->pad_top > 0) dn_buf_line(b, "for (int oy = 0; oy < %d; oy++) DN_BX_ROW(oy);", op->pad_top);
     /* input rows in segments with the same kernel rows in range: oy = iy + pt - ky in [0, out.h) */
-    int cuts[140], nc = 0;
+    int cuts[2 * DN_MAX_WINDOW + 2], nc = 0; /* the row's ends, and two per kernel row */
     cuts[nc++] = 0;
     cuts[nc++] = in.h;
     for (int ky = 0; ky < op->kh; ky++) {

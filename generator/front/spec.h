@@ -19,6 +19,7 @@
 #define DN_MAX_LAYERS 64               /* more layers than this is rejected */
 #define DN_MAX_PARAMS ((size_t)1 << 28) /* total parameter count limit */
 #define DN_MAX_UNITS (1 << 24)          /* per-layer width / input size limit */
+#define DN_MAX_WINDOW 1024              /* largest kernel, stride or padding side of an image layer */
 
 /* X-macro tables: adding an activation or loss is one line here.
  * X(ENUM_SUFFIX, "yaml spelling") */

@@ -284,11 +284,11 @@ static int layer_allows(dn_layer_type t, int k) {
     return k < K_TYPE || k == K_TYPE;
 }
 
-/* A window size or stride: N or [h, w], each in [1, 1024]. */
+/* A window size or stride: N or [h, w], each in [1, DN_MAX_WINDOW]. */
 static int get_pair(vctx *v, const dn_ynode *n, const char *key, int *h, int *w) {
     char what[64];
     if (n->kind == DN_Y_SCALAR) {
-        if (dnv_get_int(v, n, key, 1, 1024, h))
+        if (dnv_get_int(v, n, key, 1, DN_MAX_WINDOW, h))
             return -1;
         *w = *h;
         return 0;
@@ -301,10 +301,10 @@ static int get_pair(vctx *v, const dn_ynode *n, const char *key, int *h, int *w)
         return -1;
     }
     snprintf(what, sizeof what, "%s height", key);
-    if (dnv_get_int(v, n->items[0], what, 1, 1024, h))
+    if (dnv_get_int(v, n->items[0], what, 1, DN_MAX_WINDOW, h))
         return -1;
     snprintf(what, sizeof what, "%s width", key);
-    return dnv_get_int(v, n->items[1], what, 1, 1024, w);
+    return dnv_get_int(v, n->items[1], what, 1, DN_MAX_WINDOW, w);
 }
 
 /* `padding: N | [h, w] | same` of a conv2d: zeros around the input; `same`
@@ -323,7 +323,7 @@ static int check_padding(vctx *v, const dn_ynode *n, dn_layer *l) {
     }
     int ph, pw;
     if (n->kind == DN_Y_SCALAR) {
-        if (dnv_get_int(v, n, "padding", 0, 1024, &ph))
+        if (dnv_get_int(v, n, "padding", 0, DN_MAX_WINDOW, &ph))
             return -1;
         pw = ph;
     } else {
@@ -333,8 +333,8 @@ static int check_padding(vctx *v, const dn_ynode *n, dn_layer *l) {
             dn_diag_report(v->d, DN_ERROR, n->loc, "padding must be a number, [height, width] or same");
             return -1;
         }
-        if (dnv_get_int(v, n->items[0], "padding height", 0, 1024, &ph) ||
-            dnv_get_int(v, n->items[1], "padding width", 0, 1024, &pw))
+        if (dnv_get_int(v, n->items[0], "padding height", 0, DN_MAX_WINDOW, &ph) ||
+            dnv_get_int(v, n->items[1], "padding width", 0, DN_MAX_WINDOW, &pw))
             return -1;
     }
     l->pad_top = l->pad_bottom = ph;
