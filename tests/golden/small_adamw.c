@@ -102,7 +102,6 @@ DN_INLINE void dn_sync(void) {
 #define dn_sync() DN_OMP(omp barrier)
 #endif
 
-
 /* ---- CPU targets --------------------------------------------------------------
  * On x86-64 (GCC or Clang) the kernels are compiled three times: for the CPU
  * the compiler targets (at least baseline x86-64: SSE2), for AVX2 with FMA
